@@ -1,0 +1,135 @@
+"""The ``sfttop`` command: the live TUI, ``--report``, ``--follow`` and ``--demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from . import __version__
+
+EXAMPLES = """\
+examples:
+  sfttop runs/*/train.log                 watch every run live (quote the glob to pick up new runs)
+  sfttop 'runs/*/train.log'               the same; runs started later appear by themselves
+  sfttop outputs/                          a run directory or a directory of runs
+  sfttop --demo                            simulated runs (healthy, overfitting, exploding), no data needed
+  sfttop --report train.log                the assessment, findings and checklist as text, then exit
+  sfttop --report --format json runs/      the same as JSON for scripts and CI (exit 1 on a critical finding)
+  sfttop --report --format md run/ > r.md  Markdown to paste into an issue or PR
+  sfttop --follow --format jsonl train.log | jq .   every new record and finding as a JSON line
+
+inputs: HF Trainer / TRL stdout captures (transformers 4.x and 5.x), trainer_state.json,
+LLaMA-Factory trainer_log.jsonl, ms-swift logging.jsonl, generic JSON lines.
+
+exit status: 0 no critical finding, 1 a critical finding (--report), 2 usage error or unreadable input.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sfttop",
+        description="A terminal monitor for LLM fine-tuning runs: live charts, a health checklist "
+        "and alerts from the logs your trainer already writes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="log file, run directory, or quoted glob")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--report", action="store_true", help="print a report of what the logs hold now and exit")
+    mode.add_argument("--follow", action="store_true", help="print new records and findings as they arrive (no TUI)")
+    mode.add_argument("--demo", action="store_true", help="watch simulated runs written live to a temp directory")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "md", "jsonl"],
+        default=None,
+        help="output format: text|json|md for --report (default text), text|jsonl for --follow",
+    )
+    p.add_argument("--log-format", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--config", metavar="PATH", default=None, help="TOML file of thresholds and keys "
+                   "(default $XDG_CONFIG_HOME/sfttop/config.toml)")
+    p.add_argument("--alert-cmd", metavar="CMD", default=None,
+                   help="run CMD (no shell) once per new finding episode, the finding as JSON on stdin")
+    p.add_argument("--alert-severity", choices=["critical", "warning", "info"], default="critical",
+                   help="lowest severity that runs --alert-cmd (default critical)")
+    p.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
+                   help="how often files are polled (default 0.5)")
+    p.add_argument("--version", action="version", version=f"sfttop {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .core.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"sfttop: config: {e}", file=sys.stderr)
+        return 2
+    if args.report:
+        if not args.paths:
+            parser.print_usage(sys.stderr)
+            print("sfttop: --report needs at least one PATH", file=sys.stderr)
+            return 2
+        fmt = args.format or "text"
+        if fmt not in ("text", "json", "md"):
+            print("sfttop: --report --format must be text, json or md", file=sys.stderr)
+            return 2
+        from .core.report import run_report
+
+        return run_report(args.paths, config, fmt, sys.stdout)
+    if args.follow:
+        if not args.paths:
+            print("sfttop: --follow needs at least one PATH", file=sys.stderr)
+            return 2
+        fmt = args.format or "text"
+        if fmt not in ("text", "jsonl"):
+            print("sfttop: --follow --format must be text or jsonl", file=sys.stderr)
+            return 2
+        from .core.follow import follow
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+        try:
+            return follow(args.paths, config, fmt, sys.stdout, interval=args.interval)
+        except KeyboardInterrupt:
+            return 0
+    if args.format is not None:
+        print("sfttop: --format applies to --report and --follow", file=sys.stderr)
+        return 2
+    paths = list(args.paths)
+    demo = None
+    if args.demo:
+        from .core.demo import DemoWriter
+
+        demo = DemoWriter()
+        demo.start()
+        paths = [os.path.join(demo.root, "*", "train.log")]
+    elif not paths:
+        parser.print_usage(sys.stderr)
+        print("sfttop: give a log file, run directory or glob (or try sfttop --demo)", file=sys.stderr)
+        return 2
+    if not sys.stdout.isatty() and not os.environ.get("SFTTOP_FORCE_TUI"):
+        print("sfttop: stdout is not a terminal; use --report or --follow", file=sys.stderr)
+        return 2
+    from .tui.app import SfttopApp
+
+    app = SfttopApp(paths, config, interval=args.interval, alert_cmd=args.alert_cmd,
+                    alert_severity=args.alert_severity, title_suffix=" (demo)" if demo else "")
+    try:
+        app.run()
+    finally:
+        if demo is not None:
+            demo.stop()
+    err = getattr(app, "exit_message", None)
+    if err:
+        print(err, file=sys.stderr)
+    time.sleep(0)
+    return int(app.return_code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""From command-line paths to named runs.
+
+A path may be a log file, a run directory (the log is found inside it), a directory of run
+directories, or a quoted glob that is expanded again while sfttop runs, so that a run started
+later appears by itself. A run is named after the part of its path that tells it apart from
+the others: for ``runs/*/train.log`` that is the ``*`` part.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from dataclasses import dataclass
+
+# Preferred log of a run directory, best first: the live JSON-lines files carry explicit steps
+# and full precision; a stdout capture is next; trainer_state.json lags by save_steps.
+_PREFERRED = (
+    "trainer_log.jsonl",
+    "logging.jsonl",
+    "train.log",
+    "training.log",
+    "train.txt",
+    "output.log",
+    "log.txt",
+    "stdout.log",
+    "trainer_state.json",
+)
+_LOG_SUFFIXES = (".log", ".jsonl", ".out")
+_GENERIC = frozenset(_PREFERRED) | {"stdout.txt", "nohup.out", "metrics.jsonl", "log.jsonl"}
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_MAX_DEPTH = 3
+_MAX_ENTRIES = 20_000  # a directory scan stops here rather than walk a whole dataset tree
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    path: str
+
+
+def has_magic(arg: str) -> bool:
+    return glob.has_magic(arg)
+
+
+def find_log(directory: str) -> str | None:
+    """The log file of one run directory, or None when it holds none."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return None
+    present = set(names)
+    for want in _PREFERRED:
+        if want in present and os.path.isfile(os.path.join(directory, want)):
+            return os.path.join(directory, want)
+    logs = sorted(n for n in names if n.endswith(_LOG_SUFFIXES) and os.path.isfile(os.path.join(directory, n)))
+    if logs:
+        return os.path.join(directory, logs[0])
+    # An HF output_dir that only has checkpoints: the newest checkpoint's state holds it all.
+    best: tuple[int, str] | None = None
+    for n in names:
+        m = _CHECKPOINT.match(n)
+        if m:
+            p = os.path.join(directory, n, "trainer_state.json")
+            if os.path.isfile(p) and (best is None or int(m.group(1)) > best[0]):
+                best = (int(m.group(1)), p)
+    return best[1] if best else None
+
+
+def scan_dir(root: str) -> list[str]:
+    """Log files of every run under ``root`` (itself a run, or a tree of runs)."""
+    own = find_log(root)
+    if own is not None and not own.endswith("trainer_state.json"):
+        return [own]
+    found: list[str] = []
+    seen = 0
+    for dirpath, dirnames, _files in os.walk(root):
+        depth = dirpath[len(root) :].count(os.sep)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _CHECKPOINT.match(d))
+        if depth >= _MAX_DEPTH:
+            dirnames[:] = []
+        seen += 1
+        if seen > _MAX_ENTRIES:
+            break
+        if dirpath == root:
+            continue
+        log = find_log(dirpath)
+        if log is not None:
+            found.append(log)
+            dirnames[:] = []  # a run's own subfolders (checkpoints, runs/) are not other runs
+    if not found and own is not None:
+        return [own]
+    return found
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in os.path.normpath(os.path.abspath(path)).split(os.sep) if p]
+
+
+def _single_name(path: str) -> str:
+    parts = _parts(path)
+    if len(parts) >= 3 and _CHECKPOINT.match(parts[-2]):
+        return parts[-3]
+    base = parts[-1] if parts else path
+    if base in _GENERIC and len(parts) >= 2:
+        return parts[-2]
+    return os.path.splitext(base)[0]
+
+
+def distinguishing_names(paths: list[str]) -> list[str]:
+    """Names from what differs between ``paths`` (common leading and trailing parts dropped)."""
+    if len(paths) <= 1:
+        return [_single_name(p) for p in paths]
+    split = [_parts(p) for p in paths]
+    pre = 0
+    while all(len(s) > pre + 1 for s in split) and len({s[pre] for s in split}) == 1:
+        pre += 1
+    suf = 0
+    while all(len(s) > pre + suf + 1 for s in split) and len({s[-1 - suf] for s in split}) == 1:
+        suf += 1
+    names = []
+    for s, p in zip(split, paths):
+        mid = s[pre : len(s) - suf] if suf else s[pre:]
+        if mid and _CHECKPOINT.match(mid[-1]) and len(mid) > 1:
+            mid = mid[:-1]
+        name = "/".join(mid) if mid else _single_name(p)
+        if not suf and mid and len(mid) == 1:
+            name = os.path.splitext(name)[0] if name not in _GENERIC else name
+        names.append(name)
+    return names
+
+
+def glob_names(pattern: str, matches: list[str]) -> list[str]:
+    """For a glob, a match's name is made of the parts the wildcards matched (stable as runs come)."""
+    pat = [p for p in os.path.normpath(pattern).split(os.sep) if p not in ("", ".")]
+    if "**" in pat:
+        return distinguishing_names(matches)
+    out = []
+    for m in matches:
+        mp = [p for p in os.path.normpath(m).split(os.sep) if p not in ("", ".")]
+        if len(mp) != len(pat):
+            out.append(_single_name(m))
+            continue
+        picked = [mp[i] for i, p in enumerate(pat) if glob.has_magic(p)]
+        name = "/".join(picked) if picked else _single_name(m)
+        if picked and len(picked) == 1 and picked[0] == mp[-1]:
+            name = os.path.splitext(name)[0]
+        out.append(name)
+    return out
+
+
+def expand_arg(arg: str) -> list[tuple[str, str]]:
+    """(name, log path) pairs for one argument as things stand now."""
+    if os.path.isfile(arg):
+        return [(_single_name(arg), arg)]
+    if os.path.isdir(arg):
+        logs = scan_dir(arg)
+        if len(logs) == 1 and logs[0].startswith(os.path.join(arg, "")) and find_log(arg) == logs[0]:
+            return [(_single_name(logs[0]), logs[0])]
+        rel = [os.path.relpath(p, arg) for p in logs]
+        names = [_dir_name(r) for r in rel]
+        return list(zip(names, logs))
+    if has_magic(arg):
+        matches = sorted(glob.glob(arg, recursive=True))
+        files: list[tuple[str, str]] = []
+        direct = [m for m in matches if os.path.isfile(m)]
+        for n, p in zip(glob_names(arg, direct), direct):
+            files.append((n, p))
+        for m in matches:
+            if os.path.isdir(m):
+                log = find_log(m)
+                if log is not None:
+                    files.append((glob_names(arg, [m])[0], log))
+        return files
+    return []
+
+
+def _dir_name(rel: str) -> str:
+    parts = rel.split(os.sep)
+    if len(parts) >= 2 and _CHECKPOINT.match(parts[-2]):
+        parts = parts[:-1]
+    return "/".join(parts[:-1]) if len(parts) > 1 else os.path.splitext(parts[0])[0]
+
+
+def unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        if n in seen:
+            seen[n] += 1
+            out.append(f"{n}#{seen[n]}")
+        else:
+            seen[n] = 1
+            out.append(n)
+    return out
+
+
+def logging_steps_near(log_path: str) -> int | None:
+    """``logging_steps`` from a trainer_state.json beside the log (or in a checkpoint there).
+
+    HF stdout lines carry no step; the Trainer's own state says how many steps apart they are.
+    """
+    d = os.path.dirname(os.path.abspath(log_path))
+    cands = [os.path.join(d, "trainer_state.json")]
+    try:
+        cands += sorted(
+            (os.path.join(d, n, "trainer_state.json") for n in os.listdir(d) if n.startswith("checkpoint-")),
+            reverse=True,
+        )
+    except OSError:
+        return None
+    for c in cands[:4]:
+        try:
+            if os.path.getsize(c) > 8 << 20:
+                continue
+            with open(c, "rb") as f:
+                head = f.read()
+        except OSError:
+            continue
+        try:
+            obj = json.loads(head)  # json, not orjson: the file may spell NaN
+        except ValueError:
+            continue
+        ls = obj.get("logging_steps") if isinstance(obj, dict) else None
+        if isinstance(ls, int) and ls > 0:
+            return ls
+        if isinstance(ls, float) and ls >= 1:
+            return int(ls)
+    return None

@@ -1,0 +1,96 @@
+"""``sfttop --follow``: the live engine printed as lines, for scripts and pipes."""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import TextIO
+
+import orjson
+
+from .config import Config
+from .diagnose import Finding
+from .records import Event, EventKind, Record
+from .run import Monitor, record_json
+from .sanitize import clean_text
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a != 0 and (a < 1e-3 or a >= 1e6):
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+def record_text(run: str, rec: Record) -> str:
+    vals = " ".join(f"{k}={_fmt(v)}" for k, v in rec.metrics.items())
+    ep = f" epoch={rec.epoch:.4g}" if rec.epoch is not None else ""
+    return f"{run} {rec.kind.value} step={rec.step}{ep} {vals}"
+
+
+def finding_text(run: str, f: Finding) -> str:
+    return f"{run} FINDING {f.severity.value} {f.code} step={f.step}: {f.message}"
+
+
+def event_line(run: str, ev: Event, fmt: str) -> str | None:
+    if ev.kind not in (EventKind.CRASHED, EventKind.FINISHED, EventKind.RESUMED, EventKind.SOURCE):
+        return None
+    if fmt == "jsonl":
+        return orjson.dumps({"run": run, "kind": "event", "event": ev.kind.value, "message": ev.message}).decode()
+    return f"{run} EVENT {ev.kind.value}: {clean_text(ev.message)}"
+
+
+def follow(
+    paths: list[str],
+    config: Config,
+    fmt: str,
+    out: TextIO,
+    interval: float = 0.5,
+    stop: threading.Event | None = None,
+) -> int:
+    """Print every record and finding as it arrives, until ``stop`` is set or interrupted.
+
+    The records already in the files are printed first, so a pipe sees the whole run;
+    everything is printed once, in log order per run.
+    """
+    stop = stop or threading.Event()
+    mon = Monitor(paths, config)
+    announced: set[str] = set()
+    while not stop.is_set():
+        mon.rescan()
+        updates = mon.poll(16 << 20)
+        for run in mon.runs:
+            if run.error and run.name not in announced and not run.exists:
+                announced.add(run.name)
+                if fmt == "jsonl":
+                    line = orjson.dumps({"run": run.name, "kind": "status", "message": run.error}).decode()
+                else:
+                    line = f"{run.name} STATUS {run.error}: {clean_text(run.path)}"
+                out.write(line + "\n")
+            elif run.exists:
+                announced.discard(run.name)
+        for name, up in updates.items():
+            lines: list[str] = []
+            for rec in up.records:
+                lines.append(record_json(name, rec).decode() if fmt == "jsonl" else record_text(name, rec))
+            for ev in up.events:
+                ln = event_line(name, ev, fmt)
+                if ln is not None:
+                    lines.append(ln)
+            for f in up.opened:
+                if fmt == "jsonl":
+                    lines.append(orjson.dumps({"run": name, "kind": "finding", "finding": f.to_dict()}).decode())
+                else:
+                    lines.append(finding_text(name, f))
+            if lines:
+                out.write("\n".join(lines) + "\n")
+        if updates:
+            out.flush()
+        if mon.loading:
+            continue
+        stop.wait(interval)
+    out.flush()
+    return 0
+

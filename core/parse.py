@@ -1,0 +1,485 @@
+"""Turn the bytes of a training log into Records and Events.
+
+One ``LogParser`` per file. It is fed complete segments (the tailer splits on ``\\n`` and on the
+``\\r`` tqdm uses to redraw a bar) and keeps the little state a log needs to be understood: the
+training progress bar's position (HF stdout lines carry no step), the last step and epoch (to
+notice a resumed run), an open traceback.
+
+Parsing never evaluates anything. A Python dict repr is read by translating it to JSON and
+handing it to orjson, or, for odd lines, by a small regex scanner that accepts only string keys
+and number/string/bool/None values; anything else is a skipped line, counted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+import orjson
+
+from .metrics import POSITION_KEYS, canonical
+from .records import Event, EventKind, Kind, Record
+from .sanitize import clean_text
+
+MAX_RECORD_LINE = 256 * 1024  # a metrics dict is a few hundred bytes; longer lines are not records
+
+# Formats a file can be detected as.
+HF_STDOUT = "hf-stdout"
+JSONL = "jsonl"
+LLAMA_FACTORY = "llamafactory-jsonl"
+MS_SWIFT = "ms-swift-jsonl"
+TRAINER_STATE = "trainer-state"
+UNKNOWN = "unknown"
+
+_ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+_PREFIX = re.compile(rb"^\s*(?:\[(?:default|rank)\d+\]:\s*)+")
+_BARE_NONFINITE = re.compile(rb"(?<=[:\[,\s])(-?)(nan|inf|NaN|Infinity)(?=\s*[,}\]])")
+_PAIR = re.compile(
+    r"""\s*(?:'((?:[^'\\]|\\.){0,200})'|"((?:[^"\\]|\\.){0,200})")\s*:\s*"""
+    r"""(?:'((?:[^'\\]|\\.){0,400})'|"((?:[^"\\]|\\.){0,400})"|"""
+    r"""([-+]?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|NaN|Infinity)"""
+    r"""|True|False|None|true|false|null))\s*([,}])"""
+)
+_BAR_START = re.compile(rb"^\s*\d+%\|")
+_TQDM = re.compile(rb"(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
+_TOTAL_STEPS = re.compile(
+    rb"(?:Total optimization steps|Total steps|max_steps)\s*[=:]\s*([\d,]+)", re.IGNORECASE
+)
+_TRACEBACK = b"Traceback (most recent call last):"
+_ERROR_LINE = re.compile(rb"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Failure|Exit)\b.*)$")
+_FATAL = re.compile(
+    rb"(CUDA out of memory|OutOfMemoryError|out of memory|NCCL (?:error|WARN.*timeout)|"
+    rb"ChildFailedError|Segmentation fault|core dumped|^Killed\s*$|"
+    rb"Current loss scale already at minimum)",
+    re.IGNORECASE,
+)
+_SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+)$")
+_DURATION_WORDS = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])")
+
+
+@dataclass
+class ParseStats:
+    lines: int = 0
+    records: int = 0
+    skipped: int = 0  # lines that looked like a record but could not be read
+    oversized: int = 0  # lines longer than MAX_RECORD_LINE
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def skip(self, line: bytes) -> None:
+        self.skipped += 1
+        if len(self.skipped_examples) < 3:
+            self.skipped_examples.append(clean_text(line[:120].decode("utf-8", "replace")))
+
+
+def to_float(v: object) -> float | None:
+    """A metric value as float; None for values that are not numbers (text, bools, None)."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, float):
+        return v
+    if isinstance(v, int):
+        try:
+            return float(v)
+        except OverflowError:
+            return math.inf if v > 0 else -math.inf
+    if isinstance(v, str):
+        s = v.strip()
+        if not s or len(s) > 64:
+            return None
+        low = s.lower()
+        if low in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
+            return float(low)
+        c = s[0]
+        if not (c.isdigit() or c in "+-."):
+            return None
+        s = s.rstrip("%")
+        try:
+            return float(s)
+        except ValueError:
+            return None
+    return None
+
+
+def parse_duration(s: str) -> float | None:
+    """'0:20:18', '1m 42s', '8h 25m 20s' -> seconds."""
+    m = _DURATION_HMS.match(s.strip())
+    if m:
+        h, mi, se = m.groups()
+        return (int(h or 0) * 60 + int(mi)) * 60 + int(se)
+    parts = _DURATION_WORDS.findall(s)
+    if not parts:
+        return None
+    mult = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * mult[u] for n, u in parts)
+
+
+def _scan_dict(text: str) -> dict[str, object] | None:
+    """Read a flat ``{'k': v, ...}`` without eval: string keys, scalar values only."""
+    text = text.strip()
+    if not text.startswith("{") or not text.endswith("}"):
+        return None
+    out: dict[str, object] = {}
+    pos = 1
+    if text[1:].strip() == "}":
+        return out
+    n = len(text)
+    while pos < n:
+        m = _PAIR.match(text, pos)
+        if m is None:
+            return None
+        key = m.group(1) if m.group(1) is not None else m.group(2)
+        if m.group(3) is not None:
+            val: object = m.group(3)
+        elif m.group(4) is not None:
+            val = m.group(4)
+        else:
+            tok = m.group(5)
+            if tok in ("True", "true"):
+                val = True
+            elif tok in ("False", "false"):
+                val = False
+            elif tok in ("None", "null"):
+                val = None
+            else:
+                try:
+                    val = float(tok.replace("_", ""))  # a 5000-digit number is inf, not an error
+                except ValueError:
+                    val = None
+        out[key] = val
+        pos = m.end()
+        if m.group(6) == "}":
+            return out if text[pos:].strip() == "" else None
+    return None
+
+
+def parse_object(raw: bytes) -> dict[str, object] | None:
+    """A dict from one ``{...}`` segment, JSON or Python repr; None when it is not one."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        obj = None
+        if b"'" in raw and b'"' not in raw and b"\\" not in raw:
+            # A Python dict repr of plain keys and numbers is JSON once quotes are swapped and
+            # the bare nan/inf of transformers 4.x are quoted; this keeps the common line on the
+            # C fast path.
+            swapped = raw.replace(b"'", b'"')
+            try:
+                obj = orjson.loads(swapped)
+            except orjson.JSONDecodeError:
+                try:
+                    obj = orjson.loads(_BARE_NONFINITE.sub(rb'"\1\2"', swapped))
+                except orjson.JSONDecodeError:
+                    obj = None
+        elif b"NaN" in raw or b"Infinity" in raw or b"nan" in raw or b"inf" in raw:
+            try:
+                obj = orjson.loads(_BARE_NONFINITE.sub(rb'"\1\2"', raw))
+            except orjson.JSONDecodeError:
+                obj = None
+        if obj is None:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            return _scan_dict(text)
+    return obj if isinstance(obj, dict) else None
+
+
+class LogParser:
+    """Stateful reader of one log file's segments."""
+
+    def __init__(self, fmt: str | None = None) -> None:
+        self.format: str = fmt or UNKNOWN
+        self.stats = ParseStats()
+        self.train_total: int | None = None  # total of the training progress bar
+        self.bar_step: int | None = None  # the training bar's latest position
+        self.last_train_step: int | None = None
+        self.last_epoch: float | None = None
+        self.interval: int | None = None  # logging_steps, when records carry no step
+        self.ordinal = 0  # number of the last step-less train record, resume-adjusted
+        self._epochs: array[float] = array("d")  # epoch of each step-less train record...
+        self._ordinals: array[int] = array("q")  # ...and its number, to place a resumed run
+        self._pending: list[Record] = []  # records waiting for the logging interval
+        self._tb_open = False
+        self._tb_offset = -1
+        self._tb_lines: list[bytes] = []
+        self.finished = False
+        self._prev_step: int | None = None
+        # Progress as the log tells it (tqdm bar, LLaMA-Factory/ms-swift fields): kept as state,
+        # not events, because a tqdm log redraws its bar thousands of times.
+        self.progress_step: int | None = None
+        self.progress_total: int | None = None
+        self.eta_seconds: float | None = None
+
+    # -- public -----------------------------------------------------------------------------
+    def feed(self, seg: bytes, offset: int, out_records: list[Record], out_events: list[Event]) -> None:
+        """Parse one segment (no ``\\n``/``\\r`` inside) found at byte ``offset``."""
+        if not seg:
+            return
+        self.stats.lines += 1
+        if len(seg) > MAX_RECORD_LINE:
+            self.stats.oversized += 1
+            return
+        if b"\x1b" in seg:
+            seg = _ANSI.sub(b"", seg)
+        start = seg.find(b"{")
+        if start >= 0:
+            head = seg[:start]
+            if head.strip() and _PREFIX.match(head):
+                seg = _PREFIX.sub(b"", seg)
+                start = seg.find(b"{")
+            if b"llamafactory.train.callbacks" in head:
+                return  # LlamaBoard's copy of the HF line just printed: not a second record
+            end = seg.rfind(b"}")
+            if end > start and self._record_candidate(seg, start):
+                body = seg[start : end + 1]
+                obj = parse_object(body)
+                if obj is None:
+                    self.stats.skip(seg)
+                else:
+                    self._on_object(obj, offset, out_records, out_events)
+                return
+        self._on_text(seg, offset, out_records, out_events)
+
+    # -- records ----------------------------------------------------------------------------
+    @staticmethod
+    def _record_candidate(seg: bytes, start: int) -> bool:
+        # A dict repr at the start of a line, or after a logger/launcher prefix, or glued to a
+        # tqdm bar; text that merely mentions a brace inside prose is not a record.
+        nxt = seg[start + 1 : start + 2]
+        return nxt in (b"'", b'"', b"}", b" ")
+
+    def _on_object(
+        self, obj: dict[str, object], offset: int, out_records: list[Record], out_events: list[Event]
+    ) -> None:
+        if "log_history" in obj and isinstance(obj.get("log_history"), list):
+            # ms-swift's final object (and a trainer_state.json pasted as one line)
+            self.finished = True
+            out_events.append(Event(EventKind.FINISHED, "final summary written", offset))
+            return
+        metrics: dict[str, float] = {}
+        step: int | None = None
+        total: int | None = None
+        epoch: float | None = None
+        eta: float | None = None
+        text_fields: dict[str, str] = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                continue
+            if k in POSITION_KEYS:
+                if k == "epoch":
+                    epoch = to_float(v)
+                elif k in ("step", "global_step", "current_steps", "iteration", "iter"):
+                    f = to_float(v)
+                    if f is not None and math.isfinite(f) and 0 <= f < 1e15:
+                        step = int(f)
+                elif k == "total_steps":
+                    f = to_float(v)
+                    if f is not None and math.isfinite(f) and 0 < f < 1e15:
+                        total = int(f)
+                elif k == "global_step/max_steps" and isinstance(v, str):
+                    m = _SWIFT_STEPS.match(v)
+                    if m:
+                        step, total = int(m.group(1)), int(m.group(2))
+                continue
+            if k in ("remaining_time",) and isinstance(v, str):
+                eta = parse_duration(v)
+                continue
+            f = to_float(v)
+            if f is None:
+                if isinstance(v, str) and len(text_fields) < 8:
+                    text_fields[k] = clean_text(v[:80])
+                continue
+            metrics[canonical(k)] = f
+        if isinstance(obj.get("iteration"), str):  # ms-swift megatron: "12/189"
+            m = _SWIFT_STEPS.match(str(obj["iteration"]))
+            if m:
+                step, total = int(m.group(1)), int(m.group(2))
+        if self.format == UNKNOWN:
+            self.format = self._detect(obj)
+        if total is not None:
+            self.progress_total = total
+            self.progress_step = step
+            self.eta_seconds = eta
+        kind = self._classify(metrics)
+        if kind is None:
+            if step is None and total is None and epoch is None:
+                self.stats.skip(repr(list(obj)[:6]).encode())  # braces, but no metric we can read
+            return
+        self.stats.records += 1
+        if kind is Kind.SUMMARY:
+            self.finished = True
+            self.flush(out_records)
+            rec = Record(Kind.SUMMARY, self.last_train_step or 0, metrics, epoch, offset)
+            out_records.append(rec)
+            out_events.append(Event(EventKind.FINISHED, "training finished", offset, rec.step))
+            return
+        if kind is Kind.TRAIN:
+            self._on_train(metrics, step, epoch, offset, out_records, out_events)
+        elif step is not None:
+            out_records.append(Record(Kind.EVAL, step, metrics, epoch, offset))
+        else:
+            # An evaluation runs right after the train log of the same step.
+            rec = Record(Kind.EVAL, self.last_train_step or 0, metrics, epoch, offset, True)
+            (self._pending if self._pending else out_records).append(rec)
+
+    def _detect(self, obj: dict[str, object]) -> str:
+        if "current_steps" in obj:
+            return LLAMA_FACTORY
+        if "global_step/max_steps" in obj or "train_speed(s/it)" in obj or "train_speed(iter/s)" in obj:
+            return MS_SWIFT
+        return self.format
+
+    @staticmethod
+    def _classify(metrics: dict[str, float]) -> Kind | None:
+        if not metrics:
+            return None
+        if "loss" not in metrics and "grad_norm" not in metrics:
+            if "train_runtime" in metrics or ("train_loss" in metrics and "train_samples_per_second" in metrics):
+                return Kind.SUMMARY
+            if "eval_loss" in metrics or all(k.startswith("eval_") for k in metrics):
+                return Kind.EVAL
+        if "loss" in metrics or "grad_norm" in metrics or "learning_rate" in metrics:
+            return Kind.TRAIN
+        return None
+
+    def _on_train(
+        self,
+        metrics: dict[str, float],
+        step: int | None,
+        epoch: float | None,
+        offset: int,
+        out_records: list[Record],
+        out_events: list[Event],
+    ) -> None:
+        if step is not None:
+            rec = Record(Kind.TRAIN, step, metrics, epoch, offset)
+            self._note_resume(rec, out_events)
+            self.last_train_step = step
+            if epoch is not None:
+                self.last_epoch = epoch
+            out_records.append(rec)
+            return
+        # HF stdout: no step on the line. Records are numbered in logging order (a resumed run
+        # is put back where its epoch says) and step = number x logging interval.
+        k = self._next_ordinal(epoch, offset, out_events)
+        rec = Record(Kind.TRAIN, k, metrics, epoch, offset, True)
+        if self.interval is None:
+            self._pending.append(rec)
+            return
+        rec.step = k * self.interval
+        self.last_train_step = rec.step
+        out_records.append(rec)
+
+    def _next_ordinal(self, epoch: float | None, offset: int, out_events: list[Event]) -> int:
+        k = self.ordinal + 1
+        if epoch is not None:
+            last = self.last_epoch
+            if last is not None and epoch < last - 1e-6:
+                # Epoch went backwards: resumed from a checkpoint. Continue after the last
+                # record logged before this epoch, so re-logged records replace the records
+                # they repeat.
+                eps = self._epochs
+                i = bisect_left(eps, epoch - 1e-6)
+                k = (self._ordinals[i - 1] + 1) if i > 0 else 1
+                del eps[i:]
+                del self._ordinals[i:]
+                out_events.append(Event(EventKind.RESUMED, f"resumed at epoch {epoch:g}", offset))
+            self._epochs.append(epoch)
+            self._ordinals.append(k)
+            self.last_epoch = epoch
+        self.ordinal = k
+        return k
+
+    def flush(self, out_records: list[Record]) -> None:
+        """Release records waiting for the logging interval to be known (end of a read)."""
+        if not self._pending:
+            return
+        if self.interval is None:
+            self.interval = self._guess_interval()
+        interval = self.interval
+        last: int | None = self.last_train_step
+        for rec in self._pending:
+            if rec.kind is Kind.TRAIN:
+                rec.step = rec.step * interval
+                last = rec.step
+            else:
+                rec.step = last if last is not None else 0
+            out_records.append(rec)
+        self.last_train_step = last
+        self._pending.clear()
+
+    def _guess_interval(self) -> int:
+        # The training bar is written unbuffered to stderr while the dict lines sit in stdout's
+        # buffer, so records arrive in bursts behind the bar: at the end of a burst the bar's
+        # position over the records logged so far is the logging interval.
+        if self.bar_step and self.ordinal:
+            return max(1, round(self.bar_step / self.ordinal))
+        return 1
+
+    def _note_resume(self, rec: Record, out_events: list[Event]) -> None:
+        prev = self._prev_step
+        if prev is not None and rec.step <= prev:
+            out_events.append(Event(EventKind.RESUMED, f"steps restart at {rec.step}", rec.offset, rec.step))
+        self._prev_step = rec.step
+
+    # -- text lines -------------------------------------------------------------------------
+    def _on_text(self, seg: bytes, offset: int, out_records: list[Record], out_events: list[Event]) -> None:
+        if self._tb_open:
+            if self._traceback_line(seg, offset, out_events):
+                return
+        m = _TQDM.search(seg)
+        if m is not None:
+            if _BAR_START.match(seg):  # bars with a description are dataset maps, downloads...
+                self._on_bar(int(m.group(1)), int(m.group(2)), m.group(4))
+            return
+        if _TRACEBACK in seg:
+            self.flush(out_records)
+            self._tb_open = True
+            self._tb_offset = offset
+            self._tb_lines = []
+            return
+        if b"Total" in seg or b"max_steps" in seg:
+            t = _TOTAL_STEPS.search(seg)
+            if t is not None:
+                total = int(t.group(1).replace(b",", b""))
+                if total > 0:
+                    self.train_total = max(self.train_total or 0, total)
+                    out_events.append(Event(EventKind.MAX_STEPS, "", offset, None, total))
+                return
+        f = _FATAL.search(seg)
+        if f is not None:
+            self.flush(out_records)
+            out_events.append(Event(EventKind.CRASHED, clean_text(seg.strip()[:300].decode("utf-8", "replace")), offset))
+
+    def _traceback_line(self, seg: bytes, offset: int, out_events: list[Event]) -> bool:
+        """Inside a traceback: True when the segment belonged to it."""
+        if seg[:1] in (b" ", b"\t") or not seg.strip():
+            self._tb_lines.append(seg)
+            return True
+        m = _ERROR_LINE.match(seg.strip())
+        if m is not None:
+            self._tb_open = False
+            msg = clean_text(m.group(1)[:300].decode("utf-8", "replace"))
+            out_events.append(Event(EventKind.CRASHED, msg, self._tb_offset))
+            return True
+        if seg.startswith(b"During handling") or seg.startswith(b"The above exception"):
+            return True
+        # Not part of the traceback after all (a handled exception printed by a library).
+        self._tb_open = False
+        return False
+
+    def _on_bar(self, n: int, total: int, eta_text: bytes) -> None:
+        # The training bar is told from evaluation bars (which count eval batches) by its total:
+        # the largest one seen.
+        if self.train_total is None or total > self.train_total:
+            self.train_total = total
+        elif total != self.train_total:
+            return
+        self.bar_step = n
+        self.progress_step = n
+        self.progress_total = total
+        self.eta_seconds = parse_duration(eta_text.decode()) if b"?" not in eta_text else None

@@ -1,0 +1,363 @@
+"""A run (one log, tailed, parsed, stored, diagnosed) and the Monitor that keeps a set of them.
+
+The Monitor is the whole live engine without a screen: the TUI, ``--follow`` and ``--report``
+all drive it the same way, by calling ``poll()``; nothing here sleeps or starts a thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from .config import Config
+from .diagnose import Diagnoser, Finding
+from .discover import RunSpec, expand_arg, has_magic, logging_steps_near, unique
+from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
+from .records import Event, EventKind, Kind, Record
+from .series import RunData
+from .tail import FileTail
+
+MAX_STATE_FILE = 512 << 20
+
+
+@dataclass
+class RunUpdate:
+    """What one poll of one run produced."""
+
+    records: list[Record] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    opened: list[Finding] = field(default_factory=list)  # finding episodes that began now
+    changed: bool = False
+
+
+class StateFile:
+    """``trainer_state.json``: rewritten whole at each checkpoint, so re-read when it changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sig: tuple[float, int, int] | None = None
+        self.fed = 0
+        self.first: object = None
+        self.error: str | None = None
+        self.exists = False
+        self.size = 0
+        self.offset = 0
+        self.mtime = 0.0
+
+    @property
+    def pending_bytes(self) -> int:
+        return 0
+
+    def poll(self, parser: LogParser, out_records: list[Record], out_events: list[Event]) -> bool:
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            self.exists = False
+            self.error = "file not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+            return False
+        self.exists = True
+        sig = (st.st_mtime, st.st_size, st.st_ino)
+        if sig == self.sig:
+            return False
+        self.sig = sig
+        self.size = self.offset = st.st_size
+        self.mtime = st.st_mtime
+        if st.st_size > MAX_STATE_FILE:
+            self.error = f"trainer_state.json is {st.st_size >> 20} MiB; not read"
+            return False
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            self.error = e.strerror or str(e)
+            return False
+        obj = parse_object(raw)
+        if obj is None:
+            # Caught mid-write, or NaN spelled the way json.dumps spells it (orjson rejects it).
+            try:
+                import json
+
+                obj = json.loads(raw)
+            except (ValueError, RecursionError):
+                self.error = "not valid JSON (being written?)"
+                self.sig = None
+                return False
+        self.error = None
+        if not isinstance(obj, dict):
+            self.error = "not a trainer_state.json object"
+            return False
+        hist = obj.get("log_history")
+        if not isinstance(hist, list):
+            self.error = "no log_history"
+            return False
+        ms = obj.get("max_steps")
+        if isinstance(ms, int) and ms > 0:
+            parser.progress_total = ms
+            out_events.append(Event(EventKind.MAX_STEPS, "", 0, None, ms))
+        gs = obj.get("global_step")
+        if isinstance(gs, int):
+            parser.progress_step = gs
+        if self.fed > len(hist) or (hist and self.first is not None and hist[0] != self.first):
+            self.fed = 0  # rewritten by another run: feed again; the store keeps one value a step
+        self.first = hist[0] if hist else None
+        for i in range(self.fed, len(hist)):
+            entry = hist[i]
+            if isinstance(entry, dict):
+                parser._on_object(entry, i, out_records, out_events)
+        self.fed = len(hist)
+        return True
+
+
+class Run:
+    def __init__(self, name: str, path: str, config: Config, fmt: str | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.config = config
+        is_state = os.path.basename(path) == "trainer_state.json" or fmt == TRAINER_STATE
+        self.source: FileTail | StateFile = StateFile(path) if is_state else FileTail(path)
+        self.parser = LogParser(TRAINER_STATE if is_state else fmt)
+        if not is_state:
+            self.parser.interval = logging_steps_near(path)
+        self.data = RunData()
+        self.diagnoser = Diagnoser(config.thresholds)
+        self.events: list[Event] = []  # crashes, finishes, resumes, source changes (not progress)
+        self.loaded = False  # history read to the end once
+        self.finished = False
+        self.crashed: str | None = None
+        self.last_record_time: float | None = None
+        self.generation = 0  # bumped on every change, for renderers' caches
+        self.color_index = 0
+
+    # -- state for renderers ----------------------------------------------------------------
+    @property
+    def format(self) -> str:
+        fmt = self.parser.format
+        if fmt == UNKNOWN and self.data.count(Kind.TRAIN) + self.data.count(Kind.EVAL) > 0:
+            return HF_STDOUT
+        return fmt
+
+    @property
+    def error(self) -> str | None:
+        return self.source.error
+
+    @property
+    def exists(self) -> bool:
+        return self.source.exists
+
+    @property
+    def load_fraction(self) -> float:
+        size = self.source.size
+        return 1.0 if size <= 0 else min(1.0, self.source.offset / size)
+
+    @property
+    def skipped(self) -> int:
+        oversized = self.source.oversized if isinstance(self.source, FileTail) else 0
+        return self.parser.stats.skipped + self.parser.stats.oversized + oversized
+
+    # -- work -------------------------------------------------------------------------------
+    def poll(self, budget: int = 4 << 20, now: float | None = None) -> RunUpdate:
+        now = time.time() if now is None else now
+        up = RunUpdate()
+        recs = up.records
+        evs = up.events
+        src = self.source
+        if isinstance(src, StateFile):
+            up.changed = src.poll(self.parser, recs, evs)
+            eof = True
+        else:
+            chunk = src.poll(budget)
+            if chunk.reset is not None:
+                evs.append(Event(EventKind.SOURCE, chunk.reset))
+                up.changed = True
+            feed = self.parser.feed
+            for off, seg in chunk.segments:
+                feed(seg, off, recs, evs)
+            eof = chunk.eof
+            if eof:
+                self.parser.flush(recs)
+            up.changed = up.changed or chunk.grew
+            if self.parser.format == UNKNOWN and recs:
+                self.parser.format = JSONL if _looks_json(recs, src.path) else HF_STDOUT
+        if eof and not self.loaded:
+            self.loaded = True
+            up.changed = True
+        self._absorb(up, now)
+        if self.loaded:
+            self._stall(up, now)
+        if up.changed:
+            self.generation += 1
+        return up
+
+    def _absorb(self, up: RunUpdate, now: float) -> None:
+        # History gets the time the file was last written, so a stall is judged from the log,
+        # not from when sfttop happened to read it.
+        t = now if self.loaded else (self.source.mtime or now)
+        evs = [e for e in up.events if e.kind is not EventKind.PROGRESS]
+        if not evs:
+            for rec in up.records:
+                self._record(rec, up, t)
+        else:
+            # Records and events in log order: a crash followed by a restart is not a crash.
+            for _off, _rank, item in heapq.merge(
+                ((e.offset, 0, e) for e in evs), ((r.offset, 1, r) for r in up.records), key=lambda x: (x[0], x[1])
+            ):
+                if isinstance(item, Record):
+                    self._record(item, up, t)
+                else:
+                    self._event(item, up, t)
+        if up.records:
+            self.last_record_time = t
+            up.changed = True
+        if self.parser.progress_total and not self.data.max_steps:
+            self.data.max_steps = self.parser.progress_total
+
+    def _record(self, rec: Record, up: RunUpdate, t: float) -> None:
+        self.data.add(rec)
+        up.opened.extend(self.diagnoser.observe(rec, t))
+        if rec.kind is Kind.SUMMARY:
+            self.finished = True
+        else:
+            self.crashed = None
+            if rec.kind is Kind.TRAIN:
+                self.finished = False
+
+    def _event(self, ev: Event, up: RunUpdate, t: float) -> None:
+        if ev.kind is EventKind.MAX_STEPS:
+            if ev.total:
+                self.data.max_steps = ev.total
+            return
+        self.events.append(ev)
+        if len(self.events) > 200:
+            del self.events[:100]
+        if ev.kind is EventKind.CRASHED:
+            self.crashed = ev.message or "crashed"
+        elif ev.kind is EventKind.FINISHED:
+            self.finished = True
+        up.opened.extend(self.diagnoser.observe_event(ev, t))
+        up.changed = True
+
+    def _stall(self, up: RunUpdate, now: float) -> None:
+        if self.finished or self.crashed:
+            return
+        opened = self.diagnoser.check_stall(now)
+        if opened:
+            up.opened.extend(opened)
+            up.changed = True
+
+    # -- summaries --------------------------------------------------------------------------
+    def progress(self) -> tuple[int | None, int | None, float | None]:
+        """(step, total, eta seconds) as the log tells them."""
+        p = self.parser
+        step = p.progress_step if p.progress_step is not None else self.data.last_step
+        total = p.progress_total or self.data.max_steps
+        return step, total, p.eta_seconds
+
+
+def _looks_json(recs: list[Record], path: str) -> bool:
+    return path.endswith((".jsonl", ".json")) or not any(r.step_inferred for r in recs)
+
+
+class Monitor:
+    """A set of runs from path arguments, re-expanded so runs started later appear."""
+
+    def __init__(
+        self,
+        args: list[str],
+        config: Config,
+        fmt: str | None = None,
+        rescan_seconds: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.args = list(args)
+        self.config = config
+        self.fmt = fmt
+        self.rescan_seconds = rescan_seconds
+        self.clock = clock
+        self.runs: list[Run] = []
+        self._by_path: dict[str, Run] = {}
+        self._last_scan = -math.inf
+        self.missing: list[str] = []  # plain paths that do not exist (yet)
+        self.rescan(force=True)
+
+    def specs(self) -> list[RunSpec]:
+        pairs: list[tuple[str, str]] = []
+        missing = []
+        for arg in self.args:
+            found = expand_arg(arg)
+            if not found and not has_magic(arg) and not os.path.exists(arg):
+                missing.append(arg)
+                # A log that will appear later: follow the path itself.
+                pairs.append((_pending_name(arg), arg))
+                continue
+            pairs.extend(found)
+        self.missing = missing
+        names = unique([n for n, _ in pairs])
+        return [RunSpec(n, p) for n, (_, p) in zip(names, pairs)]
+
+    def rescan(self, force: bool = False) -> list[Run]:
+        """Add runs for paths that appeared; return the new ones."""
+        now = self.clock()
+        if not force and now - self._last_scan < self.rescan_seconds:
+            return []
+        self._last_scan = now
+        new = []
+        for spec in self.specs():
+            key = os.path.abspath(spec.path)
+            if key in self._by_path:
+                continue
+            name = spec.name
+            taken = {r.name for r in self.runs}
+            k = 2
+            while name in taken:
+                name = f"{spec.name}#{k}"
+                k += 1
+            run = Run(name, spec.path, self.config, self.fmt)
+            run.color_index = len(self.runs)
+            self.runs.append(run)
+            self._by_path[key] = run
+            new.append(run)
+        return new
+
+    def poll(self, budget: int = 4 << 20) -> dict[str, RunUpdate]:
+        """One pass over every run; a run still loading history gets at most ``budget`` bytes."""
+        now = self.clock()
+        out = {}
+        for run in self.runs:
+            up = run.poll(budget, now)
+            if up.changed or up.opened:
+                out[run.name] = up
+        return out
+
+    def load_all(self) -> None:
+        """Read every run to its end (for --report)."""
+        for run in self.runs:
+            while True:
+                run.poll(64 << 20, self.clock())
+                if run.loaded or run.error:
+                    break
+            if not run.loaded and run.error is None:
+                run.poll(64 << 20, self.clock())
+
+    @property
+    def loading(self) -> bool:
+        return any(not r.loaded and r.exists for r in self.runs)
+
+
+def _pending_name(path: str) -> str:
+    from .discover import distinguishing_names
+
+    return distinguishing_names([path])[0]
+
+
+def record_json(run: str, rec: Record) -> bytes:
+    """One record as a JSON line (for --follow --format jsonl)."""
+    metrics = {k: (v if math.isfinite(v) else str(v)) for k, v in rec.metrics.items()}
+    return orjson.dumps(
+        {"run": run, "kind": rec.kind.value, "step": rec.step, "epoch": rec.epoch, "metrics": metrics}
+    )

@@ -1,0 +1,180 @@
+"""Follow a growing file by polling, as ``tail -F`` does.
+
+Polling rather than inotify: inotify says nothing on NFS and in many containers, and an idle
+poll is one ``stat`` per file. The file is opened read-only only when it grew, never locked or
+written. What real log files do is handled here, once, for every format:
+
+- a partial last line is held back until its newline arrives (never parsed half-written);
+- truncation in place (``copytruncate``, ``> train.log``) and replacement (rotation, a run
+  deleted and created again, a symlink repointed) restart reading from the new file's start;
+- a line longer than ``max_line`` is dropped, counted, without buffering it whole;
+- a missing or unreadable path is a state to show, not an exception.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+
+FINGERPRINT = 64  # bytes before the read offset that identify "the same file" across polls
+
+
+@dataclass
+class Chunk:
+    """What one poll found: complete segments with their byte offsets."""
+
+    segments: list[tuple[int, bytes]] = field(default_factory=list)
+    reset: str | None = None  # why reading restarted from 0: "truncated", "replaced", ...
+    eof: bool = True  # False when the budget ran out before the end of the file
+    grew: bool = False
+
+
+class FileTail:
+    def __init__(self, path: str, max_line: int = 1 << 20) -> None:
+        self.path = path
+        self.max_line = max_line
+        self.offset = 0  # next byte to read
+        self.size = 0  # file size at the last poll
+        self.ident: tuple[int, int] | None = None  # (st_dev, st_ino)
+        self.head = b""  # the last bytes read, checked again before reading on
+        self.carry = b""
+        self.carry_offset = 0
+        self.discarding = False  # inside an over-long line: drop bytes until its end
+        self.oversized = 0
+        self.error: str | None = None  # why the file can't be read now (None: fine)
+        self.exists = False
+        self.mtime = 0.0
+
+    @property
+    def pending_bytes(self) -> int:
+        return max(0, self.size - self.offset)
+
+    def _reset(self) -> None:
+        self.offset = 0
+        self.carry = b""
+        self.carry_offset = 0
+        self.discarding = False
+        self.head = b""
+
+    def poll(self, budget: int = 4 << 20) -> Chunk:
+        out = Chunk()
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self.exists:
+                out.reset = "vanished"
+                self._reset()
+            self.exists = False
+            self.error = "file not found"
+            return out
+        except OSError as e:
+            self.error = os.strerror(e.errno) if e.errno else str(e)
+            return out
+        if not stat.S_ISREG(st.st_mode):
+            self.error = "not a regular file"
+            return out
+        ident = (st.st_dev, st.st_ino)
+        if self.ident is not None and ident != self.ident:
+            out.reset = "replaced"
+            self._reset()
+        elif st.st_size < self.offset:
+            out.reset = "truncated"
+            self._reset()
+        if not self.exists and self.ident is not None and out.reset is None:
+            out.reset = "reappeared"
+        self.exists = True
+        self.ident = ident
+        self.mtime = st.st_mtime
+        self.size = st.st_size
+        if st.st_size == self.offset:
+            self.error = None
+            return out
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            self.error = "permission denied" if e.errno in (errno.EACCES, errno.EPERM) else os.strerror(e.errno or 0)
+            return out
+        try:
+            fst = os.fstat(fd)
+            if (fst.st_dev, fst.st_ino) != ident:  # replaced between stat and open
+                out.reset = out.reset or "replaced"
+                self._reset()
+                self.ident = (fst.st_dev, fst.st_ino)
+            self.size = fst.st_size
+            if self.offset > 0 and self.head:
+                # Truncated and rewritten past our offset between two polls: the bytes we read
+                # last (and the file's first bytes) are no longer where we read them.
+                n = len(self.head)
+                if os.pread(fd, n, self.offset - n) != self.head:
+                    out.reset = "truncated"
+                    self._reset()
+            want = min(budget, self.size - self.offset)
+            data = os.pread(fd, want, self.offset) if want > 0 else b""
+        except OSError as e:
+            self.error = os.strerror(e.errno or 0)
+            return out
+        finally:
+            os.close(fd)
+        self.error = None
+        if not data:
+            return out
+        self.head = (self.head + data)[-FINGERPRINT:] if len(data) < FINGERPRINT else data[-FINGERPRINT:]
+        start = self.offset
+        self.offset += len(data)
+        out.grew = True
+        out.eof = self.offset >= self.size
+        self._split(data, start, out)
+        return out
+
+    def _split(self, data: bytes, start: int, out: Chunk) -> None:
+        if self.discarding:
+            cut = _first_sep(data)
+            if cut < 0:
+                return
+            data = data[cut + 1 :]
+            start += cut + 1
+            self.discarding = False
+        if self.carry:
+            base = self.carry_offset
+            data = self.carry + data
+        else:
+            base = start
+        last = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        if last < 0:
+            self._hold(data, base)
+            return
+        complete = data[: last + 1]
+        self._hold(data[last + 1 :], base + last + 1)
+        segs = out.segments
+        pos = base
+        for line in complete.split(b"\n"):
+            if b"\r" in line:
+                p = pos
+                for part in line.split(b"\r"):
+                    if part:
+                        segs.append((p, part))
+                    p += len(part) + 1
+            elif line:
+                segs.append((pos, line))
+            pos += len(line) + 1
+
+    def _hold(self, rest: bytes, offset: int) -> None:
+        if len(rest) > self.max_line:
+            self.oversized += 1
+            self.carry = b""
+            self.discarding = True
+            return
+        self.carry = rest
+        self.carry_offset = offset
+
+
+def _first_sep(data: bytes) -> int:
+    n = data.find(b"\n")
+    r = data.find(b"\r")
+    if n < 0:
+        return r
+    if r < 0:
+        return n
+    return min(n, r)

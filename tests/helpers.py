@@ -1,0 +1,42 @@
+"""Shared test helpers: read a file through the real tailer and parser."""
+
+from __future__ import annotations
+
+from sfttop.core.discover import logging_steps_near
+from sfttop.core.parse import LogParser
+from sfttop.core.records import Event, Record
+from sfttop.core.series import RunData
+from sfttop.core.tail import FileTail
+
+
+def read_all(path: str, budget: int = 1 << 16) -> tuple[LogParser, RunData, list[Record], list[Event]]:
+    tail = FileTail(path)
+    parser = LogParser()
+    parser.interval = logging_steps_near(path)
+    data = RunData()
+    records: list[Record] = []
+    events: list[Event] = []
+    while True:
+        chunk = tail.poll(budget)
+        recs: list[Record] = []
+        for off, seg in chunk.segments:
+            parser.feed(seg, off, recs, events)
+        parser.flush(recs)
+        for r in recs:
+            data.add(r)
+        records.extend(recs)
+        if chunk.eof and not chunk.grew:
+            break
+    return parser, data, records, events
+
+
+def parse_lines(lines: list[bytes]) -> tuple[LogParser, list[Record], list[Event]]:
+    parser = LogParser()
+    recs: list[Record] = []
+    evs: list[Event] = []
+    off = 0
+    for line in lines:
+        parser.feed(line, off, recs, evs)
+        off += len(line) + 1
+    parser.flush(recs)
+    return parser, recs, evs

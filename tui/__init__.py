@@ -1,0 +1,1 @@
+"""The Textual app: renders sfttop.core state; nothing here computes a finding."""
