@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .metrics import POSITION_KEYS, canonical
+from .metrics import canonical
 from .records import Event, EventKind, Kind, Record
 from .sanitize import clean_text
 
@@ -56,6 +56,7 @@ _FATAL = re.compile(
     rb"Current loss scale already at minimum)",
     re.IGNORECASE,
 )
+_STEP_KEYS = ("step", "global_step", "current_steps", "iteration", "iter")
 _SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+)$")
 _DURATION_WORDS = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])")
@@ -87,6 +88,10 @@ def to_float(v: object) -> float | None:
         except OverflowError:
             return math.inf if v > 0 else -math.inf
     if isinstance(v, str):
+        try:
+            return float(v) if len(v) < 40 and "_" not in v else None
+        except ValueError:
+            pass
         s = v.strip()
         if not s or len(s) > 64:
             return None
@@ -159,9 +164,11 @@ def _scan_dict(text: str) -> dict[str, object] | None:
 def parse_object(raw: bytes) -> dict[str, object] | None:
     """A dict from one ``{...}`` segment, JSON or Python repr; None when it is not one."""
     try:
-        obj = orjson.loads(raw)
+        # A Python repr never parses as JSON: don't pay for the exception on every line.
+        obj = orjson.loads(raw) if raw[1:2] != b"'" else None
     except orjson.JSONDecodeError:
         obj = None
+    if obj is None:
         if b"'" in raw and b'"' not in raw and b"\\" not in raw:
             # A Python dict repr of plain keys and numbers is JSON once quotes are swapped and
             # the bare nan/inf of transformers 4.x are quoted; this keeps the common line on the
@@ -203,6 +210,7 @@ class LogParser:
         self._epochs: array[float] = array("d")  # epoch of each step-less train record...
         self._ordinals: array[int] = array("q")  # ...and its number, to place a resumed run
         self._pending: list[Record] = []  # records waiting for the logging interval
+        self._names: dict[str, str] = {}  # raw key -> canonical name
         self._tb_open = False
         self._tb_offset = -1
         self._tb_lines: list[bytes] = []
@@ -212,7 +220,8 @@ class LogParser:
         # not events, because a tqdm log redraws its bar thousands of times.
         self.progress_step: int | None = None
         self.progress_total: int | None = None
-        self.eta_seconds: float | None = None
+        self._eta: float | None = None
+        self._eta_text = b""
 
     # -- public -----------------------------------------------------------------------------
     def feed(self, seg: bytes, offset: int, out_records: list[Record], out_events: list[Event]) -> None:
@@ -244,6 +253,118 @@ class LogParser:
                 return
         self._on_text(seg, offset, out_records, out_events)
 
+    def feed_chunk(self, data: bytes, base: int, out_records: list[Record], out_events: list[Event]) -> None:
+        """Parse complete lines (``data`` ends at a line break) that start at byte ``base``.
+
+        The hot path of a big log: runs of plain dict lines are converted in bulk, one orjson
+        call for the whole run; of the tqdm redraws between them (``\r``-joined, often a
+        hundred per line) only the last bar is looked at.
+        """
+        batch: list[tuple[int, bytes]] = []
+        bars = b""
+        pos = base
+        feed = self.feed
+        for line in data.split(b"\n"):
+            n = len(line)
+            if n:
+                c = line[:2]
+                if (c == b"{'" or c == b'{"') and n < MAX_RECORD_LINE and line[-1:] == b"}":
+                    batch.append((pos, line))
+                elif b"\r" in line:
+                    # tqdm redraws, then what tqdm.write printed after clearing the bar.
+                    cut = line.rfind(b"\r")
+                    tail = line[cut + 1 :]
+                    if tail[:2] in (b"{'", b'{"') and tail[-1:] == b"}" and len(tail) < MAX_RECORD_LINE:
+                        batch.append((pos + cut + 1, tail))
+                        bars = line  # only the newest bar of the chunk matters
+                    else:
+                        if batch:
+                            self._feed_batch(batch, out_records, out_events)
+                            batch = []
+                        self._feed_redraws(line, pos, out_records, out_events)
+                else:
+                    if batch:
+                        self._feed_batch(batch, out_records, out_events)
+                        batch = []
+                    feed(line, pos, out_records, out_events)
+            pos += n + 1
+        if batch:
+            self._feed_batch(batch, out_records, out_events)
+        if bars:
+            self.peek_partial(bars[: bars.rfind(b"\r") + 1])
+
+    def peek_partial(self, partial: bytes) -> None:
+        """Progress from the newest training bar in ``partial`` (redraws, never a record)."""
+        end = len(partial)
+        for _ in range(8):  # the newest few pieces: blanking strings, an eval bar, then ours
+            i = partial.rfind(b"\r", 0, end)
+            piece = partial[i + 1 : end]
+            m = _TQDM.search(piece) if b"/" in piece else None
+            if m is not None and _BAR_START.match(piece):
+                total = int(m.group(2))
+                if self.train_total is None or total >= self.train_total:
+                    self._on_bar(int(m.group(1)), total, m.group(4))
+                    return
+            if i < 0:
+                return
+            end = i
+
+    def _feed_redraws(self, line: bytes, pos: int, out_records: list[Record], out_events: list[Event]) -> None:
+        parts = line.split(b"\r")
+        offs = []
+        p = pos
+        for part in parts:
+            offs.append(p)
+            p += len(part) + 1
+        # The last piece is what the line ends with (a record after tqdm.write cleared the bar,
+        # a message, or a bar); before it, only the newest training bar matters.
+        last = len(parts) - 1
+        while last >= 0 and not parts[last].strip():
+            last -= 1
+        if last < 0:
+            return
+        for i in range(last - 1, -1, -1):
+            piece = parts[i]
+            if b"it]" in piece or b"s/it" in piece or b"it/s" in piece or b"?]" in piece:
+                m = _TQDM.search(piece)
+                if m is not None and _BAR_START.match(piece):
+                    n, total = int(m.group(1)), int(m.group(2))
+                    if self.train_total is None or total >= self.train_total:
+                        self._on_bar(n, total, m.group(4))
+                        break
+            elif piece.strip() and not _BAR_START.match(piece) and b"|" not in piece:
+                self.feed(piece, offs[i], out_records, out_events)  # text between redraws
+        self.feed(parts[last], offs[last], out_records, out_events)
+
+    def _feed_batch(self, batch: list[tuple[int, bytes]], out_records: list[Record], out_events: list[Event]) -> None:
+        self.stats.lines += len(batch)
+        objs: list[object] | None = None
+        if len(batch) > 1:
+            joined = b"[" + b",".join(line for _, line in batch) + b"]"
+            if b'"' not in joined and b"\\" not in joined:
+                joined = joined.replace(b"'", b'"')
+            try:
+                objs = orjson.loads(joined)
+            except orjson.JSONDecodeError:
+                if b"nan" in joined or b"inf" in joined or b"NaN" in joined or b"Infinity" in joined:
+                    try:
+                        objs = orjson.loads(_BARE_NONFINITE.sub(rb'"\1\2"', joined))
+                    except orjson.JSONDecodeError:
+                        objs = None
+            if objs is not None and len(objs) != len(batch):
+                objs = None
+        if objs is None:
+            self.stats.lines -= len(batch)
+            for off, line in batch:
+                self.feed(line, off, out_records, out_events)
+            return
+        on_object = self._on_object
+        for (off, _), obj in zip(batch, objs):
+            if isinstance(obj, dict):
+                on_object(obj, off, out_records, out_events)
+            else:
+                self.stats.skip(b"[not a dict]")
+
     # -- records ----------------------------------------------------------------------------
     @staticmethod
     def _record_candidate(seg: bytes, start: int) -> bool:
@@ -260,46 +381,55 @@ class LogParser:
             self.finished = True
             out_events.append(Event(EventKind.FINISHED, "final summary written", offset))
             return
+        if self.format == UNKNOWN:
+            self.format = self._detect(obj)
         metrics: dict[str, float] = {}
         step: int | None = None
         total: int | None = None
-        epoch: float | None = None
         eta: float | None = None
-        text_fields: dict[str, str] = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                continue
-            if k in POSITION_KEYS:
-                if k == "epoch":
-                    epoch = to_float(v)
-                elif k in ("step", "global_step", "current_steps", "iteration", "iter"):
-                    f = to_float(v)
-                    if f is not None and math.isfinite(f) and 0 <= f < 1e15:
-                        step = int(f)
-                elif k == "total_steps":
-                    f = to_float(v)
-                    if f is not None and math.isfinite(f) and 0 < f < 1e15:
-                        total = int(f)
-                elif k == "global_step/max_steps" and isinstance(v, str):
+        # Position fields first, looked up by name (a handful of dict probes) rather than
+        # tested against every key: this runs once per record of a 300k-record log.
+        ev = obj.pop("epoch", None)
+        epoch = ev if type(ev) is float else to_float(ev)
+        for k in _STEP_KEYS:
+            if k in obj:
+                v = obj.pop(k)
+                if isinstance(v, str) and "/" in v:  # ms-swift megatron: "iteration": "12/189"
                     m = _SWIFT_STEPS.match(v)
                     if m:
                         step, total = int(m.group(1)), int(m.group(2))
-                continue
-            if k in ("remaining_time",) and isinstance(v, str):
-                eta = parse_duration(v)
-                continue
-            f = to_float(v)
-            if f is None:
-                if isinstance(v, str) and len(text_fields) < 8:
-                    text_fields[k] = clean_text(v[:80])
-                continue
-            metrics[canonical(k)] = f
-        if isinstance(obj.get("iteration"), str):  # ms-swift megatron: "12/189"
-            m = _SWIFT_STEPS.match(str(obj["iteration"]))
+                    continue
+                f = to_float(v)
+                if f is not None and math.isfinite(f) and 0 <= f < 1e15:
+                    step = int(f)
+        if "total_steps" in obj:
+            f = to_float(obj.pop("total_steps"))
+            if f is not None and math.isfinite(f) and 0 < f < 1e15:
+                total = int(f)
+        gm = obj.pop("global_step/max_steps", None)
+        if isinstance(gm, str):
+            m = _SWIFT_STEPS.match(gm)
             if m:
                 step, total = int(m.group(1)), int(m.group(2))
-        if self.format == UNKNOWN:
-            self.format = self._detect(obj)
+        obj.pop("percentage", None)
+        rt = obj.pop("remaining_time", None)
+        if isinstance(rt, str):
+            eta = parse_duration(rt)
+        names = self._names
+        for k, v in obj.items():
+            if type(v) is float:
+                val: float = v
+            else:
+                g = to_float(v)
+                if g is None:
+                    continue
+                val = g
+            name = names.get(k)
+            if name is None:
+                name = canonical(k)
+                if len(names) < 4096:
+                    names[k] = name
+            metrics[name] = val
         if total is not None:
             self.progress_total = total
             self.progress_step = step
@@ -482,4 +612,17 @@ class LogParser:
         self.bar_step = n
         self.progress_step = n
         self.progress_total = total
-        self.eta_seconds = parse_duration(eta_text.decode()) if b"?" not in eta_text else None
+        self._eta_text = eta_text
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left as the log tells it (tqdm's estimate or a framework's remaining_time)."""
+        if self._eta is not None:
+            return self._eta
+        t = self._eta_text
+        return parse_duration(t.decode()) if t and b"?" not in t else None
+
+    @eta_seconds.setter
+    def eta_seconds(self, value: float | None) -> None:
+        self._eta = value
+        self._eta_text = b""

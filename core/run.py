@@ -175,12 +175,12 @@ class Run:
             if chunk.reset is not None:
                 evs.append(Event(EventKind.SOURCE, chunk.reset))
                 up.changed = True
-            feed = self.parser.feed
-            for off, seg in chunk.segments:
-                feed(seg, off, recs, evs)
+            if chunk.data:
+                self.parser.feed_chunk(chunk.data, chunk.base, recs, evs)
             eof = chunk.eof
-            if eof:
-                self.parser.flush(recs)
+            self.parser.flush(recs)
+            if eof and src.partial:
+                self.parser.peek_partial(src.partial)
             up.changed = up.changed or chunk.grew
             if self.parser.format == UNKNOWN and recs:
                 self.parser.format = JSONL if _looks_json(recs, src.path) else HF_STDOUT

@@ -82,12 +82,19 @@ class RunData:
                 self.epoch = rec.epoch
             return True
         epoch = rec.epoch if rec.epoch is not None else math.nan
-        new = self.index[rec.kind].add(rec.step, epoch)
+        step = rec.step
+        new = self.index[rec.kind].add(step, epoch)
+        series = self.series
         for name, value in rec.metrics.items():
-            s = self.series.get(name)
+            s = series.get(name)
             if s is None:
-                s = self.series[name] = Series()
-            s.add(rec.step, value)
+                s = series[name] = Series()
+            st = s.steps
+            if st and step > st[-1]:  # the common case, inlined: this runs for every value
+                st.append(step)
+                s.values.append(value)
+            else:
+                s.add(step, value)
         if rec.epoch is not None and (self.epoch is None or new or rec.kind is Kind.TRAIN):
             self.epoch = rec.epoch
         return new

@@ -16,19 +16,37 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 FINGERPRINT = 64  # bytes before the read offset that identify "the same file" across polls
 
 
 @dataclass
 class Chunk:
-    """What one poll found: complete segments with their byte offsets."""
+    """What one poll found: complete lines (``data``, from byte ``base``), and what happened."""
 
-    segments: list[tuple[int, bytes]] = field(default_factory=list)
+    data: bytes = b""
+    base: int = 0
     reset: str | None = None  # why reading restarted from 0: "truncated", "replaced", ...
     eof: bool = True  # False when the budget ran out before the end of the file
     grew: bool = False
+
+    @property
+    def segments(self) -> list[tuple[int, bytes]]:
+        """The lines split again at tqdm's ``\\r``, each with its byte offset."""
+        segs: list[tuple[int, bytes]] = []
+        pos = self.base
+        for line in self.data.split(b"\n"):
+            if b"\r" in line:
+                p = pos
+                for part in line.split(b"\r"):
+                    if part:
+                        segs.append((p, part))
+                    p += len(part) + 1
+            elif line:
+                segs.append((pos, line))
+            pos += len(line) + 1
+        return segs
 
 
 class FileTail:
@@ -141,27 +159,28 @@ class FileTail:
             data = self.carry + data
         else:
             base = start
-        last = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        last = data.rfind(b"\n")
         if last < 0:
             self._hold(data, base)
             return
-        complete = data[: last + 1]
         self._hold(data[last + 1 :], base + last + 1)
-        segs = out.segments
-        pos = base
-        for line in complete.split(b"\n"):
-            if b"\r" in line:
-                p = pos
-                for part in line.split(b"\r"):
-                    if part:
-                        segs.append((p, part))
-                    p += len(part) + 1
-            elif line:
-                segs.append((pos, line))
-            pos += len(line) + 1
+        out.data = data[: last + 1]
+        out.base = base
+
+    @property
+    def partial(self) -> bytes:
+        """The bytes after the last complete line: a live tqdm bar, or a record being written."""
+        return self.carry
 
     def _hold(self, rest: bytes, offset: int) -> None:
         if len(rest) > self.max_line:
+            # A tqdm bar redrawn for hours without a newline is not one huge line: keep only
+            # the piece after its last carriage return.
+            r = rest.rfind(b"\r")
+            if r >= 0 and len(rest) - r - 1 <= self.max_line:
+                self.carry = rest[r + 1 :]
+                self.carry_offset = offset + r + 1
+                return
             self.oversized += 1
             self.carry = b""
             self.discarding = True

@@ -19,8 +19,8 @@ def read_all(path: str, budget: int = 1 << 16) -> tuple[LogParser, RunData, list
     while True:
         chunk = tail.poll(budget)
         recs: list[Record] = []
-        for off, seg in chunk.segments:
-            parser.feed(seg, off, recs, events)
+        if chunk.data:
+            parser.feed_chunk(chunk.data, chunk.base, recs, events)
         parser.flush(recs)
         for r in recs:
             data.add(r)

@@ -8,7 +8,6 @@ import tempfile
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sfttop.core.parse import LogParser
 from sfttop.core.records import Kind, Record
 from sfttop.core.tail import FileTail
@@ -50,8 +49,8 @@ def read(data_parts: list[bytes]) -> list[Record]:
             with open(path, "ab") as f:
                 f.write(part)
             c = t.poll(1 << 20)
-            for off, seg in c.segments:
-                p.feed(seg, off, out, evs)
+            if c.data:
+                p.feed_chunk(c.data, c.base, out, evs)
             p.flush(out)
         return out
     finally:
