@@ -211,6 +211,8 @@ class LogParser:
         self._ordinals: array[int] = array("q")  # ...and its number, to place a resumed run
         self._pending: list[Record] = []  # records waiting for the logging interval
         self._names: dict[str, str] = {}  # raw key -> canonical name
+        self._in_burst = False  # inside a run of step-less records (one flush of stdout)
+        self._burst_bar: int | None = None  # the training bar when that run began
         self._tb_open = False
         self._tb_offset = -1
         self._tb_lines: list[bytes] = []
@@ -240,6 +242,15 @@ class LogParser:
             if head.strip() and _PREFIX.match(head):
                 seg = _PREFIX.sub(b"", seg)
                 start = seg.find(b"{")
+            if b"/" in head and b"[" in head:
+                # A dict glued to a bar: stdout was flushed right after this redraw.
+                m = _TQDM.search(head)
+                if m is not None and _BAR_START.match(head):
+                    if self.interval is None:
+                        self._end_burst(out_records)
+                    total = int(m.group(2))
+                    if self.train_total is None or total >= self.train_total:
+                        self._on_bar(int(m.group(1)), total, m.group(4))
             if b"llamafactory.train.callbacks" in head:
                 return  # LlamaBoard's copy of the HF line just printed: not a second record
             end = seg.rfind(b"}")
@@ -275,17 +286,29 @@ class LogParser:
                     cut = line.rfind(b"\r")
                     tail = line[cut + 1 :]
                     if tail[:2] in (b"{'", b'{"') and tail[-1:] == b"}" and len(tail) < MAX_RECORD_LINE:
+                        if self.interval is None:
+                            # Bars between records: the previous stdout burst is over, and
+                            # stdout's buffer was flushed right after this bar, so the bar is
+                            # where training was when the records that follow were logged.
+                            if batch:
+                                self._feed_batch(batch, out_records, out_events)
+                                batch = []
+                            self._end_burst(out_records)
+                            self.peek_partial(line[: cut + 1])
                         batch.append((pos + cut + 1, tail))
                         bars = line  # only the newest bar of the chunk matters
                     else:
                         if batch:
                             self._feed_batch(batch, out_records, out_events)
                             batch = []
+                        self._end_burst(out_records)
                         self._feed_redraws(line, pos, out_records, out_events)
                 else:
                     if batch:
                         self._feed_batch(batch, out_records, out_events)
                         batch = []
+                    if line[:1] != b"{":
+                        self._end_burst(out_records)
                     feed(line, pos, out_records, out_events)
             pos += n + 1
         if batch:
@@ -498,6 +521,9 @@ class LogParser:
         k = self._next_ordinal(epoch, offset, out_events)
         rec = Record(Kind.TRAIN, k, metrics, epoch, offset, True)
         if self.interval is None:
+            if not self._in_burst:
+                self._in_burst = True
+                self._burst_bar = self.bar_step
             self._pending.append(rec)
             return
         rec.step = k * self.interval
@@ -524,9 +550,19 @@ class LogParser:
         self.ordinal = k
         return k
 
-    def flush(self, out_records: list[Record]) -> None:
-        """Release records waiting for the logging interval to be known (end of a read)."""
-        if not self._pending:
+    def _end_burst(self, out_records: list[Record]) -> None:
+        if self._in_burst:
+            self._in_burst = False
+            if self.interval is None and self._pending and self._burst_bar:
+                self.flush(out_records, final=True)
+
+    def flush(self, out_records: list[Record], final: bool = True) -> None:
+        """Release records waiting for the logging interval to be known.
+
+        ``final`` is False when a read stopped only because its byte budget ran out: records
+        then wait for the end of their stdout burst, where the interval can be measured.
+        """
+        if not self._pending or (self.interval is None and not final):
             return
         if self.interval is None:
             self.interval = self._guess_interval()
@@ -546,8 +582,9 @@ class LogParser:
         # The training bar is written unbuffered to stderr while the dict lines sit in stdout's
         # buffer, so records arrive in bursts behind the bar: at the end of a burst the bar's
         # position over the records logged so far is the logging interval.
-        if self.bar_step and self.ordinal:
-            return max(1, round(self.bar_step / self.ordinal))
+        bar = self._burst_bar or self.bar_step
+        if bar and self.ordinal:
+            return max(1, round(bar / self.ordinal))
         return 1
 
     def _note_resume(self, rec: Record, out_events: list[Event]) -> None:

@@ -178,7 +178,7 @@ class Run:
             if chunk.data:
                 self.parser.feed_chunk(chunk.data, chunk.base, recs, evs)
             eof = chunk.eof
-            self.parser.flush(recs)
+            self.parser.flush(recs, final=eof)
             if eof and src.partial:
                 self.parser.peek_partial(src.partial)
             up.changed = up.changed or chunk.grew
@@ -198,6 +198,11 @@ class Run:
         # History gets the time the file was last written, so a stall is judged from the log,
         # not from when sfttop happened to read it.
         t = now if self.loaded else (self.source.mtime or now)
+        if self.parser.progress_total and not self.data.max_steps:
+            self.data.max_steps = self.parser.progress_total
+        if self.data.max_steps and self.diagnoser.max_steps is None:
+            # The LR check needs to know where the schedule ends (an LR near 0 there is fine).
+            self.diagnoser.max_steps = self.data.max_steps
         evs = [e for e in up.events if e.kind is not EventKind.PROGRESS]
         if not evs:
             for rec in up.records:
@@ -214,8 +219,6 @@ class Run:
         if up.records:
             self.last_record_time = t
             up.changed = True
-        if self.parser.progress_total and not self.data.max_steps:
-            self.data.max_steps = self.parser.progress_total
 
     def _record(self, rec: Record, up: RunUpdate, t: float) -> None:
         self.data.add(rec)

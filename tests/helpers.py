@@ -9,10 +9,13 @@ from sfttop.core.series import RunData
 from sfttop.core.tail import FileTail
 
 
-def read_all(path: str, budget: int = 1 << 16) -> tuple[LogParser, RunData, list[Record], list[Event]]:
+def read_all(
+    path: str, budget: int = 1 << 16, use_state: bool = True
+) -> tuple[LogParser, RunData, list[Record], list[Event]]:
     tail = FileTail(path)
     parser = LogParser()
-    parser.interval = logging_steps_near(path)
+    if use_state:
+        parser.interval = logging_steps_near(path)
     data = RunData()
     records: list[Record] = []
     events: list[Event] = []
@@ -21,7 +24,7 @@ def read_all(path: str, budget: int = 1 << 16) -> tuple[LogParser, RunData, list
         recs: list[Record] = []
         if chunk.data:
             parser.feed_chunk(chunk.data, chunk.base, recs, events)
-        parser.flush(recs)
+        parser.flush(recs, final=chunk.eof)
         for r in recs:
             data.add(r)
         records.extend(recs)
