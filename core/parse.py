@@ -212,6 +212,8 @@ class LogParser:
         self._pending: list[Record] = []  # records waiting for the logging interval
         self._names: dict[str, str] = {}  # raw key -> canonical name
         self._in_burst = False  # inside a run of step-less records (one flush of stdout)
+        self._tentative: Record | None = None  # a record whose epoch went back, not yet placed
+        self._bar_went_back = False  # the training bar restarted since the last train record
         self._burst_bar: int | None = None  # the training bar when that run began
         self._tb_open = False
         self._tb_offset = -1
@@ -518,8 +520,51 @@ class LogParser:
             return
         # HF stdout: no step on the line. Records are numbered in logging order (a resumed run
         # is put back where its epoch says) and step = number x logging interval.
-        k = self._next_ordinal(epoch, offset, out_events)
-        rec = Record(Kind.TRAIN, k, metrics, epoch, offset, True)
+        rec = Record(Kind.TRAIN, 0, metrics, epoch, offset, True)
+        held = self._tentative
+        if held is not None:
+            self._tentative = None
+            self._settle(held, self._confirms(held, epoch), out_records, out_events)
+        last = self.last_epoch
+        if epoch is not None and last is not None and epoch < last - 1e-6:
+            # Epoch went backwards. A resumed run re-logs the epochs it logged before; a stray
+            # or corrupted line does not. Confirm by a training bar that went back (the new
+            # process's bar), or by the next record landing on the old grid.
+            self._tentative = rec
+            if self._bar_went_back:
+                self._tentative = None
+                self._settle(rec, True, out_records, out_events)
+            return
+        self._place(rec, self.ordinal + 1, out_records)
+
+    def _confirms(self, held: Record, next_epoch: float | None) -> bool:
+        if self._bar_went_back:
+            return True
+        if next_epoch is None or held.epoch is None:
+            return False
+        eps = self._epochs
+        i = bisect_left(eps, held.epoch - 1e-6)
+        return i + 1 < len(eps) and abs(eps[i + 1] - next_epoch) <= 1e-6 + 1e-4 * abs(next_epoch)
+
+    def _settle(self, rec: Record, resumed: bool, out_records: list[Record], out_events: list[Event]) -> None:
+        k = self.ordinal + 1
+        if resumed and rec.epoch is not None:
+            eps = self._epochs
+            i = bisect_left(eps, rec.epoch - 1e-6)
+            k = (self._ordinals[i - 1] + 1) if i > 0 else 1
+            del eps[i:]
+            del self._ordinals[i:]
+            out_events.append(Event(EventKind.RESUMED, f"resumed at epoch {rec.epoch:g}", rec.offset))
+        self._place(rec, k, out_records)
+
+    def _place(self, rec: Record, k: int, out_records: list[Record]) -> None:
+        self._bar_went_back = False
+        if rec.epoch is not None:
+            self._epochs.append(rec.epoch)
+            self._ordinals.append(k)
+            self.last_epoch = rec.epoch
+        self.ordinal = k
+        rec.step = k
         if self.interval is None:
             if not self._in_burst:
                 self._in_burst = True
@@ -529,26 +574,6 @@ class LogParser:
         rec.step = k * self.interval
         self.last_train_step = rec.step
         out_records.append(rec)
-
-    def _next_ordinal(self, epoch: float | None, offset: int, out_events: list[Event]) -> int:
-        k = self.ordinal + 1
-        if epoch is not None:
-            last = self.last_epoch
-            if last is not None and epoch < last - 1e-6:
-                # Epoch went backwards: resumed from a checkpoint. Continue after the last
-                # record logged before this epoch, so re-logged records replace the records
-                # they repeat.
-                eps = self._epochs
-                i = bisect_left(eps, epoch - 1e-6)
-                k = (self._ordinals[i - 1] + 1) if i > 0 else 1
-                del eps[i:]
-                del self._ordinals[i:]
-                out_events.append(Event(EventKind.RESUMED, f"resumed at epoch {epoch:g}", offset))
-            self._epochs.append(epoch)
-            self._ordinals.append(k)
-            self.last_epoch = epoch
-        self.ordinal = k
-        return k
 
     def _end_burst(self, out_records: list[Record]) -> None:
         if self._in_burst:
@@ -562,6 +587,9 @@ class LogParser:
         ``final`` is False when a read stopped only because its byte budget ran out: records
         then wait for the end of their stdout burst, where the interval can be measured.
         """
+        if final and self._tentative is not None:
+            held, self._tentative = self._tentative, None
+            self._settle(held, self._bar_went_back, out_records, [])
         if not self._pending or (self.interval is None and not final):
             return
         if self.interval is None:
@@ -646,6 +674,8 @@ class LogParser:
             self.train_total = total
         elif total != self.train_total:
             return
+        if self.bar_step is not None and n < self.bar_step:
+            self._bar_went_back = True
         self.bar_step = n
         self.progress_step = n
         self.progress_total = total

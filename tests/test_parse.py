@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from helpers import parse_lines
 
+from helpers import parse_lines
 from sfttop.core.metrics import canonical
 from sfttop.core.parse import LogParser, parse_duration, parse_object
 from sfttop.core.records import EventKind, Kind
@@ -213,3 +213,29 @@ def test_durations() -> None:
 def test_parse_object_rejects_non_dicts() -> None:
     assert parse_object(b"[1, 2]") is None
     assert parse_object(b"{'a': 1") is None
+
+
+def test_a_stray_record_with_an_old_epoch_is_not_a_resume() -> None:
+    # A corrupted or foreign line whose epoch is in the past, followed by records that carry on
+    # where the run was: every record counts (no bar went back, the next record is off the grid).
+    lines = [b"{'loss': 1.0, 'epoch': %.2f}" % (i / 100) for i in range(1, 51)]
+    lines += [b"{'loss': 0.4, 'epoch': 0.2}", b"{'loss': 0.3, 'epoch': 0.3}"]
+    lines += [b"{'loss': 1.0, 'epoch': %.2f}" % (i / 100) for i in range(51, 61)]
+    _, recs, evs = parse_lines(lines)
+    assert len({r.step for r in recs}) == 62
+    assert not any(e.kind is EventKind.RESUMED for e in evs)
+
+
+def test_a_restarted_progress_bar_confirms_a_resume_at_once() -> None:
+    parser = LogParser()
+    parser.interval = 1
+    recs: list = []
+    evs: list = []
+    lines = [b" 10%|#         | 10/100 [00:10<01:30,  1.0it/s]"]
+    lines += [b"{'loss': 1.0, 'epoch': %.2f}" % (i / 100) for i in range(1, 11)]
+    lines += [b"  0%|          | 0/100 [00:00<?, ?it/s]", b"{'loss': 0.9, 'epoch': 0.06}"]
+    for i, ln in enumerate(lines):
+        parser.feed(ln, i, recs, evs)
+    parser.flush(recs)
+    assert [r.step for r in recs][-1] == 6
+    assert any(e.kind is EventKind.RESUMED for e in evs)
