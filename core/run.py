@@ -214,7 +214,7 @@ class Run:
             ):
                 if isinstance(item, Record):
                     self._record(item, up, t)
-                else:
+                elif isinstance(item, Event):
                     self._event(item, up, t)
         if up.records:
             self.last_record_time = t

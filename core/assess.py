@@ -1,0 +1,530 @@
+"""The assessment: the seed's "your log analysis", produced for the user's run.
+
+Per metric: the latest value, its status against the seed's normal ranges and a note. Train vs
+eval: loss gap in %, accuracy gap in points, entropy gap in %, each judged. Then an overall
+verdict with positive signals and cautions, and the best checkpoint (lowest eval_loss, ties to the
+higher eval token accuracy, never the lowest train loss) mapped to its ``checkpoint-N`` directory.
+
+Noisy per-step metrics are judged on the median of the last ``smooth_points`` logged values (the
+value shown is still the latest); train values compared with an eval are taken at that eval's step.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from .checklist import best_eval, logging_interval
+from .config import Thresholds
+from .diagnose import Diagnoser, Severity, fmt, json_value, median
+from .metrics import (
+    ENTROPY,
+    EVAL_ENTROPY,
+    EVAL_LOSS,
+    EVAL_TOKEN_ACC,
+    GRAD_NORM,
+    LOSS,
+    LR,
+    NORMAL_RANGES,
+    TOKEN_ACC,
+    label,
+)
+from .records import Kind
+from .series import RunData
+
+# statuses, best first
+GOOD, OK, WATCH, HIGH, LOW, CRITICAL, NA = "good", "ok", "watch", "high", "low", "critical", "n/a"
+STATUS_RANK = {GOOD: 0, OK: 0, NA: 0, WATCH: 1, LOW: 1, HIGH: 1, CRITICAL: 2}
+
+
+@dataclass
+class MetricRow:
+    metric: str
+    value: float | None  # latest logged value
+    status: str
+    note: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"metric": self.metric, "value": json_value(self.value), "status": self.status, "note": self.note}
+
+
+@dataclass
+class CompareRow:
+    item: str  # "loss", "token_accuracy", "entropy"
+    train: float | None
+    eval: float | None
+    diff: float | None  # % for loss and entropy, points for accuracy
+    unit: str  # "%" or "pts"
+    status: str
+    judgement: str
+
+    @property
+    def diff_text(self) -> str:
+        if self.diff is None:
+            return "n/a"
+        return f"{self.diff:+.1f}{'%' if self.unit == '%' else ' pts'}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "item": self.item,
+            "train": json_value(self.train),
+            "eval": json_value(self.eval),
+            "diff": self.diff_text,  # "+80.0%", "-2.8 pts"
+            "diff_value": json_value(self.diff),
+            "unit": self.unit,
+            "status": self.status,
+            "judgement": self.judgement,
+        }
+
+
+@dataclass
+class Assessment:
+    step: int | None
+    metrics: list[MetricRow] = field(default_factory=list)
+    comparison: list[CompareRow] = field(default_factory=list)
+    comparison_step: int | None = None  # the eval the comparison is made at
+    status: str = NA  # overall: good, watch or critical
+    verdict: str = ""
+    positives: list[str] = field(default_factory=list)
+    cautions: list[str] = field(default_factory=list)
+    best_checkpoint: dict[str, object] | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "metrics": [m.to_dict() for m in self.metrics],
+            "comparison_step": self.comparison_step,
+            "comparison": [c.to_dict() for c in self.comparison],
+            "status": self.status,
+            "verdict": self.verdict,
+            "positives": list(self.positives),
+            "cautions": list(self.cautions),
+            "best_checkpoint": self.best_checkpoint,
+        }
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def _latest(data: RunData, metric: str) -> tuple[int, float] | None:
+    s = data.get(metric)
+    if s is None or not len(s):
+        return None
+    return s.steps[-1], s.values[-1]
+
+
+def _smoothed(data: RunData, metric: str, n: int, until: int | None = None) -> float | None:
+    s = data.get(metric)
+    if s is None:
+        return None
+    j = len(s) if until is None else bisect_right(s.steps, until)
+    vals = [v for v in s.values[max(0, j - 3 * n) : j] if math.isfinite(v)][-n:]
+    return median(vals) if vals else None
+
+
+def _range_text(metric: str) -> str:
+    lo, hi = NORMAL_RANGES.get(metric, (None, None))
+    return f"{fmt(lo)}-{fmt(hi)}"
+
+
+def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: RunData) -> tuple[str, str]:
+    """(status, note) for one metric's (smoothed) value."""
+    if metric == LOSS:
+        if v < 0.01:
+            return LOW, "below 0.01: the model may be memorising the training set"
+        if v <= 0.5:
+            return GOOD, "a very good level for SFT"
+        if v <= 1.0:
+            return OK, "within the normal 0.01-1.0"
+        return HIGH, "above the usual 0.01-1.0 (normal early in training or on hard data)"
+    if metric == EVAL_LOSS:
+        tl = _smoothed(data, LOSS, t.smooth_points, _latest_step(data, EVAL_LOSS))
+        if tl is None or tl <= 0:
+            return OK, "no train loss to compare with"
+        r = v / tl
+        if r > t.loss_gap_ratio:
+            return HIGH, f"{r:.2g}x the train loss: overfitting"
+        if r - 1 > t.loss_gap_warn:
+            return WATCH, f"{r:.2g}x the train loss: a large gap"
+        return GOOD, "close to the train loss (usually slightly above it)"
+    if metric == GRAD_NORM:
+        if v > t.grad_norm_critical:
+            return CRITICAL, f"above {fmt(t.grad_norm_critical)}: gradient explosion"
+        if v > t.grad_norm_warn:
+            return HIGH, f"above {fmt(t.grad_norm_warn)}: lower the learning rate?"
+        if v >= 0.8 * t.grad_norm_warn:
+            return WATCH, "slightly high: keep watching it; the learning rate may need lowering"
+        if v < t.grad_norm_vanishing:
+            return LOW, f"below {fmt(t.grad_norm_vanishing)}: vanishing gradients?"
+        if v < 0.1:
+            return LOW, "below the usual 0.1-10 (common with LoRA; fine while the loss falls)"
+        return GOOD, "stable, within 0.1-10"
+    if metric == LR:
+        shape = _lr_shape(data, diag)
+        if v > t.lr_max:
+            return HIGH, f"above {fmt(t.lr_max)}: probably too large ({shape})"
+        if v < t.lr_min:
+            ms = diag.max_steps
+            last = data.last_step or 0
+            peak = diag.lr_peak() or 0.0
+            if peak < t.lr_min:
+                return LOW, f"below {fmt(t.lr_min)} and never higher than {fmt(peak)}: far too small to learn"
+            if ms and last >= t.lr_end_fraction * ms:
+                return OK, f"near zero at the end of the schedule ({shape})"
+            return LOW, f"below {fmt(t.lr_min)}: probably too small ({shape})"
+        return OK, shape
+    if metric in (ENTROPY, EVAL_ENTROPY):
+        if v < 0.5:
+            return LOW, "below 0.5: very confident predictions (memorising?)"
+        if v > 3.0:
+            return HIGH, "above 3.0: very uncertain predictions (normal early in training)"
+        return GOOD, "moderate prediction uncertainty"
+    if metric in (TOKEN_ACC, EVAL_TOKEN_ACC):
+        if v > 0.98:
+            return WATCH, "above 0.98: near-perfect, check for memorisation"
+        if v >= 0.95:
+            return GOOD, "excellent (95%+)"
+        if v >= 0.9:
+            return GOOD, "very good (90%+)"
+        if v >= 0.7:
+            return OK, f"within the normal {_range_text(metric)}"
+        return LOW, f"below the usual {_range_text(metric)}"
+    return NA, ""
+
+
+def _latest_step(data: RunData, metric: str) -> int | None:
+    s = data.get(metric)
+    return s.steps[-1] if s is not None and len(s) else None
+
+
+def _lr_shape(data: RunData, diag: Diagnoser) -> str:
+    s = data.get(LR)
+    if s is None or len(s) < 2:
+        return "too few points to see the schedule"
+    vals = [v for v in s.values[-6:] if math.isfinite(v)]
+    peak = diag.lr_peak()
+    if len(vals) < 2:
+        return "schedule unknown"
+    if vals[-1] > vals[0] * (1 + 1e-6):
+        return "warming up"
+    if vals[-1] < vals[0] * (1 - 1e-6):
+        if peak and vals[-1] < peak:
+            return f"decaying as expected, now {vals[-1] / peak:.2%} of its peak {fmt(peak)}"
+        return "decaying"
+    return "constant"
+
+
+_ROWS = (LOSS, GRAD_NORM, LR, ENTROPY, TOKEN_ACC, EVAL_LOSS, EVAL_ENTROPY, EVAL_TOKEN_ACC)
+_NOISY = (LOSS, GRAD_NORM, ENTROPY, TOKEN_ACC)
+
+
+def assess(
+    data: RunData,
+    diagnoser: Diagnoser,
+    thresholds: Thresholds | None = None,
+    log_path: str | None = None,
+) -> Assessment:
+    """The seed's log status evaluation for this run as it is now."""
+    t = thresholds if thresholds is not None else diagnoser.t
+    out = Assessment(step=data.last_step)
+    statuses: dict[str, tuple[str, float | None]] = {}
+    broken_train = _broken_at(data, (LOSS, GRAD_NORM))
+    broken_eval = _broken_at(data, (EVAL_LOSS,))
+    for m in _ROWS:
+        last = _latest(data, m)
+        if last is None:
+            continue
+        step, v = last
+        broken = broken_eval if m.startswith("eval_") else broken_train
+        if not math.isfinite(v):
+            row = MetricRow(m, v, CRITICAL, f"{fmt(v)} at step {step}")
+        elif m != LR and step in broken:
+            row = MetricRow(m, v, CRITICAL, f"meaningless: logged at step {step} while the loss is NaN/inf")
+        else:
+            judged = _smoothed(data, m, t.smooth_points) if m in _NOISY else v
+            judged = v if judged is None else judged
+            status, note = _judge_metric(m, judged, t, diagnoser, data)
+            if m in _NOISY and abs(judged - v) > 0.1 * abs(v):
+                note += f" (recent median {fmt(judged)})"
+            row = MetricRow(m, v, status, note)
+        out.metrics.append(row)
+        statuses[m] = (row.status, row.value)
+
+    _compare(out, data, t)
+    _verdict(out, data, diagnoser, statuses)
+    out.best_checkpoint = best_checkpoint(data, log_path) if log_path else _best_without_path(data)
+    return out
+
+
+def _broken_at(data: RunData, metrics: tuple[str, ...]) -> set[int]:
+    """Latest steps at which one of ``metrics`` is non-finite (values logged beside it are junk)."""
+    out: set[int] = set()
+    for m in metrics:
+        last = _latest(data, m)
+        if last is not None and not math.isfinite(last[1]):
+            out.add(last[0])
+    if not out:
+        # logging_nan_inf_filter: a loss of exactly 0 logged with a NaN grad_norm
+        loss, grad = _latest(data, LOSS), _latest(data, GRAD_NORM)
+        if loss is not None and grad is not None and loss[0] == grad[0] and not math.isfinite(grad[1]):
+            out.add(loss[0])
+    return out
+
+
+def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
+    ev = _latest(data, EVAL_LOSS)
+    if ev is None:
+        return
+    step = ev[0]
+    out.comparison_step = step
+    if not math.isfinite(ev[1]) or _broken_at(data, (LOSS, GRAD_NORM)):
+        last_train = _latest(data, LOSS)
+        out.comparison.append(
+            CompareRow(
+                "loss",
+                last_train[1] if last_train else None,
+                ev[1],
+                None,
+                "%",
+                CRITICAL,
+                "no comparison: training is NaN/inf",
+            )
+        )
+        return
+    # loss
+    el = ev[1]
+    tl = _smoothed(data, LOSS, t.smooth_points, step)
+    if tl is not None and tl > 0 and math.isfinite(el):
+        d = (el - tl) / tl * 100
+        if d > (t.loss_gap_ratio - 1) * 100:
+            st, j = HIGH, "overfitting"
+        elif d > t.loss_gap_warn * 100:
+            st, j = WATCH, "mild overfitting"
+        elif d > 10:
+            st, j = OK, "a normal gap"
+        elif d >= -10:
+            st, j = GOOD, "generalising well"
+        else:
+            st, j = OK, "eval below train (normal early on, or with dropout)"
+        out.comparison.append(CompareRow("loss", tl, el, d, "%", st, j))
+    # token accuracy
+    ea = _value_at_or_none(data, EVAL_TOKEN_ACC, step)
+    ta = _smoothed(data, TOKEN_ACC, t.smooth_points, step)
+    if ea is not None and ta is not None:
+        d = (ea - ta) * 100
+        if d >= -t.accuracy_gap_warn * 100:
+            st, j = GOOD, "generalising well"
+        elif d >= -t.accuracy_drop * 100:
+            st, j = WATCH, "eval accuracy lags train: early sign of overfitting"
+        else:
+            st, j = HIGH, "a large accuracy gap: overfitting"
+        out.comparison.append(CompareRow("token_accuracy", ta, ea, d, "pts", st, j))
+    # entropy
+    ee = _value_at_or_none(data, EVAL_ENTROPY, step)
+    te = _smoothed(data, ENTROPY, t.smooth_points, step)
+    if ee is not None and te is not None and te > 0:
+        d = (ee - te) / te * 100
+        if abs(d) <= 10:
+            st, j = GOOD, "very consistent"
+        elif abs(d) <= t.entropy_gap * 100:
+            st, j = OK, "consistent"
+        else:
+            st, j = WATCH, "eval entropy far from train: check the eval set's distribution"
+        out.comparison.append(CompareRow("entropy", te, ee, d, "%", st, j))
+
+
+def _value_at_or_none(data: RunData, metric: str, step: int) -> float | None:
+    s = data.get(metric)
+    if s is None:
+        return None
+    v = s.at_or_before(step)
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str, tuple[str, float | None]]) -> None:
+    active = diag.active()
+    crit = [f for f in active if f.severity is Severity.CRITICAL]
+    warn = [f for f in active if f.severity is Severity.WARNING]
+    info = [f for f in active if f.severity is Severity.INFO]
+    comp = {c.item: c for c in out.comparison}
+
+    # positives (the seed's "积极信号")
+    pos = out.positives
+    st, _v = statuses.get(LOSS, (NA, None))
+    codes = {f.code for f in active}
+    if st in (GOOD, OK) and not codes & {"loss_oscillation", "loss_plateau"}:
+        pos.append("train loss is " + ("low and stable" if st == GOOD else "in the normal range and stable"))
+    elif not codes & {"loss_oscillation", "loss_plateau", "loss_nonfinite"} and _loss_falling(data):
+        pos.append("train loss is still falling")
+    acc = statuses.get(TOKEN_ACC)
+    if acc is not None and acc[1] is not None and math.isfinite(acc[1]) and acc[1] >= 0.9:
+        pos.append(f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= 0.95 else 'very good'}")
+    c = comp.get("token_accuracy")
+    if c is not None and c.status == GOOD and c.diff is not None:
+        pos.append(
+            f"eval accuracy only {abs(c.diff):.1f} points {'below' if c.diff < 0 else 'above'} train: generalising well"
+        )
+    c = comp.get("entropy")
+    if c is not None and c.status == GOOD:
+        pos.append("train and eval entropy agree")
+    c = comp.get("loss")
+    if c is not None and c.status == GOOD:
+        pos.append("eval loss close to train loss")
+    if not any(f.code == "loss_nonfinite" for f in diag.findings):
+        if data.get(LOSS) is not None:
+            pos.append("no NaN/inf values")
+    gst = statuses.get(GRAD_NORM, (NA, None))[0]
+    if gst == GOOD and not codes & {"grad_explosion", "grad_norm_high"}:
+        pos.append("grad_norm stable and in range")
+    best = best_eval(data)
+    ev = _latest(data, EVAL_LOSS)
+    if best is not None and ev is not None and best[0] == ev[0] and data.count(Kind.EVAL) > 1:
+        pos.append("eval_loss still improving (the latest eval is the best)")
+
+    # cautions (the seed's "需要注意")
+    cau = out.cautions
+    for f in crit + warn:
+        cau.append(f"{f.title}: {f.message}")
+    for f in info:
+        cau.append(f"{f.title} (info): {f.message}")
+    for c in out.comparison:
+        if c.status in (WATCH, HIGH, CRITICAL) and not (
+            c.item == "loss" and codes & {"overfitting", "overfitting_severe"}
+        ):
+            cau.append(f"train/eval {c.item.replace('_', ' ')} gap {c.diff_text}: {c.judgement}")
+    for m, (s, v) in statuses.items():
+        if s in (WATCH, HIGH, LOW) and m not in (EVAL_LOSS,):
+            if m == GRAD_NORM and codes & {"grad_norm_high", "grad_explosion"}:
+                continue
+            if m == LR and codes & {"lr_too_large", "lr_too_small"}:
+                continue
+            row = next(r for r in out.metrics if r.metric == m)
+            cau.append(f"{label(m)} {fmt(v)}: {row.note}")
+
+    # verdict
+    loss_c = comp.get("loss")
+    if crit:
+        out.status = CRITICAL
+        names = ", ".join(dict.fromkeys(f.title for f in crit))
+        out.verdict = f"Critical: {names}. Act now."
+    elif codes & {"overfitting"}:
+        out.status = WATCH
+        out.verdict = "Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early."
+    elif warn:
+        out.status = WATCH
+        names = ", ".join(dict.fromkeys(f.title for f in warn))
+        tail = "" if loss_c is None or loss_c.status != WATCH else " and a mild overfitting tendency"
+        out.verdict = f"Training runs, with warnings to watch: {names}{tail}."
+    elif loss_c is not None and loss_c.status in (WATCH, HIGH):
+        out.status = WATCH
+        out.verdict = "Slight overfitting tendency, but healthy overall."
+    elif data.get(LOSS) is None and data.get(EVAL_LOSS) is None:
+        out.status = NA
+        out.verdict = "No metrics yet."
+    else:
+        out.status = GOOD
+        out.verdict = "Healthy: nothing to act on."
+    if diag.finished and out.status != CRITICAL:
+        out.verdict += " The run has finished."
+
+
+def _loss_falling(data: RunData) -> bool:
+    s = data.get(LOSS)
+    if s is None or len(s) < 6:
+        return False
+    vals = [v for v in s.values[-20:] if math.isfinite(v)]
+    half = len(vals) // 2
+    return half >= 2 and median(vals[half:]) < median(vals[:half])
+
+
+# ------------------------------------------------------------------------------------------------
+# best checkpoint
+
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+_MAX_LISTED = 2000
+
+
+def _best_without_path(data: RunData) -> dict[str, object] | None:
+    best = best_eval(data)
+    if best is None:
+        return None
+    step, loss, acc = best
+    return {"step": step, "eval_loss": loss, "eval_token_accuracy": acc, "path": None, "note": None}
+
+
+def _checkpoint_dirs(base: str) -> dict[int, str]:
+    """checkpoint-N directories in ``base`` and one level below it (an output_dir beside the log)."""
+    found: dict[int, str] = {}
+    try:
+        entries = list(os.scandir(base))[:_MAX_LISTED]
+    except OSError:
+        return found
+    subdirs = []
+    for e in entries:
+        try:
+            if not e.is_dir():
+                continue
+        except OSError:
+            continue
+        m = _CKPT.match(e.name)
+        if m:
+            found.setdefault(int(m.group(1)), e.path)
+        elif not e.name.startswith("."):
+            subdirs.append(e.path)
+    for d in subdirs[:50]:
+        try:
+            for e in list(os.scandir(d))[:_MAX_LISTED]:
+                m = _CKPT.match(e.name)
+                if m and e.is_dir():
+                    found.setdefault(int(m.group(1)), e.path)
+        except OSError:
+            continue
+    return found
+
+
+def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
+    """The best eval (lowest eval_loss, ties to the higher eval token accuracy) and its
+    ``checkpoint-N`` directory beside the log, with a note when it is missing.
+
+    Keys: step, eval_loss, eval_token_accuracy, path (None when no such directory exists),
+    note (None when nothing needs saying).
+    """
+    best = best_eval(data)
+    if best is None:
+        return None
+    step, loss, acc = best
+    base = os.path.dirname(os.path.abspath(log_path))
+    if _CKPT.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
+        base = os.path.dirname(base)
+    dirs = _checkpoint_dirs(base)
+    path = dirs.get(step)
+    note: str | None = None
+    if path is None and dirs:
+        # HF stdout logs carry no step: an eval's step is inferred from the last train record
+        # and may sit up to one logging interval before the checkpoint saved with it.
+        interval = logging_interval(data)
+        near = [s for s in dirs if step < s < step + interval]
+        if near:
+            path = dirs[min(near)]
+    if path is None:
+        have = sorted(dirs)
+        if not have:
+            note = f"no checkpoint-N directories beside the log; the best eval is at step {step}"
+        else:
+            listed = ", ".join(f"checkpoint-{s}" for s in have[:8]) + (" ..." if len(have) > 8 else "")
+            spacing = _gcd_all(have)
+            if spacing and step % spacing == 0 and step < have[-1]:
+                note = f"checkpoint-{step} no longer exists (deleted by save_total_limit?); present: {listed}"
+            else:
+                note = f"no checkpoint was saved at step {step}; present: {listed}"
+    return {"step": step, "eval_loss": loss, "eval_token_accuracy": acc, "path": path, "note": note}
+
+
+def _gcd_all(xs: list[int]) -> int:
+    g = 0
+    for x in xs:
+        g = math.gcd(g, x)
+    return g

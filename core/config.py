@@ -1,0 +1,342 @@
+"""User configuration: diagnosis thresholds, key bindings and alerting, read from TOML.
+
+Every threshold has the seed FAQ's default (or, where the seed is silent, the research note's
+published heuristic) and a one-line doc kept in the field's metadata; ``config_reference()``
+turns them into the README's table, so code and docs cannot drift apart.
+
+The file is optional. ``load_config(None)`` reads ``$XDG_CONFIG_HOME/sfttop/config.toml`` (or
+``~/.config/sfttop/config.toml``) when it exists and returns the defaults when it does not; an
+explicit path must exist. Errors name the offending key::
+
+    [thresholds]
+    grad_norm_wran = 12   # ConfigError: unknown key 'thresholds.grad_norm_wran'
+                          #              (did you mean 'grad_norm_warn'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import sys
+from collections.abc import Collection, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration file is unreadable or holds a bad key or value; the message says which."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+def _f(default: float, doc: str, *, kind: str = "pos") -> Any:
+    """A float threshold. ``kind``: 'pos' (> 0), 'nonneg' (>= 0) or 'frac' (0 < x <= 1)."""
+    return field(default=default, metadata={"doc": doc, "kind": kind})
+
+
+def _i(default: int, doc: str, *, minimum: int = 1) -> Any:
+    return field(default=default, metadata={"doc": doc, "kind": "int", "min": minimum})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every number the diagnoser, checklist and assessment judge by."""
+
+    # --- gradients (seed: GRAD_NORM_WARN = 10, GRAD_NORM_MAX = 20) ---
+    grad_norm_warn: float = _f(10.0, "grad_norm above this is a warning (grad_norm_high)")
+    grad_norm_critical: float = _f(20.0, "grad_norm above this is critical (grad_explosion)")
+    grad_norm_vanishing: float = _f(0.01, "median grad_norm below this while loss stalls is grad_vanishing")
+    grad_spike_ratio: float = _f(3.0, "a grad_norm spike is at least this many times the rolling median")
+    grad_spike_z: float = _f(6.0, "... and has a modified z-score above this (research B.3)")
+    # --- loss ---
+    loss_spike_ratio: float = _f(1.5, "a loss spike is at least this many times the rolling median (B.2)")
+    loss_spike_z: float = _f(3.5, "... and has a modified z-score above this (Iglewicz-Hoaglin cut-off)")
+    oscillation_ratio: float = _f(1.5, "a loss rebound is a jump to at least this many times the recent low")
+    oscillation_min_jump: float = _f(0.1, "... and at least this much in absolute loss (nats)", kind="nonneg")
+    oscillation_rebounds: int = _i(3, "rebounds within one window that make the loss oscillating")
+    divergence_points: int = _i(10, "smoothed loss rising on this many consecutive logged points is divergence")
+    divergence_min_rise: float = _f(0.2, "... and rising by at least this fraction overall")
+    plateau_points: int = _i(10, "smallest window (logged points) over which a plateau is judged", minimum=4)
+    plateau_fraction: float = _f(0.2, "plateau window as a fraction of the points logged so far", kind="frac")
+    plateau_min_improvement: float = _f(
+        0.01, "loss improving by less than this fraction over the window is a plateau", kind="nonneg"
+    )
+    plateau_min_loss: float = _f(
+        1.0,
+        "a flat loss at or below this (the seed's normal range tops out at 1.0) is converged, not stuck",
+        kind="nonneg",
+    )
+    plateau_lr_fraction: float = _f(
+        0.1, "plateaus count only while the LR is at least this fraction of its peak", kind="nonneg"
+    )
+    # --- overfitting (seed: LOSS_GAP_WARN = 2.0; "train 0.01 / eval 1.5+" is severe) ---
+    loss_gap_ratio: float = _f(2.0, "eval_loss / train_loss above this (on 2 consecutive evals) is overfitting")
+    loss_gap_min: float = _f(0.05, "... and eval_loss - train_loss must be at least this (nats)", kind="nonneg")
+    loss_gap_warn: float = _f(0.5, "train/eval loss gap (fraction of train loss) judged 'watch' in reports")
+    overfit_patience: int = _i(2, "evals without a new best eval_loss before a rise counts as overfitting")
+    overfit_min_rise: float = _f(0.02, "... and eval_loss must be this fraction above its best", kind="nonneg")
+    severe_train_loss: float = _f(0.05, "train loss at or below this ('about 0.01') with a high eval_loss ...")
+    severe_eval_loss: float = _f(1.5, "... at or above this is overfitting_severe")
+    # --- accuracy (seed: ACCURACY_DROP_THRESHOLD = 0.1) ---
+    accuracy_drop: float = _f(0.10, "token accuracy falling more than this below its best is accuracy_drop")
+    accuracy_gap_warn: float = _f(0.05, "eval accuracy this far below train accuracy is judged 'watch'")
+    accuracy_slow_gain: float = _f(
+        0.01, "token accuracy gaining less than this over a plateau window is accuracy_slow", kind="nonneg"
+    )
+    accuracy_slow_ceiling: float = _f(0.9, "accuracy_slow only below this accuracy", kind="frac")
+    # --- learning rate (seed: 1e-8 'maybe too small', 1e-3 'maybe too large') ---
+    lr_min: float = _f(1e-7, "LR below this before the schedule's end is lr_too_small")
+    lr_max: float = _f(1e-3, "LR above this is lr_too_large")
+    lr_end_fraction: float = _f(0.9, "steps after this fraction of max_steps are the schedule's end", kind="frac")
+    lr_zero_fraction: float = _f(1e-3, "LR at or below this fraction of its peak has reached zero", kind="frac")
+    # --- entropy, eval speed ---
+    entropy_gap: float = _f(0.25, "eval entropy differing from train entropy by more than this fraction")
+    eval_slowdown_ratio: float = _f(
+        0.7, "eval throughput below this fraction of its median on 2 evals is eval_slowdown", kind="frac"
+    )
+    # --- smoothing, early training, hysteresis ---
+    window_points: int = _i(20, "trailing window (logged points) for rolling median/MAD", minimum=4)
+    min_window_points: int = _i(10, "points needed in the window before spike rules may fire", minimum=3)
+    smooth_points: int = _i(3, "points in the rolling median used as the 'current' value of a noisy metric")
+    early_points: int = _i(5, "the first this-many logged train points are early training", minimum=0)
+    early_fraction: float = _f(
+        0.1, "steps before this fraction of max_steps (when known) are early training", kind="frac"
+    )
+    clear_points: int = _i(5, "consecutive healthy train points that close an episode")
+    clear_evals: int = _i(2, "consecutive healthy evals that close an eval-based episode")
+    # --- stall ---
+    stall_factor: float = _f(5.0, "silence longer than this many median record intervals is run_stalled")
+    stall_min_seconds: float = _f(600.0, "... and never shorter than this many seconds")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """How ``--alert-cmd`` is fed."""
+
+    cmd: str | None = field(default=None, metadata=_doc("command run once per new finding episode (JSON on stdin)"))
+    min_interval_seconds: float = field(default=60.0, metadata=_doc("at most one alert command per this many seconds"))
+    min_severity: str = field(default="warning", metadata=_doc("least severity that alerts: info, warning or critical"))
+    bell: bool = field(default=True, metadata=_doc("ring the terminal bell on a new critical finding"))
+
+
+@dataclass(frozen=True)
+class Config:
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    keys: dict[str, str] = field(default_factory=dict)  # binding id -> key, e.g. {"next_run": "n"}
+    alert: AlertConfig = field(default_factory=AlertConfig)
+    path: str | None = None  # the file read, None when none was
+
+
+SEVERITIES = ("info", "warning", "critical")
+_KEY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def default_config_path(env: Mapping[str, str] = os.environ) -> str:
+    base = env.get("XDG_CONFIG_HOME") or ""
+    if not base or not os.path.isabs(base):  # the XDG spec: relative paths are invalid, ignore them
+        home = env.get("HOME") or os.path.expanduser("~")
+        base = os.path.join(home, ".config")
+    return os.path.join(base, "sfttop", "config.toml")
+
+
+def _suggest(name: str, choices: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _type_name(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _threshold_value(key: str, value: object, meta: Mapping[str, Any]) -> float | int:
+    kind = meta["kind"]
+    if kind == "int":
+        minimum = int(meta["min"])
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{key}' must be an integer >= {minimum}, got {_type_name(value)} {value!r}")
+        if value < minimum:
+            raise ConfigError(f"'{key}' must be an integer >= {minimum}, got {value}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"'{key}' must be a number, got {_type_name(value)} {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ConfigError(f"'{key}' must be a finite number, got {value!r}")
+    if kind == "pos" and x <= 0:
+        raise ConfigError(f"'{key}' must be a number > 0, got {value!r}")
+    if kind == "nonneg" and x < 0:
+        raise ConfigError(f"'{key}' must be a number >= 0, got {value!r}")
+    if kind == "frac" and not 0 < x <= 1:
+        raise ConfigError(f"'{key}' must be a number in (0, 1], got {value!r}")
+    return x
+
+
+def thresholds_from_mapping(table: Mapping[str, object], prefix: str = "thresholds") -> Thresholds:
+    """Validate a ``[thresholds]`` table (also used for command-line overrides)."""
+    known = {f.name: f for f in fields(Thresholds)}
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{prefix}.{name}"
+        f = known.get(name)
+        if f is None:
+            raise ConfigError(f"unknown key '{key}'{_suggest(name, known)}")
+        values[name] = _threshold_value(key, value, f.metadata)
+    t = replace(Thresholds(), **values)
+    _check_consistency(t, prefix)
+    return t
+
+
+def _check_consistency(t: Thresholds, prefix: str) -> None:
+    pairs = (
+        ("grad_norm_warn", "grad_norm_critical"),
+        ("grad_norm_vanishing", "grad_norm_warn"),
+        ("lr_min", "lr_max"),
+        ("severe_train_loss", "severe_eval_loss"),
+        ("min_window_points", "window_points"),
+    )
+    for lo, hi in pairs:
+        if getattr(t, lo) > getattr(t, hi):
+            raise ConfigError(
+                f"'{prefix}.{lo}' ({getattr(t, lo)}) must not be larger than '{prefix}.{hi}' ({getattr(t, hi)})"
+            )
+
+
+def _alert_from_mapping(table: Mapping[str, object]) -> AlertConfig:
+    known = [f.name for f in fields(AlertConfig)]
+    out: dict[str, object] = {}
+    for name, value in table.items():
+        key = f"alert.{name}"
+        if name not in known:
+            raise ConfigError(f"unknown key '{key}'{_suggest(name, known)}")
+        if name == "cmd":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"'{key}' must be a non-empty string, got {_type_name(value)} {value!r}")
+        elif name == "min_interval_seconds":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0):
+                raise ConfigError(f"'{key}' must be a number >= 0, got {_type_name(value)} {value!r}")
+            value = float(value)
+        elif name == "min_severity":
+            if value not in SEVERITIES:
+                raise ConfigError(f"'{key}' must be one of {', '.join(SEVERITIES)}, got {value!r}")
+        elif name == "bell" and not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true or false, got {_type_name(value)} {value!r}")
+        out[name] = value
+    return replace(AlertConfig(), **out)  # type: ignore[arg-type]
+
+
+def _keys_from_mapping(table: Mapping[str, object], actions: Collection[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in table.items():
+        key = f"keys.{name}"
+        if actions is not None and name not in actions:
+            raise ConfigError(f"unknown key '{key}'{_suggest(name, actions)}")
+        if actions is None and not _KEY_ID.match(name):
+            raise ConfigError(f"'{key}' is not a binding id (lower-case letters, digits and _)")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f'\'{key}\' must be a key name string such as "n" or "ctrl+r", got {value!r}')
+        out[name] = value.strip()
+    return out
+
+
+def config_from_mapping(
+    doc: Mapping[str, object], *, key_actions: Collection[str] | None = None, path: str | None = None
+) -> Config:
+    """Validate an already-parsed TOML document."""
+    sections = ("thresholds", "keys", "alert")
+    for name, value in doc.items():
+        if name not in sections:
+            raise ConfigError(
+                f"unknown key '{name}'{_suggest(name, sections)}; expected sections: {', '.join(sections)}"
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{name}' must be a table ([{name}]), got {_type_name(value)}")
+    thresholds = thresholds_from_mapping(_table(doc, "thresholds"))
+    keys = _keys_from_mapping(_table(doc, "keys"), key_actions)
+    alert = _alert_from_mapping(_table(doc, "alert"))
+    return Config(thresholds=thresholds, keys=keys, alert=alert, path=path)
+
+
+def _table(doc: Mapping[str, object], name: str) -> dict[str, object]:
+    value = doc.get(name)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def load_config(
+    path: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    *,
+    key_actions: Collection[str] | None = None,
+) -> Config:
+    """Read the config file at ``path`` (or the default location) and validate it.
+
+    A missing default file means the defaults; a missing explicit file, unparsable TOML, an
+    unknown key or a bad value raise ``ConfigError``. ``key_actions``, when given, is the set of
+    binding ids the TUI knows, so a mistyped ``[keys]`` entry is reported too.
+    """
+    explicit = path is not None
+    target = path if path is not None else default_config_path(env)
+    try:
+        with open(target, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file not found: {target}") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {target}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{target}: not UTF-8 text") from None
+    doc = _parse_toml(text, target)
+    try:
+        return config_from_mapping(doc, key_actions=key_actions, path=target)
+    except ConfigError as exc:
+        raise ConfigError(f"{target}: {exc}") from None
+
+
+def _parse_toml(text: str, target: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{target}: invalid TOML: {exc}") from None
+    try:  # pragma: no cover - Python 3.10
+        import tomli
+    except ImportError:  # pragma: no cover
+        raise ConfigError(f"reading {target} needs the 'tomli' package on Python 3.10 (pip install tomli)") from None
+    try:  # pragma: no cover
+        return tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:  # pragma: no cover
+        raise ConfigError(f"{target}: invalid TOML: {exc}") from None
+
+
+def config_reference() -> list[tuple[str, str, str]]:
+    """(key, default as TOML, doc) for every setting, in file order; the README table is made from it."""
+    out: list[tuple[str, str, str]] = []
+    for section, cls in (("thresholds", Thresholds), ("alert", AlertConfig)):
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else None
+            out.append((f"{section}.{f.name}", _toml_literal(default), str(f.metadata.get("doc", ""))))
+    out.append(("keys.<binding>", '""', 'remap a key binding by its id, e.g. next_run = "n"'))
+    return out
+
+
+def _toml_literal(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float):
+        return repr(value) if 1e-4 <= abs(value) < 1e6 or value == 0 else f"{value:g}"
+    return str(value)

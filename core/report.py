@@ -1,0 +1,295 @@
+"""``sfttop --report``: what the logs hold now, as JSON, text tables or Markdown.
+
+The JSON form is the stable interface (documented in the README); text and Markdown are built
+from the same dict, so the three never disagree. Everything that came from a log (run names,
+paths, error lines) passes through ``clean_text`` before it is printed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import orjson
+
+from . import metrics as M
+from .assess import assess, best_checkpoint
+from .checklist import checklist
+from .config import Config
+from .diagnose import Severity, json_value
+from .records import Kind
+from .run import Monitor, Run
+from .sanitize import clean_text
+
+VERSION = "0.1.0"
+
+# The train metrics shown first, in this order; other metrics follow alphabetically.
+_MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
+
+
+def run_status(run: Run) -> str:
+    if not run.exists:
+        return "missing"
+    if run.error is not None and run.data.count(Kind.TRAIN) == 0:
+        return "unreadable"
+    if run.crashed:
+        return "crashed"
+    if run.finished:
+        return "finished"
+    return "running"
+
+
+def run_dict(run: Run, config: Config) -> dict[str, Any]:
+    data = run.data
+    diag = run.diagnoser
+    latest_train = {k: json_value(v) for k, v in sorted(data.latest(Kind.TRAIN).items(), key=_metric_order)}
+    latest_eval = {k: json_value(v) for k, v in sorted(data.latest(Kind.EVAL).items(), key=_metric_order)}
+    _step, total, eta = run.progress()
+    return {
+        "name": clean_text(run.name),
+        "path": clean_text(run.path),
+        "format": run.format,
+        "status": run_status(run),
+        "error": run.error if (run.error and not run.exists) or run_status(run) == "unreadable" else None,
+        "records": {"train": data.count(Kind.TRAIN), "eval": data.count(Kind.EVAL)},
+        "skipped_lines": run.skipped,
+        "last_step": data.last_step,
+        "epoch": json_value(data.epoch),
+        "max_steps": total,
+        "eta_seconds": None if eta is None else round(eta, 1),
+        "crash": run.crashed,
+        "latest": {"train": latest_train, "eval": latest_eval},
+        "summary": {k: json_value(v) for k, v in sorted(data.summary.items())},
+        "findings": [f.to_dict() for f in diag.findings],
+        "checklist": checklist(data, diag, config.thresholds).to_dict(),
+        "assessment": assess(data, diag, config.thresholds).to_dict(),
+        "best_checkpoint": best_checkpoint(data, run.path),
+    }
+
+
+def _metric_order(item: tuple[str, float]) -> tuple[int, str]:
+    name = item[0]
+    base = name[5:] if name.startswith("eval_") else name
+    return (_MAIN.index(base) if base in _MAIN else len(_MAIN), name)
+
+
+def build(paths: Sequence[str], config: Config) -> tuple[dict[str, Any], int]:
+    """The report dict and the exit status it implies."""
+    mon = Monitor(list(paths), config)
+    mon.load_all()
+    runs = [run_dict(r, config) for r in mon.runs]
+    code = 0
+    if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon.runs):
+        code = 1
+    unreadable = [r for r in runs if r["status"] in ("missing", "unreadable")]
+    if not mon.runs or unreadable:
+        code = 2
+    report = {"sfttop_version": VERSION, "runs": runs}
+    if not mon.runs:
+        report["error"] = "no log found in: " + ", ".join(clean_text(p) for p in paths)
+    return report, code
+
+
+def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> int:
+    report, code = build(paths, config)
+    if fmt == "json":
+        out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif fmt == "md":
+        out.write(render_md(report))
+    else:
+        out.write(render_text(report))
+    out.flush()
+    if code == 2:
+        import sys
+
+        for r in report["runs"]:
+            if r["status"] in ("missing", "unreadable"):
+                print(f"sfttop: {r['path']}: {r['error'] or r['status']}", file=sys.stderr)
+        if "error" in report:
+            print(f"sfttop: {report['error']}", file=sys.stderr)
+    return code
+
+
+# ------------------------------------------------------------------------------------------------
+# text and markdown
+
+
+def num(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        a = abs(v)
+        if a != 0 and (a < 1e-3 or a >= 1e6):
+            return f"{v:.3e}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+_BADGE = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "pending": "....", "critical": "CRIT", "warning": "WARN", "info": "INFO"}
+
+
+def _table(rows: list[list[str]], header: list[str], md: bool) -> list[str]:
+    if md:
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+        return out
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return out
+
+
+def _run_lines(r: dict[str, Any], md: bool) -> list[str]:
+    L: list[str] = []
+    h = "## " if md else "== "
+    L.append(f"{h}{r['name']}")
+    L.append("")
+    rec = r["records"]
+    bits = [
+        f"status: {r['status']}",
+        f"format: {r['format']}",
+        f"step {num(r['last_step'])}" + (f"/{r['max_steps']}" if r["max_steps"] else ""),
+        f"epoch {num(r['epoch'])}",
+        f"records: {rec['train']} train, {rec['eval']} eval",
+    ]
+    if r["skipped_lines"]:
+        bits.append(f"{r['skipped_lines']} unreadable lines skipped")
+    L.append(("`" + r["path"] + "`  \n" if md else r["path"] + "\n") + " · ".join(bits))
+    if r["error"]:
+        L.append(f"error: {r['error']}")
+    if r["crash"]:
+        L.append(f"crashed: {r['crash']}")
+    L.append("")
+
+    findings = r["findings"]
+    L.append(("### " if md else "") + "Findings")
+    L.append("")
+    if not findings:
+        L.append("none: nothing alarming in this run")
+    else:
+        rows = []
+        for f in findings:
+            state = "active" if f["active"] else f"ended at step {f['end_step']}"
+            rows.append([_BADGE.get(f["severity"], f["severity"]), f["code"], str(f["step"]), state, f["message"]])
+        L += _table(rows, ["severity", "code", "step", "state", "message"], md)
+        advice = [(f["code"], a) for f in findings if f["active"] for a in f["advice"][:3]]
+        if advice:
+            L.append("")
+            L.append("Advice:")
+            seen = set()
+            for code, a in advice:
+                if a not in seen:
+                    seen.add(a)
+                    L.append(f"- {a} ({code})")
+    L.append("")
+    L += _assessment_lines(r["assessment"], md)
+    L += _checklist_lines(r["checklist"], md)
+    bc = r["best_checkpoint"]
+    L.append(("### " if md else "") + "Best checkpoint")
+    L.append("")
+    if bc is None:
+        L.append("none yet: the run has logged no eval_loss (best is chosen by eval loss, never train loss)")
+    else:
+        where = bc.get("path") or "no checkpoint directory found"
+        acc = bc.get("eval_token_accuracy")
+        L.append(
+            f"step {bc['step']}: eval_loss {num(bc['eval_loss'])}"
+            + (f", eval token accuracy {num(acc)}" if acc is not None else "")
+            + f" -> {where}"
+        )
+        if bc.get("note"):
+            L.append(str(bc["note"]))
+    L.append("")
+    return L
+
+
+def _assessment_lines(a: dict[str, Any], md: bool) -> list[str]:
+    L: list[str] = []
+    L.append(("### " if md else "") + "Assessment")
+    L.append("")
+    rows = [[m["metric"], num(m["value"]), m["status"], m.get("note", "")] for m in a.get("metrics", [])]
+    if rows:
+        L += _table(rows, ["metric", "value", "status", "note"], md)
+        L.append("")
+    comp = a.get("comparison", [])
+    if comp:
+        rows = [[c["item"], num(c["train"]), num(c["eval"]), c["diff"], c["judgement"]] for c in comp]
+        L += _table(rows, ["train vs eval", "train", "eval", "difference", "judgement"], md)
+        L.append("")
+    L.append(f"Overall: {a.get('verdict', '')}")
+    for p in a.get("positives", []):
+        L.append(f"  + {p}")
+    for c in a.get("cautions", []):
+        L.append(f"  ! {c}")
+    L.append("")
+    return L
+
+
+def _checklist_lines(c: dict[str, Any], md: bool) -> list[str]:
+    L: list[str] = [("### " if md else "") + "Checklist", ""]
+    for cad in c.values():
+        latest = cad.get("latest")
+        if latest is None:
+            L.append(f"{cad['label']}: pending (no data yet)")
+            continue
+        hist = "".join(_HIST.get(w["status"], "?") for w in cad["windows"][-30:])
+        L.append(f"{cad['label']} — {latest['label']}  history (oldest→newest): {hist}")
+        rows = []
+        for it in latest["items"]:
+            trail = "".join(
+                _HIST.get(_item_status(w, it["id"]), "?") for w in cad["windows"][-12:]
+            )
+            rows.append([_BADGE.get(it["status"], it["status"]), it["label"], it["detail"], trail])
+        L += _table(rows, ["status", "check", "detail", "history"], md)
+        L.append("")
+    return L
+
+
+_HIST = {"pass": "+", "warn": "~", "fail": "x", "pending": "."}
+
+
+def _item_status(window: dict[str, Any], item_id: str) -> str:
+    for it in window["items"]:
+        if it["id"] == item_id:
+            return str(it["status"])
+    return "pending"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    L: list[str] = []
+    if "error" in report:
+        L.append(f"sfttop: {report['error']}")
+    for r in report["runs"]:
+        L += _run_lines(r, md=False)
+    return "\n".join(clean_text_keep_newlines(x) for x in L) + "\n"
+
+
+def render_md(report: dict[str, Any]) -> str:
+    L = ["# sfttop report", ""]
+    if "error" in report:
+        L.append(f"**{report['error']}**")
+    for r in report["runs"]:
+        L += _run_lines(r, md=True)
+    return "\n".join(clean_text_keep_newlines(x) for x in L) + "\n"
+
+
+def clean_text_keep_newlines(s: str) -> str:
+    return "\n".join(clean_text(part) for part in s.split("\n"))
+
+
+def relpath(p: str) -> str:
+    try:
+        return os.path.relpath(p)
+    except ValueError:
+        return p

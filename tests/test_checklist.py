@@ -1,0 +1,216 @@
+"""The three-cadence checklist: window sizes that follow the run's logging, item verdicts per window,
+the history of past windows, caching of closed windows."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+
+import pytest
+
+from sfttop.core.checklist import (
+    FAIL,
+    ITEMS,
+    PASS,
+    PENDING,
+    WARN,
+    Checklist,
+    ChecklistState,
+    checklist,
+    nice_ceil,
+    window_sizes,
+)
+from sfttop.core.diagnose import Diagnoser
+from sfttop.core.records import Kind, Record
+from sfttop.core.series import RunData
+
+
+def build(records: Iterable[Record]) -> tuple[RunData, Diagnoser]:
+    data, diag = RunData(), Diagnoser()
+    for r in records:
+        data.add(r)
+        diag.observe(r)
+    return data, diag
+
+
+def healthy(n: int, every: int = 5, steps_per_epoch: int | None = None, eval_every: int = 40) -> list[Record]:
+    out = []
+    for i in range(1, n + 1):
+        step = i * every
+        epoch = step / steps_per_epoch if steps_per_epoch else None
+        loss = 0.6 + 1.8 * math.exp(-3 * i / n) * (1 + 0.01 * math.sin(i))
+        m = {
+            "loss": loss,
+            "grad_norm": 1.0 + 0.2 * math.sin(i),
+            "learning_rate": 2e-5 * 0.5 * (1 + math.cos(math.pi * i / n)),
+            "entropy": 1.2 + 0.6 * math.exp(-3 * i / n),
+            "mean_token_accuracy": 0.9 - 0.3 * math.exp(-3 * i / n),
+        }
+        out.append(Record(Kind.TRAIN, step, m, epoch))
+        if i % eval_every == 0:
+            ev = {
+                "eval_loss": loss * 1.05,
+                "eval_entropy": m["entropy"] * 1.01,
+                "eval_mean_token_accuracy": m["mean_token_accuracy"] - 0.02,
+            }
+            out.append(Record(Kind.EVAL, step, ev, epoch))
+    return out
+
+
+def item(state: ChecklistState, cadence: str, item_id: str, window: int = -1) -> tuple[str, str]:
+    c = state.cadence(cadence)
+    assert c is not None
+    it = c.windows[window].item(item_id)
+    assert it is not None
+    return it.status, it.detail
+
+
+def test_nice_ceil_and_window_sizes() -> None:
+    assert [nice_ceil(x) for x in (1, 3, 100, 101, 240, 251, 1000, 2001)] == [1, 5, 100, 200, 250, 500, 1000, 2500]
+    assert window_sizes(1) == (100, 1000)
+    assert window_sizes(5) == (100, 1000)  # >= 5 points in each 100-step window
+    assert window_sizes(50) == (250, 1000)
+    assert window_sizes(500) == (2500, 10000)
+
+
+def test_items_are_the_seeds() -> None:
+    assert [i for i, _ in ITEMS["100_steps"][1]] == [
+        "loss_falling",
+        "grad_norm_in_range",
+        "lr_decaying",
+        "no_nonfinite",
+    ]
+    assert [i for i, _ in ITEMS["1000_steps"][1]] == ["loss_gap", "eval_acc_rising", "no_overfitting", "entropy_stable"]
+    assert [i for i, _ in ITEMS["epoch"][1]] == ["trend_healthy", "hparams_ok", "best_checkpoint", "early_stop"]
+
+
+def test_healthy_run_every_5_steps() -> None:
+    data, diag = build(healthy(240, every=5, steps_per_epoch=400))  # 1200 steps, 3 epochs
+    st = checklist(data, diag)
+    c100 = st.cadence("100_steps")
+    assert c100 is not None and c100.window_steps == 100 and c100.label == "every 100 steps"
+    assert len(c100.windows) == 12
+    assert c100.windows[0].label == "steps 0-100" and c100.windows[1].start_step == 101
+    for w in c100.windows:
+        assert all(i.status in (PASS, PENDING) for i in w.items), [(i.id, i.status, i.detail) for i in w.items]
+    c1000 = st.cadence("1000_steps")
+    assert c1000 is not None and [w.label for w in c1000.windows] == ["steps 0-1000", "steps 1001-2000"]
+    assert item(st, "1000_steps", "loss_gap", 0)[0] == PASS
+    assert item(st, "1000_steps", "eval_acc_rising", 0)[0] == PASS
+    epochs = st.cadence("epoch")
+    assert epochs is not None and [w.label for w in epochs.windows] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert item(st, "epoch", "best_checkpoint")[0] == PASS
+    assert "step 1200" in item(st, "epoch", "best_checkpoint")[1]
+    assert item(st, "epoch", "early_stop")[0] == PASS
+    json.dumps(st.to_dict(), allow_nan=False)
+
+
+def test_sparse_logging_gets_wider_windows() -> None:
+    data, diag = build(healthy(40, every=500, eval_every=4))  # 20000 steps logged every 500
+    st = checklist(data, diag)
+    c100, c1000 = st.cadence("100_steps"), st.cadence("1000_steps")
+    assert c100 is not None and c100.window_steps == 2500 and c100.label == "every 2500 steps"
+    assert c1000 is not None and c1000.window_steps == 10000
+    assert len(c100.windows) == 8
+    assert item(st, "100_steps", "loss_falling", 3)[0] == PASS
+
+
+def test_nan_turns_the_window_red_and_history_shows_when() -> None:
+    recs = healthy(100, every=5)
+    recs = [r for r in recs if r.kind is Kind.TRAIN]
+    for r in recs[50:]:
+        r.metrics["grad_norm"] = math.nan
+    data, diag = build(recs)
+    st = checklist(data, diag)
+    statuses = [item(st, "100_steps", "no_nonfinite", k)[0] for k in range(5)]
+    assert statuses == [PASS, PASS, FAIL, FAIL, FAIL]
+    assert "grad_norm x" in item(st, "100_steps", "no_nonfinite", 2)[1]
+    assert item(st, "epoch", "early_stop")[0] in (PENDING, FAIL)  # no eval here; a NaN run is stopped
+    assert item(st, "epoch", "hparams_ok")[0] == FAIL
+
+
+def test_pending_before_data() -> None:
+    data, diag = build([Record(Kind.TRAIN, 5, {"loss": 2.0})])
+    st = checklist(data, diag)
+    assert item(st, "100_steps", "loss_falling")[0] == PENDING
+    assert item(st, "100_steps", "grad_norm_in_range")[0] == PENDING
+    assert item(st, "1000_steps", "loss_gap")[0] == PENDING
+    assert item(st, "epoch", "best_checkpoint")[0] == PENDING
+    empty = checklist(RunData(), Diagnoser())
+    assert all(c.latest is None for c in empty.cadences)
+
+
+def test_overfitting_run() -> None:
+    recs = []
+    for i in range(1, 201):
+        step = i * 10
+        recs.append(Record(Kind.TRAIN, step, {"loss": 2.0 * math.exp(-i / 30) + 0.02, "grad_norm": 1.0}, step / 500))
+        if i % 10 == 0:
+            k = i // 10
+            ev_loss = 1.6 - 0.1 * k if k <= 5 else 1.1 + 0.12 * (k - 5)
+            acc = 0.7 + 0.01 * min(k, 5) - 0.02 * max(0, k - 5)
+            recs.append(Record(Kind.EVAL, step, {"eval_loss": ev_loss, "eval_mean_token_accuracy": acc}, step / 500))
+    data, diag = build(recs)
+    st = checklist(data, diag)
+    assert item(st, "1000_steps", "no_overfitting")[0] in (WARN, FAIL)
+    assert item(st, "1000_steps", "loss_gap")[0] == FAIL
+    assert item(st, "1000_steps", "eval_acc_rising")[0] == WARN
+    assert item(st, "epoch", "early_stop")[0] in (WARN, FAIL)
+    status, detail = item(st, "epoch", "best_checkpoint")
+    assert status == WARN and "step 500" in detail  # best eval is in an earlier epoch
+
+
+def test_closed_windows_are_cached_and_the_open_one_is_not() -> None:
+    recs = healthy(100, every=5)
+    data, diag = RunData(), Diagnoser()
+    eng = Checklist()
+    for r in recs[:60]:
+        data.add(r)
+        diag.observe(r)
+    s1 = eng.update(data, diag)
+    c1 = s1.cadence("100_steps")
+    assert c1 is not None
+    first, latest = c1.windows[0], c1.windows[-1]
+    assert first.closed and not latest.closed
+    for r in recs[60:]:
+        data.add(r)
+        diag.observe(r)
+    s2 = eng.update(data, diag)
+    c2 = s2.cadence("100_steps")
+    assert c2 is not None
+    assert c2.windows[0] is first  # closed window reused
+    assert c2.windows[len(c1.windows) - 1] is not latest  # it was open: recomputed (and now closed)
+
+
+def test_resume_recomputes() -> None:
+    recs = [r for r in healthy(80, every=5) if r.kind is Kind.TRAIN]
+    data, diag = RunData(), Diagnoser()
+    eng = Checklist()
+    for r in recs[:60]:
+        data.add(r)
+        diag.observe(r)
+    eng.update(data, diag)
+    for r in recs[40:]:  # resumed from step 200
+        data.add(r)
+        diag.observe(r)
+    st = eng.update(data, diag)
+    c = st.cadence("100_steps")
+    assert c is not None and len(c.windows) == 4
+    assert diag.restarts == 1
+
+
+@pytest.mark.parametrize("eval_every", [10, 1000])
+def test_to_dict_shape(eval_every: int) -> None:
+    data, diag = build(healthy(60, every=10, steps_per_epoch=300, eval_every=eval_every))
+    d = checklist(data, diag).to_dict()
+    assert set(d) == {"100_steps", "1000_steps", "epoch"}
+    cad = d["100_steps"]
+    assert isinstance(cad, dict)
+    assert set(cad) == {"label", "window_steps", "latest", "windows"}
+    latest = cad["latest"]
+    assert isinstance(latest, dict)
+    assert set(latest) == {"index", "label", "start_step", "end_step", "closed", "status", "items"}
+    items = latest["items"]
+    assert isinstance(items, list) and set(items[0]) == {"id", "label", "status", "detail"}
+    json.dumps(d, allow_nan=False)

@@ -1,0 +1,632 @@
+"""The diagnoser, rule by rule, on small hand-built series: each rule fires on its pathology, stays
+quiet on the healthy twin, and does not flap on noise. Then the real fixture logs end to end."""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import random
+from collections.abc import Iterable, Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sfttop.core.config import Thresholds
+from sfttop.core.diagnose import CODES, RULES, Diagnoser, Finding, Severity
+from sfttop.core.records import Event, EventKind, Kind, Record
+
+# ------------------------------------------------------------------------------------------------
+# builders
+
+
+def tr(step: int, **metrics: float) -> Record:
+    return Record(Kind.TRAIN, step, {k: float(v) for k, v in metrics.items()})
+
+
+def ev(step: int, **metrics: float) -> Record:
+    return Record(Kind.EVAL, step, {f"eval_{k}": float(v) for k, v in metrics.items()})
+
+
+def feed(d: Diagnoser, recs: Iterable[Record]) -> list[Finding]:
+    opened: list[Finding] = []
+    for r in recs:
+        opened += d.observe(r)
+    return opened
+
+
+def codes(d: Diagnoser) -> list[str]:
+    return [f.code for f in d.findings]
+
+
+def count(d: Diagnoser, code: str) -> int:
+    return sum(1 for f in d.findings if f.code == code)
+
+
+def train_run(
+    losses: Sequence[float],
+    *,
+    every: int = 10,
+    grads: Sequence[float] | None = None,
+    lrs: Sequence[float] | None = None,
+    accs: Sequence[float] | None = None,
+    ents: Sequence[float] | None = None,
+    start: int = 1,
+) -> list[Record]:
+    out = []
+    for i, loss in enumerate(losses):
+        m: dict[str, float] = {"loss": loss}
+        m["grad_norm"] = grads[i] if grads is not None else 1.0
+        m["learning_rate"] = lrs[i] if lrs is not None else 2e-5
+        if accs is not None:
+            m["mean_token_accuracy"] = accs[i]
+        if ents is not None:
+            m["entropy"] = ents[i]
+        out.append(tr((start + i) * every, **m))
+    return out
+
+
+def decaying(n: int, start: float = 2.5, floor: float = 0.6, noise: float = 0.02, seed: int = 0) -> list[float]:
+    r = random.Random(seed)
+    return [(floor + (start - floor) * math.exp(-4 * i / n)) * (1 + noise * r.gauss(0, 1)) for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------
+# basics
+
+
+def test_severity_order() -> None:
+    assert Severity.INFO < Severity.WARNING < Severity.CRITICAL
+    assert max([Severity.WARNING, Severity.CRITICAL, Severity.INFO]) is Severity.CRITICAL
+    assert sorted([Severity.CRITICAL, Severity.INFO]) == [Severity.INFO, Severity.CRITICAL]
+
+
+def test_every_design_code_has_a_rule() -> None:
+    design = {
+        "loss_nonfinite", "grad_explosion", "grad_norm_high", "grad_vanishing", "overfitting",
+        "overfitting_severe", "accuracy_drop", "loss_oscillation", "loss_plateau", "accuracy_slow",
+        "lr_too_small", "lr_too_large", "lr_schedule", "entropy_gap", "eval_slowdown", "run_crashed",
+        "run_stalled",
+    }  # fmt: skip
+    assert set(CODES) == design
+    assert RULES["loss_nonfinite"][0] is Severity.CRITICAL
+    assert RULES["accuracy_slow"][0] is Severity.INFO
+    assert all(advice for _sev, _title, advice in RULES.values())
+
+
+def test_healthy_run_is_quiet() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(200), grads=[1.0 + 0.1 * math.sin(i) for i in range(200)]))
+    assert d.findings == []
+    assert d.worst_active() is None
+
+
+def test_finding_to_dict() -> None:
+    d = Diagnoser()
+    feed(d, train_run([2.0, 1.9, 1.8]))
+    (f,) = d.observe(tr(40, loss=math.nan, grad_norm=1.0))
+    dd = f.to_dict()
+    assert set(dd) == {"code", "severity", "step", "metric", "value", "message", "advice", "active", "end_step"}
+    assert dd["value"] == "nan" and dd["severity"] == "critical" and dd["active"] is True
+    json.dumps(dd, allow_nan=False)
+    d.observe_event(Event(EventKind.CRASHED, "RuntimeError: boom"))
+    crash = d.findings[-1].to_dict()
+    assert crash["value"] is None and crash["metric"] == ""
+    inf = d.observe(ev(50, loss=math.inf))
+    assert inf == []  # the non-finite episode is already open: not a new one
+
+
+# ------------------------------------------------------------------------------------------------
+# loss_nonfinite
+
+
+def test_nan_loss_is_one_episode_and_closes() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(20)))
+    opened = feed(d, [tr(300 + 10 * i, loss=math.nan, grad_norm=math.nan) for i in range(5)])
+    assert [f.code for f in opened] == ["loss_nonfinite"]
+    f = opened[0]
+    assert f.severity is Severity.CRITICAL and f.step == 300 and f.active
+    feed(d, train_run(decaying(6, 0.7, 0.6), start=36))
+    assert not f.active and f.end_step is not None
+    assert count(d, "loss_nonfinite") == 1
+
+
+def test_nan_hidden_by_logging_filter() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(20)))
+    # logging_nan_inf_filter: the loss stays finite (then 0.0) while grad_norm is NaN
+    (f,) = d.observe(tr(210, loss=1.7, grad_norm=math.nan))
+    assert f.code == "loss_nonfinite" and f.metric == "grad_norm"
+    assert "logging_nan_inf_filter" in f.message
+    assert feed(d, [tr(220 + 10 * i, loss=0.0, grad_norm=math.nan) for i in range(5)]) == []
+    # without grad_norm in the log, an exact 0 after real losses is the same signature
+    d2 = Diagnoser()
+    feed(d2, [tr(10 * (i + 1), loss=v) for i, v in enumerate(decaying(10))])
+    (g,) = d2.observe(tr(110, loss=0.0))
+    assert g.code == "loss_nonfinite" and "logging_nan_inf_filter" in g.message
+
+
+def test_memorised_zero_loss_is_not_nan() -> None:
+    d = Diagnoser()
+    feed(d, [tr(10 * (i + 1), loss=v) for i, v in enumerate([0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002, 0.0])])
+    assert "loss_nonfinite" not in codes(d)
+
+
+def test_nan_eval_loss() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(20)))
+    (f,) = d.observe(ev(200, loss=math.nan))
+    assert f.code == "loss_nonfinite" and f.metric == "eval_loss"
+
+
+# ------------------------------------------------------------------------------------------------
+# gradients
+
+
+def test_grad_explosion_message_and_twin() -> None:
+    d = Diagnoser()
+    grads = [1.5 + 0.1 * (i % 3) for i in range(13)] + [53.2]
+    opened = feed(d, train_run(decaying(14), grads=grads))
+    (f,) = opened
+    assert f.code == "grad_explosion" and f.severity is Severity.CRITICAL and f.step == 140
+    assert f.message.startswith("grad_norm 53.2 at step 140 is above the critical threshold 20")
+    twin = Diagnoser()
+    feed(twin, train_run(decaying(14), grads=[1.5 + 0.1 * (i % 3) for i in range(14)]))
+    assert twin.findings == []
+
+
+def test_grad_explosion_stays_one_episode_while_elevated() -> None:
+    d = Diagnoser()
+    grads = [1.5] * 10 + [25, 15, 30, 12, 40, 18] + [1.2] * 10
+    feed(d, train_run(decaying(26), grads=grads))
+    assert count(d, "grad_explosion") == 1
+    assert "grad_norm_high" not in codes(d)  # the warning-level values belong to the same episode
+    (f,) = [f for f in d.findings if f.code == "grad_explosion"]
+    assert not f.active and f.end_step == 210  # closed after clear_points healthy values
+
+
+def test_big_early_grad_norm_is_not_an_alarm() -> None:
+    d = Diagnoser()
+    grads = [30, 25, 22, 15, 8, 4, 2, 1.8, 1.5, 1.4, 1.3, 1.2]
+    feed(d, train_run(decaying(12), grads=grads))
+    assert d.findings == []
+
+
+def test_early_grad_jump_is_an_explosion() -> None:
+    # the shape of a real SGD lr=1.0 run: a few moderate values, then a jump at point 4
+    d = Diagnoser()
+    feed(d, train_run([3.9, 3.8, 3.8, 5.4, 6.5], grads=[2.0, 5.9, 6.9, 27.5, 6.7]))
+    assert "grad_explosion" in codes(d)
+
+
+def test_grad_norm_high_threshold_and_spike() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(20), grads=[2.0] * 19 + [12.0]))
+    assert codes(d) == ["grad_norm_high"]
+    assert d.findings[0].severity is Severity.WARNING
+    # a spike well inside the range: 8x the rolling median of a LoRA-like run
+    d2 = Diagnoser()
+    feed(d2, train_run(decaying(30), grads=[0.3 + 0.01 * (i % 5) for i in range(29)] + [2.5]))
+    assert codes(d2) == ["grad_norm_high"] and "spike" in d2.findings[0].message
+
+
+def test_heavy_tailed_grad_noise_does_not_flap() -> None:
+    r = random.Random(1)
+    grads = [math.exp(r.gauss(0, 0.3)) for _ in range(500)]
+    d = Diagnoser()
+    feed(d, train_run(decaying(500, noise=0.03), grads=grads))
+    assert "grad_norm_high" not in codes(d) and "grad_explosion" not in codes(d)
+
+
+def test_grad_vanishing() -> None:
+    d = Diagnoser()
+    feed(d, train_run([1.5 * (1 + 0.001 * (i % 3)) for i in range(40)], grads=[1e-4] * 40))
+    assert "grad_vanishing" in codes(d)
+    twin = Diagnoser()
+    feed(twin, train_run(decaying(40), grads=[1e-4] * 40))
+    assert "grad_vanishing" not in codes(twin)
+
+
+# ------------------------------------------------------------------------------------------------
+# loss shape
+
+
+def test_seed_oscillation_pattern() -> None:
+    d = Diagnoser()
+    losses = decaying(15, 1.0, 0.3, 0.0) + [0.3, 0.8, 0.2] * 6 + decaying(20, 0.28, 0.25, 0.0)
+    feed(d, train_run(losses))
+    assert count(d, "loss_oscillation") == 1
+    assert d.findings[0].severity is Severity.WARNING
+
+
+def test_loss_spike_after_a_calm_window() -> None:
+    d = Diagnoser()
+    feed(d, train_run([0.8 + 0.01 * (i % 3) for i in range(30)] + [2.0] + [0.8] * 10))
+    (f,) = d.findings
+    assert f.code == "loss_oscillation" and "spike" in f.message and f.step == 310
+    assert not f.active
+
+
+def test_early_loss_jump_is_unstable() -> None:
+    d = Diagnoser()
+    feed(d, train_run([3.9, 3.95, 3.85, 3.6, 5.4, 7.0, 9.1, 7.4]))
+    assert codes(d)[:1] == ["loss_oscillation"]
+
+
+def test_divergence() -> None:
+    d = Diagnoser()
+    feed(d, train_run([1.0] * 15 + [1.0 * 1.03**k for k in range(1, 13)]))
+    assert "loss_oscillation" in codes(d)
+    assert any("diverging" in f.message or "rebounded" in f.message for f in d.findings)
+
+
+def test_noisy_small_loss_is_not_oscillation() -> None:
+    # a loss near zero jitters by large factors but tiny amounts
+    r = random.Random(3)
+    d = Diagnoser()
+    feed(d, train_run([0.02 + 0.015 * abs(r.gauss(0, 1)) for _ in range(300)]))
+    assert "loss_oscillation" not in codes(d)
+
+
+def test_plateau_fires_on_a_stall_not_on_convergence() -> None:
+    flat = [1.5 * (1 + 0.002 * ((i * 7) % 5 - 2)) for i in range(40)]
+    d = Diagnoser()
+    feed(d, train_run(flat))
+    (f,) = d.findings
+    assert f.code == "loss_plateau" and f.active
+    # falling steadily: quiet
+    d2 = Diagnoser()
+    feed(d2, train_run([2.5 - 0.03 * i for i in range(40)]))
+    assert "loss_plateau" not in codes(d2)
+    # flat but converged (inside the seed's normal range): quiet
+    d3 = Diagnoser()
+    feed(d3, train_run([v / 3 for v in flat]))
+    assert d3.findings == []
+    # flat at the end of the LR schedule: quiet
+    d4 = Diagnoser()
+    lrs = [2e-5] * 5 + [2e-5 * 0.5 ** (i + 1) for i in range(35)]
+    feed(d4, train_run(flat, lrs=lrs))
+    assert "loss_plateau" not in codes(d4)
+
+
+def test_accuracy_slow_and_drop() -> None:
+    n = 60
+    d = Diagnoser()
+    feed(d, train_run(decaying(n, 1.0, 0.5), accs=[0.85 + 0.001 * (i % 2) for i in range(n)]))
+    assert codes(d) == ["accuracy_slow"] and d.findings[0].severity is Severity.INFO
+    rising = Diagnoser()
+    feed(rising, train_run(decaying(n, 1.0, 0.5), accs=[0.5 + 0.4 * i / n for i in range(n)]))
+    assert rising.findings == []
+    drop = Diagnoser()
+    accs = [0.6 + 0.3 * min(1.0, i / 20) for i in range(40)] + [0.7] * 15
+    feed(drop, train_run(decaying(55, 1.0, 0.5), accs=accs))
+    assert "accuracy_drop" in codes(drop)
+    noisy = Diagnoser()
+    r = random.Random(5)
+    feed(noisy, train_run(decaying(200, 1.0, 0.5), accs=[0.85 + 0.04 * r.gauss(0, 1) for _ in range(200)]))
+    assert "accuracy_drop" not in codes(noisy)
+
+
+# ------------------------------------------------------------------------------------------------
+# learning rate
+
+
+def cosine(n: int, peak: float = 2e-5, warm: int = 5) -> list[float]:
+    return [peak * (i + 1) / warm if i < warm else peak * 0.5 * (1 + math.cos(math.pi * (i + 1) / n)) for i in range(n)]
+
+
+def test_lr_too_small_constant() -> None:
+    d = Diagnoser()
+    feed(d, train_run([3.9] * 5, lrs=[1e-9] * 5))
+    assert codes(d) == ["lr_too_small"]
+    assert "never was higher" in d.findings[0].message
+
+
+@pytest.mark.parametrize("max_steps", [None, 1000])
+def test_cosine_to_zero_at_the_end_is_expected(max_steps: int | None) -> None:
+    d = Diagnoser(max_steps=max_steps)
+    feed(d, train_run(decaying(100), lrs=cosine(100)))
+    assert d.findings == []
+
+
+@pytest.mark.parametrize("max_steps", [None, 1000])
+def test_lr_reaching_zero_early(max_steps: int | None) -> None:
+    d = Diagnoser(max_steps=max_steps)
+    lrs = cosine(50) + [0.0] * 50
+    feed(d, train_run(decaying(100), lrs=lrs))
+    assert "lr_schedule" in codes(d) and "lr_too_small" in codes(d)
+
+
+def test_lr_too_large_and_rising_again() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(10), lrs=[5e-3] * 10))
+    assert codes(d) == ["lr_too_large"]
+    d2 = Diagnoser()
+    lrs = cosine(30)[:20] + [cosine(30)[19] * (1 + 0.2 * k) for k in range(1, 6)]
+    feed(d2, train_run(decaying(25), lrs=lrs))
+    assert codes(d2) == ["lr_schedule"] and "rose again" in d2.findings[0].message
+    d3 = Diagnoser()
+    feed(d3, train_run(decaying(30), lrs=cosine(30)))
+    assert d3.findings == []
+
+
+# ------------------------------------------------------------------------------------------------
+# train vs eval
+
+
+def run_with_evals(
+    train_losses: Sequence[float], evals: Sequence[float], every: int = 5, **kw: Sequence[float]
+) -> Diagnoser:
+    d = Diagnoser()
+    recs = train_run(train_losses)
+    for i, r in enumerate(recs):
+        d.observe(r)
+        k = (i + 1) // every - 1
+        if (i + 1) % every == 0 and k < len(evals):
+            m = {"loss": evals[k]}
+            for name, vals in kw.items():
+                m[name] = vals[k]
+            d.observe(ev(r.step, **m))
+    return d
+
+
+def test_overfitting_eval_rising_while_train_falls() -> None:
+    train = decaying(100, 2.0, 0.05, 0.01)
+    evals = [
+        1.6,
+        1.3,
+        1.1,
+        1.0,
+        0.97,
+        0.98,
+        1.02,
+        1.07,
+        1.13,
+        1.2,
+        1.28,
+        1.36,
+        1.45,
+        1.55,
+        1.65,
+        1.75,
+        1.85,
+        1.95,
+        2.05,
+        2.15,
+    ]
+    d = run_with_evals(train, evals)
+    f = next(f for f in d.findings if f.code == "overfitting")
+    assert f.severity is Severity.WARNING and f.active
+    assert f.step > 5 * 10 * 5  # after the best eval (the 5th)
+    assert count(d, "overfitting") == 1
+
+
+def test_healthy_twin_and_small_gap_are_quiet() -> None:
+    train = decaying(100, 2.0, 0.6, 0.01)
+    falling = [v * 1.02 for v in decaying(20, 2.0, 0.65, 0.0)]
+    assert "overfitting" not in codes(run_with_evals(train, falling))
+    slightly_above = [t * 1.2 for t in train[4::5]]
+    d = run_with_evals(train, slightly_above)
+    assert not {"overfitting", "overfitting_severe"} & set(codes(d))
+
+
+def test_ratio_rule_needs_two_evals() -> None:
+    train = [0.3 * (1 + 0.01 * (i % 3)) for i in range(40)]
+    one = run_with_evals(train[:20], [0.9], every=20)
+    assert "overfitting" not in codes(one)  # one eval is one sample
+    two = run_with_evals(train, [0.9, 0.95], every=20)
+    f = next(f for f in two.findings if f.code == "overfitting")
+    assert "x the train loss" in f.message
+
+
+def test_noisy_evals_on_a_healthy_run_do_not_flap() -> None:
+    r = random.Random(11)
+    train = decaying(1000, 2.5, 0.3, 0.05, seed=2)
+    evals = [max(0.05, t * 1.3 * (1 + 0.03 * r.gauss(0, 1))) for t in train[9::10]]
+    d = run_with_evals(train, evals, every=10)
+    assert count(d, "overfitting") <= 1
+
+
+def test_overfitting_severe() -> None:
+    train = [2.0 * math.exp(-i / 4) + 0.01 for i in range(40)]
+    d = run_with_evals(train, [1.2, 1.3, 1.45, 1.6, 1.7, 1.8, 1.9, 2.0], every=5)
+    sev = next(f for f in d.findings if f.code == "overfitting_severe")
+    assert sev.severity is Severity.CRITICAL and "tiny" in sev.message
+    assert d.worst() is Severity.CRITICAL
+
+
+def test_eval_accuracy_drop_and_entropy_gap() -> None:
+    train = decaying(40, 1.5, 0.8)
+    d = run_with_evals(train, [1.2, 1.1, 1.05, 1.0], every=10, mean_token_accuracy=[0.80, 0.82, 0.65, 0.66])
+    assert "accuracy_drop" in codes(d)
+    ents = [1.5] * 40
+    recs = train_run(train, ents=ents)
+    d2 = Diagnoser()
+    feed(d2, recs[:20])
+    d2.observe(ev(200, loss=1.0, entropy=2.5))
+    assert codes(d2) == ["entropy_gap"]
+    d3 = Diagnoser()
+    feed(d3, recs[:20])
+    d3.observe(ev(200, loss=1.0, entropy=1.55))
+    assert d3.findings == []
+
+
+def test_eval_slowdown_needs_two_slow_evals() -> None:
+    def run(speeds: list[float]) -> Diagnoser:
+        d = Diagnoser()
+        recs = train_run(decaying(10 * len(speeds)))
+        for i, sp in enumerate(speeds):
+            feed(d, recs[10 * i : 10 * i + 10])
+            d.observe(ev(recs[10 * i + 9].step, loss=1.0 - 0.01 * i, samples_per_second=sp))
+        return d
+
+    assert codes(run([100, 101, 99, 100, 50, 48])) == ["eval_slowdown"]
+    assert codes(run([100, 101, 99, 100, 50, 100])) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# run events
+
+
+def test_crash_then_restart() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(10)))
+    (f,) = d.observe_event(
+        Event(EventKind.CRASHED, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+    )
+    assert f.code == "run_crashed" and f.severity is Severity.CRITICAL
+    assert "CUDA out of memory" in f.message and f.step == 100
+    assert d.worst_active() is Severity.CRITICAL
+    assert d.observe_event(Event(EventKind.CRASHED, "during handling...")) == []  # same crash
+    d.observe(tr(60, loss=decaying(10)[5], grad_norm=1.0))  # restarted from checkpoint-50
+    assert not f.active and d.worst_active() is None
+    assert d.restarts == 1
+
+
+def test_stall() -> None:
+    d = Diagnoser()
+    for i, r in enumerate(train_run(decaying(10))):
+        d.observe(r, now=1000.0 + 30 * i)
+    last = 1000.0 + 30 * 9
+    assert d.stall_limit() == 600.0  # max(5 x 30 s, 600 s)
+    assert d.check_stall(last + 500) == []
+    (f,) = d.check_stall(last + 700)
+    assert f.code == "run_stalled" and f.severity is Severity.WARNING
+    assert d.check_stall(last + 900) == []  # one episode
+    d.observe(tr(110, loss=0.7, grad_norm=1.0), now=last + 1000)
+    assert not f.active
+    # slow logging raises the limit; a finished run never stalls
+    slow = Diagnoser()
+    for i, r in enumerate(train_run(decaying(10))):
+        slow.observe(r, now=300.0 * i)
+    assert slow.stall_limit() == 1500.0
+    slow.observe_event(Event(EventKind.FINISHED, "training finished"))
+    assert slow.check_stall(1e9) == []
+
+
+def test_observe_reports_each_episode_once() -> None:
+    d = Diagnoser()
+    feed(d, train_run(decaying(20)))
+    seen = feed(d, [tr(300 + i, loss=math.nan, grad_norm=math.nan) for i in range(10)])
+    assert len(seen) == 1
+
+
+def test_resumed_run_relogging_steps_is_not_a_pathology() -> None:
+    losses = decaying(40)
+    lrs = cosine(40)
+    recs = train_run(losses, lrs=lrs)
+    d = Diagnoser()
+    feed(d, recs[:25])
+    feed(d, recs[15:])  # killed after step 250, resumed from checkpoint-150
+    assert d.restarts == 1
+    assert d.findings == []
+
+
+def test_max_steps_from_events() -> None:
+    d = Diagnoser()
+    d.observe_event(Event(EventKind.MAX_STEPS, "", total=500))
+    assert d.max_steps == 500
+
+
+# ------------------------------------------------------------------------------------------------
+# no flapping on noise (property)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(20, 400),
+    noise=st.floats(0.0, 0.08),
+    every=st.sampled_from([1, 5, 10, 50]),
+    floor=st.floats(0.2, 0.95),
+    peak=st.sampled_from([1e-5, 2e-5, 2e-4]),
+    know_max=st.booleans(),
+)
+def test_noisy_healthy_runs_raise_no_warning(
+    seed: int, n: int, noise: float, every: int, floor: float, peak: float, know_max: bool
+) -> None:
+    r = random.Random(seed)
+    start = floor + 1.0 + r.random()
+    warm = max(1, n // 20)
+    d = Diagnoser(max_steps=n * every if know_max else None)
+    for i in range(n):
+        true = floor + (start - floor) * math.exp(-5 * i / n)
+        lr = peak * (i + 1) / warm if i < warm else peak * 0.5 * (1 + math.cos(math.pi * (i + 1) / n))
+        d.observe(
+            tr(
+                (i + 1) * every,
+                loss=true * (1 + noise * r.gauss(0, 1)),
+                grad_norm=(1 + 2 * math.exp(-i / 5)) * math.exp(r.gauss(0, 0.25)),
+                learning_rate=lr,
+                mean_token_accuracy=min(0.99, 0.4 + 0.5 * (1 - math.exp(-4 * i / n)) + 0.01 * r.gauss(0, 1)),
+            )
+        )
+        if (i + 1) % 10 == 0:
+            d.observe(ev((i + 1) * every, loss=true * 1.05 * (1 + 0.005 * r.gauss(0, 1))))
+    bad = [f for f in d.findings if f.severity is not Severity.INFO]
+    assert bad == [], [f.message for f in bad]
+    per_code = [f.code for f in d.findings]
+    assert all(per_code.count(c) <= 1 for c in per_code)
+
+
+# ------------------------------------------------------------------------------------------------
+# real logs (tests/fixtures/real/<transformers>/<scenario>/train.log), through the real pipeline
+
+REAL = os.path.join(os.path.dirname(__file__), "fixtures", "real")
+EXPECT: dict[str, set[str]] = {
+    "explode": {"grad_explosion"},
+    "nan_filtered": {"loss_nonfinite"},
+    "nan_unfiltered": {"loss_nonfinite"},
+    "overfit": {"overfitting"},
+    "oscillate": {"loss_oscillation"},
+    "crash": {"run_crashed"},
+}
+HEALTHY = {"healthy", "healthy_multi", "resumed"}
+
+
+def _real_logs() -> list[str]:
+    return sorted(glob.glob(os.path.join(REAL, "*", "*", "train.log")))
+
+
+def _diagnose_file(path: str) -> Diagnoser:
+    from sfttop.core.config import Config
+    from sfttop.core.run import Run
+
+    run = Run("t", path, Config())
+    for _ in range(10_000):
+        run.poll(now=os.stat(path).st_mtime + 1)
+        if run.loaded:
+            break
+    return run.diagnoser
+
+
+@pytest.mark.parametrize("path", _real_logs(), ids=lambda p: "/".join(p.split(os.sep)[-3:-1]))
+def test_real_fixture(path: str) -> None:
+    scenario = os.path.basename(os.path.dirname(path))
+    if os.path.getsize(path) == 0:
+        pytest.skip("fixture still being generated")
+    d = _diagnose_file(path)
+    found = set(codes(d))
+    worst = d.worst()
+    if scenario in HEALTHY:
+        assert worst is not Severity.CRITICAL, [f.message for f in d.findings]
+        assert not found & {"overfitting", "overfitting_severe"}
+    elif scenario == "stall":
+        assert found & {"loss_plateau", "lr_too_small"}
+    elif scenario in EXPECT:
+        assert EXPECT[scenario] <= found, [f.message for f in d.findings]
+        if scenario in ("explode", "nan_filtered", "nan_unfiltered", "crash"):
+            assert worst is Severity.CRITICAL
+
+
+def test_thresholds_are_configurable() -> None:
+    grads = [2.0] * 19 + [53.2]
+    d = Diagnoser(Thresholds(grad_norm_warn=60.0, grad_norm_critical=100.0))
+    feed(d, train_run(decaying(20), grads=grads))
+    assert codes(d) == ["grad_norm_high"] and "spike" in d.findings[0].message  # a spike, no longer critical
+    d2 = Diagnoser(Thresholds(grad_norm_warn=60.0, grad_norm_critical=100.0, grad_spike_ratio=30.0))
+    feed(d2, train_run(decaying(20), grads=grads))
+    assert d2.findings == []
