@@ -8,6 +8,7 @@ import tempfile
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sfttop.core.parse import LogParser
 from sfttop.core.records import Kind, Record
 from sfttop.core.tail import FileTail

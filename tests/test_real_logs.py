@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import read_all
 
+from helpers import read_all
 from sfttop.core.records import EventKind, Kind
 
 REAL = Path(__file__).parent / "fixtures" / "real"
