@@ -477,9 +477,14 @@ class LogParser:
         elif step is not None:
             out_records.append(Record(Kind.EVAL, step, metrics, epoch, offset))
         else:
-            # An evaluation runs right after the train log of the same step.
-            rec = Record(Kind.EVAL, self.last_train_step or 0, metrics, epoch, offset, True)
-            (self._pending if self._pending else out_records).append(rec)
+            # An evaluation runs right after the train log of its step (or a few steps later
+            # when eval_steps is not a multiple of logging_steps: its epoch tells).
+            rec = Record(Kind.EVAL, 0, metrics, epoch, offset, True)
+            if self._pending:
+                self._pending.append(rec)
+            else:
+                rec.step = self._eval_step(epoch, self.last_train_step, self.last_epoch)
+                out_records.append(rec)
 
     def _detect(self, obj: dict[str, object]) -> str:
         if "current_steps" in obj:
@@ -596,15 +601,25 @@ class LogParser:
             self.interval = self._guess_interval()
         interval = self.interval
         last: int | None = self.last_train_step
+        last_epoch = self.last_epoch
         for rec in self._pending:
             if rec.kind is Kind.TRAIN:
                 rec.step = rec.step * interval
                 last = rec.step
+                last_epoch = rec.epoch
             else:
-                rec.step = last if last is not None else 0
+                rec.step = self._eval_step(rec.epoch, last, last_epoch)
             out_records.append(rec)
         self.last_train_step = last
         self._pending.clear()
+
+    def _eval_step(self, epoch: float | None, last_step: int | None, last_epoch: float | None) -> int:
+        base = last_step or 0
+        if epoch and last_step and last_epoch and self.interval:
+            est = round(epoch * last_step / last_epoch)
+            if base <= est < base + self.interval:
+                return est
+        return base
 
     def _guess_interval(self) -> int:
         # The training bar is written unbuffered to stderr while the dict lines sit in stdout's

@@ -62,3 +62,14 @@ def test_trainer_metrics_are_in_the_vocabulary(ver: str) -> None:
     for name in ("eval_loss", "eval_entropy", "eval_mean_token_accuracy"):
         assert name in data.series, name
     assert data.summary["train_runtime"] > 0
+
+
+@pytest.mark.parametrize("ver", ["tf4", "tf5"])
+@pytest.mark.parametrize("name", ["healthy", "healthy_multi", "overfit", "resumed"])
+def test_eval_steps_match_the_trainer_state(ver: str, name: str) -> None:
+    # eval_steps need not be a multiple of logging_steps (healthy: 15 vs 2): the eval's epoch
+    # places it between two train logs.
+    state = json.loads((REAL / ver / name / "trainer_state.json").read_text())
+    want = sorted({e["step"] for e in state["log_history"] if "eval_loss" in e})
+    _, data, _, _ = read_all(str(REAL / ver / name / "train.log"), use_state=False)
+    assert list(data.index[Kind.EVAL].steps) == want
