@@ -56,6 +56,10 @@ _FATAL = re.compile(
     rb"Current loss scale already at minimum)",
     re.IGNORECASE,
 )
+_NOT_PLAIN = frozenset(
+    ("step", "global_step", "current_steps", "iteration", "iter", "total_steps", "global_step/max_steps",
+     "percentage", "remaining_time", "log_history")
+)
 _STEP_KEYS = ("step", "global_step", "current_steps", "iteration", "iter")
 _SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+)$")
@@ -211,6 +215,7 @@ class LogParser:
         self._ordinals: array[int] = array("q")  # ...and its number, to place a resumed run
         self._pending: list[Record] = []  # records waiting for the logging interval
         self._names: dict[str, str] = {}  # raw key -> canonical name
+        self._plans: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
         self._in_burst = False  # inside a run of step-less records (one flush of stdout)
         self._tentative: Record | None = None  # a record whose epoch went back, not yet placed
         self._bar_went_back = False  # the training bar restarted since the last train record
@@ -384,11 +389,44 @@ class LogParser:
                 self.feed(line, off, out_records, out_events)
             return
         on_object = self._on_object
+        plans = self._plans
+        stats = self.stats
         for (off, _), obj in zip(batch, objs):
-            if isinstance(obj, dict):
+            if type(obj) is not dict:
+                stats.skip(b"[not a dict]")
+                continue
+            # Every train line of a run has the same keys: work out once per key set which are
+            # metrics and what they are called, then just read the values.
+            kt = tuple(obj)
+            plan = plans.get(kt)
+            if plan is None:
+                plan = plans[kt] = self._plan(kt) if len(plans) < 64 else ()
+            if not plan:
                 on_object(obj, off, out_records, out_events)
+                continue
+            metrics: dict[str, float] = {}
+            for raw, name in plan:
+                v = obj[raw]
+                if type(v) is not float:
+                    v = to_float(v)
+                    if v is None:
+                        break
+                metrics[name] = v
             else:
-                self.stats.skip(b"[not a dict]")
+                ev = obj.get("epoch")
+                stats.records += 1
+                self._on_train(metrics, None, ev if type(ev) is float else to_float(ev), off, out_records, out_events)
+                continue
+            on_object(obj, off, out_records, out_events)
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """(raw key, canonical name) of each metric, for a key set that is a plain train record."""
+        if any(k in _NOT_PLAIN for k in keys):
+            return ()
+        plan = tuple((k, canonical(k)) for k in keys if k != "epoch")
+        if self._classify({name: 0.0 for _, name in plan}) is not Kind.TRAIN:
+            return ()
+        return plan
 
     # -- records ----------------------------------------------------------------------------
     @staticmethod
