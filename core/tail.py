@@ -18,6 +18,8 @@ import os
 import stat
 from dataclasses import dataclass
 
+MAX_HELD = 256  # descriptors held open across polls, over all files
+_held = 0
 FINGERPRINT = 64  # bytes before the read offset that identify "the same file" across polls
 
 
@@ -64,23 +66,62 @@ class FileTail:
         self.error: str | None = None  # why the file can't be read now (None: fine)
         self.exists = False
         self.mtime = 0.0
+        self._fd: int | None = None
+        self._mtime_ns = 0
 
     @property
     def pending_bytes(self) -> int:
         return max(0, self.size - self.offset)
 
-    def _reset(self) -> None:
+    def _reset(self, keep_fd: bool = False) -> None:
+        if not keep_fd:
+            self.close()
         self.offset = 0
         self.carry = b""
         self.carry_offset = 0
         self.discarding = False
         self.head = b""
 
+    def close(self) -> None:
+        """Let go of the held descriptor (the file itself is never touched)."""
+        global _held
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+            _held -= 1
+
+    def _drain_old(self, budget: int, out: Chunk) -> bool:
+        """Before following a replaced or deleted file, read what the old one still holds
+        (a rotated log's last lines). True when something was read: the switch waits a poll."""
+        fd = self._fd
+        if fd is None:
+            return False
+        try:
+            size = os.fstat(fd).st_size
+            n = len(self.head)
+            if size < self.offset or (self.offset and n and os.pread(fd, n, self.offset - n) != self.head):
+                self._reset(keep_fd=True)  # truncated and refilled before it went away
+            want = min(budget, size - self.offset)
+            data = os.pread(fd, want, self.offset) if want > 0 else b""
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return False
+        self._take(data, out)
+        out.eof = False  # the new file is still to come
+        return True
+
     def poll(self, budget: int = 4 << 20) -> Chunk:
         out = Chunk()
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
+            if self._drain_old(budget, out):
+                return out
             if self.exists:
                 out.reset = "vanished"
                 self._reset()
@@ -95,56 +136,86 @@ class FileTail:
             return out
         ident = (st.st_dev, st.st_ino)
         if self.ident is not None and ident != self.ident:
+            if self._drain_old(budget, out):
+                return out
             out.reset = "replaced"
             self._reset()
         elif st.st_size < self.offset:
             out.reset = "truncated"
-            self._reset()
+            self._reset(keep_fd=True)  # same file: keep it, so it can still be read if removed
         if not self.exists and self.ident is not None and out.reset is None:
             out.reset = "reappeared"
         self.exists = True
         self.ident = ident
         self.mtime = st.st_mtime
         self.size = st.st_size
-        if st.st_size == self.offset:
+        touched = st.st_mtime_ns != self._mtime_ns
+        self._mtime_ns = st.st_mtime_ns
+        if st.st_size == self.offset and not (touched and self.offset > 0):
+            # Nothing new. (Same size but written again: maybe truncated and refilled to
+            # exactly where we were; the fingerprint check below tells.)
             self.error = None
             return out
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            self.error = "permission denied" if e.errno in (errno.EACCES, errno.EPERM) else os.strerror(e.errno or 0)
-            return out
+        fd = self._fd
+        if fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            except OSError as e:
+                denied = e.errno in (errno.EACCES, errno.EPERM)
+                self.error = "permission denied" if denied else os.strerror(e.errno or 0)
+                return out
         try:
             fst = os.fstat(fd)
             if (fst.st_dev, fst.st_ino) != ident:  # replaced between stat and open
                 out.reset = out.reset or "replaced"
-                self._reset()
+                self._reset(keep_fd=True)
                 self.ident = (fst.st_dev, fst.st_ino)
             self.size = fst.st_size
             if self.offset > 0 and self.head:
                 # Truncated and rewritten past our offset between two polls: the bytes we read
-                # last (and the file's first bytes) are no longer where we read them.
+                # last are no longer where we read them.
                 n = len(self.head)
                 if os.pread(fd, n, self.offset - n) != self.head:
                     out.reset = "truncated"
-                    self._reset()
+                    self._reset(keep_fd=True)
             want = min(budget, self.size - self.offset)
             data = os.pread(fd, want, self.offset) if want > 0 else b""
         except OSError as e:
             self.error = os.strerror(e.errno or 0)
+            self._release(fd)
             return out
-        finally:
-            os.close(fd)
+        self._keep(fd)
         self.error = None
         if not data:
             return out
+        self._take(data, out)
+        out.eof = self.offset >= self.size
+        return out
+
+    def _keep(self, fd: int) -> None:
+        # Holding the descriptor lets a rotated file be read to its end; past a few hundred
+        # files sfttop stops holding them rather than run out of descriptors.
+        global _held
+        if fd == self._fd:
+            return
+        if _held < MAX_HELD:
+            self._fd = fd
+            _held += 1
+        else:
+            os.close(fd)
+
+    def _release(self, fd: int) -> None:
+        if fd == self._fd:
+            self.close()
+        else:
+            os.close(fd)
+
+    def _take(self, data: bytes, out: Chunk) -> None:
         self.head = (self.head + data)[-FINGERPRINT:] if len(data) < FINGERPRINT else data[-FINGERPRINT:]
         start = self.offset
         self.offset += len(data)
         out.grew = True
-        out.eof = self.offset >= self.size
         self._split(data, start, out)
-        return out
 
     def _split(self, data: bytes, start: int, out: Chunk) -> None:
         if self.discarding:

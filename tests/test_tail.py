@@ -167,3 +167,47 @@ def test_never_writes_to_the_file(tmp_path: Path) -> None:
     segs(t)
     after = p.stat()
     assert (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
+
+
+def test_rotation_reads_the_old_files_last_lines_first(tmp_path: Path) -> None:
+    p = tmp_path / "train.log"
+    p.write_bytes(b"old1\n")
+    t = FileTail(str(p))
+    assert segs(t) == [b"old1"]
+    with open(p, "ab") as f:
+        f.write(b"old2\n")  # written after our last poll, then rotated away
+    os.rename(p, tmp_path / "train.log.1")
+    p.write_bytes(b"new1\n")
+    got = []
+    resets = []
+    for _ in range(3):
+        c = t.poll()
+        got += [s for _, s in c.segments]
+        resets.append(c.reset)
+    assert got == [b"old2", b"new1"]
+    assert "replaced" in resets
+    t.close()
+
+
+def test_unreadable_file_is_named_not_raised(tmp_path: Path, monkeypatch: object) -> None:
+    import errno
+
+    import pytest
+
+    p = tmp_path / "secret.log"
+    p.write_bytes(b"x\n")
+    real_open = os.open
+
+    def deny(path: str, flags: int, *a: object) -> int:
+        if str(path) == str(p):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *a)  # type: ignore[arg-type]
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(os, "open", deny)
+    try:
+        t = FileTail(str(p))
+        assert segs(t) == [] and t.error == "permission denied"
+    finally:
+        mp.undo()
+    assert segs(t) == [b"x"] and t.error is None
