@@ -1,0 +1,353 @@
+"""Pilot tests of the live monitor: keys, banners, runs appearing and vanishing, alerts, sizes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from sfttop.core.config import Config
+from sfttop.tui.app import SfttopApp
+from sfttop.tui.keys import BINDING_IDS
+from sfttop.tui.widgets.alert_banner import AlertBanner
+from sfttop.tui.widgets.help_screen import HelpScreen
+from sfttop.tui.widgets.metric_chart import MetricChart
+from sfttop.tui.widgets.run_list import RunList
+from sfttop.tui.widgets.title_bar import TitleBar
+
+REAL = Path(__file__).parent / "fixtures" / "real" / "tf5"
+THREE = [str(REAL / n / "train.log") for n in ("healthy", "explode", "overfit")]
+LIVE = {"interval": 0.05, "rescan_seconds": 0.1}
+
+
+def write_log(path: Path, n: int = 30, seed: int = 0, epoch_scale: float = 0.01, bars: bool = False) -> None:
+    """A small HF-stdout-style log: one dict repr per logging step, an eval every 10; with
+    ``bars``, the tqdm training bar before each (logging every 10 steps)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        for i in range(1, n + 1):
+            if bars:
+                f.write(f"\r{100 * i // n:3d}%|#         | {i * 10}/{n * 10} [00:10<00:20,  5.00it/s]\n")
+            loss = 2.0 * math.exp(-i / 15) + 0.3 + 0.01 * ((i * 7 + seed) % 5)
+            rec = {
+                "loss": round(loss, 4),
+                "grad_norm": round(1.0 + 0.1 * ((i + seed) % 4), 3),
+                "learning_rate": 2e-5,
+                "entropy": 1.5,
+                "num_tokens": float(i * 2048),
+                "mean_token_accuracy": 0.8,
+                "epoch": round(i * epoch_scale, 3),
+            }
+            f.write(repr(rec) + "\n")
+            if i % 10 == 0:
+                f.write(repr({"eval_loss": round(loss * 1.1, 4), "eval_mean_token_accuracy": 0.78, "epoch": rec["epoch"]}) + "\n")
+
+
+def nan_line(epoch: float = 1.0) -> str:
+    return repr({"loss": math.nan, "grad_norm": math.nan, "learning_rate": 1e-05, "epoch": epoch}) + "\n"
+
+
+async def wait_for(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 8.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await pilot.pause(0.05)
+        if cond():
+            return True
+    return False
+
+
+def names(app: SfttopApp) -> list[str]:
+    return [r.name for r in app.query_one("#runs", RunList).rows]
+
+
+def selected_name(app: SfttopApp) -> str:
+    info = app.query_one("#title", TitleBar).info
+    assert info is not None
+    return info.run
+
+
+# ---------------------------------------------------------------------------------- keys
+async def test_keys_switch_runs() -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert names(app) == ["healthy", "explode", "overfit"]
+        assert selected_name(app) == "healthy"
+        await pilot.press("tab")
+        assert selected_name(app) == "explode"
+        await pilot.press("tab", "tab")
+        assert selected_name(app) == "healthy"  # wraps around
+        await pilot.press("shift+tab")
+        assert selected_name(app) == "overfit"
+        await pilot.press("1")
+        assert selected_name(app) == "healthy"
+        await pilot.press("3")
+        assert selected_name(app) == "overfit"
+        await pilot.press("9")  # no ninth run: nothing happens
+        assert selected_name(app) == "overfit"
+        await pilot.press("k", "k")
+        assert selected_name(app) == "healthy"
+        await pilot.press("j", "down")
+        assert selected_name(app) == "overfit"
+        await pilot.press("up")
+        assert selected_name(app) == "explode"
+        assert app.query_one("#runs", RunList).selected == 1
+
+
+async def test_keymap_remaps_by_binding_id() -> None:
+    app = SfttopApp(THREE, Config(keys={"next_run": "n", "quit": "ctrl+q"}), replay=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        assert selected_name(app) == "explode"
+        await pilot.press("q")  # q no longer quits
+        await pilot.pause()
+        assert app.is_running
+
+
+async def test_help_lists_every_binding_with_its_id() -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[2] for row in app.screen.rows}
+        assert {"next_run", "prev_run", "run_down", "run_up", "quit", "help", "dismiss"} <= ids
+        assert "run_1 … run_9" in ids and ids - {"run_1 … run_9"} <= BINDING_IDS
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_chart_keys_switch_metric_and_options() -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        chart = app.query_one("#chart", MetricChart)
+        assert chart.data is not None and chart.data.title == "loss"
+        assert [i.label for i in chart.data.legend] == ["loss", "eval_loss"]
+        await pilot.press("m")
+        assert chart.data.title == "grad_norm"
+        assert [h.y for h in chart.data.hlines] == [10.0, 20.0]  # threshold reference lines
+        await pilot.press("M")
+        assert chart.data.title == "loss"
+        await pilot.press("s", "l", "x", "c")
+        opts = chart.data.opts
+        assert opts.smooth and opts.log and opts.x_label == "tokens" and not opts.clip
+        await pilot.press("o")
+        assert [i.label for i in chart.data.legend] == ["healthy", "explode", "overfit"]
+        assert len(chart.data.lines) == 6  # each run's train line and eval points
+        await pilot.pause()
+        assert chart.result is not None and chart.result.plotted
+
+
+async def test_dismiss_hides_a_banner_until_a_new_episode() -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("2")  # explode
+        banner = app.query_one("#banner", AlertBanner)
+        assert banner.display and banner.items
+        first = banner.items[0]
+        assert first.status.word == "CRIT"
+        await pilot.press("d")
+        assert first not in banner.items and banner.hidden == 1
+        # a new episode of the same code is a different key: it would show again
+        assert first.key in app.dismissed
+
+
+# ---------------------------------------------------------------------------------- live
+async def test_nan_appended_to_a_tailed_file_raises_a_banner(tmp_path: Path) -> None:
+    for name in ("alpha", "beta"):
+        write_log(tmp_path / name / "train.log")
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: names(app) == ["alpha", "beta"] and not app.monitor.loading)
+        await pilot.press("tab")
+        banner = app.query_one("#banner", AlertBanner)
+        assert not banner.items
+        with open(tmp_path / "beta" / "train.log", "a") as f:
+            f.write(nan_line())
+        assert await wait_for(pilot, lambda: any(i.code == "loss_nonfinite" for i in banner.items), 3.0)
+        assert banner.display and "nan" in banner.items[0].message
+        assert app.query_one("#runs", RunList).rows[1].status.word == "CRIT"
+        assert app._bells == 1  # a new critical finding rings the terminal bell
+
+
+async def test_run_created_later_appears_and_vanished_run_is_marked(tmp_path: Path) -> None:
+    write_log(tmp_path / "alpha" / "train.log")
+    write_log(tmp_path / "beta" / "train.log")
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: names(app) == ["alpha", "beta"])
+        write_log(tmp_path / "gamma" / "train.log", 12)
+        assert await wait_for(pilot, lambda: names(app) == ["alpha", "beta", "gamma"])
+        os.remove(tmp_path / "beta" / "train.log")
+        rows = lambda: app.query_one("#runs", RunList).rows  # noqa: E731
+        assert await wait_for(pilot, lambda: rows()[1].status.word == "gone")
+        assert names(app) == ["alpha", "beta", "gamma"]  # marked, not dropped
+
+
+async def test_alert_command_receives_the_finding(tmp_path: Path) -> None:
+    write_log(tmp_path / "alpha" / "train.log")
+    got = tmp_path / "alert.json"
+    hook = tmp_path / "hook.py"
+    hook.write_text(
+        "import json, os, sys\n"
+        "d = json.load(sys.stdin)\n"
+        "d['env'] = [os.environ['SFTTOP_RUN'], os.environ['SFTTOP_CODE'], os.environ['SFTTOP_SEVERITY']]\n"
+        f"open({str(got)!r}, 'w').write(json.dumps(d))\n"
+    )
+    app = SfttopApp(
+        [str(tmp_path / "*" / "train.log")], Config(), alert_cmd=f"{sys.executable} {hook}", alert_severity="critical", **LIVE
+    )
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: bool(names(app)) and not app.monitor.loading)
+        with open(tmp_path / "alpha" / "train.log", "a") as f:
+            f.write(nan_line())
+        assert await wait_for(pilot, got.exists, 10.0)
+        await pilot.pause(0.2)
+        d = json.loads(got.read_text())
+        assert d["run"] == "alpha" and d["code"] == "loss_nonfinite" and d["severity"] == "critical"
+        assert d["env"] == ["alpha", "loss_nonfinite", "critical"]
+        assert app.dispatcher is not None and app.dispatcher.sent == 1
+
+
+async def test_idle_screen_rebuilds_nothing(tmp_path: Path) -> None:
+    write_log(tmp_path / "alpha" / "train.log", 200)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: bool(names(app)) and not app.monitor.loading)
+        await pilot.pause(0.3)
+        chart = app.query_one("#chart", MetricChart)
+        builds, polls = chart.builds, app.polls
+        await pilot.pause(1.0)
+        assert app.polls > polls + 5  # still polling the file...
+        assert chart.builds == builds  # ...but nothing changed, so nothing was rebuilt
+
+
+def test_bad_alert_command_exits_with_a_message() -> None:
+    app = SfttopApp(THREE, Config(), alert_cmd="'unbalanced", replay=True)
+    app.run(headless=True)
+    assert app.return_code == 2 and app.exit_message and "alert-cmd" in app.exit_message
+
+
+async def test_waiting_for_logs_and_hostile_names(tmp_path: Path) -> None:
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert names(app) == []
+        chart = app.query_one("#chart", MetricChart)
+        await pilot.pause()
+        assert chart.result is not None and "waiting for logs" in chart.result.text
+        evil = "run\x1b]0;pwned\x07\x1b[31mX"
+        write_log(tmp_path / evil / "train.log", 5)
+        assert await wait_for(pilot, lambda: len(names(app)) == 1)
+        shown = names(app)[0]
+        assert "\x1b" not in shown and "\x07" not in shown and shown.startswith("run")
+        assert "\x1b" not in selected_name(app)
+
+
+# ---------------------------------------------------------------------------------- sizes
+@pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15), (45, 12), (30, 8)])
+async def test_every_view_at_every_size(size: tuple[int, int]) -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        for _ in range(5):
+            await pilot.press("v")
+            await pilot.pause()
+        await pilot.press("tab", "m", "o")
+        await pilot.pause()
+        too_small = app.query_one("#toosmall")
+        assert too_small.display == (size[0] < 40 or size[1] < 10)
+        if too_small.display:
+            assert "needs at least" in str(too_small.render())
+
+
+async def test_view_key_reaches_every_panel_in_a_small_pane() -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(60, 15)) as pilot:
+        await pilot.pause()
+        seen = []
+        for _ in range(4):
+            seen.append(
+                (app.view, app.query_one("#chart").display, app.query_one("#side").display, app.query_one("#assessment").display)
+            )
+            await pilot.press("v")
+            await pilot.pause()
+        assert [s[0] for s in seen] == ["chart", "metrics", "checklist", "assessment"]
+        assert seen[0][1] and not seen[0][2]  # the chart, no side panel
+        assert seen[1][2]  # the metrics view shows the run list and cards
+        assert seen[3][3] and not seen[3][1]  # the assessment in place of the chart
+        assert app.view == "chart" and app.query_one("#chart").display  # and round again
+
+
+async def test_an_engine_error_is_shown_not_fatal(tmp_path: Path) -> None:
+    write_log(tmp_path / "alpha" / "train.log")
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    real_poll = app.monitor.poll
+    calls = {"n": 0}
+
+    def flaky(budget: int = 4 << 20) -> dict:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom")
+        return real_poll(budget)
+
+    app.monitor.poll = flaky  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: calls["n"] > 5 and bool(names(app)))
+        info = app.query_one("#title", TitleBar).info
+        assert info is not None and "boom" in info.alerts
+        assert app.is_running
+    assert app.exit_message and "RuntimeError: boom" in app.exit_message
+
+
+async def test_history_loads_in_batches_with_visible_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sfttop.tui.app as app_module
+
+    write_log(tmp_path / "big" / "train.log", 3000, epoch_scale=0.001, bars=True)
+    monkeypatch.setattr(app_module, "LOAD_BUDGET", 8 << 10)  # 8 KiB a poll: a slow disk
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    seen_loading = seen_chart_while_loading = False
+    async with app.run_test(size=(120, 36)) as pilot:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            await pilot.pause(0.05)
+            rows = app.query_one("#runs", RunList).rows
+            if not rows:
+                continue
+            if rows[0].status.word == "load":
+                seen_loading = True
+                assert rows[0].detail.endswith("%")
+                chart = app.query_one("#chart", MetricChart)
+                if chart.data is not None and chart.data.lines and chart.data.lines[0].xs:
+                    seen_chart_while_loading = True
+            elif seen_loading:
+                break
+        assert seen_loading and seen_chart_while_loading  # usable before the history is read
+        assert await wait_for(pilot, lambda: not app.monitor.loading, 30)
+        loss = app.monitor.runs[0].data.get("loss")
+        assert loss is not None and len(loss) == 3000 and loss.steps[-1] == 30000
+
+
+async def test_alert_for_a_run_already_broken_when_sfttop_starts(tmp_path: Path) -> None:
+    write_log(tmp_path / "alpha" / "train.log")
+    with open(tmp_path / "alpha" / "train.log", "a") as f:
+        f.write(nan_line())
+    got = tmp_path / "alert.json"
+    hook = tmp_path / "hook.py"
+    hook.write_text(f"import sys\nopen({str(got)!r}, 'w').write(sys.stdin.read())\n")
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), alert_cmd=f"{sys.executable} {hook}", **LIVE)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, got.exists, 10.0)
+        await pilot.pause(0.2)
+        assert json.loads(got.read_text())["code"] == "loss_nonfinite"
+        assert app._bells == 0  # history is not news for the bell

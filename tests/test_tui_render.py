@@ -1,0 +1,192 @@
+"""The TUI's pure renderers: series arithmetic, sparklines, charts, formatting (no app)."""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sfttop.tui.chart_render import ChartLine, ChartOptions, HLine, build_chart, log_ticks
+from sfttop.tui.fmt import fmt_change, fmt_count, fmt_duration, fmt_tick, fmt_value
+from sfttop.tui.palette import RUN_COLORS, check_status, run_hex, severity_status
+from sfttop.tui.plotdata import (
+    bucket_series,
+    downsample_minmax,
+    ema_debiased,
+    map_x,
+    nice_ticks,
+    outlier_bounds,
+    sparkline,
+    split_finite,
+)
+from sfttop.tui.widgets.metric_card import CardData, card_columns, card_text, judge
+
+NAN = math.nan
+INF = math.inf
+BLUE = RUN_COLORS[0]
+
+
+def test_ema_debiased_matches_tensorboard() -> None:
+    # classicSmoothing with w=0.6: the first point is the point itself (debiased)
+    ys = [1.0, 2.0, 3.0]
+    out = ema_debiased(ys, 0.6)
+    assert out[0] == pytest.approx(1.0)
+    last = 0.6 * (0.4 * 1.0) + 0.4 * 2.0
+    assert out[1] == pytest.approx(last / (1 - 0.6**2))
+    assert ema_debiased([5.0] * 10) == pytest.approx([5.0] * 10)  # a constant stays constant
+
+
+def test_ema_passes_nan_through_unsmoothed() -> None:
+    out = ema_debiased([1.0, NAN, 1.0, INF])
+    assert out[0] == 1.0 and math.isnan(out[1]) and out[2] == pytest.approx(1.0) and out[3] == INF
+
+
+def test_downsample_keeps_a_one_point_spike() -> None:
+    xs = list(range(10_000))
+    ys = [1.0] * 10_000
+    ys[4321] = 99.0
+    dx, dy = downsample_minmax(xs, ys, 50)
+    assert len(dx) <= 100
+    assert 99.0 in dy and 4321 in dx
+    assert dx == sorted(dx)
+
+
+def test_bucket_series_on_arrays_marks_nonfinite() -> None:
+    xs = array("q", range(50_000))
+    ys = array("d", [0.5] * 50_000)
+    ys[100] = 80.0
+    ys[30_000] = NAN
+    ys[40_000] = INF
+    bx, by, bad = bucket_series(xs, ys, 200)
+    assert len(bx) <= 400 and max(by) == 80.0
+    assert bad == [30_000, 40_000]
+    assert all(math.isfinite(y) for y in by)
+    # short series: everything kept
+    bx, by, bad = bucket_series([1, 2, 3], [1.0, NAN, 2.0], 200)
+    assert bx == [1, 3] and bad == [2]
+
+
+def test_outlier_bounds_clip_a_lone_spike_not_an_explosion() -> None:
+    flat = [1.0 + 0.01 * (i % 7) for i in range(200)]
+    spike = [*flat[:100], 500.0, *flat[100:]]
+    lo, hi = outlier_bounds(spike)
+    assert lo is None and hi is not None and hi < 2.0
+    # a gradient explosion: 20% of the points climb; that is the story, shown whole
+    explosion = flat[:160] + [2.0 * 1.3**k for k in range(40)]
+    assert outlier_bounds(explosion) == (None, None)
+    assert outlier_bounds([1.0, 2.0]) == (None, None)
+
+
+def test_nice_ticks_and_log_ticks() -> None:
+    assert nice_ticks(0, 1, 5) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(3, 3, 4) == [3]
+    _ticks, labels = log_ticks(-1.0, 3.0, 5)
+    assert labels == ["0.1", "1", "10", "100", "1000"]
+
+
+def test_map_x_interpolates_tokens() -> None:
+    assert map_x([10, 15, 20, 40], [10, 20], [1000.0, 2000.0]) == [1000.0, 1500.0, 2000.0, 2000.0]
+    assert all(math.isnan(v) for v in map_x([1, 2], [], []))
+
+
+def test_sparkline_never_raises_on_nonfinite() -> None:
+    s, bad = sparkline([1.0, 2.0, NAN, 3.0, INF], 5)
+    assert len(s) == 5 and s[2] == "×" and s[4] == "×" and bad == [2, 4]
+    s, bad = sparkline([NAN, NAN], 4)
+    assert s == "××"
+    assert sparkline([], 5) == ("", [])
+    s, _ = sparkline([2.0] * 100, 10)
+    assert len(s) == 10 and len(set(s)) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(NAN)), max_size=300), st.integers(0, 40))
+def test_sparkline_and_split_are_total(values: list[float], width: int) -> None:
+    s, _bad = sparkline(values, width)
+    assert len(s) <= max(width, 0)
+    fx, _fy, nan_x = split_finite(list(range(len(values))), values)
+    assert len(fx) + len(nan_x) == len(values)
+
+
+def _line(ys: list[float], style: str = "line") -> ChartLine:
+    return ChartLine("loss", [float(i) for i in range(len(ys))], ys, BLUE, style)  # type: ignore[arg-type]
+
+
+def test_chart_marks_nan_and_clipped_points() -> None:
+    ys = [2.0 * math.exp(-i / 50) + 0.1 for i in range(300)]
+    ys[150] = 1e4
+    ys[200] = NAN
+    res = build_chart([_line(ys)], ChartOptions(metric="loss"), 80, 20)
+    assert res.plotted
+    assert res.clipped == 1 and res.nonfinite == 1
+    assert "✕" in res.text and "▲" in res.text
+    assert any("clipped" in n for n in res.notes) and any("NaN" in n for n in res.notes)
+    # without clipping the spike sets the scale
+    res2 = build_chart([_line(ys)], ChartOptions(metric="loss", clip=False), 80, 20)
+    assert res2.clipped == 0 and "10k" in res2.text
+
+
+def test_chart_with_only_nan_or_nothing_is_a_message() -> None:
+    res = build_chart([_line([NAN, NAN])], ChartOptions(metric="loss"), 60, 12)
+    assert not res.plotted and "NaN" in res.text
+    res = build_chart([], ChartOptions(metric="loss"), 60, 12)
+    assert not res.plotted and "no loss values" in res.text
+
+
+def test_chart_log_scale_hides_nonpositive_values() -> None:
+    res = build_chart([_line([0.0, -1.0, 1.0, 10.0, 100.0])], ChartOptions(log=True, metric="grad_norm"), 60, 12)
+    assert res.plotted and any("≤0 hidden" in n for n in res.notes)
+    res = build_chart([_line([0.0, -1.0])], ChartOptions(log=True, metric="x"), 60, 12)
+    assert not res.plotted
+
+
+def test_chart_threshold_lines_and_smoothing() -> None:
+    ys = [1.0 + (i % 5) for i in range(100)]
+    h = [HLine(10.0, (230, 180, 40), "warn 10"), HLine(20.0, (235, 70, 70), "critical 20")]
+    res = build_chart([_line(ys)], ChartOptions(smooth=True, metric="grad_norm"), 70, 14, h)
+    assert "warn 10" in res.notes and "critical 20" not in res.notes  # 20 is far above the data
+    assert "─" in res.text
+
+
+@pytest.mark.parametrize("w,h", [(10, 4), (20, 5), (200, 60)])
+def test_chart_any_size(w: int, h: int) -> None:
+    res = build_chart([_line([1.0, 2.0, 3.0]), _line([2.0], "eval")], ChartOptions(), w, h)
+    assert res.plotted
+
+
+def test_formatting() -> None:
+    assert fmt_value(None) == "—" and fmt_value(NAN) == "NaN" and fmt_value(-INF) == "-inf"
+    assert fmt_value(2.92e-06, "learning_rate") == "2.92e-06"
+    assert fmt_value(7233941.0, "num_tokens") == "7.2M"
+    assert fmt_value(0.1435, "loss") == "0.1435" and fmt_value(12.345) == "12.35"
+    assert fmt_count(999) == "999" and fmt_count(6448) == "6.4k"
+    assert fmt_change(0.9, 1.0) == ("▼10%", -1)
+    assert fmt_change(1.0, 1.0) == ("=", 0)
+    assert fmt_change(NAN, 1.0) == ("", 0)
+    assert fmt_duration(42) == "42s" and fmt_duration(425) == "7m05s" and fmt_duration(None) == "?"
+    assert fmt_tick(1.5e-05) == "1.5e-5" and fmt_tick(1500000) == "1.5M"
+
+
+def test_status_words_for_monochrome() -> None:
+    # every status has a glyph and a word: colour never carries meaning alone
+    for sev in ("critical", "warning", "info"):
+        s = severity_status(sev)
+        assert s.glyph and s.word
+    assert check_status("fail").word == "FAIL" and check_status("bogus").word == "wait"
+    assert run_hex(0) == run_hex(len(RUN_COLORS))
+
+
+def test_metric_card_marks_out_of_range_without_colour() -> None:
+    styles: dict[str, str] = {}
+    hi = CardData("grad_norm", "grad_norm", 15.0, 12.0, (1.0, 15.0), 0.1, 10.0, 20.0)
+    assert judge(hi) == ("warning", "↑")
+    crit = CardData("grad_norm", "grad_norm", 25.0, 12.0, (), 0.1, 10.0, 20.0)
+    assert judge(crit) == ("critical", "✖")
+    nan = CardData("loss", "loss", NAN, 1.0, (1.0, NAN), 0.01, 1.0)
+    text = card_text(nan, 40, styles).plain
+    assert "NaN✖" in text and "×" in text
+    assert card_columns(36) == (10, True, 9)
+    assert card_columns(30)[1] is False  # the change column goes before the sparkline

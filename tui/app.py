@@ -1,0 +1,550 @@
+"""The live monitor: ``sfttop runs/*/train.log``.
+
+Threads: one poll thread (a Textual thread worker) owns the engine. Every ``interval`` seconds,
+or back to back while history is still loading, it re-expands the path arguments (every ~2 s,
+so a run started later appears), polls every run for new bytes, hands new finding episodes to
+the ``--alert-cmd`` dispatcher, and posts one ``Polled`` message when anything changed. The UI
+thread then reads, under the same lock, only what changed (a run's ``generation`` says so) into
+plain view data for the widgets. When nothing changes nothing is posted, nothing is rebuilt and
+nothing is redrawn: an idle screen costs one ``stat`` per file per interval.
+
+``replay=True`` (tests, screenshots): every log is read to its end before the first paint and
+never polled again, with a fixed clock: the same files give the same screen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.message import Message
+from textual.widgets import Footer, Static
+
+from sfttop.core.alert import AlertDispatcher
+from sfttop.core.checklist import Checklist as ChecklistEngine
+from sfttop.core.config import Config
+from sfttop.core.diagnose import Finding, Severity
+from sfttop.core.run import Monitor, Run, RunUpdate
+
+from . import panels
+from .keys import KEYS
+from .snapshot import (
+    CARD_METRICS,
+    ChartState,
+    banner_items,
+    cards,
+    chart_data,
+    finding_key,
+    groups_for,
+    others_text,
+    progress_short,
+    progress_text,
+    run_name,
+    run_row,
+    run_state,
+)
+from .widgets.alert_banner import AlertBanner
+from .widgets.assessment import AssessmentPanel, AssessmentView
+from .widgets.checklist import Checklist, ChecklistView
+from .widgets.help_screen import HelpScreen
+from .widgets.metric_card import MetricCard, MetricCardHeader
+from .widgets.metric_chart import MetricChart
+from .widgets.run_list import RunList
+from .widgets.title_bar import TitleBar, TitleInfo
+
+MIN_WIDTH = 40
+MIN_HEIGHT = 10
+LOAD_BUDGET = 2 << 20  # bytes per run per poll while history loads (the screen stays live)
+REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
+LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
+VIEWS = ("chart", "metrics", "checklist", "assessment")
+
+
+BINDINGS: list[Binding] = [
+    Binding(k.keys, k.action, k.description, show=k.show, priority=k.priority, id=k.id, tooltip=k.tooltip)
+    for k in KEYS
+    if k.id != "close_help"
+]
+
+
+class Polled(Message):
+    """The poll thread found something new (runs, records, findings). ``opened``: finding
+    episodes that opened on lines written while we watched (not while reading history)."""
+
+    def __init__(self, new_runs: int, opened: list[tuple[str, Finding]], loading: bool = False) -> None:
+        self.new_runs = new_runs
+        self.opened = opened
+        self.loading = loading
+        super().__init__()
+
+
+class TooSmall(Static):
+    DEFAULT_CSS = """
+    TooSmall { width: 1fr; height: 1fr; content-align: center middle; text-align: center; display: none; }
+    """
+
+
+class SfttopApp(App[int]):
+    TITLE = "sfttop"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    Screen { layout: vertical; }
+    #body { height: 1fr; }
+    #side { width: 40; height: 1fr; }
+    #cards {
+        height: auto;
+        border: round $primary 40%;
+        border-title-color: $text-muted;
+        padding: 0 1;
+    }
+    #main { width: 1fr; height: 1fr; }
+    #details { height: 14; }
+    #assessment-side { height: 1fr; }
+    Footer { height: 1; }
+    """
+    BINDINGS = BINDINGS  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        paths: list[str],
+        config: Config,
+        interval: float = 0.5,
+        alert_cmd: str | None = None,
+        alert_severity: str | None = None,
+        title_suffix: str = "",
+        *,
+        replay: bool = False,
+        clock: Callable[[], float] | None = None,
+        rescan_seconds: float = 2.0,
+        fmt: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.interval = max(0.05, float(interval))
+        self.replay = replay
+        self.app_title = "sfttop" + title_suffix
+        self.exit_message: str | None = None
+        self.lock = threading.RLock()
+        if clock is None:
+            clock = (lambda: 0.0) if replay else time.time
+        self.monitor = Monitor(list(paths), config, fmt=fmt, rescan_seconds=rescan_seconds, clock=clock)
+        self._stop = threading.Event()
+        self.dispatcher: AlertDispatcher | None = None
+        self._alert_error: str | None = None
+        cmd = alert_cmd if alert_cmd is not None else config.alert.cmd
+        if cmd:
+            try:
+                self.dispatcher = AlertDispatcher(
+                    cmd,
+                    min_severity=alert_severity or config.alert.min_severity,
+                    min_interval=config.alert.min_interval_seconds,
+                )
+            except ValueError as e:
+                self._alert_error = f"sfttop: --alert-cmd: {e}"
+        # UI state
+        self.selected = 0
+        self.chart_state = ChartState()
+        self.view = "chart"
+        self.dismissed: set[tuple[str, str, object]] = set()
+        self._shown: dict[str, object] = {}
+        self._flush_at = 0.0
+        self._flush_pending = False
+        self._bells = 0
+        self._checklists: dict[str, ChecklistEngine] = {}
+        self.engine_error: str | None = None  # the last internal error, shown in the title bar
+        self.polls = 0
+        if replay:
+            self.monitor.load_all()
+
+    # ------------------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield TitleBar(id="title")
+        with Horizontal(id="body"):
+            with Vertical(id="side"):
+                yield RunList(id="runs")
+                with Vertical(id="cards"):
+                    yield MetricCardHeader(id="cards-head")
+                    for metric, label, _better in CARD_METRICS:
+                        yield MetricCard(metric, label, id=f"card-{metric}")
+                yield AssessmentPanel(id="assessment-side")
+            with Vertical(id="main"):
+                yield AlertBanner(id="banner")
+                yield MetricChart(id="chart")
+                with Horizontal(id="details"):
+                    yield Checklist(id="checklist")
+                    yield AssessmentPanel(id="assessment")
+        yield TooSmall(id="toosmall")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self._alert_error:
+            self.exit_message = self._alert_error
+            self.exit(return_code=2)
+            return
+        if self.config.keys:
+            self.set_keymap(dict(self.config.keys))
+        self.query_one("#cards", Vertical).border_title = "metrics"
+        self._apply_layout(self.size.width, self.size.height)
+        self._refresh_all(force=True)
+        if not self.replay:
+            self._poll_loop()
+
+    def on_resize(self, event: Resize) -> None:
+        self._apply_layout(event.size.width, event.size.height)
+        self._refresh_all(force=True)
+
+    def _apply_layout(self, width: int, height: int) -> None:
+        """Collapse panels in priority order as the terminal shrinks.
+
+        wide (>= 100x30): run list and cards on the side; chart, checklist and assessment.
+        medium (>= 70x20): side panel narrower; the chart alone, ``v`` shows the others.
+        small: title, banner and chart; ``v`` cycles metrics / checklist / assessment.
+        Below 40x10: a plain message.
+        """
+        too_small = width < MIN_WIDTH or height < MIN_HEIGHT
+        ts = self.query_one("#toosmall", TooSmall)
+        body = self.query_one("#body")
+        ts.display = too_small
+        body.display = not too_small
+        self.query_one("#title").display = not too_small
+        self.query_one(Footer).display = not too_small and height >= 12
+        if too_small:
+            ts.update(f"sfttop needs at least {MIN_WIDTH}x{MIN_HEIGHT}\n(this pane is {width}x{height})")
+            return
+        wide = width >= 100 and height >= 30
+        medium = not wide and width >= 70 and height >= 20
+        size = "wide" if wide else "medium" if medium else "small"
+        self.screen.set_class(wide, "-wide")
+        self.screen.set_class(medium, "-medium")
+        self.screen.set_class(not (wide or medium), "-small")
+        view = self.view
+        side = self.query_one("#side")
+        main = self.query_one("#main")
+        chart = self.query_one("#chart")
+        details = self.query_one("#details")
+        checklist = self.query_one("#checklist")
+        assessment = self.query_one("#assessment")
+        side_assessment = self.query_one("#assessment-side")
+        banner = self.query_one("#banner", AlertBanner)
+        banner.max_lines = 3 if wide else 2 if medium else 1
+        if size == "small":
+            side.display = view == "metrics"
+            side.styles.width = "1fr"
+            main.display = view != "metrics"
+        else:
+            side.display = True
+            side.styles.width = 40 if wide else 34
+            main.display = True
+        side_assessment.display = wide and view != "assessment"
+        if view in ("chart", "metrics"):
+            chart.display = True
+            details.display = wide
+            checklist.display = True
+            assessment.display = False
+            details.styles.height = max(6, min(14, height - 2 - 3 - 12))
+        else:
+            chart.display = False
+            details.display = True
+            details.styles.height = "1fr"
+            checklist.display = view == "checklist"
+            assessment.display = view == "assessment"
+
+    # ------------------------------------------------------------------------------ polling
+    @work(thread=True, exclusive=True, name="poll", exit_on_error=True)
+    def _poll_loop(self) -> None:
+        stop = self._stop
+        mon = self.monitor
+        while not stop.is_set():
+            try:
+                with self.lock:
+                    new = mon.rescan()
+                    before = {r.name for r in mon.runs if r.loaded}
+                    ups = mon.poll(LOAD_BUDGET)
+                    loading = mon.loading
+                    self.polls += 1
+                    news = self._news(ups, before)
+                    live = [(n, f) for n, up in ups.items() if n in before for f in up.opened]
+            except Exception as e:  # keep watching the other runs; say so on screen and at exit
+                self._note_error("engine", e)
+                self.post_message(Polled(0, [], False))
+                stop.wait(max(1.0, self.interval))
+                continue
+            if self.dispatcher is not None:
+                for name, f in news:
+                    self.dispatcher.offer(name, f)
+                self.dispatcher.reap()
+            if new or ups:
+                self.post_message(Polled(len(new), live, loading))
+            stop.wait(0.01 if loading else self.interval)
+
+    def _news(self, ups: dict[str, RunUpdate], loaded_before: set[str]) -> list[tuple[str, Finding]]:
+        """Finding episodes that are news to this session (bell, ``--alert-cmd``): those that open
+        on lines written while we watch, and, once a run's history has been read, the episodes of
+        that history still active (an old, closed episode is not news)."""
+        out: list[tuple[str, Finding]] = []
+        for run in self.monitor.runs:
+            up = ups.get(run.name)
+            if up is None:
+                continue
+            if run.name in loaded_before:
+                out.extend((run.name, f) for f in up.opened)
+            elif run.loaded:
+                out.extend((run.name, f) for f in run.diagnoser.active())
+        return out
+
+    def on_polled(self, message: Polled) -> None:
+        if self.config.alert.bell and any(f.severity is Severity.CRITICAL for _n, f in message.opened):
+            self._bells += 1
+            self.bell()  # tmux flags the window
+        now = time.monotonic()
+        gap = LOADING_REFRESH_GAP if message.loading else REFRESH_GAP
+        if now - self._flush_at >= gap:
+            self._refresh_all()
+        elif not self._flush_pending:
+            self._flush_pending = True
+            self.set_timer(gap - (now - self._flush_at), self._deferred_refresh)
+
+    def _note_error(self, where: str, e: BaseException) -> None:
+        import traceback
+
+        first = self.engine_error is None
+        self.engine_error = f"{where}: {type(e).__name__}: {e}"
+        if first:
+            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            self.exit_message = f"sfttop: internal error (please report it):\n{tb}"
+
+    def _deferred_refresh(self) -> None:
+        self._flush_pending = False
+        self._refresh_all()
+
+    def _stop_polling(self) -> None:
+        self._stop.set()
+
+    async def action_quit(self) -> None:
+        self._stop_polling()
+        self.exit(return_code=0)
+
+    def on_unmount(self) -> None:
+        self._stop_polling()
+        if self.dispatcher is not None:
+            self.dispatcher.close(wait=1.0)
+
+    # ------------------------------------------------------------------------------ refresh
+    def _refresh_all(self, force: bool = False) -> None:
+        """Read what changed into the widgets. Cheap when nothing did (each widget compares)."""
+        self._flush_at = time.monotonic()
+        if not self.query("#runs"):
+            return
+        chart = self.query_one("#chart", MetricChart)
+        buckets = max(60, chart.content_size.width or 100)
+        with self.lock:
+            runs = list(self.monitor.runs)
+            n = len(runs)
+            if n and self.selected >= n:
+                self.selected = n - 1
+            self.query_one("#runs", RunList).set_rows(tuple(run_row(r) for r in runs))
+            self.query_one("#runs", RunList).selected = self.selected
+            run = runs[self.selected] if runs else None
+            self.query_one("#title", TitleBar).set_info(self._title_info(runs, run))
+            key = (run.name, run.generation) if run is not None else None
+            if force or self._shown.get("run") != key:
+                self._shown["run"] = key
+                self._refresh_run(run)
+            ckey = (self.selected, self.chart_state, buckets, tuple(r.generation for r in runs))
+            if force or self._shown.get("chart") != ckey:
+                self._shown["chart"] = ckey
+                if runs:
+                    chart.set_data(chart_data(runs, self.selected, self.chart_state, self.config.thresholds, buckets))
+                else:
+                    chart.set_data(panels.empty_chart(self.monitor.args, self.chart_state))
+
+    def _title_info(self, runs: list[Run], run: Run | None) -> TitleInfo:
+        loading = [r for r in runs if not r.loaded and r.exists]
+        load_text = ""
+        if loading and run is not None and run.loaded:
+            frac = sum(r.load_fraction for r in loading) / len(loading)
+            load_text = f"loading {len(loading)} more {frac * 100:.0f}%"
+        alerts = self.dispatcher.status() if self.dispatcher is not None else ""
+        if self.engine_error:
+            alerts = f"⚠ {self.engine_error}"[:80] + (f" │ {alerts}" if alerts else "")
+        if run is None:
+            return TitleInfo(self.app_title, "", 0, 0, 0, "", "", "", alerts, load_text)
+        return TitleInfo(
+            self.app_title,
+            run_name(run),
+            run.color_index,
+            self.selected,
+            len(runs),
+            progress_text(run),
+            run_state(run),
+            others_text(runs, self.selected),
+            alerts,
+            load_text,
+            progress_short(run),
+        )
+
+    def _refresh_run(self, run: Run | None) -> None:
+        t = self.config.thresholds
+        banner = self.query_one("#banner", AlertBanner)
+        checklist = self.query_one("#checklist", Checklist)
+        assessment = self.query_one("#assessment", AssessmentPanel)
+        side_assessment = self.query_one("#assessment-side", AssessmentPanel)
+        if run is None:
+            banner.set_items(())
+            for card in self.query(MetricCard):
+                card.set_card(replace(card.card, value=None, before=None, recent=()))
+            checklist.set_view(panels.empty_checklist())
+            assessment.set_view(panels.empty_assessment(self.monitor.args))
+            side_assessment.set_view(assessment.view)
+            return
+        items, hidden = banner_items(run, self.dismissed)
+        banner.set_items(items, hidden)
+        for data in cards(run, t):
+            self.query_one(f"#card-{data.metric}", MetricCard).set_card(data)
+        name = run_name(run)
+        if not run.loaded:
+            # Judging half a history would flash verdicts that the rest of the log overturns.
+            pct = f"reading history… {run.load_fraction * 100:.0f}%"
+            checklist.set_view(ChecklistView((), pct))
+            for panel in (assessment, side_assessment):
+                panel.set_view(AssessmentView(pct, "muted"))
+            return
+        engine = self._checklists.get(run.name)
+        if engine is None:
+            engine = self._checklists[run.name] = ChecklistEngine(t)
+        try:
+            checklist.set_view(panels.checklist_view(run, engine))
+        except Exception as e:  # a bug in a judge must not take the monitor down with it
+            self._note_error("checklist", e)
+            checklist.set_view(ChecklistView((), f"checklist unavailable: {type(e).__name__}"))
+        if checklist.border_title != f"checklist · {name}":
+            checklist.border_title = f"checklist · {name}"
+        try:
+            view = panels.assessment_view(run, t)
+        except Exception as e:
+            self._note_error("assessment", e)
+            view = AssessmentView(f"assessment unavailable: {type(e).__name__}", "muted")
+        for panel in (assessment, side_assessment):
+            panel.set_view(view)
+            if panel.border_title != f"assessment · {name}":
+                panel.border_title = f"assessment · {name}"
+
+    # ------------------------------------------------------------------------------ actions
+    def _select(self, index: int) -> None:
+        with self.lock:
+            n = len(self.monitor.runs)
+        if n == 0:
+            return
+        index %= n
+        if index != self.selected:
+            self.selected = index
+            groups = self._groups()
+            if self.chart_state.group >= len(groups):
+                self.chart_state = replace(self.chart_state, group=0)
+            self._refresh_all()
+
+    def _groups(self) -> list[tuple[str, str, str | None]]:
+        with self.lock:
+            runs = self.monitor.runs
+            return groups_for(runs[self.selected] if runs else None)
+
+    def action_next_run(self) -> None:
+        self._select(self.selected + 1)
+
+    def action_prev_run(self) -> None:
+        self._select(self.selected - 1)
+
+    def action_run_down(self) -> None:
+        self._select(self.selected + 1)
+
+    def action_run_up(self) -> None:
+        self._select(self.selected - 1)
+
+    def action_select_run(self, index: int) -> None:
+        with self.lock:
+            n = len(self.monitor.runs)
+        if 0 <= index < n:
+            self._select(index)
+
+    def on_run_list_clicked(self, message: RunList.Clicked) -> None:
+        self._select(message.index)
+
+    def _set_chart(self, **changes: object) -> None:
+        self.chart_state = replace(self.chart_state, **changes)  # type: ignore[arg-type]
+        self._refresh_all()
+
+    def action_metric(self, delta: int) -> None:
+        n = len(self._groups())
+        self._set_chart(group=(self.chart_state.group + delta) % max(1, n))
+
+    def action_smooth(self) -> None:
+        self._set_chart(smooth=not self.chart_state.smooth)
+
+    def action_log_scale(self) -> None:
+        self._set_chart(log=not self.chart_state.log)
+
+    def action_x_axis(self) -> None:
+        self._set_chart(tokens=not self.chart_state.tokens)
+
+    def action_overlay(self) -> None:
+        self._set_chart(overlay=not self.chart_state.overlay)
+
+    def action_clip(self) -> None:
+        self._set_chart(clip=not self.chart_state.clip)
+
+    def action_view(self) -> None:
+        views = list(VIEWS)
+        if self.size.width >= 70 and self.size.height >= 20:
+            views.remove("metrics")  # the cards are on screen already
+        i = views.index(self.view) if self.view in views else -1
+        self.view = views[(i + 1) % len(views)]
+        self._apply_layout(self.size.width, self.size.height)
+        self._refresh_all(force=True)
+
+    def action_dismiss(self) -> None:
+        banner = self.query_one("#banner", AlertBanner)
+        if banner.items:
+            self.dismissed.add(banner.items[0].key)
+            self._refresh_all(force=True)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        rows = []
+        digits = []
+        for b in BINDINGS:
+            if b.id is None:
+                continue
+            keys = self._keymap.get(b.id, b.key)
+            shown = ", ".join(self._key_display(k) for k in keys.split(","))
+            if b.id.startswith("run_") and b.id[4:].isdigit():
+                digits.append((shown, b.id))
+                continue
+            rows.append((shown, b.tooltip or b.description, b.id))
+        if digits:
+            if all(s == bid[4:] for s, bid in digits):
+                rows.append(("1 … 9", "select run N", "run_1 … run_9"))
+            else:
+                rows.extend((s, f"run {bid[4:]}", bid) for s, bid in digits)
+        self.push_screen(HelpScreen(rows))
+
+    def _key_display(self, key: str) -> str:
+        key = key.strip()
+        return {"question_mark": "?", "shift+tab": "shift+tab", "M": "M (shift+m)"}.get(key, key)
+
+    # ------------------------------------------------------------------------------ tests
+    def finding_keys(self) -> list[tuple[str, str, object]]:
+        """Keys of every active finding of the selected run (tests)."""
+        with self.lock:
+            runs = self.monitor.runs
+            if not runs:
+                return []
+            run = runs[self.selected]
+            return [finding_key(run, f) for f in run.diagnoser.active()]

@@ -1,0 +1,244 @@
+"""Build a chart as text with plotext, from plain lists (no Textual).
+
+Every call uses its own plotext figure (``plotext._figure._figure_class``): plotext's module API
+is one global figure, which two charts, or a chart and a test, would trample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from plotext._figure import _figure_class  # type: ignore[import-untyped]
+
+from .fmt import fmt_tick, fmt_value
+from .palette import GREY, NAN_RGB, RGB, WARN_RGB, mix
+from .plotdata import downsample_minmax, ema_debiased, nice_ticks, outlier_bounds, split_finite
+
+Style = Literal["line", "eval"]
+
+
+@dataclass
+class ChartLine:
+    label: str
+    xs: list[float]
+    ys: list[float]  # may hold NaN/inf: they are marked, never plotted
+    rgb: RGB
+    style: Style = "line"
+
+
+@dataclass
+class HLine:
+    y: float
+    rgb: RGB
+    label: str
+
+
+@dataclass
+class ChartOptions:
+    smooth: bool = False
+    log: bool = False
+    clip: bool = True
+    x_label: str = "step"
+    metric: str = ""
+    ema_weight: float = 0.6
+
+
+@dataclass
+class ChartResult:
+    text: str  # ANSI text from plotext, or a plain message when there is nothing to plot
+    plotted: bool
+    notes: list[str] = field(default_factory=list)  # "2 clipped ▲", "NaN ×3 at step 900", ...
+    clipped: int = 0
+    nonfinite: int = 0
+    first_nonfinite_x: float | None = None
+
+
+def log_ticks(lo: float, hi: float, target: int) -> tuple[list[float], list[str]]:
+    """Ticks for a log10-space axis from ``lo`` to ``hi`` (both log10 values): decades, or
+    1-2-5 steps inside a narrow range."""
+    ticks: list[float] = []
+    for k in range(math.floor(lo), math.ceil(hi) + 1):
+        for m in (1, 2, 5):
+            t = k + math.log10(m)
+            if lo <= t <= hi:
+                ticks.append(t)
+    decades = [t for t in ticks if abs(t - round(t)) < 1e-9]
+    if len(decades) >= 2:
+        ticks = decades
+    if len(ticks) > target + 1:
+        stride = math.ceil(len(ticks) / (target + 1))
+        ticks = ticks[::stride]
+    if not ticks:
+        ticks = [t for t in nice_ticks(lo, hi, target)]
+    return ticks, [fmt_tick(10**t) for t in ticks]
+
+
+def _clip_bounds(series: list[list[float]], all_y: list[float]) -> tuple[float | None, float | None]:
+    """Clip limits over several lines: each line's spikes judged against its own neighbours."""
+    if not series:
+        return None, None
+    uppers = []
+    lowers = []
+    for ys in series:
+        lo, hi = outlier_bounds(ys)
+        uppers.append(hi if hi is not None else max(ys))
+        lowers.append(lo if lo is not None else min(ys))
+    upper: float | None = max(uppers)
+    lower: float | None = min(lowers)
+    if upper is not None and upper >= max(all_y):
+        upper = None
+    if lower is not None and lower <= min(all_y):
+        lower = None
+    return lower, upper
+
+
+def _fmt_x(x: float, x_label: str) -> str:
+    return fmt_tick(x) if x_label != "step" or abs(x) >= 1e5 else str(int(x))
+
+
+def build_chart(
+    lines: list[ChartLine], opts: ChartOptions, width: int, height: int, hlines: list[HLine] | None = None
+) -> ChartResult:
+    """Plot ``lines`` into a ``width`` x ``height`` block of text."""
+    hlines = [HLine(math.log10(h.y), h.rgb, h.label) if opts.log else h for h in (hlines or []) if h.y > 0 or not opts.log]
+    prepared: list[tuple[ChartLine, list[float], list[float]]] = []
+    nan_points: list[float] = []
+    dropped_nonpos = 0
+    for line in lines:
+        fx, fy, bad = split_finite(line.xs, line.ys)
+        if line.style == "line":
+            nan_points.extend(bad)
+        else:
+            nan_points.extend(bad)
+        if opts.log:
+            keep = [(x, y) for x, y in zip(fx, fy) if y > 0]
+            dropped_nonpos += len(fx) - len(keep)
+            fx = [p[0] for p in keep]
+            fy = [math.log10(p[1]) for p in keep]  # plotted in log space, ticks labelled back
+        # x must be finite too (tokens may be unknown for some steps)
+        if any(not math.isfinite(x) for x in fx):
+            pairs = [(x, y) for x, y in zip(fx, fy) if math.isfinite(x)]
+            fx = [p[0] for p in pairs]
+            fy = [p[1] for p in pairs]
+        prepared.append((line, fx, fy))
+    result = ChartResult("", False)
+    result.nonfinite = len(nan_points)
+    if nan_points:
+        result.first_nonfinite_x = min(nan_points)
+    all_y = [y for _, _, fy in prepared for y in fy]
+    all_x = [x for _, fx, _ in prepared for x in fx] + [x for x in nan_points if math.isfinite(x)]
+    if not all_y:
+        what = opts.metric or "this metric"
+        if nan_points:
+            msg = f"every {what} value so far is NaN/inf ({len(nan_points)})"
+        elif dropped_nonpos:
+            msg = f"no positive {what} values: log scale shows nothing (press the log key again)"
+        else:
+            msg = f"no {what} values yet"
+        result.text = msg
+        return result
+
+    # y range: clip a few extreme points (never in log scale: the log is the remedy there)
+    lower = upper = None
+    if opts.clip and not opts.log:
+        lower, upper = _clip_bounds([fy for (_line, _, fy) in prepared if fy], all_y)
+    lo = min(all_y) if lower is None else max(min(all_y), lower)
+    hi = max(all_y) if upper is None else min(max(all_y), upper)
+    shown_h: list[HLine] = []
+    data_hi = hi
+    for h in hlines:
+        if data_hi >= 0.5 * h.y and (upper is None or h.y <= upper * 1.5):
+            shown_h.append(h)
+            hi = max(hi, h.y)
+            lo = min(lo, h.y)
+    if hi == lo:
+        pad = abs(hi) * 0.1 or 1.0
+    else:
+        pad = (hi - lo) * 0.06
+    ylo, yhi = lo - pad, hi + pad
+    if lo >= 0 and ylo < 0 and not opts.log:
+        ylo = 0.0 if lo - 0 < (hi - lo) * 0.5 else lo - pad / 2
+
+    xmin, xmax = min(all_x), max(all_x)
+    if xmax == xmin:
+        xmin, xmax = xmin - 1, xmax + 1
+
+    f = _figure_class()
+    f.plot_size(max(10, width), max(4, height))
+    f.theme("clear")
+    f.frame(True)
+    buckets = max(8, width - 8)
+    clipped_x: list[float] = []
+    clipped_y: list[float] = []
+    for line, fx, fy in prepared:
+        if not fx:
+            continue
+        ys = fy
+        if upper is not None or lower is not None:
+            ys = []
+            for x, y in zip(fx, fy):
+                if upper is not None and y > upper:
+                    clipped_x.append(x)
+                    clipped_y.append(upper)
+                    y = upper
+                elif lower is not None and y < lower:
+                    clipped_x.append(x)
+                    clipped_y.append(lower)
+                    y = lower
+                ys.append(y)
+        if line.style == "eval":
+            dx, dy = downsample_minmax(fx, ys, buckets)
+            f.plot(dx, dy, marker="braille", color=mix(line.rgb, (255, 255, 255), 0.35))
+            if len(fx) <= width // 2:
+                f.scatter(fx, ys, marker="◆", color=line.rgb)
+            continue
+        if opts.smooth:
+            raw_x, raw_y = downsample_minmax(fx, ys, buckets)
+            f.plot(raw_x, raw_y, marker="braille", color=mix(line.rgb, GREY, 0.6))
+            sm = ema_debiased(ys, opts.ema_weight)
+            sx, sy = downsample_minmax(fx, sm, buckets)
+            f.plot(sx, sy, marker="braille", color=line.rgb)
+        else:
+            dx, dy = downsample_minmax(fx, ys, buckets)
+            f.plot(dx, dy, marker="braille", color=line.rgb)
+    for h in shown_h:
+        f.horizontal_line(h.y, color=h.rgb)
+    if clipped_x:
+        f.scatter(clipped_x, clipped_y, marker="▲" if upper is not None else "▼", color=WARN_RGB)
+        result.clipped = len(clipped_x)
+    if nan_points:
+        finite_nan = [x for x in nan_points if math.isfinite(x)]
+        if finite_nan:
+            f.scatter(finite_nan, [yhi] * len(finite_nan), marker="✕", color=NAN_RGB)
+    f.xlim(xmin, xmax)
+    f.ylim(ylo, yhi)
+    if opts.log:
+        ticks, labels = log_ticks(ylo, yhi, max(2, height // 3))
+    else:
+        ticks = nice_ticks(ylo, yhi, max(2, height // 3))
+        labels = [fmt_tick(t) for t in ticks]
+    if ticks:
+        f.yticks(ticks, labels)
+    xt = nice_ticks(xmin, xmax, max(2, width // 14))
+    if xt:
+        f.xticks(xt, [_fmt_x(t, opts.x_label) for t in xt])
+    try:
+        result.text = f.build()
+    except (ValueError, ZeroDivisionError, OverflowError, IndexError) as e:  # plotext edge cases
+        result.text = f"chart unavailable: {e}"
+        return result
+    result.plotted = True
+    if result.clipped:
+        direction = "above" if upper is not None else "below"
+        result.notes.append(f"{result.clipped} clipped {direction} {fmt_value(upper if upper is not None else lower)}")
+    if result.nonfinite:
+        first = result.first_nonfinite_x
+        where = f" from {opts.x_label} {_fmt_x(first, opts.x_label)}" if first is not None and math.isfinite(first) else ""
+        result.notes.append(f"✕ NaN/inf ×{result.nonfinite}{where}")
+    if dropped_nonpos:
+        result.notes.append(f"{dropped_nonpos} ≤0 hidden (log)")
+    for h in shown_h:
+        result.notes.append(h.label)
+    return result

@@ -1,0 +1,141 @@
+"""Core's checklist and assessment read into the panels' view data (called under the lock)."""
+
+from __future__ import annotations
+
+import os
+
+from sfttop.core.assess import assess
+from sfttop.core.checklist import Checklist
+from sfttop.core.config import Thresholds
+from sfttop.core.metrics import label
+from sfttop.core.run import Run
+from sfttop.core.sanitize import clean_text
+
+from .chart_render import ChartOptions
+from .fmt import fmt_count, fmt_value
+from .snapshot import ChartState, finding_order
+from .widgets.assessment import AssessmentView
+from .widgets.checklist import ChecklistView, CheckRow
+from .widgets.metric_chart import ChartData
+
+
+def empty_chart(args: list[str], state: ChartState) -> ChartData:
+    pattern = ", ".join(clean_text(a) for a in args)
+    opts = ChartOptions(smooth=state.smooth, log=state.log, clip=state.clip)
+    msg = f"waiting for logs: nothing matches {pattern} yet"
+    return ChartData("waiting", [], [], [], opts, "", ("empty", pattern), message=msg)
+
+
+def empty_checklist() -> ChecklistView:
+    return ChecklistView((), "no run yet")
+
+
+def empty_assessment(args: list[str]) -> AssessmentView:
+    pattern = ", ".join(clean_text(a) for a in args)
+    return AssessmentView("waiting for logs", "muted", f"nothing matches {pattern} yet")
+
+
+SHORT_LABELS: dict[str, str] = {
+    "loss_falling": "loss falling",
+    "grad_norm_in_range": "grad_norm in range",
+    "lr_decaying": "LR on schedule",
+    "no_nonfinite": "no NaN/inf",
+    "loss_gap": "train/eval gap ok",
+    "eval_acc_rising": "eval acc rising",
+    "no_overfitting": "no overfitting",
+    "entropy_stable": "entropy stable",
+    "trend_healthy": "trend healthy",
+    "hparams_ok": "hyperparams ok",
+    "best_checkpoint": "best checkpoint",
+    "early_stop": "no early stop due",
+}
+HISTORY_WINDOWS = 24  # past windows shown per check (the widget shows as many as fit)
+CADENCE_SHORT = {"100_steps": "100 steps", "1000_steps": "1000 steps", "epoch": "epoch"}
+
+
+def window_label(label: str, start: int, end: int) -> str:
+    """``steps 1001-1100`` → ``1001-1100``; long step numbers → ``→2.0M``; ``epoch 2`` as is."""
+    if not label.startswith("steps"):
+        return clean_text(label)
+    text = f"{start}-{end}"
+    return text if len(text) <= 10 else f"→{fmt_count(end)}"
+
+
+def checklist_view(run: Run, engine: Checklist) -> ChecklistView:
+    state = engine.update(run.data, run.diagnoser)
+    rows: list[CheckRow] = []
+    for cad in state.cadences:
+        latest = cad.latest
+        if latest is None:
+            continue
+        short = CADENCE_SHORT.get(cad.id, cad.label)
+        if cad.window_steps and short.endswith("steps") and cad.window_steps not in (100, 1000):
+            short = f"{cad.window_steps} steps"
+        recent = cad.windows[-HISTORY_WINDOWS:]
+        for item in latest.items:
+            history = []
+            for w in recent:
+                it = w.item(item.id)
+                history.append(it.status if it is not None else "pending")
+            rows.append(
+                CheckRow(
+                    short,
+                    SHORT_LABELS.get(item.id, clean_text(item.label)),
+                    item.status,
+                    clean_text(item.detail),
+                    tuple(history),
+                    window=window_label(latest.label, latest.start_step, latest.end_step),
+                )
+            )
+    return ChecklistView(tuple(rows), "" if rows else "no checklist yet: waiting for records")
+
+
+_VERDICT_STATE = {"good": "ok", "ok": "ok", "watch": "warning", "critical": "critical"}
+_METRIC_STATE = {"good": "ok", "ok": "ok", "watch": "warning", "high": "warning", "low": "warning", "critical": "critical"}
+
+
+def _best_text(best: dict[str, object] | None) -> str:
+    if not best:
+        return ""
+    parts = [f"step {best.get('step')}"]
+    loss = best.get("eval_loss")
+    if isinstance(loss, float):
+        parts.append(f"eval_loss {fmt_value(loss)}")
+    acc = best.get("eval_token_accuracy")
+    if isinstance(acc, float):
+        parts.append(f"eval acc {fmt_value(acc)}")
+    path = best.get("path")
+    if isinstance(path, str) and path:
+        parts.append(os.path.basename(path.rstrip(os.sep)))
+    note = best.get("note")
+    text = " · ".join(parts)
+    if isinstance(note, str) and note and not path:
+        text += f" ({note})"
+    return clean_text(text)
+
+
+def assessment_view(run: Run, t: Thresholds) -> AssessmentView:
+    a = assess(run.data, run.diagnoser, t, log_path=run.path)
+    advice: list[str] = []
+    active = sorted(run.diagnoser.active(), key=finding_order)
+    for f in active:
+        for line in f.advice[:2]:
+            if line not in advice:
+                advice.append(line)
+    metrics = tuple(
+        (label(m.metric), fmt_value(m.value, m.metric), _METRIC_STATE.get(m.status, "muted"), clean_text(m.note))
+        for m in a.metrics
+    )
+    compare = tuple(
+        (f"gap {c.item.replace('_', ' ')}", c.diff_text, _METRIC_STATE.get(c.status, "muted"), clean_text(c.judgement))
+        for c in a.comparison
+    )
+    return AssessmentView(
+        verdict=clean_text(a.verdict) or "no verdict yet",
+        verdict_state=_VERDICT_STATE.get(a.status, "muted"),
+        positives=tuple(clean_text(p) for p in a.positives),
+        cautions=tuple(clean_text(c) for c in a.cautions),
+        advice=tuple(clean_text(x) for x in advice[:6]),
+        best=_best_text(a.best_checkpoint),
+        metrics=metrics + compare,
+    )

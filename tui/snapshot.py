@@ -1,0 +1,329 @@
+"""Read core state into plain view data for the widgets.
+
+Every function here is called by the app with the monitor lock held (the poll thread mutates
+runs), and returns immutable values the widgets keep; widgets never touch a ``Run``.
+Text from logs is already cleaned by core; run names come from file paths and are cleaned here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sfttop.core import metrics as M
+from sfttop.core.config import Thresholds
+from sfttop.core.diagnose import CODES, Finding, Severity
+from sfttop.core.records import EventKind, Kind
+from sfttop.core.run import Run
+from sfttop.core.sanitize import clean_text
+
+from .chart_render import ChartLine, ChartOptions, HLine
+from .fmt import fmt_duration, fmt_epoch, fmt_step
+from .palette import (
+    CRIT_RGB,
+    DONE,
+    ERROR,
+    LOADING,
+    MISSING,
+    OK,
+    WAITING,
+    WARN_RGB,
+    Status,
+    run_rgb,
+    severity_status,
+)
+from .plotdata import bucket_series, map_x
+from .widgets.alert_banner import BannerItem
+from .widgets.metric_card import CardData
+from .widgets.metric_chart import ChartData, LegendItem
+from .widgets.run_list import RunRow
+
+# Metric cards, in order: (metric, label, higher is better)
+CARD_METRICS: tuple[tuple[str, str, bool | None], ...] = (
+    (M.LOSS, "loss", False),
+    (M.GRAD_NORM, "grad_norm", None),
+    (M.LR, "lr", None),
+    (M.ENTROPY, "entropy", None),
+    (M.TOKEN_ACC, "token_acc", True),
+    (M.NUM_TOKENS, "tokens", None),
+    (M.EVAL_LOSS, "eval_loss", False),
+    (M.EVAL_TOKEN_ACC, "eval_acc", True),
+    (M.EVAL_ENTROPY, "eval_ent", None),
+)
+SPARK_POINTS = 48
+
+# Chart groups: (title, train metric, eval twin or None)
+CHART_GROUPS: tuple[tuple[str, str, str | None], ...] = (
+    ("loss", M.LOSS, M.EVAL_LOSS),
+    ("grad_norm", M.GRAD_NORM, None),
+    ("learning_rate", M.LR, None),
+    ("entropy", M.ENTROPY, M.EVAL_ENTROPY),
+    ("token accuracy", M.TOKEN_ACC, M.EVAL_TOKEN_ACC),
+    ("num_tokens", M.NUM_TOKENS, None),
+)
+_IN_GROUPS = {m for _, a, b in CHART_GROUPS for m in (a, b) if m}
+_NOT_CHARTED = {"eval_num_tokens", "eval_steps_per_second", "total_flos"}
+
+
+def run_name(run: Run) -> str:
+    return clean_text(run.name)
+
+
+# -------------------------------------------------------------------------------- run list
+def run_status(run: Run) -> Status:
+    """The glyph and word a run is listed with: its worst active finding, else its state."""
+    worst = run.diagnoser.worst_active()
+    if worst is not None and worst is not Severity.INFO:
+        return severity_status(worst)
+    if not run.exists:
+        return MISSING if _had_data(run) else WAITING
+    if run.error and not run.loaded:
+        return ERROR
+    if not run.loaded:
+        return LOADING
+    if run.finished:
+        return DONE
+    if worst is Severity.INFO:
+        return severity_status(worst)
+    return OK
+
+
+def _had_data(run: Run) -> bool:
+    return run.data.count(Kind.TRAIN) + run.data.count(Kind.EVAL) > 0 or any(
+        e.kind is EventKind.SOURCE for e in run.events
+    )
+
+
+def run_detail(run: Run) -> str:
+    if not run.exists:
+        return "gone" if _had_data(run) else "no file"
+    if run.error and not run.loaded:
+        return "unreadable"
+    if not run.loaded:
+        return f"{run.load_fraction * 100:.0f}%"
+    step, total, _eta = run.progress()
+    if step is None:
+        return "no data"
+    if total:
+        return f"{step}/{total}"
+    return f"s{step}"
+
+
+def run_row(run: Run) -> RunRow:
+    return RunRow(run_name(run), run.color_index, run_status(run), run_detail(run))
+
+
+# -------------------------------------------------------------------------------- title bar
+def progress_text(run: Run) -> str:
+    step, total, eta = run.progress()
+    parts = []
+    if step is not None:
+        s = f"step {fmt_step(step, total)}"
+        if total:
+            s += f" {min(100.0, 100 * step / total):.0f}%"
+        parts.append(s)
+    ep = fmt_epoch(run.data.epoch)
+    if ep:
+        parts.append(ep)
+    if eta is not None and not run.finished and run.crashed is None and (not total or (step or 0) < total):
+        parts.append(f"ETA {fmt_duration(eta)}")
+    return " · ".join(parts)
+
+
+def progress_short(run: Run) -> str:
+    step, total, eta = run.progress()
+    parts = []
+    if step is not None:
+        parts.append(fmt_step(step, total))
+    if run.data.epoch is not None and math.isfinite(run.data.epoch):
+        parts.append(f"ep {run.data.epoch:.3g}")
+    if eta is not None and not run.finished and run.crashed is None and (not total or (step or 0) < total):
+        parts.append(f"ETA {fmt_duration(eta)}")
+    return " ".join(parts)
+
+
+def run_state(run: Run) -> str:
+    if not run.exists:
+        return "file gone" if _had_data(run) else "waiting for the file"
+    if run.error:
+        return clean_text(run.error)[:60]
+    if not run.loaded:
+        return f"loading {run.load_fraction * 100:.0f}%"
+    if run.crashed:
+        return "crashed"
+    if run.finished:
+        return "finished"
+    return ""
+
+
+def others_text(runs: list[Run], selected: int) -> str:
+    crit = warn = 0
+    for i, r in enumerate(runs):
+        if i == selected:
+            continue
+        w = r.diagnoser.worst_active()
+        if w is Severity.CRITICAL:
+            crit += 1
+        elif w is Severity.WARNING:
+            warn += 1
+    parts = []
+    if crit:
+        parts.append(f"✖{crit} CRIT")
+    if warn:
+        parts.append(f"▲{warn} WARN")
+    return ("others " + " ".join(parts)) if parts else ""
+
+
+# -------------------------------------------------------------------------------- cards
+def _critical_for(metric: str, t: Thresholds) -> float | None:
+    return t.grad_norm_critical if metric == M.GRAD_NORM else None
+
+
+def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
+    out = []
+    for metric, label, better in CARD_METRICS:
+        s = run.data.get(metric)
+        low, high = M.NORMAL_RANGES.get(metric, (None, None))
+        if metric == M.GRAD_NORM:
+            high = t.grad_norm_warn
+        if metric == M.LR:
+            low, high = t.lr_min, t.lr_max
+        if s is None or not len(s):
+            out.append(CardData(metric, label, None, None, (), low, high, _critical_for(metric, t), better))
+            continue
+        vals = s.values
+        n = len(vals)
+        back = 1 if metric.startswith("eval_") else min(5, n - 1)
+        before = vals[n - 1 - back] if n > 1 and back > 0 else None
+        recent = tuple(vals[-SPARK_POINTS:])
+        out.append(CardData(metric, label, vals[-1], before, recent, low, high, _critical_for(metric, t), better))
+    return tuple(out)
+
+
+# -------------------------------------------------------------------------------- banner
+_PRIORITY = {code: i for i, code in enumerate(("run_crashed", *CODES))}
+
+
+def finding_order(f: Finding) -> tuple[int, int, int]:
+    """Worst first; within a severity, the more actionable code (the diagnoser's rule order),
+    then the newest."""
+    return (-f.severity.rank, _PRIORITY.get(f.code, len(_PRIORITY)), -f.step)
+
+
+def finding_key(run: Run, f: Finding) -> tuple[str, str, object]:
+    return (run.name, f.code, (f.step, f.metric))
+
+
+def banner_items(run: Run, dismissed: set[tuple[str, str, object]]) -> tuple[tuple[BannerItem, ...], int]:
+    """Active critical and warning findings, worst and newest first; and how many are dismissed."""
+    active = [f for f in run.diagnoser.active() if f.severity is not Severity.INFO]
+    active.sort(key=finding_order)
+    items = []
+    hidden = 0
+    for f in active:
+        key = finding_key(run, f)
+        if key in dismissed:
+            hidden += 1
+            continue
+        advice = f.advice[0] if f.advice else ""
+        items.append(BannerItem(key, severity_status(f.severity), f.code, clean_text(f.message), clean_text(advice)))
+    return tuple(items), hidden
+
+
+# -------------------------------------------------------------------------------- chart
+@dataclass(frozen=True)
+class ChartState:
+    group: int = 0  # index into groups_for(run)
+    smooth: bool = False
+    log: bool = False
+    tokens: bool = False  # x by num_tokens instead of step
+    overlay: bool = False
+    clip: bool = True
+
+
+def groups_for(run: Run | None) -> list[tuple[str, str, str | None]]:
+    """The chart groups worth cycling through for this run: the fixed ones that have data (loss
+    always), then any other metric the log carries."""
+    if run is None:
+        return [CHART_GROUPS[0]]
+    series = run.data.series
+    out = [g for g in CHART_GROUPS if g[1] == M.LOSS or g[1] in series or (g[2] and g[2] in series)]
+    extra = sorted(k for k in series if k not in _IN_GROUPS and k not in _NOT_CHARTED)
+    out.extend((k, k, None) for k in extra)
+    return out
+
+
+def _xs_for(run: Run, steps: list[float], tokens: bool) -> tuple[list[float], bool]:
+    if not tokens:
+        return steps, True
+    ns = run.data.get(M.NUM_TOKENS)
+    if ns is None or not len(ns):
+        return steps, False
+    return map_x(steps, ns.steps, ns.values), True
+
+
+def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds, buckets: int) -> ChartData:
+    run = runs[selected] if runs else None
+    groups = groups_for(run)
+    title, metric, twin = groups[state.group % len(groups)]
+    shown = list(runs) if state.overlay else ([run] if run is not None else [])
+    lines: list[ChartLine] = []
+    legend: list[LegendItem] = []
+    missing_tokens = False
+    for r in shown:
+        name = run_name(r)
+        for m, style in ((metric, "line"), (twin, "eval")):
+            if m is None:
+                continue
+            s = r.data.get(m)
+            if s is None or not len(s):
+                continue
+            xs, ys, bad = bucket_series(s.steps, s.values, buckets)
+            # non-finite points go back in as NaN so the renderer marks them
+            if bad:
+                pairs = sorted([*zip(xs, ys), *((b, math.nan) for b in bad)])
+                xs = [p[0] for p in pairs]
+                ys = [p[1] for p in pairs]
+            xs_f = [float(x) for x in xs]
+            xs_m, ok = _xs_for(r, xs_f, state.tokens)
+            missing_tokens = missing_tokens or not ok
+            label = f"{name} {M.label(m)}" if state.overlay else M.label(m)
+            lines.append(ChartLine(label, xs_m, list(ys), run_rgb(r.color_index), "eval" if style == "eval" else "line"))
+            if not state.overlay:
+                legend.append(LegendItem(label, r.color_index, style == "eval"))
+            elif style == "line" or not any(i.label == name for i in legend):
+                legend.append(LegendItem(name, r.color_index))
+    hlines: list[HLine] = []
+    if metric == M.GRAD_NORM:
+        hlines = [
+            HLine(t.grad_norm_warn, WARN_RGB, f"── warn {t.grad_norm_warn:g}"),
+            HLine(t.grad_norm_critical, CRIT_RGB, f"── critical {t.grad_norm_critical:g}"),
+        ]
+    opts = ChartOptions(
+        smooth=state.smooth,
+        log=state.log,
+        clip=state.clip,
+        x_label="tokens" if state.tokens and not missing_tokens else "step",
+        metric=metric,
+    )
+    note = "no num_tokens: x is step" if state.tokens and missing_tokens else ""
+    prefix = ""
+    if state.overlay:
+        prefix = M.label(metric) + (f" ◆ {M.label(twin)}" if twin else "") + " │"
+    version = (*((r.name, r.generation) for r in shown), title, buckets)
+    return ChartData(title, lines, legend, hlines, opts, note, version, legend_prefix=prefix)
+
+
+# -------------------------------------------------------------------------------- misc
+def run_header(run: Run) -> str:
+    """A one-line description of a run for panels: name, format and file state."""
+    bits = [run_name(run), run.format]
+    if run.error:
+        bits.append(clean_text(run.error))
+    if run.skipped:
+        bits.append(f"{run.skipped} lines skipped")
+    return " · ".join(bits)
+
+
+def is_critical(f: Finding) -> bool:
+    return f.severity is Severity.CRITICAL

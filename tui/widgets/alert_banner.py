@@ -1,0 +1,95 @@
+"""``AlertBanner``: the selected run's active critical and warning findings, worst first.
+
+Each line: glyph and word (so it reads without colour), the finding's message and its first
+piece of advice. ``d`` dismisses the top one; it comes back when a new episode opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from sfttop.tui.palette import Status
+
+
+@dataclass(frozen=True)
+class BannerItem:
+    key: tuple[str, str, object]  # (run, code, episode): what dismissing remembers
+    status: Status
+    code: str
+    message: str
+    advice: str
+
+
+def banner_text(items: tuple[BannerItem, ...], width: int, max_lines: int, styles: dict[str, str], hidden: int = 0) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    shown = items[:max_lines]
+    more = len(items) - len(shown)
+    for i, item in enumerate(shown):
+        if i:
+            out.append("\n")
+        st = styles.get(item.status.css, "")
+        out.append(f" {item.status.glyph} {item.status.word} ", style=st + " reverse")
+        out.append(" ")
+        out.append(item.message, style=st)
+        if item.advice:
+            out.append("  → ", style=styles.get("muted", ""))
+            out.append(item.advice)
+        if i == len(shown) - 1 and (more or hidden):
+            tail = []
+            if more:
+                tail.append(f"+{more} more")
+            if hidden:
+                tail.append(f"{hidden} dismissed")
+            out.append("  (" + ", ".join(tail) + ")", style=styles.get("muted", ""))
+    return out
+
+
+class AlertBanner(Widget):
+    DEFAULT_CSS = """
+    AlertBanner {
+        height: auto;
+        max-height: 4;
+        padding: 0 1;
+        background: $error 12%;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    AlertBanner.-warning-only { background: $warning 10%; }
+    AlertBanner > .alert-banner--critical { color: $error; text-style: bold; }
+    AlertBanner > .alert-banner--warning { color: $warning; }
+    AlertBanner > .alert-banner--info { color: $primary; }
+    AlertBanner > .alert-banner--muted { color: $text-muted; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"alert-banner--critical", "alert-banner--warning", "alert-banner--info", "alert-banner--muted"}
+
+    max_lines: reactive[int] = reactive(3, layout=True)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.items: tuple[BannerItem, ...] = ()
+        self.hidden = 0
+        self.display = False
+
+    def set_items(self, items: tuple[BannerItem, ...], hidden: int = 0) -> None:
+        if items == self.items and hidden == self.hidden:
+            return
+        self.items = items
+        self.hidden = hidden
+        self.display = bool(items)
+        self.set_class(bool(items) and all(i.status.css != "critical" for i in items), "-warning-only")
+        self.refresh(layout=True)
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        return max(1, min(len(self.items), self.max_lines))
+
+    def render(self) -> Text:
+        styles = {
+            n: str(self.get_component_rich_style(f"alert-banner--{n}", partial=True))
+            for n in ("critical", "warning", "info", "muted")
+        }
+        return banner_text(self.items, self.content_size.width, self.max_lines, styles, self.hidden)

@@ -1,0 +1,106 @@
+"""``AssessmentPanel``: the seed FAQ's "log status evaluation": a verdict, the positive signals,
+the cautions, the advice to act on and the best checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+@dataclass(frozen=True)
+class AssessmentView:
+    verdict: str  # "healthy", "watch", "unhealthy"... as core words it
+    verdict_state: str  # ok / warning / critical / muted
+    summary: str = ""
+    positives: tuple[str, ...] = ()
+    cautions: tuple[str, ...] = ()
+    advice: tuple[str, ...] = ()
+    best: str = ""  # "step 700 · eval_loss 1.02 · checkpoint-700"
+    metrics: tuple[tuple[str, str, str, str], ...] = ()  # (label, value, state, note)
+
+
+_GLYPH = {"ok": "✔", "warning": "▲", "critical": "✖"}
+
+
+def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) -> Text:
+    """Verdict first, then what to act on (best checkpoint, cautions, advice), then the good
+    signs and the per-metric table: the most useful lines survive a short panel."""
+    out = Text(overflow="fold")
+    out.append(f"{_GLYPH.get(view.verdict_state, '·')} ", style=styles.get(view.verdict_state, ""))
+    out.append(view.verdict, style=styles.get(view.verdict_state, "") + " bold")
+    if view.summary:
+        out.append("  " + view.summary)
+    if view.best:
+        out.append("\n★ best checkpoint: ", style=styles.get("heading", ""))
+        out.append(view.best)
+    for items, head, mark, st in (
+        (view.cautions, "cautions", "▲", "warning"),
+        (view.advice, "advice", "→", "heading"),
+        (view.positives, "good signs", "✔", "ok"),
+    ):
+        if not items:
+            continue
+        out.append(f"\n{head}", style=styles.get("heading", ""))
+        for item in items:
+            out.append(f"\n {mark} ", style=styles.get(st, ""))
+            out.append(item)
+    if view.metrics:
+        out.append("\nmetrics", style=styles.get("heading", ""))
+        lw = max(len(m[0]) for m in view.metrics)
+        for name, value, state, note in view.metrics:
+            out.append(f"\n {_GLYPH.get(state, '·')} ", style=styles.get(state, ""))
+            out.append(f"{name:<{lw}} {value:>9}")
+            if note:
+                out.append(f"  {note}", style=styles.get("muted", ""))
+    return out
+
+
+class AssessmentPanel(Widget):
+    DEFAULT_CSS = """
+    AssessmentPanel {
+        height: 1fr;
+        width: 1fr;
+        border: round $primary 40%;
+        border-title-color: $text;
+        padding: 0 1;
+        overflow-y: auto;
+    }
+    AssessmentPanel > .assessment--ok { color: $success; }
+    AssessmentPanel > .assessment--warning { color: $warning; }
+    AssessmentPanel > .assessment--critical { color: $error; }
+    AssessmentPanel > .assessment--muted { color: $text-muted; }
+    AssessmentPanel > .assessment--heading { color: $accent; text-style: bold; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "assessment--ok",
+        "assessment--warning",
+        "assessment--critical",
+        "assessment--muted",
+        "assessment--heading",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.view = AssessmentView("no data yet", "muted")
+        self.border_title = "assessment"
+
+    def set_view(self, view: AssessmentView) -> None:
+        if view != self.view:
+            self.view = view
+            self.refresh(layout=True)
+
+    def _styles(self) -> dict[str, str]:
+        return {
+            n: str(self.get_component_rich_style(f"assessment--{n}", partial=True))
+            for n in ("ok", "warning", "critical", "muted", "heading")
+        }
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        text = assessment_text(self.view, width, {})
+        return len(text.wrap(self.app.console, max(1, width)))
+
+    def render(self) -> Text:
+        return assessment_text(self.view, self.content_size.width, self._styles())

@@ -1,0 +1,119 @@
+"""``Checklist``: the seed FAQ's monitoring checklist at three cadences, colour-coded, with each
+check's state in every past window so the user sees when it turned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widget import Widget
+
+from sfttop.tui.palette import check_status
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    cadence: str  # "100 steps"
+    label: str  # "loss falling"
+    state: str  # pass / warn / fail / pending
+    detail: str  # "median 0.64 vs 0.66 in the previous window (-1.9%)"
+    history: tuple[str, ...]  # the state in every window so far, oldest first, current last
+    window: str = ""  # the current window, "steps 1001-1100", "epoch 2"
+
+
+@dataclass(frozen=True)
+class ChecklistView:
+    rows: tuple[CheckRow, ...]
+    note: str = ""
+
+
+def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> Text:
+    """One line per check: cadence (and its current window below), state, label, the state in
+    every past window (so the user sees when it turned), and what the latest window measured."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    if not view.rows:
+        out.append(view.note or "no checklist yet", style=styles.get("muted", ""))
+        return out
+    cad_w = 11 if width >= 60 else 0
+    label_w = 18
+    hist_w = max(4, min(20, (width - cad_w - 7 - label_w - 1) // (3 if width >= 70 else 1)))
+    lines: list[Text] = []
+    cadence = None
+    line_in_cadence = 0
+    for row in view.rows:
+        if row.cadence != cadence:
+            cadence = row.cadence
+            line_in_cadence = 0
+            if not cad_w:  # narrow: a heading line per cadence instead of a column
+                head = f"{row.cadence} · {row.window}" if row.window else row.cadence
+                lines.append(Text(head, style=styles.get("heading", "")))
+        else:
+            line_in_cadence += 1
+        line = Text(no_wrap=True)
+        if cad_w:
+            if line_in_cadence == 0:
+                line.append(f"{row.cadence:<{cad_w}}", style=styles.get("heading", ""))
+            elif line_in_cadence == 1 and row.window:
+                line.append(f" {row.window:<{cad_w - 1}}"[:cad_w], style=styles.get("muted", ""))
+            else:
+                line.append(" " * cad_w)
+        st = check_status(row.state)
+        style = styles.get(st.css, "")
+        line.append(f"{st.glyph} {st.word:<4} ", style=style)
+        label = row.label if len(row.label) <= label_w else row.label[: label_w - 1] + "…"
+        line.append(f"{label:<{label_w}} ")
+        hist = row.history[-hist_w:]
+        line.append(" " * (hist_w - len(hist)))
+        for h in hist:
+            hs = check_status(h)
+            line.append(hs.glyph, style=styles.get(hs.css, ""))
+        if row.detail and width - line.cell_len > 10:
+            line.append("  " + row.detail, style=styles.get("muted", ""))
+        lines.append(line)
+    out = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+    if view.note:
+        out.append("\n" + view.note, style=styles.get("muted", ""))
+    return out
+
+
+class Checklist(Widget):
+    DEFAULT_CSS = """
+    Checklist {
+        height: 1fr;
+        width: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        border: round $primary 40%;
+        border-title-color: $text;
+        padding: 0 1;
+        overflow-y: auto;
+    }
+    Checklist > .checklist--ok { color: $success; }
+    Checklist > .checklist--warning { color: $warning; text-style: bold; }
+    Checklist > .checklist--critical { color: $error; text-style: bold; }
+    Checklist > .checklist--muted { color: $text-muted; }
+    Checklist > .checklist--heading { color: $accent; text-style: bold; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"checklist--ok", "checklist--warning", "checklist--critical", "checklist--muted", "checklist--heading"}
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.view = ChecklistView(())
+        self.border_title = "checklist"
+
+    def set_view(self, view: ChecklistView) -> None:
+        if view != self.view:
+            self.view = view
+            self.refresh(layout=True)
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        heads = len({r.cadence for r in self.view.rows}) if width < 60 else 0
+        return max(1, len(self.view.rows) + heads + (1 if self.view.note else 0))
+
+    def render(self) -> Text:
+        styles = {
+            n: str(self.get_component_rich_style(f"checklist--{n}", partial=True))
+            for n in ("ok", "warning", "critical", "muted", "heading")
+        }
+        return checklist_text(self.view, self.content_size.width, styles)

@@ -1,0 +1,82 @@
+"""``HelpScreen``: every key binding (with the id to remap it in the config's ``[keys]`` table)
+and what the glyphs mean."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+LEGEND: tuple[tuple[str, str], ...] = (
+    ("✖ CRIT", "a critical finding is active (NaN, explosion, crash, severe overfitting)"),
+    ("▲ WARN", "a warning is active"),
+    ("● info", "only informational findings"),
+    ("✔ ok / ■ done", "healthy / finished cleanly"),
+    ("◌ load", "history still being read (the percentage shows how far)"),
+    ("? gone / … wait", "the log file vanished / does not exist yet"),
+    ("! err", "the log cannot be read (the title bar says why)"),
+    ("↑ ↓ (cards)", "value above / below the seed FAQ's normal range"),
+    ("Δ (cards)", "change over the last 5 logged points (last eval for eval metrics)"),
+    ("━ ◆ (chart)", "train line / eval points, in the run's colour"),
+    ("▲ ✕ (chart)", "a clipped spike (press c to show it whole) / a NaN or inf value"),
+    ("checklist", "✔ pass ▲ warn ✖ FAIL · pending; the row of glyphs is each past window"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 90%;
+        max-width: 100;
+        height: 90%;
+        border: round $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "close", "close", id="close_help", show=False),
+        Binding("j,down", "scroll_down", show=False),
+        Binding("k,up", "scroll_up", show=False),
+    ]
+
+    def __init__(self, bindings: list[tuple[str, str, str]]) -> None:
+        """``bindings``: (keys as shown, description, binding id)."""
+        super().__init__()
+        self.rows = bindings
+
+    def compose(self) -> ComposeResult:
+        keys = Table(box=None, expand=True, show_edge=False, pad_edge=False)
+        keys.add_column(Text("key"), style="bold", no_wrap=True)
+        keys.add_column(Text("does"), ratio=1)
+        keys.add_column(Text("id"), style="dim", no_wrap=True)
+        for shown, desc, bid in self.rows:
+            keys.add_row(Text(shown), Text(desc), Text(bid))
+        legend = Table(box=None, expand=True, show_edge=False, pad_edge=False)
+        legend.add_column(Text("mark"), style="bold", no_wrap=True)
+        legend.add_column(Text("means"), ratio=1)
+        for mark, means in LEGEND:
+            legend.add_row(Text(mark), Text(means))
+        with VerticalScroll():
+            head = Text("Keys", style="bold")
+            head.append("  (esc or ? closes; remap a key by its id in the config file's [keys] table)", style="dim")
+            yield Static(head)
+            yield Static(keys)
+            yield Static(Text("\nWhat the marks mean", style="bold"))
+            yield Static(legend)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_scroll_down(self) -> None:
+        self.query_one(VerticalScroll).scroll_down()
+
+    def action_scroll_up(self) -> None:
+        self.query_one(VerticalScroll).scroll_up()

@@ -1,0 +1,139 @@
+"""``MetricCard``: one metric on one line: name, current value, recent change, sparkline.
+
+The value is coloured by the metric's normal range (seed FAQ) and carries an arrow when outside
+it, so the meaning survives ``NO_COLOR``: ``↑`` above range, ``↓`` below, ``✖`` NaN/inf or past
+the critical threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widget import Widget
+
+from sfttop.tui.fmt import fmt_change, fmt_value
+from sfttop.tui.plotdata import sparkline
+
+
+@dataclass(frozen=True)
+class CardData:
+    metric: str
+    label: str
+    value: float | None
+    before: float | None  # the value the change is measured from
+    recent: tuple[float, ...]  # the last points, for the sparkline
+    low: float | None = None  # normal range
+    high: float | None = None
+    critical: float | None = None  # above this the value is critical (grad_norm 20)
+    higher_is_better: bool | None = None  # colours the change arrow, None: neutral
+
+
+def judge(card: CardData) -> tuple[str, str]:
+    """(css state, mark): ``ok``/``warning``/``critical``/``muted`` and ``''``/``↑``/``↓``/``✖``."""
+    v = card.value
+    if v is None:
+        return "muted", ""
+    if not math.isfinite(v):
+        return "critical", "✖"
+    if card.critical is not None and v > card.critical:
+        return "critical", "✖"
+    if card.high is not None and v > card.high:
+        return "warning", "↑"
+    if card.low is not None and v < card.low:
+        return "warning", "↓"
+    if card.low is None and card.high is None:
+        return "neutral", ""
+    return "ok", ""
+
+
+def card_columns(width: int) -> tuple[int, bool, int]:
+    """(label width, show the change column, sparkline width) for a card ``width`` cells wide.
+    The change column goes first when the sparkline would be too short to read."""
+    label_w = 10 if width < 44 else 14
+    fixed = label_w + 8 + 1  # label, value, range mark
+    spark = width - fixed - 7 - 1
+    if spark >= 6:
+        return label_w, True, spark
+    spark = width - fixed - 1
+    return label_w, False, spark if spark >= 4 else 0
+
+
+def card_text(card: CardData, width: int, styles: dict[str, str]) -> Text:
+    label_w, show_change, spark_w = card_columns(width)
+    state, mark = judge(card)
+    t = Text(no_wrap=True, overflow="crop")
+    label = card.label if len(card.label) <= label_w else card.label[: label_w - 1] + "…"
+    t.append(f"{label:<{label_w}}", style=styles.get("label", ""))
+    value = fmt_value(card.value, card.metric)
+    t.append(f"{value:>8}", style=styles.get(state, ""))
+    t.append(mark or " ", style=styles.get(state, ""))
+    if show_change:
+        change, sign = fmt_change(card.value, card.before)
+        cstyle = styles.get("muted", "")
+        if card.higher_is_better is not None and sign:
+            good = (sign > 0) == card.higher_is_better
+            cstyle = styles.get("ok" if good else "warning", "")
+        t.append(f" {change:<6}", style=cstyle)
+    if spark_w and card.recent:
+        spark, bad = sparkline(card.recent, spark_w)
+        t.append(" ")
+        line = Text(spark, style=styles.get("spark", ""))
+        for i in bad:
+            line.stylize(styles.get("critical", ""), i, i + 1)
+        t.append_text(line)
+    return t
+
+
+class MetricCard(Widget):
+    DEFAULT_CSS = """
+    MetricCard { height: 1; width: 1fr; text-wrap: nowrap; text-overflow: clip; }
+    MetricCard > .metric-card--label { color: $text-muted; }
+    MetricCard > .metric-card--ok { color: $success; }
+    MetricCard > .metric-card--neutral { color: $text; }
+    MetricCard > .metric-card--warning { color: $warning; text-style: bold; }
+    MetricCard > .metric-card--critical { color: $error; text-style: bold; }
+    MetricCard > .metric-card--muted { color: $text-muted; }
+    MetricCard > .metric-card--spark { color: $accent; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "metric-card--label",
+        "metric-card--ok",
+        "metric-card--neutral",
+        "metric-card--warning",
+        "metric-card--critical",
+        "metric-card--muted",
+        "metric-card--spark",
+    }
+
+    def __init__(self, metric: str, label: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.metric = metric
+        self.card = CardData(metric, label, None, None, ())
+
+    def set_card(self, card: CardData) -> None:
+        if card != self.card:
+            self.card = card
+            self.refresh()
+
+    def render(self) -> Text:
+        styles = {
+            name: str(self.get_component_rich_style(f"metric-card--{name}", partial=True))
+            for name in ("label", "ok", "neutral", "warning", "critical", "muted", "spark")
+        }
+        return card_text(self.card, self.content_size.width, styles)
+
+
+class MetricCardHeader(Widget):
+    """Column heads over the cards: now, Δ (change over the last points), recent."""
+
+    DEFAULT_CSS = """
+    MetricCardHeader { height: 1; width: 1fr; color: $text-muted; text-wrap: nowrap; }
+    """
+
+    def render(self) -> Text:
+        lw, show_change, spark = card_columns(self.content_size.width)
+        change = f" {'Δ':<6}" if show_change else ""
+        return Text(f"{'':{lw}}{'now':>8} {change}" + (" recent"[: spark + 1] if spark else ""))

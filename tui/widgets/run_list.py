@@ -1,0 +1,163 @@
+"""``RunList``: every run, one line each: number, status glyph and word, name, step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.events import Click
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from sfttop.tui.palette import Status, run_hex
+
+
+@dataclass(frozen=True)
+class RunRow:
+    name: str  # already cleaned of control characters
+    color_index: int
+    status: Status
+    detail: str  # "900/4000", "◌ 45%", "gone"...
+
+
+def row_text(
+    row: RunRow, index: int, selected: bool, width: int, styles: dict[str, str], show_word: bool = True
+) -> Text:
+    """One run's line, ``width`` cells wide. ``styles`` maps a status css name to a Rich style."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append("▶" if selected else " ", style="bold" if selected else "")
+    t.append(str(index + 1) if index < 9 else " ", style="dim")
+    t.append(" ")
+    st = styles.get(row.status.css, "")
+    t.append(row.status.glyph, style=st)
+    if show_word:
+        t.append(f"{row.status.word:<4}", style=st)
+    t.append(" ")
+    detail = row.detail
+    room = width - t.cell_len - len(detail) - 1
+    name = row.name
+    if room < 4:
+        detail = ""
+        room = width - t.cell_len
+    if len(name) > room:
+        name = name[: max(1, room - 1)] + "…"
+    t.append(name, style=f"bold {run_hex(row.color_index)}" if selected else run_hex(row.color_index))
+    pad = width - t.cell_len - len(detail)
+    if detail and pad >= 1:
+        t.append(" " * pad)
+        t.append(detail, style="dim" if not selected else "")
+    return t
+
+
+class RunList(Widget):
+    """The runs being watched. Selection is the app's state; this widget only shows it."""
+
+    DEFAULT_CSS = """
+    RunList {
+        height: auto;
+        max-height: 14;
+        border: round $primary 40%;
+        border-title-color: $text-muted;
+        padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    RunList > .run-list--critical { color: $error; text-style: bold; }
+    RunList > .run-list--warning { color: $warning; }
+    RunList > .run-list--info { color: $primary; }
+    RunList > .run-list--ok { color: $success; }
+    RunList > .run-list--muted { color: $text-muted; }
+    RunList > .run-list--cursor { background: $boost; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "run-list--critical",
+        "run-list--warning",
+        "run-list--info",
+        "run-list--ok",
+        "run-list--muted",
+        "run-list--cursor",
+    }
+
+    selected: reactive[int] = reactive(0)
+
+    class Clicked(Message):
+        """A run's line was clicked (the mouse is optional; keys do everything)."""
+
+        def __init__(self, index: int) -> None:
+            self.index = index
+            super().__init__()
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.rows: tuple[RunRow, ...] = ()
+        self.border_title = "runs"
+        self._top = 0  # first row shown when the list is taller than the widget
+        self._more = ""
+
+    def set_rows(self, rows: tuple[RunRow, ...]) -> None:
+        if rows != self.rows:
+            grew = len(rows) != len(self.rows)
+            self.rows = rows
+            self.border_title = f"runs ({len(rows)})" if len(rows) > 1 else "runs"
+            self.refresh(layout=grew)
+
+    def _styles(self) -> dict[str, str]:
+        out = {}
+        for name in ("critical", "warning", "info", "ok", "muted"):
+            out[name] = str(self.get_component_rich_style(f"run-list--{name}", partial=True))
+        return out
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        return max(1, len(self.rows))
+
+    def render(self) -> Text:
+        if not self.rows:
+            return Text("waiting for logs…", style="dim")
+        width = self.content_size.width
+        height = max(1, self.content_size.height)
+        styles = self._styles()
+        cursor = str(self.get_component_rich_style("run-list--cursor", partial=True))
+        out = Text(no_wrap=True)
+        show_word = width >= 26
+        # More runs than lines: keep the selected one in view (no scrollbar, keys move it).
+        top = self._top
+        if self.selected < top:
+            top = self.selected
+        elif self.selected >= top + height:
+            top = self.selected - height + 1
+        top = max(0, min(top, len(self.rows) - height))
+        self._top = top
+        self._set_more(top, height)
+        for i in range(top, min(len(self.rows), top + height)):
+            row = self.rows[i]
+            line = row_text(row, i, i == self.selected, width, styles, show_word)
+            if i == self.selected:
+                line.stylize(cursor)
+                line.pad_right(max(0, width - line.cell_len))
+                line.stylize(cursor)
+            if i > top:
+                out.append("\n")
+            out.append_text(line)
+        return out
+
+    def _set_more(self, top: int, height: int) -> None:
+        below = len(self.rows) - top - height
+        parts = []
+        if top > 0:
+            parts.append(f"↑{top}")
+        if below > 0:
+            parts.append(f"↓{below}")
+        sub = " ".join(parts) + " more" if parts else ""
+        if sub != self._more:
+            self._more = sub
+            self.border_subtitle = sub or None
+
+    def watch_selected(self) -> None:
+        self.refresh()
+
+    def on_click(self, event: Click) -> None:
+        y = event.y - self.gutter.top + self._top
+        if 0 <= y < len(self.rows):
+            self.post_message(self.Clicked(y))

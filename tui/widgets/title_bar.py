@@ -1,0 +1,109 @@
+"""``TitleBar``: one line on top: the selected run, its progress and ETA, what the others are up to.
+
+It is the only place the selected run's name shows when the run list is collapsed (small panes),
+so it is built to shed parts from the right as the width shrinks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widget import Widget
+
+from sfttop.tui.palette import run_hex
+
+
+@dataclass(frozen=True)
+class TitleInfo:
+    app: str  # "sfttop", "sfttop (demo)"
+    run: str  # selected run name ("" when none)
+    color_index: int
+    index: int
+    count: int
+    progress: str  # "step 900/4000 22% · ep 0.83 · ETA 9m40s"
+    state: str  # "finished", "crashed", "loading 45%", ...
+    others: str  # "others ✖1 CRIT"
+    alerts: str  # "alerts 2 sent"
+    loading: str = ""  # overall history loading, "loading 3 runs 45%"
+    progress_short: str = ""  # "90/90 · ep 30" for narrow panes
+
+
+def title_text(info: TitleInfo, width: int, styles: dict[str, str]) -> Text:
+    """The title line; in a narrow pane the run's position ``[2/3]`` and the app's suffix go
+    before its progress does."""
+    t, complete = _title(info, width, styles, compact=False)
+    if not complete:
+        t, _ = _title(info, width, styles, compact=True)
+    return t
+
+
+def _title(info: TitleInfo, width: int, styles: dict[str, str], compact: bool) -> tuple[Text, bool]:
+    """The line, and whether the progress and the other runs' alarms both made it."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    app = info.app.split(" ")[0] if compact else info.app
+    t.append(f" {app} ", style=styles.get("app", ""))
+    if info.run:
+        t.append(" ▸ ")
+        t.append(info.run, style=f"bold {run_hex(info.color_index)}")
+        if info.count > 1 and not compact:
+            t.append(f" [{info.index + 1}/{info.count}]", style=styles.get("muted", ""))
+    elif info.count == 0:
+        t.append("  waiting for logs…", style=styles.get("muted", ""))
+    optional = [
+        (info.state, styles.get("state", "")),
+        (info.progress, ""),
+        (info.others.replace(" CRIT", "").replace(" WARN", "") if compact else info.others,
+         styles.get("alert", "")),
+        (info.loading, styles.get("muted", "")),
+        (info.alerts, styles.get("muted", "")),
+    ]
+    dropped = False
+    for i, (text, style) in enumerate(optional):
+        if not text:
+            continue
+        if t.cell_len + 3 + len(text) > width and i == 1 and info.progress_short:
+            text = info.progress_short
+        if t.cell_len + 3 + len(text) > width:
+            dropped = dropped or i <= 2
+            continue  # drop what does not fit rather than cut it mid-word
+        t.append(" │ ", style=styles.get("muted", ""))
+        t.append(text, style=style)
+    return t, not dropped
+
+
+class TitleBar(Widget):
+    DEFAULT_CSS = """
+    TitleBar {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $text;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    TitleBar > .title-bar--app { background: $primary; color: $text; text-style: bold; }
+    TitleBar > .title-bar--muted { color: $text-muted; }
+    TitleBar > .title-bar--state { color: $warning; text-style: bold; }
+    TitleBar > .title-bar--alert { color: $error; text-style: bold; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"title-bar--app", "title-bar--muted", "title-bar--state", "title-bar--alert"}
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.info: TitleInfo | None = None
+
+    def set_info(self, info: TitleInfo) -> None:
+        if info != self.info:
+            self.info = info
+            self.refresh()
+
+    def render(self) -> Text:
+        if self.info is None:
+            return Text(" sfttop")
+        styles = {
+            n: str(self.get_component_rich_style(f"title-bar--{n}", partial=True))
+            for n in ("app", "muted", "state", "alert")
+        }
+        return title_text(self.info, self.content_size.width, styles)
