@@ -6,7 +6,6 @@ import argparse
 import os
 import signal
 import sys
-import time
 
 from . import __version__
 
@@ -52,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default $XDG_CONFIG_HOME/sfttop/config.toml)")
     p.add_argument("--alert-cmd", metavar="CMD", default=None,
                    help="run CMD (no shell) once per new finding episode, the finding as JSON on stdin")
-    p.add_argument("--alert-severity", choices=["critical", "warning", "info"], default="critical",
-                   help="lowest severity that runs --alert-cmd (default critical)")
+    p.add_argument("--alert-severity", choices=["critical", "warning", "info"], default=None,
+                   help="lowest severity that runs --alert-cmd (default: the config's alert.min_severity, warning)")
     p.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
                    help="how often files are polled (default 0.5)")
     p.add_argument("--version", action="version", version=f"sfttop {__version__}")
@@ -64,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .core.config import ConfigError, load_config
+    from .tui.keys import BINDING_IDS  # plain data: importing it does not load Textual
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, key_actions=BINDING_IDS)
     except ConfigError as e:
         print(f"sfttop: config: {e}", file=sys.stderr)
         return 2
@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paths = list(args.paths)
     demo = None
+    # A killed pane or a dropped SSH session sends SIGHUP/SIGTERM: unwind normally, so the
+    # terminal is restored and the demo's temporary directory is removed.
+    for sig in (getattr(signal, "SIGHUP", None), signal.SIGTERM):
+        if sig is not None:
+            signal.signal(sig, _exit_on_signal)
     if args.demo:
         from .core.demo import DemoWriter
 
@@ -127,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     err = getattr(app, "exit_message", None)
     if err:
         print(err, file=sys.stderr)
-    time.sleep(0)
     return int(app.return_code or 0)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

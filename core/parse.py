@@ -633,8 +633,11 @@ class LogParser:
         if final and self._tentative is not None:
             held, self._tentative = self._tentative, None
             self._settle(held, self._bar_went_back, out_records, [])
-        if not self._pending or (self.interval is None and not final):
+        if not self._pending:
             return
+        if self.interval is None and not final and self.train_total is not None:
+            return  # bars came first: wait for the burst's end to measure the interval
+        # (No bar before the records: there will be none to measure by, so don't hold them.)
         if self.interval is None:
             self.interval = self._guess_interval()
         interval = self.interval
