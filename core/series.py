@@ -1,8 +1,14 @@
 """Per-run metric storage: one sorted (step, value) series per metric.
 
-Values live in ``array('d')`` so a run with hundreds of thousands of records costs 16 bytes a
-point, not a Python float object and a list slot. A resumed run re-logs steps it already logged:
-each step is kept once and the newest value wins, which is what the user's run now is.
+Values live in ``array('d')``: 16 bytes a point, not a Python float object and a list slot. A
+resumed run re-logs steps it already logged: each step is kept once and the newest value wins,
+which is what the user's run now is.
+
+Memory is bounded whatever the run's length: the newest ``RECENT`` points of a series are kept at
+full resolution; everything older is decimated into at most ``HISTORY`` points, the minimum and
+the maximum of each bucket in step order (so a spike or a dip survives, and a NaN stays marked).
+The arrays stay sorted by step, so every reader (charts, checklist windows, bisect look-ups)
+works on them unchanged, only coarser in the far past; ``count`` stays exact.
 """
 
 from __future__ import annotations
@@ -15,12 +21,20 @@ from collections.abc import Iterator
 from .records import Kind, Record
 
 
+RECENT = 1024  # newest points kept at full resolution
+HISTORY = 1024  # at most this many points (min/max of buckets) for everything older
+HIGH_WATER = RECENT + HISTORY + 1024  # compaction runs when a series grows past this
+
+
 class Series:
-    __slots__ = ("steps", "values")
+    __slots__ = ("compactions", "count", "raw_from", "steps", "values")
 
     def __init__(self) -> None:
         self.steps: array[int] = array("q")
         self.values: array[float] = array("d")
+        self.count = 0  # distinct steps ever stored (exact; len() is the points kept)
+        self.raw_from = 0  # points before this index are decimated history
+        self.compactions = 0  # bumped whenever positions in the arrays change
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -31,14 +45,54 @@ class Series:
         if not steps or step > steps[-1]:
             steps.append(step)
             self.values.append(value)
+            self.count += 1
+            if len(steps) > HIGH_WATER:
+                self.compact()
             return True
         i = bisect_left(steps, step)
         if i < len(steps) and steps[i] == step:
             self.values[i] = value
             return False
+        if i < self.raw_from or (i == self.raw_from and self.raw_from and i < len(steps)):
+            return False  # inside decimated history: that step was stored before, merged away
         steps.insert(i, step)
         self.values.insert(i, value)
+        self.count += 1
         return True
+
+    def compact(self) -> None:
+        """Decimate everything but the newest ``RECENT`` points into ``HISTORY`` points."""
+        steps, values = self.steps, self.values
+        cut = len(steps) - RECENT
+        if cut <= HISTORY:
+            return
+        buckets = HISTORY // 2
+        size = -(-cut // buckets)
+        ns: array[int] = array("q")
+        nv: array[float] = array("d")
+        isfinite = math.isfinite
+        for b in range(0, cut, size):
+            e = min(b + size, cut)
+            seg = values[b:e]
+            lo_i = hi_i = bad_i = -1
+            lo = math.inf
+            hi = -math.inf
+            for k, v in enumerate(seg):
+                if isfinite(v):
+                    if v < lo:
+                        lo, lo_i = v, k
+                    if v > hi:
+                        hi, hi_i = v, k
+                elif bad_i < 0:
+                    bad_i = k
+            for k in sorted({i for i in (lo_i, hi_i, bad_i) if i >= 0}):
+                ns.append(steps[b + k])
+                nv.append(seg[k])
+        self.raw_from = len(ns)
+        ns.extend(steps[cut:])
+        nv.extend(values[cut:])
+        self.steps, self.values = ns, nv
+        self.compactions += 1
 
     def last(self) -> float | None:
         return self.values[-1] if self.values else None
@@ -90,9 +144,10 @@ class RunData:
             if s is None:
                 s = series[name] = Series()
             st = s.steps
-            if st and step > st[-1]:  # the common case, inlined: this runs for every value
+            if st and step > st[-1] and len(st) < HIGH_WATER:  # the common case, inlined
                 st.append(step)
                 s.values.append(value)
+                s.count += 1
             else:
                 s.add(step, value)
         if rec.epoch is not None and (self.epoch is None or new or rec.kind is Kind.TRAIN):
@@ -100,7 +155,7 @@ class RunData:
         return new
 
     def count(self, kind: Kind) -> int:
-        return len(self.index[kind])
+        return self.index[kind].count
 
     @property
     def last_step(self) -> int | None:
