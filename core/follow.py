@@ -13,6 +13,7 @@ from .diagnose import Finding
 from .records import Event, EventKind, Record
 from .run import Monitor, record_json
 from .sanitize import clean_text
+from .wake import Waker, log_dirs
 
 
 def _fmt(v: float) -> str:
@@ -57,6 +58,14 @@ def follow(
     """
     stop = stop or threading.Event()
     mon = Monitor(paths, config)
+    waker = Waker()
+    try:
+        return _follow(mon, fmt, out, interval, stop, waker)
+    finally:
+        waker.close()
+
+
+def _follow(mon: Monitor, fmt: str, out: TextIO, interval: float, stop: threading.Event, waker: Waker) -> int:
     announced: set[str] = set()
     while not stop.is_set():
         mon.rescan()
@@ -90,7 +99,9 @@ def follow(
             out.flush()
         if mon.loading:
             continue
-        stop.wait(interval)
+        waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
+        if waker.wait(interval, stop):
+            stop.wait(0.02)  # let the writer finish its burst
     out.flush()
     return 0
 

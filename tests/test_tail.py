@@ -211,3 +211,28 @@ def test_unreadable_file_is_named_not_raised(tmp_path: Path, monkeypatch: object
     finally:
         mp.undo()
     assert segs(t) == [b"x"] and t.error is None
+
+
+def test_waker_wakes_on_a_write_and_sleeps_otherwise(tmp_path: Path) -> None:
+    import time
+
+    from sfttop.core.wake import Waker, log_dirs
+
+    log = tmp_path / "run" / "train.log"
+    log.parent.mkdir()
+    log.write_bytes(b"")
+    w = Waker()
+    try:
+        w.watch(log_dirs([str(tmp_path / "*" / "train.log"), str(log)]))
+        if not w.active:  # not Linux, or inotify refused: a plain sleep is the contract
+            t = time.monotonic()
+            assert w.wait(0.05) is False and time.monotonic() - t >= 0.04
+            return
+        assert w.wait(0.05) is False
+        with open(log, "ab") as f:
+            f.write(b"x\n")
+        t = time.monotonic()
+        assert w.wait(2.0) is True
+        assert time.monotonic() - t < 1.0
+    finally:
+        w.close()

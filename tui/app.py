@@ -32,6 +32,7 @@ from sfttop.core.checklist import Checklist as ChecklistEngine
 from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
 from sfttop.core.run import Monitor, Run, RunUpdate
+from sfttop.core.wake import Waker, log_dirs
 
 from . import panels
 from .keys import KEYS
@@ -62,6 +63,7 @@ from .widgets.title_bar import TitleBar, TitleInfo
 MIN_WIDTH = 40
 MIN_HEIGHT = 10
 LOAD_BUDGET = 2 << 20  # bytes per run per poll while history loads (the screen stays live)
+WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
 VIEWS = ("chart", "metrics", "checklist", "assessment")
@@ -261,6 +263,13 @@ class SfttopApp(App[int]):
     def _poll_loop(self) -> None:
         stop = self._stop
         mon = self.monitor
+        waker = Waker()
+        try:
+            self._poll_forever(stop, mon, waker)
+        finally:
+            waker.close()
+
+    def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         while not stop.is_set():
             try:
                 with self.lock:
@@ -282,7 +291,14 @@ class SfttopApp(App[int]):
                 self.dispatcher.reap()
             if new or ups:
                 self.post_message(Polled(len(new), live, loading))
-            stop.wait(0.01 if loading else self.interval)
+            if loading:
+                stop.wait(0.01)
+                continue
+            # Sleep until the next poll, or until inotify says a log directory changed (then a
+            # moment more, so a burst of writes is read in one go). Polling stays the truth.
+            waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
+            if waker.wait(self.interval, stop):
+                stop.wait(WAKE_COALESCE)
 
     def _news(self, ups: dict[str, RunUpdate], loaded_before: set[str]) -> list[tuple[str, Finding]]:
         """Finding episodes that are news to this session (bell, ``--alert-cmd``): those that open
