@@ -60,6 +60,7 @@ _NOT_PLAIN = frozenset(
     ("step", "global_step", "current_steps", "iteration", "iter", "total_steps", "global_step/max_steps",
      "percentage", "remaining_time", "log_history")
 )
+_EPOCH_MEMORY = 1 << 16  # step-less records whose epoch is remembered to place a resume
 _STEP_KEYS = ("step", "global_step", "current_steps", "iteration", "iter")
 _SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+)$")
@@ -605,6 +606,11 @@ class LogParser:
         if rec.epoch is not None:
             self._epochs.append(rec.epoch)
             self._ordinals.append(k)
+            if len(self._epochs) > _EPOCH_MEMORY:
+                # A resume goes back to the last checkpoint, not to the start of a week-long
+                # run: remember the newest half only, so memory stays flat.
+                del self._epochs[: _EPOCH_MEMORY // 2]
+                del self._ordinals[: _EPOCH_MEMORY // 2]
             self.last_epoch = rec.epoch
         self.ordinal = k
         rec.step = k
