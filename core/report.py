@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import orjson
@@ -75,9 +75,11 @@ def _metric_order(item: tuple[str, float]) -> tuple[int, str]:
     return (_MAIN.index(base) if base in _MAIN else len(_MAIN), name)
 
 
-def build(paths: Sequence[str], config: Config) -> tuple[dict[str, Any], int]:
-    """The report dict and the exit status it implies."""
-    mon = Monitor(list(paths), config)
+def build(
+    paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None
+) -> tuple[dict[str, Any], int]:
+    """The report dict and the exit status it implies. ``clock`` fixes "now" (tests)."""
+    mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
     mon.load_all()
     runs = [run_dict(r, config) for r in mon.runs]
     code = 0

@@ -337,15 +337,13 @@ class Monitor:
                 out[run.name] = up
         return out
 
-    def load_all(self) -> None:
-        """Read every run to its end (for --report)."""
+    def load_all(self, budget: int = 4 << 20) -> None:
+        """Read every run to its end (for --report), a few MiB at a time so that memory holds
+        one chunk's records, not the file's."""
         for run in self.runs:
-            while True:
-                run.poll(64 << 20, self.clock())
-                if run.loaded or run.error:
-                    break
-            if not run.loaded and run.error is None:
-                run.poll(64 << 20, self.clock())
+            run.poll(budget, self.clock())
+            while not run.loaded and run.error is None:
+                run.poll(budget, self.clock())
 
     @property
     def loading(self) -> bool:
