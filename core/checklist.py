@@ -5,26 +5,37 @@ Each cadence cuts the run into windows and judges the seed's four items for each
 window shows the run now; the past windows show when a check turned.
 
 Windows follow the run's own steps. The nominal sizes are 100 and 1000 steps, but a window must
-hold at least ``MIN_POINTS`` logged train points to say anything, so with a logging interval L
-the "100 steps" window is ``nice(max(100, 5 L))`` steps and the "1000 steps" window
-``nice(max(1000, 4 x that))``, where ``nice`` rounds up to 1, 2, 2.5 or 5 x 10^k. A run logged
-every 5 steps gets windows of 100 and 1000 steps; one logged every 500 steps gets 2500 and 10000.
-Window k of size W holds steps ``k*W+1 .. (k+1)*W`` (step 0, an eval before training, joins the
-first). Epoch windows hold the records whose epoch lies in ``(e-1, e]``, so the record that ends
-epoch 1 at ``epoch == 1.0`` belongs to epoch 1.
+hold at least ``MIN_POINTS`` logged train points to say anything, and a cadence keeps every
+window of the run, so it should not have more than ``MAX_WINDOWS`` of them. With a logging
+interval L and the run at step S, the "100 steps" window is ``nice(max(100, 5 L, S / 2000))``
+steps and the "1000 steps" window ``nice(max(1000, 4 x that))``, where ``nice`` rounds up to 1,
+2, 2.5 or 5 x 10^k. A run logged every 5 steps gets windows of 100 and 1000 steps; one logged
+every 500 steps gets 2500 and 10000; a run past step 200,000 gets wider windows as it grows (a
+3,000,000-step run: 2000 and 10000), labelled so. When the sizes change, every window is
+recomputed once: that happens a handful of times in a run's life. Window k of size W holds steps
+``k*W+1 .. (k+1)*W`` (step 0, an eval before training, joins the first). Epoch windows hold the
+records whose epoch lies in ``(e-1, e]``, so the record that ends epoch 1 at ``epoch == 1.0``
+belongs to epoch 1.
 
 Items combine what the window's own values say (medians compared with the previous window, the
-latest eval in it) with the diagnoser's finding episodes that overlap the window. Closed windows
-are cached; only the open one is recomputed, so calling ``update()`` a few times a second on a
-growing run costs O(latest window).
+latest eval in it) with the diagnoser's finding episodes that overlap the window. Each window
+costs its own points plus O(log n) lookups: evals and findings are indexed once per ``update()``
+(the previous eval and the best eval so far by bisection, findings by code and step), never
+rescanned from the start of the run. Closed windows are cached; only the open one is recomputed,
+so calling ``update()`` a few times a second on a growing run costs O(latest windows + new evals
++ findings). A finding that opens later and reaches back into a cached window is merged into its
+cached verdicts; the window's data is not read again. The store keeps only the newest points of a
+series at full resolution, so a window should be judged soon after it closes: ``advance()`` does
+just that, cheaply, for a loader to call every few hundred records.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .config import Thresholds
 from .diagnose import Diagnoser, Finding, fmt, median
@@ -36,6 +47,7 @@ PASS, WARN, FAIL, PENDING = "pass", "warn", "fail", "pending"
 _ORDER = {PENDING: 0, PASS: 1, WARN: 2, FAIL: 3}
 
 MIN_POINTS = 5  # logged train points a step window should hold
+MAX_WINDOWS = 2000  # windows a step cadence should hold at most: a longer run gets wider windows
 _MAX_SAMPLE = 4001  # medians over bigger windows use an evenly strided sample
 
 # (cadence id, label, item ids and labels): the seed's checklist, in English
@@ -186,17 +198,19 @@ def nice_ceil(x: float) -> int:
 
 
 def logging_interval(data: RunData) -> int:
-    """The run's logging interval in steps (median gap between train records)."""
-    steps = data.index[Kind.TRAIN].steps
-    n = min(len(steps), 101)
-    if n < 2:
+    """The run's logging interval in steps (median gap between the newest train records: the
+    newest points of a series are always kept at full resolution)."""
+    steps = data.index[Kind.TRAIN].steps[-101:]
+    if len(steps) < 2:
         return 1
-    gaps = [steps[i + 1] - steps[i] for i in range(n - 1)]
+    gaps = [b - a for a, b in itertools.pairwise(steps)]
     return max(1, int(median(gaps)))
 
 
-def window_sizes(interval: int) -> tuple[int, int]:
-    small = nice_ceil(max(100, MIN_POINTS * interval))
+def window_sizes(interval: int, horizon: int | None = None) -> tuple[int, int]:
+    """(the "100 steps" window, the "1000 steps" window) for a run logged every ``interval``
+    steps that runs to step ``horizon`` (max_steps when known, else the latest step)."""
+    small = nice_ceil(max(100, MIN_POINTS * interval, (horizon or 0) / MAX_WINDOWS))
     big = nice_ceil(max(1000, 4 * small))
     return small, big
 
@@ -205,37 +219,37 @@ def window_sizes(interval: int) -> tuple[int, int]:
 # the engine
 
 
+@dataclass
+class _Cached:
+    window: Window
+    base: list[tuple[str, str] | None]  # each item's verdict from the data (None: findings only)
+
+
 class Checklist:
-    """Keeps the checklist of one run; call ``update()`` whenever you want a fresh state."""
+    """Keeps the checklist of one run; call ``update()`` whenever you want a fresh state.
+
+    A closed window is judged once, from the data it holds then, and cached; a finding that
+    opens later and reaches back into it only re-merges the findings into the cached verdicts.
+    ``advance()`` judges the windows that closed since the last call and builds nothing else:
+    a loader calls it every few hundred records, so windows are judged while their points are
+    still at full resolution in the (memory-bounded) store.
+    """
 
     def __init__(self, thresholds: Thresholds | None = None) -> None:
         self.t = thresholds if thresholds is not None else Thresholds()
         self._sizes: tuple[int, int] | None = None
         self._restarts = -1
         self._nfindings = 0
-        self._cache: dict[str, dict[int, Window]] = {"100_steps": {}, "1000_steps": {}, "epoch": {}}
+        self._cache: dict[str, dict[int, _Cached]] = {"100_steps": {}, "1000_steps": {}, "epoch": {}}
+        self._empty: dict[str, set[int]] = {"100_steps": set(), "1000_steps": set()}  # closed, no data
+        self._done: dict[str, int] = {"100_steps": 0, "1000_steps": 0}  # windows before: cached or empty
         self._epochs: list[tuple[int, int, int]] = []  # (epoch number, first step, last step)
-        self._epoch_pos = 0  # train index entries already assigned to epochs
+        self._epoch_step: int | None = None  # the last train step assigned to an epoch
+        self._evals = _Evals(EVAL_LOSS)  # kept up to date incrementally
+        self._eval_acc = _Evals(EVAL_TOKEN_ACC)
 
     def update(self, data: RunData, diag: Diagnoser) -> ChecklistState:
-        sizes = window_sizes(logging_interval(data))
-        if sizes != self._sizes or diag.restarts != self._restarts:
-            self._sizes = sizes
-            self._restarts = diag.restarts
-            for c in self._cache.values():
-                c.clear()
-            self._epochs = []
-            self._epoch_pos = 0
-        # A finding that opened since the last call may reach back into closed windows (a plateau
-        # begins where its window began): forget the cached windows it touches.
-        if len(diag.findings) != self._nfindings:
-            first = min((f.step for f in diag.findings[self._nfindings :]), default=None)
-            self._nfindings = len(diag.findings)
-            if first is not None:
-                for c in self._cache.values():
-                    for k in [k for k, w in c.items() if w.end_step >= first]:
-                        del c[k]
-        ctx = _Ctx(data, diag, self.t)
+        ctx, sizes = self._prepare(data, diag)
         last = data.last_step
         cad = []
         for cid, size in (("100_steps", sizes[0]), ("1000_steps", sizes[1])):
@@ -245,29 +259,97 @@ class Checklist:
         cad.append(Cadence("epoch", ITEMS["epoch"][0], None, self._epoch_windows(ctx, last)))
         return ChecklistState(cad)
 
+    def advance(self, data: RunData, diag: Diagnoser) -> None:
+        """Judge and cache the windows that closed since the last call; O(those windows)."""
+        ctx, sizes = self._prepare(data, diag)
+        last = data.last_step
+        first = ctx.first_step()
+        if last is None or first is None:
+            return
+        now = _now(data, diag)
+        for cid, size in (("100_steps", sizes[0]), ("1000_steps", sizes[1])):
+            k0 = _wnum(first, size)
+            k1 = _wnum(now, size) - 1  # the last window that cannot take more records
+            for k in range(max(k0, self._done[cid]), k1 + 1):
+                if k not in self._cache[cid] and k not in self._empty[cid]:
+                    self._step_window(cid, size, ctx, k, k0, now)
+            self._done[cid] = max(self._done[cid], k1 + 1)
+        self._scan_epochs(data)
+        cache = self._cache["epoch"]
+        for i, (num, a, b) in enumerate(self._epochs[:-1]):
+            if num not in cache:
+                cache[num] = _judge("epoch", ctx, num, f"epoch {num}", a, b, True, i == 0)
+
+    def _prepare(self, data: RunData, diag: Diagnoser) -> tuple[_Ctx, tuple[int, int]]:
+        horizon = max(data.last_step or 0, data.max_steps or 0, diag.max_steps or 0)
+        sizes = window_sizes(logging_interval(data), horizon)
+        if diag.restarts != self._restarts:
+            self._restarts = diag.restarts
+            self._sizes = None
+            self._cache["epoch"].clear()
+            self._epochs = []
+            self._epoch_step = None
+            self._evals = _Evals(EVAL_LOSS)
+            self._eval_acc = _Evals(EVAL_TOKEN_ACC)
+        if sizes != self._sizes:
+            self._sizes = sizes
+            for cid in self._empty:
+                self._cache[cid].clear()
+                self._empty[cid].clear()
+                self._done[cid] = 0
+        self._evals.sync(data)
+        self._eval_acc.sync(data)
+        ctx = _Ctx(data, diag, self.t, self._evals, self._eval_acc)
+        # A finding that opened since the last call may reach back into closed windows (a plateau
+        # begins where its window began): merge the findings again into the verdicts they touch.
+        if len(diag.findings) != self._nfindings:
+            first = min((f.step for f in diag.findings[self._nfindings :]), default=None)
+            self._nfindings = len(diag.findings)
+            if first is not None:
+                for cid, cache in self._cache.items():
+                    for k, c in cache.items():
+                        w = c.window
+                        if w.end_step >= first:
+                            cache[k] = _Cached(
+                                replace(w, items=_merged(cid, ctx, w.start_step, w.end_step, c.base)), c.base
+                            )
+        return ctx, sizes
+
+    def _step_window(self, cid: str, size: int, ctx: _Ctx, k: int, k0: int, now: int) -> Window | None:
+        """Window ``k`` (judged, and cached once closed), or None when it holds no record."""
+        a, b = k * size + 1, (k + 1) * size
+        if k == 0:
+            a = 0
+        if not ctx.has_data(a, b):
+            if now > b:
+                self._empty[cid].add(k)
+            return None
+        closed = now > b or ctx.diag.finished
+        c = _judge(cid, ctx, k, f"steps {a}-{b}", a, b, closed, k == k0)
+        if closed:
+            self._cache[cid][k] = c
+        return c.window
+
     def _step_windows(self, cid: str, size: int, ctx: _Ctx, last: int | None) -> list[Window]:
         if last is None:
             return []
         cache = self._cache[cid]
+        empty = self._empty[cid]
         first_step = ctx.first_step()
         if first_step is None:
             return []
         k0 = _wnum(first_step, size)
         k1 = _wnum(last, size)
+        now = _now(ctx.data, ctx.diag)
         out: list[Window] = []
         for k in range(k0, k1 + 1):
-            w = cache.get(k)
-            if w is None:
-                a, b = k * size + 1, (k + 1) * size
-                if k == 0:
-                    a = 0
-                if not ctx.has_data(a, b):
-                    continue
-                closed = last > b or ctx.diag.finished
-                w = Window(k, f"steps {a}-{b}", a, b, closed, _items(cid, ctx, a, b, k0 == k))
-                if closed:
-                    cache[k] = w
-            out.append(w)
+            c = cache.get(k)
+            if c is not None:
+                out.append(c.window)
+            elif k not in empty:
+                w = self._step_window(cid, size, ctx, k, k0, now)
+                if w is not None:
+                    out.append(w)
         return out
 
     def _epoch_windows(self, ctx: _Ctx, last: int | None) -> list[Window]:
@@ -279,49 +361,62 @@ class Checklist:
             first = ctx.first_step()
             if first is None:
                 return []
-            return [
-                Window(
-                    0,
-                    "whole run (no epoch info)",
-                    first,
-                    last,
-                    ctx.diag.finished,
-                    _items("epoch", ctx, first, last, True),
-                )
-            ]
+            return [_judge("epoch", ctx, 0, "whole run (no epoch info)", first, last, ctx.diag.finished, True).window]
         out = []
         for i, (num, a, b) in enumerate(self._epochs):
             closed = i < len(self._epochs) - 1 or ctx.diag.finished
-            w = cache.get(num)
-            if w is None or not closed:
+            c = cache.get(num)
+            if c is None or not closed:
                 end = b if closed else max(b, last)
-                w = Window(num, f"epoch {num}", a, end, closed, _items("epoch", ctx, a, end, i == 0))
+                c = _judge("epoch", ctx, num, f"epoch {num}", a, end, closed, i == 0)
                 if closed:
-                    cache[num] = w
-            out.append(w)
+                    cache[num] = c
+            out.append(c.window)
         return out
 
     def _scan_epochs(self, data: RunData) -> None:
+        """Extend ``_epochs`` with the train records not seen yet (incremental, O(new records))."""
         idx = data.index[Kind.TRAIN]
         steps, epochs = idx.steps, idx.values
-        for i in range(self._epoch_pos, len(steps)):
-            e = epochs[i]
-            if not math.isfinite(e):
-                continue
-            num = max(1, math.ceil(e - 1e-9))
-            s = steps[i]
-            if self._epochs and self._epochs[-1][0] == num:
-                n0, a, _b = self._epochs[-1]
-                self._epochs[-1] = (n0, a, s)
-            elif not self._epochs or num > self._epochs[-1][0]:
-                start = self._epochs[-1][2] + 1 if self._epochs else 0
-                self._epochs.append((num, start, s))
-        self._epoch_pos = len(steps)
+        n = len(steps)
+        # by step, not by position: older points of a series may be merged (decimated) later
+        pos = 0 if self._epoch_step is None else bisect_right(steps, self._epoch_step)
+        if pos >= n:
+            return
+        eps = self._epochs
+        num0, a0, b0 = eps[-1] if eps else (0, 0, 0)  # the latest epoch (num0 0: none yet)
+        last_e, last_num = math.nan, 0  # consecutive records mostly share their epoch value
+        for s, e in zip(steps[pos:n], epochs[pos:n]):
+            if e == last_e:
+                num = last_num
+            else:
+                if not math.isfinite(e):
+                    continue
+                num = max(1, math.ceil(e - 1e-9))
+                last_e, last_num = e, num
+            if num == num0:
+                b0 = s
+            elif num > num0:  # a new epoch; an epoch number going back (a resume) is ignored
+                if eps:
+                    eps[-1] = (num0, a0, b0)
+                num0, a0, b0 = num, (b0 + 1 if eps else 0), s
+                eps.append((num0, a0, b0))
+        if eps:
+            eps[-1] = (num0, a0, b0)
+        self._epoch_step = steps[n - 1]
 
 
 def checklist(data: RunData, diag: Diagnoser, thresholds: Thresholds | None = None) -> ChecklistState:
     """One-shot checklist (for reports)."""
     return Checklist(thresholds if thresholds is not None else diag.t).update(data, diag)
+
+
+def _now(data: RunData, diag: Diagnoser) -> int:
+    """Where the run is: its latest train step (after a resume, the steps it logs again; the
+    store still holds the old values past it until they are logged again), else its last step."""
+    if diag.last_train_step is not None:
+        return diag.last_train_step
+    return data.last_step or 0
 
 
 def _wnum(step: int, size: int) -> int:
@@ -332,11 +427,109 @@ def _wnum(step: int, size: int) -> int:
 # what a window holds
 
 
+class _Evals:
+    """The finite points of one eval metric in step order, kept up to date by ``sync()`` (new
+    points only), with prefix summaries for eval_loss: which eval ``best_eval`` picks, and which
+    is the first lowest, among the first i+1."""
+
+    __slots__ = ("_key", "_upto", "best", "low", "metric", "steps", "values")
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.best: list[int] = []
+        self.low: list[int] = []
+        self._key: tuple[float, float, int] | None = None  # best_eval's key of ``best[-1]``
+        self._upto = 0  # points of the series up to steps[-1] when last synced
+
+    def _reset(self) -> None:
+        self.steps, self.values, self.best, self.low = [], [], [], []
+        self._key = None
+        self._upto = 0
+
+    def sync(self, data: RunData) -> None:
+        s = data.get(self.metric)
+        if s is None:
+            self._reset()
+            return
+        st, sv = s.steps, s.values
+        start = 0
+        if self.steps:
+            last = self.steps[-1]
+            i = bisect_left(st, last)
+            start = bisect_right(st, last)
+            # Start over when the newest eval was dropped or re-logged, or an eval was inserted
+            # before it (a resumed run logging its steps again). Fewer points than before means
+            # older points were merged by the store's decimation: nothing to redo.
+            if i >= len(st) or (st[i] == last and sv[i] != self.values[-1]) or start > self._upto:
+                self._reset()
+                start = 0
+        acc = data.get(EVAL_TOKEN_ACC) if self.metric == EVAL_LOSS else None
+        for i in range(start, len(st)):
+            v = sv[i]
+            if not math.isfinite(v):
+                continue
+            step = st[i]
+            self.steps.append(step)
+            self.values.append(v)
+            if self.metric != EVAL_LOSS:
+                continue
+            a = value_at(acc, step)
+            key = (v, -a if a is not None else math.inf, step)
+            n = len(self.values) - 1
+            if self._key is None or key < self._key:
+                self._key = key
+                self.best.append(n)
+            else:
+                self.best.append(self.best[-1])
+            self.low.append(n if not self.low or v < self.values[self.low[-1]] else self.low[-1])
+        if self.steps:
+            self._upto = bisect_right(st, self.steps[-1])
+
+    def upto(self, b: int) -> int:
+        """How many points lie at or before step ``b``."""
+        return bisect_right(self.steps, b)
+
+    def count(self, a: int, b: int) -> int:
+        return bisect_right(self.steps, b) - bisect_left(self.steps, a)
+
+
+class _Found:
+    """The finding episodes of one code, by start step, to find those overlapping a window."""
+
+    __slots__ = ("ends", "hits", "reach", "steps")
+
+    def __init__(self, hits: list[tuple[int, Finding]]) -> None:
+        hits.sort(key=lambda h: (h[1].step, h[0]))
+        self.hits = hits
+        self.steps = [f.step for _i, f in hits]
+        self.ends = [math.inf if f.end_step is None else f.end_step for _i, f in hits]
+        self.reach: list[float] = []  # the latest end among the first i+1 episodes
+        r = -math.inf
+        for e in self.ends:
+            r = max(r, e)
+            self.reach.append(r)
+
+    def overlapping(self, a: int, b: int, out: list[tuple[int, Finding]]) -> None:
+        i = bisect_right(self.steps, b) - 1
+        reach, ends = self.reach, self.ends
+        while i >= 0 and reach[i] >= a:
+            if ends[i] >= a:
+                out.append(self.hits[i])
+            i -= 1
+
+
 class _Ctx:
-    def __init__(self, data: RunData, diag: Diagnoser, t: Thresholds) -> None:
+    def __init__(self, data: RunData, diag: Diagnoser, t: Thresholds, evals: _Evals, eval_acc: _Evals) -> None:
         self.data = data
         self.diag = diag
         self.t = t
+        self._evals = evals
+        self._eval_acc = eval_acc
+        self._found: dict[str, _Found] | None = None
+        self._raw: dict[tuple[str, int, int], list[float]] = {}  # the current window's values
+        self._stats: dict[tuple[str, int, int], tuple[int, float]] = {}
 
     def first_step(self) -> int | None:
         firsts = [s.steps[0] for s in self.data.index.values() if len(s)]
@@ -346,22 +539,27 @@ class _Ctx:
         return any(_count(s, a, b) for s in self.data.index.values())
 
     def values(self, metric: str, a: int, b: int, finite: bool = True) -> list[float]:
-        s = self.data.get(metric)
-        if s is None:
-            return []
-        i, j = bisect_left(s.steps, a), bisect_right(s.steps, b)
-        vals = s.values[i:j].tolist()
-        if len(vals) > _MAX_SAMPLE:
-            stride = math.ceil(len(vals) / _MAX_SAMPLE)
-            vals = vals[::stride] + vals[-1:]
-        return [v for v in vals if math.isfinite(v)] if finite else vals
+        key = (metric, a, b)
+        raw = self._raw.get(key)
+        if raw is None:
+            s = self.data.get(metric)
+            if s is None:
+                return []
+            raw = self._raw[key] = _values(s, bisect_left(s.steps, a), bisect_right(s.steps, b), False)
+        return _finite(raw) if finite else raw
 
-    def points(self, metric: str, a: int, b: int) -> list[tuple[int, float]]:
-        s = self.data.get(metric)
-        if s is None:
-            return []
-        i, j = bisect_left(s.steps, a), bisect_right(s.steps, b)
-        return list(zip(s.steps[i:j], s.values[i:j]))
+    def window_done(self) -> None:
+        self._raw.clear()
+
+    def stat(self, metric: str, a: int, b: int) -> tuple[int, float]:
+        """(how many finite values, their median) over steps [a, b]; remembered, as the next
+        window compares itself with this one."""
+        key = (metric, a, b)
+        st = self._stats.get(key)
+        if st is None:
+            vals = self.values(metric, a, b)
+            st = self._stats[key] = (len(vals), median(vals))
+        return st
 
     def train_at(self, metric: str, step: int) -> float | None:
         """Median of the last ``smooth_points`` finite train values at or before ``step``."""
@@ -373,11 +571,55 @@ class _Ctx:
         vals = vals[-self.t.smooth_points :]
         return median(vals) if vals else None
 
+    def evals(self) -> _Evals:
+        """Finite eval_loss points."""
+        return self._evals
+
+    def eval_acc(self) -> _Evals:
+        """Finite eval token accuracy points."""
+        return self._eval_acc
+
     def overlapping(self, a: int, b: int, codes: Iterable[str]) -> list[Finding]:
-        cs = set(codes)
-        return [
-            f for f in self.diag.findings if f.code in cs and f.step <= b and (f.end_step is None or f.end_step >= a)
-        ]
+        """Findings of ``codes`` whose episode overlaps steps [a, b], in the diagnoser's order."""
+        if self._found is None:
+            by_code: dict[str, list[tuple[int, Finding]]] = {}
+            for i, f in enumerate(self.diag.findings):
+                by_code.setdefault(f.code, []).append((i, f))
+            self._found = {c: _Found(h) for c, h in by_code.items()}
+        out: list[tuple[int, Finding]] = []
+        for c in codes:
+            found = self._found.get(c)
+            if found is not None:
+                found.overlapping(a, b, out)
+        out.sort(key=lambda h: h[0])
+        return [f for _i, f in out]
+
+
+def _values(s: Series, i: int, j: int, finite: bool) -> list[float]:
+    """``s.values[i:j]`` (an evenly strided sample of at most ``_MAX_SAMPLE`` + 1 of them when
+    there are more), non-finite values dropped when ``finite``."""
+    n = j - i
+    if n > _MAX_SAMPLE:
+        vals = s.values[i : j : math.ceil(n / _MAX_SAMPLE)].tolist()
+        vals.append(s.values[j - 1])
+    else:
+        vals = s.values[i:j].tolist()
+    return _finite(vals) if finite else vals
+
+
+def _last_finite(s: Series, i: int, need: int) -> list[float]:
+    """The last ``need`` finite values before index ``i`` (fewer when there are not as many)."""
+    out: list[float] = []
+    while i > 0 and len(out) < need:
+        lo = max(0, i - (need - len(out)))
+        out = _finite(s.values[lo:i].tolist()) + out
+        i = lo
+    return out
+
+
+def _finite(vals: list[float]) -> list[float]:
+    """The finite values (a finite sum, the common case, means there is nothing to drop)."""
+    return vals if math.isfinite(sum(vals)) else [v for v in vals if math.isfinite(v)]
 
 
 def _count(s: Series, a: int, b: int) -> int:
@@ -404,10 +646,19 @@ def _merge(base: tuple[str, str], found: tuple[str, str] | None) -> tuple[str, s
     return found if found is not None and _ORDER[found[0]] > _ORDER[base[0]] else base
 
 
-def _items(cid: str, ctx: _Ctx, a: int, b: int, first: bool) -> list[Item]:
+def _judge(cid: str, ctx: _Ctx, index: int, label: str, a: int, b: int, closed: bool, first: bool) -> _Cached:
+    """Judge window [a, b]: each item's verdict from the data, merged with the findings."""
+    base = [None if iid in _FINDINGS_ONLY else _JUDGES[iid](ctx, a, b, first) for iid, _label in ITEMS[cid][1]]
+    ctx.window_done()
+    return _Cached(Window(index, label, a, b, closed, _merged(cid, ctx, a, b, base)), base)
+
+
+def _merged(cid: str, ctx: _Ctx, a: int, b: int, base: list[tuple[str, str] | None]) -> list[Item]:
     out = []
-    for iid, label in ITEMS[cid][1]:
-        status, detail = _merge(_JUDGES[iid](ctx, a, b, first), _from_findings(iid, ctx, a, b))
+    for (iid, label), verdict in zip(ITEMS[cid][1], base):
+        if verdict is None:
+            verdict = _JUDGES[iid](ctx, a, b, False)
+        status, detail = _merge(verdict, _from_findings(iid, ctx, a, b))
         out.append(Item(iid, label, status, detail))
     return out
 
@@ -417,14 +668,15 @@ def _items(cid: str, ctx: _Ctx, a: int, b: int, first: bool) -> list[Item]:
 
 def _loss_falling(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
     raw = ctx.values(LOSS, a, b, finite=False)
-    vals = [v for v in raw if math.isfinite(v)]
+    vals = _finite(raw)
     if len(raw) > len(vals):
         return FAIL, f"{len(raw) - len(vals)} non-finite loss values"
     if len(vals) < 2:
         return PENDING, "not enough loss points yet"
-    prev = _prev_window_values(ctx, LOSS, a, b)
-    if len(prev) >= 2:
-        m0, m1 = median(prev), median(vals)
+    size = b - a + 1
+    nprev, m0 = ctx.stat(LOSS, max(0, a - size), a - 1)
+    if nprev >= 2:
+        m1 = ctx.stat(LOSS, a, b)[1]
         what = "previous window"
     else:
         half = len(vals) // 2
@@ -437,11 +689,6 @@ def _loss_falling(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
     if change > 0.1:
         return WARN, "loss rising: " + detail
     return PASS, detail
-
-
-def _prev_window_values(ctx: _Ctx, metric: str, a: int, b: int) -> list[float]:
-    size = b - a + 1
-    return ctx.values(metric, max(0, a - size), a - 1)
 
 
 def _grad_in_range(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
@@ -477,7 +724,7 @@ def _no_nonfinite(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
     for m in (LOSS, GRAD_NORM, EVAL_LOSS):
         raw = ctx.values(m, a, b, finite=False)
         seen += len(raw)
-        nb = sum(1 for v in raw if not math.isfinite(v))
+        nb = len(raw) - len(_finite(raw))
         if nb:
             bad.append(f"{m} x{nb}")
     if bad:
@@ -490,16 +737,13 @@ def _no_nonfinite(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
 # -- every 1000 steps --------------------------------------------------------------------------
 
 
-def _evals(ctx: _Ctx, a: int, b: int) -> list[tuple[int, float]]:
-    return [(s, v) for s, v in ctx.points(EVAL_LOSS, a, b) if math.isfinite(v)]
-
-
 def _loss_gap(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
     t = ctx.t
-    ev = _evals(ctx, a, b)
-    if not ev:
+    ev = ctx.evals()
+    if not ev.count(a, b):
         return PENDING, "no eval in this window"
-    step, el = ev[-1]
+    j = ev.upto(b) - 1
+    step, el = ev.steps[j], ev.values[j]
     tl = ctx.train_at(LOSS, step)
     if tl is None or tl <= 0:
         return PENDING, "no train loss to compare with"
@@ -513,14 +757,14 @@ def _loss_gap(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
 
 
 def _eval_acc_rising(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
-    pts = [(s, v) for s, v in ctx.points(EVAL_TOKEN_ACC, 0, b) if math.isfinite(v)]
-    inside = [p for p in pts if p[0] >= a]
-    if not inside:
+    ev = ctx.eval_acc()
+    if not ev.count(a, b):
         return PENDING, "no eval accuracy in this window"
-    if len(pts) < 2:
-        return PENDING, f"one eval so far ({fmt(inside[-1][1])})"
-    (s1, v1) = inside[-1]
-    (s0, v0) = pts[pts.index((s1, v1)) - 1]
+    j = ev.upto(b) - 1  # the window's latest eval accuracy, and the one before it
+    s1, v1 = ev.steps[j], ev.values[j]
+    if j < 1:
+        return PENDING, f"one eval so far ({fmt(v1)})"
+    s0, v0 = ev.steps[j - 1], ev.values[j - 1]
     detail = f"{fmt(v0)} (step {s0}) -> {fmt(v1)} (step {s1})"
     if v1 < v0 - ctx.t.accuracy_drop:
         return FAIL, "falling: " + detail
@@ -530,24 +774,24 @@ def _eval_acc_rising(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
 
 
 def _no_overfitting(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
-    if not _evals(ctx, 0, b):
+    ev = ctx.evals()
+    if not ev.upto(b):
         return PENDING, "no eval yet"
-    if not _evals(ctx, a, b):
+    if not ev.count(a, b):
         return PENDING, "no eval in this window"
     return PASS, "eval_loss not rising against train loss"
 
 
 def _entropy_stable(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
-    vals = ctx.values(ENTROPY, a, b)
-    if len(vals) < 2:
+    n, m1 = ctx.stat(ENTROPY, a, b)
+    if n < 2:
         return PENDING, "not enough entropy points in this window"
-    m1 = median(vals)
     if m1 < 0.05:
         return FAIL, f"entropy collapsed to {fmt(m1)} nats"
-    prev = _prev_window_values(ctx, ENTROPY, a, b)
-    if len(prev) < 2:
+    size = b - a + 1
+    nprev, m0 = ctx.stat(ENTROPY, max(0, a - size), a - 1)
+    if nprev < 2:
         return PASS, f"median {fmt(m1)}"
-    m0 = median(prev)
     change = (m1 - m0) / m0 if m0 else 0.0
     detail = f"median {fmt(m1)} vs {fmt(m0)} in the previous window ({change * 100:+.0f}%)"
     if abs(change) > 0.5:
@@ -559,13 +803,19 @@ def _entropy_stable(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
 
 
 def _trend_healthy(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
-    vals = ctx.values(LOSS, a, b)
+    s = ctx.data.get(LOSS)
+    if s is None:
+        return PENDING, "not enough loss points yet"
+    i, j = bisect_left(s.steps, a), bisect_right(s.steps, b)
+    vals = _values(s, i, j, True)
     if len(vals) < 2:
         return PENDING, "not enough loss points yet"
     m1 = median(vals)
-    prev = ctx.values(LOSS, 0, a - 1) if a > 0 else []
+    # the previous epoch: as many values as this one's, just before it (a sampled window: the
+    # same number of points before it, sampled alike)
+    prev = _last_finite(s, i, len(vals)) if j - i <= _MAX_SAMPLE else _values(s, max(0, i - (j - i)), i, True)
     if prev:
-        m0 = median(prev[-len(vals) :])
+        m0 = median(prev)
         change = (m1 - m0) / m0 if m0 else 0.0
         detail = f"loss median {fmt(m1)} vs {fmt(m0)} in the previous epoch ({change * 100:+.0f}%)"
         if change > 0.1:
@@ -587,25 +837,31 @@ def _hparams_ok(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
 
 
 def _best_checkpoint(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
-    best = best_eval(ctx.data, b)
-    if best is None:
+    ev = ctx.evals()
+    n = ev.upto(b)
+    if not n:
         return PENDING, "no eval yet"
-    step, loss, acc = best
+    i = ev.best[n - 1]
+    step, loss, acc = ev.steps[i], ev.values[i], value_at(ctx.data.get(EVAL_TOKEN_ACC), ev.steps[i])
     acc_txt = f", eval accuracy {fmt(acc)}" if acc is not None else ""
     detail = f"step {step} (eval_loss {fmt(loss)}{acc_txt})"
-    if step < a and _evals(ctx, a, b):
+    if step < a and ev.count(a, b):
         return WARN, detail + ": no better eval in this epoch"
     return PASS, detail
 
 
 def _early_stop(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
-    ev = _evals(ctx, 0, b)
-    if not ev:
+    ev = ctx.evals()
+    n = ev.upto(b)
+    if not n:
         return PENDING, "no eval yet"
-    best_i = min(range(len(ev)), key=lambda i: (ev[i][1], i))
-    since = len(ev) - 1 - best_i
+    best_i = ev.low[n - 1]
+    since = n - 1 - best_i
     if since >= ctx.t.overfit_patience:
-        return WARN, f"eval_loss has not improved for {since} evals (best {fmt(ev[best_i][1])} at step {ev[best_i][0]})"
+        return (
+            WARN,
+            f"eval_loss has not improved for {since} evals (best {fmt(ev.values[best_i])} at step {ev.steps[best_i]})",
+        )
     return (
         PASS,
         "not needed: eval_loss still improving" if since == 0 else f"not yet: {since} eval(s) without a new best",
@@ -644,6 +900,8 @@ def value_at(s: Series | None, step: int) -> float | None:
         return s.values[i]
     return None
 
+
+_FINDINGS_ONLY = frozenset({"hparams_ok"})  # items judged on the findings alone
 
 _JUDGES = {
     "loss_falling": _loss_falling,

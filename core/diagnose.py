@@ -6,11 +6,19 @@ run has been healthy again for a while (``clear_points`` train points or ``clear
 ``observe()`` returns only the findings that opened on that record, so a caller rings the bell,
 shows the banner or runs the alert command once per episode, never once per line.
 
-Everything is incremental. Per-metric histories are kept as compact arrays (so a resumed run can
-be cut back to the step it restarted from), and each record costs O(window) work: a rolling
-median/MAD over the last ``window_points`` values, a running EMA and a few counters. The only
-longer computations (the plateau window's end medians) run on a stride that keeps them O(1)
-amortised per record.
+Everything is incremental, and a record never rescans the history (a 300k-record log is
+diagnosed at a few microseconds a record). Per-metric histories are compact arrays (so a resumed
+run can be cut back to the step it restarted from). Rolling medians are read from sorted windows
+kept up to date with one insort and one delete per value (grad_norm, token accuracy); the loss's
+rolling median is only computed when a cheap lower bound of it (the minimum of the last two
+blocks of ``window_points`` losses) says the value could be a spike; the smoothed "current" loss
+is the median of the last three values without sorting; the EMA, the best smoothed loss and the
+rule states are running values. The MAD for a modified z-score is computed only for a value that
+already clears the ratio test. The long-window trend checks (loss plateau, slow accuracy) run on a
+stride of a tenth of their window, and their medians look at an evenly strided sample of at most
+``_SAMPLE`` points per segment (exact up to that size), so a check costs O(1) however long the
+run and the stride keeps it O(1) amortised. Every rule first takes its cheap exits (value in
+range, nothing open); the branches that build messages run only when an episode opens.
 
 Noise handling follows the research note (Part B): judge spikes with the Iglewicz-Hoaglin modified
 z-score over a trailing window plus a ratio to the rolling median (a per-step loss is an interval
@@ -24,9 +32,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import total_ordering
@@ -45,6 +55,9 @@ from .metrics import (
     TOKEN_ACC,
 )
 from .records import Event, EventKind, Kind, Record
+
+_TRAIN, _EVAL, _SUMMARY = Kind.TRAIN, Kind.EVAL, Kind.SUMMARY
+isfinite = math.isfinite
 
 # --------------------------------------------------------------------------------------------
 # severities, codes and advice
@@ -247,8 +260,17 @@ def fmt(v: float | None) -> str:
 # robust statistics
 
 
-def median(xs: Sequence[float]) -> float:
+def median(xs: Iterable[float]) -> float:
     s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return math.nan
+    h = n // 2
+    return s[h] if n % 2 else 0.5 * (s[h - 1] + s[h])
+
+
+def sorted_median(s: Sequence[float]) -> float:
+    """``median`` of an already sorted sequence, in O(1)."""
     n = len(s)
     if n == 0:
         return math.nan
@@ -263,28 +285,100 @@ def modified_z(x: float, xs: Sequence[float], med: float) -> float:
     return 0.6745 * (x - med) / max(mad, floor)
 
 
+def _tail_median(vals: array[float], k: int) -> float:
+    """``median(vals[-k:])``; the last three without sorting (the usual ``smooth_points``)."""
+    if k == 3 and len(vals) >= 3:
+        a, b, c = vals[-3], vals[-2], vals[-1]
+        if a > b:
+            a, b = b, a
+        return b if c >= b else (a if c <= a else c)
+    return median(vals[-k:])
+
+
+def _lowest_median(vals: array[float], k: int) -> float:
+    """The lowest median of ``k`` consecutive values (inf when there are fewer than ``k``): the
+    best smoothed loss, recomputed once per resume."""
+    n = len(vals)
+    if n < k:
+        return math.inf
+    if k != 3:
+        return min(median(vals[j - k : j]) for j in range(k, n + 1))
+    best = math.inf
+    a, b = vals[0], vals[1]
+    for j in range(2, n):
+        c = vals[j]
+        lo, hi = (a, b) if a <= b else (b, a)
+        m = hi if c >= hi else (lo if c <= lo else c)
+        if m < best:
+            best = m
+        a, b = b, c
+    return best
+
+
+def _blocks(vals: array[float], w: int) -> tuple[float, float, int]:
+    """(min of the block of ``w`` values before the current one, min of the current block, its
+    size), blocks counted from the first value: the loss bound ``Diagnoser`` keeps."""
+    n = len(vals)
+    c0 = n - n % w
+    prev = min(vals[c0 - w : c0]) if c0 else math.inf
+    cur = min(vals[c0:n]) if n > c0 else math.inf
+    return prev, cur, n - c0
+
+
+def _sample(vals: array[float], a: int, b: int, cap: int) -> array[float]:
+    """``vals[a:b]``, or when that holds more than ``cap`` values an evenly strided sample of
+    at most ``cap`` of them that ends at ``b - 1`` (the newest value always counts)."""
+    n = b - a
+    if n <= cap:
+        return vals[a:b]
+    st = -(-n // cap)
+    m = (n - 1) // st + 1
+    return vals[b - 1 - (m - 1) * st : b : st]
+
+
+def _diffs(vals: array[float], a: int, b: int, cap: int) -> list[float]:
+    """Successive differences ``vals[j+1] - vals[j]`` for j in [a, b-1), at most ``cap`` of them
+    (evenly strided when there are more: each is still a difference of neighbours)."""
+    n = b - 1 - a
+    if n <= 0:
+        return []
+    st = 1 if n <= cap else -(-n // cap)
+    return list(map(operator.sub, vals[a + 1 : b : st], vals[a : b - 1 : st]))
+
+
 class _Hist:
-    """Steps and finite values of one train metric on the current timeline (cut back on resume)."""
+    """The finite values of one train metric on the current timeline (cut back on resume).
 
-    __slots__ = ("steps", "values")
+    ``values[j]`` belongs to the j-th train record of the timeline that carried the metric; the
+    records that did not (rare: a NaN record, a metric logged only sometimes) are listed in
+    ``gaps``, so the common record costs one append and no step bookkeeping.
+    """
 
-    def __init__(self) -> None:
-        self.steps: array[int] = array("q")
+    __slots__ = ("gaps", "timeline", "values")
+
+    def __init__(self, timeline: array[int]) -> None:
+        self.timeline = timeline  # the steps of every train record (the Diagnoser's _tsteps)
         self.values: array[float] = array("d")
+        self.gaps: list[int] = []  # indexes in ``timeline`` of records without a value, ascending
 
     def __len__(self) -> int:
-        return len(self.steps)
+        return len(self.values)
 
-    def add(self, step: int, value: float) -> None:
-        self.steps.append(step)
-        self.values.append(value)
+    def step(self, j: int) -> int:
+        """The step of ``values[j]``."""
+        gaps = self.gaps
+        r = j
+        while True:  # the j-th timeline index that is not a gap: r = j + #gaps <= r
+            nxt = j + bisect_right(gaps, r)
+            if nxt == r:
+                return self.timeline[r]
+            r = nxt
 
-    def cut(self, step: int) -> None:
-        """Forget every value at ``step`` or later."""
-        steps, values = self.steps, self.values
-        while steps and steps[-1] >= step:
-            steps.pop()
-            values.pop()
+    def cut(self, records: int) -> None:
+        """Keep what the first ``records`` records of the timeline carried."""
+        gaps = self.gaps
+        del gaps[bisect_left(gaps, records) :]
+        del self.values[records - len(gaps) :]
 
     def tail(self, n: int) -> list[float]:
         return self.values[-n:].tolist() if n > 0 else []
@@ -314,18 +408,25 @@ class _Open:
 
 
 _EMA_W = 0.6  # TensorBoard's default smoothing, debiased (research B.11)
+_EMA_1 = 1 - _EMA_W
+_EMA_EXACT = 100  # past this many points 1 - _EMA_W**n is exactly 1.0: the debiasing is a no-op
 _ZERO_LOSS_PRIOR = 0.01  # a logged loss of exactly 0 after losses above this is a masked NaN
 _PLATEAU_CONFIRM = 2  # consecutive plateau checks that must agree before it opens...
 _EVAL_SMOOTH = 3  # evals in the median that the overfitting trend is judged on
 _EVAL_NOISE_SPAN = 10  # evals whose successive differences estimate the eval noise
 _ACC_FALL = 0.01  # eval accuracy "falls" when it lost at least one point over the evals judged
+# Values one trend median (or noise estimate) of the plateau/accuracy checks looks at. Up to this
+# many points the statistics are exact; past it they use an evenly strided sample, so a check
+# costs O(1) and not O(run length) (the medians of 500 noisy points are as good as of 50000).
+_SAMPLE = 500
+_NEVER = -(1 << 62)
 
 
 class Diagnoser:
     """Feed it records and events in log order; read ``findings``/``active()``."""
 
     def __init__(self, thresholds: Thresholds | None = None, *, max_steps: int | None = None) -> None:
-        self.t = thresholds if thresholds is not None else Thresholds()
+        self.t = t = thresholds if thresholds is not None else Thresholds()
         self.findings: list[Finding] = []
         self.max_steps: int | None = max_steps  # set it when the caller learns it (banner, bar)
         self.finished = False
@@ -339,13 +440,30 @@ class Diagnoser:
         self._new: list[Finding] = []
         # train timeline
         self._tsteps: array[int] = array("q")  # every train step, NaN records included
-        self._loss = _Hist()
-        self._grad = _Hist()
-        self._lr = _Hist()
-        self._acc = _Hist()
-        self._ent = _Hist()
-        self._ema_raw: array[float] = array("d")  # parallel to _loss
-        self._ema: array[float] = array("d")
+        self._loss = _Hist(self._tsteps)
+        self._grad = _Hist(self._tsteps)
+        self._lr = _Hist(self._tsteps)
+        self._acc = _Hist(self._tsteps)
+        self._ent = _Hist(self._tsteps)
+        self._hists = (self._loss, self._grad, self._lr, self._acc, self._ent)
+        # the value arrays themselves (never replaced, only appended to and cut): one lookup less
+        self._gv, self._lv, self._lrv = self._grad.values, self._loss.values, self._lr.values
+        self._av, self._ent_v = self._acc.values, self._ent.values
+        # Rolling medians of grad_norm and token accuracy are needed on every point: sorted
+        # windows, kept up to date with one insort and one delete per value.
+        self._gwin: list[float] = []  # the last window_points grad norms, sorted
+        self._aspan = max(t.smooth_points, t.window_points // 2)
+        self._awin: list[float] = []  # the last _aspan token accuracies, sorted
+        # The loss's rolling median only matters when a value could be a spike (well above it):
+        # a lower bound of it rules that out first. The bound is the minimum of the current block
+        # of window_points losses and of the block before it (together they cover the window).
+        self._lb_prev = math.inf  # minimum of the previous block
+        self._lb_cur = math.inf  # minimum of the current block ...
+        self._lb_n = 0  # ... and its size
+        self._g_below = _NEVER  # index in _grad of the latest value below grad_norm_vanishing
+        self._l1 = self._l2 = self._l3 = math.inf  # the last three losses, newest first (inf: none)
+        self._ema_raw = 0.0  # the EMA before debiasing
+        self._ema_last = math.nan  # the newest debiased EMA
         self._ema_rise = 0
         self._ema_rise_from = 0.0
         self._loss_best = math.inf  # lowest smoothed loss so far
@@ -381,22 +499,31 @@ class Diagnoser:
         """Take one record; return the findings that opened on it."""
         self._new = []
         self.records += 1
-        self._arrived(now)
-        if self.last_step is None or rec.step > self.last_step:
-            self.last_step = rec.step
-        if "run_stalled" in self._open:
-            self._close("run_stalled", rec.step)
-        if rec.kind is Kind.SUMMARY:
-            if "train_runtime" in rec.metrics or "train_loss" in rec.metrics:
+        if now is not None:
+            last = self._last_arrival
+            if last is None or now >= last:
+                if last is not None and now > last:
+                    self._intervals.append(now - last)
+                self._last_arrival = now
+        step = rec.step
+        if self.last_step is None or step > self.last_step:
+            self.last_step = step
+        open_ = self._open
+        if open_ and "run_stalled" in open_:
+            self._close("run_stalled", step)
+        kind = rec.kind
+        if kind is _SUMMARY:
+            m = rec.metrics
+            if "train_runtime" in m or "train_loss" in m:
                 self.finished = True
             return self._new
-        if rec.kind is Kind.TRAIN:
-            if "run_crashed" in self._open:
-                self._close("run_crashed", rec.step)  # a restart after the crash
+        if kind is _TRAIN:
+            if open_ and "run_crashed" in open_:
+                self._close("run_crashed", step)  # a restart after the crash
             self.crashed = False
             self.finished = False
             self._train(rec)
-        if rec.kind is Kind.EVAL or EVAL_LOSS in rec.metrics:
+        if kind is _EVAL or EVAL_LOSS in rec.metrics:
             self._eval(rec)
         return self._new
 
@@ -493,15 +620,6 @@ class Diagnoser:
         return key in self._open
 
     # ---------------------------------------------------------------------------- timing
-    def _arrived(self, now: float | None) -> None:
-        if now is None:
-            return
-        last = self._last_arrival
-        if last is not None and now > last:
-            self._intervals.append(now - last)
-        if last is None or now >= last:
-            self._last_arrival = now
-
     def _median_interval(self) -> float:
         return median(list(self._intervals)) if self._intervals else 0.0
 
@@ -514,21 +632,34 @@ class Diagnoser:
 
     def _restart(self, step: int) -> None:
         """Steps went backwards: the run resumed from a checkpoint. Cut the timeline back."""
+        t = self.t
         self.restarts += 1
-        while self._tsteps and self._tsteps[-1] >= step:
-            self._tsteps.pop()
-        for h in (self._loss, self._grad, self._lr, self._acc, self._ent):
-            h.cut(step)
-        n = len(self._loss)
-        del self._ema_raw[n:]
-        del self._ema[n:]
+        kept = bisect_left(self._tsteps, step)
+        del self._tsteps[kept:]
+        for h in self._hists:
+            h.cut(kept)
+        lv = self._loss.values
+        n = len(lv)
+        self._l1, self._l2, self._l3 = (lv[n - 1 - j] if n > j else math.inf for j in range(3))
+        raw = 0.0
+        for v in lv:
+            raw = raw * _EMA_W + _EMA_1 * v
+        self._ema_raw = raw
+        self._ema_last = raw / (1 - _EMA_W**n) if n else math.nan
         while self._rebounds and self._rebounds[-1] >= n:
             self._rebounds.pop()
         self._ema_rise = 0
         self._rebound_prev = False
-        self._loss_best = math.inf
-        for j in range(self.t.smooth_points, len(self._loss) + 1):
-            self._loss_best = min(self._loss_best, median(self._loss.values[j - self.t.smooth_points : j].tolist()))
+        self._loss_best = _lowest_median(lv, t.smooth_points)
+        self._gwin = sorted(self._grad.values[-t.window_points :])
+        self._lb_prev, self._lb_cur, self._lb_n = _blocks(lv, t.window_points)
+        self._awin = sorted(self._acc.values[-self._aspan :])
+        g = self._grad.values
+        self._g_below = _NEVER
+        for j in range(len(g) - 1, max(-1, len(g) - 1 - t.smooth_points), -1):
+            if g[j] < t.grad_norm_vanishing:
+                self._g_below = j
+                break
         self._gx_streak = self._gw_streak = 0
         self._plateau_next = self._accslow_next = 0
         # LR state from what is left (O(n), once per restart)
@@ -544,75 +675,241 @@ class Diagnoser:
             self._overfit_onset = None
 
     def _train(self, rec: Record) -> None:
+        # The hot path of the whole program: it runs once per train record, so every rule first
+        # takes the cheap exits (a value in range, nothing open, no check due on this point) and
+        # only then looks further; the rare branches live in helpers (see the module docstring
+        # for the incremental statistics).
         t = self.t
         step = rec.step
         m = rec.metrics
         if self.last_train_step is not None and step <= self.last_train_step:
             self._restart(step)
         self.last_train_step = step
-        self._tsteps.append(step)
-        early = self._early(step)
+        tsteps = self._tsteps
+        tsteps.append(step)
+        ms = self.max_steps
+        early = len(tsteps) <= t.early_points or (ms is not None and ms != 0 and step <= t.early_fraction * ms)
 
         loss = m.get(LOSS)
         grad = m.get(GRAD_NORM)
         # --- non-finite values, including a NaN hidden by logging_nan_inf_filter ---------------
-        bad: tuple[str, float] | None = None
-        for name in (LOSS, GRAD_NORM):
-            v = m.get(name)
-            if v is not None and not math.isfinite(v):
-                bad = (name, v)
-                break
-        masked = False
-        if bad is None and loss == 0.0 and grad is None:
-            prior = self._loss.tail(t.smooth_points)
-            masked = bool(prior) and median(prior) > _ZERO_LOSS_PRIOR
-        if bad is not None or masked:
-            name, v = bad if bad is not None else (LOSS, 0.0)
-            if name == GRAD_NORM and loss is not None and math.isfinite(loss):
-                hint = (
-                    f"grad_norm is {fmt(v)} at step {step} while the logged loss is {fmt(loss)}: "
-                    "the loss is NaN/inf but hidden by the Trainer's logging_nan_inf_filter"
-                )
-            elif masked:
-                hint = (
-                    f"loss is exactly 0 at step {step} after {fmt(median(self._loss.tail(t.smooth_points)))}: "
-                    "a NaN loss hidden by the Trainer's logging_nan_inf_filter"
-                )
-            else:
-                hint = f"{name} is {fmt(v)} at step {step}"
-            self._hot("loss_nonfinite", step, name, v, hint)
+        if loss is not None and not isfinite(loss):
+            self._nonfinite(step, LOSS, loss, loss, False)
             return  # a broken record feeds no smoother and no other rule
-        if (loss is not None or grad is not None) and self._is_open("loss_nonfinite"):
+        if grad is not None and not isfinite(grad):
+            self._nonfinite(step, GRAD_NORM, grad, loss, False)
+            return
+        if loss == 0.0 and grad is None and self._loss.values:
+            if _tail_median(self._loss.values, t.smooth_points) > _ZERO_LOSS_PRIOR:
+                self._nonfinite(step, LOSS, 0.0, loss, True)
+                return
+        open_ = self._open
+        if open_ and "loss_nonfinite" in open_ and (loss is not None or grad is not None):
             self._cool("loss_nonfinite", step, t.clear_points)
 
+        W = t.window_points
+        # --- grad_norm ---------------------------------------------------------------------
         if grad is not None:
-            self._grad.add(step, grad)
-            self._grad_rules(step, grad, early)
+            win = self._gwin  # the window_points values before this one, sorted
+            nprev = len(win)
+            if nprev:
+                h = nprev >> 1
+                med = win[h] if nprev & 1 else 0.5 * (win[h - 1] + win[h])
+                ratio = grad / med if med > 0 else math.inf if grad > 0 else 0.0
+            else:
+                med, ratio = math.nan, 0.0
+            if (
+                grad > t.grad_norm_warn
+                or grad > t.grad_norm_critical
+                or (ratio >= t.grad_spike_ratio and not early)
+                or "grad_explosion" in open_
+                or "grad_norm_high" in open_
+            ):
+                self._grad_rules(step, grad, early, med, ratio)
+            else:
+                self._gx_streak = self._gw_streak = 0  # nothing above a threshold, no spike
+            gv = self._gv
+            gv.append(grad)
+            insort(win, grad)
+            if nprev >= W:
+                del win[bisect_left(win, gv[-1 - W])]
+            if grad < t.grad_norm_vanishing:
+                self._g_below = len(gv) - 1
+        else:
+            self._grad.gaps.append(len(tsteps) - 1)
+
+        # --- loss --------------------------------------------------------------------------
         if loss is not None:
-            self._loss.add(step, loss)
-            self._loss_rules(step, loss, early)
+            x = loss
+            lv = self._lv
+            i = len(lv)  # this value's index
+            n = i + 1
+            nprev = i if i < W else W  # values in the window before this one
+            spike = False
+            med = math.nan
+            if nprev >= t.min_window_points:
+                # a spike is >= loss_spike_ratio x the median and oscillation_min_jump above it;
+                # the median is >= the bound, so test the bound first
+                low_bound = self._lb_prev if self._lb_prev < self._lb_cur else self._lb_cur
+                if x >= t.loss_spike_ratio * low_bound and x - low_bound >= t.oscillation_min_jump:
+                    win = sorted(lv[i - nprev :])
+                    med = sorted_median(win)
+                    if x >= t.loss_spike_ratio * med and x - med >= t.oscillation_min_jump:
+                        spike = modified_z(x, win, med) > t.loss_spike_z
+            # a rebound: a jump well above the recent low (the seed's 0.3 -> 0.8 -> 0.2)
+            p1, p2, p3 = self._l1, self._l2, self._l3  # the three values before this one (inf: none)
+            low = p1 if p1 < p2 else p2
+            if p3 < low:
+                low = p3
+            rebound = i > 0 and x >= t.oscillation_ratio * low and x - low >= t.oscillation_min_jump
+            lv.append(x)
+            if x < self._lb_cur:
+                self._lb_cur = x
+            self._lb_n += 1
+            if self._lb_n == W:
+                self._lb_prev, self._lb_cur, self._lb_n = self._lb_cur, math.inf, 0
+            self._l1, self._l2, self._l3 = x, p1, p2
+            # debiased EMA, for the divergence trend
+            self._ema_raw = raw = self._ema_raw * _EMA_W + _EMA_1 * x
+            ema = raw if n > _EMA_EXACT else raw / (1 - _EMA_W**n)
+            if i and ema > self._ema_last:
+                if self._ema_rise == 0:
+                    self._ema_rise_from = self._ema_last
+                self._ema_rise += 1
+            else:
+                self._ema_rise = 0
+            self._ema_last = ema
+            rebounds = self._rebounds
+            early_rise = False
+            if rebound or rebounds or self._rebound_prev:
+                if rebound and not self._rebound_prev:
+                    rebounds.append(i)
+                # before the window fills there are no robust statistics: a rebound must hold two points
+                early_rise = rebound and self._rebound_prev
+                self._rebound_prev = rebound
+                while rebounds and rebounds[0] <= i - W:
+                    rebounds.popleft()
+            # the loss climbed back well above its best and stays there
+            S = t.smooth_points
+            if S == 3 and n >= 3:  # the median of the last three, without sorting
+                a, b = (p1, p2) if p1 <= p2 else (p2, p1)
+                now = b if x >= b else (a if x <= a else x)
+            else:
+                now = _tail_median(lv, S)
+            best = self._loss_best
+            elevated = n >= S and now >= t.oscillation_ratio * best and now - best >= t.oscillation_min_jump
+            if n >= S and now < best:
+                self._loss_best = now
+            early_rise = early_rise and nprev < t.min_window_points  # (too few points for a window)
+            hot = (
+                spike
+                or early_rise
+                or elevated
+                or len(rebounds) >= t.oscillation_rebounds
+                or (self._ema_rise >= t.divergence_points and ema >= (1 + t.divergence_min_rise) * self._ema_rise_from)
+            )
+            if hot or "loss_oscillation" in open_:
+                self._oscillation(step, x, hot, spike, early_rise, rebound, elevated, med, nprev, low, now, best)
+            if n >= self._plateau_next:
+                self._plateau(step, early)
+        else:
+            self._loss.gaps.append(len(tsteps) - 1)
+
+        # --- learning rate -----------------------------------------------------------------
         lr = m.get(LR)
-        if lr is not None and math.isfinite(lr):
-            self._lr.add(step, lr)
-            self._lr_rules(step, lr)
+        if lr is not None and isfinite(lr):
+            lrv = self._lrv
+            prev = lrv[-1] if lrv else None
+            lrv.append(lr)
+            low_before = self._lr_low
+            peak_before = peak = self._lr_peak
+            if lr > peak:  # _lr_track, inlined
+                self._lr_peak = peak = lr
+                self._lr_low = lr
+            elif lr < low_before:
+                self._lr_low = lr
+            zero = peak > 0 and lr <= t.lr_zero_fraction * peak
+            self._lr_zero_run = self._lr_zero_run + 1 if zero else 0
+            rising = prev is not None and lr > prev * (1 + 1e-6)
+            if (
+                t.lr_min <= lr <= t.lr_max
+                and not zero
+                and not (rising and peak_before > 0 and low_before < 0.99 * peak_before and lr > 1.1 * low_before)
+            ):
+                # an LR in range that is neither back up after decaying nor at ~0: nothing holds
+                if open_:
+                    for key in ("lr_too_large", "lr_too_small", "lr_schedule"):
+                        if key in open_:
+                            self._cool(key, step, t.clear_points)
+            else:
+                self._lr_rules(step, lr, prev, rising, low_before, peak_before, peak)
+        else:
+            self._lr.gaps.append(len(tsteps) - 1)
+
+        # --- token accuracy ----------------------------------------------------------------
         acc = m.get(TOKEN_ACC)
-        if acc is not None and math.isfinite(acc):
-            self._acc.add(step, acc)
-            self._acc_rules(step, early)
+        if acc is not None and isfinite(acc):
+            av = self._av
+            av.append(acc)
+            win = self._awin  # the last _aspan values, sorted
+            insort(win, acc)
+            na = len(av)
+            span = self._aspan
+            if na > span:
+                del win[bisect_left(win, av[-1 - span])]
+            if na >= span:
+                h = span >> 1
+                now = win[h] if span & 1 else 0.5 * (win[h - 1] + win[h])
+                if not early and now > self._acc_best:
+                    self._acc_best = now
+                if not early and self._acc_best - now > t.accuracy_drop:
+                    self._acc_drop(step, now)
+                elif "accuracy_drop:train" in open_:
+                    self._cool("accuracy_drop:train", step, t.clear_points)
+                if na >= self._accslow_next:
+                    self._acc_slow(step, early)
+        else:
+            self._acc.gaps.append(len(tsteps) - 1)
         ent = m.get(ENTROPY)
-        if ent is not None and math.isfinite(ent):
-            self._ent.add(step, ent)
-        if grad is not None:
-            self._vanishing(step, early)
+        if ent is not None and isfinite(ent):
+            self._ent_v.append(ent)
+        else:
+            self._ent.gaps.append(len(tsteps) - 1)
+
+        # --- vanishing gradients (last: it reads this record's plateau check) -----------------
+        # (none of the last smooth_points values below the threshold: neither is their median)
+        if (
+            grad is not None
+            and not early
+            and (len(self._gv) - 1 - self._g_below < t.smooth_points or "grad_vanishing" in open_)
+        ):
+            self._vanishing(step)
+
+    def _nonfinite(self, step: int, name: str, v: float, loss: float | None, masked: bool) -> None:
+        if name == GRAD_NORM and loss is not None and isfinite(loss):
+            hint = (
+                f"grad_norm is {fmt(v)} at step {step} while the logged loss is {fmt(loss)}: "
+                "the loss is NaN/inf but hidden by the Trainer's logging_nan_inf_filter"
+            )
+        elif masked:
+            prior = _tail_median(self._loss.values, self.t.smooth_points)
+            hint = (
+                f"loss is exactly 0 at step {step} after {fmt(prior)}: "
+                "a NaN loss hidden by the Trainer's logging_nan_inf_filter"
+            )
+        else:
+            hint = f"{name} is {fmt(v)} at step {step}"
+        self._hot("loss_nonfinite", step, name, v, hint)
+        r = len(self._tsteps) - 1
+        for h in self._hists:
+            h.gaps.append(r)
 
     # -- gradients ------------------------------------------------------------------------
-    def _grad_rules(self, step: int, g: float, early: bool) -> None:
+    def _grad_rules(self, step: int, g: float, early: bool, med: float, ratio: float) -> None:
+        """grad_explosion and grad_norm_high; ``med`` and ``ratio`` are against the rolling median
+        of the window before ``g`` (``self._gwin``, which does not hold ``g`` yet)."""
         t = self.t
-        vals = self._grad.values
-        n = len(vals)
-        prev = vals[max(0, n - 1 - t.window_points) : n - 1].tolist()
-        med = median(prev) if prev else math.nan
-        ratio = g / med if prev and med > 0 else math.inf if prev and g > 0 else 0.0
+        nprev = len(self._gwin)
         # streaks above each threshold, for early training (where a single value proves little)
         if g > t.grad_norm_critical:
             if self._gx_streak == 0:
@@ -630,7 +927,7 @@ class Diagnoser:
         if early:
             # Large early grad norms are normal; a jump above the early level is not, nor is a
             # level that stays high without settling.
-            jump = len(prev) >= 2 and ratio >= t.grad_spike_ratio
+            jump = nprev >= 2 and ratio >= t.grad_spike_ratio
             explode = g > t.grad_norm_critical and (jump or (self._gx_streak >= 3 and g >= self._gx_first))
             high = g > t.grad_norm_warn and (jump or (self._gw_streak >= 3 and g >= self._gw_first))
             spike = False
@@ -638,12 +935,12 @@ class Diagnoser:
             explode = g > t.grad_norm_critical
             high = g > t.grad_norm_warn
             spike = (
-                len(prev) >= t.min_window_points
+                nprev >= t.min_window_points
                 and ratio >= t.grad_spike_ratio
-                and modified_z(g, prev, med) > t.grad_spike_z
+                and modified_z(g, self._gwin, med) > t.grad_spike_z
             )
         if explode:
-            why = f" ({ratio:.1f}x the recent median {fmt(med)})" if prev and ratio >= t.grad_spike_ratio else ""
+            why = f" ({ratio:.1f}x the recent median {fmt(med)})" if nprev and ratio >= t.grad_spike_ratio else ""
             self._hot(
                 "grad_explosion",
                 step,
@@ -664,18 +961,22 @@ class Diagnoser:
             else:
                 msg = (
                     f"grad_norm spike at step {step}: {fmt(g)} is {ratio:.1f}x the median {fmt(med)} "
-                    f"of the last {len(prev)} points"
+                    f"of the last {nprev} points"
                 )
             self._hot("grad_norm_high", step, GRAD_NORM, g, msg)
         else:
             self._cool("grad_norm_high", step, t.clear_points)
 
-    def _vanishing(self, step: int, early: bool) -> None:
+    def _vanishing(self, step: int) -> None:
         t = self.t
-        recent = self._grad.tail(t.smooth_points)
-        if len(recent) < t.smooth_points or early:
+        vals = self._grad.values
+        n = len(vals)
+        if n < t.smooth_points:
             return
-        med = median(recent)
+        if n - 1 - self._g_below >= t.smooth_points:
+            self._cool("grad_vanishing", step, t.clear_points)
+            return
+        med = _tail_median(vals, t.smooth_points)
         stuck = self._loss_improvement is not None and self._loss_improvement < t.plateau_min_improvement
         if med < t.grad_norm_vanishing and (stuck or not self._loss):
             imp = self._loss_improvement
@@ -691,80 +992,53 @@ class Diagnoser:
             self._cool("grad_vanishing", step, t.clear_points)
 
     # -- loss -----------------------------------------------------------------------------
-    def _loss_rules(self, step: int, x: float, early: bool) -> None:
+    def _oscillation(
+        self,
+        step: int,
+        x: float,
+        hot: bool,
+        spike: bool,
+        early_rise: bool,
+        rebound: bool,
+        elevated: bool,
+        med: float,
+        nprev: int,
+        low: float,
+        now: float,
+        best: float,
+    ) -> None:
+        """loss_oscillation: a spike, a climb before the window fills, repeated rebounds, a loss
+        stuck well above its best, or a diverging trend."""
         t = self.t
-        vals = self._loss.values
-        n = len(vals)
-        i = n - 1
-        # debiased EMA, for the divergence trend
-        raw = (self._ema_raw[-1] if self._ema_raw else 0.0) * _EMA_W + (1 - _EMA_W) * x
-        self._ema_raw.append(raw)
-        ema = raw / (1 - _EMA_W**n)
-        prev_ema = self._ema[-1] if self._ema else None
-        self._ema.append(ema)
-        if prev_ema is not None and ema > prev_ema:
-            if self._ema_rise == 0:
-                self._ema_rise_from = prev_ema
-            self._ema_rise += 1
-        else:
-            self._ema_rise = 0
-
-        prev = vals[max(0, i - t.window_points) : i].tolist()
-        spike = False
-        med = math.nan
-        if len(prev) >= t.min_window_points:
-            med = median(prev)
-            spike = (
-                x >= t.loss_spike_ratio * med
-                and x - med >= t.oscillation_min_jump
-                and modified_z(x, prev, med) > t.loss_spike_z
-            )
-        # a rebound: a jump well above the recent low (the seed's 0.3 -> 0.8 -> 0.2)
-        low = min(prev[-3:]) if prev else math.nan
-        rebound = bool(prev) and x >= t.oscillation_ratio * low and x - low >= t.oscillation_min_jump
-        if rebound and not self._rebound_prev:
-            self._rebounds.append(i)
-        # before the window fills there are no robust statistics: a rebound must hold two points
-        early_rise = rebound and self._rebound_prev
-        self._rebound_prev = rebound
-        while self._rebounds and self._rebounds[0] <= i - t.window_points:
-            self._rebounds.popleft()
-        diverging = self._ema_rise >= t.divergence_points and ema >= (1 + t.divergence_min_rise) * self._ema_rise_from
-        few = len(prev) < t.min_window_points
-        # the loss climbed back well above its best and stays there
-        now = median(vals[-t.smooth_points :].tolist())
-        best = self._loss_best
-        elevated = n >= t.smooth_points and now >= t.oscillation_ratio * best and now - best >= t.oscillation_min_jump
-        if n >= t.smooth_points and now < best:
-            self._loss_best = now
-
-        msg = ""
+        nreb = len(self._rebounds)
+        op = self._open.get("loss_oscillation")
+        if op is not None:
+            if hot or rebound or nreb >= 2 or elevated:
+                op.cool = 0  # still bouncing: the same episode
+            else:
+                self._cool("loss_oscillation", step, t.clear_points)
+            return
+        n = len(self._loss)
         if spike:
-            msg = f"loss spike at step {step}: {fmt(x)} is {x / med:.2g}x the median {fmt(med)} of the last {len(prev)} points"
-        elif early_rise and few:
+            msg = f"loss spike at step {step}: {fmt(x)} is {_times(x, med)} the median {fmt(med)} of the last {nprev} points"
+        elif early_rise:
             msg = f"loss climbed to {fmt(x)} at step {step} from {fmt(low)} instead of falling"
-        elif len(self._rebounds) >= t.oscillation_rebounds:
+        elif nreb >= t.oscillation_rebounds:
             msg = (
-                f"loss rebounded sharply {len(self._rebounds)} times in the last {min(n, t.window_points)} points "
+                f"loss rebounded sharply {nreb} times in the last {min(n, t.window_points)} points "
                 f"(latest {fmt(low)} -> {fmt(x)} at step {step})"
             )
         elif elevated:
             msg = (
                 f"loss {fmt(now)} (median of the last {t.smooth_points}) at step {step} is "
-                f"{now / best:.2g}x its best {fmt(best)}: it rebounded instead of trending down"
+                f"{_times(now, best)} its best {fmt(best)}: it rebounded instead of trending down"
             )
-        elif diverging:
+        else:
             msg = (
-                f"loss is diverging: smoothed loss rose {fmt(self._ema_rise_from)} -> {fmt(ema)} "
+                f"loss is diverging: smoothed loss rose {fmt(self._ema_rise_from)} -> {fmt(self._ema_last)} "
                 f"over {self._ema_rise} points to step {step}"
             )
-        if msg:
-            self._hot("loss_oscillation", step, LOSS, x, msg)
-        elif self._is_open("loss_oscillation") and (rebound or len(self._rebounds) >= 2 or elevated):
-            self._hot("loss_oscillation", step, LOSS, x, "")  # still bouncing: the same episode
-        else:
-            self._cool("loss_oscillation", step, t.clear_points)
-        self._plateau(step, early)
+        self._hot("loss_oscillation", step, LOSS, x, msg)
 
     def _lr_ok_for_plateau(self) -> bool:
         lr = self._lr.last()
@@ -783,17 +1057,19 @@ class Diagnoser:
             return
         self._plateau_next = n + max(1, w // 10)
         k = max(3, w // 3)
-        win = vals[n - w : n].tolist()
-        first = median(win[:k])
-        last = median(win[-k:])
+        a = n - w
+        head = _sample(vals, a, a + k, _SAMPLE)
+        first = median(head)
+        last = median(_sample(vals, n - k, n, _SAMPLE))
         imp = (first - last) / abs(first) if first != 0 else 0.0
         self._loss_improvement = imp
         # standard error of `imp` from the point-to-point noise (successive differences ignore
-        # the trend): the plateau closes only on an improvement clearly beyond the noise
-        d = [b - a for a, b in itertools.pairwise(win)]
+        # the trend): the plateau closes only on an improvement clearly beyond the noise. With
+        # sampled medians the standard error is the sample's, not the whole window's.
+        d = _diffs(vals, a, n, 2 * _SAMPLE)
         md = median(d)
-        sigma = 1.4826 * median([abs(x - md) for x in d]) / math.sqrt(2)
-        se = math.sqrt(2) * 1.2533 * sigma / math.sqrt(k) / abs(first) if first else 0.0
+        sigma = 1.4826 * median(map(abs, map(operator.sub, d, itertools.repeat(md, len(d))))) / math.sqrt(2)
+        se = math.sqrt(2) * 1.2533 * sigma / math.sqrt(len(head)) / abs(first) if first else 0.0
         lr_ok = self._lr_ok_for_plateau()
         # Flat, not rising: a rising loss is an instability (loss_oscillation), not a plateau.
         # ...and not just noise hiding a real improvement: its upper 2-sigma bound stays small too
@@ -811,36 +1087,33 @@ class Diagnoser:
         if self._plateau_votes >= _PLATEAU_CONFIRM and n - self._plateau_since >= w // 2:
             self._hot(
                 "loss_plateau",
-                int(self._loss.steps[n - w]),
+                self._loss.step(n - w),
                 LOSS,
                 last,
-                f"loss barely moved over the last {w} points (steps {self._loss.steps[n - w]}-{step}): "
+                f"loss barely moved over the last {w} points (steps {self._loss.step(n - w)}-{step}): "
                 f"{fmt(first)} -> {fmt(last)} ({-imp * 100:+.2g}%)",
             )
         elif self._plateau_votes <= -t.clear_points:
             self._close("loss_plateau", step)
 
     # -- accuracy -------------------------------------------------------------------------
-    def _acc_rules(self, step: int, early: bool) -> None:
-        t = self.t
-        span = max(t.smooth_points, t.window_points // 2)
-        recent = self._acc.tail(span)
-        if len(recent) < span:
+    def _acc_drop(self, step: int, now: float) -> None:
+        op = self._open.get("accuracy_drop:train")
+        if op is not None:
+            op.cool = 0
             return
-        now = median(recent)
-        if not early and now > self._acc_best:
-            self._acc_best = now
-        if not early and self._acc_best - now > t.accuracy_drop:
-            self._hot(
-                "accuracy_drop:train",
-                step,
-                TOKEN_ACC,
-                now,
-                f"token accuracy {fmt(now)} at step {step} is {fmt(self._acc_best - now)} below its best {fmt(self._acc_best)}",
-            )
-        else:
-            self._cool("accuracy_drop:train", step, t.clear_points)
-        # slow accuracy gain, judged like the loss plateau
+        best = self._acc_best
+        self._hot(
+            "accuracy_drop:train",
+            step,
+            TOKEN_ACC,
+            now,
+            f"token accuracy {fmt(now)} at step {step} is {fmt(best - now)} below its best {fmt(best)}",
+        )
+
+    def _acc_slow(self, step: int, early: bool) -> None:
+        """Slow accuracy gain, judged like the loss plateau (on a stride: O(1) amortised)."""
+        t = self.t
         vals = self._acc.values
         n = len(vals)
         w = 2 * self._window(n)
@@ -848,8 +1121,8 @@ class Diagnoser:
             return
         self._accslow_next = n + max(1, w // 10)
         k = max(5, w // 4)
-        first = median(vals[n - w : n - w + k].tolist())
-        last = median(vals[n - k : n].tolist())
+        first = median(_sample(vals, n - w, n - w + k, _SAMPLE))
+        last = median(_sample(vals, n - k, n, _SAMPLE))
         gain = last - first
         lr_ok = self._lr_ok_for_plateau()
         # A slow gain, not a fall: a falling accuracy is accuracy_drop's business.
@@ -863,7 +1136,7 @@ class Diagnoser:
         if self._accslow_votes >= _PLATEAU_CONFIRM and n - self._accslow_since >= w // 2:
             self._hot(
                 "accuracy_slow",
-                int(self._acc.steps[n - w]),
+                self._acc.step(n - w),
                 TOKEN_ACC,
                 last,
                 f"token accuracy rose only {fmt(first)} -> {fmt(last)} over the last {w} points (to step {step})",
@@ -883,16 +1156,13 @@ class Diagnoser:
         else:
             self._lr_zero_run = 0
 
-    def _lr_rules(self, step: int, lr: float) -> None:
+    def _lr_rules(
+        self, step: int, lr: float, prev: float | None, rising: bool, low_before: float, peak_before: float, peak: float
+    ) -> None:
+        """lr_too_large, lr_too_small and lr_schedule, once ``_train`` has taken ``lr`` in and
+        seen that one of them may hold (or is open)."""
         t = self.t
-        vals = self._lr.values
-        n = len(vals)
-        prev = vals[-2] if n >= 2 else None
-        low_before = self._lr_low
-        peak_before = self._lr_peak
-        self._lr_track(lr)
-        peak = self._lr_peak
-        rising = prev is not None and lr > prev * (1 + 1e-6)
+        n = len(self._lr)
         ms = self.max_steps
         before_end = bool(ms) and step < t.lr_end_fraction * (ms or 0)
         sat_at_zero = self._lr_zero_run >= max(5, math.ceil(0.1 * n))  # long after the LR hit 0
@@ -902,19 +1172,21 @@ class Diagnoser:
         else:
             self._cool("lr_too_large", step, t.clear_points)
 
-        small = False
-        why = ""
-        if lr < t.lr_min and prev is not None and not rising:
-            if peak < t.lr_min:
-                small, why = True, f" and never was higher than {fmt(peak)}: the model can barely learn"
-            elif ms:
-                small, why = before_end, f", long before the schedule's end (max_steps {ms})"
-            else:
-                small, why = sat_at_zero, f" and has stayed there for {self._lr_zero_run} points while training goes on"
+        small = lr < t.lr_min and prev is not None and not rising
         if small:
+            small = peak < t.lr_min or (before_end if ms else sat_at_zero)
+        if small and not self._is_open("lr_too_small"):
+            if peak < t.lr_min:
+                why = f" and never was higher than {fmt(peak)}: the model can barely learn"
+            elif ms:
+                why = f", long before the schedule's end (max_steps {ms})"
+            else:
+                why = f" and has stayed there for {self._lr_zero_run} points while training goes on"
             self._hot(
                 "lr_too_small", step, LR, lr, f"learning_rate {fmt(lr)} at step {step} is below {fmt(t.lr_min)}{why}"
             )
+        elif small:
+            self._hot("lr_too_small", step, LR, lr, "")  # still holding: the same episode
         else:
             self._cool("lr_too_small", step, t.clear_points)
 
@@ -1179,6 +1451,11 @@ def _vote(votes: int, hot: bool, clear: bool) -> int:
     if clear:
         return votes - 1 if votes < 0 else -1
     return 0
+
+
+def _times(a: float, b: float) -> str:
+    """``a / b`` as "1.5x" (a loss of exactly 0 can be a median or a best: no ZeroDivisionError)."""
+    return f"{a / b:.2g}x" if b else "inf x"
 
 
 def _gap(e: _Eval) -> float | None:

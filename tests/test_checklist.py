@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,9 @@ def test_nice_ceil_and_window_sizes() -> None:
     assert window_sizes(5) == (100, 1000)  # >= 5 points in each 100-step window
     assert window_sizes(50) == (250, 1000)
     assert window_sizes(500) == (2500, 10000)
+    # a long run gets wider windows: at most MAX_WINDOWS (2000) per cadence
+    assert window_sizes(5, 200_000) == (100, 1000)
+    assert window_sizes(10, 3_000_000) == (2000, 10000)
 
 
 def test_items_are_the_seeds() -> None:
@@ -214,3 +218,56 @@ def test_to_dict_shape(eval_every: int) -> None:
     items = latest["items"]
     assert isinstance(items, list) and set(items[0]) == {"id", "label", "status", "detail"}
     json.dumps(d, allow_nan=False)
+
+
+class _Counted:
+    """A stand-in for a series' array that counts the elements read through it."""
+
+    def __init__(self, arr: object, tally: list[int]) -> None:
+        self.arr = arr
+        self.tally = tally
+
+    def __len__(self) -> int:
+        return len(self.arr)  # type: ignore[arg-type]
+
+    def __getitem__(self, k: int | slice) -> object:
+        r = self.arr[k]  # type: ignore[index]
+        self.tally[0] += len(r) if isinstance(k, slice) else 1
+        return r
+
+    def __iter__(self) -> Iterable[object]:
+        for v in self.arr:  # type: ignore[attr-defined]
+            self.tally[0] += 1
+            yield v
+
+
+def test_one_more_record_recomputes_only_the_open_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sfttop.core import checklist as cl
+
+    recs = healthy(40_000, every=5)  # 200,000 steps (2000 windows of 100), no epoch info
+    data, diag = build(recs[:-1])
+    eng = Checklist()
+    eng.update(data, diag)
+    data.add(recs[-1])
+    diag.observe(recs[-1])
+    recomputed: list[tuple[str, int, int]] = []
+    real_judge = cl._judge
+
+    def judge(cid: str, ctx: Any, index: int, label: str, a: int, b: int, closed: bool, first: bool) -> Any:
+        recomputed.append((cid, a, b))
+        return real_judge(cid, ctx, index, label, a, b, closed, first)
+
+    monkeypatch.setattr(cl, "_judge", judge)
+    tally = [0]
+    for s in [*data.series.values(), *data.index.values()]:
+        monkeypatch.setattr(s, "steps", _Counted(s.steps, tally))
+        monkeypatch.setattr(s, "values", _Counted(s.values, tally))
+    st = eng.update(data, diag)
+    monkeypatch.undo()
+    # the open window of each cadence, nothing else ...
+    assert sorted(c for c, _a, _b in recomputed) == ["1000_steps", "100_steps", "epoch"]
+    # ... reading a bounded number of points of a 200,000-point run: the whole-run window reads a
+    # sample, evals and epochs are indexed incrementally, findings and evals by bisection
+    assert tally[0] <= 12_000, tally
+    c100 = st.cadence("100_steps")
+    assert c100 is not None and c100.window_steps == 100 and 0 < len(c100.windows) <= cl.MAX_WINDOWS

@@ -9,6 +9,8 @@ import math
 import os
 import random
 from collections.abc import Iterable, Sequence
+from types import FrameType
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -630,3 +632,83 @@ def test_thresholds_are_configurable() -> None:
     d2 = Diagnoser(Thresholds(grad_norm_warn=60.0, grad_norm_critical=100.0, grad_spike_ratio=30.0))
     feed(d2, train_run(decaying(20), grads=grads))
     assert d2.findings == []
+
+
+# ------------------------------------------------------------------------------------------------
+# cost: one more record never rescans the history (issue 6)
+
+
+def _long_run(start: int, n: int) -> list[Record]:
+    out = []
+    for i in range(start, start + n):
+        step = 10 * (i + 1)
+        noise = math.sin(i * 12.9898) * 43758.5453 % 1.0  # deterministic noise in [0, 1)
+        m = {
+            "loss": 0.5 + 1.5 * math.exp(-i / 20000) + 0.05 * noise,
+            "grad_norm": 1.0 + 2.0 * noise,
+            "learning_rate": 2e-5 * (1 - i / 200000),
+            "entropy": 1.5 + 0.1 * noise,
+            "mean_token_accuracy": 0.6 + 0.3 * (1 - math.exp(-i / 30000)) + 0.01 * noise,
+        }
+        out.append(Record(Kind.TRAIN, step, m))
+        if i % 100 == 99:
+            out.append(Record(Kind.EVAL, step, {"eval_loss": 0.6 + 1.5 * math.exp(-i / 20000)}))
+    return out
+
+
+def _work(d: Diagnoser, recs: list[Record], monkeypatch: pytest.MonkeyPatch) -> tuple[float, int]:
+    """(Python lines run per record, the most values any one record fed to medians) while
+    ``d`` takes ``recs``: a deterministic count, not a clock."""
+    import sys
+
+    from sfttop.core import diagnose
+
+    real_median = diagnose.median
+    fed = 0
+
+    def counting_median(xs: Iterable[float]) -> float:
+        nonlocal fed
+        vals = list(xs)
+        fed += len(vals)
+        return float(real_median(vals))
+
+    monkeypatch.setattr(diagnose, "median", counting_median)
+    lines = 0
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return local
+
+    def calls(frame: FrameType, event: str, arg: Any) -> Any:
+        return local
+
+    most = 0
+    old = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        for r in recs:
+            fed = 0
+            d.observe(r)
+            most = max(most, fed)
+    finally:
+        sys.settrace(old)
+        monkeypatch.undo()
+    return lines / len(recs), most
+
+
+def test_one_more_record_costs_the_same_at_60k_as_at_6k(monkeypatch: pytest.MonkeyPatch) -> None:
+    work = {}
+    for n in (6_000, 60_000):
+        d = Diagnoser()
+        feed(d, _long_run(0, n))
+        work[n] = _work(d, _long_run(n, 2_000), monkeypatch)
+    (lines_short, most_short), (lines_long, most_long) = work[6_000], work[60_000]
+    # the same Python work per record, however long the run already is ...
+    assert lines_long <= 1.05 * lines_short + 5, work
+    # ... and no record sorts a slice of the history that grows with it: the plateau and
+    # accuracy trend checks look at sampled windows of a bounded size (a 60k-point run's plateau
+    # window is 12,000 points; its medians see at most a few thousand values in all)
+    assert most_long <= 5_000, work
+    assert most_long <= most_short + 1_000, work
