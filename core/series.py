@@ -20,14 +20,13 @@ from collections.abc import Iterator
 
 from .records import Kind, Record
 
-
 RECENT = 1024  # newest points kept at full resolution
 HISTORY = 1024  # at most this many points (min/max of buckets) for everything older
 HIGH_WATER = RECENT + HISTORY + 1024  # compaction runs when a series grows past this
 
 
 class Series:
-    __slots__ = ("compactions", "count", "raw_from", "steps", "values")
+    __slots__ = ("compactions", "count", "raw_from", "steps", "values", "width")
 
     def __init__(self) -> None:
         self.steps: array[int] = array("q")
@@ -35,6 +34,7 @@ class Series:
         self.count = 0  # distinct steps ever stored (exact; len() is the points kept)
         self.raw_from = 0  # points before this index are decimated history
         self.compactions = 0  # bumped whenever positions in the arrays change
+        self.width = 0  # steps per history bucket (0: no history yet)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -61,33 +61,23 @@ class Series:
         return True
 
     def compact(self) -> None:
-        """Decimate everything but the newest ``RECENT`` points into ``HISTORY`` points."""
+        """Fold everything but the newest ``RECENT`` points into history buckets.
+
+        History buckets have a fixed width in steps (a power of two), so folding again keeps
+        what was folded before as it was; when there are too many, the width doubles and
+        neighbouring buckets merge (minimum of minima, maximum of maxima).
+        """
         steps, values = self.steps, self.values
         cut = len(steps) - RECENT
-        if cut <= HISTORY:
+        if cut <= 0:
             return
-        buckets = HISTORY // 2
-        size = -(-cut // buckets)
-        ns: array[int] = array("q")
-        nv: array[float] = array("d")
-        isfinite = math.isfinite
-        for b in range(0, cut, size):
-            e = min(b + size, cut)
-            seg = values[b:e]
-            lo_i = hi_i = bad_i = -1
-            lo = math.inf
-            hi = -math.inf
-            for k, v in enumerate(seg):
-                if isfinite(v):
-                    if v < lo:
-                        lo, lo_i = v, k
-                    if v > hi:
-                        hi, hi_i = v, k
-                elif bad_i < 0:
-                    bad_i = k
-            for k in sorted({i for i in (lo_i, hi_i, bad_i) if i >= 0}):
-                ns.append(steps[b + k])
-                nv.append(seg[k])
+        if self.width == 0:
+            span = steps[cut - 1] - steps[0] + 1
+            self.width = 1 << max(0, math.ceil(math.log2(max(1.0, span / (HISTORY // 2)))))
+        ns, nv = _fold(steps[:cut], values[:cut], self.width)
+        while len(ns) > HISTORY:
+            self.width *= 2
+            ns, nv = _fold(ns, nv, self.width)
         self.raw_from = len(ns)
         ns.extend(steps[cut:])
         nv.extend(values[cut:])
@@ -115,6 +105,37 @@ class Series:
 
     def tail(self, n: int) -> tuple[list[int], list[float]]:
         return list(self.steps[-n:]), list(self.values[-n:])
+
+
+def _fold(steps: array[int], values: array[float], width: int) -> tuple[array[int], array[float]]:
+    """Per bucket of ``width`` steps: its minimum, its maximum and its first non-finite value,
+    in step order (points already folded at this width come out unchanged)."""
+    ns: array[int] = array("q")
+    nv: array[float] = array("d")
+    isfinite = math.isfinite
+    n = len(steps)
+    i = 0
+    while i < n:
+        bucket = steps[i] // width
+        lo_i = hi_i = bad_i = -1
+        lo = math.inf
+        hi = -math.inf
+        j = i
+        while j < n and steps[j] // width == bucket:
+            v = values[j]
+            if isfinite(v):
+                if v < lo:
+                    lo, lo_i = v, j
+                if v > hi:
+                    hi, hi_i = v, j
+            elif bad_i < 0:
+                bad_i = j
+            j += 1
+        for k in sorted({x for x in (lo_i, hi_i, bad_i) if x >= 0}):
+            ns.append(steps[k])
+            nv.append(values[k])
+        i = j
+    return ns, nv
 
 
 class RunData:

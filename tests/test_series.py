@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from sfttop.core.records import Kind, Record
@@ -66,3 +67,26 @@ def test_rundata_counts_distinct_steps_through_compaction() -> None:
     assert d.count(Kind.TRAIN) == 50_000
     assert len(d.series["loss"]) <= HIGH_WATER
     assert d.series["loss"].values[-1] == 0.5
+
+
+def test_history_covers_the_whole_run_however_long() -> None:
+    # Folding again must not collapse what was folded before: the kept points still span the
+    # run evenly (each stretch of the run is represented), at any length.
+    s = Series()
+    n = 300_000
+    for i in range(1, n + 1):
+        s.add(i * 10, 1.0 + (i % 97) / 97)
+    hist = list(s.steps[: s.raw_from])
+    assert hist[0] <= 10 * s.width
+    gaps = [b - a for a, b in itertools.pairwise(hist)]
+    assert max(gaps) <= 2 * s.width  # no hole bigger than two buckets
+    assert len(s) <= HIGH_WATER
+    assert s.raw_from <= HISTORY
+
+
+def test_epochs_survive_folding() -> None:
+    d = RunData()
+    for i in range(1, 300_001):
+        d.add(Record(Kind.TRAIN, i * 10, {"loss": 1.0}, epoch=3 * i / 300_000))
+    epochs = {math.ceil(e - 1e-9) for e in d.index[Kind.TRAIN].values}
+    assert epochs == {1, 2, 3}
