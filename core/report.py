@@ -16,7 +16,6 @@ import orjson
 
 from . import metrics as M
 from .assess import assess, best_checkpoint
-from .checklist import checklist
 from .config import Config
 from .diagnose import Severity, json_value
 from .records import Kind
@@ -63,7 +62,7 @@ def run_dict(run: Run, config: Config) -> dict[str, Any]:
         "latest": {"train": latest_train, "eval": latest_eval},
         "summary": {k: json_value(v) for k, v in sorted(data.summary.items())},
         "findings": [f.to_dict() for f in diag.findings],
-        "checklist": checklist(data, diag, config.thresholds).to_dict(),
+        "checklist": run.checklist.update(data, diag).to_dict(),
         "assessment": assess(data, diag, config.thresholds).to_dict(),
         "best_checkpoint": best_checkpoint(data, run.path),
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from .checklist import Checklist
 from .config import Config
 from .diagnose import Diagnoser, Finding
 from .discover import RunSpec, expand_arg, has_magic, logging_steps_near, unique
@@ -24,6 +25,7 @@ from .series import RunData
 from .tail import FileTail
 
 MAX_STATE_FILE = 512 << 20
+CHECKLIST_STRIDE = 512  # records between closing checklist windows: well inside series.RECENT
 
 
 @dataclass
@@ -126,6 +128,10 @@ class Run:
             self.parser.interval = logging_steps_near(path)
         self.data = RunData()
         self.diagnoser = Diagnoser(config.thresholds)
+        # Past checklist windows are judged as they close, while their points are still at
+        # full resolution in the store (older history is kept decimated).
+        self.checklist = Checklist(config.thresholds)
+        self._unjudged = 0
         self.events: list[Event] = []  # crashes, finishes, resumes, source changes (not progress)
         self.loaded = False  # history read to the end once
         self.finished = False
@@ -219,6 +225,10 @@ class Run:
         if up.records:
             self.last_record_time = t
             up.changed = True
+            self._unjudged += len(up.records)
+            if self._unjudged >= CHECKLIST_STRIDE:
+                self._unjudged = 0
+                self.checklist.advance(self.data, self.diagnoser)
 
     def _record(self, rec: Record, up: RunUpdate, t: float) -> None:
         self.data.add(rec)

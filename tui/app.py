@@ -28,7 +28,6 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 
 from sfttop.core.alert import AlertDispatcher
-from sfttop.core.checklist import Checklist as ChecklistEngine
 from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
 from sfttop.core.run import Monitor, Run, RunUpdate
@@ -159,7 +158,6 @@ class SfttopApp(App[int]):
         self._flush_at = 0.0
         self._flush_pending = False
         self._bells = 0
-        self._checklists: dict[str, ChecklistEngine] = {}
         self.engine_error: str | None = None  # the last internal error, shown in the title bar
         self.polls = 0
         if replay:
@@ -432,11 +430,8 @@ class SfttopApp(App[int]):
             for panel in (assessment, side_assessment):
                 panel.set_view(AssessmentView(pct, "muted"))
             return
-        engine = self._checklists.get(run.name)
-        if engine is None:
-            engine = self._checklists[run.name] = ChecklistEngine(t)
         try:
-            checklist.set_view(panels.checklist_view(run, engine))
+            checklist.set_view(panels.checklist_view(run, run.checklist))
         except Exception as e:  # a bug in a judge must not take the monitor down with it
             self._note_error("checklist", e)
             checklist.set_view(ChecklistView((), f"checklist unavailable: {type(e).__name__}"))
