@@ -81,6 +81,7 @@ class Thresholds:
     overfit_min_rise: float = _f(0.02, "... and eval_loss must be this fraction above its best", kind="nonneg")
     severe_train_loss: float = _f(0.05, "train loss at or below this ('about 0.01') with a high eval_loss ...")
     severe_eval_loss: float = _f(1.5, "... at or above this is overfitting_severe")
+    severe_gap_ratio: float = _f(10.0, "eval_loss this many times the train loss (and >= severe_eval_loss) on 2 evals is overfitting_severe")
     # --- accuracy (seed: ACCURACY_DROP_THRESHOLD = 0.1) ---
     accuracy_drop: float = _f(0.10, "token accuracy falling more than this below its best is accuracy_drop")
     accuracy_gap_warn: float = _f(0.05, "eval accuracy this far below train accuracy is judged 'watch'")

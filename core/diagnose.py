@@ -413,7 +413,7 @@ _EMA_EXACT = 100  # past this many points 1 - _EMA_W**n is exactly 1.0: the debi
 _ZERO_LOSS_PRIOR = 0.01  # a logged loss of exactly 0 after losses above this is a masked NaN
 _PLATEAU_CONFIRM = 2  # consecutive plateau checks that must agree before it opens...
 _EVAL_SMOOTH = 3  # evals in the median that the overfitting trend is judged on
-_EVAL_NOISE_SPAN = 10  # evals whose successive differences estimate the eval noise
+_EVAL_NOISE_SPAN = 40  # evals whose successive differences estimate the eval noise
 _ACC_FALL = 0.01  # eval accuracy "falls" when it lost at least one point over the evals judged
 # Values one trend median (or noise estimate) of the plateau/accuracy checks looks at. Up to this
 # many points the statistics are exact; past it they use an evenly strided sample, so a check
@@ -1139,7 +1139,7 @@ class Diagnoser:
                 self._acc.step(n - w),
                 TOKEN_ACC,
                 last,
-                f"token accuracy rose only {fmt(first)} -> {fmt(last)} over the last {w} points (to step {step})",
+                f"token accuracy {'rose only' if last >= first else 'fell'} {fmt(first)} -> {fmt(last)} over the last {w} points (to step {step})",
             )
         elif self._accslow_votes <= -t.clear_points:
             self._close("accuracy_slow", step)
@@ -1340,6 +1340,21 @@ class Diagnoser:
             severe = (
                 f"train loss {fmt(e.train_loss)} is tiny while eval_loss is {fmt(e.loss)} at step {step}: "
                 "the model memorises the training set"
+            )
+        elif (
+            ratio_hot
+            and e.loss >= t.severe_eval_loss
+            and e.ratio is not None
+            and e.ratio >= t.severe_gap_ratio
+            and prev is not None
+            and prev.ratio is not None
+            and prev.ratio >= t.severe_gap_ratio
+        ):
+            # The seed's "gap is huge" (train 0.01 vs eval 1.5+ is 150x): eval many times the train
+            # loss, on two evals in a row, whatever the train loss's own level.
+            severe = (
+                f"eval_loss {fmt(e.loss)} is {e.ratio:.3g}x the train loss {fmt(e.train_loss)} at step {step} "
+                f"(limit {fmt(t.severe_gap_ratio)}x): the model memorises the training set"
             )
         elif (rising or ratio_hot) and (fall := self._gap_widening_acc_falling()) is not None:
             o = self._evals[self._overfit_onset or 0]

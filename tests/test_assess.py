@@ -93,7 +93,7 @@ def test_overfitting_verdict() -> None:
         if i % 10 == 0:
             k = i // 10
             recs.append(
-                Record(Kind.EVAL, 10 * i, {"eval_loss": [1.5, 1.2, 1.1, 1.15, 1.22, 1.3, 1.4, 1.5, 1.6, 1.7][k - 1]})
+                Record(Kind.EVAL, 10 * i, {"eval_loss": [0.5, 0.4, 0.35, 0.37, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65][k - 1]})
             )
     data, diag = build(recs)
     a = assess(data, diag)

@@ -440,6 +440,18 @@ def test_overfitting_severe() -> None:
     assert d.worst() is Severity.CRITICAL
 
 
+def test_overfitting_severe_on_a_huge_gap() -> None:
+    # Train loss settles at 0.2 (not "tiny") while eval_loss climbs to 30x it: the seed's
+    # "the gap is huge" is severe whatever the train loss's own level.
+    train = [2.0 * math.exp(-i / 6) + 0.2 for i in range(60)]
+    d = run_with_evals(train, [1.5, 1.7, 2.4, 3.5, 4.8, 6.0], every=10)
+    sev = [f for f in d.findings if f.code == "overfitting_severe"]
+    assert sev and "x the train loss" in sev[0].message
+    # ... and a merely wide gap (4x) is overfitting, not severe
+    d2 = run_with_evals(train, [1.5, 1.0, 0.9, 0.85, 0.84, 0.86], every=10)
+    assert "overfitting_severe" not in codes(d2)
+
+
 def test_eval_accuracy_drop_and_entropy_gap() -> None:
     train = decaying(40, 1.5, 0.8)
     d = run_with_evals(train, [1.2, 1.1, 1.05, 1.0], every=10, mean_token_accuracy=[0.80, 0.82, 0.65, 0.66])
