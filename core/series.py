@@ -63,25 +63,35 @@ class Series:
     def compact(self) -> None:
         """Fold everything but the newest ``RECENT`` points into history buckets.
 
-        History buckets have a fixed width in steps (a power of two), so folding again keeps
-        what was folded before as it was; when there are too many, the width doubles and
-        neighbouring buckets merge (minimum of minima, maximum of maxima).
+        History buckets have a fixed width in steps (a power of two): only the points leaving
+        the recent part are folded, into the last bucket or new ones, so what was folded before
+        stays as it was. When there are too many buckets, the width doubles and neighbours merge
+        (minimum of minima, maximum of maxima).
         """
         steps, values = self.steps, self.values
         cut = len(steps) - RECENT
-        if cut <= 0:
+        if cut <= self.raw_from:
             return
         if self.width == 0:
             span = steps[cut - 1] - steps[0] + 1
             self.width = 1 << max(0, math.ceil(math.log2(max(1.0, span / (HISTORY // 2)))))
-        ns, nv = _fold(steps[:cut], values[:cut], self.width)
-        while len(ns) > HISTORY:
+        width = self.width
+        h = self.raw_from
+        first = steps[h] // width
+        while h > 0 and steps[h - 1] // width == first:  # the last bucket takes more points
+            h -= 1
+        fs, fv = _fold(steps[h:cut], values[h:cut], width)
+        hs = steps[:h]
+        hv = values[:h]
+        hs.extend(fs)
+        hv.extend(fv)
+        while len(hs) > HISTORY:
             self.width *= 2
-            ns, nv = _fold(ns, nv, self.width)
-        self.raw_from = len(ns)
-        ns.extend(steps[cut:])
-        nv.extend(values[cut:])
-        self.steps, self.values = ns, nv
+            hs, hv = _fold(hs, hv, self.width)
+        self.raw_from = len(hs)
+        hs.extend(steps[cut:])
+        hv.extend(values[cut:])
+        self.steps, self.values = hs, hv
         self.compactions += 1
 
     def last(self) -> float | None:
@@ -109,31 +119,34 @@ class Series:
 
 def _fold(steps: array[int], values: array[float], width: int) -> tuple[array[int], array[float]]:
     """Per bucket of ``width`` steps: its minimum, its maximum and its first non-finite value,
-    in step order (points already folded at this width come out unchanged)."""
+    in step order (points already folded at this width come out unchanged). The work per bucket
+    is a few C-level calls (bisect, sum, min, max, index), not a Python loop over its points."""
     ns: array[int] = array("q")
     nv: array[float] = array("d")
-    isfinite = math.isfinite
     n = len(steps)
     i = 0
+    isfinite = math.isfinite
     while i < n:
-        bucket = steps[i] // width
-        lo_i = hi_i = bad_i = -1
-        lo = math.inf
-        hi = -math.inf
-        j = i
-        while j < n and steps[j] // width == bucket:
-            v = values[j]
-            if isfinite(v):
-                if v < lo:
-                    lo, lo_i = v, j
-                if v > hi:
-                    hi, hi_i = v, j
-            elif bad_i < 0:
-                bad_i = j
-            j += 1
-        for k in sorted({x for x in (lo_i, hi_i, bad_i) if x >= 0}):
-            ns.append(steps[k])
-            nv.append(values[k])
+        j = bisect_left(steps, (steps[i] // width + 1) * width, i, n)
+        seg = values[i:j]
+        if j - i <= 2:
+            ns.extend(steps[i:j])
+            nv.extend(seg)
+        elif isfinite(sum(seg)):
+            lo = seg.index(min(seg))
+            hi = seg.index(max(seg))
+            for k in (lo, hi) if lo < hi else (hi, lo) if hi < lo else (lo,):
+                ns.append(steps[i + k])
+                nv.append(seg[k])
+        else:  # a NaN or an infinity in the bucket: keep it visible, and the finite extremes
+            keep = {next(k for k, v in enumerate(seg) if not isfinite(v))}
+            fin = [(v, k) for k, v in enumerate(seg) if isfinite(v)]
+            if fin:
+                keep.add(min(fin)[1])
+                keep.add(max(fin)[1])
+            for k in sorted(keep):
+                ns.append(steps[i + k])
+                nv.append(seg[k])
         i = j
     return ns, nv
 
@@ -148,6 +161,13 @@ class RunData:
         self.summary: dict[str, float] = {}
         self.epoch: float | None = None
         self.max_steps: int | None = None
+        self._plans: dict[tuple[str, ...], tuple[Series, ...]] = {}
+
+    def _series(self, name: str) -> Series:
+        s = self.series.get(name)
+        if s is None:
+            s = self.series[name] = Series()
+        return s
 
     def add(self, rec: Record) -> bool:
         """Store a record; return True when its step is new for its kind."""
@@ -159,11 +179,13 @@ class RunData:
         epoch = rec.epoch if rec.epoch is not None else math.nan
         step = rec.step
         new = self.index[rec.kind].add(step, epoch)
-        series = self.series
-        for name, value in rec.metrics.items():
-            s = series.get(name)
-            if s is None:
-                s = series[name] = Series()
+        metrics = rec.metrics
+        # A run logs the same metrics on every line: look their series up once per key set.
+        names = tuple(metrics)
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plans[names] = tuple(self._series(n) for n in names)
+        for s, value in zip(plan, metrics.values()):
             st = s.steps
             if st and step > st[-1] and len(st) < HIGH_WATER:  # the common case, inlined
                 st.append(step)
