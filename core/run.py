@@ -25,6 +25,7 @@ from .series import RunData
 from .tail import FileTail
 
 MAX_STATE_FILE = 512 << 20
+PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
 CHECKLIST_STRIDE = 512  # records between closing checklist windows: well inside series.RECENT
 
 
@@ -138,6 +139,8 @@ class Run:
         self.crashed: str | None = None
         self.last_record_time: float | None = None
         self.generation = 0  # bumped on every change, for renderers' caches
+        self.preview: RunData | None = None  # the end of a long log, while its history loads
+        self._previewed = False
         self.color_index = 0
 
     # -- state for renderers ----------------------------------------------------------------
@@ -167,6 +170,32 @@ class Run:
         return self.parser.stats.skipped + self.parser.stats.oversized + oversized
 
     # -- work -------------------------------------------------------------------------------
+    def _read_preview(self, src: FileTail) -> None:
+        """Parse the last few hundred KiB of a long log with a throwaway parser: the run's
+        current values, to show while its history loads from the start (which, for a week-long
+        log, takes a while). Never fed to the diagnoser; dropped once history is loaded."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(max(0, src.size - PREVIEW_BYTES))
+                raw = f.read(PREVIEW_BYTES)
+        except OSError:
+            return
+        start = raw.find(b"\n") + 1 if src.size > PREVIEW_BYTES else 0
+        end = raw.rfind(b"\n") + 1
+        if end <= start:
+            return
+        parser = LogParser(self.parser.format if self.parser.format != UNKNOWN else None)
+        parser.interval = self.parser.interval
+        recs: list[Record] = []
+        parser.feed_chunk(raw[start:end], 0, recs, [])
+        parser.flush(recs)
+        if not recs:
+            return
+        data = RunData()
+        for rec in recs:
+            data.add(rec)
+        self.preview = data
+
     def poll(self, budget: int = 4 << 20, now: float | None = None) -> RunUpdate:
         now = time.time() if now is None else now
         up = RunUpdate()
@@ -177,6 +206,20 @@ class Run:
             up.changed = src.poll(self.parser, recs, evs)
             eof = True
         else:
+            if not self._previewed and not self.loaded:
+                self._previewed = True
+                try:
+                    size = os.stat(self.path).st_size
+                except OSError:
+                    size = 0
+                if size > 4 * budget:
+                    # A long log: its current values first (this poll), its history after.
+                    src.size = size
+                    self._read_preview(src)
+                    if self.preview is not None:
+                        up.changed = True
+                        self.generation += 1
+                        return up
             chunk = src.poll(budget)
             if chunk.reset is not None:
                 evs.append(Event(EventKind.SOURCE, chunk.reset))
@@ -192,6 +235,7 @@ class Run:
                 self.parser.format = JSONL if _looks_json(recs, src.path) else HF_STDOUT
         if eof and not self.loaded:
             self.loaded = True
+            self.preview = None
             up.changed = True
         self._absorb(up, now)
         if self.loaded:

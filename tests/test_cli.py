@@ -81,3 +81,21 @@ def test_core_never_imports_textual_or_rich() -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
+
+
+def test_a_long_logs_current_values_are_known_before_its_history(tmp_path: Path) -> None:
+    from sfttop.core.config import Config
+    from sfttop.core.run import Run
+
+    log = tmp_path / "train.log"
+    with open(log, "w") as f:
+        for i in range(1, 60_001):
+            f.write("{'loss': %r, 'grad_norm': 1.0, 'learning_rate': 2e-05, 'epoch': %r}\n" % (1 + 1 / i, i / 1e4))
+    run = Run("r", str(log), Config())
+    run.poll(budget=64 << 10)
+    assert not run.loaded
+    assert run.preview is not None
+    assert run.preview.series["loss"].values[-1] == 1 + 1 / 60_000
+    while not run.loaded:
+        run.poll(budget=1 << 20)
+    assert run.preview is None and run.data.series["loss"].values[-1] == 1 + 1 / 60_000

@@ -137,6 +137,7 @@ class SfttopApp(App[int]):
             clock = (lambda: 0.0) if replay else time.time
         self.monitor = Monitor(list(paths), config, fmt=fmt, rescan_seconds=rescan_seconds, clock=clock)
         self._stop = threading.Event()
+        self._shown_data = False
         self.dispatcher: AlertDispatcher | None = None
         self._alert_error: str | None = None
         cmd = alert_cmd if alert_cmd is not None else config.alert.cmd
@@ -191,10 +192,10 @@ class SfttopApp(App[int]):
         if self.config.keys:
             self.set_keymap(dict(self.config.keys))
         self.query_one("#cards", Vertical).border_title = "metrics"
+        if not self.replay:
+            self._poll_loop()  # first, so a long log's current values are read during the first paint
         self._apply_layout(self.size.width, self.size.height)
         self._refresh_all(force=True)
-        if not self.replay:
-            self._poll_loop()
 
     def on_resize(self, event: Resize) -> None:
         self._apply_layout(event.size.width, event.size.height)
@@ -319,6 +320,12 @@ class SfttopApp(App[int]):
             self.bell()  # tmux flags the window
         now = time.monotonic()
         gap = LOADING_REFRESH_GAP if message.loading else REFRESH_GAP
+        if not self._shown_data:
+            # The first values to arrive go on screen at once; the rate limit is for what follows.
+            with self.lock:
+                self._shown_data = any(r.preview is not None or r.data.last_step is not None for r in self.monitor.runs)
+            if self._shown_data:
+                gap = 0.0
         if now - self._flush_at >= gap:
             self._refresh_all()
         elif not self._flush_pending:

@@ -181,8 +181,10 @@ def _critical_for(metric: str, t: Thresholds) -> float | None:
 
 def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
     out = []
+    # While a long log's history loads from the top, its current values come from its end.
+    data = run.preview if run.preview is not None and not run.loaded else run.data
     for metric, label, better in CARD_METRICS:
-        s = run.data.get(metric)
+        s = data.get(metric)
         low, high = M.NORMAL_RANGES.get(metric, (None, None))
         if metric == M.GRAD_NORM:
             high = t.grad_norm_warn
