@@ -20,6 +20,19 @@ stride of a tenth of their window, and their medians look at an evenly strided s
 run and the stride keeps it O(1) amortised. Every rule first takes its cheap exits (value in
 range, nothing open); the branches that build messages run only when an episode opens.
 
+Memory is bounded whatever the run's length. The per-record history (the train steps and the
+metric arrays) holds at most ``HISTORY_CAP`` records: when it is full, the oldest half is dropped
+in one O(cap) trim (amortised O(1) a record) and every index into it (gaps, rebound onsets, check
+cursors) shifts with it. What a resume may need from the dropped half was marked beforehand, when
+the half was complete, from the running state (the best smoothed loss, the EMA, the LR peak and
+low, the last losses), so a resume within the kept records ends exactly as without the cap, and
+one further back starts from the mark before its step. The evals are kept the same way (at most
+``EVAL_CAP``; the rules look at the last few dozen), with the best eval and the overfitting
+onset kept aside when they are trimmed. The one change in behaviour past the cap: the long
+windows of the loss-plateau and slow-accuracy checks are ``plateau_fraction`` of the points logged
+so far only up to ``HISTORY_CAP`` points, and then stop growing (their checks keep the stride of
+the uncapped window, so they get no denser); runs shorter than the cap are judged as before.
+
 Noise handling follows the research note (Part B): judge spikes with the Iglewicz-Hoaglin modified
 z-score over a trailing window plus a ratio to the rolling median (a per-step loss is an interval
 mean and fairly smooth; grad_norm is instantaneous and heavy-tailed, so it gets a much looser
@@ -347,22 +360,29 @@ def _diffs(vals: array[float], a: int, b: int, cap: int) -> list[float]:
 
 
 class _Hist:
-    """The finite values of one train metric on the current timeline (cut back on resume).
+    """The finite values of one train metric on the kept part of the current timeline.
 
-    ``values[j]`` belongs to the j-th train record of the timeline that carried the metric; the
-    records that did not (rare: a NaN record, a metric logged only sometimes) are listed in
-    ``gaps``, so the common record costs one append and no step bookkeeping.
+    ``values[j]`` belongs to the j-th kept train record that carried the metric; the records that
+    did not (rare: a NaN record, a metric logged only sometimes) are listed in ``gaps``, so the
+    common record costs one append and no step bookkeeping. ``off`` counts the values trimmed
+    from the front (``Diagnoser._trim``): ``off + len(values)`` values were logged in all.
     """
 
-    __slots__ = ("gaps", "timeline", "values")
+    __slots__ = ("gaps", "off", "timeline", "values")
 
     def __init__(self, timeline: array[int]) -> None:
-        self.timeline = timeline  # the steps of every train record (the Diagnoser's _tsteps)
+        self.timeline = timeline  # the steps of every kept train record (the Diagnoser's _tsteps)
         self.values: array[float] = array("d")
-        self.gaps: list[int] = []  # indexes in ``timeline`` of records without a value, ascending
+        self.gaps: array[int] = array("q")  # indexes in ``timeline`` of records without a value, ascending
+        self.off = 0  # values trimmed from the front
 
     def __len__(self) -> int:
         return len(self.values)
+
+    @property
+    def total(self) -> int:
+        """Values logged on the current timeline, the trimmed ones included."""
+        return self.off + len(self.values)
 
     def step(self, j: int) -> int:
         """The step of ``values[j]``."""
@@ -373,6 +393,19 @@ class _Hist:
             if nxt == r:
                 return self.timeline[r]
             r = nxt
+
+    def dropped(self, records: int) -> int:
+        """How many values the first ``records`` records of the timeline carried."""
+        return records - bisect_left(self.gaps, records)
+
+    def trim(self, records: int) -> None:
+        """Forget what the first ``records`` records carried (the timeline drops them too)."""
+        gaps = self.gaps
+        g = bisect_left(gaps, records)
+        k = records - g
+        del self.values[:k]
+        self.gaps = array("q", map(operator.sub, gaps[g:], itertools.repeat(records)))
+        self.off += k
 
     def cut(self, records: int) -> None:
         """Keep what the first ``records`` records of the timeline carried."""
@@ -387,7 +420,7 @@ class _Hist:
         return self.values[-1] if self.values else None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Eval:
     step: int
     loss: float
@@ -399,6 +432,31 @@ class _Eval:
     train_entropy: float | None
     ratio: float | None  # eval_loss / train_loss
     smooth: float = math.nan  # median of the last _EVAL_SMOOTH eval losses, this one included
+
+
+@dataclass(slots=True, frozen=True)
+class _Mark:
+    """The running state after the first records of the timeline, taken when they were complete
+    and kept when a trim drops them: what a resume to a step after ``step`` starts from
+    (``_restart`` replays the kept records on top of it)."""
+
+    step: int  # the last marked record's step (_NEVER for the start of the run)
+    records: int  # train records up to it, the ones trimmed before included
+    offs: tuple[int, ...]  # values of each _Hist in them (in Diagnoser._hists order)
+    loss_tail: tuple[float, ...]  # their last few losses (the 3 last values, smoothing windows)
+    loss_best: float  # lowest smoothed loss over them
+    ema_raw: float  # the loss EMA (before debiasing) after them
+    lr: tuple[float, float, int]  # _lr_peak, _lr_low, _lr_zero_run after them
+
+
+@dataclass(slots=True, frozen=True)
+class _EvalMark:
+    """The same for a trim of the evals: the best eval among the dropped ones."""
+
+    step: int  # the last dropped eval's step (_NEVER for the start of the run)
+    evals: int  # evals dropped in all
+    best: int  # index (counting the dropped evals) of the lowest smoothed eval_loss among them; -1: none
+    best_eval: _Eval | None
 
 
 @dataclass
@@ -420,12 +478,27 @@ _ACC_FALL = 0.01  # eval accuracy "falls" when it lost at least one point over t
 # costs O(1) and not O(run length) (the medians of 500 noisy points are as good as of 50000).
 _SAMPLE = 500
 _NEVER = -(1 << 62)
+# Memory bound (see the module docstring): at HISTORY_CAP kept train records the oldest half of
+# the per-record history is dropped in one O(cap) trim, past EVAL_CAP evals the oldest half of the
+# evals. At 48 bytes a train record (the step and five metrics) a run's train history peaks at
+# ~1.6 MB, its evals at ~0.3 MB. The long-window checks stop growing their window at
+# plateau_fraction x HISTORY_CAP points (6554 for the loss plateau, 13108 for slow accuracy).
+HISTORY_CAP = 32768
+EVAL_CAP = 1024
+_MAX_MARKS = 32  # trim summaries kept for resumes past the kept history (thinned beyond this)
 
 
 class Diagnoser:
     """Feed it records and events in log order; read ``findings``/``active()``."""
 
-    def __init__(self, thresholds: Thresholds | None = None, *, max_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        thresholds: Thresholds | None = None,
+        *,
+        max_steps: int | None = None,
+        history_cap: int = HISTORY_CAP,
+        eval_cap: int = EVAL_CAP,
+    ) -> None:
         self.t = t = thresholds if thresholds is not None else Thresholds()
         self.findings: list[Finding] = []
         self.max_steps: int | None = max_steps  # set it when the caller learns it (banner, bar)
@@ -438,14 +511,23 @@ class Diagnoser:
         self.generation = 0  # bumped whenever a finding opens or closes
         self._open: dict[str, _Open] = {}
         self._new: list[Finding] = []
-        # train timeline
-        self._tsteps: array[int] = array("q")  # every train step, NaN records included
+        # train timeline: the newest train records, at most _cap of them (never so few that a trim
+        # leaves less than two rolling windows). _housekeep marks the state after the first _cap/2
+        # records, then drops them when the timeline is full.
+        self._cap = max(history_cap, 4 * max(t.window_points, t.smooth_points) + 4) // 2 * 2
+        self._due = self._cap // 2  # _housekeep runs when a record arrives with this many kept
+        self._snap: _Mark | None = None  # the state after the first _cap/2 kept records
+        self._tsteps: array[int] = array("q")  # every kept train step, NaN records included
+        self._toff = 0  # train records trimmed from the front of the timeline
+        self._early_n = t.early_points  # early_points - _toff: the kept records of early training
         self._loss = _Hist(self._tsteps)
         self._grad = _Hist(self._tsteps)
         self._lr = _Hist(self._tsteps)
         self._acc = _Hist(self._tsteps)
         self._ent = _Hist(self._tsteps)
         self._hists = (self._loss, self._grad, self._lr, self._acc, self._ent)
+        # what every trim dropped, summed up (the first mark is the start of the run)
+        self._marks: list[_Mark] = [_Mark(_NEVER, 0, (0,) * len(self._hists), (), math.inf, 0.0, (0.0, math.inf, 0))]
         # the value arrays themselves (never replaced, only appended to and cut): one lookup less
         self._gv, self._lv, self._lrv = self._grad.values, self._loss.values, self._lr.values
         self._av, self._ent_v = self._acc.values, self._ent.values
@@ -464,11 +546,12 @@ class Diagnoser:
         self._l1 = self._l2 = self._l3 = math.inf  # the last three losses, newest first (inf: none)
         self._ema_raw = 0.0  # the EMA before debiasing
         self._ema_last = math.nan  # the newest debiased EMA
+        self._ema_exact = _EMA_EXACT  # kept losses past which the debiasing is a no-op (_loss.off taken off)
         self._ema_rise = 0
         self._ema_rise_from = 0.0
         self._loss_best = math.inf  # lowest smoothed loss so far
         self._rebound_prev = False
-        self._rebounds: deque[int] = deque()  # indexes in _loss of rebound onsets
+        self._rebounds: deque[int] = deque()  # indexes in _loss.values of rebound onsets
         self._gx_streak = 0  # consecutive points above grad_norm_critical ...
         self._gx_first = 0.0  # ... and the first of them
         self._gw_streak = 0
@@ -484,12 +567,18 @@ class Diagnoser:
         self._accslow_next = 0
         self._accslow_votes = 0
         self._accslow_since = 0
-        # evals
+        # evals: the newest ones (at most _ecap; _trim_evals drops the oldest half). Eval indexes
+        # below count the trimmed evals too: _evals[i - _eoff] is eval i.
+        self._ecap = max(eval_cap, 4 * max(_EVAL_NOISE_SPAN, t.window_points, t.overfit_patience) + 4)
         self._evals: list[_Eval] = []
-        self._best_eval = -1  # index in _evals of the lowest smoothed eval_loss
+        self._eoff = 0  # evals trimmed from the front
+        self._emarks: list[_EvalMark] = [_EvalMark(_NEVER, 0, -1, None)]
+        self._best_eval = -1  # index of the lowest smoothed eval_loss ...
+        self._best_e: _Eval | None = None  # ... and that eval (kept when it is trimmed)
         self._eval_acc_best = -math.inf
         self._eval_slow = False
-        self._overfit_onset: int | None = None  # index in _evals where the overfitting episode began
+        self._overfit_onset: int | None = None  # index of the eval where the overfitting episode began ...
+        self._onset_evs: list[_Eval] = []  # ... and the evals up to it (at most 3: its accuracy)
         # arrival times for the stall check
         self._last_arrival: float | None = None
         self._intervals: deque[float] = deque(maxlen=64)
@@ -626,31 +715,54 @@ class Diagnoser:
     # ---------------------------------------------------------------------------- train
     def _early(self, step: int) -> bool:
         t = self.t
-        if len(self._tsteps) <= t.early_points:
+        if len(self._tsteps) + self._toff <= t.early_points:
             return True
         return bool(self.max_steps) and step <= t.early_fraction * (self.max_steps or 0)
 
     def _restart(self, step: int) -> None:
-        """Steps went backwards: the run resumed from a checkpoint. Cut the timeline back."""
+        """Steps went backwards: the run resumed from a checkpoint. Cut the timeline back.
+
+        The state is rebuilt from the latest trim mark before ``step`` plus the kept records
+        before it, so a resume within the kept history ends exactly as if nothing had been
+        trimmed. A resume past it (further back than the kept records) starts from the mark
+        before ``step``: the records between the mark and ``step`` are gone, and the rolling
+        windows refill as at the start of a run."""
         t = self.t
         self.restarts += 1
+        marks = self._marks
         kept = bisect_left(self._tsteps, step)
+        if marks[-1].step >= step:  # back past the kept history (kept == 0)
+            while marks[-1].step >= step:
+                marks.pop()  # the first mark, at _NEVER, stays
+            base = marks[-1]
+            self._toff = base.records
+            for h, off in zip(self._hists, base.offs):
+                h.off = off
+        base = marks[-1]
+        self._early_n = t.early_points - self._toff
+        if kept < self._cap // 2:  # the marked records are cut: mark again at _cap / 2
+            self._snap = None
+            self._due = self._cap // 2
         del self._tsteps[kept:]
         for h in self._hists:
             h.cut(kept)
         lv = self._loss.values
         n = len(lv)
-        self._l1, self._l2, self._l3 = (lv[n - 1 - j] if n > j else math.inf for j in range(3))
-        raw = 0.0
+        ext = array("d", base.loss_tail) + lv  # the losses before the kept ones count for windows
+        ne = len(ext)
+        self._l1, self._l2, self._l3 = (ext[ne - 1 - j] if ne > j else math.inf for j in range(3))
+        raw = base.ema_raw
         for v in lv:
             raw = raw * _EMA_W + _EMA_1 * v
         self._ema_raw = raw
-        self._ema_last = raw / (1 - _EMA_W**n) if n else math.nan
+        total = self._loss.total
+        self._ema_exact = _EMA_EXACT - self._loss.off
+        self._ema_last = raw / (1 - _EMA_W**total) if total else math.nan
         while self._rebounds and self._rebounds[-1] >= n:
             self._rebounds.pop()
         self._ema_rise = 0
         self._rebound_prev = False
-        self._loss_best = _lowest_median(lv, t.smooth_points)
+        self._loss_best = min(base.loss_best, _lowest_median(ext, t.smooth_points))
         self._gwin = sorted(self._grad.values[-t.window_points :])
         self._lb_prev, self._lb_cur, self._lb_n = _blocks(lv, t.window_points)
         self._awin = sorted(self._acc.values[-self._aspan :])
@@ -663,16 +775,63 @@ class Diagnoser:
         self._gx_streak = self._gw_streak = 0
         self._plateau_next = self._accslow_next = 0
         # LR state from what is left (O(n), once per restart)
-        self._lr_peak = 0.0
-        self._lr_low = math.inf
-        self._lr_zero_run = 0
-        for v in self._lr.values:
-            self._lr_track(v)
-        while self._evals and self._evals[-1].step >= step:
-            self._evals.pop()
-        self._best_eval = self._find_best_eval()
-        if self._overfit_onset is not None and self._overfit_onset >= len(self._evals):
-            self._overfit_onset = None
+        self._lr_peak, self._lr_low, self._lr_zero_run = _lr_fold(base.lr, self._lr.values, t.lr_zero_fraction)
+        self._cut_evals(step)
+
+    def _housekeep(self) -> None:
+        """Called before a record is appended once ``_due`` records are kept. At ``_cap / 2``
+        kept records, mark the running state (the state a resume to a later step starts from);
+        at ``_cap``, drop the marked half in one O(cap) trim, and mark again."""
+        if self._snap is not None and len(self._tsteps) >= self._cap:
+            self._trim(self._snap)
+        self._snap = self._mark()
+        self._due = self._cap
+
+    def _mark(self) -> _Mark:
+        """The running state after every record kept so far."""
+        t = self.t
+        prev = self._marks[-1]
+        lv = self._loss.values
+        T = max(3, t.smooth_points - 1)
+        return _Mark(
+            self._tsteps[-1],
+            self._toff + len(self._tsteps),
+            tuple(h.total for h in self._hists),
+            tuple((array("d", prev.loss_tail) + lv[-T:])[-T:]),
+            self._loss_best,
+            self._ema_raw,
+            (self._lr_peak, self._lr_low, self._lr_zero_run),
+        )
+
+    def _trim(self, mark: _Mark) -> None:
+        """Drop the records ``mark`` summed up (the oldest half) from the timeline and from every
+        per-record structure, shifting the indexes that point into them."""
+        t = self.t
+        d = mark.records - self._toff
+        ks = [off - h.off for h, off in zip(self._hists, mark.offs)]
+        kl, kg, ka = ks[0], ks[1], ks[3]  # loss, grad, acc (the _hists order)
+        marks = self._marks
+        marks.append(mark)
+        if len(marks) > _MAX_MARKS:
+            del marks[1:-1:2]  # coarser for resumes far back; the start and the newest stay
+        del self._tsteps[:d]
+        for h in self._hists:
+            h.trim(d)
+        self._toff += d
+        self._early_n = t.early_points - self._toff
+        self._ema_exact = _EMA_EXACT - self._loss.off
+        # indexes into the value arrays move with them
+        self._rebounds = deque(j - kl for j in self._rebounds)
+        self._plateau_next -= kl
+        self._plateau_since -= kl
+        self._accslow_next -= ka
+        self._accslow_since -= ka
+        if self._g_below != _NEVER:
+            self._g_below -= kg
+        # the sorted windows hold the last values of their arrays (the same ones, unless the
+        # metric is so sparse that fewer than a window of them are kept)
+        self._gwin = sorted(self._grad.values[-t.window_points :])
+        self._awin = sorted(self._acc.values[-self._aspan :])
 
     def _train(self, rec: Record) -> None:
         # The hot path of the whole program: it runs once per train record, so every rule first
@@ -686,9 +845,13 @@ class Diagnoser:
             self._restart(step)
         self.last_train_step = step
         tsteps = self._tsteps
+        nt = len(tsteps)
+        if nt >= self._due:
+            self._housekeep()
+            nt = len(tsteps)
         tsteps.append(step)
         ms = self.max_steps
-        early = len(tsteps) <= t.early_points or (ms is not None and ms != 0 and step <= t.early_fraction * ms)
+        early = nt < self._early_n or (ms is not None and ms != 0 and step <= t.early_fraction * ms)
 
         loss = m.get(LOSS)
         grad = m.get(GRAD_NORM)
@@ -761,7 +924,9 @@ class Diagnoser:
             low = p1 if p1 < p2 else p2
             if p3 < low:
                 low = p3
-            rebound = i > 0 and x >= t.oscillation_ratio * low and x - low >= t.oscillation_min_jump
+            # (no value before this one: low is inf; after a resume past the kept history the
+            # dropped losses before it count)
+            rebound = x >= t.oscillation_ratio * low and x - low >= t.oscillation_min_jump
             lv.append(x)
             if x < self._lb_cur:
                 self._lb_cur = x
@@ -771,8 +936,8 @@ class Diagnoser:
             self._l1, self._l2, self._l3 = x, p1, p2
             # debiased EMA, for the divergence trend
             self._ema_raw = raw = self._ema_raw * _EMA_W + _EMA_1 * x
-            ema = raw if n > _EMA_EXACT else raw / (1 - _EMA_W**n)
-            if i and ema > self._ema_last:
+            ema = raw if n > self._ema_exact else raw / (1 - _EMA_W ** (n + self._loss.off))
+            if ema > self._ema_last:  # (nan before the first value)
                 if self._ema_rise == 0:
                     self._ema_rise_from = self._ema_last
                 self._ema_rise += 1
@@ -978,7 +1143,7 @@ class Diagnoser:
             return
         med = _tail_median(vals, t.smooth_points)
         stuck = self._loss_improvement is not None and self._loss_improvement < t.plateau_min_improvement
-        if med < t.grad_norm_vanishing and (stuck or not self._loss):
+        if med < t.grad_norm_vanishing and (stuck or not self._loss.total):
             imp = self._loss_improvement
             tail = "" if imp is None else f" while the loss improved only {imp * 100:.2g}% over the last window"
             self._hot(
@@ -1048,14 +1213,29 @@ class Diagnoser:
         t = self.t
         return max(t.plateau_points, math.ceil(t.plateau_fraction * n))
 
+    def _span(self, h: _Hist, mult: int) -> int:
+        """The window (points of ``h``) of a long-window check: ``mult`` x ``_window`` of the points
+        logged so far, counted up to the cap only (past it the window stops growing), and never
+        more than the points kept. 0 while it does not fit."""
+        n = len(h.values)
+        total = h.off + n
+        w = mult * self._window(total if total < self._cap else self._cap)
+        if w > n:
+            if not h.off or n < mult * self.t.plateau_points:
+                return 0
+            w = n  # a metric on only some records: fewer than a window of it kept
+        return w
+
     def _plateau(self, step: int, early: bool) -> None:
         t = self.t
         vals = self._loss.values
         n = len(vals)
-        w = self._window(n)
-        if n < w or n < self._plateau_next:
+        w = self._span(self._loss, 1)
+        if not w or n < self._plateau_next:
             return
-        self._plateau_next = n + max(1, w // 10)
+        # checks on a stride of a tenth of the window the run's whole length would give (the same
+        # before the cap; past it the window stops growing but the checks do not get denser)
+        self._plateau_next = n + max(1, self._window(self._loss.total) // 10)
         k = max(3, w // 3)
         a = n - w
         head = _sample(vals, a, a + k, _SAMPLE)
@@ -1116,10 +1296,10 @@ class Diagnoser:
         t = self.t
         vals = self._acc.values
         n = len(vals)
-        w = 2 * self._window(n)
-        if n < w or n < self._accslow_next:
+        w = self._span(self._acc, 2)
+        if not w or n < self._accslow_next:
             return
-        self._accslow_next = n + max(1, w // 10)
+        self._accslow_next = n + max(1, 2 * self._window(self._acc.total) // 10)
         k = max(5, w // 4)
         first = median(_sample(vals, n - w, n - w + k, _SAMPLE))
         last = median(_sample(vals, n - k, n, _SAMPLE))
@@ -1145,24 +1325,13 @@ class Diagnoser:
             self._close("accuracy_slow", step)
 
     # -- learning rate --------------------------------------------------------------------
-    def _lr_track(self, lr: float) -> None:
-        if lr > self._lr_peak:
-            self._lr_peak = lr
-            self._lr_low = lr
-        elif lr < self._lr_low:
-            self._lr_low = lr
-        if self._lr_peak > 0 and lr <= self.t.lr_zero_fraction * self._lr_peak:
-            self._lr_zero_run += 1
-        else:
-            self._lr_zero_run = 0
-
     def _lr_rules(
         self, step: int, lr: float, prev: float | None, rising: bool, low_before: float, peak_before: float, peak: float
     ) -> None:
         """lr_too_large, lr_too_small and lr_schedule, once ``_train`` has taken ``lr`` in and
         seen that one of them may hold (or is open)."""
         t = self.t
-        n = len(self._lr)
+        n = self._lr.total
         ms = self.max_steps
         before_end = bool(ms) and step < t.lr_end_fraction * (ms or 0)
         sat_at_zero = self._lr_zero_run >= max(5, math.ceil(0.1 * n))  # long after the LR hit 0
@@ -1214,12 +1383,44 @@ class Diagnoser:
         recent = h.tail(self.t.smooth_points)
         return median(recent) if recent else None
 
-    def _find_best_eval(self) -> int:
-        best = -1
-        for i, e in enumerate(self._evals):
-            if best < 0 or e.smooth < self._evals[best].smooth:
-                best = i
-        return best
+    def _cut_evals(self, step: int) -> None:
+        """Forget the evals at ``step`` or later (re-logged after a resume, or cut by one)."""
+        evals = self._evals
+        if not (evals and evals[-1].step >= step) and self._emarks[-1].step < step:
+            return
+        while evals and evals[-1].step >= step:
+            evals.pop()
+        marks = self._emarks
+        while marks[-1].step >= step:  # back past the kept evals
+            marks.pop()  # the first mark, at _NEVER, stays
+            self._eoff = marks[-1].evals
+        # the lowest smoothed eval_loss: the dropped evals' best, or a kept one (the first lowest)
+        base = marks[-1]
+        best, be = base.best, base.best_eval
+        for i, e in enumerate(evals):
+            if be is None or e.smooth < be.smooth:
+                best, be = self._eoff + i, e
+        self._best_eval, self._best_e = best, be
+        if self._overfit_onset is not None and self._overfit_onset >= self._eoff + len(evals):
+            self._overfit_onset = None
+            self._onset_evs = []
+
+    def _trim_evals(self) -> None:
+        """Drop the oldest half of the evals (the best one and the overfitting onset are kept
+        aside); sum the dropped ones up in an ``_EvalMark``. O(cap), once per cap/2 evals."""
+        evals = self._evals
+        d = len(evals) // 2
+        prev = self._emarks[-1]
+        best, be = prev.best, prev.best_eval
+        for i, e in enumerate(evals[:d]):
+            if be is None or e.smooth < be.smooth:
+                best, be = self._eoff + i, e
+        marks = self._emarks
+        marks.append(_EvalMark(evals[d - 1].step, self._eoff + d, best, be))
+        if len(marks) > _MAX_MARKS:
+            del marks[1:-1:2]
+        del evals[:d]
+        self._eoff += d
 
     def _eval_noise(self) -> float:
         """Robust sigma of the eval loss from successive differences (a steady trend adds none)."""
@@ -1235,13 +1436,9 @@ class Diagnoser:
         step = rec.step
         m = rec.metrics
         el = m.get(EVAL_LOSS)
-        while self._evals and self._evals[-1].step >= step:
-            self._evals.pop()  # re-logged after a resume: the newest value wins
-            self._best_eval = -2
-            if self._overfit_onset is not None and self._overfit_onset >= len(self._evals):
-                self._overfit_onset = None
-        if self._best_eval == -2:
-            self._best_eval = self._find_best_eval()
+        evals = self._evals
+        if (evals and evals[-1].step >= step) or self._emarks[-1].step >= step:
+            self._cut_evals(step)  # re-logged after a resume: the newest value wins
         if el is None:
             return
         if not math.isfinite(el):
@@ -1259,13 +1456,16 @@ class Diagnoser:
             tl = None
         ratio = el / tl if tl is not None and tl > 0 else None
         e = _Eval(step, el, acc, ent, speed, tl, raw, self._train_now(self._ent), ratio)
-        prev = self._evals[-1] if self._evals else None
-        self._evals.append(e)
-        e.smooth = median([x.loss for x in self._evals[-_EVAL_SMOOTH:]])
-        i = len(self._evals) - 1
-        new_best = self._best_eval < 0 or e.smooth < self._evals[self._best_eval].smooth
+        prev = evals[-1] if evals else None
+        evals.append(e)
+        if len(evals) > self._ecap:
+            self._trim_evals()
+        e.smooth = median([x.loss for x in evals[-_EVAL_SMOOTH:]])
+        best = self._best_e
+        new_best = best is None or e.smooth < best.smooth
         if new_best:
-            self._best_eval = i
+            self._best_eval = self._eoff + len(evals) - 1
+            self._best_e = e
         self._overfitting(e, prev, new_best)
         self._eval_accuracy(e)
         self._entropy_gap(e)
@@ -1282,8 +1482,9 @@ class Diagnoser:
         # Judged on the median of the last few evals, against the best such median, and only when
         # the rise is larger than the eval loss's own noise: a small eval set makes eval_loss
         # jitter, and one lucky eval must not make every later one look like a rise.
-        best = self._evals[self._best_eval]
-        since = len(self._evals) - 1 - self._best_eval
+        best = self._best_e
+        assert best is not None  # (not a new best: there is an older one)
+        since = self._eoff + len(self._evals) - 1 - self._best_eval
         rise = (e.smooth - best.smooth) / best.smooth if best.smooth > 0 else 0.0
         # train loss falling (or at least not rising: a noisy median must not veto the rule)
         train_falling = e.train_raw is not None and best.train_raw is not None and e.train_raw <= 1.02 * best.train_raw
@@ -1332,8 +1533,10 @@ class Diagnoser:
             self._cool("overfitting", step, t.clear_evals)
         if not self._is_open("overfitting"):
             self._overfit_onset = None
+            self._onset_evs = []
         elif not was_open:
-            self._overfit_onset = len(self._evals) - 1
+            self._overfit_onset = self._eoff + len(self._evals) - 1
+            self._onset_evs = self._evals[-3:]
 
         severe = ""
         if e.train_loss is not None and e.train_loss <= t.severe_train_loss and e.loss >= t.severe_eval_loss:
@@ -1357,7 +1560,7 @@ class Diagnoser:
                 f"(limit {fmt(t.severe_gap_ratio)}x): the model memorises the training set"
             )
         elif (rising or ratio_hot) and (fall := self._gap_widening_acc_falling()) is not None:
-            o = self._evals[self._overfit_onset or 0]
+            o = self._onset_evs[-1]
             severe = (
                 f"the train/eval loss gap keeps widening ({fmt(_gap(o))} at step {o.step} -> {fmt(_gap(e))} at "
                 f"step {step}) while eval accuracy falls ({fmt(fall[0])} -> {fmt(fall[1])})"
@@ -1374,14 +1577,14 @@ class Diagnoser:
         k = self.t.overfit_patience
         ev = self._evals
         o = self._overfit_onset
-        if o is None or len(ev) - 1 - o < k:
+        if o is None or self._eoff + len(ev) - 1 - o < k:
             return None
         gaps = [_gap(x) for x in ev[-(k + 1) :]]
-        onset_gap = _gap(ev[o])
+        onset_gap = _gap(self._onset_evs[-1])
         if onset_gap is None or any(g is None for g in gaps):
             return None
         widening = all((b or 0.0) > (a or 0.0) for a, b in itertools.pairwise(gaps)) and (gaps[-1] or 0.0) > onset_gap
-        then = [x.acc for x in ev[max(0, o - 2) : o + 1] if x.acc is not None]
+        then = [x.acc for x in self._onset_evs if x.acc is not None]
         now = [x.acc for x in ev[-3:] if x.acc is not None]
         if not widening or len(then) < 2 or len(now) < 2:
             return None
@@ -1458,6 +1661,19 @@ class Diagnoser:
 
     def lr_peak(self) -> float | None:
         return self._lr_peak if self._lr_peak > 0 else None
+
+
+def _lr_fold(state: tuple[float, float, int], lrs: Iterable[float], zero_fraction: float) -> tuple[float, float, int]:
+    """(peak, lowest since the peak, points at ~0) after ``lrs``, from ``state``: what ``_train``
+    keeps up to date one LR at a time, replayed after a resume."""
+    peak, low, zero_run = state
+    for lr in lrs:
+        if lr > peak:
+            peak = low = lr
+        elif lr < low:
+            low = lr
+        zero_run = zero_run + 1 if peak > 0 and lr <= zero_fraction * peak else 0
+    return peak, low, zero_run
 
 
 def _vote(votes: int, hot: bool, clear: bool) -> int:

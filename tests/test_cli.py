@@ -90,7 +90,7 @@ def test_a_long_logs_current_values_are_known_before_its_history(tmp_path: Path)
     log = tmp_path / "train.log"
     with open(log, "w") as f:
         for i in range(1, 60_001):
-            f.write("{'loss': %r, 'grad_norm': 1.0, 'learning_rate': 2e-05, 'epoch': %r}\n" % (1 + 1 / i, i / 1e4))
+            f.write(f"{{'loss': {1 + 1 / i!r}, 'grad_norm': 1.0, 'learning_rate': 2e-05, 'epoch': {i / 1e4!r}}}\n")
     run = Run("r", str(log), Config())
     run.poll(budget=64 << 10)
     assert not run.loaded

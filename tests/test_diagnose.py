@@ -724,3 +724,202 @@ def test_one_more_record_costs_the_same_at_60k_as_at_6k(monkeypatch: pytest.Monk
     # window is 12,000 points; its medians see at most a few thousand values in all)
     assert most_long <= 5_000, work
     assert most_long <= most_short + 1_000, work
+
+
+# ------------------------------------------------------------------------------------------------
+# bounded memory: the per-record history is trimmed past a cap
+
+
+def _stream(start: int, n: int, eval_every: int = 10) -> Iterable[Record]:
+    """A healthy long run, generated lazily (a 300k-record list would cost more than the test)."""
+    for i in range(start, start + n):
+        noise = math.sin(i * 12.9898) * 43758.5453 % 1.0  # deterministic noise in [0, 1)
+        m = {
+            "loss": 0.4 + 0.5 * math.exp(-i / 20000) + 0.05 * noise,  # (below plateau_min_loss)
+            "grad_norm": 1.0 + 2.0 * noise,
+            "learning_rate": 2e-5,
+            "entropy": 1.5 + 0.1 * noise,
+            "mean_token_accuracy": 0.95 + 0.01 * noise,
+        }
+        yield Record(Kind.TRAIN, 10 * (i + 1), m)
+        if i % eval_every == eval_every - 1:
+            yield Record(Kind.EVAL, 10 * (i + 1), {"eval_loss": 0.5 + 0.5 * math.exp(-i / 20000) + 0.01 * noise})
+
+
+def _sizes(d: Diagnoser) -> dict[str, int]:
+    """The length of every container the diagnoser holds, the metric histories' included."""
+    from array import array
+    from collections import deque as _deque
+
+    from sfttop.core.diagnose import _Hist
+
+    out = {}
+    for name, v in vars(d).items():
+        if isinstance(v, _Hist):
+            out[f"{name}.values"], out[f"{name}.gaps"] = len(v.values), len(v.gaps)
+        elif isinstance(v, list | tuple | dict | _deque | array):
+            out[name] = len(v)
+    return out
+
+
+def _assert_bounded(d: Diagnoser) -> None:
+    from sfttop.core.diagnose import EVAL_CAP, HISTORY_CAP
+
+    sizes = _sizes(d)
+    assert len(sizes) >= 20  # (the introspection found the histories)
+    assert sizes["_tsteps"] > 0 and sizes["_loss.values"] > 0 and sizes["_evals"] > 0
+    assert all(n <= HISTORY_CAP for n in sizes.values()), sizes
+    assert sizes["_evals"] <= EVAL_CAP, sizes
+
+
+def test_history_is_bounded_and_rules_still_fire_after_trims() -> None:
+    from sfttop.core.diagnose import EVAL_CAP, HISTORY_CAP
+
+    n = 300_000
+    d = Diagnoser()
+    feed(d, _stream(0, n))
+    assert n > 9 * HISTORY_CAP and n // 10 > 20 * EVAL_CAP  # many trims of both
+    assert d.findings == []
+    _assert_bounded(d)
+    # every record is still counted: the early-training test, the LR saturation share
+    assert d._toff + len(d._tsteps) == n and d._loss.total == n and d._eoff + len(d._evals) == n // 10
+    # a NaN, a gradient explosion and a loss spike after the trims are found as before
+    step = 10 * n
+    (f,) = d.observe(tr(step + 10, loss=math.nan, grad_norm=math.nan))
+    assert (f.code, f.step) == ("loss_nonfinite", step + 10)
+    feed(d, _stream(n + 1, 30, eval_every=1000))
+    (g,) = d.observe(tr(step + 330, loss=0.42, grad_norm=100.0, learning_rate=2e-5))
+    assert (g.code, g.step) == ("grad_explosion", step + 330)
+    feed(d, _stream(n + 33, 30, eval_every=1000))
+    (s,) = d.observe(tr(step + 640, loss=3.0, grad_norm=1.0, learning_rate=2e-5))
+    assert (s.code, s.step) == ("loss_oscillation", step + 640) and "spike" in s.message
+
+
+def test_resume_after_trims() -> None:
+    n = 100_000
+    d = Diagnoser()
+    feed(d, _stream(0, n))
+    kept = len(d._tsteps)
+    # within the kept history: cut back exactly, then healthy again; a NaN is still found
+    feed(d, _stream(n - 1000, 1200))
+    assert d.restarts == 1 and len(d._tsteps) == kept + 200 and d._toff + len(d._tsteps) == n + 200
+    assert d.findings == []
+    (f,) = d.observe(tr(10 * (n + 201), loss=math.nan))
+    assert f.code == "loss_nonfinite"
+    _assert_bounded(d)
+    # far past it (from step 10, a run restarted from scratch in the same log): no crash, the
+    # timeline starts again and the rules work on it
+    feed(d, _stream(0, 2000))
+    assert d.restarts == 2 and d._toff == 0 and len(d._tsteps) == 2000 and d._loss.total == 2000 - 0
+    (g,) = d.observe(tr(20_010, loss=0.85, grad_norm=100.0, learning_rate=2e-5))
+    assert g.code == "grad_explosion"
+    feed(d, _stream(2001, 50_000))
+    _assert_bounded(d)
+    # everything counted from the new start: 52,001 train records and 5,200 evals
+    assert d._toff + len(d._tsteps) == 52_001 and d._eoff + len(d._evals) == 5_200
+    assert d._evals[-1].step == 10 * 52_000 and d._best_e is not None
+
+
+def _bumpy_run(seed: int, n: int, max_back: int) -> list[Record]:
+    """Spikes, NaNs, gradient explosions, LR jumps, overfitting evals, re-logged evals and
+    resumes of up to ``max_back`` records: every rule with state that a trim must shift."""
+    r = random.Random(seed)
+    out = []
+    step = 0
+    tiny = 0  # records left in a stretch of vanishing gradients
+    for i in range(1, n + 1):
+        step += 10
+        if i > 50 and r.random() < 0.005:
+            step = max(10, step - 10 * r.randint(1, max_back))  # resumed from a checkpoint
+        frac = step / (10 * n)
+        loss = 2.0 * math.exp(-3 * frac) + 0.3 + r.gauss(0, 0.03)
+        u = r.random()
+        loss = math.nan if u < 0.002 else 3 * loss if u < 0.004 else 0.0 if u < 0.005 else loss
+        v = r.random()
+        tiny = r.randint(5, 60) if v < 0.002 else max(0, tiny - 1)
+        grad = 25.0 if v < 0.004 else 12.0 if v < 0.007 else 0.001 if tiny else abs(r.gauss(1.5, 0.5))
+        lr = 1e-4 * min(1.0, step / 500) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+        m = {"loss": loss, "grad_norm": grad, "learning_rate": 3 * lr if r.random() < 0.01 else lr}
+        if r.random() < 0.5:  # token accuracy on some records only (gaps)
+            m["mean_token_accuracy"] = 0.6 + 0.3 * frac + r.gauss(0, 0.01) - (0.15 if r.random() < 0.02 else 0)
+        if r.random() < 0.9:
+            m["entropy"] = 1.8 + r.gauss(0, 0.05)
+        out.append(Record(Kind.TRAIN, step, {k: v for k, v in m.items() if r.random() > 0.02}))
+        if i % 7 == 0:
+            el = 2.0 * math.exp(-3 * frac) + 0.5 + 1.5 * max(0.0, frac - 0.4) + r.gauss(0, 0.02)
+            em = {
+                "eval_loss": el,
+                "eval_mean_token_accuracy": 0.8 - 0.5 * max(0.0, frac - 0.4) + r.gauss(0, 0.005),
+                "eval_entropy": 1.8 + r.gauss(0, 0.3),
+                "eval_samples_per_second": 10.0 if r.random() < 0.05 else 20.0,
+            }
+            out.append(Record(Kind.EVAL, step, em))
+            if r.random() < 0.02:
+                out.append(Record(Kind.EVAL, step, dict(em, eval_loss=1.1 * el)))  # re-logged
+    return out
+
+
+@pytest.mark.parametrize(("seed", "fixed_window"), [(1, False), (2, False), (3, True), (4, True)])
+def test_trims_do_not_change_findings(seed: int, fixed_window: bool) -> None:
+    # Small caps (trims every 64 or 128 records and every 82 evals) against none: every finding is the
+    # same, resumes within the kept records included. The one intended difference is the window of
+    # the plateau and slow-accuracy checks (a share of the points so far, which stops growing at
+    # the cap), so they run either on a window of a fixed size or not at all.
+    if fixed_window:
+        t = Thresholds(plateau_fraction=1e-9, plateau_points=20)
+    else:
+        t = Thresholds(plateau_points=10**9)
+    recs = _bumpy_run(seed, 3000, max_back=40)
+    # (token accuracy is on half the records: a cap of 256 keeps 64 or more of them, the window)
+    cap = 256 if fixed_window else 128
+    capped = Diagnoser(t, history_cap=cap, eval_cap=164)
+    uncapped = Diagnoser(t, history_cap=10**9, eval_cap=10**9)
+    feed(capped, recs)
+    feed(uncapped, recs)
+    assert capped._toff > 2000 and capped._eoff > 200 and capped.restarts >= 5
+    assert len(capped._tsteps) <= cap and len(capped._evals) <= 164
+    assert uncapped._toff == 0 and uncapped._eoff == 0
+    mine = [(f.code, f.step, f.end_step, f.message) for f in capped.findings]
+    assert mine == [(f.code, f.step, f.end_step, f.message) for f in uncapped.findings]
+    assert {"overfitting", "loss_oscillation", "grad_explosion", "lr_schedule", "loss_nonfinite"} <= set(codes(capped))
+    assert "gap keeps widening" in " ".join(f.message for f in capped.findings)
+    if fixed_window:
+        assert {"loss_plateau", "grad_vanishing", "accuracy_slow"} <= set(codes(capped))
+    # the best eval, long trimmed from the list, is still the one overfitting is judged against
+    assert capped._best_e is not None and capped._best_e.step < capped._evals[0].step
+    assert capped._best_e == uncapped._evals[capped._best_eval]
+
+
+def test_plateau_window_stops_growing_at_the_cap() -> None:
+    # 4000 points of slowly falling loss, then 1000 flat ones. Without the cap, the window (20% of
+    # the points so far) would still reach back into the fall at the end; with a cap of 1000 points
+    # it stops at 200, and the flat stretch is found within a few hundred points.
+    r = random.Random(0)
+    falling = [3.0 - 1.5 * i / 4000 + r.gauss(0, 0.01) for i in range(4000)]
+    flat = [1.5 + r.gauss(0, 0.01) for _ in range(1000)]
+    d = Diagnoser(history_cap=1000)
+    feed(d, train_run(falling + flat, every=1))
+    assert d._toff > 3000
+    (f,) = [f for f in d.findings if f.step > 4000]
+    assert f.code == "loss_plateau" and f.active and "over the last 200 points" in f.message
+    assert f.step < 4400
+
+
+def test_resume_just_after_a_trim_mark_restores_the_state() -> None:
+    # A resume to the first kept record: the state built from the dropped half (best smoothed
+    # loss, EMA, LR peak/low, the last losses) comes from the trim's mark, exactly.
+    recs = [r for r in _bumpy_run(5, 1000, max_back=1) if r.kind is Kind.TRAIN]
+    recs = [r for i, r in enumerate(recs) if i == 0 or r.step > recs[i - 1].step]  # (no resumes)
+    capped = Diagnoser(history_cap=128)
+    uncapped = Diagnoser(history_cap=10**9)
+    feed(capped, recs)
+    feed(uncapped, recs)
+    first = capped._tsteps[0]
+    back = [r for r in recs if r.step >= first][:2]
+    for d in (capped, uncapped):
+        d.observe(Record(Kind.TRAIN, back[0].step, back[0].metrics))  # resumed from its checkpoint
+        d.observe(Record(Kind.TRAIN, back[1].step, back[1].metrics))
+    assert capped.restarts == uncapped.restarts == 1 and len(capped._tsteps) == 2
+    state = ("_loss_best", "_ema_raw", "_ema_last", "_l1", "_l2", "_l3", "_lr_peak", "_lr_low", "_lr_zero_run")
+    assert [getattr(capped, a) for a in state] == [getattr(uncapped, a) for a in state]
+    assert capped._early(back[1].step) is uncapped._early(back[1].step) is False
