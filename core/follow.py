@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import TextIO
 
@@ -10,23 +9,15 @@ import orjson
 
 from .config import Config
 from .diagnose import Finding
+from .metrics import fmt_value
 from .records import Event, EventKind, Record
 from .run import Monitor, record_json
 from .sanitize import clean_text
 from .wake import Waker, log_dirs
 
 
-def _fmt(v: float) -> str:
-    if not math.isfinite(v):
-        return str(v)
-    a = abs(v)
-    if a != 0 and (a < 1e-3 or a >= 1e6):
-        return f"{v:.3e}"
-    return f"{v:.4g}"
-
-
 def record_text(run: str, rec: Record) -> str:
-    vals = " ".join(f"{k}={_fmt(v)}" for k, v in rec.metrics.items())
+    vals = " ".join(f"{k}={fmt_value(v)}" for k, v in rec.metrics.items())
     ep = f" epoch={rec.epoch:.4g}" if rec.epoch is not None else ""
     return f"{run} {rec.kind.value} step={rec.step}{ep} {vals}"
 

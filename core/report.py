@@ -7,7 +7,6 @@ paths, error lines) passes through ``clean_text`` before it is printed.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -127,12 +126,7 @@ def num(v: object) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        a = abs(v)
-        if a != 0 and (a < 1e-3 or a >= 1e6):
-            return f"{v:.3e}"
-        return f"{v:.4g}"
+        return M.fmt_value(v)
     return str(v)
 
 
