@@ -496,9 +496,10 @@ def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
     if best is None:
         return None
     step, loss, acc = best
-    base = os.path.dirname(os.path.abspath(log_path))
+    # Relative to the log path as the user gave it, so the report reads the same anywhere.
+    base = os.path.dirname(os.path.normpath(log_path)) or "."
     if _CKPT.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
-        base = os.path.dirname(base)
+        base = os.path.dirname(base) or "."
     dirs = _checkpoint_dirs(base)
     path = dirs.get(step)
     note: str | None = None
