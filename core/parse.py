@@ -341,31 +341,30 @@ class LogParser:
             end = i
 
     def _feed_redraws(self, line: bytes, pos: int, out_records: list[Record], out_events: list[Event]) -> None:
-        parts = line.split(b"\r")
-        offs = []
+        # Pieces between carriage returns: tqdm redraws, and whatever was written between them
+        # (a record whose newline comes after the bars that stderr wrote meanwhile, a message).
+        # Every piece that is not a bar is read, in order; of a run of bars only the newest
+        # training bar matters.
+        bar: tuple[int, int, bytes] | None = None
         p = pos
-        for part in parts:
-            offs.append(p)
-            p += len(part) + 1
-        # The last piece is what the line ends with (a record after tqdm.write cleared the bar,
-        # a message, or a bar); before it, only the newest training bar matters.
-        last = len(parts) - 1
-        while last >= 0 and not parts[last].strip():
-            last -= 1
-        if last < 0:
-            return
-        for i in range(last - 1, -1, -1):
-            piece = parts[i]
-            if b"it]" in piece or b"s/it" in piece or b"it/s" in piece or b"?]" in piece:
+        for piece in line.split(b"\r"):
+            off = p
+            p += len(piece) + 1
+            if not piece.strip():
+                continue
+            if b"{" not in piece and _BAR_START.match(piece):
                 m = _TQDM.search(piece)
-                if m is not None and _BAR_START.match(piece):
-                    n, total = int(m.group(1)), int(m.group(2))
+                if m is not None:
+                    total = int(m.group(2))
                     if self.train_total is None or total >= self.train_total:
-                        self._on_bar(n, total, m.group(4))
-                        break
-            elif piece.strip() and not _BAR_START.match(piece) and b"|" not in piece:
-                self.feed(piece, offs[i], out_records, out_events)  # text between redraws
-        self.feed(parts[last], offs[last], out_records, out_events)
+                        bar = (int(m.group(1)), total, m.group(4))
+                continue
+            if bar is not None:
+                self._on_bar(*bar)
+                bar = None
+            self.feed(piece, off, out_records, out_events)
+        if bar is not None:
+            self._on_bar(*bar)
 
     def _feed_batch(self, batch: list[tuple[int, bytes]], out_records: list[Record], out_events: list[Event]) -> None:
         self.stats.lines += len(batch)

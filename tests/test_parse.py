@@ -239,3 +239,21 @@ def test_a_restarted_progress_bar_confirms_a_resume_at_once() -> None:
     parser.flush(recs)
     assert [r.step for r in recs][-1] == 6
     assert any(e.kind is EventKind.RESUMED for e in evs)
+
+
+def test_record_followed_by_redraws_before_its_newline() -> None:
+    # stdout flushed right after the dict's '}' and stderr's bars landed before its '\n'
+    from sfttop.core.parse import LogParser
+
+    p = LogParser()
+    p.interval = 1
+    recs: list = []
+    data = (
+        b"{'loss': 1.5, 'epoch': 0.1}\n"
+        b"{'loss': 1.4, 'epoch': 0.2}\r  2%|#  | 31/1500 [00:31<25:00, 1.0it/s]\r  2%|#  | 32/1500 [00:32<25:00]\n"
+        b"{'loss': 1.3, 'epoch': 0.3}\n"
+    )
+    p.feed_chunk(data, 0, recs, [])
+    p.flush(recs)
+    assert [r.metrics["loss"] for r in recs] == [1.5, 1.4, 1.3]
+    assert p.progress_step == 32
