@@ -739,8 +739,10 @@ class Bench:
                         (self.out / f"toolong-{shape}-sfttop-screen.txt").write_text(screen)
                     self.tmux.kill(name, pid)
                     ours.append(hits["last"])
-                # toolong: every attempt, except after two that never showed it and none that did
-                if tl is not None and i < z.tl_attempts and not (len(theirs) >= 2 and not any(theirs)):
+                # toolong: every attempt (it is flaky), except on the real log after two that never
+                # showed it (there it never does)
+                give_up = shape == "real-tf4" and len(theirs) >= 2 and not any(theirs)
+                if tl is not None and i < z.tl_attempts and not give_up:
                     name, pid, t0 = self.tmux.start([*tl, str(path)])
                     hits, screen = watch(self.tmux, name, t0, {"last": contains(tl_want)}, z.tl_timeout, pid=pid)
                     self.tmux.kill(name, pid)
