@@ -215,6 +215,7 @@ class Run:
                 if size > 4 * budget:
                     # A long log: its current values first (this poll), its history after.
                     src.size = size
+                    src.exists = True
                     self._read_preview(src)
                     if self.preview is not None:
                         up.changed = True

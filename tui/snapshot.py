@@ -76,6 +76,8 @@ def run_status(run: Run) -> Status:
     if worst is not None and worst is not Severity.INFO:
         return severity_status(worst)
     if not run.exists:
+        if run.error is None and not _had_data(run):
+            return LOADING  # not looked at yet (the first frame comes before the first poll)
         return MISSING if _had_data(run) else WAITING
     if run.error and not run.loaded:
         return ERROR
@@ -96,6 +98,8 @@ def _had_data(run: Run) -> bool:
 
 def run_detail(run: Run) -> str:
     if not run.exists:
+        if run.error is None and not _had_data(run):
+            return "…"
         return "gone" if _had_data(run) else "no file"
     if run.error and not run.loaded:
         return "unreadable"
@@ -144,6 +148,8 @@ def progress_short(run: Run) -> str:
 
 def run_state(run: Run) -> str:
     if not run.exists:
+        if run.error is None and not _had_data(run):
+            return "opening"
         return "file gone" if _had_data(run) else "waiting for the file"
     if run.error:
         return clean_text(run.error)[:60]
