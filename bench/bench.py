@@ -459,15 +459,10 @@ def pct(xs: Sequence[float], q: float) -> float:
 
 
 def card_value(v: float) -> str:
-    """A loss as sfttop's metric card prints it (``tui/fmt.py:fmt_value``)."""
-    a = abs(v)
-    if a == 0:
-        return "0"
-    if a >= 1e5 or a < 1e-3:
-        return f"{v:.2e}"
-    if a >= 100:
-        return f"{v:.1f}"
-    return f"{v:.4g}" if a >= 1 else f"{v:.4f}"
+    """A loss as sfttop's metric card prints it (the app's own formatter, so they cannot drift)."""
+    from sfttop.tui.fmt import fmt_value
+
+    return fmt_value(v, "loss")
 
 
 def fmt_s(x: float | None) -> str:
