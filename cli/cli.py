@@ -46,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output format: text|json|md for --report (default text), text|jsonl for --follow",
     )
-    p.add_argument("--log-format", default=None, help=argparse.SUPPRESS)
     p.add_argument("--config", metavar="PATH", default=None, help="TOML file of thresholds and keys "
                    "(default $XDG_CONFIG_HOME/sfttop/config.toml)")
     p.add_argument("--alert-cmd", metavar="CMD", default=None,

@@ -7,7 +7,6 @@ paths, error lines) passes through ``clean_text`` before it is printed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -281,10 +280,3 @@ def render_md(report: dict[str, Any]) -> str:
 
 def clean_text_keep_newlines(s: str) -> str:
     return "\n".join(clean_text(part) for part in s.split("\n"))
-
-
-def relpath(p: str) -> str:
-    try:
-        return os.path.relpath(p)
-    except ValueError:
-        return p

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from sfttop.core.diagnose import Diagnoser
 from sfttop.core.discover import logging_steps_near
 from sfttop.core.parse import LogParser
 from sfttop.core.records import Event, Record
@@ -43,3 +46,12 @@ def parse_lines(lines: list[bytes]) -> tuple[LogParser, list[Record], list[Event
         off += len(line) + 1
     parser.flush(recs)
     return parser, recs, evs
+
+
+def diagnose_all(records: Iterable[Record]) -> tuple[RunData, Diagnoser]:
+    """Store and diagnose records in order, as a Run does (without a file)."""
+    data, diag = RunData(), Diagnoser()
+    for r in records:
+        data.add(r)
+        diag.observe(r)
+    return data, diag

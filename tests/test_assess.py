@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
 
 import pytest
 
+from helpers import diagnose_all
 from sfttop.core.assess import CRITICAL, GOOD, HIGH, LOW, OK, WATCH, assess, best_checkpoint
 from sfttop.core.diagnose import Diagnoser
 from sfttop.core.records import Event, EventKind, Kind, Record
 from sfttop.core.series import RunData
 
-
-def build(records: Iterable[Record]) -> tuple[RunData, Diagnoser]:
-    data, diag = RunData(), Diagnoser()
-    for r in records:
-        data.add(r)
-        diag.observe(r)
-    return data, diag
+build = diagnose_all
 
 
 SEED_TRAIN = {

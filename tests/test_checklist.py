@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from helpers import diagnose_all
 from sfttop.core.checklist import (
     FAIL,
     ITEMS,
@@ -26,13 +27,7 @@ from sfttop.core.diagnose import Diagnoser
 from sfttop.core.records import Kind, Record
 from sfttop.core.series import RunData
 
-
-def build(records: Iterable[Record]) -> tuple[RunData, Diagnoser]:
-    data, diag = RunData(), Diagnoser()
-    for r in records:
-        data.add(r)
-        diag.observe(r)
-    return data, diag
+build = diagnose_all
 
 
 def healthy(n: int, every: int = 5, steps_per_epoch: int | None = None, eval_every: int = 40) -> list[Record]:
