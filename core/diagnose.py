@@ -308,6 +308,20 @@ def _tail_median(vals: array[float], k: int) -> float:
     return median(vals[-k:])
 
 
+def _lowest_block_median(vals: array[float], start: int, w: int) -> float:
+    """The lowest median of the whole blocks of ``w`` values in ``vals``, whose first value is
+    value number ``start`` of the run: blocks are aligned on multiples of ``w`` of that count."""
+    best = math.inf
+    j = -start % w  # the first block boundary inside vals
+    n = len(vals)
+    while j + w <= n:
+        m = median(vals[j : j + w])
+        if m < best:
+            best = m
+        j += w
+    return best
+
+
 def _lowest_median(vals: array[float], k: int) -> float:
     """The lowest median of ``k`` consecutive values (inf when there are fewer than ``k``): the
     best smoothed loss, recomputed once per resume."""
@@ -443,8 +457,9 @@ class _Mark:
     step: int  # the last marked record's step (_NEVER for the start of the run)
     records: int  # train records up to it, the ones trimmed before included
     offs: tuple[int, ...]  # values of each _Hist in them (in Diagnoser._hists order)
-    loss_tail: tuple[float, ...]  # their last few losses (the 3 last values, smoothing windows)
+    loss_tail: tuple[float, ...]  # their last few losses (a window's worth: medians that straddle the mark)
     loss_best: float  # lowest smoothed loss over them
+    block_best: float  # lowest median of a whole block of window_points losses over them
     ema_raw: float  # the loss EMA (before debiasing) after them
     lr: tuple[float, float, int]  # _lr_peak, _lr_low, _lr_zero_run after them
 
@@ -527,7 +542,9 @@ class Diagnoser:
         self._ent = _Hist(self._tsteps)
         self._hists = (self._loss, self._grad, self._lr, self._acc, self._ent)
         # what every trim dropped, summed up (the first mark is the start of the run)
-        self._marks: list[_Mark] = [_Mark(_NEVER, 0, (0,) * len(self._hists), (), math.inf, 0.0, (0.0, math.inf, 0))]
+        self._marks: list[_Mark] = [
+            _Mark(_NEVER, 0, (0,) * len(self._hists), (), math.inf, math.inf, 0.0, (0.0, math.inf, 0))
+        ]
         # the value arrays themselves (never replaced, only appended to and cut): one lookup less
         self._gv, self._lv, self._lrv = self._grad.values, self._loss.values, self._lr.values
         self._av, self._ent_v = self._acc.values, self._ent.values
@@ -550,6 +567,12 @@ class Diagnoser:
         self._ema_rise = 0
         self._ema_rise_from = 0.0
         self._loss_best = math.inf  # lowest smoothed loss so far
+        # The lowest median of a block of window_points losses (blocks aligned on the run's
+        # loss count): the level a rebound is measured from. The lowest 3-point median of a long
+        # noisy run is an outlier of its noise, so a loss back at its usual level would look
+        # elevated against it; a block median is not.
+        self._block_best = math.inf
+        self._loss_pre: array[float] = array("d")  # losses before the kept ones (after a deep resume)
         self._rebound_prev = False
         self._rebounds: deque[int] = deque()  # indexes in _loss.values of rebound onsets
         self._gx_streak = 0  # consecutive points above grad_norm_critical ...
@@ -763,6 +786,9 @@ class Diagnoser:
         self._ema_rise = 0
         self._rebound_prev = False
         self._loss_best = min(base.loss_best, _lowest_median(ext, t.smooth_points))
+        W = t.window_points
+        self._block_best = min(base.block_best, _lowest_block_median(ext, self._loss.off - len(base.loss_tail), W))
+        self._loss_pre = array("d", base.loss_tail) if n < W else array("d")
         self._gwin = sorted(self._grad.values[-t.window_points :])
         self._lb_prev, self._lb_cur, self._lb_n = _blocks(lv, t.window_points)
         self._awin = sorted(self._acc.values[-self._aspan :])
@@ -792,13 +818,14 @@ class Diagnoser:
         t = self.t
         prev = self._marks[-1]
         lv = self._loss.values
-        T = max(3, t.smooth_points - 1)
+        T = max(3, t.smooth_points - 1, t.window_points)
         return _Mark(
             self._tsteps[-1],
             self._toff + len(self._tsteps),
             tuple(h.total for h in self._hists),
             tuple((array("d", prev.loss_tail) + lv[-T:])[-T:]),
             self._loss_best,
+            self._block_best,
             self._ema_raw,
             (self._lr_peak, self._lr_low, self._lr_zero_run),
         )
@@ -927,6 +954,12 @@ class Diagnoser:
             # (no value before this one: low is inf; after a resume past the kept history the
             # dropped losses before it count)
             rebound = x >= t.oscillation_ratio * low and x - low >= t.oscillation_min_jump
+            if rebound and nprev >= t.min_window_points:
+                # ...and well above the window's middle too: against the low of three points
+                # alone, the noise of a long run makes a few such jumps in every few thousand
+                if med != med:
+                    med = median(lv[i - nprev :])
+                rebound = x >= t.oscillation_ratio * med
             lv.append(x)
             if x < self._lb_cur:
                 self._lb_cur = x
@@ -961,10 +994,16 @@ class Diagnoser:
                 now = b if x >= b else (a if x <= a else x)
             else:
                 now = _tail_median(lv, S)
-            best = self._loss_best
-            elevated = n >= S and now >= t.oscillation_ratio * best and now - best >= t.oscillation_min_jump
-            if n >= S and now < best:
+            if n >= S and now < self._loss_best:
                 self._loss_best = now
+            if (n + self._loss.off) % W == 0:  # a block of W losses is complete
+                blk = lv[-W:] if n >= W else (self._loss_pre + lv)[-W:]
+                bm = median(blk)
+                if bm < self._block_best:
+                    self._block_best = bm
+            # (before the first block: the best 3-point median, over a few points not yet an outlier)
+            best = self._block_best if self._block_best < math.inf else self._loss_best
+            elevated = n >= S and now >= t.oscillation_ratio * best and now - best >= t.oscillation_min_jump
             early_rise = early_rise and nprev < t.min_window_points  # (too few points for a window)
             hot = (
                 spike

@@ -273,6 +273,24 @@ def test_noisy_small_loss_is_not_oscillation() -> None:
     assert "loss_oscillation" not in codes(d)
 
 
+@pytest.mark.parametrize("noise", [0.08, 0.10])
+def test_long_noisy_run_does_not_flap(noise: float) -> None:
+    # 60k points with 8-10% per-point noise around a slowly falling loss (the bench logs' shape):
+    # the lowest 3-point median of such a run is an outlier of its noise, and a few jumps of
+    # 1.5x the low of three points happen every few thousand points. Neither is an instability.
+    r = random.Random(7)
+    n = 60_000
+    losses = [max(0.1, (0.28 + 1.9 * math.exp(-6 * i / n)) * (1 + noise * r.gauss(0, 1))) for i in range(n)]
+    d = Diagnoser()
+    feed(d, train_run(losses, every=5))
+    assert "loss_oscillation" not in codes(d), [f.message for f in d.findings][:3]
+    # ...while the same run with the seed's rebounds in it is still caught, once
+    bumpy = losses[:30_000] + [0.3, 0.8, 0.2] * 6 + losses[30_000:]
+    d = Diagnoser()
+    feed(d, train_run(bumpy, every=5))
+    assert count(d, "loss_oscillation") == 1
+
+
 def test_plateau_fires_on_a_stall_not_on_convergence() -> None:
     flat = [1.5 * (1 + 0.002 * ((i * 7) % 5 - 2)) for i in range(40)]
     d = Diagnoser()
@@ -553,7 +571,7 @@ def test_max_steps_from_events() -> None:
 @given(
     seed=st.integers(0, 10_000),
     n=st.integers(20, 400),
-    noise=st.floats(0.0, 0.08),
+    noise=st.floats(0.0, 0.12),
     every=st.sampled_from([1, 5, 10, 50]),
     floor=st.floats(0.2, 0.95),
     peak=st.sampled_from([1e-5, 2e-5, 2e-4]),
