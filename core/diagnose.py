@@ -67,7 +67,7 @@ from .metrics import (
     LR,
     TOKEN_ACC,
 )
-from .records import Event, EventKind, Kind, Record
+from .records import Block, Event, EventKind, Kind, Record
 
 _TRAIN, _EVAL, _SUMMARY = Kind.TRAIN, Kind.EVAL, Kind.SUMMARY
 isfinite = math.isfinite
@@ -308,6 +308,13 @@ def _tail_median(vals: array[float], k: int) -> float:
     return median(vals[-k:])
 
 
+def _row(block: Block, k: int) -> Record:
+    """Record ``k`` of ``block``."""
+    ep = block.epochs[k] if block.epochs is not None else None
+    metrics = {name: col[k] for name, col in zip(block.names, block.columns)}
+    return Record(Kind.TRAIN, block.steps[k], metrics, ep, block.offsets[k], block.step_inferred)
+
+
 def _lowest_block_median(vals: array[float], start: int, w: int) -> float:
     """The lowest median of the whole blocks of ``w`` values in ``vals``, whose first value is
     value number ``start`` of the run: blocks are aligned on multiples of ``w`` of that count."""
@@ -500,6 +507,7 @@ _NEVER = -(1 << 62)
 # plateau_fraction x HISTORY_CAP points (6554 for the loss plateau, 13108 for slow accuracy).
 HISTORY_CAP = 32768
 EVAL_CAP = 1024
+_BULK = 64  # records taken in bulk at most at a time (bounds are tighter over short stretches)
 _MAX_MARKS = 32  # trim summaries kept for resumes past the kept history (thinned beyond this)
 
 
@@ -573,6 +581,9 @@ class Diagnoser:
         # elevated against it; a block median is not.
         self._block_best = math.inf
         self._loss_pre: array[float] = array("d")  # losses before the kept ones (after a deep resume)
+        self._emas: list[float] = []  # scratch: _ema_quiet's EMAs for _bulk
+        self.bulked = 0  # train records taken in bulk (observe_block): how well the fast path works
+        self._rises = b""
         self._rebound_prev = False
         self._rebounds: deque[int] = deque()  # indexes in _loss.values of rebound onsets
         self._gx_streak = 0  # consecutive points above grad_norm_critical ...
@@ -638,6 +649,334 @@ class Diagnoser:
         if kind is _EVAL or EVAL_LOSS in rec.metrics:
             self._eval(rec)
         return self._new
+
+    def observe_block(self, block: Block, now: float | None = None) -> list[Finding]:
+        """Take a block of train records; the same as ``observe()`` on each of its records.
+
+        Stretches where no rule can fire are taken in bulk (see ``_quiet``): the per-record state
+        is advanced with C-level calls over the columns, to exactly what the records one by one
+        would leave. Everything else (early training, a value that might be a spike, a check
+        due, a rebound being counted) goes through ``_train`` record by record."""
+        t = self.t
+        cols = dict(zip(block.names, block.columns))
+        n = len(block)
+        new: list[Finding] = []
+        if n == 0:
+            return new
+        if t.smooth_points != 3 or EVAL_LOSS in cols or not self._bulk_ok(cols):
+            for rec in block.records():
+                new.extend(self.observe(rec, now))
+            return new
+        # what observe() does besides _train: for the first record (the others repeat it to no
+        # effect, having the same arrival time)
+        steps = block.steps
+        if now is not None:
+            last = self._last_arrival
+            if last is None or now >= last:
+                if last is not None and now > last:
+                    self._intervals.append(now - last)
+                self._last_arrival = now
+        for key in ("run_stalled", "run_crashed"):
+            if key in self._open:
+                self._close(key, steps[0])
+        self.crashed = self.finished = False
+        i = 0
+        lv, gv, lrv, av = cols.get(LOSS), cols.get(GRAD_NORM), cols.get(LR), cols.get(TOKEN_ACC)
+        ent = cols.get(ENTROPY)
+        while i < n:
+            span = self._quiet(steps, i, n, lv, gv, lrv, av, ent)
+            if span > 0:
+                self._bulk(steps, i, i + span, lv, gv, lrv, av, ent, new)
+                i += span
+            else:
+                for k in range(i, min(n, i - span)):
+                    self._new = []
+                    self.records += 1
+                    step = steps[k]
+                    if step > (self.last_step if self.last_step is not None else _NEVER):
+                        self.last_step = step
+                    self._train(_row(block, k))
+                    new.extend(self._new)
+                i -= span
+        self._new = new
+        return new
+
+    @staticmethod
+    def _bulk_ok(cols: dict[str, array[float]]) -> bool:
+        """No value in the block that is handled record by record anyway: a NaN or an
+        infinity, a loss of exactly 0 without grad_norm (a NaN the Trainer's filter hid)."""
+        for name in (LOSS, GRAD_NORM, LR, TOKEN_ACC, ENTROPY):
+            c = cols.get(name)
+            if c is not None and not math.isfinite(sum(c)):
+                return False
+        lc = cols.get(LOSS)
+        return not (lc is not None and GRAD_NORM not in cols and 0.0 in lc)
+
+    def _quiet(
+        self,
+        steps: array[int],
+        i: int,
+        n: int,
+        lc: array[float] | None,
+        gc: array[float] | None,
+        lrc: array[float] | None,
+        ac: array[float] | None,
+        ec: array[float] | None,
+    ) -> int:
+        """How many records from ``i`` on can be taken in bulk (> 0), or minus how many must
+        go one by one (< 0). Bulk means: provably no rule fires and no check is due on them,
+        so ``_bulk`` only has to advance the running state."""
+        t = self.t
+        nt = len(self._tsteps)
+        ms = self.max_steps
+        # conditions of the record itself: one at a time
+        if (self.last_train_step is not None and steps[i] <= self.last_train_step) or nt >= self._due or nt < self._early_n or (ms is not None and ms != 0 and steps[i] <= t.early_fraction * ms):
+            return -1
+        m = min(n - i, _BULK, self._due - nt)
+        if lc is not None:
+            nl = len(self._lv)
+            if self._rebounds or self._rebound_prev or nl < self._ema_exact or nl < t.window_points:
+                return -1
+            m = min(m, self._plateau_next - nl - 1)
+        if gc is not None:
+            ng = len(self._gv)
+            if ng < t.window_points or ng - self._g_below < t.smooth_points:
+                return -1
+        if ac is not None:
+            na = len(self._av)
+            if na < self._aspan:
+                return -1
+            m = min(m, self._accslow_next - na - 1)
+        if m <= 0:
+            return -1
+        j = i + m
+        # values: no rule can fire on any of them. The bounds hold for every window inside the
+        # stretch: a window's median is at least the (W/2)-th smallest value of the last W
+        # values before the stretch and the stretch together (a subset's order statistic is no
+        # lower than the set's).
+        W = t.window_points
+        kth = max(0, W // 2 - 1)
+        if gc is not None:
+            seg = gc[i:j]
+            if min(seg) < t.grad_norm_vanishing:
+                return -m
+            hi = max(seg)
+            if hi > t.grad_norm_warn or hi > t.grad_norm_critical:
+                return -m
+            if hi >= t.grad_spike_ratio * sorted(self._gv[-W:] + seg)[kth]:
+                return -m
+        if lc is not None:
+            seg = lc[i:j]
+            hi = max(seg)
+            u = sorted(self._lv[-W:] + seg)
+            # a spike or a counted rebound is >= its ratio x the window's median...
+            if hi >= min(t.loss_spike_ratio, t.oscillation_ratio) * u[kth]:
+                # ...and a rebound at least min_jump above the low of three
+                low = min(u[0], min(self._lv[-2 * W :]))
+                if hi - low >= t.oscillation_min_jump:
+                    return -m
+            # an elevated 3-point median (none is above the second largest value of the
+            # triples) against the best level (no new one is below the blocks' lower bound or
+            # a 3-point median's second smallest value)
+            ext = self._lv[-2:] + seg
+            top = sorted(ext)[-2]
+            if self._block_best < math.inf:  # (then the best stays a block median)
+                best = min(self._block_best, u[kth])
+            else:
+                best = min(self._loss_best, u[kth], sorted(ext)[1])
+            if top >= t.oscillation_ratio * best and top - best >= t.oscillation_min_jump:
+                return -m
+            # a smoothed loss rising for divergence_points in a row is checked record by record
+            if not self._ema_quiet(seg):
+                return -m
+        if lrc is not None:
+            seg = lrc[i:j]
+            lo, hi = min(seg), max(seg)
+            if lo < t.lr_min or hi > t.lr_max:
+                return -m
+            peak = max(self._lr_peak, hi)
+            if peak > 0 and lo <= t.lr_zero_fraction * peak:
+                return -m
+            prevs = self._lrv[-1:] + seg[:-1]
+            first = seg if self._lrv else seg[1:]
+            if any(map(operator.gt, first, map(operator.mul, prevs, itertools.repeat(1 + 1e-6)))):
+                # rising (a warmup): fine only while the LR never decayed, so it stays at its peak
+                if self._lr_low != self._lr_peak and self._lr_peak > 0:
+                    return -m
+                if any(map(operator.lt, first, prevs)):
+                    return -m
+        return m
+
+    def _ema_quiet(self, seg: array[float]) -> bool:
+        """No run of divergence_points rises of the loss EMA within ``seg`` (continuing the
+        current run)."""
+        w, w1 = _EMA_W, _EMA_1
+        emas = list(itertools.accumulate(seg, lambda a, x: a * w + w1 * x, initial=self._ema_raw))
+        emas[0] = self._ema_last
+        rises = bytes(map(operator.gt, emas[1:], emas[:-1]))
+        d = self.t.divergence_points
+        lead = len(rises) - len(rises.lstrip(b"\x01"))
+        if self._ema_rise + lead >= d:
+            return False
+        self._emas = emas
+        self._rises = rises
+        return b"\x01" * d not in rises
+
+    def _bulk(
+        self,
+        steps: array[int],
+        i: int,
+        j: int,
+        lc: array[float] | None,
+        gc: array[float] | None,
+        lrc: array[float] | None,
+        ac: array[float] | None,
+        ec: array[float] | None,
+        new: list[Finding],
+    ) -> None:
+        """Advance the state over records ``i..j-1``, which ``_quiet`` cleared: exactly what
+        ``_train`` would leave after them."""
+        t = self.t
+        m = j - i
+        tsteps = self._tsteps
+        nt = len(tsteps)
+        tsteps.extend(steps[i:j])
+        self.records += m
+        self.bulked += m
+        self.last_train_step = steps[j - 1]
+        if self.last_step is None or steps[j - 1] > self.last_step:
+            self.last_step = steps[j - 1]
+        open_ = self._open
+        cool_at = steps[i:j]
+        gaps = range(nt, nt + m)
+        W = t.window_points
+        # --- grad_norm: nothing above a threshold, no spike, nothing vanishing ------------------
+        if gc is not None:
+            seg = gc[i:j]
+            self._gv.extend(seg)
+            self._gwin = sorted(self._gv[-W:])
+            self._gx_streak = self._gw_streak = 0
+            for key in ("grad_explosion", "grad_norm_high", "grad_vanishing"):
+                if key in open_:
+                    self._cool_run(key, cool_at)
+        else:
+            self._grad.gaps.extend(gaps)
+        if open_ and "loss_nonfinite" in open_ and (lc is not None or gc is not None):
+            self._cool_run("loss_nonfinite", cool_at)
+        # --- loss ------------------------------------------------------------------------------
+        if lc is not None:
+            seg = lc[i:j]
+            lv = self._lv
+            n0 = len(lv)
+            ext = array("d", (self._l3, self._l2, self._l1)) + seg
+            lv.extend(seg)
+            # the block minima behind the spike rule's lower bound
+            pos = 0
+            while pos < m:
+                take = min(W - self._lb_n, m - pos)
+                lo = min(seg[pos : pos + take])
+                if lo < self._lb_cur:
+                    self._lb_cur = lo
+                self._lb_n += take
+                pos += take
+                if self._lb_n == W:
+                    self._lb_prev, self._lb_cur, self._lb_n = self._lb_cur, math.inf, 0
+            self._l1, self._l2, self._l3 = ext[-1], ext[-2], ext[-3]
+            # the EMA and its run of rises (_ema_quiet computed them: emas[0] is the EMA before)
+            emas, rises = self._emas, self._rises
+            self._ema_raw = self._ema_last = emas[-1]
+            rise0 = self._ema_rise
+            z = rises.rfind(b"\x00")
+            self._ema_rise = rise0 + m if z < 0 else m - 1 - z
+            # where the newest run of rises began: the value before it is what it rose from
+            last_one = rises.rfind(b"\x01")
+            if last_one >= 0:
+                k = rises.rfind(b"\x00", 0, last_one) + 1  # the run's first rise
+                if k > 0 or rise0 == 0:
+                    self._ema_rise_from = emas[k]
+            # the best 3-point median, when a value is below it
+            if min(ext[1:]) < self._loss_best:
+                a, b = ext[1], ext[2]
+                best = self._loss_best
+                for c in seg:
+                    lo, hi = (a, b) if a <= b else (b, a)
+                    med = hi if c >= hi else (lo if c <= lo else c)
+                    if med < best:
+                        best = med
+                    a, b = b, c
+                self._loss_best = best
+            # block medians completed inside the stretch (blocks end at multiples of W values)
+            off = self._loss.off
+            g0 = off + n0
+            for e in range((g0 // W + 1) * W - off, n0 + m + 1, W):
+                bm = median(lv[e - W : e])
+                if bm < self._block_best:
+                    self._block_best = bm
+            if "loss_oscillation" in open_:
+                self._cool_run("loss_oscillation", cool_at)
+        else:
+            self._loss.gaps.extend(gaps)
+        # --- learning rate ------------------------------------------------------------------
+        if lrc is not None:
+            seg = lrc[i:j]
+            self._lrv.extend(seg)
+            hi = max(seg)
+            if hi > self._lr_peak:
+                k = seg.index(hi)
+                self._lr_peak = hi
+                self._lr_low = min(seg[k:])
+            else:
+                lo = min(seg)
+                if lo < self._lr_low:
+                    self._lr_low = lo
+            self._lr_zero_run = 0
+            for key in ("lr_too_large", "lr_too_small", "lr_schedule"):
+                if key in open_:
+                    self._cool_run(key, cool_at)
+        else:
+            self._lr.gaps.extend(gaps)
+        # --- token accuracy: the rolling median, record by record (tight loop) ---------------
+        if ac is not None:
+            av = self._av
+            win = self._awin
+            span = self._aspan
+            h = span >> 1
+            odd = span & 1
+            best = self._acc_best
+            drop = t.accuracy_drop
+            for k in range(i, j):
+                a = ac[k]
+                av.append(a)
+                insort(win, a)
+                del win[bisect_left(win, av[-1 - span])]
+                now = win[h] if odd else 0.5 * (win[h - 1] + win[h])
+                if now > best:
+                    best = now
+                if best - now > drop:
+                    self._acc_best = best
+                    self._new = []
+                    self._acc_drop(steps[k], now)
+                    new.extend(self._new)
+                elif "accuracy_drop:train" in open_:
+                    self._cool("accuracy_drop:train", steps[k], t.clear_points)
+            self._acc_best = best
+        else:
+            self._acc.gaps.extend(gaps)
+        if ec is not None:
+            self._ent_v.extend(ec[i:j])
+        else:
+            self._ent.gaps.extend(gaps)
+
+    def _cool_run(self, key: str, steps: array[int]) -> None:
+        """``_cool(key, step, clear_points)`` for each of ``steps`` in turn."""
+        op = self._open.get(key)
+        if op is None:
+            return
+        left = self.t.clear_points - op.cool
+        if left <= len(steps):
+            self._close(key, steps[max(0, left - 1)])
+        else:
+            op.cool += len(steps)
 
     def observe_event(self, ev: Event, now: float | None = None) -> list[Finding]:
         """Take a tailer/parser event (crash, finish, max_steps...); return findings it opened."""

@@ -10,7 +10,7 @@ import orjson
 from .config import Config
 from .diagnose import Finding
 from .metrics import fmt_value
-from .records import Event, EventKind, Record
+from .records import Event, EventKind, Record, expand
 from .run import Monitor, record_json
 from .sanitize import clean_text
 from .wake import Waker, log_dirs
@@ -73,7 +73,7 @@ def _follow(mon: Monitor, fmt: str, out: TextIO, interval: float, stop: threadin
                 announced.discard(run.name)
         for name, up in updates.items():
             lines: list[str] = []
-            for rec in up.records:
+            for rec in expand(up.records):
                 lines.append(record_json(name, rec).decode() if fmt == "jsonl" else record_text(name, rec))
             for ev in up.events:
                 ln = event_line(name, ev, fmt)

@@ -12,7 +12,9 @@ and number/string/bool/None values; anything else is a skipped line, counted.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import re
 from array import array
 from bisect import bisect_left
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from .metrics import canonical
-from .records import Event, EventKind, Kind, Record
+from .records import Block, Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
 
 MAX_RECORD_LINE = 256 * 1024  # a metrics dict is a few hundred bytes; longer lines are not records
@@ -44,6 +46,7 @@ _PAIR = re.compile(
     r"""|True|False|None|true|false|null))\s*([,}])"""
 )
 _BAR_START = re.compile(rb"^\s*\d+%\|")
+
 _TQDM = re.compile(rb"(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
 _TOTAL_STEPS = re.compile(
     rb"(?:Total optimization steps|Total steps|max_steps)\s*[=:]\s*([\d,]+)", re.IGNORECASE
@@ -200,11 +203,46 @@ def parse_object(raw: bytes) -> dict[str, object] | None:
     return obj if isinstance(obj, dict) else None
 
 
+_MIN_BLOCK = 4  # fewer plain train records in a row go out one by one
+_BLOCK_STEP_KEYS = frozenset(("step", "global_step"))  # a step field a block can take as a column
+
+
+@dataclass(frozen=True, slots=True)
+class _ColumnPlan:
+    """How a key set of plain train records maps to a Block: positions in the key tuple."""
+
+    names: tuple[str, ...]  # canonical metric names
+    metric_idx: tuple[int, ...]
+    epoch_idx: int  # -1: no epoch
+    step_idx: int  # -1: no step field (HF stdout)
+
+
+def _column(values: tuple[object, ...]) -> array[float] | None:
+    """One metric's values as doubles, converted as ``to_float`` would; None when any of them
+    is not a plain number or a plain numeric string (then the records go one by one)."""
+    types = set(map(type, values))
+    try:
+        if types <= _NUMBER_TYPES:
+            return array("d", values)  # type: ignore[arg-type]
+        if types == {str}:
+            if any(len(v) >= 40 or "_" in v for v in values):  # type: ignore[arg-type, operator]
+                return None
+            return array("d", map(float, values))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return None
+
+
+_NUMBER_TYPES = frozenset((float, int))
+
+
 class LogParser:
     """Stateful reader of one log file's segments."""
 
-    def __init__(self, fmt: str | None = None) -> None:
+    def __init__(self, fmt: str | None = None, blocks: bool = True) -> None:
         self.format: str = fmt or UNKNOWN
+        # Runs of plain train records come out as one Block each (False: one Record each)
+        self.blocks = blocks
         self.stats = ParseStats()
         self.train_total: int | None = None  # total of the training progress bar
         self.bar_step: int | None = None  # the training bar's latest position
@@ -217,6 +255,7 @@ class LogParser:
         self._pending: list[Record] = []  # records waiting for the logging interval
         self._names: dict[str, str] = {}  # raw key -> canonical name
         self._plans: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        self._cplans: dict[tuple[str, ...], _ColumnPlan | None] = {}
         self._in_burst = False  # inside a run of step-less records (one flush of stdout)
         self._tentative: Record | None = None  # a record whose epoch went back, not yet placed
         self._bar_went_back = False  # the training bar restarted since the last train record
@@ -234,7 +273,7 @@ class LogParser:
         self._eta_text = b""
 
     # -- public -----------------------------------------------------------------------------
-    def feed(self, seg: bytes, offset: int, out_records: list[Record], out_events: list[Event]) -> None:
+    def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> None:
         """Parse one segment (no ``\\n``/``\\r`` inside) found at byte ``offset``."""
         if not seg:
             return
@@ -272,7 +311,7 @@ class LogParser:
                 return
         self._on_text(seg, offset, out_records, out_events)
 
-    def feed_chunk(self, data: bytes, base: int, out_records: list[Record], out_events: list[Event]) -> None:
+    def feed_chunk(self, data: bytes, base: int, out_records: list[Item], out_events: list[Event]) -> None:
         """Parse complete lines (``data`` ends at a line break) that start at byte ``base``.
 
         The hot path of a big log: runs of plain dict lines are converted in bulk, one orjson
@@ -340,33 +379,43 @@ class LogParser:
                 return
             end = i
 
-    def _feed_redraws(self, line: bytes, pos: int, out_records: list[Record], out_events: list[Event]) -> None:
+    def _feed_redraws(self, line: bytes, pos: int, out_records: list[Item], out_events: list[Event]) -> None:
         # Pieces between carriage returns: tqdm redraws, and whatever was written between them
         # (a record whose newline comes after the bars that stderr wrote meanwhile, a message).
         # Every piece that is not a bar is read, in order; of a run of bars only the newest
-        # training bar matters.
-        bar: tuple[int, int, bytes] | None = None
-        p = pos
-        for piece in line.split(b"\r"):
-            off = p
-            p += len(piece) + 1
-            if not piece.strip():
+        # training bar matters. A line can hold hundreds of redraws: they are told apart by
+        # C-level calls (split, map of the bar regex), and only the newest is searched.
+        pieces = line.split(b"\r")
+        bars: list[re.Match[bytes] | None] = list(map(_BAR_START.match, pieces))
+        if b"{" in line:  # a bar glued to a dict is not a bar
+            for k, p in enumerate(pieces):
+                if bars[k] is not None and b"{" in p:
+                    bars[k] = None
+        start = 0
+        off, at = pos, 0  # the offset of piece `at`
+        for k in itertools.compress(range(len(pieces)), map(operator.not_, bars)):
+            p = pieces[k]
+            if not p.strip():
                 continue
-            if b"{" not in piece and _BAR_START.match(piece):
-                m = _TQDM.search(piece)
-                if m is not None:
-                    total = int(m.group(2))
-                    if self.train_total is None or total >= self.train_total:
-                        bar = (int(m.group(1)), total, m.group(4))
-                continue
-            if bar is not None:
-                self._on_bar(*bar)
-                bar = None
-            self.feed(piece, off, out_records, out_events)
-        if bar is not None:
-            self._on_bar(*bar)
+            self._newest_bar(pieces, start, k)
+            off += sum(map(len, pieces[at:k])) + (k - at)
+            at = k
+            self.feed(p, off, out_records, out_events)
+            start = k + 1
+        self._newest_bar(pieces, start, len(pieces))
 
-    def _feed_batch(self, batch: list[tuple[int, bytes]], out_records: list[Record], out_events: list[Event]) -> None:
+    def _newest_bar(self, pieces: list[bytes], a: int, b: int) -> None:
+        """Take the newest training bar among ``pieces[a:b]`` (redraws and blanks)."""
+        for k in range(b - 1, a - 1, -1):
+            p = pieces[k]
+            m = _TQDM.search(p) if b"/" in p else None
+            if m is not None:
+                total = int(m.group(2))
+                if self.train_total is None or total >= self.train_total:
+                    self._on_bar(int(m.group(1)), total, m.group(4))
+                    return
+
+    def _feed_batch(self, batch: list[tuple[int, bytes]], out_records: list[Item], out_events: list[Event]) -> None:
         self.stats.lines += len(batch)
         objs: list[object] | None = None
         if len(batch) > 1:
@@ -388,6 +437,118 @@ class LogParser:
             for off, line in batch:
                 self.feed(line, off, out_records, out_events)
             return
+        if self.blocks and len(objs) >= _MIN_BLOCK:
+            self._feed_objects(batch, objs, out_records, out_events)
+        else:
+            self._feed_plain(batch, objs, out_records, out_events)
+
+    def _feed_objects(
+        self, batch: list[tuple[int, bytes]], objs: list[object], out_records: list[Item], out_events: list[Event]
+    ) -> None:
+        """Runs of objects with the same keys become blocks where they can (``_block``); the
+        rest goes the record-by-record way."""
+        n = len(objs)
+        a = 0
+        while a < n:
+            first = objs[a]
+            if type(first) is not dict:
+                self._feed_plain(batch[a : a + 1], objs[a : a + 1], out_records, out_events)
+                a += 1
+                continue
+            kt = tuple(first)
+            b = a + 1
+            while b < n:
+                o = objs[b]
+                if type(o) is not dict or len(o) != len(kt) or tuple(o) != kt:
+                    break
+                b += 1
+            if b - a < _MIN_BLOCK or not self._block(kt, batch[a:b], objs[a:b], out_records):
+                self._feed_plain(batch[a:b], objs[a:b], out_records, out_events)
+            a = b
+
+    def _column_plan(self, kt: tuple[str, ...]) -> _ColumnPlan | None:
+        plan = self._cplans.get(kt)
+        if plan is None and kt not in self._cplans:
+            plan = None
+            steps = [j for j, k in enumerate(kt) if k in _NOT_PLAIN]
+            if len(steps) <= 1 and all(kt[j] in _BLOCK_STEP_KEYS for j in steps):
+                metrics = [(j, canonical(k)) for j, k in enumerate(kt) if k != "epoch" and j not in steps]
+                if self._classify({name: 0.0 for _, name in metrics}) is Kind.TRAIN:
+                    plan = _ColumnPlan(
+                        tuple(name for _, name in metrics),
+                        tuple(j for j, _ in metrics),
+                        kt.index("epoch") if "epoch" in kt else -1,
+                        steps[0] if steps else -1,
+                    )
+            if len(self._cplans) < 64:
+                self._cplans[kt] = plan
+        return plan
+
+    def _block(
+        self, kt: tuple[str, ...], lines: list[tuple[int, bytes]], objs: list[object], out_records: list[Item]
+    ) -> bool:
+        """Emit a run of train dicts with the same keys as one Block, when that is exactly what
+        they would give one by one: every value a number, steps (given or inferred) rising,
+        epochs not going back (a resume is placed record by record). False: nothing done."""
+        plan = self._column_plan(kt)
+        if plan is None:
+            return False
+        cols = list(zip(*map(dict.values, objs)))  # type: ignore[arg-type]
+        columns = []
+        for j in plan.metric_idx:
+            c = _column(cols[j])
+            if c is None:
+                return False
+            columns.append(c)
+        epochs = None
+        if plan.epoch_idx >= 0:
+            epochs = _column(cols[plan.epoch_idx])
+            if epochs is None:
+                return False
+        n = len(objs)
+        if plan.step_idx >= 0:
+            try:
+                steps = array("q", cols[plan.step_idx])
+            except (TypeError, OverflowError):
+                return False
+            if steps[0] < 0 or max(steps) >= 10**15:
+                return False
+            prev = self._prev_step
+            if (prev is not None and steps[0] <= prev) or not all(map(operator.lt, steps, steps[1:])):
+                return False  # a resume: record by record, it raises its event
+            self._prev_step = steps[-1]
+            inferred = False
+        else:
+            # HF stdout: numbered in logging order once the interval is known (see _on_train)
+            iv = self.interval
+            if iv is None or self._tentative is not None:
+                return False
+            if epochs is not None:
+                last = self.last_epoch
+                if (last is not None and epochs[0] < last - 1e-6) or not all(map(operator.ge, epochs[1:], epochs)):
+                    return False
+            k = self.ordinal
+            self._bar_went_back = False
+            if epochs is not None:
+                self._epochs.extend(epochs)
+                self._ordinals.extend(range(k + 1, k + n + 1))
+                while len(self._epochs) > _EPOCH_MEMORY:
+                    del self._epochs[: _EPOCH_MEMORY // 2]
+                    del self._ordinals[: _EPOCH_MEMORY // 2]
+            self.ordinal = k + n
+            steps = array("q", range((k + 1) * iv, (k + n) * iv + 1, iv))
+            inferred = True
+        self.last_train_step = steps[-1]
+        if epochs is not None:
+            self.last_epoch = epochs[-1]
+        self.stats.records += n
+        offsets = array("q", [off for off, _ in lines])
+        out_records.append(Block(plan.names, steps, tuple(columns), epochs, offsets, inferred))
+        return True
+
+    def _feed_plain(
+        self, batch: list[tuple[int, bytes]], objs: list[object], out_records: list[Item], out_events: list[Event]
+    ) -> None:
         on_object = self._on_object
         plans = self._plans
         stats = self.stats
@@ -437,7 +598,7 @@ class LogParser:
         return nxt in (b"'", b'"', b"}", b" ")
 
     def _on_object(
-        self, obj: dict[str, object], offset: int, out_records: list[Record], out_events: list[Event]
+        self, obj: dict[str, object], offset: int, out_records: list[Item], out_events: list[Event]
     ) -> None:
         if "log_history" in obj and isinstance(obj.get("log_history"), list):
             # ms-swift's final object (and a trainer_state.json pasted as one line)
@@ -550,7 +711,7 @@ class LogParser:
         step: int | None,
         epoch: float | None,
         offset: int,
-        out_records: list[Record],
+        out_records: list[Item],
         out_events: list[Event],
     ) -> None:
         if step is not None:
@@ -589,7 +750,7 @@ class LogParser:
         i = bisect_left(eps, held.epoch - 1e-6)
         return i + 1 < len(eps) and abs(eps[i + 1] - next_epoch) <= 1e-6 + 1e-4 * abs(next_epoch)
 
-    def _settle(self, rec: Record, resumed: bool, out_records: list[Record], out_events: list[Event]) -> None:
+    def _settle(self, rec: Record, resumed: bool, out_records: list[Item], out_events: list[Event]) -> None:
         k = self.ordinal + 1
         if resumed and rec.epoch is not None:
             eps = self._epochs
@@ -600,7 +761,7 @@ class LogParser:
             out_events.append(Event(EventKind.RESUMED, f"resumed at epoch {rec.epoch:g}", rec.offset))
         self._place(rec, k, out_records)
 
-    def _place(self, rec: Record, k: int, out_records: list[Record]) -> None:
+    def _place(self, rec: Record, k: int, out_records: list[Item]) -> None:
         self._bar_went_back = False
         if rec.epoch is not None:
             self._epochs.append(rec.epoch)
@@ -623,13 +784,13 @@ class LogParser:
         self.last_train_step = rec.step
         out_records.append(rec)
 
-    def _end_burst(self, out_records: list[Record]) -> None:
+    def _end_burst(self, out_records: list[Item]) -> None:
         if self._in_burst:
             self._in_burst = False
             if self.interval is None and self._pending and self._burst_bar:
                 self.flush(out_records, final=True)
 
-    def flush(self, out_records: list[Record], final: bool = True) -> None:
+    def flush(self, out_records: list[Item], final: bool = True) -> None:
         """Release records waiting for the logging interval to be known.
 
         ``final`` is False when a read stopped only because its byte budget ran out: records
@@ -683,7 +844,7 @@ class LogParser:
         self._prev_step = rec.step
 
     # -- text lines -------------------------------------------------------------------------
-    def _on_text(self, seg: bytes, offset: int, out_records: list[Record], out_events: list[Event]) -> None:
+    def _on_text(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> None:
         if self._tb_open:
             if self._traceback_line(seg, offset, out_events):
                 return

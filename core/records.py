@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar, TypeAlias
 
 
 class Kind(str, Enum):
@@ -27,6 +29,55 @@ class Record:
     epoch: float | None = None
     offset: int = -1
     step_inferred: bool = False
+
+
+@dataclass(slots=True)
+class Block:
+    """Train records in a row that carry the same metrics, stored column-wise.
+
+    The bulk of a long log is thousands of such records; the parser hands them over as one block
+    so the store and the diagnoser can take them in C-level calls rather than a Python call per
+    record. A block is always equivalent to ``records()``: steps strictly increase, every column
+    has a value for every record, and nothing else (an eval, an event) came between them.
+    """
+
+    kind: ClassVar[Kind] = Kind.TRAIN
+    names: tuple[str, ...]
+    steps: array[int]  # 'q'
+    columns: tuple[array[float], ...]  # one 'd' array per name
+    epochs: array[float] | None  # 'd'; None when the records carry no epoch
+    offsets: array[int]  # 'q': byte offset of each record's line
+    step_inferred: bool = False
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def offset(self) -> int:
+        return self.offsets[0]
+
+    def records(self) -> list[Record]:
+        names = self.names
+        eps = self.epochs if self.epochs is not None else [None] * len(self.steps)
+        return [
+            Record(Kind.TRAIN, step, dict(zip(names, row)), ep, off, self.step_inferred)
+            for step, ep, off, row in zip(self.steps, eps, self.offsets, zip(*self.columns))
+        ]
+
+
+# What a parser emits, in log order: single records, and blocks of plain train records.
+Item: TypeAlias = "Record | Block"
+
+
+def expand(items: list[Item]) -> list[Record]:
+    """``items`` with every block replaced by its records."""
+    out: list[Record] = []
+    for it in items:
+        if isinstance(it, Block):
+            out.extend(it.records())
+        else:
+            out.append(it)
+    return out
 
 
 class EventKind(str, Enum):

@@ -20,7 +20,7 @@ from .config import Config
 from .diagnose import Diagnoser, Finding
 from .discover import RunSpec, expand_arg, has_magic, logging_steps_near, unique
 from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
-from .records import Event, EventKind, Kind, Record
+from .records import Block, Event, EventKind, Item, Kind, Record
 from .series import RunData
 from .tail import FileTail
 
@@ -33,7 +33,7 @@ CHECKLIST_STRIDE = 512  # records between closing checklist windows: well inside
 class RunUpdate:
     """What one poll of one run produced."""
 
-    records: list[Record] = field(default_factory=list)
+    records: list[Item] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     opened: list[Finding] = field(default_factory=list)  # finding episodes that began now
     changed: bool = False
@@ -57,7 +57,7 @@ class StateFile:
     def pending_bytes(self) -> int:
         return 0
 
-    def poll(self, parser: LogParser, out_records: list[Record], out_events: list[Event]) -> bool:
+    def poll(self, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> bool:
         try:
             st = os.stat(self.path)
         except OSError as e:
@@ -186,7 +186,7 @@ class Run:
             return
         parser = LogParser(self.parser.format if self.parser.format != UNKNOWN else None)
         parser.interval = self.parser.interval
-        recs: list[Record] = []
+        recs: list[Item] = []
         parser.feed_chunk(raw[start:end], 0, recs, [])
         parser.flush(recs)
         if not recs:
@@ -263,19 +263,25 @@ class Run:
             for _off, _rank, item in heapq.merge(
                 ((e.offset, 0, e) for e in evs), ((r.offset, 1, r) for r in up.records), key=lambda x: (x[0], x[1])
             ):
-                if isinstance(item, Record):
+                if isinstance(item, (Record, Block)):
                     self._record(item, up, t)
                 elif isinstance(item, Event):
                     self._event(item, up, t)
         if up.records:
             self.last_record_time = t
             up.changed = True
-            self._unjudged += len(up.records)
+            self._unjudged += sum(len(r) if isinstance(r, Block) else 1 for r in up.records)
             if self._unjudged >= CHECKLIST_STRIDE:
                 self._unjudged = 0
                 self.checklist.advance(self.data, self.diagnoser)
 
-    def _record(self, rec: Record, up: RunUpdate, t: float) -> None:
+    def _record(self, rec: Item, up: RunUpdate, t: float) -> None:
+        if isinstance(rec, Block):
+            self.data.add_block(rec)
+            up.opened.extend(self.diagnoser.observe_block(rec, t))
+            self.crashed = None
+            self.finished = False
+            return
         self.data.add(rec)
         up.opened.extend(self.diagnoser.observe(rec, t))
         if rec.kind is Kind.SUMMARY:
@@ -317,7 +323,7 @@ class Run:
         return step, total, p.eta_seconds
 
 
-def _looks_json(recs: list[Record], path: str) -> bool:
+def _looks_json(recs: list[Item], path: str) -> bool:
     return path.endswith((".jsonl", ".json")) or not any(r.step_inferred for r in recs)
 
 

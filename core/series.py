@@ -18,7 +18,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from .records import Kind, Record
+from .records import Block, Item, Kind
 
 RECENT = 1024  # newest points kept at full resolution
 HISTORY = 1024  # at most this many points (min/max of buckets) for everything older
@@ -59,6 +59,24 @@ class Series:
         self.values.insert(i, value)
         self.count += 1
         return True
+
+    def extend(self, steps: array[int], values: array[float]) -> None:
+        """``add`` for each point; ``steps`` rise strictly."""
+        if not self.steps or steps[0] > self.steps[-1]:
+            # compaction at the same points as one add() at a time, so history is the same
+            a, n = 0, len(steps)
+            while a < n:
+                st = self.steps
+                b = min(n, a + HIGH_WATER + 1 - len(st))
+                st.extend(steps[a:b])
+                self.values.extend(values[a:b])
+                if len(st) > HIGH_WATER:
+                    self.compact()
+                a = b
+            self.count += n
+            return
+        for step, value in zip(steps, values):
+            self.add(step, value)
 
     def compact(self) -> None:
         """Fold everything but the newest ``RECENT`` points into history buckets.
@@ -169,8 +187,21 @@ class RunData:
             s = self.series[name] = Series()
         return s
 
-    def add(self, rec: Record) -> bool:
+    def add_block(self, block: Block) -> None:
+        """``add`` for each of the block's records, a column at a time."""
+        steps = block.steps
+        epochs = block.epochs if block.epochs is not None else array("d", [math.nan]) * len(steps)
+        self.index[Kind.TRAIN].extend(steps, epochs)
+        for name, col in zip(block.names, block.columns):
+            self._series(name).extend(steps, col)
+        if block.epochs is not None:
+            self.epoch = block.epochs[-1]
+
+    def add(self, rec: Item) -> bool:
         """Store a record; return True when its step is new for its kind."""
+        if isinstance(rec, Block):
+            self.add_block(rec)
+            return True
         if rec.kind is Kind.SUMMARY:
             self.summary.update(rec.metrics)
             if rec.epoch is not None:

@@ -7,16 +7,16 @@ from collections.abc import Iterable
 from sfttop.core.diagnose import Diagnoser
 from sfttop.core.discover import logging_steps_near
 from sfttop.core.parse import LogParser
-from sfttop.core.records import Event, Record
+from sfttop.core.records import Event, Item, Record, expand
 from sfttop.core.series import RunData
 from sfttop.core.tail import FileTail
 
 
 def read_all(
-    path: str, budget: int = 1 << 16, use_state: bool = True
+    path: str, budget: int = 1 << 16, use_state: bool = True, blocks: bool = True
 ) -> tuple[LogParser, RunData, list[Record], list[Event]]:
     tail = FileTail(path)
-    parser = LogParser()
+    parser = LogParser(blocks=blocks)
     if use_state:
         parser.interval = logging_steps_near(path)
     data = RunData()
@@ -24,13 +24,13 @@ def read_all(
     events: list[Event] = []
     while True:
         chunk = tail.poll(budget)
-        recs: list[Record] = []
+        recs: list[Item] = []
         if chunk.data:
             parser.feed_chunk(chunk.data, chunk.base, recs, events)
         parser.flush(recs, final=chunk.eof)
         for r in recs:
             data.add(r)
-        records.extend(recs)
+        records.extend(expand(recs))
         if chunk.eof and not chunk.grew:
             break
     return parser, data, records, events

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sfttop.core.parse import LogParser
-from sfttop.core.records import Kind, Record
+from sfttop.core.records import Item, Kind, Record, expand
 from sfttop.core.tail import FileTail
 
 NOISE = [
@@ -44,7 +44,7 @@ def read(data_parts: list[bytes]) -> list[Record]:
         t = FileTail(path)
         p = LogParser()
         p.interval = 1
-        out: list[Record] = []
+        out: list[Item] = []
         evs: list = []
         for part in data_parts:
             with open(path, "ab") as f:
@@ -53,7 +53,7 @@ def read(data_parts: list[bytes]) -> list[Record]:
             if c.data:
                 p.feed_chunk(c.data, c.base, out, evs)
             p.flush(out)
-        return out
+        return expand(out)
     finally:
         os.unlink(path)
 

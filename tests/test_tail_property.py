@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sfttop.core.parse import LogParser
-from sfttop.core.records import Record
+from sfttop.core.records import Item, expand
 from sfttop.core.tail import FileTail
 
 
@@ -43,11 +43,11 @@ class TailMachine(RuleBasedStateMachine):
     def _poll(self) -> None:
         for _ in range(50):
             c = self.tail.poll(budget=97)  # a tiny budget: reads stop mid-line all the time
-            recs: list[Record] = []
+            recs: list[Item] = []
             if c.data:
                 self.parser.feed_chunk(c.data, c.base, recs, [])
             self.parser.flush(recs, final=c.eof)
-            self.read += [r.step for r in recs]
+            self.read += [r.step for r in expand(recs)]
             if self.tail.exists and self.tail.ident is not None:
                 self.seen_current = True
             if c.eof and not c.grew and c.reset is None:
