@@ -93,6 +93,11 @@ class FileTail:
             self._fd = None
             _held -= 1
 
+    def __del__(self) -> None:
+        # A tail dropped without close() must give back its share of MAX_HELD.
+        if getattr(self, "_fd", None) is not None:
+            self.close()
+
     def _drain_old(self, budget: int, out: Chunk) -> bool:
         """Before following a replaced or deleted file, read what the old one still holds
         (a rotated log's last lines). True when something was read: the switch waits a poll."""

@@ -33,6 +33,7 @@ def read_all(
         records.extend(expand(recs))
         if chunk.eof and not chunk.grew:
             break
+    tail.close()
     return parser, data, records, events
 
 
