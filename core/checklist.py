@@ -114,7 +114,7 @@ _ITEM_CODES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     id: str
     label: str
@@ -125,7 +125,7 @@ class Item:
         return {"id": self.id, "label": self.label, "status": self.status, "detail": self.detail}
 
 
-@dataclass
+@dataclass(slots=True)
 class Window:
     index: int
     label: str
@@ -154,7 +154,7 @@ class Window:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Cadence:
     id: str  # "100_steps", "1000_steps", "epoch"
     label: str
@@ -219,7 +219,7 @@ def window_sizes(interval: int, horizon: int | None = None) -> tuple[int, int]:
 # the engine
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cached:
     window: Window
     base: list[tuple[str, str] | None]  # each item's verdict from the data (None: findings only)

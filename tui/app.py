@@ -27,6 +27,7 @@ from textual.events import Resize
 from textual.message import Message
 from textual.widgets import Footer, Static
 
+from sfttop.core import memory
 from sfttop.core.alert import AlertDispatcher
 from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
@@ -62,6 +63,7 @@ from .widgets.title_bar import TitleBar, TitleInfo
 MIN_WIDTH = 40
 MIN_HEIGHT = 10
 LOAD_BUDGET = 2 << 20  # bytes per run per poll while history loads (the screen stays live)
+TRIM_EVERY = 50  # polls between heap trims while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
@@ -269,6 +271,7 @@ class SfttopApp(App[int]):
             waker.close()
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
+        was_loading = False
         while not stop.is_set():
             try:
                 with self.lock:
@@ -290,6 +293,10 @@ class SfttopApp(App[int]):
                 self.dispatcher.reap()
             if new or ups:
                 self.post_message(Polled(len(new), live, loading))
+            if (was_loading and not loading) or (loading and self.polls % TRIM_EVERY == 0):
+                # history loading makes and drops many objects: give the freed heap back
+                memory.trim()
+            was_loading = loading
             if loading:
                 stop.wait(0.01)
                 continue
