@@ -7,11 +7,12 @@ window shows the run now; the past windows show when a check turned.
 Windows follow the run's own steps. The nominal sizes are 100 and 1000 steps, but a window must
 hold at least ``MIN_POINTS`` logged train points to say anything, and a cadence keeps every
 window of the run, so it should not have more than ``MAX_WINDOWS`` of them. With a logging
-interval L and the run at step S, the "100 steps" window is ``nice(max(100, 5 L, S / 2000))``
+interval L and the run at step S, the "100 steps" window is ``nice(max(100, 5 L, S / 1000))``
 steps and the "1000 steps" window ``nice(max(1000, 4 x that))``, where ``nice`` rounds up to 1,
 2, 2.5 or 5 x 10^k. A run logged every 5 steps gets windows of 100 and 1000 steps; one logged
-every 500 steps gets 2500 and 10000; a run past step 200,000 gets wider windows as it grows (a
-3,000,000-step run: 2000 and 10000), labelled so. When the sizes change, every window is
+every 500 steps gets 2500 and 10000; a run past step 100,000 gets wider windows as it grows (a
+3,000,000-step run: 5000 and 20000), labelled so. (Each closed window is kept, judged, for the
+report and the history: a thousand per cadence is the memory a run's checklist costs.) When the sizes change, every window is
 recomputed once: that happens a handful of times in a run's life. Window k of size W holds steps
 ``k*W+1 .. (k+1)*W`` (step 0, an eval before training, joins the first). Epoch windows hold the
 records whose epoch lies in ``(e-1, e]``, so the record that ends epoch 1 at ``epoch == 1.0``
@@ -47,7 +48,7 @@ PASS, WARN, FAIL, PENDING = "pass", "warn", "fail", "pending"
 _ORDER = {PENDING: 0, PASS: 1, WARN: 2, FAIL: 3}
 
 MIN_POINTS = 5  # logged train points a step window should hold
-MAX_WINDOWS = 2000  # windows a step cadence should hold at most: a longer run gets wider windows
+MAX_WINDOWS = 1000  # windows a step cadence should hold at most: a longer run gets wider windows
 _MAX_SAMPLE = 4001  # medians over bigger windows use an evenly strided sample
 
 # (cadence id, label, item ids and labels): the seed's checklist, in English
@@ -222,7 +223,17 @@ def window_sizes(interval: int, horizon: int | None = None) -> tuple[int, int]:
 @dataclass(slots=True)
 class _Cached:
     window: Window
-    base: list[tuple[str, str] | None]  # each item's verdict from the data (None: findings only)
+    # each item's verdict from the data (None: findings only); the whole list None when the
+    # items are just that (no finding made one worse): most windows, and a run keeps a thousand
+    base: list[tuple[str, str] | None] | None
+
+    def verdicts(self, cid: str) -> list[tuple[str, str] | None]:
+        if self.base is not None:
+            return self.base
+        return [
+            None if iid in _FINDINGS_ONLY else (it.status, it.detail)
+            for (iid, _label), it in zip(ITEMS[cid][1], self.window.items)
+        ]
 
 
 class Checklist:
@@ -310,9 +321,8 @@ class Checklist:
                     for k, c in cache.items():
                         w = c.window
                         if w.end_step >= first:
-                            cache[k] = _Cached(
-                                replace(w, items=_merged(cid, ctx, w.start_step, w.end_step, c.base)), c.base
-                            )
+                            base = c.verdicts(cid)
+                            cache[k] = _cached(replace(w, items=_merged(cid, ctx, w.start_step, w.end_step, base)), base)
         return ctx, sizes
 
     def _step_window(self, cid: str, size: int, ctx: _Ctx, k: int, k0: int, now: int) -> Window | None:
@@ -650,7 +660,12 @@ def _judge(cid: str, ctx: _Ctx, index: int, label: str, a: int, b: int, closed: 
     """Judge window [a, b]: each item's verdict from the data, merged with the findings."""
     base = [None if iid in _FINDINGS_ONLY else _JUDGES[iid](ctx, a, b, first) for iid, _label in ITEMS[cid][1]]
     ctx.window_done()
-    return _Cached(Window(index, label, a, b, closed, _merged(cid, ctx, a, b, base)), base)
+    return _cached(Window(index, label, a, b, closed, _merged(cid, ctx, a, b, base)), base)
+
+
+def _cached(w: Window, base: list[tuple[str, str] | None]) -> _Cached:
+    same = all(v is None or (v[0] == it.status and v[1] is it.detail) for v, it in zip(base, w.items))
+    return _Cached(w, None if same else base)
 
 
 def _merged(cid: str, ctx: _Ctx, a: int, b: int, base: list[tuple[str, str] | None]) -> list[Item]:

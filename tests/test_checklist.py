@@ -68,9 +68,10 @@ def test_nice_ceil_and_window_sizes() -> None:
     assert window_sizes(5) == (100, 1000)  # >= 5 points in each 100-step window
     assert window_sizes(50) == (250, 1000)
     assert window_sizes(500) == (2500, 10000)
-    # a long run gets wider windows: at most MAX_WINDOWS (2000) per cadence
-    assert window_sizes(5, 200_000) == (100, 1000)
-    assert window_sizes(10, 3_000_000) == (2000, 10000)
+    # a long run gets wider windows: at most MAX_WINDOWS (1000) per cadence
+    assert window_sizes(5, 100_000) == (100, 1000)
+    assert window_sizes(5, 200_000) == (200, 1000)
+    assert window_sizes(10, 3_000_000) == (5000, 20000)
 
 
 def test_items_are_the_seeds() -> None:
@@ -239,7 +240,7 @@ class _Counted:
 def test_one_more_record_recomputes_only_the_open_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     from sfttop.core import checklist as cl
 
-    recs = healthy(40_000, every=5)  # 200,000 steps (2000 windows of 100), no epoch info
+    recs = healthy(20_000, every=5)  # 100,000 steps (1000 windows of 100), no epoch info
     data, diag = build(recs[:-1])
     eng = Checklist()
     eng.update(data, diag)
