@@ -63,7 +63,7 @@ _NOT_PLAIN = frozenset(
     ("step", "global_step", "current_steps", "iteration", "iter", "total_steps", "global_step/max_steps",
      "percentage", "remaining_time", "log_history")
 )
-_EPOCH_MEMORY = 1 << 14  # step-less records whose epoch is remembered to place a resume
+_EPOCH_MEMORY = 1 << 13  # step-less records whose epoch is remembered to place a resume
 _STEP_KEYS = ("step", "global_step", "current_steps", "iteration", "iter")
 _SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+)$")

@@ -27,7 +27,7 @@ from .tail import FileTail
 
 MAX_STATE_FILE = 512 << 20
 PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
-CHECKLIST_STRIDE = 512  # records between closing checklist windows: well inside series.RECENT
+CHECKLIST_STRIDE = 256  # records between closing checklist windows: well inside series.RECENT
 
 
 @dataclass

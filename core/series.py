@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 from .records import Block, Item, Kind
 
-RECENT = 1024  # newest points kept at full resolution
-HISTORY = 1024  # at most this many points (min/max of buckets) for everything older
-HIGH_WATER = RECENT + HISTORY + 1024  # compaction runs when a series grows past this
+RECENT = 768  # newest points kept at full resolution (a wide chart shows ~2x its width)
+HISTORY = 768  # at most this many points (min/max of buckets) for everything older
+HIGH_WATER = RECENT + HISTORY + 768  # compaction runs when a series grows past this
 
 
 class Series:

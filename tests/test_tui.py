@@ -335,7 +335,7 @@ async def test_history_loads_in_batches_with_visible_progress(tmp_path: Path, mo
         assert seen_loading and seen_chart_while_loading  # usable before the history is read
         assert await wait_for(pilot, lambda: not app.monitor.loading, 30)
         loss = app.monitor.runs[0].data.get("loss")
-        assert loss is not None and len(loss) == 3000 and loss.steps[-1] == 30000
+        assert loss is not None and loss.count == 3000 and loss.steps[-1] == 30000
 
 
 async def test_alert_for_a_run_already_broken_when_sfttop_starts(tmp_path: Path) -> None:
