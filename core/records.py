@@ -56,6 +56,12 @@ class Block:
     def offset(self) -> int:
         return self.offsets[0]
 
+    def slice(self, a: int, b: int) -> Block:
+        """Records ``a..b-1`` as a block."""
+        eps = self.epochs[a:b] if self.epochs is not None else None
+        cols = tuple(c[a:b] for c in self.columns)
+        return Block(self.names, self.steps[a:b], cols, eps, self.offsets[a:b], self.step_inferred)
+
     def records(self) -> list[Record]:
         names = self.names
         eps = self.epochs if self.epochs is not None else [None] * len(self.steps)

@@ -271,26 +271,41 @@ class Run:
         if up.records:
             self.last_record_time = t
             up.changed = True
-            self._unjudged += sum(len(r) if isinstance(r, Block) else 1 for r in up.records)
-            if self._unjudged >= CHECKLIST_STRIDE:
-                self._unjudged = 0
-                self.checklist.advance(self.data, self.diagnoser)
 
     def _record(self, rec: Item, up: RunUpdate, t: float) -> None:
         if isinstance(rec, Block):
-            self.data.add_block(rec)
-            up.opened.extend(self.diagnoser.observe_block(rec, t))
+            # The checklist judges the windows that closed every CHECKLIST_STRIDE records,
+            # while their points are still at full resolution in the store: a long block
+            # goes in pieces.
+            n = len(rec)
+            a = 0
+            while a < n:
+                b = min(n, a + CHECKLIST_STRIDE - self._unjudged)
+                part = rec if (a == 0 and b == n) else rec.slice(a, b)
+                self.data.add_block(part)
+                up.opened.extend(self.diagnoser.observe_block(part, t))
+                self._judged(b - a)
+                a = b
             self.crashed = None
             self.finished = False
             return
         self.data.add(rec)
         up.opened.extend(self.diagnoser.observe(rec, t))
+        self._judged(1)
         if rec.kind is Kind.SUMMARY:
             self.finished = True
         else:
             self.crashed = None
             if rec.kind is Kind.TRAIN:
                 self.finished = False
+
+    def _judged(self, n: int) -> None:
+        """``n`` more records are about to be stored: judge the windows closed so far first
+        when a stride is complete."""
+        self._unjudged += n
+        if self._unjudged >= CHECKLIST_STRIDE:
+            self._unjudged = 0
+            self.checklist.advance(self.data, self.diagnoser)
 
     def _event(self, ev: Event, up: RunUpdate, t: float) -> None:
         if ev.kind is EventKind.MAX_STEPS:

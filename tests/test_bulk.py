@@ -257,3 +257,20 @@ def test_report_is_the_same_in_blocks(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(LogParser, "__init__", one_by_one)
     slow, _ = build(paths, Config(), clock=lambda: 1e9)
     assert orjson.dumps(fast) == orjson.dumps(slow)
+
+
+@pytest.mark.parametrize("shape", ["hf4", "jsonl"])
+def test_windows_are_judged_at_full_resolution_when_read_in_big_chunks(tmp_path: Path, shape: str) -> None:
+    # 4 MiB reads hand over thousands of records at once, more than a series keeps at full
+    # resolution: the checklist must still judge every window from its own points.
+    from sfttop.core.run import Run
+
+    path = _gen(tmp_path, shape, 12_000, 5)
+    run = Run("r", path, Config())
+    while not run.loaded:
+        run.poll(4 << 20)
+    st = run.checklist.update(run.data, run.diagnoser)
+    c100 = st.cadence("100_steps")
+    assert c100 is not None and len(c100.windows) > 500
+    thin = [w.label for w in c100.windows if "not enough" in (w.item("loss_falling") or w.items[0]).detail]
+    assert thin == []
