@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .config import Thresholds
 from .diagnose import Diagnoser, Finding, fmt, median
@@ -82,6 +83,10 @@ ITEMS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     ),
 }
 LABELS: dict[str, str] = {iid: label for _c, (_l, items) in ITEMS.items() for iid, label in items}
+_SHARED_KEYS = {items: items for _c, (_l, items) in ITEMS.items()}  # windows share these tuples
+_CODE = {PASS: "p", WARN: "w", FAIL: "f", PENDING: "."}
+_STATUS = {c: s for s, c in _CODE.items()}
+_RANK = {c: _ORDER[s] for s, c in _CODE.items()}
 
 # findings that speak to each item: (warn codes, fail codes)
 _ITEM_CODES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -126,22 +131,51 @@ class Item:
         return {"id": self.id, "label": self.label, "status": self.status, "detail": self.detail}
 
 
-@dataclass(slots=True)
 class Window:
-    index: int
-    label: str
-    start_step: int
-    end_step: int  # inclusive; for an open window, the last step it can hold
-    closed: bool
-    items: list[Item] = field(default_factory=list)
+    """One window of a cadence and its items' verdicts.
+
+    A long run keeps a few thousand closed windows, so they are stored compactly: the items'
+    statuses as one character each, their details as a tuple, ids and labels shared with
+    ``ITEMS``, the label of a step window made on demand. ``items`` builds Item objects when
+    read."""
+
+    __slots__ = ("_det", "_keys", "_label", "_st", "closed", "end_step", "index", "start_step")
+
+    def __init__(
+        self, index: int, label: str | None, start_step: int, end_step: int, closed: bool, items: Iterable[Item] = ()
+    ) -> None:
+        self.index = index
+        self._label = label  # None: "steps {start_step}-{end_step}"
+        self.start_step = start_step
+        self.end_step = end_step  # inclusive; for an open window, the last step it can hold
+        self.closed = closed
+        items = list(items)
+        keys = tuple((i.id, i.label) for i in items)
+        self._keys = _SHARED_KEYS.get(keys, keys)
+        self._st = sys.intern("".join(_CODE[i.status] for i in items))
+        self._det = tuple(i.detail for i in items)
+
+    @property
+    def label(self) -> str:
+        return self._label if self._label is not None else f"steps {self.start_step}-{self.end_step}"
+
+    @property
+    def items(self) -> list[Item]:
+        return [Item(i, lab, _STATUS[c], d) for (i, lab), c, d in zip(self._keys, self._st, self._det)]
+
+    def with_items(self, items: Iterable[Item]) -> Window:
+        return Window(self.index, self._label, self.start_step, self.end_step, self.closed, items)
 
     @property
     def status(self) -> str:
         """The worst item status (pending counts least)."""
-        return max((i.status for i in self.items), key=_ORDER.__getitem__, default=PENDING)
+        return _STATUS[max(self._st, key=_RANK.__getitem__)] if self._st else PENDING
 
     def item(self, item_id: str) -> Item | None:
-        return next((i for i in self.items if i.id == item_id), None)
+        for k, (i, lab) in enumerate(self._keys):
+            if i == item_id:
+                return Item(i, lab, _STATUS[self._st[k]], self._det[k])
+        return None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -322,7 +356,7 @@ class Checklist:
                         w = c.window
                         if w.end_step >= first:
                             base = c.verdicts(cid)
-                            cache[k] = _cached(replace(w, items=_merged(cid, ctx, w.start_step, w.end_step, base)), base)
+                            cache[k] = _cached(w.with_items(_merged(cid, ctx, w.start_step, w.end_step, base)), base)
         return ctx, sizes
 
     def _step_window(self, cid: str, size: int, ctx: _Ctx, k: int, k0: int, now: int) -> Window | None:
@@ -335,7 +369,7 @@ class Checklist:
                 self._empty[cid].add(k)
             return None
         closed = now > b or ctx.diag.finished
-        c = _judge(cid, ctx, k, f"steps {a}-{b}", a, b, closed, k == k0)
+        c = _judge(cid, ctx, k, None, a, b, closed, k == k0)
         if closed:
             self._cache[cid][k] = c
         return c.window
@@ -656,7 +690,7 @@ def _merge(base: tuple[str, str], found: tuple[str, str] | None) -> tuple[str, s
     return found if found is not None and _ORDER[found[0]] > _ORDER[base[0]] else base
 
 
-def _judge(cid: str, ctx: _Ctx, index: int, label: str, a: int, b: int, closed: bool, first: bool) -> _Cached:
+def _judge(cid: str, ctx: _Ctx, index: int, label: str | None, a: int, b: int, closed: bool, first: bool) -> _Cached:
     """Judge window [a, b]: each item's verdict from the data, merged with the findings."""
     base = [None if iid in _FINDINGS_ONLY else _JUDGES[iid](ctx, a, b, first) for iid, _label in ITEMS[cid][1]]
     ctx.window_done()
@@ -664,7 +698,7 @@ def _judge(cid: str, ctx: _Ctx, index: int, label: str, a: int, b: int, closed: 
 
 
 def _cached(w: Window, base: list[tuple[str, str] | None]) -> _Cached:
-    same = all(v is None or (v[0] == it.status and v[1] is it.detail) for v, it in zip(base, w.items))
+    same = all(v is None or (_CODE[v[0]] == c and v[1] is d) for v, c, d in zip(base, w._st, w._det))
     return _Cached(w, None if same else base)
 
 
