@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -480,17 +481,16 @@ class _Evals:
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
-        self.steps: list[int] = []
-        self.values: list[float] = []
-        self.best: list[int] = []
-        self.low: list[int] = []
-        self._key: tuple[float, float, int] | None = None  # best_eval's key of ``best[-1]``
-        self._upto = 0  # points of the series up to steps[-1] when last synced
+        self._reset()
 
     def _reset(self) -> None:
-        self.steps, self.values, self.best, self.low = [], [], [], []
-        self._key = None
-        self._upto = 0
+        # arrays, not lists: a long run has thousands of evals, kept for the whole run
+        self.steps: array[int] = array("q")
+        self.values: array[float] = array("d")
+        self.best: array[int] = array("q")
+        self.low: array[int] = array("q")
+        self._key: tuple[float, float, int] | None = None  # best_eval's key of ``best[-1]``
+        self._upto = 0  # points of the series up to steps[-1] when last synced
 
     def sync(self, data: RunData) -> None:
         s = data.get(self.metric)

@@ -503,10 +503,10 @@ _NEVER = -(1 << 62)
 # Memory bound (see the module docstring): at HISTORY_CAP kept train records the oldest half of
 # the per-record history is dropped in one O(cap) trim, past EVAL_CAP evals the oldest half of the
 # evals. At 48 bytes a train record (the step and five metrics) a run's train history peaks at
-# ~0.4 MB, its evals at ~0.3 MB. The long-window checks stop growing their window at
+# ~0.4 MB, its evals at ~0.1 MB. The long-window checks stop growing their window at
 # plateau_fraction x HISTORY_CAP points (1638 for the loss plateau, 3277 for slow accuracy).
 HISTORY_CAP = 8192
-EVAL_CAP = 1024
+EVAL_CAP = 512
 _BULK = 64  # records taken in bulk at most at a time (bounds are tighter over short stretches)
 _MAX_MARKS = 32  # trim summaries kept for resumes past the kept history (thinned beyond this)
 

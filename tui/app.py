@@ -62,7 +62,7 @@ from .widgets.title_bar import TitleBar, TitleInfo
 
 MIN_WIDTH = 40
 MIN_HEIGHT = 10
-LOAD_BUDGET = 2 << 20  # bytes per run per poll while history loads (the screen stays live)
+LOAD_BUDGET = 1 << 20  # bytes per run per poll while history loads (the screen stays live)
 TRIM_EVERY = 50  # polls between heap trims while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
