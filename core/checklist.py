@@ -7,13 +7,16 @@ window shows the run now; the past windows show when a check turned.
 Windows follow the run's own steps. The nominal sizes are 100 and 1000 steps, but a window must
 hold at least ``MIN_POINTS`` logged train points to say anything, and a cadence keeps every
 window of the run, so it should not have more than ``MAX_WINDOWS`` of them. With a logging
-interval L and the run at step S, the "100 steps" window is ``nice(max(100, 5 L, S / 1000))``
-steps and the "1000 steps" window ``nice(max(1000, 4 x that))``, where ``nice`` rounds up to 1,
-2, 2.5 or 5 x 10^k. A run logged every 5 steps gets windows of 100 and 1000 steps; one logged
-every 500 steps gets 2500 and 10000; a run past step 100,000 gets wider windows as it grows (a
-3,000,000-step run: 5000 and 20000), labelled so. (Each closed window is kept, judged, for the
-report and the history: a thousand per cadence is the memory a run's checklist costs.) When the sizes change, every window is
-recomputed once: that happens a handful of times in a run's life. Window k of size W holds steps
+interval L, the "100 steps" window is ``nice(max(100, 5 L))`` steps and the "1000 steps" window
+``nice(max(1000, 4 x that))``, where ``nice`` rounds up to 1, 2, 2.5 or 5 x 10^k; a run past
+1000 windows (at step S > 1000 x the window) gets windows twice as wide, as often as needed. A
+run logged every 5 steps gets windows of 100 and 1000 steps; one logged every 500 steps gets 2500
+and 10000; a 3,000,000-step run 3200 and 16000, labelled so. Because a grown window is whole old
+ones, their cached verdicts are merged (each item the worst of its parts) rather than judged
+again from points the store no longer holds at full resolution. (Each closed window is kept,
+judged, for the report and the history: a thousand per cadence is the memory a run's checklist
+costs.) When the base sizes change (the logging interval, measured early on, changed), every
+window is judged again. Window k of size W holds steps
 ``k*W+1 .. (k+1)*W`` (step 0, an eval before training, joins the first). Epoch windows hold the
 records whose epoch lies in ``(e-1, e]``, so the record that ends epoch 1 at ``epoch == 1.0``
 belongs to epoch 1.
@@ -246,8 +249,15 @@ def logging_interval(data: RunData) -> int:
 def window_sizes(interval: int, horizon: int | None = None) -> tuple[int, int]:
     """(the "100 steps" window, the "1000 steps" window) for a run logged every ``interval``
     steps that runs to step ``horizon`` (max_steps when known, else the latest step)."""
-    small = nice_ceil(max(100, MIN_POINTS * interval, (horizon or 0) / MAX_WINDOWS))
+    small = nice_ceil(max(100, MIN_POINTS * interval))
     big = nice_ceil(max(1000, 4 * small))
+    # A long run: wider windows, each size twice the one before, so that when a growing run
+    # outgrows its windows each new window is whole old ones (their verdicts merge; the old
+    # windows' points are no longer at full resolution to be judged again).
+    while small < (horizon or 0) / MAX_WINDOWS:
+        small *= 2
+    while big < 4 * small:
+        big *= 2
     return small, big
 
 
@@ -338,8 +348,13 @@ class Checklist:
             self._evals = _Evals(EVAL_LOSS)
             self._eval_acc = _Evals(EVAL_TOKEN_ACC)
         if sizes != self._sizes:
+            old = self._sizes
             self._sizes = sizes
-            for cid in self._empty:
+            for j, cid in enumerate(self._empty):
+                if old is not None and sizes[j] % old[j] == 0:
+                    if sizes[j] != old[j]:
+                        self._regroup(cid, old[j], sizes[j])
+                    continue
                 self._cache[cid].clear()
                 self._empty[cid].clear()
                 self._done[cid] = 0
@@ -359,6 +374,25 @@ class Checklist:
                             base = c.verdicts(cid)
                             cache[k] = _cached(w.with_items(_merged(cid, ctx, w.start_step, w.end_step, base)), base)
         return ctx, sizes
+
+    def _regroup(self, cid: str, old: int, new: int) -> None:
+        """The windows grew from ``old`` to ``new`` steps (a multiple): each new window is
+        ``new // old`` old ones, judged when they closed; merge their verdicts rather than
+        judge again from points the store has since decimated."""
+        f = new // old
+        cache, done = self._cache[cid], self._done[cid]
+        merged: dict[int, _Cached] = {}
+        gone: set[int] = set()
+        for k in range(done // f):  # new windows made only of judged (or empty) old ones
+            parts = [cache[i] for i in range(k * f, (k + 1) * f) if i in cache]
+            if parts:
+                a, b = k * new + 1, (k + 1) * new
+                merged[k] = _merge_windows(cid, k, 0 if k == 0 else a, b, parts)
+            else:
+                gone.add(k)
+        self._cache[cid] = merged
+        self._empty[cid] = gone
+        self._done[cid] = done // f
 
     def _step_window(self, cid: str, size: int, ctx: _Ctx, k: int, k0: int, now: int) -> Window | None:
         """Window ``k`` (judged, and cached once closed), or None when it holds no record."""
@@ -695,6 +729,23 @@ def _judge(cid: str, ctx: _Ctx, index: int, label: str | None, a: int, b: int, c
     base = [None if iid in _FINDINGS_ONLY else _JUDGES[iid](ctx, a, b, first) for iid, _label in ITEMS[cid][1]]
     ctx.window_done()
     return _cached(Window(index, label, a, b, closed, _merged(cid, ctx, a, b, base)), base)
+
+
+def _merge_windows(cid: str, k: int, a: int, b: int, parts: list[_Cached]) -> _Cached:
+    """One window made of closed ones: each item the worst of theirs (the latest of equals; a
+    pending part counts least), and the same for the verdicts from the data."""
+    items: list[Item] = []
+    base: list[tuple[str, str] | None] = []
+    verdicts = [c.verdicts(cid) for c in parts]
+    for j, (iid, label) in enumerate(ITEMS[cid][1]):
+        st, det = max(((c.window._st[j], c.window._det[j]) for c in reversed(parts)), key=lambda sd: _RANK[sd[0]])
+        items.append(Item(iid, label, _STATUS[st], det))
+        vs = [v[j] for v in verdicts]
+        if any(v is None for v in vs):
+            base.append(None)
+        else:
+            base.append(max((v for v in reversed(vs) if v is not None), key=lambda v: _ORDER[v[0]]))
+    return _cached(Window(k, None, a, b, True, items), base)
 
 
 def _cached(w: Window, base: list[tuple[str, str] | None]) -> _Cached:

@@ -768,13 +768,20 @@ class Diagnoser:
         if lc is not None:
             seg = lc[i:j]
             hi = max(seg)
-            u = sorted(self._lv[-W:] + seg)
+            prev = self._lv[-W:]
+            u = sorted(prev + seg)
             # a spike or a counted rebound is >= its ratio x the window's median...
-            if hi >= min(t.loss_spike_ratio, t.oscillation_ratio) * u[kth]:
+            ratio = min(t.loss_spike_ratio, t.oscillation_ratio)
+            if hi >= ratio * u[kth]:
                 # ...and a rebound at least min_jump above the low of three
                 low = min(u[0], min(self._lv[-2 * W :]))
                 if hi - low >= t.oscillation_min_jump:
-                    return -m
+                    # the few values above the bound: against their own window's median
+                    ext = prev + seg
+                    lim = ratio * u[kth]
+                    for k in itertools.compress(range(m), map(operator.ge, seg, itertools.repeat(lim))):
+                        if seg[k] >= ratio * median(ext[k : k + W]):
+                            return -m
             # an elevated 3-point median (none is above the second largest value of the
             # triples) against the best level (no new one is below the blocks' lower bound or
             # a 3-point median's second smallest value)
@@ -792,11 +799,21 @@ class Diagnoser:
         if lrc is not None:
             seg = lrc[i:j]
             lo, hi = min(seg), max(seg)
-            if lo < t.lr_min or hi > t.lr_max:
+            if hi > t.lr_max:
                 return -m
             peak = max(self._lr_peak, hi)
-            if peak > 0 and lo <= t.lr_zero_fraction * peak:
-                return -m
+            if lo < t.lr_min or (peak > 0 and lo <= t.lr_zero_fraction * peak):
+                # below the minimum or at ~0: nothing to say only after a real peak (_bulk
+                # counts the run at ~0 against a peak that stays put), at the schedule's end or,
+                # with no known end, before the LR has sat at ~0 for long (_lr_rules)
+                if self._lr_peak < t.lr_min or hi > self._lr_peak:
+                    return -m
+                ms = self.max_steps
+                if ms:
+                    if steps[i] < t.lr_end_fraction * ms:
+                        return -m
+                elif self._lr_zero_run + m >= max(5, math.ceil(0.1 * (self._lr.total + 1))):
+                    return -m
             prevs = self._lrv[-1:] + seg[:-1]
             first = seg if self._lrv else seg[1:]
             if any(map(operator.gt, first, map(operator.mul, prevs, itertools.repeat(1 + 1e-6)))):
@@ -929,7 +946,14 @@ class Diagnoser:
                 lo = min(seg)
                 if lo < self._lr_low:
                     self._lr_low = lo
-            self._lr_zero_run = 0
+            # the run of LRs at ~0 (_quiet: any of them are against a peak that did not move)
+            zf = t.lr_zero_fraction * self._lr_peak
+            if self._lr_peak > 0 and min(seg) <= zf:
+                zero = bytes(map(operator.le, seg, itertools.repeat(zf)))
+                z = zero.rfind(b"\x00")
+                self._lr_zero_run = self._lr_zero_run + m if z < 0 else m - 1 - z
+            else:
+                self._lr_zero_run = 0
             for key in ("lr_too_large", "lr_too_small", "lr_schedule"):
                 if key in open_:
                     self._cool_run(key, cool_at)

@@ -10,6 +10,7 @@ import random
 import sys
 from array import array
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -91,7 +92,7 @@ def blocks(records: list[Record], size: int) -> list[Item]:
     return out
 
 
-def both(items: list[Item], t: Thresholds | None = None, **kw: int) -> tuple[Diagnoser, Diagnoser]:
+def both(items: list[Item], t: Thresholds | None = None, **kw: Any) -> tuple[Diagnoser, Diagnoser]:
     one, bulk = Diagnoser(t, **kw), Diagnoser(t, **kw)
     opened_one, opened_bulk = [], []
     for it in items:
@@ -145,6 +146,20 @@ def test_healthy_noisy_run(size: int) -> None:
     same(one, bulk)
     if size >= 64:  # (the fast path is taken: most records went in bulk)
         assert bulk.bulked > 0.8 * 20_000, bulk.bulked
+
+
+@pytest.mark.parametrize("know_end", [False, True])
+def test_lr_to_zero_at_the_end_in_bulk(know_end: bool) -> None:
+    # the cosine schedule's tail (below lr_min, then ~0): quiet at the end of a known schedule,
+    # and without one until the LR has sat at ~0 for long; the same either way
+    recs = healthy(8000, 4, 0.05)
+    for r in recs[-600:]:
+        if r.kind is Kind.TRAIN:
+            r.metrics["learning_rate"] = 0.0 if r.step > 39_000 else r.metrics["learning_rate"]
+    kw = {"max_steps": 40_000} if know_end else {}
+    one, bulk = both(blocks(recs, 10_000), **kw)
+    same(one, bulk)
+    assert bulk.bulked > 0.8 * 8000  # (early training, a share of max_steps, goes one by one)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -71,7 +71,8 @@ def test_nice_ceil_and_window_sizes() -> None:
     # a long run gets wider windows: at most MAX_WINDOWS (1000) per cadence
     assert window_sizes(5, 100_000) == (100, 1000)
     assert window_sizes(5, 200_000) == (200, 1000)
-    assert window_sizes(10, 3_000_000) == (5000, 20000)
+    assert window_sizes(10, 3_000_000) == (3200, 16000)  # doubled as the run grows
+    assert window_sizes(50, 1_000_000) == (1000, 4000)
 
 
 def test_items_are_the_seeds() -> None:
@@ -267,3 +268,29 @@ def test_one_more_record_recomputes_only_the_open_windows(monkeypatch: pytest.Mo
     assert tally[0] <= 12_000, tally
     c100 = st.cadence("100_steps")
     assert c100 is not None and c100.window_steps == 100 and 0 < len(c100.windows) <= cl.MAX_WINDOWS
+
+
+def test_windows_that_grow_merge_the_verdicts_of_the_ones_they_join() -> None:
+    # No max_steps: the windows double as the run grows. The grown windows are the old ones'
+    # verdicts merged, not judged again from history the store has since decimated, so every
+    # past window still speaks of its own points; a spike in one old window still shows.
+    from sfttop.core.run import CHECKLIST_STRIDE
+
+    recs = healthy(60_000, every=5)  # 300,000 steps: 100-step windows grow to 400 on the way
+    spike = next(i for i, r in enumerate(recs) if r.kind is Kind.TRAIN and r.step == 40_000)
+    recs[spike].metrics["grad_norm"] = 50.0
+    data, diag = RunData(), Diagnoser()
+    eng = Checklist()
+    for i, r in enumerate(recs):
+        data.add(r)
+        diag.observe(r)
+        if i % CHECKLIST_STRIDE == 0:
+            eng.advance(data, diag)
+    st = eng.update(data, diag)
+    c100 = st.cadence("100_steps")
+    assert c100 is not None and c100.window_steps == 400
+    thin = [w.label for w in c100.windows for it in w.items if "not enough" in it.detail or "no " in it.detail[:3]]
+    assert thin == []
+    (w,) = [w for w in c100.windows if w.start_step <= 40_000 <= w.end_step]
+    g = w.item("grad_norm_in_range")
+    assert g is not None and g.status == FAIL and "grad_explosion" in g.detail
