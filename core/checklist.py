@@ -464,6 +464,14 @@ class Checklist:
             return
         eps = self._epochs
         num0, a0, b0 = eps[-1] if eps else (0, 0, 0)  # the latest epoch (num0 0: none yet)
+        new = epochs[pos:n]
+        last = epochs[n - 1]
+        if eps and math.isfinite(sum(new)) and max(new) <= num0 + 1e-9 and max(1, math.ceil(last - 1e-9)) == num0:
+            # (the usual case, in C: every new record is in the latest epoch or an older one,
+            # and the newest is in the latest)
+            eps[-1] = (num0, a0, steps[n - 1])
+            self._epoch_step = steps[n - 1]
+            return
         last_e, last_num = math.nan, 0  # consecutive records mostly share their epoch value
         for s, e in zip(steps[pos:n], epochs[pos:n]):
             if e == last_e:
