@@ -730,9 +730,11 @@ class Diagnoser:
         nt = len(self._tsteps)
         ms = self.max_steps
         # conditions of the record itself: one at a time
-        if (self.last_train_step is not None and steps[i] <= self.last_train_step) or nt >= self._due or nt < self._early_n or (ms is not None and ms != 0 and steps[i] <= t.early_fraction * ms):
+        if (self.last_train_step is not None and steps[i] <= self.last_train_step) or nt >= self._due or nt < self._early_n:
             return -1
         m = min(n - i, _BULK, self._due - nt)
+        if ms and steps[i] <= t.early_fraction * ms:  # early training (a share of max_steps): all of the stretch
+            m = min(m, bisect_right(steps, t.early_fraction * ms, i, n) - i)
         if lc is not None:
             nl = len(self._lv)
             if self._rebounds or self._rebound_prev or nl < self._ema_exact or nl < t.window_points:
@@ -968,7 +970,17 @@ class Diagnoser:
             odd = span & 1
             best = self._acc_best
             drop = t.accuracy_drop
-            for k in range(i, j):
+            ms = self.max_steps
+            rows = range(i, j)
+            if ms and steps[i] <= t.early_fraction * ms:
+                # early training: no best and no drop yet, only the window moves (_quiet: the
+                # whole stretch is early)
+                av.extend(ac[i:j])
+                self._awin = win = sorted(av[-span:])
+                if "accuracy_drop:train" in open_:
+                    self._cool_run("accuracy_drop:train", cool_at)
+                rows = range(0)
+            for k in rows:
                 a = ac[k]
                 av.append(a)
                 insort(win, a)

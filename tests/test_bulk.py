@@ -159,7 +159,7 @@ def test_lr_to_zero_at_the_end_in_bulk(know_end: bool) -> None:
     kw = {"max_steps": 40_000} if know_end else {}
     one, bulk = both(blocks(recs, 10_000), **kw)
     same(one, bulk)
-    assert bulk.bulked > 0.8 * 8000  # (early training, a share of max_steps, goes one by one)
+    assert bulk.bulked > 0.9 * 8000  # (early training, a share of max_steps, in bulk too)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
