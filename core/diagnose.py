@@ -53,6 +53,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import total_ordering
+from typing import NamedTuple
 
 from .config import Thresholds
 from .metrics import (
@@ -306,6 +307,17 @@ def _tail_median(vals: array[float], k: int) -> float:
             a, b = b, a
         return b if c >= b else (a if c <= a else c)
     return median(vals[-k:])
+
+
+class _Cols(NamedTuple):
+    """A block's steps and the columns the train rules read (None: not logged)."""
+
+    steps: array[int]
+    loss: array[float] | None
+    grad: array[float] | None
+    lr: array[float] | None
+    acc: array[float] | None
+    ent: array[float] | None
 
 
 def _row(block: Block, k: int) -> Record:
@@ -681,12 +693,11 @@ class Diagnoser:
                 self._close(key, steps[0])
         self.crashed = self.finished = False
         i = 0
-        lv, gv, lrv, av = cols.get(LOSS), cols.get(GRAD_NORM), cols.get(LR), cols.get(TOKEN_ACC)
-        ent = cols.get(ENTROPY)
+        c = _Cols(steps, cols.get(LOSS), cols.get(GRAD_NORM), cols.get(LR), cols.get(TOKEN_ACC), cols.get(ENTROPY))
         while i < n:
-            span = self._quiet(steps, i, n, lv, gv, lrv, av, ent)
+            span = self._quiet(c, i, n)
             if span > 0:
-                self._bulk(steps, i, i + span, lv, gv, lrv, av, ent, new)
+                self._bulk(c, i, i + span, new)
                 i += span
             else:
                 for k in range(i, min(n, i - span)):
@@ -712,21 +723,12 @@ class Diagnoser:
         lc = cols.get(LOSS)
         return not (lc is not None and GRAD_NORM not in cols and 0.0 in lc)
 
-    def _quiet(
-        self,
-        steps: array[int],
-        i: int,
-        n: int,
-        lc: array[float] | None,
-        gc: array[float] | None,
-        lrc: array[float] | None,
-        ac: array[float] | None,
-        ec: array[float] | None,
-    ) -> int:
+    def _quiet(self, c: _Cols, i: int, n: int) -> int:
         """How many records from ``i`` on can be taken in bulk (> 0), or minus how many must
         go one by one (< 0). Bulk means: provably no rule fires and no check is due on them,
         so ``_bulk`` only has to advance the running state."""
         t = self.t
+        steps, lc, gc, lrc, ac = c.steps, c.loss, c.grad, c.lr, c.acc
         nt = len(self._tsteps)
         ms = self.max_steps
         # conditions of the record itself: one at a time
@@ -841,21 +843,11 @@ class Diagnoser:
         self._rises = rises
         return b"\x01" * d not in rises
 
-    def _bulk(
-        self,
-        steps: array[int],
-        i: int,
-        j: int,
-        lc: array[float] | None,
-        gc: array[float] | None,
-        lrc: array[float] | None,
-        ac: array[float] | None,
-        ec: array[float] | None,
-        new: list[Finding],
-    ) -> None:
+    def _bulk(self, c: _Cols, i: int, j: int, new: list[Finding]) -> None:
         """Advance the state over records ``i..j-1``, which ``_quiet`` cleared: exactly what
         ``_train`` would leave after them."""
         t = self.t
+        steps, lc, gc, lrc, ac, ec = c.steps, c.loss, c.grad, c.lr, c.acc, c.ent
         m = j - i
         tsteps = self._tsteps
         nt = len(tsteps)
@@ -917,12 +909,12 @@ class Diagnoser:
             if min(ext[1:]) < self._loss_best:
                 a, b = ext[1], ext[2]
                 best = self._loss_best
-                for c in seg:
+                for x in seg:
                     lo, hi = (a, b) if a <= b else (b, a)
-                    med = hi if c >= hi else (lo if c <= lo else c)
+                    med = hi if x >= hi else (lo if x <= lo else x)
                     if med < best:
                         best = med
-                    a, b = b, c
+                    a, b = b, x
                 self._loss_best = best
             # block medians completed inside the stretch (blocks end at multiples of W values)
             off = self._loss.off

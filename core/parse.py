@@ -224,10 +224,11 @@ def _column(values: tuple[object, ...]) -> array[float] | None:
     try:
         if types <= _NUMBER_TYPES:
             return array("d", values)  # type: ignore[arg-type]
-        if types == {str}:
-            if any(len(v) >= 40 or "_" in v for v in values):  # type: ignore[arg-type, operator]
+        if types == {str}:  # transformers 5.x: '%.4g' strings (to_float's rules, checked in C)
+            strs: tuple[str, ...] = values  # type: ignore[assignment]
+            if max(map(len, strs)) >= 40 or "_" in "".join(strs):
                 return None
-            return array("d", map(float, values))  # type: ignore[arg-type]
+            return array("d", map(float, strs))
     except (TypeError, ValueError, OverflowError):
         return None
     return None
