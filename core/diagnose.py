@@ -972,6 +972,16 @@ class Diagnoser:
                 if "accuracy_drop:train" in open_:
                     self._cool_run("accuracy_drop:train", cool_at)
                 rows = range(0)
+            else:
+                # Every window median lies between the union's order statistics: when none
+                # can beat the best nor fall a drop below it, only the window moves.
+                u = sorted(av[-span:] + ac[i:j])
+                if u[-(span - h)] <= best and best - u[h - 1] <= drop:
+                    av.extend(ac[i:j])
+                    self._awin = win = sorted(av[-span:])
+                    if "accuracy_drop:train" in open_:
+                        self._cool_run("accuracy_drop:train", cool_at)
+                    rows = range(0)
             for k in rows:
                 a = ac[k]
                 av.append(a)
