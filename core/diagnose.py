@@ -588,9 +588,11 @@ class Diagnoser:
         self._ema_rise_from = 0.0
         self._loss_best = math.inf  # lowest smoothed loss so far
         # The lowest median of a block of window_points losses (blocks aligned on the run's
-        # loss count): the level a rebound is measured from. The lowest 3-point median of a long
-        # noisy run is an outlier of its noise, so a loss back at its usual level would look
-        # elevated against it; a block median is not.
+        # loss count): the level a rebound must rise from to open an episode. The lowest
+        # 3-point median of a long noisy run is an outlier of its noise, so a loss back at its
+        # usual level would look elevated against it; a block median is not. An open episode
+        # stays open while the loss is elevated against its best 3-point median: a run that
+        # blew up within its first block has that block's median up in the blow-up.
         self._block_best = math.inf
         self._loss_pre: array[float] = array("d")  # losses before the kept ones (after a deep resume)
         self._emas: list[float] = []  # scratch: _ema_quiet's EMAs for _bulk
@@ -797,6 +799,10 @@ class Diagnoser:
                 best = min(self._loss_best, u[kth], sorted(ext)[1])
             if top >= t.oscillation_ratio * best and top - best >= t.oscillation_min_jump:
                 return -m
+            if "loss_oscillation" in self._open:  # ...and, to stay open, against the best 3-point median
+                best = min(self._loss_best, sorted(ext)[1])
+                if top >= t.oscillation_ratio * best and top - best >= t.oscillation_min_jump:
+                    return -m
             # a smoothed loss rising for divergence_points in a row is checked record by record
             if not self._ema_quiet(seg):
                 return -m
@@ -1382,6 +1388,8 @@ class Diagnoser:
             best = self._block_best if self._block_best < math.inf else self._loss_best
             elevated = n >= S and now >= t.oscillation_ratio * best and now - best >= t.oscillation_min_jump
             early_rise = early_rise and nprev < t.min_window_points  # (too few points for a window)
+            lb = self._loss_best
+            held = n >= S and now >= t.oscillation_ratio * lb and now - lb >= t.oscillation_min_jump
             hot = (
                 spike
                 or early_rise
@@ -1390,7 +1398,7 @@ class Diagnoser:
                 or (self._ema_rise >= t.divergence_points and ema >= (1 + t.divergence_min_rise) * self._ema_rise_from)
             )
             if hot or "loss_oscillation" in open_:
-                self._oscillation(step, x, hot, spike, early_rise, rebound, elevated, med, nprev, low, now, best)
+                self._oscillation(step, x, hot, spike, early_rise, rebound, elevated, held, med, nprev, low, now, best)
             if n >= self._plateau_next:
                 self._plateau(step, early)
         else:
@@ -1582,6 +1590,7 @@ class Diagnoser:
         early_rise: bool,
         rebound: bool,
         elevated: bool,
+        held: bool,
         med: float,
         nprev: int,
         low: float,
@@ -1594,7 +1603,7 @@ class Diagnoser:
         nreb = len(self._rebounds)
         op = self._open.get("loss_oscillation")
         if op is not None:
-            if hot or rebound or nreb >= 2 or elevated:
+            if hot or rebound or nreb >= 2 or held:
                 op.cool = 0  # still bouncing: the same episode
             else:
                 self._cool("loss_oscillation", step, t.clear_points)

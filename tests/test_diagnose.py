@@ -258,6 +258,19 @@ def test_early_loss_jump_is_unstable() -> None:
     assert codes(d)[:1] == ["loss_oscillation"]
 
 
+def test_a_loss_that_blows_up_early_stays_one_open_episode() -> None:
+    # (the real tf4 explode run's losses) the first block of window_points losses is mostly the
+    # blow-up, so its median is no "best": the episode opened by the early climb stays open
+    # while the loss sits far above its best 3-point median
+    losses = [3.73, 15.09, 23.72, 37.29, 37.65, 50.99, 50.52, 41.71, 43.4, 48.8, 53.68, 62.02, 54.07, 66.69]
+    losses += [58.96, 49.95, 57.99, 50.99, 66.65, 61.94, 84.23, 58.49, 55.61, 65.52, 69.52, 68.3, 54.16]
+    losses += [49.23, 59.78, 43.61, 51.66, 56.92, 50.98, 55.57, 56.78, 56.22, 69.34, 61.7, 75.71, 80.1]
+    d = Diagnoser()
+    feed(d, train_run(losses, every=1))
+    (f,) = [f for f in d.findings if f.code == "loss_oscillation"]
+    assert f.step == 3 and f.active
+
+
 def test_divergence() -> None:
     d = Diagnoser()
     feed(d, train_run([1.0] * 15 + [1.0 * 1.03**k for k in range(1, 13)]))
