@@ -49,7 +49,7 @@ import operator
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import total_ordering
@@ -1685,21 +1685,49 @@ class Diagnoser:
         hot = flat and last > t.plateau_min_loss and lr_ok and near_best and not early
         clear = not near_best or not (-10 * t.plateau_min_improvement < imp < 2 * t.plateau_min_improvement + 2 * se)
         clear = clear or last <= t.plateau_min_loss or not lr_ok
-        self._plateau_votes = _vote(self._plateau_votes, hot, clear)
-        if self._plateau_votes == 1:
-            self._plateau_since = n
-        # ...while the window slid by half its length: two checks a point apart are one sample
-        if self._plateau_votes >= _PLATEAU_CONFIRM and n - self._plateau_since >= w // 2:
-            self._hot(
-                "loss_plateau",
-                self._loss.step(n - w),
-                LOSS,
-                last,
-                f"loss barely moved over the last {w} points (steps {self._loss.step(n - w)}-{step}): "
-                f"{fmt(first)} -> {fmt(last)} ({-imp * 100:+.2g}%)",
-            )
-        elif self._plateau_votes <= -t.clear_points:
-            self._close("loss_plateau", step)
+        self._plateau_votes, self._plateau_since = self._trend(
+            "loss_plateau",
+            self._plateau_votes,
+            self._plateau_since,
+            hot,
+            clear,
+            self._loss,
+            LOSS,
+            w,
+            step,
+            last,
+            lambda: f"loss barely moved over the last {w} points (steps {self._loss.step(n - w)}-{step}): "
+            f"{fmt(first)} -> {fmt(last)} ({-imp * 100:+.2g}%)",
+        )
+
+    def _trend(
+        self,
+        key: str,
+        votes: int,
+        since: int,
+        hot: bool,
+        clear: bool,
+        h: _Hist,
+        metric: str,
+        w: int,
+        step: int,
+        value: float,
+        message: Callable[[], str],
+    ) -> tuple[int, int]:
+        """The verdict of a long-window check (loss plateau, slow accuracy) on the points of
+        ``h``: the finding opens, at the start of the window, once _PLATEAU_CONFIRM checks in a
+        row were hot and the window slid by half its length since the first of them (two checks
+        a point apart are one sample); clear_points clear checks in a row close it. Returns the
+        new (votes, since)."""
+        n = len(h.values)
+        votes = _vote(votes, hot, clear)
+        if votes == 1:
+            since = n
+        if votes >= _PLATEAU_CONFIRM and n - since >= w // 2:
+            self._hot(key, h.step(n - w), metric, value, message())
+        elif votes <= -self.t.clear_points:
+            self._close(key, step)
+        return votes, since
 
     # -- accuracy -------------------------------------------------------------------------
     def _acc_drop(self, step: int, now: float) -> None:
@@ -1735,19 +1763,20 @@ class Diagnoser:
         hot = flat and last < t.accuracy_slow_ceiling and lr_ok and not early
         clear = gain >= 2 * t.accuracy_slow_gain or gain <= -t.accuracy_drop / 2
         clear = clear or last >= t.accuracy_slow_ceiling or not lr_ok
-        self._accslow_votes = _vote(self._accslow_votes, hot, clear)
-        if self._accslow_votes == 1:
-            self._accslow_since = n
-        if self._accslow_votes >= _PLATEAU_CONFIRM and n - self._accslow_since >= w // 2:
-            self._hot(
-                "accuracy_slow",
-                self._acc.step(n - w),
-                TOKEN_ACC,
-                last,
-                f"token accuracy {'rose only' if last >= first else 'fell'} {fmt(first)} -> {fmt(last)} over the last {w} points (to step {step})",
-            )
-        elif self._accslow_votes <= -t.clear_points:
-            self._close("accuracy_slow", step)
+        self._accslow_votes, self._accslow_since = self._trend(
+            "accuracy_slow",
+            self._accslow_votes,
+            self._accslow_since,
+            hot,
+            clear,
+            self._acc,
+            TOKEN_ACC,
+            w,
+            step,
+            last,
+            lambda: f"token accuracy {'rose only' if last >= first else 'fell'} {fmt(first)} -> {fmt(last)} "
+            f"over the last {w} points (to step {step})",
+        )
 
     # -- learning rate --------------------------------------------------------------------
     def _lr_rules(
