@@ -582,13 +582,12 @@ class LogParser:
             on_object(obj, off, out_records, out_events)
 
     def _plan(self, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-        """(raw key, canonical name) of each metric, for a key set that is a plain train record."""
-        if any(k in _NOT_PLAIN for k in keys):
+        """(raw key, canonical name) of each metric, for a key set that is a plain train record
+        without a step field (the same decision as the block path's, ``_column_plan``)."""
+        cp = self._column_plan(keys)
+        if cp is None or cp.step_idx >= 0:
             return ()
-        plan = tuple((k, canonical(k)) for k in keys if k != "epoch")
-        if self._classify({name: 0.0 for _, name in plan}) is not Kind.TRAIN:
-            return ()
-        return plan
+        return tuple((keys[j], name) for j, name in zip(cp.metric_idx, cp.names))
 
     # -- records ----------------------------------------------------------------------------
     @staticmethod
