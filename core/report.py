@@ -77,7 +77,7 @@ def build(
 ) -> tuple[dict[str, Any], int]:
     """The report dict and the exit status it implies. ``clock`` fixes "now" (tests)."""
     mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
-    mon.load_all()
+    mon.load_all(helper=True)
     runs = [run_dict(r, config) for r in mon.runs]
     code = 0
     if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon.runs):

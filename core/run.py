@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from . import pipe
 from .checklist import Checklist
 from .config import Config
 from .diagnose import Diagnoser, Finding
@@ -222,19 +223,31 @@ class Run:
                         up.changed = True
                         self.generation += 1
                         return up
-            chunk = src.poll(budget)
-            if chunk.reset is not None:
-                evs.append(Event(EventKind.SOURCE, chunk.reset))
-                up.changed = True
-            if chunk.data:
-                self.parser.feed_chunk(chunk.data, chunk.base, recs, evs)
-            eof = chunk.eof
-            self.parser.flush(recs, final=eof)
-            if eof and src.partial:
-                self.parser.peek_partial(src.partial)
-            up.changed = up.changed or chunk.grew
-            if self.parser.format == UNKNOWN and recs:
-                self.parser.format = JSONL if _looks_json(recs, src.path) else HF_STDOUT
+            eof = self.read(src, budget, up)
+        self.settle(up, eof, now)
+        return up
+
+    def read(self, src: FileTail, budget: int, up: RunUpdate) -> bool:
+        """Read and parse up to ``budget`` more bytes into ``up``; True at the end of the file.
+        Touches only the source and the parser (``pipe`` runs it in a helper process)."""
+        recs = up.records
+        chunk = src.poll(budget)
+        if chunk.reset is not None:
+            up.events.append(Event(EventKind.SOURCE, chunk.reset))
+            up.changed = True
+        if chunk.data:
+            self.parser.feed_chunk(chunk.data, chunk.base, recs, up.events)
+        eof = chunk.eof
+        self.parser.flush(recs, final=eof)
+        if eof and src.partial:
+            self.parser.peek_partial(src.partial)
+        up.changed = up.changed or chunk.grew
+        if self.parser.format == UNKNOWN and recs:
+            self.parser.format = JSONL if _looks_json(recs, src.path) else HF_STDOUT
+        return eof
+
+    def settle(self, up: RunUpdate, eof: bool, now: float) -> None:
+        """The rest of a poll, after reading: store, diagnose and judge what was read."""
         if eof and not self.loaded:
             self.loaded = True
             self.preview = None
@@ -244,7 +257,6 @@ class Run:
             self._stall(up, now)
         if up.changed:
             self.generation += 1
-        return up
 
     def _absorb(self, up: RunUpdate, now: float) -> None:
         # History gets the time the file was last written, so a stall is judged from the log,
@@ -362,6 +374,7 @@ class Monitor:
         self.runs: list[Run] = []
         self._by_path: dict[str, Run] = {}
         self._last_scan = -math.inf
+        self.helper_bytes = pipe.MIN_BYTES  # logs this long get a helper in load_all(helper=True)
         self.missing: list[str] = []  # plain paths that do not exist (yet)
         self.rescan(force=True)
 
@@ -414,16 +427,23 @@ class Monitor:
                 out[run.name] = up
         return out
 
-    def load_all(self, budget: int = 4 << 20) -> None:
+    def load_all(self, budget: int = 4 << 20, helper: bool = False) -> None:
         """Read every run to its end (for --report), a few MiB at a time so that memory holds
-        one chunk's records, not the file's."""
+        one chunk's records, not the file's. ``helper``: parse long logs in a helper process
+        (``pipe``; only where no other thread runs, as it forks)."""
         # What loading builds holds no reference cycles; the cyclic collector would only walk
         # the growing heap again and again (about a tenth of the time of a long log).
         enabled = gc.isenabled()
         gc.disable()
+        helper = helper and pipe.usable()
         try:
             for run in self.runs:
-                run.poll(budget, self.clock())
+                run._previewed = True  # nothing is shown before the end: no preview to read
+                taken = 0
+                if helper and pipe.worth_it(run, self.helper_bytes):
+                    taken = pipe.load(run, budget, self.clock)
+                if not taken:
+                    run.poll(budget, self.clock())
                 while not run.loaded and run.error is None:
                     run.poll(budget, self.clock())
         finally:

@@ -1,0 +1,123 @@
+"""Loading with a helper process (core/pipe.py) ends in exactly the state reading alone gives."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from test_bulk import REAL, _gen
+
+from sfttop.core import pipe
+from sfttop.core.config import Config
+from sfttop.core.report import run_dict
+from sfttop.core.run import Monitor
+
+
+def _load(paths: list[str], helper: bool, budget: int = 1 << 16) -> tuple[bytes, Monitor]:
+    mon = Monitor(paths, Config(), clock=lambda: 1e9)
+    mon.helper_bytes = 1  # every log, however short, gets a helper
+    mon.load_all(budget, helper=helper)
+    return orjson.dumps([run_dict(r, Config()) for r in mon.runs]), mon
+
+
+def _state(mon: Monitor) -> list[Any]:
+    out = []
+    for r in mon.runs:
+        d = r.diagnoser
+        out.append(
+            (
+                {k: (list(s.steps), repr(list(s.values)), s.count) for k, s in r.data.series.items()},
+                [f.to_dict() for f in d.findings],
+                d.records,
+                r.parser.stats.records,
+                r.parser.stats.skipped,
+                r.source.offset,
+                r.source.error,
+                r.loaded,
+            )
+        )
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _helper_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipe, "usable", lambda: hasattr(os, "fork"))
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+
+
+def _no_child_left() -> None:
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_helper_gives_the_same_report_and_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [_gen(tmp_path, "hf4", 12_000, 7), _gen(tmp_path, "jsonl", 6_000, 8), *REAL]
+    alone, ma = _load(paths, helper=False)
+    load = pipe.load
+    taken: list[int] = []
+    monkeypatch.setattr(pipe, "load", lambda *a: taken.append(load(*a)) or taken[-1])
+    helped, mb = _load(paths, helper=True)
+    assert len(taken) == len(paths) and min(taken) >= 1 and max(taken) > 20  # it did the reading
+    assert helped == alone
+    assert _state(mb) == _state(ma)
+    _no_child_left()
+
+
+def test_a_helper_that_dies_leaves_the_rest_to_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _gen(tmp_path, "hf5", 8_000, 9)
+    alone, ma = _load([path], helper=False, budget=1 << 15)
+    real = pipe._helper
+    taken: list[int] = []
+
+    def dies_after_three(run: Any, budget: int, fd: int) -> None:
+        read = run.read
+        calls = [0]
+
+        def read_three(*a: Any) -> bool:
+            calls[0] += 1
+            if calls[0] > 3:
+                raise MemoryError("the helper ran out of memory")
+            return read(*a)
+
+        run.read = read_three
+        real(run, budget, fd)
+
+    def counted(*a: Any) -> int:
+        n = load(*a)
+        taken.append(n)
+        return n
+
+    load = pipe.load
+    monkeypatch.setattr(pipe, "_helper", dies_after_three)
+    monkeypatch.setattr(pipe, "load", counted)
+    helped, mb = _load([path], helper=True, budget=1 << 15)
+    assert taken == [3]
+    assert helped == alone
+    assert _state(mb) == _state(ma)
+    _no_child_left()
+
+
+def test_helper_only_for_long_logs_and_never_for_trainer_state(tmp_path: Path) -> None:
+    small = _gen(tmp_path, "jsonl", 200, 1)
+    mon = Monitor([small], Config())
+    assert not pipe.worth_it(mon.runs[0])  # far below MIN_BYTES
+    assert pipe.worth_it(mon.runs[0], min_bytes=1)
+    states = glob.glob(os.path.join(os.path.dirname(__file__), "fixtures", "**", "trainer_state.json"), recursive=True)
+    if states:
+        assert not pipe.worth_it(Monitor([states[0]], Config()).runs[0], min_bytes=1)
+
+
+def test_turned_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    monkeypatch.setenv("SFTTOP_NO_HELPER", "1")
+    assert not pipe.usable()
+
+
+def test_missing_log_is_reported_the_same(tmp_path: Path) -> None:
+    gone = str(tmp_path / "nothing-here.log")
+    assert _load([gone], helper=True)[0] == _load([gone], helper=False)[0]
