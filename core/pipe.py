@@ -1,16 +1,19 @@
-"""Loading a long log with its reading and parsing in a helper process.
+"""Loading logs for ``--report`` on more than one core, in forked processes.
 
-On a long log, reading and parsing (finding the records among tqdm redraws, orjson, columns)
-take about as long as absorbing what they give (the store, the diagnoser, the checklist). A
-forked helper does the first while this process does the second, so ``--report`` on a week-long
-log needs about half the time on a machine with a spare core.
+Two ways, both ending in exactly the state loading in one process gives (tested), both falling
+back to this process for whatever a child fails to deliver:
 
-The helper runs ``Run.read`` on its copy of the run and sends, after each chunk, everything a
-poll has after reading: the items and events, the parser, and the tail's position. This process
-takes the parser and the position as its own and settles the items as ``poll`` does, so the run
-ends in exactly the state reading alone gives (tested). If the helper fails, reading goes on
-here from the last state it sent. Nothing else changes: the helper opens the log read-only, as
-the tail always does, and writes only to its pipe.
+- Several runs (``load_shared``): they are shared out, biggest first, among this process and
+  ``jobs() - 1`` children; each child loads its runs to the end and sends each back whole (a
+  run's state is bounded: a MiB or so), and this process takes them as they are.
+- One long log (``load``): reading and parsing it (finding the records among tqdm redraws,
+  orjson, columns) take about as long as absorbing what they give (the store, the diagnoser,
+  the checklist). A helper runs ``Run.read`` on its copy of the run and sends, after each chunk,
+  everything a poll has after reading: the items and events, the parser, and the tail's
+  position; this process takes the parser and the position as its own and settles the items as
+  ``poll`` does.
+
+Children open the logs read-only, as the tail always does, and write only to their pipes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,109 @@ if TYPE_CHECKING:
     from .run import Run
 
 MIN_BYTES = 32 << 20  # below this a helper costs more (fork, pickling) than it saves
+MAX_JOBS = 8  # processes at most: a report is one-off, the box is there to train
 _NO_HELPER = "SFTTOP_NO_HELPER"  # set (to anything) to read everything in one process
+
+
+def jobs() -> int:
+    """Processes to load with: the cores this process may run on, at most ``MAX_JOBS``."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, MAX_JOBS))
+
+
+def _unread(run: Run) -> int:
+    try:
+        return max(0, os.stat(run.path).st_size - run.source.offset)
+    except OSError:
+        return 0
+
+
+def share_out(runs: list[Run], min_bytes: int = MIN_BYTES) -> bool:
+    """Worth sharing ``runs`` out to processes: two or more with ``min_bytes`` to read between
+    them, none more than half of it (one log that big does better with a ``load`` helper)."""
+    sizes = [_unread(r) for r in runs]
+    total = sum(sizes)
+    return len([n for n in sizes if n]) >= 2 and total >= min_bytes and 2 * max(sizes) <= total
+
+
+def load_shared(runs: list[Run], jobs: int, load_one: Callable[[Run], None]) -> list[Run]:
+    """Load ``runs`` with ``load_one`` in ``jobs`` processes, this one included; the runs left
+    to load (their child failed)."""
+    shares: list[list[Run]] = [[] for _ in range(jobs)]
+    loads = [0] * jobs
+    for run in sorted(runs, key=_unread, reverse=True):  # each to the least loaded so far
+        k = loads.index(min(loads))
+        shares[k].append(run)
+        loads[k] += _unread(run) + 1
+    children: list[tuple[int, int, list[Run]]] = []
+    left: list[Run] = []
+    try:
+        for part in shares[1:]:
+            if not part:
+                continue
+            r, w = os.pipe()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(r)
+                os.close(w)
+                left.extend(part)
+                continue
+            if pid == 0:
+                code = 1
+                try:
+                    os.close(r)
+                    for _pid, fd, _part in children:
+                        os.close(fd)
+                    _child(part, load_one, w)
+                    code = 0
+                except BaseException:  # whatever happened, the parent loads these runs itself
+                    pass
+                finally:
+                    os._exit(code)
+            os.close(w)
+            children.append((pid, r, part))
+        for run in shares[0]:
+            load_one(run)
+        while children:
+            pid, fd, part = children.pop(0)
+            got = 0
+            try:
+                with open(fd, "rb") as f:
+                    for run in part:
+                        state = pickle.load(f)
+                        vars(run).update(state)
+                        got += 1
+            except Exception:  # the child died, or sent something unreadable: the rest is ours
+                pass
+            finally:
+                left.extend(part[got:])
+                if got < len(part):
+                    _stop(pid)
+                _reap(pid)
+    finally:
+        for pid, fd, _part in children:  # interrupted: leave nothing behind
+            os.close(fd)
+            _stop(pid)
+            _reap(pid)
+    return [r for r in runs if r in left]
+
+
+def _child(part: list[Run], load_one: Callable[[Run], None], fd: int) -> None:
+    from .tail import FileTail
+
+    # Everything is loaded before anything is sent: the parent reads only once it has loaded its
+    # own share, and a write to the pipe would wait for it.
+    for run in part:
+        load_one(run)
+        if isinstance(run.source, FileTail):
+            run.source.close()  # the descriptor is this process's: the run goes back without it
+    with open(fd, "wb") as out:
+        for run in part:
+            pickle.dump(vars(run), out, pickle.HIGHEST_PROTOCOL)
 
 
 def usable() -> bool:

@@ -429,26 +429,35 @@ class Monitor:
 
     def load_all(self, budget: int = 4 << 20, helper: bool = False) -> None:
         """Read every run to its end (for --report), a few MiB at a time so that memory holds
-        one chunk's records, not the file's. ``helper``: parse long logs in a helper process
-        (``pipe``; only where no other thread runs, as it forks)."""
+        one chunk's records, not the file's. ``helper``: use the machine's other cores (``pipe``:
+        runs shared out to forked processes, or one long log parsed in a helper while this
+        process absorbs it; only where no other thread runs, as it forks)."""
         # What loading builds holds no reference cycles; the cyclic collector would only walk
         # the growing heap again and again (about a tenth of the time of a long log).
         enabled = gc.isenabled()
         gc.disable()
-        helper = helper and pipe.usable()
         try:
-            for run in self.runs:
-                run._previewed = True  # nothing is shown before the end: no preview to read
-                taken = 0
-                if helper and pipe.worth_it(run, self.helper_bytes):
-                    taken = pipe.load(run, budget, self.clock)
-                if not taken:
-                    run.poll(budget, self.clock())
-                while not run.loaded and run.error is None:
-                    run.poll(budget, self.clock())
+            runs = [r for r in self.runs if not r.loaded]
+            jobs = pipe.jobs() if helper and pipe.usable() else 1
+            pipelined = jobs > 1
+            if jobs > 1 and pipe.share_out(runs, self.helper_bytes):
+                runs = pipe.load_shared(runs, jobs, lambda run: self._load(run, budget, False))
+                pipelined = False  # (what is left: runs whose process failed)
+            for run in runs:
+                self._load(run, budget, pipelined)
         finally:
             if enabled:
                 gc.enable()
+
+    def _load(self, run: Run, budget: int, helper: bool) -> None:
+        run._previewed = True  # nothing is shown before the end: no preview to read
+        taken = 0
+        if helper and pipe.worth_it(run, self.helper_bytes):
+            taken = pipe.load(run, budget, self.clock)
+        if not taken:
+            run.poll(budget, self.clock())
+        while not run.loaded and run.error is None:
+            run.poll(budget, self.clock())
 
     @property
     def loading(self) -> bool:

@@ -121,3 +121,60 @@ def test_turned_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_log_is_reported_the_same(tmp_path: Path) -> None:
     gone = str(tmp_path / "nothing-here.log")
     assert _load([gone], helper=True)[0] == _load([gone], helper=False)[0]
+
+
+def _runs(tmp_path: Path) -> list[str]:
+    return [
+        _gen(tmp_path, "hf4", 4_000, 11),
+        _gen(tmp_path, "hf5", 3_000, 12),
+        _gen(tmp_path, "jsonl", 3_000, 13),
+        _gen(tmp_path, "hf4plain", 2_000, 14),
+        *REAL,
+        str(tmp_path / "not-there.log"),
+    ]
+
+
+def test_runs_shared_out_to_processes_end_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _runs(tmp_path)
+    alone, ma = _load(paths, helper=False)
+    assert pipe.share_out(Monitor(paths, Config()).runs, 1)
+    monkeypatch.setattr(pipe, "jobs", lambda: 3)
+    shared: list[int] = []
+    real = pipe.load_shared
+    monkeypatch.setattr(pipe, "load_shared", lambda runs, *a: shared.append(len(runs)) or real(runs, *a))
+    monkeypatch.setattr(pipe, "load", lambda *a: pytest.fail("one log at a time with a helper"))
+    helped, mb = _load(paths, helper=True)
+    assert shared == [len(paths)]
+    assert helped == alone
+    assert _state(mb) == _state(ma)
+    _no_child_left()
+
+
+def test_runs_of_a_child_that_fails_are_loaded_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _runs(tmp_path)
+    alone, ma = _load(paths, helper=False)
+    monkeypatch.setattr(pipe, "jobs", lambda: 2)
+
+    def fails(part: list[Any], load_one: Any, fd: int) -> None:
+        load_one(part[0])
+        os.write(fd, b"not a pickle")
+        raise MemoryError
+
+    monkeypatch.setattr(pipe, "_child", fails)
+    left: list[int] = []
+    real = pipe.load_shared
+    monkeypatch.setattr(pipe, "load_shared", lambda runs, *a: left.append(len(r := real(runs, *a))) or r)
+    helped, mb = _load(paths, helper=True)
+    assert left and left[0] > 0
+    assert helped == alone
+    assert _state(mb) == _state(ma)
+    _no_child_left()
+
+
+def test_one_big_log_among_small_ones_is_not_shared_out(tmp_path: Path) -> None:
+    big = _gen(tmp_path, "hf4", 6_000, 15)
+    small = _gen(tmp_path, "jsonl", 300, 16)
+    assert not pipe.share_out(Monitor([big, small], Config()).runs, 1)
+    twin = str(tmp_path / "twin.log")
+    os.link(big, twin)
+    assert pipe.share_out(Monitor([big, twin], Config()).runs, 1)
