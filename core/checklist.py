@@ -35,8 +35,8 @@ just that, cheaply, for a loader to call every few hundred records.
 
 from __future__ import annotations
 
-import itertools
 import math
+import operator
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -242,8 +242,7 @@ def logging_interval(data: RunData) -> int:
     steps = data.index[Kind.TRAIN].steps[-101:]
     if len(steps) < 2:
         return 1
-    gaps = [b - a for a, b in itertools.pairwise(steps)]
-    return max(1, int(median(gaps)))
+    return max(1, int(median(map(operator.sub, steps[1:], steps[:-1]))))
 
 
 def window_sizes(interval: int, horizon: int | None = None) -> tuple[int, int]:

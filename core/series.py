@@ -146,11 +146,13 @@ def _fold(steps: array[int], values: array[float], width: int) -> tuple[array[in
     isfinite = math.isfinite
     while i < n:
         j = bisect_left(steps, (steps[i] // width + 1) * width, i, n)
-        seg = values[i:j]
         if j - i <= 2:
             ns.extend(steps[i:j])
-            nv.extend(seg)
-        elif isfinite(sum(seg)):
+            nv.extend(values[i:j])
+            i = j
+            continue
+        seg = values[i:j].tolist()  # (sum, min, max and index then box no float again)
+        if isfinite(sum(seg)):
             lo = seg.index(min(seg))
             hi = seg.index(max(seg))
             for k in (lo, hi) if lo < hi else (hi, lo) if hi < lo else (lo,):
