@@ -11,7 +11,9 @@ Figures (names for ``--only``):
   report       cold ``sfttop --report --format json`` on a 300k-record log (HF 4.x and 5.x stdout
                with tqdm noise, JSON lines), as a ratio to the floor measured in the same run:
                ``bench/floor.py`` (orjson, one call per line, every value kept in a per-metric
-               ``array('d')``) on the same records as JSON lines; plus ``sfttop --version``.
+               ``array('d')``) on the same records as JSON lines, and in one process
+               (SFTTOP_NO_HELPER=1); on 16 runs x 30k records, against one process; plus
+               ``sfttop --version``.
   first-screen the TUI in tmux (120x36) on a 1M-record HF log: time to the first useful screen
                (run listed, the loss card shows a number) and to the last record's loss.
   toolong      a 200k-record HF log with tqdm noise: sfttop's time until the last record's loss
@@ -85,6 +87,8 @@ class Sizes:
     mem_n: int
     growth: tuple[int, ...]
     repeats: int  # cold --report runs (each with its floor)
+    multi_runs: int  # runs in the many-runs --report figure...
+    multi_n: int  # ...records each
     tui_repeats: int  # TUI start-ups per first-screen / toolong figure
     tl_attempts: int  # toolong start-ups per case (it sometimes never shows the end: see README)
     tl_timeout: float
@@ -96,15 +100,22 @@ FULL = Sizes(
     latency_runs=4, latency_n=20_000, latency_samples=40, latency_poll_only=True,
     idle_runs=64, idle_n=5_000, idle_seconds=15.0,
     mem_runs=64, mem_n=100_000, growth=(10_000, 100_000, 300_000, 1_000_000),
-    repeats=3, tui_repeats=3, tl_attempts=5, tl_timeout=15.0, load_timeout=300.0,
+    repeats=3, multi_runs=16, multi_n=30_000, tui_repeats=3, tl_attempts=5, tl_timeout=15.0, load_timeout=300.0,
 )  # fmt: skip
 QUICK = Sizes(
     report_n=30_000, first_n=30_000, toolong_n=30_000,
     latency_runs=3, latency_n=5_000, latency_samples=15, latency_poll_only=False,
     idle_runs=8, idle_n=2_000, idle_seconds=3.0,
     mem_runs=8, mem_n=10_000, growth=(3_000, 10_000),
-    repeats=3, tui_repeats=1, tl_attempts=2, tl_timeout=4.0, load_timeout=60.0,
+    repeats=3, multi_runs=4, multi_n=5_000, tui_repeats=1, tl_attempts=2, tl_timeout=4.0, load_timeout=60.0,
 )  # fmt: skip
+
+
+ONE_PROCESS = {"SFTTOP_NO_HELPER": "1"}  # --report loads in this process only (core/pipe.py)
+
+
+def _env_str(env: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())
 
 
 @dataclass
@@ -197,8 +208,9 @@ def status_kib(pid: int) -> dict[str, int]:
     return out
 
 
-def run_timed(cmd: Sequence[str], capture: bool = False) -> dict[str, Any]:
-    """Run ``cmd`` to its end: wall seconds, CPU seconds and peak RSS (KiB) of that process."""
+def run_timed(cmd: Sequence[str], capture: bool = False, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd`` to its end: wall seconds, CPU seconds (with its helper processes') and peak
+    RSS (KiB) of that process. ``env``: variables to set for it."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(
@@ -207,6 +219,7 @@ def run_timed(cmd: Sequence[str], capture: bool = False) -> dict[str, Any]:
             stderr=err,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
         REAPER.add(p.pid)
         _, status, ru = os.wait4(p.pid, 0)
@@ -557,12 +570,14 @@ class Bench:
             log = self.gen(shape, n)
             cmd = [*self.sfttop, "--report", "--format", "json", str(log)]
             ours: list[dict[str, Any]] = []
+            alone: list[dict[str, Any]] = []
             floors: list[dict[str, Any]] = []
-            self.say(f"report {shape} {n:,}: {z.repeats} x (floor, sfttop) ...")
-            for _ in range(z.repeats):  # interleaved, so a noisy moment hits both
+            self.say(f"report {shape} {n:,}: {z.repeats} x (floor, sfttop, sfttop in one process) ...")
+            for _ in range(z.repeats):  # interleaved, so a noisy moment hits all three
                 floors.append(run_timed(floor_cmd, capture=True))
                 ours.append(run_timed(cmd))
-            for r in ours:
+                alone.append(run_timed(cmd, env=ONE_PROCESS))
+            for r in ours + alone:
                 if r["rc"] not in (0, 1):
                     raise RuntimeError(f"{shlex.join(cmd)} exited {r['rc']}: {r['stderr']}")
             # Not timed: what the report found, against what the log holds.
@@ -571,6 +586,7 @@ class Bench:
             train = found["records"]["train"]
             missing = n - train
             w = median([r["wall"] for r in ours])
+            w1 = median([r["wall"] for r in alone])
             f = median([r["wall"] for r in floors])
             inproc = median([json.loads(r["stdout"])["seconds"] for r in floors])
             ratio = w / f
@@ -578,11 +594,12 @@ class Bench:
             self.add(
                 Row(
                     f"cold `--report`, {fmt_n(n)} records, {label} ({size_mb:.0f} MB)",
-                    f"{fmt_s(w)} = **{ratio:.1f}x** floor"
+                    f"{fmt_s(w)} = **{ratio:.1f}x** floor (one process: {fmt_s(w1)} = {w1 / f:.1f}x)"
                     + (f" ({missing:,} of {n:,} train records missing from the report)" if missing else ""),
                     f"floor {fmt_s(f)} (in-process {fmt_s(inproc)}); target ≤ 1.5x",
                     "pass" if ratio <= 1.5 else "FAIL",
-                    f"{self.cmd_str(cmd)} > /dev/null vs {self.cmd_str(floor_cmd)} (median of {z.repeats}, interleaved; "
+                    f"{self.cmd_str(cmd)} > /dev/null vs {self.cmd_str(floor_cmd)}; one process: the same with "
+                    f"{_env_str(ONE_PROCESS)} (median of {z.repeats}, interleaved; "
                     f"one more, untimed, run checks the records the report found)",
                     {
                         "shape": shape,
@@ -591,6 +608,8 @@ class Bench:
                         "sfttop_wall": [r["wall"] for r in ours],
                         "sfttop_cpu": [r["cpu"] for r in ours],
                         "sfttop_maxrss_kib": [r["maxrss_kib"] for r in ours],
+                        "one_process_wall": [r["wall"] for r in alone],
+                        "one_process_cpu": [r["cpu"] for r in alone],
                         "floor_wall": [r["wall"] for r in floors],
                         "floor_inprocess": inproc,
                         "ratio": ratio,
@@ -600,6 +619,34 @@ class Bench:
                     },
                 )
             )
+
+        # Many runs in one report (the CI case, `sfttop --report runs/*/train.log`): shared out
+        # to processes, against one process.
+        k, m = z.multi_runs, z.multi_n
+        d = self.runs_dir("multi", self.gen("hf4", m), [f"run{i:02d}" for i in range(k)])
+        cmd = [*self.sfttop, "--report", "--format", "json", str(d / "*" / "train.log")]
+        self.say(f"report {k} runs x {m:,}: {z.repeats} x (sfttop, sfttop in one process) ...")
+        many = []
+        many1 = []
+        for _ in range(z.repeats):
+            many.append(run_timed(cmd))
+            many1.append(run_timed(cmd, env=ONE_PROCESS))
+        for r in many + many1:
+            if r["rc"] not in (0, 1):
+                raise RuntimeError(f"{shlex.join(cmd)} exited {r['rc']}: {r['stderr']}")
+        w, w1 = median([r["wall"] for r in many]), median([r["wall"] for r in many1])
+        self.add(
+            Row(
+                f"cold `--report`, {k} runs x {fmt_n(m)} records, HF 4.x stdout + tqdm",
+                f"{fmt_s(w)} ({w1 / w:.1f}x faster than one process)",
+                f"one process {fmt_s(w1)}",
+                "info",
+                f"{self.cmd_str(cmd)} > /dev/null vs the same with {_env_str(ONE_PROCESS)} "
+                f"(median of {z.repeats}, interleaved; runs are hard links to one log)",
+                {"runs": k, "records": m, "wall": [r["wall"] for r in many], "one_process_wall": [r["wall"] for r in many1],
+                 "cpu": [r["cpu"] for r in many], "one_process_cpu": [r["cpu"] for r in many1]},
+            )
+        )
 
     # -------------------------------------------------------------------------- first screen
     def fig_first_screen(self) -> None:
