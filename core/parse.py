@@ -46,6 +46,10 @@ _PAIR = re.compile(
     r"""|True|False|None|true|false|null))\s*([,}])"""
 )
 _BAR_START = re.compile(rb"^\s*\d+%\|")
+# After a carriage return: a bar as _BAR_START has it, or a blank piece (tqdm clearing its bar).
+# A line that starts with "\r", has no "{" and has one of these at every "\r" is nothing but
+# tqdm redraws (C-level calls tell, with no piece split out and matched on its own).
+_BAR_OR_EMPTY = re.compile(rb"\r[ \t]*(?:\d+%\||(?=\r)|$)")
 
 _TQDM = re.compile(rb"(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
 _TOTAL_STEPS = re.compile(
@@ -386,6 +390,9 @@ class LogParser:
         # Every piece that is not a bar is read, in order; of a run of bars only the newest
         # training bar matters. A line can hold hundreds of redraws: they are told apart by
         # C-level calls (split, map of the bar regex), and only the newest is searched.
+        if line[:1] == b"\r" and b"{" not in line and len(_BAR_OR_EMPTY.findall(line)) == line.count(b"\r"):
+            self._newest_bar_of(line)
+            return
         pieces = line.split(b"\r")
         bars: list[re.Match[bytes] | None] = list(map(_BAR_START.match, pieces))
         if b"{" in line:  # a bar glued to a dict is not a bar
@@ -404,6 +411,20 @@ class LogParser:
             self.feed(p, off, out_records, out_events)
             start = k + 1
         self._newest_bar(pieces, start, len(pieces))
+
+    def _newest_bar_of(self, line: bytes) -> None:
+        """``_newest_bar`` over all the pieces of ``line``, walked from its end."""
+        end = len(line)
+        while end > 0:
+            i = line.rfind(b"\r", 0, end)
+            p = line[i + 1 : end]
+            m = _TQDM.search(p) if b"/" in p else None
+            if m is not None:
+                total = int(m.group(2))
+                if self.train_total is None or total >= self.train_total:
+                    self._on_bar(int(m.group(1)), total, m.group(4))
+                    return
+            end = i
 
     def _newest_bar(self, pieces: list[bytes], a: int, b: int) -> None:
         """Take the newest training bar among ``pieces[a:b]`` (redraws and blanks)."""

@@ -290,3 +290,61 @@ def test_a_column_of_strings_reads_as_float_would(strs: list[str]) -> None:
         assert got is None and want is None
     else:
         assert [v.hex() for v in got] == [v.hex() for v in want]
+
+
+_PIECES = st.sampled_from(
+    [
+        "",
+        "   ",
+        "\t",
+        " 12%|#2        | 60/500 [00:10<01:20,  5.40it/s]",
+        "100%|##########| 500/500 [01:30<00:00,  5.50it/s]",
+        "  3%|3         | 7/250 [00:01<00:40,  6.1it/s]",  # an eval bar (smaller total)
+        " 40%|####      | 2/5 [00:00<00:00, 30.0it/s]",
+        "Map:  50%|#####     | 26000/52000 [00:02<00:02, 9876.54 examples/s]",  # a described bar
+        "{'loss': 0.5, 'grad_norm': 1.0, 'learning_rate': 1e-05, 'epoch': 0.1}",
+        " 12%|#2        | 61/500 [00:10<01:20,  5.40it/s]{'loss': 0.4, 'epoch': 0.2}",
+        "Saving model checkpoint to out/checkpoint-60",
+        "12%|",
+        "7%| 3/",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_PIECES, max_size=8).map("\r".join), min_size=1, max_size=6))
+def test_redraw_lines_read_the_same_on_the_fast_path(lines: list[str]) -> None:
+    # A line of nothing but bars and blanks skips splitting; what it leaves must be exactly
+    # what the piece-by-piece path leaves.
+    import re
+
+    import sfttop.core.parse as parse_mod
+
+    data = "".join("\r" + line + "\n" for line in lines).encode()
+
+    def read() -> tuple[object, ...]:
+        p = LogParser()
+        recs: list[object] = []
+        evs: list[object] = []
+        p.feed_chunk(data, 0, recs, evs)  # type: ignore[arg-type]
+        p.flush(recs, final=True)  # type: ignore[arg-type]
+        return (
+            [(r.kind, r.step, r.metrics, r.epoch, r.offset) for r in expand(recs)],  # type: ignore[arg-type]
+            [(e.kind, e.message, e.offset) for e in evs],  # type: ignore[attr-defined]
+            p.progress_step,
+            p.progress_total,
+            p.train_total,
+            p.bar_step,
+            p.eta_seconds,
+            p.stats.lines,
+            p.stats.skipped,
+        )
+
+    fast = read()
+    real = parse_mod._BAR_OR_EMPTY
+    parse_mod._BAR_OR_EMPTY = re.compile(rb"(?!x)x")  # never: every line piece by piece
+    try:
+        slow = read()
+    finally:
+        parse_mod._BAR_OR_EMPTY = real
+    assert fast == slow
