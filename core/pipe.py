@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -134,8 +135,9 @@ def _child(part: list[Run], load_one: Callable[[Run], None], fd: int) -> None:
 
 
 def usable() -> bool:
-    """A helper can run here: fork exists, there is a second core, and it is not turned off."""
-    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and not os.environ.get(_NO_HELPER)
+    """Helpers can run here: Linux (where fork is the native way to start a process; training
+    boxes run it), a second core, and not turned off."""
+    return sys.platform.startswith("linux") and jobs() > 1 and not os.environ.get(_NO_HELPER)
 
 
 def worth_it(run: Run, min_bytes: int = MIN_BYTES) -> bool:

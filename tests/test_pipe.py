@@ -178,3 +178,10 @@ def test_one_big_log_among_small_ones_is_not_shared_out(tmp_path: Path) -> None:
     twin = str(tmp_path / "twin.log")
     os.link(big, twin)
     assert pipe.share_out(Monitor([big, twin], Config()).runs, 1)
+
+
+def test_not_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    monkeypatch.delenv("SFTTOP_NO_HELPER", raising=False)
+    monkeypatch.setattr(pipe, "jobs", lambda: 1)
+    assert not pipe.usable()
