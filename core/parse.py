@@ -374,12 +374,8 @@ class LogParser:
         for _ in range(8):  # the newest few pieces: blanking strings, an eval bar, then ours
             i = partial.rfind(b"\r", 0, end)
             piece = partial[i + 1 : end]
-            m = _TQDM.search(piece) if b"/" in piece else None
-            if m is not None and _BAR_START.match(piece):
-                total = int(m.group(2))
-                if self.train_total is None or total >= self.train_total:
-                    self._on_bar(int(m.group(1)), total, m.group(4))
-                    return
+            if _BAR_START.match(piece) and self._took_bar(piece):
+                return
             if i < 0:
                 return
             end = i
@@ -417,25 +413,26 @@ class LogParser:
         end = len(line)
         while end > 0:
             i = line.rfind(b"\r", 0, end)
-            p = line[i + 1 : end]
-            m = _TQDM.search(p) if b"/" in p else None
-            if m is not None:
-                total = int(m.group(2))
-                if self.train_total is None or total >= self.train_total:
-                    self._on_bar(int(m.group(1)), total, m.group(4))
-                    return
+            if self._took_bar(line[i + 1 : end]):
+                return
             end = i
 
     def _newest_bar(self, pieces: list[bytes], a: int, b: int) -> None:
         """Take the newest training bar among ``pieces[a:b]`` (redraws and blanks)."""
         for k in range(b - 1, a - 1, -1):
-            p = pieces[k]
-            m = _TQDM.search(p) if b"/" in p else None
-            if m is not None:
-                total = int(m.group(2))
-                if self.train_total is None or total >= self.train_total:
-                    self._on_bar(int(m.group(1)), total, m.group(4))
-                    return
+            if self._took_bar(pieces[k]):
+                return
+
+    def _took_bar(self, piece: bytes) -> bool:
+        """Take ``piece`` as the training bar's position, if it is that bar (an evaluation bar
+        has a smaller total)."""
+        m = _TQDM.search(piece) if b"/" in piece else None
+        if m is not None:
+            total = int(m.group(2))
+            if self.train_total is None or total >= self.train_total:
+                self._on_bar(int(m.group(1)), total, m.group(4))
+                return True
+        return False
 
     def _feed_batch(self, batch: list[tuple[int, bytes]], out_records: list[Item], out_events: list[Event]) -> None:
         self.stats.lines += len(batch)

@@ -18,6 +18,7 @@ Children open the logs read-only, as the tail always does, and write only to the
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import signal
@@ -72,28 +73,11 @@ def load_shared(runs: list[Run], jobs: int, load_one: Callable[[Run], None]) -> 
         for part in shares[1:]:
             if not part:
                 continue
-            r, w = os.pipe()
-            try:
-                pid = os.fork()
-            except OSError:
-                os.close(r)
-                os.close(w)
+            forked = _fork(functools.partial(_child, part, load_one), [fd for _pid, fd, _part in children])
+            if forked is None:
                 left.extend(part)
                 continue
-            if pid == 0:
-                code = 1
-                try:
-                    os.close(r)
-                    for _pid, fd, _part in children:
-                        os.close(fd)
-                    _child(part, load_one, w)
-                    code = 0
-                except BaseException:  # whatever happened, the parent loads these runs itself
-                    pass
-                finally:
-                    os._exit(code)
-            os.close(w)
-            children.append((pid, r, part))
+            children.append((*forked, part))
         for run in shares[0]:
             load_one(run)
         while children:
@@ -157,25 +141,10 @@ def load(run: Run, budget: int, clock: Callable[[], float]) -> int:
     """Read ``run`` to the end of its log with a helper; the number of polls' worth taken from
     it. On return the run is loaded, or the helper stopped early (or never started: 0) and the
     caller goes on polling from where it got to."""
-    r, w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
+    forked = _fork(lambda w: _helper(run, budget, w), [])
+    if forked is None:
         return 0
-    if pid == 0:  # the helper
-        code = 1
-        try:
-            os.close(r)
-            _helper(run, budget, w)
-            code = 0
-        except BaseException:  # whatever happened, the parent carries on alone
-            pass
-        finally:
-            # No atexit handlers, no flushing of stdio buffers inherited from the parent.
-            os._exit(code)
-    os.close(w)
+    pid, r = forked
     taken = 0
     try:
         with open(r, "rb", buffering=1 << 16) as f:
@@ -218,6 +187,34 @@ def _take(run: Run, msg: tuple[Any, ...], now: float) -> None:
     run.parser = parser
     vars(run.source).update(state)
     run.settle(RunUpdate(records, events, [], changed), eof, now)
+
+
+def _fork(work: Callable[[int], None], inherited: list[int]) -> tuple[int, int] | None:
+    """Start a child that runs ``work`` on the write end of a new pipe and exits; (its pid, the
+    read end), or None when it could not be started. The child first closes ``inherited``
+    (descriptors of this process it has no use for)."""
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            for fd in inherited:
+                os.close(fd)
+            work(w)
+            code = 0
+        except BaseException:  # whatever happened, the parent does the work itself
+            pass
+        finally:
+            # No atexit handlers, no flushing of stdio buffers inherited from the parent.
+            os._exit(code)
+    os.close(w)
+    return pid, r
 
 
 def _stop(pid: int) -> None:
