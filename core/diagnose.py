@@ -637,11 +637,7 @@ class Diagnoser:
         self._new = []
         self.records += 1
         if now is not None:
-            last = self._last_arrival
-            if last is None or now >= last:
-                if last is not None and now > last:
-                    self._intervals.append(now - last)
-                self._last_arrival = now
+            self._arrived(now)
         step = rec.step
         if self.last_step is None or step > self.last_step:
             self.last_step = step
@@ -664,6 +660,15 @@ class Diagnoser:
             self._eval(rec)
         return self._new
 
+    def _arrived(self, now: float) -> None:
+        """A record arrived at ``now``: the gap since the last one, for the stall check (a clock
+        that went back is ignored)."""
+        last = self._last_arrival
+        if last is None or now >= last:
+            if last is not None and now > last:
+                self._intervals.append(now - last)
+            self._last_arrival = now
+
     def observe_block(self, block: Block, now: float | None = None) -> list[Finding]:
         """Take a block of train records; the same as ``observe()`` on each of its records.
 
@@ -685,11 +690,7 @@ class Diagnoser:
         # effect, having the same arrival time)
         steps = block.steps
         if now is not None:
-            last = self._last_arrival
-            if last is None or now >= last:
-                if last is not None and now > last:
-                    self._intervals.append(now - last)
-                self._last_arrival = now
+            self._arrived(now)
         for key in ("run_stalled", "run_crashed"):
             if key in self._open:
                 self._close(key, steps[0])
