@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from . import memory
 from . import metrics as M
 from .assess import assess, best_checkpoint
 from .config import Config
@@ -92,6 +93,7 @@ def build(
 
 
 def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> int:
+    memory.hold_freed()  # one load and exit (the helpers forked for it inherit this)
     report, code = build(paths, config)
     if fmt == "json":
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
