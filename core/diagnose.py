@@ -960,7 +960,7 @@ class Diagnoser:
                     self._cool_run(key, cool_at)
         else:
             self._lr.gaps.extend(gaps)
-        # --- token accuracy: the rolling median, record by record (tight loop) ---------------
+        # --- token accuracy: the rolling median (record by record only near a drop) -----------
         if ac is not None:
             av = self._av
             win = self._awin
@@ -983,8 +983,27 @@ class Diagnoser:
                 # Every window median lies between the union's order statistics: when none
                 # can beat the best nor fall a drop below it, only the window moves.
                 u = sorted(av[-span:] + ac[i:j])
-                if u[-(span - h)] <= best and best - u[h - 1] <= drop:
+                hi, lo = u[-(span - h)], u[h - 1]
+                if hi <= best and best - lo <= drop:
                     av.extend(ac[i:j])
+                    self._awin = win = sorted(av[-span:])
+                    if "accuracy_drop:train" in open_:
+                        self._cool_run("accuracy_drop:train", cool_at)
+                    rows = range(0)
+                elif max(best, hi) - lo <= drop:
+                    # No drop either, but maybe a new best. A window's median is above the best
+                    # only when span - h of its values are (the upper median is), so only the
+                    # windows with that many (counted in C) are sorted, not every one.
+                    n0 = len(av)
+                    av.extend(ac[i:j])
+                    ext = av[n0 - span + 1 :]  # window k: ext[k : k + span]
+                    pre = list(itertools.accumulate(map(operator.gt, ext, itertools.repeat(best)), initial=0))
+                    above = map(operator.sub, pre[span:], pre[:m])
+                    for k in itertools.compress(range(m), map(operator.ge, above, itertools.repeat(span - h))):
+                        w = sorted(ext[k : k + span])
+                        now = w[h] if odd else 0.5 * (w[h - 1] + w[h])
+                        if now > best:
+                            best = now
                     self._awin = win = sorted(av[-span:])
                     if "accuracy_drop:train" in open_:
                         self._cool_run("accuracy_drop:train", cool_at)
