@@ -12,7 +12,8 @@ Figures (names for ``--only``):
                with tqdm noise, JSON lines), as a ratio to the floor measured in the same run:
                ``bench/floor.py`` (orjson, one call per line, every value kept in a per-metric
                ``array('d')``) on the same records as JSON lines, and in one process
-               (SFTTOP_NO_HELPER=1); on 16 runs x 30k records, against one process; plus
+               (SFTTOP_NO_HELPER=1); the CPU each stage of a one-process load takes
+               (``bench/stages.py``); on 16 runs x 30k records, against one process; plus
                ``sfttop --version``.
   first-screen the TUI in tmux (120x36) on a 1M-record HF log: time to the first useful screen
                (run listed, the loss card shows a number) and to the last record's loss.
@@ -630,6 +631,7 @@ class Bench:
                     },
                 )
             )
+            self.fig_stages(log, label, f)
 
         # Many runs in one report (the CI case, `sfttop --report runs/*/train.log`): shared out
         # to processes, against one process.
@@ -656,6 +658,26 @@ class Bench:
                 f"(median of {z.repeats}, interleaved; runs are hard links to one log)",
                 {"runs": k, "records": m, "wall": [r["wall"] for r in many], "one_process_wall": [r["wall"] for r in many1],
                  "cpu": [r["cpu"] for r in many], "one_process_cpu": [r["cpu"] for r in many1]},
+            )
+        )
+
+    def fig_stages(self, log: Path, label: str, floor_wall: float) -> None:
+        """Where the report's CPU time goes (one process, by stage), against what 1.5x the floor
+        would leave two cores: the target needs the stages' sum under twice that."""
+        cmd = [self.python, str(HERE / "stages.py"), "--hold", "--repeat", "3", str(log)]
+        r = run_timed(cmd, capture=True)
+        if r["rc"] != 0:
+            raise RuntimeError(f"{shlex.join(cmd)} exited {r['rc']}: {r['stderr']}")
+        st = json.loads(r["stdout"].splitlines()[-1])
+        names = ("read", "parse", "store", "diagnose", "checklist")
+        self.add(
+            Row(
+                f"CPU by stage, one process, {label}",
+                " + ".join(f"{k} {st[k]:.2f}" for k in names) + f" = {st['total']:.2f} s",
+                f"1.5x floor on 2 cores allows {2 * 1.5 * floor_wall:.2f} s of CPU, start-up included",
+                "info",
+                f"{self.cmd_str(cmd)} (best of 3; CPU seconds of each stage's calls)",
+                st,
             )
         )
 

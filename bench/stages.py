@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 import time
@@ -89,7 +90,7 @@ def main() -> int:
         row: dict[str, Any] = {"log": os.path.basename(path), "held": held, "total": round(total, 3)}
         row.update({s: round(parts.get(s, 0.0), 3) for s in STAGES})
         row["other"] = round(total - sum(parts.values()), 3)
-        sys.stdout.write(f"{row}\n".replace("'", '"').replace("True", "true").replace("False", "false"))
+        sys.stdout.write(json.dumps(row) + "\n")
     return 0
 
 
