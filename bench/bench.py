@@ -248,6 +248,9 @@ class Tmux:
         self.conf.write_text(
             "set -g default-terminal tmux-256color\nset -g escape-time 0\nset -g status off\n"
             "set -g remain-on-exit on\nset -g history-limit 0\n"
+            # The server would exit with its last session, and a session started while it is
+            # exiting fails ("server exited unexpectedly"): it stays up until close().
+            "set -s exit-empty off\n"
         )
         self.n = 0
         self.socket_path: str | None = None
@@ -263,7 +266,11 @@ class Tmux:
         self.n += 1
         name = f"s{self.n}"
         t0 = time.perf_counter()
-        self._tmux("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), "exec " + shlex.join(cmd))
+        r = self._tmux(
+            "new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), "exec " + shlex.join(cmd), check=False
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"tmux new-session for {shlex.join(cmd)} failed: {r.stderr.strip()}")
         pid = int(self._tmux("display", "-p", "-t", name, "#{pane_pid}").stdout.strip())
         if self.socket_path is None:
             self.socket_path = self._tmux("display", "-p", "-t", name, "#{socket_path}").stdout.strip()
