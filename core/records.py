@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 
 class Kind(str, Enum):
@@ -62,6 +63,15 @@ class Block:
         cols = tuple(c[a:b] for c in self.columns)
         return Block(self.names, self.steps[a:b], cols, eps, self.offsets[a:b], self.step_inferred)
 
+    def __reduce__(self) -> tuple[Callable[..., Block], tuple[object, ...]]:
+        # Blocks cross between processes by the thousand (core/pipe.py): every array in one
+        # bytes object pickles several times faster than a reconstructor call for each.
+        arrays: list[array[Any]] = [self.steps, self.offsets, *self.columns]
+        if self.epochs is not None:
+            arrays.append(self.epochs)
+        blob = b"".join(arrays)  # (all 8-byte items: 'q' and 'd')
+        return _unpack_block, (self.names, len(self.steps), self.epochs is not None, blob, self.step_inferred)
+
     def records(self) -> list[Record]:
         names = self.names
         eps = self.epochs if self.epochs is not None else [None] * len(self.steps)
@@ -69,6 +79,27 @@ class Block:
             Record(Kind.TRAIN, step, dict(zip(names, row)), ep, off, self.step_inferred)
             for step, ep, off, row in zip(self.steps, eps, self.offsets, zip(*self.columns))
         ]
+
+
+def _unpack_block(names: tuple[str, ...], n: int, has_epochs: bool, blob: bytes, inferred: bool) -> Block:
+    """The block ``Block.__reduce__`` packed: ``blob`` holds steps, offsets, the columns and the
+    epochs, ``n`` items each."""
+    view = memoryview(blob)
+    size = 8 * n
+    at = 0
+
+    def take(code: str) -> array[Any]:
+        nonlocal at
+        a = array(code)
+        a.frombytes(view[at : at + size])
+        at += size
+        return a
+
+    steps = take("q")
+    offsets = take("q")
+    columns = tuple(take("d") for _ in names)
+    epochs = take("d") if has_epochs else None
+    return Block(names, steps, columns, epochs, offsets, inferred)
 
 
 # What a parser emits, in log order: single records, and blocks of plain train records.

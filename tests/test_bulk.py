@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import pickle
 import random
 import sys
 from array import array
@@ -213,6 +214,37 @@ def test_block_records_round_trip() -> None:
     assert all(isinstance(b, Block) for b in items)
     back = expand(items)
     assert [(r.step, r.metrics, r.epoch) for r in back] == [(r.step, r.metrics, r.epoch) for r in recs]
+
+
+@pytest.mark.parametrize("epochs", [True, False])
+def test_block_pickles_whole(epochs: bool) -> None:
+    # core/pipe.py sends blocks between processes: packed into one bytes object, they come back
+    # the same, to the bit (NaN, -0.0, infinities), empty ones included
+    recs = [r for r in healthy(300, 5, 0.05) if r.kind is Kind.TRAIN]
+    items = blocks(recs, 64)
+    odd = Block(
+        ("loss", "grad_norm"),
+        array("q", [1, 2, 2**62]),
+        (array("d", [math.nan, -0.0, 1e-310]), array("d", [math.inf, -math.inf, 1.5])),
+        array("d", [0.5, 1.0, 2.0]),
+        array("q", [0, 7, 2**40]),
+        True,
+    )
+    empty = Block(("loss",), array("q"), (array("d"),), array("d"), array("q"))
+    items = [*items, odd, empty]
+    for b in items:
+        assert isinstance(b, Block)
+        if not epochs:
+            b.epochs = None
+    back = pickle.loads(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))
+
+    def key(b: Item) -> tuple[object, ...]:
+        assert isinstance(b, Block)
+        cols = tuple((c.typecode, c.tobytes()) for c in b.columns)
+        eps = None if b.epochs is None else (b.epochs.typecode, b.epochs.tobytes())
+        return (b.names, b.steps.typecode, b.steps.tobytes(), cols, eps, b.offsets.typecode, b.offsets.tobytes(), b.step_inferred)
+
+    assert [key(b) for b in back] == [key(b) for b in items]
 
 
 # ------------------------------------------------------------------------------------------------
