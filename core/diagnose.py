@@ -914,15 +914,7 @@ class Diagnoser:
                     self._ema_rise_from = emas[k]
             # the best 3-point median, when a value is below it
             if min(ext[1:]) < self._loss_best:
-                a, b = ext[1], ext[2]
-                best = self._loss_best
-                for x in seg:
-                    lo, hi = (a, b) if a <= b else (b, a)
-                    med = hi if x >= hi else (lo if x <= lo else x)
-                    if med < best:
-                        best = med
-                    a, b = b, x
-                self._loss_best = best
+                self._loss_best = min(self._loss_best, _lowest_median(ext[1:], 3))
             # block medians completed inside the stretch (blocks end at multiples of W values)
             off = self._loss.off
             g0 = off + n0

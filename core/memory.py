@@ -45,14 +45,10 @@ def _fn(name: str, *argtypes: type) -> Callable[..., int] | None:
     return fn  # type: ignore[no-any-return]
 
 
-def _load() -> Callable[..., int] | None:
-    return _fn("malloc_trim", ctypes.c_size_t)
-
-
 def trim() -> bool:
     """Collect garbage and return free heap pages to the OS; True when malloc_trim ran."""
     gc.collect()
-    fn = _load()
+    fn = _fn("malloc_trim", ctypes.c_size_t)
     if not fn:
         return False
     fn(0)

@@ -18,6 +18,7 @@ import operator
 import re
 from array import array
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -549,11 +550,7 @@ class LogParser:
             k = self.ordinal
             self._bar_went_back = False
             if epochs is not None:
-                self._epochs.extend(epochs)
-                self._ordinals.extend(range(k + 1, k + n + 1))
-                while len(self._epochs) > _EPOCH_MEMORY:
-                    del self._epochs[: _EPOCH_MEMORY // 2]
-                    del self._ordinals[: _EPOCH_MEMORY // 2]
+                self._remember_epochs(epochs, k + 1)
             self.ordinal = k + n
             steps = array("q", range((k + 1) * iv, (k + n) * iv + 1, iv))
             inferred = True
@@ -782,13 +779,7 @@ class LogParser:
     def _place(self, rec: Record, k: int, out_records: list[Item]) -> None:
         self._bar_went_back = False
         if rec.epoch is not None:
-            self._epochs.append(rec.epoch)
-            self._ordinals.append(k)
-            if len(self._epochs) > _EPOCH_MEMORY:
-                # A resume goes back to the last checkpoint, not to the start of a week-long
-                # run: remember the newest half only, so memory stays flat.
-                del self._epochs[: _EPOCH_MEMORY // 2]
-                del self._ordinals[: _EPOCH_MEMORY // 2]
+            self._remember_epochs((rec.epoch,), k)
             self.last_epoch = rec.epoch
         self.ordinal = k
         rec.step = k
@@ -801,6 +792,16 @@ class LogParser:
         rec.step = k * self.interval
         self.last_train_step = rec.step
         out_records.append(rec)
+
+    def _remember_epochs(self, epochs: Sequence[float], first: int) -> None:
+        """The epochs of step-less train records numbered ``first``, ``first + 1``, ... (to place
+        a resume). A resume goes back to the last checkpoint, not to the start of a week-long
+        run: past ``_EPOCH_MEMORY`` the oldest half is forgotten, so memory stays flat."""
+        self._epochs.extend(epochs)
+        self._ordinals.extend(range(first, first + len(epochs)))
+        while len(self._epochs) > _EPOCH_MEMORY:
+            del self._epochs[: _EPOCH_MEMORY // 2]
+            del self._ordinals[: _EPOCH_MEMORY // 2]
 
     def _end_burst(self, out_records: list[Item]) -> None:
         if self._in_burst:

@@ -129,13 +129,7 @@ def worth_it(run: Run, min_bytes: int = MIN_BYTES) -> bool:
     """The run is a log file (not a trainer_state.json) with at least ``min_bytes`` unread."""
     from .tail import FileTail
 
-    if run.loaded or not isinstance(run.source, FileTail):
-        return False
-    try:
-        size = os.stat(run.path).st_size
-    except OSError:
-        return False
-    return size - run.source.offset >= min_bytes
+    return not run.loaded and isinstance(run.source, FileTail) and _unread(run) >= min_bytes
 
 
 def load(run: Run, budget: int, clock: Callable[[], float]) -> int:

@@ -76,8 +76,8 @@ def run_status(run: Run) -> Status:
     if worst is not None and worst is not Severity.INFO:
         return severity_status(worst)
     if not run.exists:
-        if run.error is None and not _had_data(run):
-            return LOADING  # not looked at yet (the first frame comes before the first poll)
+        if _unopened(run):
+            return LOADING
         return MISSING if _had_data(run) else WAITING
     if run.error and not run.loaded:
         return ERROR
@@ -90,6 +90,11 @@ def run_status(run: Run) -> Status:
     return OK
 
 
+def _unopened(run: Run) -> bool:
+    """Not looked at yet: the first frame comes before the first poll."""
+    return run.error is None and not _had_data(run)
+
+
 def _had_data(run: Run) -> bool:
     return run.data.count(Kind.TRAIN) + run.data.count(Kind.EVAL) > 0 or any(
         e.kind is EventKind.SOURCE for e in run.events
@@ -98,7 +103,7 @@ def _had_data(run: Run) -> bool:
 
 def run_detail(run: Run) -> str:
     if not run.exists:
-        if run.error is None and not _had_data(run):
+        if _unopened(run):
             return "…"
         return "gone" if _had_data(run) else "no file"
     if run.error and not run.loaded:
@@ -148,7 +153,7 @@ def progress_short(run: Run) -> str:
 
 def run_state(run: Run) -> str:
     if not run.exists:
-        if run.error is None and not _had_data(run):
+        if _unopened(run):
             return "opening"
         return "file gone" if _had_data(run) else "waiting for the file"
     if run.error:
