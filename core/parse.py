@@ -71,8 +71,11 @@ _NOT_PLAIN = frozenset(
 _EPOCH_MEMORY = 1 << 13  # step-less records whose epoch is remembered to place a resume
 _STEP_KEYS = ("step", "global_step", "current_steps", "iteration", "iter")
 _SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
-_DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+)$")
-_DURATION_WORDS = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])")
+_DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+# Python's str(timedelta), which LLaMA-Factory prints: "2 days, 12:56:35", "1 day, 0:00:01.5".
+_DURATION_DAYS = re.compile(r"^(\d+)\s*(?:days?|d)\s*,?\s*(\d.*)$")
+_DURATION_WORDS = re.compile(r"(\d+(?:\.\d+)?)\s*(days?|hours?|hrs?|minutes?|mins?|seconds?|secs?|[dhms])(?![a-z])")
+_DURATION_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 @dataclass
@@ -123,16 +126,23 @@ def to_float(v: object) -> float | None:
 
 
 def parse_duration(s: str) -> float | None:
-    """'0:20:18', '1m 42s', '8h 25m 20s' -> seconds."""
-    m = _DURATION_HMS.match(s.strip())
+    """A duration as the formats print it, in seconds: tqdm's '02:01' and '50:12:01', Python's
+    timedelta '2 days, 12:56:35' (LLaMA-Factory), '1m 42s' / '8h 25m 20s' / '1d 2h' (ms-swift)."""
+    s = s.strip().lower()
+    days = 0
+    m = _DURATION_DAYS.match(s)
+    if m and ":" in m.group(2):
+        days = int(m.group(1))
+        s = m.group(2).strip()
+    m = _DURATION_HMS.match(s)
     if m:
         h, mi, se = m.groups()
-        return (int(h or 0) * 60 + int(mi)) * 60 + int(se)
+        whole = (days * 24 + int(h or 0)) * 3600 + int(mi) * 60
+        return whole + (float(se) if "." in se else int(se))
     parts = _DURATION_WORDS.findall(s)
-    if not parts:
+    if not parts or days:
         return None
-    mult = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    return sum(float(n) * mult[u] for n, u in parts)
+    return sum(float(n) * _DURATION_UNIT[u[0]] for n, u in parts)
 
 
 def _scan_dict(text: str) -> dict[str, object] | None:
@@ -612,9 +622,19 @@ class LogParser:
         nxt = seg[start + 1 : start + 2]
         return nxt in (b"'", b'"', b"}", b" ")
 
+    def feed_object(
+        self, obj: dict[str, object], offset: int, out_records: list[Item], out_events: list[Event]
+    ) -> None:
+        """Take one already-decoded record object (a ``trainer_state.json`` history entry), as if
+        its line had been read at ``offset``. ``obj`` is not changed: callers keep it to compare
+        with the next rewrite of the file."""
+        self._on_object(dict(obj), offset, out_records, out_events)
+
     def _on_object(
         self, obj: dict[str, object], offset: int, out_records: list[Item], out_events: list[Event]
     ) -> None:
+        # Takes ownership of ``obj`` (position fields are popped off it): only for dicts this
+        # parser decoded itself; others come in through feed_object().
         if "log_history" in obj and isinstance(obj.get("log_history"), list):
             # ms-swift's final object (and a trainer_state.json pasted as one line)
             self.finished = True

@@ -172,7 +172,7 @@ def _helper(run: Run, budget: int, fd: int) -> None:
             eof = run.read(src, size, up)
             size = budget
             state = {k: v for k, v in vars(src).items() if k != "_fd"}
-            pickle.dump((up.records, up.events, up.changed, eof, run.parser, state), out, pickle.HIGHEST_PROTOCOL)
+            pickle.dump((up.records, up.events, up.changed, up.reset, eof, run.parser, state), out, pickle.HIGHEST_PROTOCOL)
             # Each chunk goes out whole at once: the parent works on it while this reads on.
             out.flush()
             if eof or src.error is not None:
@@ -182,10 +182,10 @@ def _helper(run: Run, budget: int, fd: int) -> None:
 def _take(run: Run, msg: tuple[Any, ...], now: float) -> None:
     from .run import RunUpdate
 
-    records, events, changed, eof, parser, state = msg
+    records, events, changed, reset, eof, parser, state = msg
     run.parser = parser
     vars(run.source).update(state)
-    run.settle(RunUpdate(records, events, [], changed), eof, now)
+    run.settle(RunUpdate(records, events, [], changed, reset), eof, now)
 
 
 def _fork(work: Callable[[int], None], inherited: list[int]) -> tuple[int, int] | None:

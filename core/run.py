@@ -39,49 +39,56 @@ class RunUpdate:
     events: list[Event] = field(default_factory=list)
     opened: list[Finding] = field(default_factory=list)  # finding episodes that began now
     changed: bool = False
+    reset: str | None = None  # the source started over (a new attempt, unless it continues)
 
 
 class StateFile:
-    """``trainer_state.json``: rewritten whole at each checkpoint, so re-read when it changes."""
+    """``trainer_state.json``: rewritten whole at each checkpoint save, read as a growing file.
+
+    A rewrite whose ``log_history`` starts with what was read before only adds its new entries;
+    one that agrees up to an earlier entry is a resume from a checkpoint (fed again from there:
+    the parser sees the steps go back); one whose first entry differs is another run written
+    into the same place: a new attempt (``reset``).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.sig: tuple[float, int, int] | None = None
-        self.fed = 0
-        self.first: object = None
         self.error: str | None = None
         self.exists = False
         self.size = 0
         self.offset = 0
         self.mtime = 0.0
+        self.max_steps: int | None = None
+        self.global_step: int | None = None
+        self.should_stop = False  # should_training_stop: the Trainer ended training
+        self._seen: list[int] = []  # a fingerprint of each history entry read so far
 
-    @property
-    def pending_bytes(self) -> int:
-        return 0
-
-    def poll(self, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> bool:
+    def poll(self) -> tuple[list[dict[str, object]], int, str | None] | None:
+        """The history entries to feed, the index of the first, and why the run starts over
+        (None: it goes on); None when the file did not change or cannot be read now."""
         try:
             st = os.stat(self.path)
         except OSError as e:
             self.exists = False
             self.error = "file not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
-            return False
+            return None
         self.exists = True
         sig = (st.st_mtime, st.st_size, st.st_ino)
         if sig == self.sig:
-            return False
+            return None
         self.sig = sig
         self.size = self.offset = st.st_size
         self.mtime = st.st_mtime
         if st.st_size > MAX_STATE_FILE:
             self.error = f"trainer_state.json is {st.st_size >> 20} MiB; not read"
-            return False
+            return None
         try:
             with open(self.path, "rb") as f:
                 raw = f.read()
         except OSError as e:
             self.error = e.strerror or str(e)
-            return False
+            return None
         obj = parse_object(raw)
         if obj is None:
             # Caught mid-write, or NaN spelled the way json.dumps spells it (orjson rejects it).
@@ -92,31 +99,80 @@ class StateFile:
             except (ValueError, RecursionError):
                 self.error = "not valid JSON (being written?)"
                 self.sig = None
-                return False
+                return None
         self.error = None
         if not isinstance(obj, dict):
             self.error = "not a trainer_state.json object"
-            return False
+            return None
         hist = obj.get("log_history")
         if not isinstance(hist, list):
             self.error = "no log_history"
-            return False
+            return None
         ms = obj.get("max_steps")
-        if isinstance(ms, int) and ms > 0:
-            parser.progress_total = ms
-            out_events.append(Event(EventKind.MAX_STEPS, "", 0, None, ms))
+        self.max_steps = ms if isinstance(ms, int) and ms > 0 else None
         gs = obj.get("global_step")
-        if isinstance(gs, int):
-            parser.progress_step = gs
-        if self.fed > len(hist) or (hist and self.first is not None and hist[0] != self.first):
-            self.fed = 0  # rewritten by another run: feed again; the store keeps one value a step
-        self.first = hist[0] if hist else None
-        for i in range(self.fed, len(hist)):
-            entry = hist[i]
-            if isinstance(entry, dict):
-                parser._on_object(entry, i, out_records, out_events)
-        self.fed = len(hist)
-        return True
+        self.global_step = gs if isinstance(gs, int) else None
+        self.should_stop = _should_stop(obj)
+        entries = [e for e in hist if isinstance(e, dict)]
+        keep = self._agreed(entries)
+        reset = "rewritten by another run" if self._seen and keep == 0 else None
+        del self._seen[keep:]
+        self._seen.extend(_fingerprint(e) for e in entries[keep:])
+        return entries[keep:], keep, reset
+
+    def _agreed(self, entries: list[dict[str, object]]) -> int:
+        """How many leading entries equal what was read before. A checkpoint save appends to the
+        history and a resume cuts it back to a checkpoint, so what agrees is a prefix: found by
+        bisection, a handful of entries compared per rewrite however long the history."""
+        seen = self._seen
+        n = min(len(seen), len(entries))
+        if n == 0 or _fingerprint(entries[0]) != seen[0]:
+            return 0
+        if _fingerprint(entries[n - 1]) == seen[n - 1]:
+            return n
+        lo, hi = 1, n - 1  # entries[:lo] agree; entries[hi] does not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _fingerprint(entries[mid]) == seen[mid]:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+
+def _should_stop(state: dict[str, object]) -> bool:
+    """The Trainer's own word that training ended, as saved with the state (transformers 4.38+
+    keep TrainerControl under ``stateful_callbacks``; older ones wrote nothing)."""
+    cbs = state.get("stateful_callbacks")
+    ctl = cbs.get("TrainerControl") if isinstance(cbs, dict) else None
+    args = ctl.get("args") if isinstance(ctl, dict) else None
+    return isinstance(args, dict) and args.get("should_training_stop") is True
+
+
+def _fingerprint(entry: dict[str, object]) -> int:
+    try:
+        return hash(orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
+    except (TypeError, orjson.JSONEncodeError):
+        return hash(repr(sorted(entry.items(), key=lambda kv: str(kv[0]))))
+
+
+@dataclass
+class Attempt:
+    """What was derived from one attempt's content: everything a new attempt starts without."""
+
+    data: RunData
+    diagnoser: Diagnoser
+    checklist: Checklist
+    events: list[Event]
+    finished: bool = False
+    crashed: str | None = None
+    last_record_time: float | None = None
+    unjudged: int = 0
+
+
+# Why a source starts over that makes its content a new attempt ("vanished" is not one: the run
+# keeps what it showed, marked gone, until a file is there again).
+_RESTARTS = frozenset(("truncated", "replaced", "reappeared", "rewritten by another run"))
 
 
 class Run:
@@ -124,26 +180,75 @@ class Run:
         self.name = name
         self.path = path
         self.config = config
+        self.fmt = fmt
         is_state = os.path.basename(path) == "trainer_state.json" or fmt == TRAINER_STATE
         self.source: FileTail | StateFile = StateFile(path) if is_state else FileTail(path)
-        self.parser = LogParser(TRAINER_STATE if is_state else fmt)
-        if not is_state:
-            self.parser.interval = logging_steps_near(path)
-        self.data = RunData()
-        self.diagnoser = Diagnoser(config.thresholds)
-        # Past checklist windows are judged as they close, while their points are still at
-        # full resolution in the store (older history is kept decimated).
-        self.checklist = Checklist(config.thresholds)
-        self._unjudged = 0
-        self.events: list[Event] = []  # crashes, finishes, resumes, source changes (not progress)
+        self.parser = self._new_parser()
+        self._begin(None)
         self.loaded = False  # history read to the end once
-        self.finished = False
-        self.crashed: str | None = None
-        self.last_record_time: float | None = None
         self.generation = 0  # bumped on every change, for renderers' caches
         self.preview: RunData | None = None  # the end of a long log, while its history loads
         self._previewed = False
         self.color_index = 0
+        self.attempt = 1  # the file started over attempt - 1 times while watched
+        self.restarted_at: float | None = None  # when the current attempt began (file time)
+        self.restart_reason: str | None = None
+        self._previous: Attempt | None = None  # the last attempt, until the new one proves new
+
+    def _new_parser(self) -> LogParser:
+        if isinstance(self.source, StateFile):
+            return LogParser(TRAINER_STATE)
+        parser = LogParser(self.fmt)
+        parser.interval = logging_steps_near(self.path)
+        return parser
+
+    def _begin(self, previous: Attempt | None) -> None:
+        """Derived state from nothing (``previous`` None) or back to ``previous``."""
+        t = self.config.thresholds
+        a = previous or Attempt(RunData(), Diagnoser(t), Checklist(t), [])
+        self.data = a.data
+        self.diagnoser = a.diagnoser
+        # Past checklist windows are judged as they close, while their points are still at
+        # full resolution in the store (older history is kept decimated).
+        self.checklist = a.checklist
+        self.events = a.events  # crashes, finishes, resumes, source changes (not progress)
+        self.finished = a.finished
+        self.crashed = a.crashed
+        self.last_record_time = a.last_record_time
+        self._unjudged = a.unjudged
+
+    def _attempt(self) -> Attempt:
+        return Attempt(
+            self.data, self.diagnoser, self.checklist, self.events,
+            self.finished, self.crashed, self.last_record_time, self._unjudged,
+        )
+
+    def _restart(self, reason: str, now: float) -> None:
+        """The file started over: drop everything derived from its old content (kept aside
+        until the first record shows whether the new content continues the old, as a rotated
+        or copy-truncated log does)."""
+        had = self.data.last_step is not None or bool(self.events) or self.finished or self.crashed is not None
+        self._previous = self._attempt() if had else None
+        self._begin(None)
+        if had:
+            self.attempt += 1
+            self.restarted_at = self.source.mtime or now
+            self.restart_reason = reason
+        self.preview = None
+
+    def _settle_attempt(self, first_step: int) -> None:
+        """The new content's first record: a step past the old content's last one continues it
+        (rotation, copytruncate); anything else starts over, and the old attempt is dropped."""
+        prev = self._previous
+        self._previous = None
+        if prev is None or prev.data.last_step is None or first_step <= prev.data.last_step:
+            return
+        # Continued: the old state takes the new records, as if the file had never changed.
+        prev.events.extend(self.events)
+        self._begin(prev)
+        self.attempt -= 1
+        self.restarted_at = None
+        self.restart_reason = None
 
     # -- state for renderers ----------------------------------------------------------------
     @property
@@ -201,11 +306,9 @@ class Run:
     def poll(self, budget: int = 4 << 20, now: float | None = None) -> RunUpdate:
         now = time.time() if now is None else now
         up = RunUpdate()
-        recs = up.records
-        evs = up.events
         src = self.source
         if isinstance(src, StateFile):
-            up.changed = src.poll(self.parser, recs, evs)
+            self._read_state(src, up)
             eof = True
         else:
             if not self._previewed and not self.loaded:
@@ -227,6 +330,32 @@ class Run:
         self.settle(up, eof, now)
         return up
 
+    def _read_state(self, src: StateFile, up: RunUpdate) -> None:
+        got = src.poll()
+        if got is None:
+            return
+        entries, first, reset = got
+        up.changed = True
+        if reset is not None:
+            up.reset = reset
+            up.events.append(Event(EventKind.SOURCE, reset))
+            self.parser = self._new_parser()
+        parser = self.parser
+        if src.max_steps:
+            parser.progress_total = src.max_steps
+            up.events.append(Event(EventKind.MAX_STEPS, "", 0, None, src.max_steps))
+        if src.global_step is not None:
+            parser.progress_step = src.global_step
+        for i, entry in enumerate(entries, first):
+            parser.feed_object(entry, i, up.records, up.events)
+        if src.should_stop and not parser.finished:
+            # Saved as training ended: at max_steps, or stopped early by a callback.
+            parser.finished = True
+            where = "at max_steps" if src.max_steps and (src.global_step or 0) >= src.max_steps else "early"
+            up.events.append(
+                Event(EventKind.FINISHED, f"training stopped {where}", first + len(entries), src.global_step)
+            )
+
     def read(self, src: FileTail, budget: int, up: RunUpdate) -> bool:
         """Read and parse up to ``budget`` more bytes into ``up``; True at the end of the file.
         Touches only the source and the parser (``pipe`` runs it in a helper process)."""
@@ -235,6 +364,11 @@ class Run:
         if chunk.reset is not None:
             up.events.append(Event(EventKind.SOURCE, chunk.reset))
             up.changed = True
+            if chunk.reset in _RESTARTS:
+                # The new content is read from its start as a log of its own: no step, epoch or
+                # format carried over from the old one.
+                up.reset = chunk.reset
+                self.parser = self._new_parser()
         if chunk.data:
             self.parser.feed_chunk(chunk.data, chunk.base, recs, up.events)
         eof = chunk.eof
@@ -248,20 +382,28 @@ class Run:
 
     def settle(self, up: RunUpdate, eof: bool, now: float) -> None:
         """The rest of a poll, after reading: store, diagnose and judge what was read."""
+        # What was read before the end of the file was written before this poll: it arrived
+        # when the file was last written, so a log silent for hours is judged stalled from the
+        # first look, not from when sfttop started.
+        loading = not self.loaded
+        if up.reset is not None:
+            self._restart(up.reset, now)
+            up.changed = True
         if eof and not self.loaded:
             self.loaded = True
             self.preview = None
             up.changed = True
-        self._absorb(up, now)
+        if self._previous is not None and up.records:
+            first = up.records[0]
+            self._settle_attempt(first.steps[0] if isinstance(first, Block) else first.step)
+        self._absorb(up, now, loading)
         if self.loaded:
             self._stall(up, now)
         if up.changed:
             self.generation += 1
 
-    def _absorb(self, up: RunUpdate, now: float) -> None:
-        # History gets the time the file was last written, so a stall is judged from the log,
-        # not from when sfttop happened to read it.
-        t = now if self.loaded else (self.source.mtime or now)
+    def _absorb(self, up: RunUpdate, now: float, loading: bool) -> None:
+        t = (self.source.mtime or now) if loading else now
         if self.parser.progress_total and not self.data.max_steps:
             self.data.max_steps = self.parser.progress_total
         if self.data.max_steps and self.diagnoser.max_steps is None:

@@ -1,0 +1,203 @@
+"""A run's state follows its file through real life: checkpoint saves rewriting
+``trainer_state.json``, a re-run into the same log, a deleted and re-created file, a rotated or
+copy-truncated log. Each record and each finding once; a new attempt keeps nothing of the old."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sfttop.core.config import Config
+from sfttop.core.records import EventKind, Kind, Record, expand
+from sfttop.core.report import run_dict
+from sfttop.core.run import Run, RunUpdate
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+def _drain(run: Run, now: float) -> list[RunUpdate]:
+    ups = [run.poll(1 << 16, now)]
+    while not run.loaded and run.error is None:
+        ups.append(run.poll(1 << 16, now))
+    return ups
+
+
+def _records(ups: list[RunUpdate]) -> list[Record]:
+    return [r for up in ups for r in expand(up.records)]
+
+
+def _opened(ups: list[RunUpdate]) -> list[tuple[str, int]]:
+    return [(f.code, f.step) for up in ups for f in up.opened]
+
+
+def _write_state(path: Path, state: dict[str, Any], atomic: bool) -> None:
+    text = json.dumps(state, indent=2)  # NaN spelled as json.dumps spells it, as the Trainer does
+    if atomic:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    else:
+        with open(path, "w") as f:
+            f.write(text)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a new mtime even on a coarse clock
+
+
+def _saves(case: str, n: int) -> tuple[dict[str, Any], list[int]]:
+    state = json.loads((REAL / case / "trainer_state.json").read_text())
+    hist = state["log_history"]
+    cuts = [len(hist) * (k + 1) // n for k in range(n)]
+    return state, cuts
+
+
+def test_state_file_rewritten_at_each_save_gives_each_record_and_finding_once(tmp_path: Path) -> None:
+    state, cuts = _saves("tf4/nan_filtered", 5)
+    path = tmp_path / "trainer_state.json"
+    run = Run("r", str(path), Config())
+    ups: list[RunUpdate] = []
+    for k, cut in enumerate(cuts):
+        _write_state(path, {**state, "log_history": state["log_history"][:cut]}, atomic=k % 2 == 0)
+        ups += _drain(run, 1000.0 + k)
+        ups.append(run.poll(1 << 16, 1000.0 + k))  # unchanged: nothing more
+    whole = Run("w", str(REAL / "tf4/nan_filtered/trainer_state.json"), Config())
+    once = _drain(whole, 1000.0)
+    got = [(r.kind, r.step) for r in _records(ups)]
+    assert got == [(r.kind, r.step) for r in _records(once)]
+    assert len(got) == len(set(got))
+    assert _opened(ups) == _opened(once) and _opened(ups)
+    assert any(c == "loss_nonfinite" for c, _ in _opened(ups))
+    assert not any(e.kind is EventKind.RESUMED for up in ups for e in up.events)
+    assert run.attempt == 1 and run.diagnoser.restarts == 0
+    assert run.finished  # the last save says should_training_stop (and holds the summary)
+
+
+def test_state_file_cut_back_to_a_checkpoint_is_a_resume_not_a_new_run(tmp_path: Path) -> None:
+    state = json.loads((REAL / "tf5/healthy/trainer_state.json").read_text())
+    hist = state["log_history"]
+    path = tmp_path / "trainer_state.json"
+    run = Run("r", str(path), Config())
+    _write_state(path, {**state, "log_history": hist[:30]}, atomic=True)
+    _drain(run, 1.0)
+    # Resumed from an earlier checkpoint: the history up to it, then other values for the same steps.
+    resumed = hist[:20] + [{**e, "loss": e["loss"] * 0.99} if "loss" in e else e for e in hist[20:]]
+    _write_state(path, {**state, "log_history": resumed}, atomic=True)
+    ups = _drain(run, 2.0)
+    assert run.attempt == 1
+    assert any(e.kind is EventKind.RESUMED for up in ups for e in up.events)
+    assert _records(ups)[0].step == hist[20].get("step")
+    assert run.data.last_step == hist[-1]["step"]
+
+
+def test_state_file_of_another_run_is_a_new_attempt(tmp_path: Path) -> None:
+    nan = json.loads((REAL / "tf4/nan_filtered/trainer_state.json").read_text())
+    healthy = json.loads((REAL / "tf5/healthy/trainer_state.json").read_text())
+    path = tmp_path / "trainer_state.json"
+    run = Run("r", str(path), Config())
+    _write_state(path, nan, atomic=True)
+    _drain(run, 1.0)
+    assert run.diagnoser.worst_active() is not None
+    _write_state(path, healthy, atomic=True)
+    _drain(run, 2.0)
+    fresh = Run("r", str(REAL / "tf5/healthy/trainer_state.json"), Config())
+    _drain(fresh, 2.0)
+    assert run.attempt == 2 and run.restart_reason == "rewritten by another run"
+    assert [f.to_dict() for f in run.diagnoser.findings] == [f.to_dict() for f in fresh.diagnoser.findings]
+    assert run.data.count(Kind.TRAIN) == fresh.data.count(Kind.TRAIN)
+    assert run.data.count(Kind.EVAL) == fresh.data.count(Kind.EVAL)
+
+
+def _report(run: Run) -> dict[str, Any]:
+    d = run_dict(run, Config())
+    for k in ("name", "path", "best_checkpoint", "attempt", "restarted"):
+        d.pop(k, None)
+    return d
+
+
+def _rerun(tmp_path: Path, how: str) -> tuple[Run, Run]:
+    """The crashed run's log, watched; then the healthy run's log written where it was."""
+    log = tmp_path / "a" / "train.log"
+    log.parent.mkdir()
+    shutil.copyfile(REAL / "tf4/crash/train.log", log)
+    run = Run("r", str(log), Config())
+    _drain(run, 100.0)
+    assert run.crashed and run.diagnoser.worst_active() is not None
+    healthy = (REAL / "tf4/healthy/train.log").read_bytes()
+    if how == "truncate":
+        with open(log, "r+b") as f:
+            f.truncate(0)
+        run.poll(1 << 16, 101.0)  # caught empty: the screen says it restarted at once
+        assert run.attempt == 2 and run.data.last_step is None and not run.crashed
+        assert not run.diagnoser.findings
+        with open(log, "ab") as f:
+            f.write(healthy)
+    elif how == "recreate":
+        log.unlink()
+        run.poll(1 << 16, 101.0)
+        assert run.attempt == 1 and run.crashed  # gone: what it showed stays, marked gone
+        log.write_bytes(healthy)
+    else:  # replaced under the same name while it was watched (write elsewhere, rename over)
+        tmp = tmp_path / "a" / "train.log.new"
+        tmp.write_bytes(healthy)
+        os.replace(tmp, log)
+    _drain(run, 102.0)
+    run.poll(1 << 16, 102.0)
+    other = tmp_path / "b" / "train.log"
+    other.parent.mkdir()
+    other.write_bytes(healthy)
+    os.utime(other, (os.stat(log).st_atime, os.stat(log).st_mtime))
+    fresh = Run("r", str(other), Config())
+    _drain(fresh, 102.0)
+    return run, fresh
+
+
+def test_rerun_into_the_same_log_keeps_no_trace_of_the_crash(tmp_path: Path) -> None:
+    for how in ("truncate", "recreate", "replace"):
+        (tmp_path / how).mkdir()
+        run, fresh = _rerun(tmp_path / how, how)
+        assert run.attempt == 2, how
+        assert run.crashed is None and not any(f.code == "run_crashed" for f in run.diagnoser.findings), how
+        assert _report(run) == _report(fresh), how
+        assert run.restarted_at is not None and run.restart_reason in ("truncated", "reappeared", "replaced")
+
+
+def test_new_attempt_opens_its_findings_again(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    shutil.copyfile(REAL / "tf4/explode/train.log", log)
+    run = Run("r", str(log), Config())
+    first = _opened(_drain(run, 1.0))
+    assert any(code == "grad_explosion" for code, _ in first)
+    log.write_bytes(b"")
+    run.poll(1 << 16, 2.0)
+    with open(log, "ab") as f:
+        f.write((REAL / "tf4/explode/train.log").read_bytes())
+    again = _opened(_drain(run, 3.0))
+    assert again == first  # the alert episodes of the new attempt go out again
+
+
+def _jsonl(steps: range) -> bytes:
+    return b"".join(b'{"step": %d, "loss": %r, "learning_rate": 1e-05}\n' % (s, 2.0 - s / 1000) for s in steps)
+
+
+def test_rotated_or_copy_truncated_log_that_goes_on_keeps_its_history(tmp_path: Path) -> None:
+    log = tmp_path / "metrics.jsonl"
+    log.write_bytes(_jsonl(range(1, 51)))
+    run = Run("r", str(log), Config())
+    _drain(run, 1.0)
+    # copytruncate: the same file emptied, then the run goes on writing
+    with open(log, "r+b") as f:
+        f.truncate(0)
+    run.poll(1 << 16, 2.0)
+    with open(log, "ab") as f:
+        f.write(_jsonl(range(51, 101)))
+    _drain(run, 3.0)
+    assert run.attempt == 1 and run.data.count(Kind.TRAIN) == 100
+    # logrotate: renamed away, a new file goes on
+    os.rename(log, tmp_path / "metrics.jsonl.1")
+    log.write_bytes(_jsonl(range(101, 121)))
+    for _ in range(3):
+        _drain(run, 4.0)
+    assert run.attempt == 1 and run.data.last_step == 120
+    assert run.data.count(Kind.TRAIN) == 120
