@@ -112,6 +112,9 @@ class Thresholds:
     # --- stall ---
     stall_factor: float = _f(5.0, "silence longer than this many median record intervals is run_stalled")
     stall_min_seconds: float = _f(600.0, "... and never shorter than this many seconds")
+    stopped_seconds: float = _f(
+        1800.0, "a run past its stall limit whose log was not written at all for this many seconds is stopped"
+    )
 
 
 @dataclass(frozen=True)

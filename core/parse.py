@@ -57,6 +57,7 @@ _TOTAL_STEPS = re.compile(
     rb"(?:Total optimization steps|Total steps|max_steps)\s*[=:]\s*([\d,]+)", re.IGNORECASE
 )
 _TRACEBACK = b"Traceback (most recent call last):"
+_COMPLETED = re.compile(rb"^\s*Training completed\b")
 _ERROR_LINE = re.compile(rb"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Failure|Exit)\b.*)$")
 _FATAL = re.compile(
     rb"(CUDA out of memory|OutOfMemoryError|out of memory|NCCL (?:error|WARN.*timeout)|"
@@ -670,7 +671,7 @@ class LogParser:
             m = _SWIFT_STEPS.match(gm)
             if m:
                 step, total = int(m.group(1)), int(m.group(2))
-        obj.pop("percentage", None)
+        pct = obj.pop("percentage", None)
         rt = obj.pop("remaining_time", None)
         if isinstance(rt, str):
             eta = parse_duration(rt)
@@ -693,6 +694,11 @@ class LogParser:
             self.progress_total = total
             self.progress_step = step
             self.eta_seconds = eta
+            # LLaMA-Factory and ms-swift count their own progress: at 100% the loop is done.
+            # (offset + 1: the event follows its own record, which would otherwise reopen the run)
+            if (step is not None and step >= total) or (to_float(pct) or 0.0) >= 100.0:
+                self.finished = True
+                out_events.append(Event(EventKind.FINISHED, "progress at 100%", offset + 1, step))
         kind = self._classify(metrics)
         if kind is None:
             if step is None and total is None and epoch is None:
@@ -910,6 +916,12 @@ class LogParser:
         if f is not None:
             self.flush(out_records)
             out_events.append(Event(EventKind.CRASHED, clean_text(seg.strip()[:300].decode("utf-8", "replace")), offset))
+            return
+        if _COMPLETED.match(seg):
+            # The HF Trainer's last words after train() (and so LLaMA-Factory's running_log.txt).
+            self.flush(out_records)
+            self.finished = True
+            out_events.append(Event(EventKind.FINISHED, "training completed", offset, self.last_train_step))
 
     def _traceback_line(self, seg: bytes, offset: int, out_events: list[Event]) -> bool:
         """Inside a traceback: True when the segment belonged to it."""

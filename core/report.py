@@ -7,6 +7,7 @@ paths, error lines) passes through ``clean_text`` before it is printed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -27,30 +28,32 @@ VERSION = "0.1.0"
 _MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
 
 
-def run_status(run: Run) -> str:
+def run_status(run: Run, now: float) -> str:
     if not run.exists:
         return "missing"
     if run.error is not None and run.data.count(Kind.TRAIN) == 0:
         return "unreadable"
-    if run.crashed:
-        return "crashed"
-    if run.finished:
-        return "finished"
-    return "running"
+    return run.liveness(now).describe()
 
 
-def run_dict(run: Run, config: Config) -> dict[str, Any]:
+def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
     data = run.data
     diag = run.diagnoser
     latest_train = {k: json_value(v) for k, v in sorted(data.latest(Kind.TRAIN).items(), key=_metric_order)}
     latest_eval = {k: json_value(v) for k, v in sorted(data.latest(Kind.EVAL).items(), key=_metric_order)}
-    _step, total, eta = run.progress()
+    _step, total, eta = run.progress(now)
+    status = run_status(run, now)
+    state = status.split(":", 1)[0]
     return {
         "name": clean_text(run.name),
         "path": clean_text(run.path),
         "format": run.format,
-        "status": run_status(run),
-        "error": run.error if (run.error and not run.exists) or run_status(run) == "unreadable" else None,
+        "status": state,
+        "status_detail": status,
+        "last_write_seconds_ago": round(max(0.0, now - run.source.mtime), 1) if run.source.mtime else None,
+        "attempt": run.attempt,
+        "error": run.error if (run.error and not run.exists) or state == "unreadable" else None,
         "records": {"train": data.count(Kind.TRAIN), "eval": data.count(Kind.EVAL)},
         "skipped_lines": run.skipped,
         "last_step": data.last_step,
@@ -79,7 +82,8 @@ def build(
     """The report dict and the exit status it implies. ``clock`` fixes "now" (tests)."""
     mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
     mon.load_all(helper=True)
-    runs = [run_dict(r, config) for r in mon.runs]
+    now = mon.clock()
+    runs = [run_dict(r, config, now) for r in mon.runs]
     code = 0
     if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon.runs):
         code = 1
@@ -153,7 +157,7 @@ def _run_lines(r: dict[str, Any], md: bool) -> list[str]:
     L.append("")
     rec = r["records"]
     bits = [
-        f"status: {r['status']}",
+        f"status: {r['status_detail']}",
         f"format: {r['format']}",
         f"step {num(r['last_step'])}" + (f"/{r['max_steps']}" if r["max_steps"] else ""),
         f"epoch {num(r['epoch'])}",

@@ -21,6 +21,7 @@ from .checklist import Checklist
 from .config import Config
 from .diagnose import Diagnoser, Finding
 from .discover import RunSpec, expand_arg, has_magic, logging_steps_near, unique
+from .liveness import Liveness, liveness
 from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .series import RunData
@@ -485,12 +486,25 @@ class Run:
             up.changed = True
 
     # -- summaries --------------------------------------------------------------------------
-    def progress(self) -> tuple[int | None, int | None, float | None]:
-        """(step, total, eta seconds) as the log tells them."""
+    def progress(self, now: float | None = None) -> tuple[int | None, int | None, float | None]:
+        """(step, total, eta seconds) as the log tells them; no ETA for a run that is not
+        moving (finished, crashed, stalled, stopped: judged at ``now`` when given)."""
         p = self.parser
         step = p.progress_step if p.progress_step is not None else self.data.last_step
         total = p.progress_total or self.data.max_steps
-        return step, total, p.eta_seconds
+        eta = p.eta_seconds
+        if eta is not None and (
+            self.finished
+            or self.crashed is not None
+            or (total and (step or 0) >= total)
+            or any(f.active and f.code == "run_stalled" for f in self.diagnoser.findings)
+            or (now is not None and not liveness(self, now).moving)
+        ):
+            eta = None
+        return step, total, eta
+
+    def liveness(self, now: float) -> Liveness:
+        return liveness(self, now)
 
 
 def _looks_json(recs: list[Item], path: str) -> bool:

@@ -201,3 +201,84 @@ def test_rotated_or_copy_truncated_log_that_goes_on_keeps_its_history(tmp_path: 
         _drain(run, 4.0)
     assert run.attempt == 1 and run.data.last_step == 120
     assert run.data.count(Kind.TRAIN) == 120
+
+
+# ------------------------------------------------------------------------------------- liveness
+def _status(path: Path | str, now: float) -> dict[str, Any]:
+    from sfttop.core.report import build
+
+    report, _ = build([str(path)], Config(), clock=lambda: now)
+    run: dict[str, Any] = report["runs"][0]
+    return run
+
+
+def test_a_copied_log_with_an_old_mtime_is_stopped_at_the_first_look(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    text = (REAL / "tf4/crash/train.log").read_bytes()
+    log.write_bytes(text[: text.index(b"Traceback")])  # killed: no traceback, no summary
+    mtime = os.stat(log).st_mtime
+    hours = _status(log, mtime + 3 * 3600)
+    assert hours["status"] == "stopped", hours["status_detail"]
+    assert hours["status_detail"].startswith("stopped: last write 3h00m ago at step")
+    assert hours["eta_seconds"] is None
+    assert any(f["code"] == "run_stalled" and f["active"] for f in hours["findings"])
+    minutes = _status(log, mtime + 15 * 60)
+    assert minutes["status"] == "stalled" and minutes["eta_seconds"] is None
+    fresh = _status(log, mtime + 5)
+    assert fresh["status"] == "running"
+    assert not any(f["code"] == "run_stalled" for f in fresh["findings"])
+
+
+def test_finished_runs_report_finished_in_every_format(tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures"
+    done = [
+        REAL / "tf5/healthy/train.log",  # the summary line
+        REAL / "tf4/nan_filtered/trainer_state.json",  # should_training_stop
+        fixtures / "formats/llamafactory/trainer_log.jsonl",  # 100%
+        fixtures / "formats/ms-swift/logging.jsonl",  # the final object
+    ]
+    for path in done:
+        later = os.stat(path).st_mtime + 86400  # a day later: finished is still finished
+        got = _status(path, later)
+        assert got["status"] == "finished", (path, got["status_detail"])
+        assert got["eta_seconds"] is None
+    # LLaMA-Factory's running_log.txt / the HF Trainer's own last words
+    log = tmp_path / "running_log.txt"
+    body = (REAL / "tf5/healthy/train.log").read_bytes()
+    cut = body[: body.index(b"'train_runtime'") - 2].rsplit(b"\n", 1)[0] + b"\n"
+    log.write_bytes(cut + b"\n\nTraining completed. Do not forget to share your model on huggingface.co/models =)\n\n")
+    got = _status(log, os.stat(log).st_mtime + 86400)
+    assert got["status"] == "finished", got["status_detail"]
+    # and at 100% by its own count (LLaMA-Factory without a summary)
+    lf = tmp_path / "trainer_log.jsonl"
+    lines = (fixtures / "formats/llamafactory/trainer_log.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    body2 = [ln for ln in lines if '"current_steps"' in ln and "loss" in ln]
+    lf.write_text("\n".join(body2) + "\n")
+    assert json.loads(body2[-1])["current_steps"] == json.loads(body2[-1])["total_steps"], last
+    assert _status(lf, os.stat(lf).st_mtime + 86400)["status"] == "finished"
+
+
+def test_a_run_that_goes_on_after_100_percent_is_running_again(tmp_path: Path) -> None:
+    lf = tmp_path / "trainer_log.jsonl"
+    rows = [{"current_steps": s, "total_steps": 10, "loss": 2.0 - s / 100, "lr": 1e-4, "epoch": s / 10} for s in range(1, 11)]
+    lf.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = Run("r", str(lf), Config())
+    _drain(run, os.stat(lf).st_mtime)
+    assert run.finished
+    with open(lf, "a") as f:  # resumed with more steps
+        f.write(json.dumps({"current_steps": 11, "total_steps": 20, "loss": 1.8, "lr": 1e-4, "epoch": 1.1}) + "\n")
+    run.poll(1 << 16, os.stat(lf).st_mtime)
+    assert not run.finished and run.liveness(os.stat(lf).st_mtime).state.value == "running"
+
+
+def test_durations_as_the_formats_print_them() -> None:
+    from sfttop.core.parse import parse_duration
+
+    assert parse_duration("2 days, 12:56:35") == 2 * 86400 + 12 * 3600 + 56 * 60 + 35
+    assert parse_duration("1 day, 0:00:01") == 86401
+    assert parse_duration("0:00:25.5") == 25.5
+    assert parse_duration("50:12:01") == 50 * 3600 + 12 * 60 + 1  # tqdm past a day
+    assert parse_duration("1d 2h 3m 4s") == 93784
+    assert parse_duration("8h 25m 20s") == 30320
+    assert parse_duration("?") is None and parse_duration("soon") is None

@@ -21,7 +21,7 @@ def _load(paths: list[str], helper: bool, budget: int = 1 << 16) -> tuple[bytes,
     mon = Monitor(paths, Config(), clock=lambda: 1e9)
     mon.helper_bytes = 1  # every log, however short, gets a helper
     mon.load_all(budget, helper=helper)
-    return orjson.dumps([run_dict(r, Config()) for r in mon.runs]), mon
+    return orjson.dumps([run_dict(r, Config(), 1e9) for r in mon.runs]), mon
 
 
 def _state(mon: Monitor) -> list[Any]:

@@ -404,18 +404,19 @@ class SfttopApp(App[int]):
             alerts = f"⚠ {self.engine_error}"[:80] + (f" │ {alerts}" if alerts else "")
         if run is None:
             return TitleInfo(self.app_title, "", 0, 0, 0, "", "", "", alerts, load_text)
+        now = self.monitor.clock()
         return TitleInfo(
             self.app_title,
             run_name(run),
             run.color_index,
             self.selected,
             len(runs),
-            progress_text(run),
-            run_state(run),
+            progress_text(run, now),
+            run_state(run, now),
             others_text(runs, self.selected),
             alerts,
             load_text,
-            progress_short(run),
+            progress_short(run, now),
         )
 
     def _refresh_run(self, run: Run | None) -> None:

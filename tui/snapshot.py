@@ -8,11 +8,13 @@ Text from logs is already cleaned by core; run names come from file paths and ar
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 from sfttop.core import metrics as M
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import CODES, Finding, Severity
+from sfttop.core.liveness import State
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
@@ -123,8 +125,8 @@ def run_row(run: Run) -> RunRow:
 
 
 # -------------------------------------------------------------------------------- title bar
-def progress_text(run: Run) -> str:
-    step, total, eta = run.progress()
+def progress_text(run: Run, now: float | None = None) -> str:
+    step, total, eta = run.progress(now)
     parts = []
     if step is not None:
         s = f"step {fmt_step(step, total)}"
@@ -134,24 +136,24 @@ def progress_text(run: Run) -> str:
     ep = fmt_epoch(run.data.epoch)
     if ep:
         parts.append(ep)
-    if eta is not None and not run.finished and run.crashed is None and (not total or (step or 0) < total):
+    if eta is not None:
         parts.append(f"ETA {fmt_duration(eta)}")
     return " · ".join(parts)
 
 
-def progress_short(run: Run) -> str:
-    step, total, eta = run.progress()
+def progress_short(run: Run, now: float | None = None) -> str:
+    step, total, eta = run.progress(now)
     parts = []
     if step is not None:
         parts.append(fmt_step(step, total))
     if run.data.epoch is not None and math.isfinite(run.data.epoch):
         parts.append(f"ep {run.data.epoch:.3g}")
-    if eta is not None and not run.finished and run.crashed is None and (not total or (step or 0) < total):
+    if eta is not None:
         parts.append(f"ETA {fmt_duration(eta)}")
     return " ".join(parts)
 
 
-def run_state(run: Run) -> str:
+def run_state(run: Run, now: float | None = None) -> str:
     if not run.exists:
         if _unopened(run):
             return "opening"
@@ -160,11 +162,19 @@ def run_state(run: Run) -> str:
         return clean_text(run.error)[:60]
     if not run.loaded:
         return f"loading {run.load_fraction * 100:.0f}%"
+    restarted = ""
+    if run.restarted_at is not None:
+        when = time.strftime("%H:%M", time.localtime(run.restarted_at))
+        restarted = f"restarted {when} ({run.restart_reason})"
+    life = run.liveness(now) if now is not None else None
+    state = ""
     if run.crashed:
-        return "crashed"
-    if run.finished:
-        return "finished"
-    return ""
+        state = "crashed"
+    elif run.finished:
+        state = "finished"
+    elif life is not None and life.state in (State.STALLED, State.STOPPED):
+        state = life.describe()
+    return " · ".join(p for p in (state, restarted) if p)
 
 
 def others_text(runs: list[Run], selected: int) -> str:

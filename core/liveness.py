@@ -1,0 +1,85 @@
+"""Whether a run is still alive, from its log's content and its age together.
+
+Content says finished (the summary line, ``should_training_stop``, 100% progress, "Training
+completed") or crashed (a traceback, out of memory). Age says the rest: a run whose records stop
+coming for well past its own pace is stalled, and one whose file has not been written at all for
+much longer is stopped. Both count from the file's modification time, so a log copied from
+another box, or a run that died before sfttop started, is judged from the first look.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .run import Run
+
+
+class State(str, Enum):
+    WAITING = "waiting"  # the file is there, but no record yet (loading a model, tokenizing)
+    RUNNING = "running"
+    FINISHED = "finished"
+    CRASHED = "crashed"
+    STALLED = "stalled"  # no new record for well past the run's usual interval
+    STOPPED = "stopped"  # the file not written at all for a long time: the process is gone
+
+
+@dataclass(frozen=True)
+class Liveness:
+    state: State
+    silent: float  # seconds since the log was last written (0 when unknown)
+    step: int | None
+    total: int | None
+
+    @property
+    def moving(self) -> bool:
+        """Worth an ETA: the run is going and its progress means something."""
+        return self.state in (State.RUNNING, State.WAITING)
+
+    def describe(self) -> str:
+        """``stopped: last write 3h05m ago at step 202 of 5100``; just the state when running."""
+        if self.state in (State.RUNNING, State.WAITING, State.FINISHED, State.CRASHED):
+            return self.state.value
+        where = ""
+        if self.step is not None:
+            where = f" at step {self.step}" + (f" of {self.total}" if self.total else "")
+        return f"{self.state.value}: last write {ago(self.silent)} ago{where}"
+
+
+def liveness(run: Run, now: float) -> Liveness:
+    step, total, _eta = run.progress()
+    mtime = run.source.mtime
+    silent = max(0.0, now - mtime) if mtime else 0.0
+    if run.crashed:
+        return Liveness(State.CRASHED, silent, step, total)
+    if run.finished:
+        return Liveness(State.FINISHED, silent, step, total)
+    diag = run.diagnoser
+    stalled = any(f.active and f.code == "run_stalled" for f in diag.findings)
+    if stalled or (mtime and silent > diag.stall_limit()):
+        t = run.config.thresholds
+        state = State.STOPPED if silent > max(t.stopped_seconds, diag.stall_limit()) else State.STALLED
+        return Liveness(state, silent, step, total)
+    if run.data.last_step is None:
+        return Liveness(State.WAITING, silent, step, total)
+    return Liveness(State.RUNNING, silent, step, total)
+
+
+def ago(seconds: float) -> str:
+    """``42s``, ``7m05s``, ``3h12m``, ``2d04h``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
