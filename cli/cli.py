@@ -89,11 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         if fmt not in ("text", "jsonl"):
             print("sfttop: --follow --format must be text or jsonl", file=sys.stderr)
             return 2
+        from .core.alert import dispatcher_for
         from .core.follow import follow
 
+        try:
+            dispatcher = dispatcher_for(args.alert_cmd, args.alert_severity, config)
+        except ValueError as e:
+            print(f"sfttop: --alert-cmd: {e}", file=sys.stderr)
+            return 2
         signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
         try:
-            return follow(args.paths, config, fmt, sys.stdout, interval=args.interval)
+            return follow(args.paths, config, fmt, sys.stdout, interval=args.interval, dispatcher=dispatcher)
         except KeyboardInterrupt:
             return 0
     if args.format is not None:

@@ -26,11 +26,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from .sanitize import clean_text
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .diagnose import Finding
+    from .run import Run, RunUpdate
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 WINDOW_SECONDS = 60.0
@@ -225,3 +230,33 @@ class AlertDispatcher:
         if self.failed:
             parts.append(f"{self.failed} failed")
         return "alerts " + " · ".join(parts)
+
+
+def news(runs: list[Run], ups: dict[str, RunUpdate], loaded_before: set[str]) -> list[tuple[str, Finding]]:
+    """Finding episodes that are news to this session (bell, ``--alert-cmd``): those that open on
+    lines written while we watch (a new attempt's included), and, once a run's history has been
+    read, the episodes of that history still active (an old, closed episode is not news). The
+    TUI and ``--follow`` alert on exactly these."""
+    out: list[tuple[str, Finding]] = []
+    for run in runs:
+        up = ups.get(run.name)
+        if up is None:
+            continue
+        if run.name in loaded_before:
+            out.extend((run.name, f) for f in up.opened)
+        elif run.loaded:
+            out.extend((run.name, f) for f in run.diagnoser.active())
+    return out
+
+
+def dispatcher_for(cmd: str | None, severity: str | None, config: Config) -> AlertDispatcher | None:
+    """The dispatcher the command line and the config ask for (None: no alert command); raises
+    ValueError for an empty command or an unknown severity."""
+    cmd = cmd if cmd is not None else config.alert.cmd
+    if not cmd:
+        return None
+    return AlertDispatcher(
+        cmd,
+        min_severity=severity or config.alert.min_severity,
+        min_interval=config.alert.min_interval_seconds,
+    )

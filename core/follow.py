@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TextIO
 
 import orjson
 
+from .alert import AlertDispatcher, news
 from .config import Config
 from .diagnose import Finding
 from .metrics import fmt_value
@@ -41,26 +43,44 @@ def follow(
     out: TextIO,
     interval: float = 0.5,
     stop: threading.Event | None = None,
+    dispatcher: AlertDispatcher | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Print every record and finding as it arrives, until ``stop`` is set or interrupted.
 
     The records already in the files are printed first, so a pipe sees the whole run;
-    everything is printed once, in log order per run.
+    everything is printed once, in log order per run. ``dispatcher`` (``--alert-cmd``) is
+    offered the same finding episodes as in the TUI: those news to this session. Its failures
+    go to ``err`` (stderr), never into the record stream.
     """
     stop = stop or threading.Event()
     mon = Monitor(paths, config)
     waker = Waker()
     try:
-        return _follow(mon, fmt, out, interval, stop, waker)
+        return _follow(mon, fmt, out, interval, stop, waker, dispatcher, err or sys.stderr)
     finally:
         waker.close()
+        if dispatcher is not None:
+            dispatcher.close()
 
 
-def _follow(mon: Monitor, fmt: str, out: TextIO, interval: float, stop: threading.Event, waker: Waker) -> int:
+def _follow(
+    mon: Monitor,
+    fmt: str,
+    out: TextIO,
+    interval: float,
+    stop: threading.Event,
+    waker: Waker,
+    dispatcher: AlertDispatcher | None,
+    err: TextIO,
+) -> int:
     announced: set[str] = set()
     while not stop.is_set():
         mon.rescan()
+        before = {r.name for r in mon.runs if r.loaded}
         updates = mon.poll(16 << 20)
+        if dispatcher is not None:
+            _alert(dispatcher, news(mon.runs, updates, before), err)
         for run in mon.runs:
             if run.error and run.name not in announced and not run.exists:
                 announced.add(run.name)
@@ -96,3 +116,14 @@ def _follow(mon: Monitor, fmt: str, out: TextIO, interval: float, stop: threadin
     out.flush()
     return 0
 
+
+
+def _alert(dispatcher: AlertDispatcher, found: list[tuple[str, Finding]], err: TextIO) -> None:
+    for name, f in found:
+        outcome = dispatcher.offer(name, f)
+        if outcome.status == "failed":
+            err.write(f"sfttop: --alert-cmd failed for {outcome.run} {outcome.code}: {outcome.error}\n")
+        elif outcome.status == "suppressed":
+            err.write(f"sfttop: --alert-cmd rate-limited: {outcome.run} {outcome.code} not sent\n")
+    dispatcher.reap()
+    err.flush()

@@ -14,9 +14,9 @@ import pytest
 
 
 class Follower:
-    def __init__(self, *paths: str) -> None:
+    def __init__(self, *paths: str, extra: tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sfttop", "--follow", "--format", "jsonl", "--interval", "0.05", *paths],
+            [sys.executable, "-m", "sfttop", "--follow", "--format", "jsonl", "--interval", "0.05", *extra, *paths],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -168,3 +168,91 @@ def test_many_runs_from_one_glob_without_running_out_of_descriptors(
     err = f.stop()
     assert len(f.records()) == 400
     assert "Too many open files" not in err
+
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+def _save(path: Path, state: dict, in_place: bool) -> None:
+    text = json.dumps(state, indent=2)
+    if in_place:
+        path.write_text(text)
+    else:  # how the Trainer's own save goes on some filesystems: write aside, rename over
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+def test_state_file_rewritten_five_times_gives_each_record_and_finding_once(
+    tmp_path: Path, follower_cleanup: list[Follower]
+) -> None:
+    state = json.loads((REAL / "tf4/nan_filtered/trainer_state.json").read_text())
+    hist = state["log_history"]
+    path = tmp_path / "trainer_state.json"
+    f = Follower(str(path))
+    follower_cleanup.append(f)
+    f.settle()
+    for k in range(5):
+        cut = len(hist) * (k + 1) // 5
+        _save(path, {**state, "log_history": hist[:cut]}, in_place=k % 2 == 1)
+        want = sum(1 for e in hist[:cut] if "loss" in e or "eval_loss" in e)
+        f.wait_for(want)
+        time.sleep(0.3)  # a save every few hundred ms, faster than any real one
+    f.settle()
+    f.stop()
+    keys = [(r["kind"], r["step"]) for r in f.records()]
+    assert len(keys) == len(set(keys)) == sum(1 for e in hist if "loss" in e or "eval_loss" in e)
+    findings = [(x["finding"]["code"], x["finding"]["step"]) for x in f.lines if x.get("kind") == "finding"]
+    assert findings and len(findings) == len(set(findings))
+    assert not any(x.get("event") == "resumed" for x in f.lines)
+
+
+ALERT_SCRIPT = """
+import os, sys, time
+d = sys.argv[1]
+body = sys.stdin.read()
+with open(os.path.join(d, "%d-%d.json" % (time.time_ns(), os.getpid())), "w") as f:
+    f.write(body)
+"""
+
+
+def test_follow_runs_the_alert_command_once_per_new_finding(tmp_path: Path, follower_cleanup: list[Follower]) -> None:
+    script = tmp_path / "alert.py"
+    script.write_text(ALERT_SCRIPT)
+    sent = tmp_path / "sent"
+    sent.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text("[alert]\nmin_interval_seconds = 0\nmin_severity = \"warning\"\n")
+    log = tmp_path / "train.log"
+    log.write_bytes(b"".join(hf(i) for i in range(1, 21)))
+    cmd = f"{sys.executable} {script} {sent}"
+    f = Follower(str(log), extra=("--config", str(config), "--alert-cmd", cmd))
+    follower_cleanup.append(f)
+    f.wait_for(20)
+    with open(log, "ab") as fh:  # a NaN, then a healthy stretch, then another NaN: two episodes
+        fh.write(b"{'loss': nan, 'grad_norm': nan, 'learning_rate': 1e-05, 'epoch': 0.021}\n")
+        for i in range(22, 40):
+            fh.write(hf(i))
+        fh.write(b"{'loss': nan, 'grad_norm': nan, 'learning_rate': 1e-05, 'epoch': 0.040}\n")
+    end = time.time() + 15
+    found: list[dict] = []
+    while time.time() < end:
+        found = [x["finding"] for x in f.lines if x.get("kind") == "finding"]
+        if len(found) >= 2 and len(list(sent.iterdir())) >= len(found):
+            break
+        time.sleep(0.05)
+    f.settle()
+    err = f.stop()
+    alerts = [json.loads(p.read_text()) for p in sorted(sent.iterdir())]
+    # (the commands run side by side: their files are in no particular order)
+    assert sorted((a["code"], a["step"]) for a in alerts) == sorted((x["code"], x["step"]) for x in found), err
+    assert sum(a["code"] == "loss_nonfinite" for a in alerts) == 2
+    assert {a["run"] for a in alerts} == {r["run"] for r in f.records()}
+
+
+def test_follow_rejects_an_empty_alert_command(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_bytes(hf(1))
+    p = subprocess.run([sys.executable, "-m", "sfttop", "--follow", "--alert-cmd", " ", str(log)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "--alert-cmd" in p.stderr

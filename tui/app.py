@@ -28,10 +28,11 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 
 from sfttop.core import memory
-from sfttop.core.alert import AlertDispatcher
+from sfttop.core.alert import AlertDispatcher, dispatcher_for
+from sfttop.core.alert import news as alert_news
 from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
-from sfttop.core.run import Monitor, Run, RunUpdate
+from sfttop.core.run import Monitor, Run
 from sfttop.core.wake import Waker, log_dirs
 
 from . import panels
@@ -142,16 +143,10 @@ class SfttopApp(App[int]):
         self._shown_data = False
         self.dispatcher: AlertDispatcher | None = None
         self._alert_error: str | None = None
-        cmd = alert_cmd if alert_cmd is not None else config.alert.cmd
-        if cmd:
-            try:
-                self.dispatcher = AlertDispatcher(
-                    cmd,
-                    min_severity=alert_severity or config.alert.min_severity,
-                    min_interval=config.alert.min_interval_seconds,
-                )
-            except ValueError as e:
-                self._alert_error = f"sfttop: --alert-cmd: {e}"
+        try:
+            self.dispatcher = dispatcher_for(alert_cmd, alert_severity, config)
+        except ValueError as e:
+            self._alert_error = f"sfttop: --alert-cmd: {e}"
         # UI state
         self.selected = 0
         self.chart_state = ChartState()
@@ -280,7 +275,7 @@ class SfttopApp(App[int]):
                     ups = mon.poll(LOAD_BUDGET)
                     loading = mon.loading
                     self.polls += 1
-                    news = self._news(ups, before)
+                    news = alert_news(mon.runs, ups, before)
                     live = [(n, f) for n, up in ups.items() if n in before for f in up.opened]
             except Exception as e:  # keep watching the other runs; say so on screen and at exit
                 self._note_error("engine", e)
@@ -305,21 +300,6 @@ class SfttopApp(App[int]):
             waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
             if waker.wait(self.interval, stop):
                 stop.wait(WAKE_COALESCE)
-
-    def _news(self, ups: dict[str, RunUpdate], loaded_before: set[str]) -> list[tuple[str, Finding]]:
-        """Finding episodes that are news to this session (bell, ``--alert-cmd``): those that open
-        on lines written while we watch, and, once a run's history has been read, the episodes of
-        that history still active (an old, closed episode is not news)."""
-        out: list[tuple[str, Finding]] = []
-        for run in self.monitor.runs:
-            up = ups.get(run.name)
-            if up is None:
-                continue
-            if run.name in loaded_before:
-                out.extend((run.name, f) for f in up.opened)
-            elif run.loaded:
-                out.extend((run.name, f) for f in run.diagnoser.active())
-        return out
 
     def on_polled(self, message: Polled) -> None:
         if self.config.alert.bell and any(f.severity is Severity.CRITICAL for _n, f in message.opened):
