@@ -20,6 +20,8 @@ Figures (names for ``--only``):
   toolong      a 200k-record HF log with tqdm noise: sfttop's time until the last record's loss
                is on screen vs. toolong's (``tl``) until the file's last line is.
   latency      a record appended to a tailed log -> its loss on screen (p50, p95).
+  keys         a key press (Tab: next run) -> the next run's name in the title bar, p50 / p95,
+               while 64 runs load their history (and once they have).
   idle         64 tailed runs, nothing changing: CPU % of a core and bytes written to the
                terminal per second (the app runs under a pty this script reads).
   memory       resident memory of the TUI with 64 runs x 100k records; of one run at 10k..1M
@@ -69,7 +71,7 @@ TL_SENTINEL = f"{{'loss': {genlogs.SENTINEL_LOSS},"  # ... and as the log's last
 LOSS_CARD = re.compile(r"│ loss +([^\s↑↓✖]+)")  # the value, without its out-of-range mark
 NUMBER = re.compile(r"[-+]?(\d|\.\d)")
 CLK = os.sysconf("SC_CLK_TCK")
-FIGURES = ("report", "first-screen", "toolong", "latency", "idle", "memory")
+FIGURES = ("report", "first-screen", "toolong", "latency", "keys", "idle", "memory")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class Sizes:
     latency_n: int
     latency_samples: int
     latency_poll_only: bool  # also measure with inotify off (bench/sfttop_nowake.py)
+    keys_runs: int  # runs loading while keys are pressed...
+    keys_n: int  # ...records each
+    keys_samples: int
     idle_runs: int
     idle_n: int
     idle_seconds: float
@@ -99,6 +104,7 @@ class Sizes:
 FULL = Sizes(
     report_n=300_000, first_n=1_000_000, toolong_n=200_000,
     latency_runs=4, latency_n=20_000, latency_samples=40, latency_poll_only=True,
+    keys_runs=64, keys_n=100_000, keys_samples=30,
     idle_runs=64, idle_n=5_000, idle_seconds=15.0,
     mem_runs=64, mem_n=100_000, growth=(10_000, 100_000, 300_000, 1_000_000),
     repeats=3, multi_runs=16, multi_n=30_000, tui_repeats=3, tl_attempts=5, tl_timeout=15.0, load_timeout=300.0,
@@ -106,6 +112,7 @@ FULL = Sizes(
 QUICK = Sizes(
     report_n=30_000, first_n=30_000, toolong_n=30_000,
     latency_runs=3, latency_n=5_000, latency_samples=15, latency_poll_only=False,
+    keys_runs=8, keys_n=20_000, keys_samples=10,
     idle_runs=8, idle_n=2_000, idle_seconds=3.0,
     mem_runs=8, mem_n=10_000, growth=(3_000, 10_000),
     repeats=3, multi_runs=4, multi_n=5_000, tui_repeats=1, tl_attempts=2, tl_timeout=4.0, load_timeout=60.0,
@@ -950,6 +957,71 @@ class Bench:
                 )
             )
 
+    # -------------------------------------------------------------------------- keys
+    def fig_keys(self) -> None:
+        z = self.sizes
+        log = self.gen("hf4", z.keys_n)
+        names = [f"run{i:02d}" for i in range(z.keys_runs)]
+        d = self.runs_dir("keys", log, names)
+        cmd = [*self.sfttop, str(d / "*" / "train.log")]
+        self.say(f"keys: {z.keys_samples} presses while {z.keys_runs} runs load, then as many after ...")
+        name, pid, t0 = self.tmux.start(cmd)
+        hits, screen = watch(self.tmux, name, t0, {"first": contains(f"▸ {names[0]} [")}, z.load_timeout, pid=pid)
+        if hits["first"] is None:
+            (self.out / "keys-screen.txt").write_text(screen)
+            self.tmux.kill(name, pid)
+            self.add(Row("key → screen latency", "app did not start", "", "FAIL", self.cmd_str(cmd)))
+            return
+        rnd = random.Random(7)
+        phases: dict[str, list[float]] = {"loading": [], "loaded": []}
+        missed = dict.fromkeys(phases, 0)
+        sel = 0
+        try:
+            for phase in phases:
+                if phase == "loaded":
+                    wait_quiet(pid, z.load_timeout)
+                for _ in range(z.keys_samples):
+                    screen = self.tmux.capture(name)
+                    if phase == "loading" and LOADING.search(screen) is None:
+                        break  # loaded already: the rest of the samples would not be "while loading"
+                    sel = (sel + 1) % len(names)
+                    want = f"▸ {names[sel]} ["
+                    tk = time.perf_counter()
+                    self.tmux.send(name, "Tab")
+                    seen = None
+                    while time.perf_counter() - tk < 5:
+                        if want in self.tmux.capture(name).splitlines()[0]:
+                            seen = time.perf_counter() - tk
+                            break
+                        time.sleep(0.005)
+                    if seen is None:
+                        missed[phase] += 1
+                        # (the app may still get there: resynchronise on what the title says)
+                        time.sleep(2)
+                        first = self.tmux.capture(name).splitlines()[0]
+                        sel = next((i for i, n in enumerate(names) if f"▸ {n} [" in first), sel)
+                    else:
+                        phases[phase].append(seen)
+                    time.sleep(rnd.uniform(0.2, 0.5))
+        finally:
+            self.tmux.kill(name, pid)
+        for phase, lat in phases.items():
+            p50, p95 = (pct(lat, 50), pct(lat, 95)) if lat else (None, None)
+            miss = missed[phase]
+            self.add(
+                Row(
+                    f"key → screen latency, p50 / p95 ({phase})",
+                    f"{fmt_s(p50)} / **{fmt_s(p95)}**" + (f" ({miss} not shown in 5 s)" if miss else ""),
+                    "target p95 < 100 ms",
+                    "pass" if p95 is not None and p95 < 0.1 and not miss else "FAIL",
+                    f"tmux {COLS}x{ROWS}: '{self.cmd_str(cmd)}' on {z.keys_runs} runs of {fmt_n(z.keys_n)} records "
+                    f"(HF 4.x); press Tab, time until the title bar names the next run (capture-pane every ~5 ms); "
+                    f"{len(lat)} samples 0.2–0.5 s apart "
+                    + ("while the runs' history loads" if phase == "loading" else "after every run has loaded"),
+                    {"phase": phase, "latencies": lat, "missed": miss, "p50": p50, "p95": p95},
+                )
+            )
+
     # -------------------------------------------------------------------------- idle
     def fig_idle(self) -> None:
         z = self.sizes
@@ -1171,6 +1243,7 @@ class Bench:
             "first-screen": self.fig_first_screen,
             "toolong": self.fig_toolong,
             "latency": self.fig_latency,
+            "keys": self.fig_keys,
             "idle": self.fig_idle,
             "memory": self.fig_memory,
         }

@@ -36,6 +36,10 @@ class Waker:
         self._fd = -1
         self._libc: ctypes.CDLL | None = None
         self._watched: set[str] = set()
+        # poke(): another thread wants a poll now (a key press needs a run's views built).
+        self._poke_r, self._poke_w = os.pipe()
+        os.set_blocking(self._poke_r, False)
+        os.set_blocking(self._poke_w, False)
         if sys.platform.startswith("linux"):
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -63,31 +67,34 @@ class Waker:
                 self._watched.add(d)
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
-        """Sleep up to ``timeout`` s; return True early when a watched directory changed."""
+        """Sleep up to ``timeout`` s; return True early when a watched directory changed or
+        :meth:`poke` was called."""
         end = time.monotonic() + timeout
+        fds = [self._poke_r] if self._fd < 0 else [self._fd, self._poke_r]
         while True:
             left = end - time.monotonic()
             if left <= 0 or (stop is not None and stop.is_set()):
                 return False
             step = min(left, 0.25) if stop is not None else left
-            if self._fd < 0:
-                if stop is not None:
-                    if stop.wait(step):
-                        return False
-                else:
-                    time.sleep(step)
-                continue
             try:
-                ready, _, _ = select.select([self._fd], [], [], step)
+                ready, _, _ = select.select(fds, [], [], step)
             except (OSError, ValueError):
                 return False
             if ready:
-                self._drain()
+                for fd in ready:
+                    self._drain(fd)
                 return True
 
-    def _drain(self) -> None:
+    def poke(self) -> None:
+        """Wake a :meth:`wait` in another thread (safe from any thread; never blocks)."""
         try:
-            while os.read(self._fd, 65536):
+            os.write(self._poke_w, b"x")
+        except OSError:
+            pass  # the pipe is full: a wake-up is pending already
+
+    def _drain(self, fd: int) -> None:
+        try:
+            while os.read(fd, 65536):
                 pass
         except BlockingIOError:
             pass
@@ -95,6 +102,13 @@ class Waker:
             pass
 
     def close(self) -> None:
+        for fd in (self._poke_r, self._poke_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._poke_r = self._poke_w = -1
         if self._fd >= 0:
             try:
                 os.close(self._fd)

@@ -292,16 +292,16 @@ async def test_view_key_reaches_every_panel_in_a_small_pane() -> None:
 async def test_an_engine_error_is_shown_not_fatal(tmp_path: Path) -> None:
     write_log(tmp_path / "alpha" / "train.log")
     app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
-    real_poll = app.monitor.poll
+    real_rescan = app.monitor.rescan
     calls = {"n": 0}
 
-    def flaky(budget: int = 4 << 20) -> dict:  # type: ignore[type-arg]
+    def flaky(force: bool = False) -> list:  # type: ignore[type-arg]
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("boom")
-        return real_poll(budget)
+        return real_rescan(force)
 
-    app.monitor.poll = flaky  # type: ignore[method-assign]
+    app.monitor.rescan = flaky  # type: ignore[method-assign]
     async with app.run_test(size=(120, 36)) as pilot:
         assert await wait_for(pilot, lambda: calls["n"] > 5 and bool(names(app)))
         info = app.query_one("#title", TitleBar).info
@@ -351,3 +351,42 @@ async def test_alert_for_a_run_already_broken_when_sfttop_starts(tmp_path: Path)
         await pilot.pause(0.2)
         assert json.loads(got.read_text())["code"] == "loss_nonfinite"
         assert app._bells == 0  # history is not news for the bell
+
+
+async def test_checklist_and_assessment_are_built_off_the_ui_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sfttop.tui import panels
+
+    for name, seed in (("alpha", 0), ("beta", 3)):
+        write_log(tmp_path / name / "train.log", seed=seed)
+    built: list[tuple[str, bool]] = []
+    real_checklist, real_assessment = panels.checklist_view, panels.assessment_view
+
+    def checklist_view(run, engine):  # type: ignore[no-untyped-def]
+        built.append((run.name, threading.current_thread() is threading.main_thread()))
+        return real_checklist(run, engine)
+
+    def assessment_view(run, t):  # type: ignore[no-untyped-def]
+        built.append((run.name, threading.current_thread() is threading.main_thread()))
+        return real_assessment(run, t)
+
+    monkeypatch.setattr(panels, "checklist_view", checklist_view)
+    monkeypatch.setattr(panels, "assessment_view", assessment_view)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: len(names(app)) == 2)
+
+        def shows(name: str) -> bool:
+            return app.query_one("#checklist").border_title == f"checklist · {name}"
+
+        assert await wait_for(pilot, lambda: shows(selected_name(app)))
+        first = selected_name(app)
+        await pilot.press("tab")
+        second = selected_name(app)
+        assert second != first
+        assert await wait_for(pilot, lambda: shows(second))
+    assert {n for n, _ in built} == {"alpha", "beta"}
+    assert not any(on_ui for _, on_ui in built), built

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -63,7 +63,9 @@ from .widgets.title_bar import TitleBar, TitleInfo
 
 MIN_WIDTH = 40
 MIN_HEIGHT = 10
-LOAD_BUDGET = 1 << 20  # bytes per run per poll while history loads (the screen stays live)
+# Bytes per run per poll while history loads. The engine lock is held for one run's poll at a
+# time, and a key press waits for at most one (~20 ms for 256 KiB of HF stdout).
+LOAD_BUDGET = 256 << 10
 TRIM_EVERY = 50  # polls between heap trims while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
@@ -87,6 +89,23 @@ class Polled(Message):
         self.opened = opened
         self.loading = loading
         super().__init__()
+
+
+class ViewsBuilt(Message):
+    """The poll thread built the selected run's checklist and assessment views."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ViewsBuilt)
+
+
+@dataclass(frozen=True)
+class RunViews:
+    """A run's heavy views, built in the poll thread (checklist windows judged, the assessment
+    and the checkpoint directory scan) for the UI thread to assign."""
+
+    generation: int
+    checklist: ChecklistView
+    assessment: AssessmentView
 
 
 class TooSmall(Static):
@@ -158,6 +177,8 @@ class SfttopApp(App[int]):
         self._bells = 0
         self.engine_error: str | None = None  # the last internal error, shown in the title bar
         self.polls = 0
+        self._views: dict[str, RunViews] = {}  # by run name, written by the poll thread
+        self._waker: Waker | None = None
         if replay:
             self.monitor.load_all()
 
@@ -191,6 +212,8 @@ class SfttopApp(App[int]):
         self.query_one("#cards", Vertical).border_title = "metrics"
         if not self.replay:
             self._poll_loop()  # first, so a long log's current values are read during the first paint
+        else:
+            self._want_views()
         self._apply_layout(self.size.width, self.size.height)
         self._refresh_all(force=True)
 
@@ -259,10 +282,11 @@ class SfttopApp(App[int]):
     def _poll_loop(self) -> None:
         stop = self._stop
         mon = self.monitor
-        waker = Waker()
+        waker = self._waker = Waker()
         try:
             self._poll_forever(stop, mon, waker)
         finally:
+            self._waker = None
             waker.close()
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
@@ -272,7 +296,21 @@ class SfttopApp(App[int]):
                 with self.lock:
                     new = mon.rescan()
                     before = {r.name for r in mon.runs if r.loaded}
-                    ups = mon.poll(LOAD_BUDGET)
+                    runs = list(mon.runs)
+                    now = mon.clock()
+                ups = {}
+                for run in runs:
+                    # One run at a time under the lock: the UI thread (a key press, a repaint)
+                    # never waits for a whole pass over every run.
+                    with self.lock:
+                        up = run.poll(LOAD_BUDGET, now)
+                        if up.changed or up.opened:
+                            ups[run.name] = up
+                        if self._build_views():
+                            self.post_message(ViewsBuilt())
+                    if stop.is_set():
+                        return
+                with self.lock:
                     loading = mon.loading
                     self.polls += 1
                     news = alert_news(mon.runs, ups, before)
@@ -300,6 +338,47 @@ class SfttopApp(App[int]):
             waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
             if waker.wait(self.interval, stop):
                 stop.wait(WAKE_COALESCE)
+
+    def _build_views(self) -> bool:
+        """Build the selected run's heavy views if they are out of date (the engine lock held:
+        the poll thread, between two runs' polls). True when something was built."""
+        runs = self.monitor.runs
+        if not runs:
+            return False
+        run = runs[min(self.selected, len(runs) - 1)]
+        have = self._views.get(run.name)
+        if have is not None and have.generation == run.generation:
+            return False
+        if not run.loaded:
+            # Judging half a history would flash verdicts that the rest of the log overturns.
+            pct = f"reading history… {run.load_fraction * 100:.0f}%"
+            views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"))
+        else:
+            try:
+                checklist = panels.checklist_view(run, run.checklist)
+            except Exception as e:  # a bug in a judge must not take the monitor down with it
+                self._note_error("checklist", e)
+                checklist = ChecklistView((), f"checklist unavailable: {type(e).__name__}")
+            try:
+                assessment = panels.assessment_view(run, self.config.thresholds)
+            except Exception as e:
+                self._note_error("assessment", e)
+                assessment = AssessmentView(f"assessment unavailable: {type(e).__name__}", "muted")
+            views = RunViews(run.generation, checklist, assessment)
+        self._views[run.name] = views
+        return True
+
+    def _want_views(self) -> None:
+        """The selection changed: have the poll thread build the new run's views now."""
+        waker = self._waker
+        if waker is not None:
+            waker.poke()
+        elif self.replay:
+            with self.lock:
+                self._build_views()  # no poll thread in replay: build here, deterministically
+
+    def on_views_built(self, _message: ViewsBuilt) -> None:
+        self._refresh_all()
 
     def on_polled(self, message: Polled) -> None:
         if self.config.alert.bell and any(f.severity is Severity.CRITICAL for _n, f in message.opened):
@@ -361,7 +440,8 @@ class SfttopApp(App[int]):
             self.query_one("#runs", RunList).selected = self.selected
             run = runs[self.selected] if runs else None
             self.query_one("#title", TitleBar).set_info(self._title_info(runs, run))
-            key = (run.name, run.generation) if run is not None else None
+            views = self._views.get(run.name) if run is not None else None
+            key = (run.name, run.generation, id(views)) if run is not None else None
             if force or self._shown.get("run") != key:
                 self._shown["run"] = key
                 self._refresh_run(run)
@@ -418,27 +498,18 @@ class SfttopApp(App[int]):
         for data in cards(run, t):
             self.query_one(f"#card-{data.metric}", MetricCard).set_card(data)
         name = run_name(run)
-        if not run.loaded:
-            # Judging half a history would flash verdicts that the rest of the log overturns.
-            pct = f"reading history… {run.load_fraction * 100:.0f}%"
-            checklist.set_view(ChecklistView((), pct))
+        views = self._views.get(run.name)
+        if views is None:
+            # (the poll thread builds them; until then, say so rather than show another run's)
+            checklist.set_view(ChecklistView((), "…"))
             for panel in (assessment, side_assessment):
-                panel.set_view(AssessmentView(pct, "muted"))
+                panel.set_view(AssessmentView("…", "muted"))
             return
-        try:
-            checklist.set_view(panels.checklist_view(run, run.checklist))
-        except Exception as e:  # a bug in a judge must not take the monitor down with it
-            self._note_error("checklist", e)
-            checklist.set_view(ChecklistView((), f"checklist unavailable: {type(e).__name__}"))
+        checklist.set_view(views.checklist)
         if checklist.border_title != f"checklist · {name}":
             checklist.border_title = f"checklist · {name}"
-        try:
-            view = panels.assessment_view(run, t)
-        except Exception as e:
-            self._note_error("assessment", e)
-            view = AssessmentView(f"assessment unavailable: {type(e).__name__}", "muted")
         for panel in (assessment, side_assessment):
-            panel.set_view(view)
+            panel.set_view(views.assessment)
             if panel.border_title != f"assessment · {name}":
                 panel.border_title = f"assessment · {name}"
 
@@ -451,6 +522,7 @@ class SfttopApp(App[int]):
         index %= n
         if index != self.selected:
             self.selected = index
+            self._want_views()
             groups = self._groups()
             if self.chart_state.group >= len(groups):
                 self.chart_state = replace(self.chart_state, group=0)
