@@ -383,10 +383,6 @@ class Run:
 
     def settle(self, up: RunUpdate, eof: bool, now: float) -> None:
         """The rest of a poll, after reading: store, diagnose and judge what was read."""
-        # What was read before the end of the file was written before this poll: it arrived
-        # when the file was last written, so a log silent for hours is judged stalled from the
-        # first look, not from when sfttop started.
-        loading = not self.loaded
         if up.reset is not None:
             self._restart(up.reset, now)
             up.changed = True
@@ -397,14 +393,19 @@ class Run:
         if self._previous is not None and up.records:
             first = up.records[0]
             self._settle_attempt(first.steps[0] if isinstance(first, Block) else first.step)
-        self._absorb(up, now, loading)
-        if self.loaded:
+        self._absorb(up, now)
+        if self.loaded and eof:  # (not while bytes are still unread: they are not silence)
             self._stall(up, now)
         if up.changed:
             self.generation += 1
 
-    def _absorb(self, up: RunUpdate, now: float, loading: bool) -> None:
-        t = (self.source.mtime or now) if loading else now
+    def _absorb(self, up: RunUpdate, now: float) -> None:
+        # What was read was written by the time the file was last modified: records arrive at
+        # the file's mtime, so a log silent for hours is judged stalled from the first look, not
+        # from when sfttop started (and a poll's own delay adds nothing). A clock ahead of ours
+        # (a file server's) cannot put an arrival in the future.
+        mtime = self.source.mtime
+        t = min(now, mtime) if mtime else now
         if self.parser.progress_total and not self.data.max_steps:
             self.data.max_steps = self.parser.progress_total
         if self.data.max_steps and self.diagnoser.max_steps is None:
