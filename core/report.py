@@ -20,6 +20,7 @@ from .diagnose import Severity, json_value
 from .records import Kind
 from .run import Monitor, Run
 from .sanitize import clean_text
+from .unread import has_records, unread_reason
 
 VERSION = "0.1.0"
 
@@ -77,39 +78,56 @@ def build(
     paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None
 ) -> tuple[dict[str, Any], int]:
     """The report dict and the exit status it implies. ``clock`` fixes "now" (tests)."""
+    mon = load(paths, config, clock)
+    return report_of(mon.runs, paths, config)
+
+
+def load(paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None) -> Monitor:
     mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
     mon.load_all(helper=True)
-    runs = [run_dict(r, config) for r in mon.runs]
+    return mon
+
+
+def report_of(mon_runs: Sequence[Run], paths: Sequence[str], config: Config) -> tuple[dict[str, Any], int]:
+    runs = [run_dict(r, config) for r in mon_runs]
     code = 0
-    if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon.runs):
+    if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon_runs):
         code = 1
     unreadable = [r for r in runs if r["status"] in ("missing", "unreadable")]
-    if not mon.runs or unreadable:
+    if not mon_runs or unreadable:
         code = 2
     report = {"sfttop_version": VERSION, "runs": runs}
-    if not mon.runs:
+    if not mon_runs:
         report["error"] = "no log found in: " + ", ".join(clean_text(p) for p in paths)
     return report, code
 
 
 def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> int:
+    """Print the report of every run that holds records; a run that does not (missing,
+    unreadable, or no line sfttop recognises) is an error on stderr, never a clean report, and
+    the exit status is then 2."""
     memory.hold_freed()  # one load and exit (the helpers forked for it inherit this)
-    report, code = build(paths, config)
-    if fmt == "json":
-        out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    elif fmt == "md":
-        out.write(render_md(report))
-    else:
-        out.write(render_text(report))
-    out.flush()
-    if code == 2:
+    mon = load(paths, config)
+    read = [r for r in mon.runs if has_records(r)]
+    errors = [why for r in mon.runs if (why := unread_reason(r)) is not None]
+    if not mon.runs:
+        errors.append("no log found in: " + ", ".join(clean_text(p) for p in paths))
+    code = 2
+    if read:
+        report, code = report_of(read, paths, config)
+        if fmt == "json":
+            out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        elif fmt == "md":
+            out.write(render_md(report))
+        else:
+            out.write(render_text(report))
+        out.flush()
+    if errors:
         import sys
 
-        for r in report["runs"]:
-            if r["status"] in ("missing", "unreadable"):
-                print(f"sfttop: {r['path']}: {r['error'] or r['status']}", file=sys.stderr)
-        if "error" in report:
-            print(f"sfttop: {report['error']}", file=sys.stderr)
+        for e in errors:
+            print(f"sfttop: {e}", file=sys.stderr)
+        code = 2
     return code
 
 

@@ -351,3 +351,33 @@ async def test_alert_for_a_run_already_broken_when_sfttop_starts(tmp_path: Path)
         await pilot.pause(0.2)
         assert json.loads(got.read_text())["code"] == "loss_nonfinite"
         assert app._bells == 0  # history is not news for the bell
+
+
+# ---------------------------------------------------------------------------------- quitting
+@pytest.mark.parametrize("help_open", [False, True])
+async def test_ctrl_c_quits(help_open: bool) -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        if help_open:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 0 and not app.is_running
+
+
+async def test_a_log_with_no_records_says_so(tmp_path: Path) -> None:
+    other = tmp_path / "nginx.log"
+    other.write_text('127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 612\n' * 20)
+    app = SfttopApp([str(other)], Config(), replay=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        row = app.query_one("#runs", RunList).rows[0]
+        assert row.status.word == "wait" and row.detail == "no data"  # never "✔ ok"
+        chart = app.query_one("#chart", MetricChart)
+        assert chart.data is not None
+        assert chart.data.message.startswith(f"no records recognised yet in 20 lines of {other}; formats read:")
+        info = app.query_one("#title", TitleBar).info
+        assert info is not None and "no records recognised yet" in info.state

@@ -175,7 +175,7 @@ def test_status_words_for_monochrome() -> None:
     for sev in ("critical", "warning", "info"):
         s = severity_status(sev)
         assert s.glyph and s.word
-    assert check_status("fail").word == "FAIL" and check_status("bogus").word == "wait"
+    assert check_status("fail").word == "FAIL" and check_status("bogus").word == "pend"
     assert run_hex(0) == run_hex(len(RUN_COLORS))
 
 

@@ -6,6 +6,8 @@ Plain data (no Textual import), so the CLI can validate a config file's ``[keys]
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -22,6 +24,9 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     Key("quit", "q", "quit", "quit", "quit sfttop"),
+    # Ctrl+C quits, as in htop, btop and nvitop; a priority binding, or Textual's own "copy
+    # selected text" on the same key would take it first.
+    Key("interrupt", "ctrl+c", "quit", "quit", "quit sfttop (as in htop, btop, nvitop)", show=False, priority=True),
     Key("help", "question_mark", "help", "keys", "show every key (this screen)"),
     Key("next_run", "tab", "next_run", "next run", "select the next run", priority=True),
     Key("prev_run", "shift+tab", "prev_run", "previous run", "select the previous run", show=False, priority=True),
@@ -41,3 +46,71 @@ KEYS: tuple[Key, ...] = (
 )
 
 BINDING_IDS: frozenset[str] = frozenset(k.id for k in KEYS)
+
+QUIT_IDS = ("quit", "interrupt")
+MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+NAMED_KEYS = frozenset(
+    {"escape", "tab", "enter", "return", "space", "backspace", "delete", "insert", "up", "down", "left",
+     "right", "home", "end", "pageup", "pagedown", *(f"f{i}" for i in range(1, 25))}
+)
+
+
+def key_name_error(name: str) -> str | None:
+    """Why ``name`` is not a key Textual can deliver (``"n"``, ``"ctrl+r"``, ``"question_mark"``,
+    ``"f5"``), or None. Textual accepts any string and the binding then never fires."""
+    parts = name.strip().split("+")
+    *mods, base = parts
+    for m in mods:
+        if m not in MODIFIERS:
+            return f"'{m}' is not a modifier (ctrl, shift, alt, meta, super, hyper)"
+    if len(set(mods)) != len(mods):
+        return "a modifier is repeated"
+    if len(base) == 1 and base.isprintable() and not base.isspace():
+        return None
+    if base in NAMED_KEYS:
+        return None
+    try:  # Textual names other characters by their Unicode name: question_mark, comma, ...
+        char = unicodedata.lookup(base.replace("_", " ").upper())
+    except KeyError:
+        char = ""
+    if base and base == base.lower() and len(char) == 1 and char.isprintable():
+        return None
+    return f"'{base}' is not a key name (use a character such as n or ?, a name such as tab or f5, or ctrl+x)"
+
+
+def effective_keys(keymap: Mapping[str, str]) -> dict[str, list[str]]:
+    """Every binding id's keys once ``keymap`` (id -> keys, comma-separated) is applied."""
+    out: dict[str, list[str]] = {}
+    for k in KEYS:
+        if k.id == "close_help":
+            continue
+        keys = keymap.get(k.id, k.keys)
+        out[k.id] = [_canonical(x) for x in keys.split(",") if x.strip()]
+    return out
+
+
+def _canonical(key: str) -> str:
+    key = key.strip()
+    return {"?": "question_mark"}.get(key, key)
+
+
+def keymap_error(keymap: Mapping[str, str]) -> str | None:
+    """One line saying what is wrong with a config's ``[keys]`` table, or None: an unknown key
+    name, a key given to two bindings (one of them would silently never fire), or no key left
+    that quits."""
+    for bid, keys in keymap.items():
+        for key in keys.split(","):
+            err = key_name_error(key)
+            if err is not None:
+                return f"keys.{bid}: {err}"
+    bound = effective_keys(keymap)
+    owner: dict[str, str] = {}
+    for bid, names in bound.items():
+        for key in names:
+            other = owner.setdefault(key, bid)
+            if other != bid:
+                changed = bid if bid in keymap else other
+                return f"keys.{changed}: '{key}' is already the key of '{other if changed == bid else bid}'"
+    if not any(bound[q] for q in QUIT_IDS):
+        return "keys: no key is left that quits (keys.quit or keys.interrupt)"
+    return None

@@ -62,7 +62,7 @@ OK = Status("✔", "ok", "ok")
 LOADING = Status("◌", "load", "muted")
 MISSING = Status("?", "gone", "warning")
 DONE = Status("■", "done", "ok")
-WAITING = Status("…", "wait", "muted")
+WAITING = Status("…", "wait", "muted")  # no file yet, or no record in it yet
 ERROR = Status("!", "err", "warning")
 
 SEVERITY_STATUS = {"critical": CRITICAL, "warning": WARNING, "info": INFO}
@@ -78,7 +78,7 @@ CHECK_STATUS = {
     "pass": Status("✔", "pass", "ok"),
     "warn": Status("▲", "warn", "warning"),
     "fail": Status("✖", "FAIL", "critical"),
-    "pending": Status("·", "wait", "muted"),
+    "pending": Status("·", "pend", "muted"),
 }
 
 

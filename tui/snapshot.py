@@ -16,6 +16,7 @@ from sfttop.core.diagnose import CODES, Finding, Severity
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
+from sfttop.core.unread import has_records, unread_reason
 
 from .chart_render import ChartLine, ChartOptions, HLine
 from .fmt import fmt_duration, fmt_epoch, fmt_step
@@ -83,6 +84,8 @@ def run_status(run: Run) -> Status:
         return ERROR
     if not run.loaded:
         return LOADING
+    if not has_records(run):
+        return ERROR if run.error else WAITING
     if run.finished:
         return DONE
     if worst is Severity.INFO:
@@ -160,6 +163,8 @@ def run_state(run: Run) -> str:
         return clean_text(run.error)[:60]
     if not run.loaded:
         return f"loading {run.load_fraction * 100:.0f}%"
+    if not has_records(run):
+        return f"no records recognised yet ({run.parser.stats.lines} lines read)"
     if run.crashed:
         return "crashed"
     if run.finished:
@@ -324,7 +329,11 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
     if state.overlay:
         prefix = M.label(metric) + (f" ◆ {M.label(twin)}" if twin else "") + " │"
     version = (*((r.name, r.generation) for r in shown), title, buckets)
-    return ChartData(title, lines, legend, hlines, opts, note, version, legend_prefix=prefix)
+    message = ""
+    if run is not None and not lines and run.loaded and not state.overlay:
+        # say why the chart is empty: a log sfttop cannot read must not look like a quiet one
+        message = unread_reason(run, final=False) or ""
+    return ChartData(title, lines, legend, hlines, opts, note, version, message=message, legend_prefix=prefix)
 
 
 # -------------------------------------------------------------------------------- misc
