@@ -190,3 +190,49 @@ def test_metric_card_marks_out_of_range_without_colour() -> None:
     assert "NaN✖" in text and "×" in text
     assert card_columns(36) == (10, True, 9)
     assert card_columns(30)[1] is False  # the change column goes before the sparkline
+
+
+# ---------------------------------------------------------------------------------- masked NaN
+def test_mask_values_by_witness_and_by_zero_after_a_real_loss() -> None:
+    from sfttop.tui.plotdata import mask_values, nonfinite_steps
+
+    steps = [10, 20, 30, 40]
+    bad = nonfinite_steps(steps, array("d", [1.0, 1.1, NAN, NAN]))
+    assert bad == {30, 40} and nonfinite_steps(steps, [1.0, 2.0, 3.0, 4.0]) == set()
+    vals, masked = mask_values(steps, [2.0, 1.5, 0.0, 0.0], bad)
+    assert masked == {2, 3} and vals[:2] == [2.0, 1.5] and all(math.isnan(v) for v in vals[2:])
+    vals, masked = mask_values(steps, [2.0, 0.0, 1.0, 0.0], set(), zero_after=0.01)
+    assert masked == {1, 3}
+    _vals, masked = mask_values(steps, [0.0, 0.0, 0.0, 0.0], set(), zero_after=0.01)
+    assert masked == set()  # zero from the start (labels all masked) is a real, different problem
+
+
+@pytest.mark.parametrize("tf", ["tf4", "tf5"])
+def test_a_nan_the_trainer_logged_as_0_is_never_shown_as_0(tf: str) -> None:
+    from pathlib import Path
+
+    from sfttop.core.config import Config
+    from sfttop.core.run import Monitor
+    from sfttop.tui.panels import assessment_view
+    from sfttop.tui.snapshot import ChartState, cards, chart_data
+
+    log = Path(__file__).parent / "fixtures" / "real" / tf / "nan_filtered" / "train.log"
+    mon = Monitor([str(log)], Config())
+    mon.load_all()
+    run = mon.runs[0]
+    assert run.data.get("loss") is not None and run.data.get("loss").values[-1] == 0.0  # type: ignore[union-attr]
+    by_metric = {c.metric: c for c in cards(run, Config().thresholds)}
+    loss = by_metric["loss"]
+    assert loss.masked and math.isnan(loss.value or 0.0)
+    text = card_text(loss, 36, {}).plain
+    assert "NaN (masked)" in text and "✖" in text and " 0 " not in text
+    assert "×" in text  # the sparkline marks the masked points too
+    assert by_metric["mean_token_accuracy"].masked and by_metric["eval_mean_token_accuracy"].masked
+    assert not by_metric["learning_rate"].masked
+    data = chart_data(mon.runs, 0, ChartState(), Config().thresholds, 80)
+    train = data.lines[0]
+    assert train.masked >= 15 and min(y for y in train.ys if math.isfinite(y)) > 1.0  # no point at 0
+    res = build_chart(data.lines, data.opts, 80, 20)
+    assert "✕" in res.text and any("logged as numbers" in n for n in res.notes)
+    view = assessment_view(run, Config().thresholds)
+    assert dict((m[0], m[1]) for m in view.metrics)["loss"] == "NaN (masked)"

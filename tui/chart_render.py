@@ -26,6 +26,7 @@ class ChartLine:
     ys: list[float]  # may hold NaN/inf: they are marked, never plotted
     rgb: RGB
     style: Style = "line"
+    masked: int = 0  # of the NaN in ys, how many the log wrote as a number (the Trainer's NaN filter)
 
 
 @dataclass
@@ -236,7 +237,9 @@ def build_chart(
     if result.nonfinite:
         first = result.first_nonfinite_x
         where = f" from {opts.x_label} {_fmt_x(first, opts.x_label)}" if first is not None and math.isfinite(first) else ""
-        result.notes.append(f"✕ NaN/inf ×{result.nonfinite}{where}")
+        masked = sum(line.masked for line in lines)
+        hidden = f", {masked} logged as numbers" if masked else ""
+        result.notes.append(f"✕ NaN/inf ×{result.nonfinite}{where}{hidden}")
     if dropped_nonpos:
         result.notes.append(f"{dropped_nonpos} ≤0 hidden (log)")
     for h in shown_h:

@@ -250,3 +250,37 @@ def bucket_series(
             ox.append(xs[lo + i])
             oy.append(seg[i])
     return ox, oy, bad
+
+
+def nonfinite_steps(steps: Sequence[int], values: Sequence[float]) -> set[int]:
+    """The steps whose value is NaN or inf (one C-level ``sum`` when there are none)."""
+    if math.isfinite(sum(values)):
+        return set()
+    isfinite = math.isfinite
+    return {s for s, v in zip(steps, values) if not isfinite(v)}
+
+
+def mask_values(
+    steps: Sequence[int], values: Sequence[float], bad_steps: set[int], zero_after: float | None = None
+) -> tuple[list[float], set[int]]:
+    """``values`` with every masked one replaced by NaN, and the positions replaced.
+
+    A value is masked when its step is in ``bad_steps`` (a witness metric was NaN/inf there) or,
+    with ``zero_after``, when it is exactly 0 after an earlier value above ``zero_after``.
+    """
+    out = list(values)
+    masked: set[int] = set()
+    if bad_steps:
+        for i, s in enumerate(steps):
+            if s in bad_steps and math.isfinite(out[i]):
+                out[i] = math.nan
+                masked.add(i)
+    if zero_after is not None and 0.0 in out:
+        seen_high = False
+        for i, v in enumerate(out):
+            if v > zero_after:
+                seen_high = True
+            elif v == 0.0 and seen_high:
+                out[i] = math.nan
+                masked.add(i)
+    return out, masked

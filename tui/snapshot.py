@@ -16,6 +16,7 @@ from sfttop.core.diagnose import CODES, Finding, Severity
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
+from sfttop.core.series import RunData
 from sfttop.core.unread import has_records, unread_reason
 
 from .chart_render import ChartLine, ChartOptions, HLine
@@ -33,7 +34,7 @@ from .palette import (
     run_rgb,
     severity_status,
 )
-from .plotdata import bucket_series, map_x
+from .plotdata import bucket_series, map_x, mask_values, nonfinite_steps
 from .widgets.alert_banner import BannerItem
 from .widgets.metric_card import CardData
 from .widgets.metric_chart import ChartData, LegendItem
@@ -64,6 +65,45 @@ CHART_GROUPS: tuple[tuple[str, str, str | None], ...] = (
 )
 _IN_GROUPS = {m for _, a, b in CHART_GROUPS for m in (a, b) if m}
 _NOT_CHARTED = {"eval_num_tokens", "eval_steps_per_second", "total_flos"}
+
+
+# Values that stand in for a NaN. With the HF Trainer's logging_nan_inf_filter (on by default) a
+# NaN loss is left out of the logged mean, so once every step is NaN the log says 'loss': 0.0
+# while grad_norm, and entropy (computed from the same NaN logits), say nan; token accuracy on
+# NaN logits comes out as 0. A value logged at a step where one of its witnesses is NaN/inf is
+# shown as a NaN, "masked", never as a number.
+MASK_WITNESSES: dict[str, tuple[str, ...]] = {
+    M.LOSS: (M.GRAD_NORM, M.ENTROPY),
+    M.TOKEN_ACC: (M.GRAD_NORM, M.ENTROPY),
+    M.EVAL_LOSS: (M.EVAL_ENTROPY,),
+    M.EVAL_TOKEN_ACC: (M.EVAL_LOSS, M.EVAL_ENTROPY),
+}
+# Without a grad_norm to tell, a train loss of exactly 0 after losses above this is the same
+# hidden NaN (the diagnoser's rule too): cross-entropy of a language model never reaches 0.
+MASKED_ZERO_AFTER = 0.01
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A metric's points as the screen shows them: masked values as NaN, and which those are."""
+
+    steps: list[int]
+    values: list[float]
+    masked: frozenset[int]  # positions in ``values``
+
+
+def shown_series(data: RunData, metric: str) -> Shown | None:
+    s = data.get(metric)
+    if s is None or not len(s):
+        return None
+    bad: set[int] = set()
+    for w in MASK_WITNESSES.get(metric, ()):
+        ws = data.get(w)
+        if ws is not None:
+            bad |= nonfinite_steps(ws.steps, ws.values)
+    zero_after = MASKED_ZERO_AFTER if metric == M.LOSS else None
+    values, masked = mask_values(s.steps, s.values, bad, zero_after)
+    return Shown(list(s.steps), values, frozenset(masked))
 
 
 def run_name(run: Run) -> str:
@@ -200,13 +240,13 @@ def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
     # While a long log's history loads from the top, its current values come from its end.
     data = run.preview if run.preview is not None and not run.loaded else run.data
     for metric, label, better in CARD_METRICS:
-        s = data.get(metric)
+        s = shown_series(data, metric)
         low, high = M.NORMAL_RANGES.get(metric, (None, None))
         if metric == M.GRAD_NORM:
             high = t.grad_norm_warn
         if metric == M.LR:
             low, high = t.lr_min, t.lr_max
-        if s is None or not len(s):
+        if s is None:
             out.append(CardData(metric, label, None, None, (), low, high, _critical_for(metric, t), better))
             continue
         vals = s.values
@@ -214,7 +254,8 @@ def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
         back = 1 if metric.startswith("eval_") else min(5, n - 1)
         before = vals[n - 1 - back] if n > 1 and back > 0 else None
         recent = tuple(vals[-SPARK_POINTS:])
-        out.append(CardData(metric, label, vals[-1], before, recent, low, high, _critical_for(metric, t), better))
+        out.append(CardData(metric, label, vals[-1], before, recent, low, high, _critical_for(metric, t), better,
+                            masked=(n - 1) in s.masked))
     return tuple(out)
 
 
@@ -293,8 +334,8 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
         for m, style in ((metric, "line"), (twin, "eval")):
             if m is None:
                 continue
-            s = r.data.get(m)
-            if s is None or not len(s):
+            s = shown_series(r.data, m)
+            if s is None:
                 continue
             xs, ys, bad = bucket_series(s.steps, s.values, buckets)
             # non-finite points go back in as NaN so the renderer marks them
@@ -306,7 +347,8 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
             xs_m, ok = _xs_for(r, xs_f, state.tokens)
             missing_tokens = missing_tokens or not ok
             label = f"{name} {M.label(m)}" if state.overlay else M.label(m)
-            lines.append(ChartLine(label, xs_m, list(ys), run_rgb(r.color_index), "eval" if style == "eval" else "line"))
+            lines.append(ChartLine(label, xs_m, list(ys), run_rgb(r.color_index), "eval" if style == "eval" else "line",
+                                   masked=len(s.masked)))
             if not state.overlay:
                 legend.append(LegendItem(label, r.color_index, style == "eval"))
             elif style == "line" or not any(i.label == name for i in legend):
