@@ -126,7 +126,7 @@ def test_chart_marks_nan_and_clipped_points() -> None:
     assert any("clipped" in n for n in res.notes) and any("NaN" in n for n in res.notes)
     # without clipping the spike sets the scale
     res2 = build_chart([_line(ys)], ChartOptions(metric="loss", clip=False), 80, 20)
-    assert res2.clipped == 0 and "10k" in res2.text
+    assert res2.clipped == 0 and "10000" in res2.text
 
 
 def test_chart_with_only_nan_or_nothing_is_a_message() -> None:
@@ -159,7 +159,15 @@ def test_chart_any_size(w: int, h: int) -> None:
 
 def test_formatting() -> None:
     assert fmt_value(None) == "—" and fmt_value(NAN) == "NaN" and fmt_value(-INF) == "-inf"
-    assert fmt_value(2.92e-06, "learning_rate") == "2.92e-06"
+    # a learning rate in short scientific notation, zero as 0 (never "0.00e+00")
+    assert fmt_value(2.92e-06, "learning_rate") == "2.9e-6" and fmt_value(2e-4, "learning_rate") == "2.0e-4"
+    assert fmt_value(0.0, "learning_rate") == "0" and fmt_value(9.96e-5, "learning_rate") == "1.0e-4"
+    # significant digits, trailing zeros kept: one metric's values line up
+    assert fmt_value(3.0, "eval_entropy") == "3.000" and fmt_value(0.43, "eval_mean_token_accuracy") == "0.4300"
+    assert fmt_value(-1e-4, "loss") == "-1.0e-4" and fmt_value(2e13, "loss") == "2.0e13"  # no SI on a loss
+    values = (1e-300, -1e300, 123456.7, -0.00099, 9999.9, -9999.96, 0.00099999)
+    texts = [fmt_value(v, m) for v in values for m in ("loss", "learning_rate", "num_tokens", "")]
+    assert all(len(t) <= 9 and "+" not in t and t != "-0" for t in texts), texts
     assert fmt_value(7233941.0, "num_tokens") == "7.2M"
     assert fmt_value(0.1435, "loss") == "0.1435" and fmt_value(12.345) == "12.35"
     assert fmt_count(999) == "999" and fmt_count(6448) == "6.4k"
@@ -167,7 +175,8 @@ def test_formatting() -> None:
     assert fmt_change(1.0, 1.0) == ("=", 0)
     assert fmt_change(NAN, 1.0) == ("", 0)
     assert fmt_duration(42) == "42s" and fmt_duration(425) == "7m05s" and fmt_duration(None) == "?"
-    assert fmt_tick(1.5e-05) == "1.5e-5" and fmt_tick(1500000) == "1.5M"
+    assert fmt_tick(1.5e-05) == "1.5e-5" and fmt_tick(1500000, count=True) == "1.5M"
+    assert fmt_tick(2e13) == "2e13" and fmt_tick(6e8) == "6e8"  # a loss axis is never "20T"
 
 
 def test_status_words_for_monochrome() -> None:

@@ -12,6 +12,8 @@ from typing import Literal
 
 from plotext._figure import _figure_class  # type: ignore[import-untyped]
 
+from sfttop.core.numfmt import is_count
+
 from .fmt import fmt_tick, fmt_value
 from .palette import GREY, NAN_RGB, RGB, WARN_RGB, mix
 from .plotdata import downsample_minmax, ema_debiased, nice_ticks, outlier_bounds, split_finite
@@ -56,7 +58,7 @@ class ChartResult:
     first_nonfinite_x: float | None = None
 
 
-def log_ticks(lo: float, hi: float, target: int) -> tuple[list[float], list[str]]:
+def log_ticks(lo: float, hi: float, target: int, count: bool = False) -> tuple[list[float], list[str]]:
     """Ticks for a log10-space axis from ``lo`` to ``hi`` (both log10 values): decades, or
     1-2-5 steps inside a narrow range."""
     ticks: list[float] = []
@@ -73,7 +75,7 @@ def log_ticks(lo: float, hi: float, target: int) -> tuple[list[float], list[str]
         ticks = ticks[::stride]
     if not ticks:
         ticks = [t for t in nice_ticks(lo, hi, target)]
-    return ticks, [fmt_tick(10**t) for t in ticks]
+    return ticks, [fmt_tick(10**t, count) for t in ticks]
 
 
 def _clip_bounds(series: list[list[float]], all_y: list[float]) -> tuple[float | None, float | None]:
@@ -96,7 +98,7 @@ def _clip_bounds(series: list[list[float]], all_y: list[float]) -> tuple[float |
 
 
 def _fmt_x(x: float, x_label: str) -> str:
-    return fmt_tick(x) if x_label != "step" or abs(x) >= 1e5 else str(int(x))
+    return fmt_tick(x, count=True) if x_label != "step" or abs(x) >= 1e5 else str(int(x))
 
 
 def build_chart(
@@ -215,11 +217,12 @@ def build_chart(
             f.scatter(finite_nan, [yhi] * len(finite_nan), marker="✕", color=NAN_RGB)
     f.xlim(xmin, xmax)
     f.ylim(ylo, yhi)
+    count = is_count(opts.metric)
     if opts.log:
-        ticks, labels = log_ticks(ylo, yhi, max(2, height // 3))
+        ticks, labels = log_ticks(ylo, yhi, max(2, height // 3), count)
     else:
         ticks = nice_ticks(ylo, yhi, max(2, height // 3))
-        labels = [fmt_tick(t) for t in ticks]
+        labels = [fmt_tick(t, count) for t in ticks]
     if ticks:
         f.yticks(ticks, labels)
     xt = nice_ticks(xmin, xmax, max(2, width // 14))
@@ -233,7 +236,7 @@ def build_chart(
     result.plotted = True
     if result.clipped:
         direction = "above" if upper is not None else "below"
-        result.notes.append(f"{result.clipped} clipped {direction} {fmt_value(upper if upper is not None else lower)}")
+        result.notes.append(f"{result.clipped} clipped {direction} {fmt_value(upper if upper is not None else lower, opts.metric)}")
     if result.nonfinite:
         first = result.first_nonfinite_x
         where = f" from {opts.x_label} {_fmt_x(first, opts.x_label)}" if first is not None and math.isfinite(first) else ""

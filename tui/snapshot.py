@@ -158,7 +158,7 @@ def run_detail(run: Run) -> str:
         return "no data"
     if total:
         return f"{step}/{total}"
-    return f"s{step}"
+    return f"step {step}"
 
 
 def run_row(run: Run) -> RunRow:

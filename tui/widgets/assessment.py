@@ -1,4 +1,4 @@
-"""``AssessmentPanel``: the seed FAQ's "log status evaluation": a verdict, the positive signals,
+"""``AssessmentPanel``: the "log status evaluation": a verdict, the positive signals,
 the cautions, the advice to act on and the best checkpoint."""
 
 from __future__ import annotations

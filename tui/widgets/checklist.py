@@ -1,4 +1,4 @@
-"""``Checklist``: the seed FAQ's monitoring checklist at three cadences, colour-coded, with each
+"""``Checklist``: the monitoring checklist at three cadences, colour-coded, with each
 check's state in every past window so the user sees when it turned."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``MetricCard``: one metric on one line: name, current value, recent change, sparkline.
 
-The value is coloured by the metric's normal range (seed FAQ) and carries an arrow when outside
+The value is coloured by the metric's normal range (core.metrics.NORMAL_RANGES) and carries an arrow when outside
 it, so the meaning survives ``NO_COLOR``: ``↑`` above range, ``↓`` below, ``✖`` NaN/inf or past
 the critical threshold.
 """
