@@ -381,3 +381,14 @@ async def test_a_log_with_no_records_says_so(tmp_path: Path) -> None:
         assert chart.data.message.startswith(f"no records recognised yet in 20 lines of {other}; formats read:")
         info = app.query_one("#title", TitleBar).info
         assert info is not None and "no records recognised yet" in info.state
+
+
+@pytest.mark.parametrize("size", [(60, 15), (80, 24), (120, 36)])
+async def test_other_runs_trouble_is_visible_at_every_size(size: tuple[int, int]) -> None:
+    app = SfttopApp(THREE, Config(), replay=True)  # healthy selected; explode and overfit critical
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        title = app.query_one("#title", TitleBar)
+        assert "others ✖2 CRIT" in title.render().plain
+        bar = app.query_one("#keybar").render().plain  # type: ignore[attr-defined]
+        assert bar.startswith("q/^c quit  ? ")  # how to quit, always

@@ -245,3 +245,37 @@ def test_a_nan_the_trainer_logged_as_0_is_never_shown_as_0(tf: str) -> None:
     assert "✕" in res.text and any("logged as numbers" in n for n in res.notes)
     view = assessment_view(run, Config().thresholds)
     assert dict((m[0], m[1]) for m in view.metrics)["loss"] == "NaN (masked)"
+
+
+# ---------------------------------------------------------------------------------- small panes
+def test_title_keeps_the_other_runs_alarms_at_every_width() -> None:
+    from sfttop.tui.widgets.title_bar import TitleInfo, title_text
+
+    info = TitleInfo("sfttop (demo)", "a-rather-long-run-name", 0, 0, 4, "step 900/4000 22% · ep 0.83 · ETA 9m40s",
+                     "finished", "others ✖2 CRIT ▲1 WARN", "", "", "900/4000 ep 0.83")
+    for width in range(40, 130):
+        text = title_text(info, width, {}).plain
+        assert len(text) <= width, (width, text)
+        assert "others ✖2" in text and "▲1" in text, (width, text)
+    assert "✖2 CRIT ▲1 WARN" in title_text(info, 100, {}).plain  # words kept while they fit
+
+
+def test_banner_never_cuts_its_more_count() -> None:
+    from sfttop.tui.palette import CRITICAL
+    from sfttop.tui.widgets.alert_banner import BannerItem, banner_text
+
+    items = tuple(BannerItem(("r", "c", i), CRITICAL, "c", "grad_norm 62.38 at step 4 is above the critical threshold",
+                             "lower the learning rate") for i in range(4))
+    for width in (40, 60, 80, 200):
+        lines = banner_text(items, width, 1, {}, hidden=1).plain.split("\n")
+        assert len(lines) == 1 and lines[0].endswith("(+3 more, 1 dismissed)") and len(lines[0]) <= max(width, 24)
+
+
+def test_key_bar_shortens_by_priority() -> None:
+    from sfttop.tui.widgets.key_bar import KeyHint, key_bar_text
+
+    hints = (KeyHint("q/^c", "quit", 0), KeyHint("?", "keys", 1), KeyHint("tab", "next run", 2),
+             KeyHint("s", "smooth", 7), KeyHint("v", "view", 3))
+    assert key_bar_text(hints, 200, {}).plain == "q/^c quit  ? keys  tab next run  s smooth  v view"
+    assert key_bar_text(hints, 40, {}).plain == "q/^c quit  ? more  tab next run  v view"
+    assert key_bar_text(hints, 12, {}).plain == "q/^c quit"

@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from sfttop.core import memory
 from sfttop.core.alert import AlertDispatcher
@@ -55,6 +55,7 @@ from .widgets.alert_banner import AlertBanner
 from .widgets.assessment import AssessmentPanel, AssessmentView
 from .widgets.checklist import Checklist, ChecklistView
 from .widgets.help_screen import HelpScreen
+from .widgets.key_bar import KeyBar, KeyHint
 from .widgets.metric_card import MetricCard, MetricCardHeader
 from .widgets.metric_chart import MetricChart
 from .widgets.run_list import RunList
@@ -110,7 +111,6 @@ class SfttopApp(App[int]):
     #main { width: 1fr; height: 1fr; }
     #details { height: 14; }
     #assessment-side { height: 1fr; }
-    Footer { height: 1; }
     """
     BINDINGS = BINDINGS  # type: ignore[assignment]
 
@@ -184,7 +184,7 @@ class SfttopApp(App[int]):
                     yield Checklist(id="checklist")
                     yield AssessmentPanel(id="assessment")
         yield TooSmall(id="toosmall")
-        yield Footer(compact=True)
+        yield KeyBar(id="keybar")
 
     def on_mount(self) -> None:
         if self._alert_error:
@@ -193,6 +193,7 @@ class SfttopApp(App[int]):
             return
         if self.config.keys:
             self.set_keymap(dict(self.config.keys))
+        self.query_one(KeyBar).set_hints(self._key_hints())
         self.query_one("#cards", Vertical).border_title = "metrics"
         if not self.replay:
             self._poll_loop()  # first, so a long log's current values are read during the first paint
@@ -217,7 +218,7 @@ class SfttopApp(App[int]):
         ts.display = too_small
         body.display = not too_small
         self.query_one("#title").display = not too_small
-        self.query_one(Footer).display = not too_small and height >= 12
+        self.query_one(KeyBar).display = not too_small and height >= 12
         if too_small:
             ts.update(f"sfttop needs at least {MIN_WIDTH}x{MIN_HEIGHT}\n(this pane is {width}x{height})")
             return
@@ -559,6 +560,19 @@ class SfttopApp(App[int]):
             else:
                 rows.extend((s, f"run {bid[4:]}", bid) for s, bid in digits)
         self.push_screen(HelpScreen(rows))
+
+    def _key_hints(self) -> tuple[KeyHint, ...]:
+        """The footer's keys as remapped; quit shows every key that quits (q, ^c)."""
+        hints = []
+        for k in KEYS:
+            if not k.show:
+                continue
+            keys = [x.strip() for x in self._keymap.get(k.id, k.keys).split(",") if x.strip()]
+            if k.id == "quit":
+                keys += [x.strip() for x in self._keymap.get("interrupt", "ctrl+c").split(",") if x.strip()]
+            shown = "/".join(self._key_display(x).replace("ctrl+", "^") for x in keys[:2])
+            hints.append(KeyHint(shown, k.description, k.rank))
+        return tuple(hints)
 
     def _key_display(self, key: str) -> str:
         key = key.strip()

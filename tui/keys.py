@@ -20,27 +20,28 @@ class Key:
     tooltip: str = ""  # longer, for the help screen
     show: bool = True  # in the footer
     priority: bool = False
+    rank: int = 99  # footer: the lowest ranks stay longest as the pane narrows
 
 
 KEYS: tuple[Key, ...] = (
-    Key("quit", "q", "quit", "quit", "quit sfttop"),
+    Key("quit", "q", "quit", "quit", "quit sfttop", rank=0),
     # Ctrl+C quits, as in htop, btop and nvitop; a priority binding, or Textual's own "copy
     # selected text" on the same key would take it first.
     Key("interrupt", "ctrl+c", "quit", "quit", "quit sfttop (as in htop, btop, nvitop)", show=False, priority=True),
-    Key("help", "question_mark", "help", "keys", "show every key (this screen)"),
-    Key("next_run", "tab", "next_run", "next run", "select the next run", priority=True),
+    Key("help", "question_mark", "help", "keys", "show every key (this screen)", rank=1),
+    Key("next_run", "tab", "next_run", "next run", "select the next run", priority=True, rank=2),
     Key("prev_run", "shift+tab", "prev_run", "previous run", "select the previous run", show=False, priority=True),
     Key("run_down", "j,down", "run_down", "next run in the list", show=False),
     Key("run_up", "k,up", "run_up", "previous run in the list", show=False),
-    Key("next_metric", "m", "metric(1)", "metric", "chart the next metric (loss, grad_norm, lr, ...)"),
+    Key("next_metric", "m", "metric(1)", "metric", "chart the next metric (loss, grad_norm, lr, ...)", rank=4),
     Key("prev_metric", "M", "metric(-1)", "previous metric", "chart the previous metric", show=False),
-    Key("smooth", "s", "smooth", "smooth", "EMA smoothing on/off (TensorBoard's debiased EMA, w=0.6)"),
-    Key("log_scale", "l", "log_scale", "log y", "logarithmic y axis on/off"),
-    Key("x_axis", "x", "x_axis", "x axis", "x axis: optimizer step or tokens seen (num_tokens)"),
-    Key("overlay", "o", "overlay", "overlay", "overlay every run on the chart, each in its colour"),
+    Key("smooth", "s", "smooth", "smooth", "EMA smoothing on/off (TensorBoard's debiased EMA, w=0.6)", rank=7),
+    Key("log_scale", "l", "log_scale", "log y", "logarithmic y axis on/off", rank=8),
+    Key("x_axis", "x", "x_axis", "x axis", "x axis: optimizer step or tokens seen (num_tokens)", rank=9),
+    Key("overlay", "o", "overlay", "overlay", "overlay every run on the chart, each in its colour", rank=5),
     Key("clip", "c", "clip", "clip spikes", "clip lone spikes (marked ▲) on/off", show=False),
-    Key("view", "v", "view", "view", "cycle views: chart, metrics, checklist, assessment"),
-    Key("dismiss", "d", "dismiss", "dismiss", "hide the top banner until its finding opens again"),
+    Key("view", "v", "view", "view", "cycle views: chart, metrics, checklist, assessment", rank=3),
+    Key("dismiss", "d", "dismiss", "dismiss", "hide the top banner until its finding opens again", rank=6),
     *(Key(f"run_{i}", str(i), f"select_run({i - 1})", f"run {i}", f"select run {i}", show=False) for i in range(1, 10)),
     Key("close_help", "escape,q,question_mark", "close", "close", "close the help screen", show=False),
 )

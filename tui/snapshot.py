@@ -23,6 +23,7 @@ from .chart_render import ChartLine, ChartOptions, HLine
 from .fmt import fmt_duration, fmt_epoch, fmt_step
 from .palette import (
     CRIT_RGB,
+    CRITICAL,
     DONE,
     ERROR,
     LOADING,
@@ -30,6 +31,7 @@ from .palette import (
     OK,
     WAITING,
     WARN_RGB,
+    WARNING,
     Status,
     run_rgb,
     severity_status,
@@ -213,20 +215,17 @@ def run_state(run: Run) -> str:
 
 
 def others_text(runs: list[Run], selected: int) -> str:
-    crit = warn = 0
+    """The other runs' worst states, worst first (``others ✖2 CRIT ▲1 WARN ?1 gone``): in a
+    small pane, where the run list is folded away, this is how trouble elsewhere shows."""
+    counts: dict[Status, int] = {}
     for i, r in enumerate(runs):
         if i == selected:
             continue
-        w = r.diagnoser.worst_active()
-        if w is Severity.CRITICAL:
-            crit += 1
-        elif w is Severity.WARNING:
-            warn += 1
-    parts = []
-    if crit:
-        parts.append(f"✖{crit} CRIT")
-    if warn:
-        parts.append(f"▲{warn} WARN")
+        st = run_status(r)
+        if st.css in ("critical", "warning"):
+            counts[st] = counts.get(st, 0) + 1
+    order = (CRITICAL, WARNING, ERROR, MISSING)
+    parts = [f"{st.glyph}{counts[st]} {st.word}" for st in sorted(counts, key=lambda s: order.index(s) if s in order else 9)]
     return ("others " + " ".join(parts)) if parts else ""
 
 

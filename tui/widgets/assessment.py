@@ -9,6 +9,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+from .checklist import set_more_hint
+
 
 @dataclass(frozen=True)
 class AssessmentView:
@@ -103,4 +105,7 @@ class AssessmentPanel(Widget):
         return len(text.wrap(self.app.console, max(1, width)))
 
     def render(self) -> Text:
-        return assessment_text(self.view, self.content_size.width, self._styles())
+        text = assessment_text(self.view, self.content_size.width, self._styles())
+        width = max(1, self.content_size.width)
+        set_more_hint(self, len(text.wrap(self.app.console, width)), self.content_size.height)
+        return text

@@ -116,4 +116,15 @@ class Checklist(Widget):
             n: str(self.get_component_rich_style(f"checklist--{n}", partial=True))
             for n in ("ok", "warning", "critical", "muted", "heading")
         }
-        return checklist_text(self.view, self.content_size.width, styles)
+        text = checklist_text(self.view, self.content_size.width, styles)
+        set_more_hint(self, len(text.split("\n")), self.content_size.height)
+        return text
+
+
+def set_more_hint(widget: Widget, lines: int, height: int) -> None:
+    """Say in the border how many lines a panel could not show, and where to see them all:
+    nothing is cut without a hint."""
+    hidden = lines - height if height > 0 else 0
+    sub = f"↓{hidden} more · v: full view" if hidden > 0 else ""
+    if str(widget.border_subtitle or "") != sub:
+        widget.border_subtitle = sub or None
