@@ -392,3 +392,19 @@ async def test_other_runs_trouble_is_visible_at_every_size(size: tuple[int, int]
         assert "others ✖2 CRIT" in title.render().plain
         bar = app.query_one("#keybar").render().plain  # type: ignore[attr-defined]
         assert bar.startswith("q/^c quit  ? ")  # how to quit, always
+
+
+async def test_overlay_auto_log_and_the_log_key_takes_it_back() -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("2", "o")  # explode beside healthy and overfit: loss 50+ vs ~1
+        await pilot.pause()
+        chart = app.query_one("#chart", MetricChart)
+        assert chart.result is not None and chart.result.auto_log
+        await pilot.press("l")
+        await pilot.pause()
+        assert chart.result is not None and not chart.result.auto_log and not chart.data.opts.log  # type: ignore[union-attr]
+        await pilot.press("l")
+        await pilot.pause()
+        assert chart.data is not None and chart.data.opts.log

@@ -279,3 +279,73 @@ def test_key_bar_shortens_by_priority() -> None:
     assert key_bar_text(hints, 200, {}).plain == "q/^c quit  ? keys  tab next run  s smooth  v view"
     assert key_bar_text(hints, 40, {}).plain == "q/^c quit  ? more  tab next run  v view"
     assert key_bar_text(hints, 12, {}).plain == "q/^c quit"
+
+
+# ---------------------------------------------------------------------------------- overlay
+def test_overlay_goes_log_when_one_run_explodes() -> None:
+    xs = [float(i) for i in range(1, 101)]
+    healthy = [ChartLine(f"r{i}", xs, [1.0 + 0.5 * math.exp(-x / 30) + 0.01 * i for x in xs], BLUE) for i in range(7)]
+    exploded = ChartLine("boom", xs, [1.0 * 10 ** (x / 8) for x in xs], BLUE)
+    res = build_chart([*healthy, exploded], ChartOptions(metric="loss", auto_log=True), 100, 30)
+    assert res.auto_log and "log y (auto)" in res.notes
+    assert "T" not in res.text.replace("┬", "")  # never a "20T" loss axis
+    # the healthy runs are spread over rows, not squashed into the bottom one
+    rows_with_braille = [r for r in res.text.split("\n") if any("⠀" <= c <= "⣿" for c in r)]
+    assert len(rows_with_braille) > 10
+    # without the option (a single run) or with the user's choice, no auto log
+    assert not build_chart([*healthy, exploded], ChartOptions(metric="loss"), 100, 30).auto_log
+
+
+def test_overlay_runs_differ_without_colour() -> None:
+    from sfttop.tui.palette import RUN_GLYPHS
+
+    xs = [float(i) for i in range(1, 61)]
+    lines = [ChartLine(f"r{i}", xs, [2.0 - i * 0.1 + math.sin(x / 5) * 0.05 for x in xs], BLUE, glyph=RUN_GLYPHS[i])
+             for i in range(8)]
+    res = build_chart(lines, ChartOptions(metric="loss", auto_log=True), 100, 30)
+    assert all(g in res.text for g in RUN_GLYPHS[:8])
+    assert len(set(RUN_GLYPHS)) == len(RUN_GLYPHS) and not set(RUN_GLYPHS) & set("◆▲▼✕×━·")
+
+
+def test_legend_wraps_with_every_run_name() -> None:
+    from rich.text import Text
+
+    from sfttop.tui.widgets.metric_chart import legend_lines
+
+    items = [Text(f"● run-{i:02d}-lr{i}e-5") for i in range(10)]
+    lines = legend_lines(items, 60)
+    assert all(line.cell_len <= 60 for line in lines) and len(lines) >= 3
+    joined = " ".join(line.plain for line in lines)
+    assert all(f"run-{i:02d}-lr{i}e-5" in joined for i in range(10))
+
+
+@pytest.mark.parametrize("evals", [5, 40, 200])
+def test_eval_is_marked_at_any_eval_count(evals: int) -> None:
+    from sfttop.tui.palette import eval_rgb, run_rgb
+
+    xs = [float(i) for i in range(1, 1001)]
+    train = ChartLine("loss", xs, [1 + 1 / x for x in xs], run_rgb(0))
+    ex = [1000 * (i + 1) / evals for i in range(evals)]
+    ev = ChartLine("eval_loss", ex, [1.2 + 1 / x for x in ex], eval_rgb(0), "eval")
+    res = build_chart([train, ev], ChartOptions(metric="loss"), 80, 20)
+    assert res.text.count("◆") >= min(evals, 5) and "·" in res.text
+
+
+def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    def lum(c: tuple[int, int, int]) -> float:
+        ch = [v / 255 for v in c]
+        lin = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in ch]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_run_colours_read_on_the_dark_theme_and_eval_differs_from_train() -> None:
+    from sfttop.tui.palette import eval_rgb, run_rgb
+
+    dark_background = (18, 18, 18)  # the app paints Textual's dark theme behind the chart
+    for i in range(len(RUN_COLORS)):
+        assert _contrast(run_rgb(i), dark_background) >= 4.5
+        train, ev = run_rgb(i), eval_rgb(i)
+        assert sum((a - b) ** 2 for a, b in zip(train, ev)) ** 0.5 >= 100  # not 215 vs 216

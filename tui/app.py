@@ -514,7 +514,11 @@ class SfttopApp(App[int]):
         self._set_chart(smooth=not self.chart_state.smooth)
 
     def action_log_scale(self) -> None:
-        self._set_chart(log=not self.chart_state.log)
+        result = self.query_one("#chart", MetricChart).result
+        if result is not None and result.auto_log:
+            self._set_chart(log_auto=False)  # the overlay went log by itself: back to linear
+        else:
+            self._set_chart(log=not self.chart_state.log, log_auto=False)
 
     def action_x_axis(self) -> None:
         self._set_chart(tokens=not self.chart_state.tokens)

@@ -22,8 +22,24 @@ RUN_COLORS: tuple[RGB, ...] = (
 )
 
 
+# Each run's glyph, drawn along its line in the overlay and shown in the legend: without colour
+# (NO_COLOR, a monochrome terminal) runs are told apart by these. None of them is a mark with
+# another meaning on the chart (◆ eval, ▲▼ clipped, ✕ NaN).
+RUN_GLYPHS: tuple[str, ...] = ("●", "■", "★", "✚", "○", "□", "◇", "✦", "◎", "✱", "♣", "♠", "▣", "✿", "❖", "⬢")
+
+
 def run_rgb(index: int) -> RGB:
     return RUN_COLORS[index % len(RUN_COLORS)]
+
+
+def run_glyph(index: int) -> str:
+    return RUN_GLYPHS[index % len(RUN_GLYPHS)]
+
+
+def eval_rgb(index: int) -> RGB:
+    """The colour of a run's eval line when it is charted alone: a far hue from its train line
+    (blue train, orange eval), so the two differ in colour as well as in shape."""
+    return RUN_COLORS[(index + 1) % len(RUN_COLORS)]
 
 
 def run_hex(index: int) -> str:

@@ -33,6 +33,8 @@ from .palette import (
     WARN_RGB,
     WARNING,
     Status,
+    eval_rgb,
+    run_glyph,
     run_rgb,
     severity_status,
 )
@@ -297,6 +299,7 @@ class ChartState:
     tokens: bool = False  # x by num_tokens instead of step
     overlay: bool = False
     clip: bool = True
+    log_auto: bool = True  # overlay: log y by itself when runs are orders of magnitude apart
 
 
 def groups_for(run: Run | None) -> list[tuple[str, str, str | None]]:
@@ -346,12 +349,17 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
             xs_m, ok = _xs_for(r, xs_f, state.tokens)
             missing_tokens = missing_tokens or not ok
             label = f"{name} {M.label(m)}" if state.overlay else M.label(m)
-            lines.append(ChartLine(label, xs_m, list(ys), run_rgb(r.color_index), "eval" if style == "eval" else "line",
+            is_eval = style == "eval"
+            # alone, eval differs from train in colour and shape; in the overlay colour and glyph
+            # name the run, and the eval line's shape (dotted, ◆) tells it from the train line
+            rgb = eval_rgb(r.color_index) if is_eval and not state.overlay else run_rgb(r.color_index)
+            glyph = run_glyph(r.color_index) if state.overlay and not is_eval else ""
+            lines.append(ChartLine(label, xs_m, list(ys), rgb, "eval" if is_eval else "line", glyph=glyph,
                                    masked=len(s.masked)))
             if not state.overlay:
-                legend.append(LegendItem(label, r.color_index, style == "eval"))
-            elif style == "line" or not any(i.label == name for i in legend):
-                legend.append(LegendItem(name, r.color_index))
+                legend.append(LegendItem(label, r.color_index, is_eval, rgb=rgb))
+            elif not is_eval or not any(i.label == name for i in legend):
+                legend.append(LegendItem(name, r.color_index, glyph=run_glyph(r.color_index), rgb=rgb))
     hlines: list[HLine] = []
     if metric == M.GRAD_NORM:
         hlines = [
@@ -364,11 +372,12 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
         clip=state.clip,
         x_label="tokens" if state.tokens and not missing_tokens else "step",
         metric=metric,
+        auto_log=state.overlay and state.log_auto,
     )
     note = "no num_tokens: x is step" if state.tokens and missing_tokens else ""
     prefix = ""
     if state.overlay:
-        prefix = M.label(metric) + (f" ◆ {M.label(twin)}" if twin else "") + " │"
+        prefix = "━ " + M.label(metric) + (f" ·◆ {M.label(twin)}" if twin else "") + " │"
     version = (*((r.name, r.generation) for r in shown), title, buckets)
     message = ""
     if run is not None and not lines and run.loaded and not state.overlay:
