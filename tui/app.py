@@ -238,6 +238,11 @@ class SfttopApp(App[int]):
         side_assessment = self.query_one("#assessment-side")
         banner = self.query_one("#banner", AlertBanner)
         banner.max_lines = 3 if wide else 2 if medium else 1
+        # the run list gives way to the cards (it says "↓N more"; the cards have no such hint)
+        cards_h = 2 + 1 + len(CARD_METRICS)
+        runs = self.query_one("#runs")
+        runs.styles.max_height = max(3, min(14, height - 2 - cards_h - (6 if wide else 0)))
+        runs.display = height - 2 >= cards_h + 3  # else the title names the run and the others' alarms
         if size == "small":
             side.display = view == "metrics"
             side.styles.width = "1fr"

@@ -104,6 +104,9 @@ class AssessmentPanel(Widget):
         text = assessment_text(self.view, width, {})
         return len(text.wrap(self.app.console, max(1, width)))
 
+    def on_resize(self) -> None:
+        self.refresh()  # the "more" hint in the border depends on the height: render again
+
     def render(self) -> Text:
         text = assessment_text(self.view, self.content_size.width, self._styles())
         width = max(1, self.content_size.width)

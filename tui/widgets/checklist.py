@@ -111,6 +111,9 @@ class Checklist(Widget):
         heads = len({r.cadence for r in self.view.rows}) if width < 60 else 0
         return max(1, len(self.view.rows) + heads + (1 if self.view.note else 0))
 
+    def on_resize(self) -> None:
+        self.refresh()  # the "more" hint in the border depends on the height: render again
+
     def render(self) -> Text:
         styles = {
             n: str(self.get_component_rich_style(f"checklist--{n}", partial=True))
@@ -127,4 +130,5 @@ def set_more_hint(widget: Widget, lines: int, height: int) -> None:
     hidden = lines - height if height > 0 else 0
     sub = f"↓{hidden} more · v: full view" if hidden > 0 else ""
     if str(widget.border_subtitle or "") != sub:
-        widget.border_subtitle = sub or None
+        # called from render(): a border changed while painting is not repainted, so after it
+        widget.call_after_refresh(setattr, widget, "border_subtitle", sub or None)
