@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from . import __version__
 
@@ -34,8 +35,15 @@ MIN_INTERVAL = 0.05
 MAX_INTERVAL = 3600.0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the usage block is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="sfttop",
         description="A terminal monitor for LLM fine-tuning runs: live charts, a health checklist "
         "and alerts from the logs your trainer already writes.",
@@ -86,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.report:
         if not args.paths:
-            parser.print_usage(sys.stderr)
-            print("sfttop: --report needs at least one PATH", file=sys.stderr)
+            print("sfttop: --report needs at least one PATH (see sfttop --help)", file=sys.stderr)
             return 2
         fmt = args.format or "text"
         if fmt not in ("text", "json", "md"):
@@ -128,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         demo.start()
         paths = [os.path.join(demo.root, "*", "train.log")]
     elif not paths:
-        parser.print_usage(sys.stderr)
-        print("sfttop: give a log file, run directory or glob (or try sfttop --demo)", file=sys.stderr)
+        print("sfttop: give a log file, run directory or glob (or try sfttop --demo; see sfttop --help)",
+              file=sys.stderr)
         return 2
     if not sys.stdout.isatty() and not os.environ.get("SFTTOP_FORCE_TUI"):
         print("sfttop: stdout is not a terminal; use --report or --follow", file=sys.stderr)

@@ -188,3 +188,14 @@ def test_keymap_check() -> None:
     assert keymap_error({"quit": "x"}) is not None  # x is the x-axis key
     err = keymap_error({"quit": "ctrl+q", "interrupt": "ctrl+q"})
     assert err is not None and "ctrl+q" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--foo"], ["--format", "xml", "x.log"], ["--interval", "abc", "x.log"], ["--report"], [],
+     ["--report", "--follow", "x.log"], ["--follow", "--format", "md", "x.log"]],
+)
+def test_usage_errors_are_one_line_on_stderr(args: list[str]) -> None:
+    p = sfttop(*args)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("sfttop: ")
