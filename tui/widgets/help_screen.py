@@ -25,7 +25,8 @@ LEGEND: tuple[tuple[str, str], ...] = (
     ("↑ ↓ (cards)", "value above / below the metric's normal range (loss 0.01-1, grad_norm 0.1-10, ...)"),
     ("NaN (masked)", "the Trainer logged 0 where the loss was NaN (logging_nan_inf_filter; grad_norm shows nan)"),
     ("Δ (cards)", "change over the last 5 logged points (last eval for eval metrics)"),
-    ("━ ◆ (chart)", "train line / eval points, in the run's colour"),
+    ("━ ·◆ (chart)", "train line / eval line, dotted with ◆ on evals and in another colour"),
+    ("● ■ ★ ... (overlay)", "each run's glyph along its line and in the legend (readable without colour)"),
     ("▲ ✕ (chart)", "a clipped spike (press c to show it whole) / a NaN or inf value"),
     ("checklist", "✔ pass ▲ warn ✖ FAIL · pend (not enough data yet); the row of glyphs is each past window"),
 )
