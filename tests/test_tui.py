@@ -408,3 +408,19 @@ async def test_overlay_auto_log_and_the_log_key_takes_it_back() -> None:
         await pilot.press("l")
         await pilot.pause()
         assert chart.data is not None and chart.data.opts.log
+
+
+async def test_a_light_theme_gets_the_darker_run_colours() -> None:
+    from sfttop.tui.palette import RUN_COLORS, RUN_COLORS_LIGHT, run_rgb, use_dark_theme
+
+    app = SfttopApp(THREE, Config(), replay=True)
+    app.theme = "textual-light"
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert run_rgb(0) == RUN_COLORS_LIGHT[0]
+            chart = app.query_one("#chart", MetricChart)
+            assert chart.data is not None and chart.data.lines[0].rgb == RUN_COLORS_LIGHT[0]
+    finally:
+        use_dark_theme(True)
+    assert run_rgb(0) == RUN_COLORS[0]

@@ -341,11 +341,17 @@ def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
-def test_run_colours_read_on_the_dark_theme_and_eval_differs_from_train() -> None:
-    from sfttop.tui.palette import eval_rgb, run_rgb
+@pytest.mark.parametrize("dark", [True, False], ids=["dark", "light"])
+def test_run_colours_read_on_the_theme_and_eval_differs_from_train(dark: bool) -> None:
+    from sfttop.tui.palette import eval_rgb, run_rgb, use_dark_theme
 
-    dark_background = (18, 18, 18)  # the app paints Textual's dark theme behind the chart
-    for i in range(len(RUN_COLORS)):
-        assert _contrast(run_rgb(i), dark_background) >= 4.5
-        train, ev = run_rgb(i), eval_rgb(i)
-        assert sum((a - b) ** 2 for a, b in zip(train, ev)) ** 0.5 >= 100  # not 215 vs 216
+    # Textual's backgrounds: textual-dark paints #121212, textual-light #E0E0E0
+    background, floor = ((18, 18, 18), 4.5) if dark else ((224, 224, 224), 3.0)
+    use_dark_theme(dark)
+    try:
+        for i in range(len(RUN_COLORS)):
+            assert _contrast(run_rgb(i), background) >= floor, (i, run_rgb(i))
+            train, ev = run_rgb(i), eval_rgb(i)
+            assert sum((a - b) ** 2 for a, b in zip(train, ev)) ** 0.5 >= 80  # not 215 vs 216
+    finally:
+        use_dark_theme(True)

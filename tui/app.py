@@ -36,6 +36,7 @@ from sfttop.core.wake import Waker, log_dirs
 
 from . import panels
 from .keys import KEYS
+from .palette import use_dark_theme
 from .snapshot import (
     CARD_METRICS,
     ChartState,
@@ -194,6 +195,7 @@ class SfttopApp(App[int]):
         if self.config.keys:
             self.set_keymap(dict(self.config.keys))
         self.query_one(KeyBar).set_hints(self._key_hints())
+        use_dark_theme(self.current_theme.dark)
         self.query_one("#cards", Vertical).border_title = "metrics"
         if not self.replay:
             self._poll_loop()  # first, so a long log's current values are read during the first paint
