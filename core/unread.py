@@ -34,6 +34,8 @@ def unread_reason(run: Run, *, final: bool = True) -> str | None:
     if has_records(run):
         return None
     path = clean_text(run.path)
+    if not run.exists and not final and run.error in (None, "file not found"):
+        return f"waiting for {path}: the file does not exist yet"  # started before training
     if not run.exists or run.error:
         return f"cannot read {path}: {clean_text(run.error or 'file not found')}"
     lines = run.parser.stats.lines

@@ -199,3 +199,19 @@ def test_usage_errors_are_one_line_on_stderr(args: list[str]) -> None:
     p = sfttop(*args)
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("sfttop: ")
+
+
+def test_unread_reason_words(tmp_path: Path) -> None:
+    from sfttop.core.config import Config
+    from sfttop.core.run import Monitor
+    from sfttop.core.unread import unread_reason
+
+    missing = tmp_path / "later" / "train.log"
+    mon = Monitor([str(missing)], Config())
+    mon.load_all()
+    run = mon.runs[0]
+    assert unread_reason(run) == f"cannot read {missing}: file not found"  # --report: an error
+    assert unread_reason(run, final=False) == f"waiting for {missing}: the file does not exist yet"  # live
+    good = Monitor([str(FIX / "formats" / "generic" / "metrics.jsonl")], Config())
+    good.load_all()
+    assert unread_reason(good.runs[0]) is None
