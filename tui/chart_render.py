@@ -279,7 +279,7 @@ def build_chart(
         first = result.first_nonfinite_x
         where = f" from {opts.x_label} {_fmt_x(first, opts.x_label)}" if first is not None and math.isfinite(first) else ""
         masked = sum(line.masked for line in lines)
-        hidden = f", {masked} logged as numbers" if masked else ""
+        hidden = f", {masked} masked" if masked else ""  # "NaN (masked)": the help screen says what it is
         result.notes.append(f"✕ NaN/inf ×{result.nonfinite}{where}{hidden}")
     if auto_log:
         result.notes.append("log y (auto)")

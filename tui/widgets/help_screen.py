@@ -23,7 +23,8 @@ LEGEND: tuple[tuple[str, str], ...] = (
     ("… wait", "nothing to show yet: no file, or no line in it that sfttop recognises (the chart says why)"),
     ("! err", "the log cannot be read (the title bar says why)"),
     ("↑ ↓ (cards)", "value above / below the metric's normal range (loss 0.01-1, grad_norm 0.1-10, ...)"),
-    ("NaN (masked)", "the Trainer logged 0 where the loss was NaN (logging_nan_inf_filter; grad_norm shows nan)"),
+    ("NaN (masked)", "the Trainer logged a number (0) where the loss was NaN (logging_nan_inf_filter; "
+                     "grad_norm shows nan): drawn ✕, counted as 'masked' under the chart"),
     ("Δ (cards)", "change over the last 5 logged points (last eval for eval metrics)"),
     ("━ ·◆ (chart)", "train line / eval line, dotted with ◆ on evals and in another colour"),
     ("● ■ ★ ... (overlay)", "each run's glyph along its line and in the legend (readable without colour)"),

@@ -125,25 +125,29 @@ class MetricChart(Widget):
         self._set_subtitle()
 
     def on_resize(self) -> None:
-        self._update_titles()
+        self._update_titles()  # the legend's place and the subtitle's parts depend on the width
 
     def _set_subtitle(self) -> None:
         d = self.data
         if d is None:
             return
         o = d.opts
-        parts = [f"x {o.x_label}"]
+        # (text, rank): what the data says (NaN, clipped points) outlasts how it is drawn
+        parts = [(f"x {o.x_label}", 5)]
         if o.smooth:
-            parts.append(f"EMA {o.ema_weight:g}")
+            parts.append((f"EMA {o.ema_weight:g}", 3))
         if o.log:
-            parts.append("log y")
+            parts.append(("log y", 2))
         if not o.clip:
-            parts.append("no clip")
+            parts.append(("no clip", 4))
         if d.note:
-            parts.append(d.note)
+            parts.append((d.note, 1))
         if self.result is not None:
-            parts.extend(self.result.notes)
-        sub = " · ".join(parts)
+            parts.extend((n, 2 if n.startswith("log y") else 1 if n.startswith("──") else 0) for n in self.result.notes)
+        room = self.size.width - 6
+        while len(parts) > 1 and len(" · ".join(p for p, _ in parts)) > room:
+            parts.remove(max(parts, key=lambda p: p[1]))
+        sub = " · ".join(p for p, _ in parts)
         if sub != getattr(self, "_last_sub", None):
             self._last_sub = sub
             self.border_subtitle = Text(sub)
