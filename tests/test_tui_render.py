@@ -207,13 +207,34 @@ def test_mask_values_by_witness_and_by_zero_after_a_real_loss() -> None:
 
     steps = [10, 20, 30, 40]
     bad = nonfinite_steps(steps, array("d", [1.0, 1.1, NAN, NAN]))
-    assert bad == {30, 40} and nonfinite_steps(steps, [1.0, 2.0, 3.0, 4.0]) == set()
+    assert bad == [30, 40] and nonfinite_steps(steps, [1.0, 2.0, 3.0, 4.0]) == []
+    assert nonfinite_steps(steps, [NAN, 1.0, NAN, 1.0], from_step=20) == [30]
     vals, masked = mask_values(steps, [2.0, 1.5, 0.0, 0.0], bad)
-    assert masked == {2, 3} and vals[:2] == [2.0, 1.5] and all(math.isnan(v) for v in vals[2:])
-    vals, masked = mask_values(steps, [2.0, 0.0, 1.0, 0.0], set(), zero_after=0.01)
+    assert masked == {2, 3} and list(vals[:2]) == [2.0, 1.5] and all(math.isnan(v) for v in vals[2:])
+    many = list(range(100))
+    vals, masked = mask_values(many, [1.0] * 100, many[50:])  # many bad steps: the one-pass path
+    assert masked == set(range(50, 100))
+    vals, masked = mask_values(steps, [2.0, 0.0, 1.0, 0.0], [], zero_after=0.01)
     assert masked == {1, 3}
-    _vals, masked = mask_values(steps, [0.0, 0.0, 0.0, 0.0], set(), zero_after=0.01)
+    healthy = array("d", [2.0, 1.0, 0.5, 0.4])
+    vals, masked = mask_values(steps, healthy, [], zero_after=0.01)
+    assert vals is healthy and not masked  # nothing to mask: no copy
+    _vals, masked = mask_values(steps, [0.0, 0.0, 0.0, 0.0], [], zero_after=0.01)
     assert masked == set()  # zero from the start (labels all masked) is a real, different problem
+    _vals, masked = mask_values(steps, [0.0, 0.0, 0.0, 0.0], [], zero_after=0.01, high_before=True)
+    assert masked == {0, 1, 2, 3}  # ... but not after real losses logged before these points
+
+
+def test_a_long_masked_stretch_is_masked_on_the_cards_too() -> None:
+    from sfttop.core.records import Kind, Record
+    from sfttop.core.series import RunData
+    from sfttop.tui.snapshot import SPARK_POINTS, shown_series
+
+    data = RunData()
+    for i in range(1, 301):  # 200 zeros after 100 real losses, no grad_norm to tell
+        data.add(Record(Kind.TRAIN, i, {"loss": 2.0 if i <= 100 else 0.0}))
+    tail = shown_series(data, "loss", last=SPARK_POINTS)
+    assert tail is not None and tail.masked == frozenset(range(SPARK_POINTS))
 
 
 @pytest.mark.parametrize("tf", ["tf4", "tf5"])

@@ -115,7 +115,7 @@ def _best_text(best: dict[str, object] | None) -> str:
 
 
 def _value_text(run: Run, metric: str, value: float | None) -> str:
-    shown = shown_series(run.data, metric)
+    shown = shown_series(run.data, metric, last=1)
     if shown is not None and len(shown.values) - 1 in shown.masked:
         return "NaN (masked)"
     return fmt_value(value, metric)

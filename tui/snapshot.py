@@ -8,6 +8,7 @@ Text from logs is already cleaned by core; run names come from file paths and ar
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sfttop.core import metrics as M
@@ -91,23 +92,31 @@ MASKED_ZERO_AFTER = 0.01
 class Shown:
     """A metric's points as the screen shows them: masked values as NaN, and which those are."""
 
-    steps: list[int]
-    values: list[float]
+    steps: Sequence[int]
+    values: Sequence[float]
     masked: frozenset[int]  # positions in ``values``
 
 
-def shown_series(data: RunData, metric: str) -> Shown | None:
+def shown_series(data: RunData, metric: str, last: int | None = None) -> Shown | None:
+    """``metric``'s points (its ``last`` ones only, when given) with masked values as NaN."""
     s = data.get(metric)
     if s is None or not len(s):
         return None
-    bad: set[int] = set()
+    steps: Sequence[int] = s.steps
+    values: Sequence[float] = s.values
+    zero_after = MASKED_ZERO_AFTER if metric == M.LOSS else None
+    high_before = False
+    if last is not None and len(steps) > last:
+        if zero_after is not None:  # a run of zeros longer than the tail is still masked
+            high_before = any(map(zero_after.__lt__, values[:-last]))
+        steps, values = steps[-last:], values[-last:]
+    bad: list[int] = []
     for w in MASK_WITNESSES.get(metric, ()):
         ws = data.get(w)
         if ws is not None:
-            bad |= nonfinite_steps(ws.steps, ws.values)
-    zero_after = MASKED_ZERO_AFTER if metric == M.LOSS else None
-    values, masked = mask_values(s.steps, s.values, bad, zero_after)
-    return Shown(list(s.steps), values, frozenset(masked))
+            bad.extend(nonfinite_steps(ws.steps, ws.values, from_step=steps[0]))
+    values, masked = mask_values(steps, values, bad, zero_after, high_before)
+    return Shown(steps, values, frozenset(masked))
 
 
 def run_name(run: Run) -> str:
@@ -241,7 +250,7 @@ def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
     # While a long log's history loads from the top, its current values come from its end.
     data = run.preview if run.preview is not None and not run.loaded else run.data
     for metric, label, better in CARD_METRICS:
-        s = shown_series(data, metric)
+        s = shown_series(data, metric, last=SPARK_POINTS)
         low, high = M.NORMAL_RANGES.get(metric, (None, None))
         if metric == M.GRAD_NORM:
             high = t.grad_norm_warn
