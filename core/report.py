@@ -75,46 +75,40 @@ def _metric_order(item: tuple[str, float]) -> tuple[int, str]:
 
 
 def build(
-    paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None
+    paths: Sequence[str],
+    config: Config,
+    clock: Callable[[], float] | None = None,
+    *,
+    unread: list[str] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """The report dict and the exit status it implies. ``clock`` fixes "now" (tests)."""
-    mon = load(paths, config, clock)
-    return report_of(mon.runs, paths, config)
-
-
-def load(paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None) -> Monitor:
+    """The report dict and the exit status it implies. ``clock`` fixes "now" (tests).
+    ``unread``: leave out the runs that hold no record and add why to this list."""
     mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
     mon.load_all(helper=True)
-    return mon
-
-
-def report_of(mon_runs: Sequence[Run], paths: Sequence[str], config: Config) -> tuple[dict[str, Any], int]:
-    runs = [run_dict(r, config) for r in mon_runs]
+    if unread is not None:  # a log nobody could read must not come out as a clean report
+        unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
+        mon.runs = [r for r in mon.runs if has_records(r)]
+    runs = [run_dict(r, config) for r in mon.runs]
     code = 0
-    if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon_runs):
+    if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon.runs):
         code = 1
     unreadable = [r for r in runs if r["status"] in ("missing", "unreadable")]
-    if not mon_runs or unreadable:
+    if not mon.runs or unreadable:
         code = 2
     report = {"sfttop_version": VERSION, "runs": runs}
-    if not mon_runs:
+    if not mon.runs:
         report["error"] = "no log found in: " + ", ".join(clean_text(p) for p in paths)
     return report, code
 
 
 def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> int:
     """Print the report of every run that holds records; a run that does not (missing,
-    unreadable, or no line sfttop recognises) is an error on stderr, never a clean report, and
-    the exit status is then 2."""
+    unreadable, or no line sfttop recognises) is one line on stderr, never a clean report, and
+    the exit status is then 2. Each error is said once, on stderr only."""
     memory.hold_freed()  # one load and exit (the helpers forked for it inherit this)
-    mon = load(paths, config)
-    read = [r for r in mon.runs if has_records(r)]
-    errors = [why for r in mon.runs if (why := unread_reason(r)) is not None]
-    if not mon.runs:
-        errors.append("no log found in: " + ", ".join(clean_text(p) for p in paths))
-    code = 2
-    if read:
-        report, code = report_of(read, paths, config)
+    errors: list[str] = []
+    report, code = build(paths, config, unread=errors)
+    if report["runs"]:
         if fmt == "json":
             out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         elif fmt == "md":
@@ -122,6 +116,8 @@ def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> i
         else:
             out.write(render_text(report))
         out.flush()
+    elif not errors:
+        errors.append(str(report.get("error") or "no log found"))
     if errors:
         import sys
 
