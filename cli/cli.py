@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from . import __version__
 
@@ -27,8 +29,21 @@ exit status: 0 no critical finding, 1 a critical finding (--report), 2 usage err
 """
 
 
+# Below this, polling every file spins a core for nothing (log lines arrive a few times a second
+# at most); above an hour, a "live" monitor is not live.
+MIN_INTERVAL = 0.05
+MAX_INTERVAL = 3600.0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the usage block is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="sfttop",
         description="A terminal monitor for LLM fine-tuning runs: live charts, a health checklist "
         "and alerts from the logs your trainer already writes.",
@@ -53,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alert-severity", choices=["critical", "warning", "info"], default=None,
                    help="lowest severity that runs --alert-cmd (default: the config's alert.min_severity, warning)")
     p.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
-                   help="how often files are polled (default 0.5)")
+                   help=f"how often files are polled, {MIN_INTERVAL:g} to {MAX_INTERVAL:g} (default 0.5)")
     p.add_argument("--version", action="version", version=f"sfttop {__version__}")
     return p
 
@@ -62,17 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .core.config import ConfigError, load_config
-    from .tui.keys import BINDING_IDS  # plain data: importing it does not load Textual
+    from .tui.keys import BINDING_IDS, keymap_error  # plain data: importing it does not load Textual
 
+    if not (math.isfinite(args.interval) and MIN_INTERVAL <= args.interval <= MAX_INTERVAL):
+        print(f"sfttop: --interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds, "
+              f"got {args.interval:g}", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config, key_actions=BINDING_IDS)
     except ConfigError as e:
         print(f"sfttop: config: {e}", file=sys.stderr)
         return 2
+    bad_keys = keymap_error(config.keys)
+    if bad_keys is not None:
+        print(f"sfttop: config: {bad_keys}", file=sys.stderr)
+        return 2
     if args.report:
         if not args.paths:
-            parser.print_usage(sys.stderr)
-            print("sfttop: --report needs at least one PATH", file=sys.stderr)
+            print("sfttop: --report needs at least one PATH (see sfttop --help)", file=sys.stderr)
             return 2
         fmt = args.format or "text"
         if fmt not in ("text", "json", "md"):
@@ -119,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         demo.start()
         paths = [os.path.join(demo.root, "*", "train.log")]
     elif not paths:
-        parser.print_usage(sys.stderr)
-        print("sfttop: give a log file, run directory or glob (or try sfttop --demo)", file=sys.stderr)
+        print("sfttop: give a log file, run directory or glob (or try sfttop --demo; see sfttop --help)",
+              file=sys.stderr)
         return 2
     if not sys.stdout.isatty() and not os.environ.get("SFTTOP_FORCE_TUI"):
         print("sfttop: stdout is not a terminal; use --report or --follow", file=sys.stderr)

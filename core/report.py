@@ -21,6 +21,7 @@ from .diagnose import Severity, json_value
 from .records import Kind
 from .run import Monitor, Run
 from .sanitize import clean_text
+from .unread import has_records, unread_reason
 
 VERSION = "0.1.0"
 
@@ -77,11 +78,19 @@ def _metric_order(item: tuple[str, float]) -> tuple[int, str]:
 
 
 def build(
-    paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None
+    paths: Sequence[str],
+    config: Config,
+    clock: Callable[[], float] | None = None,
+    *,
+    unread: list[str] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """The report dict and the exit status it implies. ``clock`` fixes "now" (tests)."""
+    """The report dict and the exit status it implies. ``clock`` fixes "now" (tests).
+    ``unread``: leave out the runs that hold no record and add why to this list."""
     mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
     mon.load_all(helper=True)
+    if unread is not None:  # a log nobody could read must not come out as a clean report
+        unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
+        mon.runs = [r for r in mon.runs if has_records(r)]
     now = mon.clock()
     runs = [run_dict(r, config, now) for r in mon.runs]
     code = 0
@@ -97,23 +106,28 @@ def build(
 
 
 def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> int:
+    """Print the report of every run that holds records; a run that does not (missing,
+    unreadable, or no line sfttop recognises) is one line on stderr, never a clean report, and
+    the exit status is then 2. Each error is said once, on stderr only."""
     memory.hold_freed()  # one load and exit (the helpers forked for it inherit this)
-    report, code = build(paths, config)
-    if fmt == "json":
-        out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    elif fmt == "md":
-        out.write(render_md(report))
-    else:
-        out.write(render_text(report))
-    out.flush()
-    if code == 2:
+    errors: list[str] = []
+    report, code = build(paths, config, unread=errors)
+    if report["runs"]:
+        if fmt == "json":
+            out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        elif fmt == "md":
+            out.write(render_md(report))
+        else:
+            out.write(render_text(report))
+        out.flush()
+    elif not errors:
+        errors.append(str(report.get("error") or "no log found"))
+    if errors:
         import sys
 
-        for r in report["runs"]:
-            if r["status"] in ("missing", "unreadable"):
-                print(f"sfttop: {r['path']}: {r['error'] or r['status']}", file=sys.stderr)
-        if "error" in report:
-            print(f"sfttop: {report['error']}", file=sys.stderr)
+        for e in errors:
+            print(f"sfttop: {e}", file=sys.stderr)
+        code = 2
     return code
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = ("healthy_multi", "explode", "nan_unfiltered", "overfit", "crash", "stall")
+RUNS = ("healthy_multi", "explode", "nan_unfiltered", "overfit", "crash", "stall", "nan_filtered")
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ class Shot:
 SHOTS = (
     Shot("sfttop-120x36", (120, 36), ("3",)),  # a NaN run: banner, ✕ marks, failing checks
     Shot("sfttop-120x36-grad-norm", (120, 36), ("2", "m")),  # explosion against the 10/20 lines
-    Shot("sfttop-120x36-overlay", (120, 36), ("1", "o", "l")),  # every run, one colour each, log y
+    Shot("sfttop-120x36-overlay", (120, 36), ("1", "o")),  # every run, a colour and a glyph each, log y by itself
     Shot("sfttop-80x24", (80, 24), ("3",)),
+    Shot("sfttop-80x24-masked-nan", (80, 24), ("7",)),  # the Trainer logged 'loss': 0.0: NaN (masked), ✕
     Shot("sfttop-80x24-checklist", (80, 24), ("4", "v")),
     Shot("sfttop-60x15", (60, 15), ("2",)),
     Shot("sfttop-demo-120x36", (120, 36), (), demo=True),

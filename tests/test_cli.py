@@ -99,3 +99,119 @@ def test_a_long_logs_current_values_are_known_before_its_history(tmp_path: Path)
     while not run.loaded:
         run.poll(budget=1 << 20)
     assert run.preview is None and run.data.series["loss"].values[-1] == 1 + 1 / 60_000
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1e9", "nan", "inf"])
+def test_interval_out_of_range_is_one_line_and_exit_2(value: str) -> None:
+    p = sfttop("--interval", value, "--report", str(FIX / "formats" / "generic" / "metrics.jsonl"))
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "--interval" in p.stderr
+
+
+def _unread(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 64)
+    other = tmp_path / "nginx.log"
+    other.write_text('127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 612\n' * 20)
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    return {
+        "missing": (tmp_path / "nope" / "train.log", "cannot read"),
+        "binary": (binary, "no records recognised in"),
+        "unsupported": (other, "no records recognised in 20 lines of"),
+        "empty": (empty, "no records recognised in 0 lines of"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "binary", "unsupported", "empty"])
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_log_with_no_records_is_an_error_not_a_clean_report(tmp_path: Path, kind: str, fmt: str) -> None:
+    path, words = _unread(tmp_path)[kind]
+    p = sfttop("--report", "--format", fmt, str(path))
+    assert p.returncode == 2
+    assert p.stdout == ""  # no "nothing alarming" report for a log nobody read
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and words in lines[0] and str(path) in lines[0]
+    if kind != "missing":
+        assert "formats read: HF Trainer/TRL stdout" in lines[0]
+
+
+def test_an_unreadable_file_says_why(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads a chmod 000 file")
+    path = tmp_path / "train.log"
+    path.write_text("{'loss': 1.0}\n")
+    path.chmod(0)
+    p = sfttop("--report", str(path))
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith(f"sfttop: cannot read {path}: ")
+
+
+def test_good_and_unread_logs_report_the_good_one_and_exit_2(tmp_path: Path) -> None:
+    good = FIX / "formats" / "llamafactory" / "trainer_log.jsonl"
+    p = sfttop("--report", "--format", "json", str(good), str(tmp_path / "missing.log"))
+    assert p.returncode == 2
+    assert [r["path"] for r in json.loads(p.stdout)["runs"]] == [str(good)]
+    assert p.stderr.count("\n") == 1 and "missing.log" in p.stderr
+
+
+def test_no_log_found_is_said_once_on_stderr(tmp_path: Path) -> None:
+    p = sfttop("--report", str(tmp_path))
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("no log found") == 1
+
+
+@pytest.mark.parametrize(
+    "keys,words",
+    [
+        ('quit = "ctrl+shift+f13+banana"', "keys.quit: 'f13' is not a modifier"),
+        ('quit = "bananas"', "keys.quit: 'bananas' is not a key name"),
+        ('next_metric = "q"', "keys.next_metric: 'q' is already the key of 'quit'"),
+        ('quit = "tab"', "keys.quit: 'tab' is already the key of 'next_run'"),
+    ],
+)
+def test_bad_key_remaps_are_one_line_and_exit_2(tmp_path: Path, keys: str, words: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[keys]\n{keys}\n")
+    p = sfttop("--config", str(cfg), "--report", str(FIX / "formats" / "generic" / "metrics.jsonl"))
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sfttop: config: {words}")
+
+
+def test_keymap_check() -> None:
+    from sfttop.tui.keys import keymap_error
+
+    assert keymap_error({}) is None
+    assert keymap_error({"next_run": "n", "help": "?,f1", "smooth": "ctrl+s", "quit": "ctrl+q"}) is None
+    assert keymap_error({"quit": "x"}) is not None  # x is the x-axis key
+    err = keymap_error({"quit": "ctrl+q", "interrupt": "ctrl+q"})
+    assert err is not None and "ctrl+q" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--foo"], ["--format", "xml", "x.log"], ["--interval", "abc", "x.log"], ["--report"], [],
+     ["--report", "--follow", "x.log"], ["--follow", "--format", "md", "x.log"]],
+)
+def test_usage_errors_are_one_line_on_stderr(args: list[str]) -> None:
+    p = sfttop(*args)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("sfttop: ")
+
+
+def test_unread_reason_words(tmp_path: Path) -> None:
+    from sfttop.core.config import Config
+    from sfttop.core.run import Monitor
+    from sfttop.core.unread import unread_reason
+
+    missing = tmp_path / "later" / "train.log"
+    mon = Monitor([str(missing)], Config())
+    mon.load_all()
+    run = mon.runs[0]
+    assert unread_reason(run) == f"cannot read {missing}: file not found"  # --report: an error
+    assert unread_reason(run, final=False) == f"waiting for {missing}: the file does not exist yet"  # live
+    good = Monitor([str(FIX / "formats" / "generic" / "metrics.jsonl")], Config())
+    good.load_all()
+    assert unread_reason(good.runs[0]) is None

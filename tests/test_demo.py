@@ -96,3 +96,14 @@ def test_same_speed_same_files(tmp_path: Path) -> None:
     b.write_history()
     for name in ("healthy", "overfit", "explode"):
         assert (tmp_path / "a" / name / "train.log").read_bytes() == (tmp_path / "b" / name / "train.log").read_bytes()
+
+
+def test_the_numbers_are_plausible_for_a_real_run() -> None:
+    from sfttop.core.demo import MAX_STEPS, DemoRun
+
+    last = MAX_STEPS // 10
+    over = DemoRun("overfit", 1)
+    evals = [over.eval(i)["eval_loss"] for i in range(10, last + 1, 10)]
+    assert 1.0 < min(evals) < 1.3 and 1.8 < evals[-1] < 2.6  # an overfit eval loss: 1.2 → 2.x, never 36.8
+    assert all(0.0 < over.eval(i)["eval_mean_token_accuracy"] < 1.0 for i in range(10, last + 1, 10))
+    assert all(0.0 < over.train(i)["loss"] < 3.0 for i in range(1, last + 1))

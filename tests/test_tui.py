@@ -390,3 +390,76 @@ async def test_checklist_and_assessment_are_built_off_the_ui_thread(
         assert await wait_for(pilot, lambda: shows(second))
     assert {n for n, _ in built} == {"alpha", "beta"}
     assert not any(on_ui for _, on_ui in built), built
+
+
+# ---------------------------------------------------------------------------------- quitting
+@pytest.mark.parametrize("help_open", [False, True])
+async def test_ctrl_c_quits(help_open: bool) -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        if help_open:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 0 and not app.is_running
+
+
+async def test_a_log_with_no_records_says_so(tmp_path: Path) -> None:
+    other = tmp_path / "nginx.log"
+    other.write_text('127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 612\n' * 20)
+    app = SfttopApp([str(other)], Config(), replay=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        row = app.query_one("#runs", RunList).rows[0]
+        assert row.status.word == "wait" and row.detail == "no data"  # never "✔ ok"
+        chart = app.query_one("#chart", MetricChart)
+        assert chart.data is not None
+        assert chart.data.message.startswith(f"no records recognised yet in 20 lines of {other}; formats read:")
+        info = app.query_one("#title", TitleBar).info
+        assert info is not None and "no records recognised yet" in info.state
+
+
+@pytest.mark.parametrize("size", [(60, 15), (80, 24), (120, 36)])
+async def test_other_runs_trouble_is_visible_at_every_size(size: tuple[int, int]) -> None:
+    app = SfttopApp(THREE, Config(), replay=True)  # healthy selected; explode and overfit critical
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        title = app.query_one("#title", TitleBar)
+        assert "others ✖2 CRIT" in title.render().plain
+        bar = app.query_one("#keybar").render().plain  # type: ignore[attr-defined]
+        assert bar.startswith("q/^c quit  ? ")  # how to quit, always
+
+
+async def test_overlay_auto_log_and_the_log_key_takes_it_back() -> None:
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("2", "o")  # explode beside healthy and overfit: loss 50+ vs ~1
+        await pilot.pause()
+        chart = app.query_one("#chart", MetricChart)
+        assert chart.result is not None and chart.result.auto_log
+        await pilot.press("l")
+        await pilot.pause()
+        assert chart.result is not None and not chart.result.auto_log and not chart.data.opts.log  # type: ignore[union-attr]
+        await pilot.press("l")
+        await pilot.pause()
+        assert chart.data is not None and chart.data.opts.log
+
+
+async def test_a_light_theme_gets_the_darker_run_colours() -> None:
+    from sfttop.tui.palette import RUN_COLORS, RUN_COLORS_LIGHT, run_rgb, use_dark_theme
+
+    app = SfttopApp(THREE, Config(), replay=True)
+    app.theme = "textual-light"
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert run_rgb(0) == RUN_COLORS_LIGHT[0]
+            chart = app.query_one("#chart", MetricChart)
+            assert chart.data is not None and chart.data.lines[0].rgb == RUN_COLORS_LIGHT[0]
+    finally:
+        use_dark_theme(True)
+    assert run_rgb(0) == RUN_COLORS[0]

@@ -126,7 +126,7 @@ def test_chart_marks_nan_and_clipped_points() -> None:
     assert any("clipped" in n for n in res.notes) and any("NaN" in n for n in res.notes)
     # without clipping the spike sets the scale
     res2 = build_chart([_line(ys)], ChartOptions(metric="loss", clip=False), 80, 20)
-    assert res2.clipped == 0 and "10k" in res2.text
+    assert res2.clipped == 0 and "10000" in res2.text
 
 
 def test_chart_with_only_nan_or_nothing_is_a_message() -> None:
@@ -159,7 +159,15 @@ def test_chart_any_size(w: int, h: int) -> None:
 
 def test_formatting() -> None:
     assert fmt_value(None) == "—" and fmt_value(NAN) == "NaN" and fmt_value(-INF) == "-inf"
-    assert fmt_value(2.92e-06, "learning_rate") == "2.92e-06"
+    # a learning rate in short scientific notation, zero as 0 (never "0.00e+00")
+    assert fmt_value(2.92e-06, "learning_rate") == "2.9e-6" and fmt_value(2e-4, "learning_rate") == "2.0e-4"
+    assert fmt_value(0.0, "learning_rate") == "0" and fmt_value(9.96e-5, "learning_rate") == "1.0e-4"
+    # significant digits, trailing zeros kept: one metric's values line up
+    assert fmt_value(3.0, "eval_entropy") == "3.000" and fmt_value(0.43, "eval_mean_token_accuracy") == "0.4300"
+    assert fmt_value(-1e-4, "loss") == "-1.0e-4" and fmt_value(2e13, "loss") == "2.0e13"  # no SI on a loss
+    values = (1e-300, -1e300, 123456.7, -0.00099, 9999.9, -9999.96, 0.00099999)
+    texts = [fmt_value(v, m) for v in values for m in ("loss", "learning_rate", "num_tokens", "")]
+    assert all(len(t) <= 9 and "+" not in t and t != "-0" for t in texts), texts
     assert fmt_value(7233941.0, "num_tokens") == "7.2M"
     assert fmt_value(0.1435, "loss") == "0.1435" and fmt_value(12.345) == "12.35"
     assert fmt_count(999) == "999" and fmt_count(6448) == "6.4k"
@@ -167,7 +175,8 @@ def test_formatting() -> None:
     assert fmt_change(1.0, 1.0) == ("=", 0)
     assert fmt_change(NAN, 1.0) == ("", 0)
     assert fmt_duration(42) == "42s" and fmt_duration(425) == "7m05s" and fmt_duration(None) == "?"
-    assert fmt_tick(1.5e-05) == "1.5e-5" and fmt_tick(1500000) == "1.5M"
+    assert fmt_tick(1.5e-05) == "1.5e-5" and fmt_tick(1500000, count=True) == "1.5M"
+    assert fmt_tick(2e13) == "2e13" and fmt_tick(6e8) == "6e8"  # a loss axis is never "20T"
 
 
 def test_status_words_for_monochrome() -> None:
@@ -175,7 +184,7 @@ def test_status_words_for_monochrome() -> None:
     for sev in ("critical", "warning", "info"):
         s = severity_status(sev)
         assert s.glyph and s.word
-    assert check_status("fail").word == "FAIL" and check_status("bogus").word == "wait"
+    assert check_status("fail").word == "FAIL" and check_status("bogus").word == "pend"
     assert run_hex(0) == run_hex(len(RUN_COLORS))
 
 
@@ -190,3 +199,180 @@ def test_metric_card_marks_out_of_range_without_colour() -> None:
     assert "NaN✖" in text and "×" in text
     assert card_columns(36) == (10, True, 9)
     assert card_columns(30)[1] is False  # the change column goes before the sparkline
+
+
+# ---------------------------------------------------------------------------------- masked NaN
+def test_mask_values_by_witness_and_by_zero_after_a_real_loss() -> None:
+    from sfttop.tui.plotdata import mask_values, nonfinite_steps
+
+    steps = [10, 20, 30, 40]
+    bad = nonfinite_steps(steps, array("d", [1.0, 1.1, NAN, NAN]))
+    assert bad == [30, 40] and nonfinite_steps(steps, [1.0, 2.0, 3.0, 4.0]) == []
+    assert nonfinite_steps(steps, [NAN, 1.0, NAN, 1.0], from_step=20) == [30]
+    vals, masked = mask_values(steps, [2.0, 1.5, 0.0, 0.0], bad)
+    assert masked == {2, 3} and list(vals[:2]) == [2.0, 1.5] and all(math.isnan(v) for v in vals[2:])
+    many = list(range(100))
+    vals, masked = mask_values(many, [1.0] * 100, many[50:])  # many bad steps: the one-pass path
+    assert masked == set(range(50, 100))
+    vals, masked = mask_values(steps, [2.0, 0.0, 1.0, 0.0], [], zero_after=0.01)
+    assert masked == {1, 3}
+    healthy = array("d", [2.0, 1.0, 0.5, 0.4])
+    vals, masked = mask_values(steps, healthy, [], zero_after=0.01)
+    assert vals is healthy and not masked  # nothing to mask: no copy
+    _vals, masked = mask_values(steps, [0.0, 0.0, 0.0, 0.0], [], zero_after=0.01)
+    assert masked == set()  # zero from the start (labels all masked) is a real, different problem
+    _vals, masked = mask_values(steps, [0.0, 0.0, 0.0, 0.0], [], zero_after=0.01, high_before=True)
+    assert masked == {0, 1, 2, 3}  # ... but not after real losses logged before these points
+
+
+def test_a_long_masked_stretch_is_masked_on_the_cards_too() -> None:
+    from sfttop.core.records import Kind, Record
+    from sfttop.core.series import RunData
+    from sfttop.tui.snapshot import SPARK_POINTS, shown_series
+
+    data = RunData()
+    for i in range(1, 301):  # 200 zeros after 100 real losses, no grad_norm to tell
+        data.add(Record(Kind.TRAIN, i, {"loss": 2.0 if i <= 100 else 0.0}))
+    tail = shown_series(data, "loss", last=SPARK_POINTS)
+    assert tail is not None and tail.masked == frozenset(range(SPARK_POINTS))
+
+
+@pytest.mark.parametrize("tf", ["tf4", "tf5"])
+def test_a_nan_the_trainer_logged_as_0_is_never_shown_as_0(tf: str) -> None:
+    from pathlib import Path
+
+    from sfttop.core.config import Config
+    from sfttop.core.run import Monitor
+    from sfttop.tui.panels import assessment_view
+    from sfttop.tui.snapshot import ChartState, cards, chart_data
+
+    log = Path(__file__).parent / "fixtures" / "real" / tf / "nan_filtered" / "train.log"
+    mon = Monitor([str(log)], Config())
+    mon.load_all()
+    run = mon.runs[0]
+    assert run.data.get("loss") is not None and run.data.get("loss").values[-1] == 0.0  # type: ignore[union-attr]
+    by_metric = {c.metric: c for c in cards(run, Config().thresholds)}
+    loss = by_metric["loss"]
+    assert loss.masked and math.isnan(loss.value or 0.0)
+    text = card_text(loss, 36, {}).plain
+    assert "NaN (masked)" in text and "✖" in text and " 0 " not in text
+    assert "×" in text  # the sparkline marks the masked points too
+    assert by_metric["mean_token_accuracy"].masked and by_metric["eval_mean_token_accuracy"].masked
+    assert not by_metric["learning_rate"].masked
+    data = chart_data(mon.runs, 0, ChartState(), Config().thresholds, 80)
+    train = data.lines[0]
+    assert train.masked >= 15 and min(y for y in train.ys if math.isfinite(y)) > 1.0  # no point at 0
+    res = build_chart(data.lines, data.opts, 80, 20)
+    assert "✕" in res.text and any(n.endswith(f"{train.masked} masked") for n in res.notes)
+    view = assessment_view(run, Config().thresholds)
+    assert dict((m[0], m[1]) for m in view.metrics)["loss"] == "NaN (masked)"
+
+
+# ---------------------------------------------------------------------------------- small panes
+def test_title_keeps_the_other_runs_alarms_at_every_width() -> None:
+    from sfttop.tui.widgets.title_bar import TitleInfo, title_text
+
+    info = TitleInfo("sfttop (demo)", "a-rather-long-run-name", 0, 0, 4, "step 900/4000 22% · ep 0.83 · ETA 9m40s",
+                     "finished", "others ✖2 CRIT ▲1 WARN", "", "", "900/4000 ep 0.83")
+    for width in range(40, 130):
+        text = title_text(info, width, {}).plain
+        assert len(text) <= width, (width, text)
+        assert "others ✖2" in text and "▲1" in text, (width, text)
+    assert "✖2 CRIT ▲1 WARN" in title_text(info, 100, {}).plain  # words kept while they fit
+
+
+def test_banner_never_cuts_its_more_count() -> None:
+    from sfttop.tui.palette import CRITICAL
+    from sfttop.tui.widgets.alert_banner import BannerItem, banner_text
+
+    items = tuple(BannerItem(("r", "c", i), CRITICAL, "c", "grad_norm 62.38 at step 4 is above the critical threshold",
+                             "lower the learning rate") for i in range(4))
+    for width in (40, 60, 80, 200):
+        lines = banner_text(items, width, 1, {}, hidden=1).plain.split("\n")
+        assert len(lines) == 1 and lines[0].endswith("(+3 more, 1 dismissed)") and len(lines[0]) <= max(width, 24)
+
+
+def test_key_bar_shortens_by_priority() -> None:
+    from sfttop.tui.widgets.key_bar import KeyHint, key_bar_text
+
+    hints = (KeyHint("q/^c", "quit", 0), KeyHint("?", "keys", 1), KeyHint("tab", "next run", 2),
+             KeyHint("s", "smooth", 7), KeyHint("v", "view", 3))
+    assert key_bar_text(hints, 200, {}).plain == "q/^c quit  ? keys  tab next run  s smooth  v view"
+    assert key_bar_text(hints, 40, {}).plain == "q/^c quit  ? more  tab next run  v view"
+    assert key_bar_text(hints, 12, {}).plain == "q/^c quit"
+
+
+# ---------------------------------------------------------------------------------- overlay
+def test_overlay_goes_log_when_one_run_explodes() -> None:
+    xs = [float(i) for i in range(1, 101)]
+    healthy = [ChartLine(f"r{i}", xs, [1.0 + 0.5 * math.exp(-x / 30) + 0.01 * i for x in xs], BLUE) for i in range(7)]
+    exploded = ChartLine("boom", xs, [1.0 * 10 ** (x / 8) for x in xs], BLUE)
+    res = build_chart([*healthy, exploded], ChartOptions(metric="loss", auto_log=True), 100, 30)
+    assert res.auto_log and "log y (auto)" in res.notes
+    assert "T" not in res.text.replace("┬", "")  # never a "20T" loss axis
+    # the healthy runs are spread over rows, not squashed into the bottom one
+    rows_with_braille = [r for r in res.text.split("\n") if any("⠀" <= c <= "⣿" for c in r)]
+    assert len(rows_with_braille) > 10
+    # without the option (a single run) or with the user's choice, no auto log
+    assert not build_chart([*healthy, exploded], ChartOptions(metric="loss"), 100, 30).auto_log
+
+
+def test_overlay_runs_differ_without_colour() -> None:
+    from sfttop.tui.palette import RUN_GLYPHS
+
+    xs = [float(i) for i in range(1, 61)]
+    lines = [ChartLine(f"r{i}", xs, [2.0 - i * 0.1 + math.sin(x / 5) * 0.05 for x in xs], BLUE, glyph=RUN_GLYPHS[i])
+             for i in range(8)]
+    res = build_chart(lines, ChartOptions(metric="loss", auto_log=True), 100, 30)
+    assert all(g in res.text for g in RUN_GLYPHS[:8])
+    assert len(set(RUN_GLYPHS)) == len(RUN_GLYPHS) and not set(RUN_GLYPHS) & set("◆▲▼✕×━·")
+
+
+def test_legend_wraps_with_every_run_name() -> None:
+    from rich.text import Text
+
+    from sfttop.tui.widgets.metric_chart import legend_lines
+
+    items = [Text(f"● run-{i:02d}-lr{i}e-5") for i in range(10)]
+    lines = legend_lines(items, 60)
+    assert all(line.cell_len <= 60 for line in lines) and len(lines) >= 3
+    joined = " ".join(line.plain for line in lines)
+    assert all(f"run-{i:02d}-lr{i}e-5" in joined for i in range(10))
+
+
+@pytest.mark.parametrize("evals", [5, 40, 200])
+def test_eval_is_marked_at_any_eval_count(evals: int) -> None:
+    from sfttop.tui.palette import eval_rgb, run_rgb
+
+    xs = [float(i) for i in range(1, 1001)]
+    train = ChartLine("loss", xs, [1 + 1 / x for x in xs], run_rgb(0))
+    ex = [1000 * (i + 1) / evals for i in range(evals)]
+    ev = ChartLine("eval_loss", ex, [1.2 + 1 / x for x in ex], eval_rgb(0), "eval")
+    res = build_chart([train, ev], ChartOptions(metric="loss"), 80, 20)
+    assert res.text.count("◆") >= min(evals, 5) and "·" in res.text
+
+
+def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    def lum(c: tuple[int, int, int]) -> float:
+        ch = [v / 255 for v in c]
+        lin = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in ch]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["dark", "light"])
+def test_run_colours_read_on_the_theme_and_eval_differs_from_train(dark: bool) -> None:
+    from sfttop.tui.palette import eval_rgb, run_rgb, use_dark_theme
+
+    # Textual's backgrounds: textual-dark paints #121212, textual-light #E0E0E0
+    background, floor = ((18, 18, 18), 4.5) if dark else ((224, 224, 224), 3.0)
+    use_dark_theme(dark)
+    try:
+        for i in range(len(RUN_COLORS)):
+            assert _contrast(run_rgb(i), background) >= floor, (i, run_rgb(i))
+            train, ev = run_rgb(i), eval_rgb(i)
+            assert sum((a - b) ** 2 for a, b in zip(train, ev)) ** 0.5 >= 80  # not 215 vs 216
+    finally:
+        use_dark_theme(True)

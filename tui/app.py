@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from sfttop.core import memory
 from sfttop.core.alert import AlertDispatcher, dispatcher_for
@@ -37,6 +37,7 @@ from sfttop.core.wake import Waker, log_dirs
 
 from . import panels
 from .keys import KEYS
+from .palette import use_dark_theme
 from .snapshot import (
     CARD_METRICS,
     ChartState,
@@ -56,6 +57,7 @@ from .widgets.alert_banner import AlertBanner
 from .widgets.assessment import AssessmentPanel, AssessmentView
 from .widgets.checklist import Checklist, ChecklistView
 from .widgets.help_screen import HelpScreen
+from .widgets.key_bar import KeyBar, KeyHint
 from .widgets.metric_card import MetricCard, MetricCardHeader
 from .widgets.metric_chart import MetricChart
 from .widgets.run_list import RunList
@@ -130,7 +132,6 @@ class SfttopApp(App[int]):
     #main { width: 1fr; height: 1fr; }
     #details { height: 14; }
     #assessment-side { height: 1fr; }
-    Footer { height: 1; }
     """
     BINDINGS = BINDINGS  # type: ignore[assignment]
 
@@ -200,7 +201,7 @@ class SfttopApp(App[int]):
                     yield Checklist(id="checklist")
                     yield AssessmentPanel(id="assessment")
         yield TooSmall(id="toosmall")
-        yield Footer(compact=True)
+        yield KeyBar(id="keybar")
 
     def on_mount(self) -> None:
         if self._alert_error:
@@ -209,6 +210,8 @@ class SfttopApp(App[int]):
             return
         if self.config.keys:
             self.set_keymap(dict(self.config.keys))
+        self.query_one(KeyBar).set_hints(self._key_hints())
+        use_dark_theme(self.current_theme.dark)
         self.query_one("#cards", Vertical).border_title = "metrics"
         if not self.replay:
             self._poll_loop()  # first, so a long log's current values are read during the first paint
@@ -235,7 +238,7 @@ class SfttopApp(App[int]):
         ts.display = too_small
         body.display = not too_small
         self.query_one("#title").display = not too_small
-        self.query_one(Footer).display = not too_small and height >= 12
+        self.query_one(KeyBar).display = not too_small and height >= 12
         if too_small:
             ts.update(f"sfttop needs at least {MIN_WIDTH}x{MIN_HEIGHT}\n(this pane is {width}x{height})")
             return
@@ -255,6 +258,11 @@ class SfttopApp(App[int]):
         side_assessment = self.query_one("#assessment-side")
         banner = self.query_one("#banner", AlertBanner)
         banner.max_lines = 3 if wide else 2 if medium else 1
+        # the run list gives way to the cards (it says "↓N more"; the cards have no such hint)
+        cards_h = 2 + 1 + len(CARD_METRICS)
+        runs = self.query_one("#runs")
+        runs.styles.max_height = max(3, min(14, height - 2 - cards_h - (6 if wide else 0)))
+        runs.display = height - 2 >= cards_h + 3  # else the title names the run and the others' alarms
         if size == "small":
             side.display = view == "metrics"
             side.styles.width = "1fr"
@@ -566,7 +574,11 @@ class SfttopApp(App[int]):
         self._set_chart(smooth=not self.chart_state.smooth)
 
     def action_log_scale(self) -> None:
-        self._set_chart(log=not self.chart_state.log)
+        result = self.query_one("#chart", MetricChart).result
+        if result is not None and result.auto_log:
+            self._set_chart(log_auto=False)  # the overlay went log by itself: back to linear
+        else:
+            self._set_chart(log=not self.chart_state.log, log_auto=False)
 
     def action_x_axis(self) -> None:
         self._set_chart(tokens=not self.chart_state.tokens)
@@ -612,6 +624,19 @@ class SfttopApp(App[int]):
             else:
                 rows.extend((s, f"run {bid[4:]}", bid) for s, bid in digits)
         self.push_screen(HelpScreen(rows))
+
+    def _key_hints(self) -> tuple[KeyHint, ...]:
+        """The footer's keys as remapped; quit shows every key that quits (q, ^c)."""
+        hints = []
+        for k in KEYS:
+            if not k.show:
+                continue
+            keys = [x.strip() for x in self._keymap.get(k.id, k.keys).split(",") if x.strip()]
+            if k.id == "quit":
+                keys += [x.strip() for x in self._keymap.get("interrupt", "ctrl+c").split(",") if x.strip()]
+            shown = "/".join(self._key_display(x).replace("ctrl+", "^") for x in keys[:2])
+            hints.append(KeyHint(shown, k.description, k.rank))
+        return tuple(hints)
 
     def _key_display(self, key: str) -> str:
         key = key.strip()

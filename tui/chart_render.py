@@ -12,6 +12,8 @@ from typing import Literal
 
 from plotext._figure import _figure_class  # type: ignore[import-untyped]
 
+from sfttop.core.numfmt import is_count
+
 from .fmt import fmt_tick, fmt_value
 from .palette import GREY, NAN_RGB, RGB, WARN_RGB, mix
 from .plotdata import downsample_minmax, ema_debiased, nice_ticks, outlier_bounds, split_finite
@@ -26,6 +28,8 @@ class ChartLine:
     ys: list[float]  # may hold NaN/inf: they are marked, never plotted
     rgb: RGB
     style: Style = "line"
+    glyph: str = ""  # overlay: the run's glyph, drawn along its line (tells runs apart without colour)
+    masked: int = 0  # of the NaN in ys, how many the log wrote as a number (the Trainer's NaN filter)
 
 
 @dataclass
@@ -43,6 +47,7 @@ class ChartOptions:
     x_label: str = "step"
     metric: str = ""
     ema_weight: float = 0.6
+    auto_log: bool = False  # overlay: switch to a log y axis when the lines are orders of magnitude apart
 
 
 @dataclass
@@ -53,9 +58,37 @@ class ChartResult:
     clipped: int = 0
     nonfinite: int = 0
     first_nonfinite_x: float | None = None
+    auto_log: bool = False  # the y axis went logarithmic by itself (ChartOptions.auto_log)
 
 
-def log_ticks(lo: float, hi: float, target: int) -> tuple[list[float], list[str]]:
+# Overlay: when one line's median is this many times another's (an exploded run beside healthy
+# ones), a linear axis squashes every other run into its bottom row; a log axis shows them all.
+AUTO_LOG_RATIO = 30.0
+GLYPH_MARKS = 6  # a run's glyph is drawn this many times along its line, and at its last point
+
+
+def _wants_log(lines: list[ChartLine]) -> bool:
+    medians = []
+    for line in lines:
+        fin = sorted(y for y in line.ys if math.isfinite(y))
+        if not fin:
+            continue
+        if fin[0] <= 0:
+            return False  # a log axis would hide these points
+        medians.append(fin[len(fin) // 2])
+    return len(medians) >= 2 and max(medians) >= AUTO_LOG_RATIO * min(medians)
+
+
+def _spread(xs: list[float], ys: list[float], n: int) -> tuple[list[float], list[float]]:
+    """About ``n`` points evenly spread along a line, always with its last one (not its first:
+    runs often start together, and their marks would cover each other there)."""
+    if len(xs) <= n:
+        return xs, ys
+    idx = sorted({round((i + 1) * (len(xs) - 1) / n) for i in range(n)})
+    return [xs[i] for i in idx], [ys[i] for i in idx]
+
+
+def log_ticks(lo: float, hi: float, target: int, count: bool = False) -> tuple[list[float], list[str]]:
     """Ticks for a log10-space axis from ``lo`` to ``hi`` (both log10 values): decades, or
     1-2-5 steps inside a narrow range."""
     ticks: list[float] = []
@@ -72,7 +105,7 @@ def log_ticks(lo: float, hi: float, target: int) -> tuple[list[float], list[str]
         ticks = ticks[::stride]
     if not ticks:
         ticks = [t for t in nice_ticks(lo, hi, target)]
-    return ticks, [fmt_tick(10**t) for t in ticks]
+    return ticks, [fmt_tick(10**t, count) for t in ticks]
 
 
 def _clip_bounds(series: list[list[float]], all_y: list[float]) -> tuple[float | None, float | None]:
@@ -95,14 +128,16 @@ def _clip_bounds(series: list[list[float]], all_y: list[float]) -> tuple[float |
 
 
 def _fmt_x(x: float, x_label: str) -> str:
-    return fmt_tick(x) if x_label != "step" or abs(x) >= 1e5 else str(int(x))
+    return fmt_tick(x, count=True) if x_label != "step" or abs(x) >= 1e5 else str(int(x))
 
 
 def build_chart(
     lines: list[ChartLine], opts: ChartOptions, width: int, height: int, hlines: list[HLine] | None = None
 ) -> ChartResult:
     """Plot ``lines`` into a ``width`` x ``height`` block of text."""
-    hlines = [HLine(math.log10(h.y), h.rgb, h.label) if opts.log else h for h in (hlines or []) if h.y > 0 or not opts.log]
+    auto_log = not opts.log and opts.auto_log and _wants_log(lines)
+    log = opts.log or auto_log
+    hlines = [HLine(math.log10(h.y), h.rgb, h.label) if log else h for h in (hlines or []) if h.y > 0 or not log]
     prepared: list[tuple[ChartLine, list[float], list[float]]] = []
     nan_points: list[float] = []
     dropped_nonpos = 0
@@ -112,7 +147,7 @@ def build_chart(
             nan_points.extend(bad)
         else:
             nan_points.extend(bad)
-        if opts.log:
+        if log:
             keep = [(x, y) for x, y in zip(fx, fy) if y > 0]
             dropped_nonpos += len(fx) - len(keep)
             fx = [p[0] for p in keep]
@@ -124,6 +159,7 @@ def build_chart(
             fy = [p[1] for p in pairs]
         prepared.append((line, fx, fy))
     result = ChartResult("", False)
+    result.auto_log = auto_log
     result.nonfinite = len(nan_points)
     if nan_points:
         result.first_nonfinite_x = min(nan_points)
@@ -142,7 +178,7 @@ def build_chart(
 
     # y range: clip a few extreme points (never in log scale: the log is the remedy there)
     lower = upper = None
-    if opts.clip and not opts.log:
+    if opts.clip and not log:
         lower, upper = _clip_bounds([fy for (_line, _, fy) in prepared if fy], all_y)
     lo = min(all_y) if lower is None else max(min(all_y), lower)
     hi = max(all_y) if upper is None else min(max(all_y), upper)
@@ -158,7 +194,7 @@ def build_chart(
     else:
         pad = (hi - lo) * 0.06
     ylo, yhi = lo - pad, hi + pad
-    if lo >= 0 and ylo < 0 and not opts.log:
+    if lo >= 0 and ylo < 0 and not log:
         ylo = 0.0 if lo - 0 < (hi - lo) * 0.5 else lo - pad / 2
 
     xmin, xmax = min(all_x), max(all_x)
@@ -189,10 +225,12 @@ def build_chart(
                     y = lower
                 ys.append(y)
         if line.style == "eval":
+            # another shape than the train line at any eval count: a dotted line, and ◆ on the
+            # evals (spread out when there are more than fit)
             dx, dy = downsample_minmax(fx, ys, buckets)
-            f.plot(dx, dy, marker="braille", color=mix(line.rgb, (255, 255, 255), 0.35))
-            if len(fx) <= width // 2:
-                f.scatter(fx, ys, marker="◆", color=line.rgb)
+            f.plot(dx, dy, marker="·", color=line.rgb)
+            mx, my = _spread(fx, ys, max(2, width // 4))
+            f.scatter(mx, my, marker="◆", color=line.rgb)
             continue
         if opts.smooth:
             raw_x, raw_y = downsample_minmax(fx, ys, buckets)
@@ -203,6 +241,9 @@ def build_chart(
         else:
             dx, dy = downsample_minmax(fx, ys, buckets)
             f.plot(dx, dy, marker="braille", color=line.rgb)
+        if line.glyph:
+            gx, gy = _spread(fx, ema_debiased(ys, opts.ema_weight) if opts.smooth else ys, GLYPH_MARKS)
+            f.scatter(gx, gy, marker=line.glyph, color=line.rgb)
     for h in shown_h:
         f.horizontal_line(h.y, color=h.rgb)
     if clipped_x:
@@ -214,11 +255,12 @@ def build_chart(
             f.scatter(finite_nan, [yhi] * len(finite_nan), marker="✕", color=NAN_RGB)
     f.xlim(xmin, xmax)
     f.ylim(ylo, yhi)
-    if opts.log:
-        ticks, labels = log_ticks(ylo, yhi, max(2, height // 3))
+    count = is_count(opts.metric)
+    if log:
+        ticks, labels = log_ticks(ylo, yhi, max(2, height // 3), count)
     else:
         ticks = nice_ticks(ylo, yhi, max(2, height // 3))
-        labels = [fmt_tick(t) for t in ticks]
+        labels = [fmt_tick(t, count) for t in ticks]
     if ticks:
         f.yticks(ticks, labels)
     xt = nice_ticks(xmin, xmax, max(2, width // 14))
@@ -232,11 +274,15 @@ def build_chart(
     result.plotted = True
     if result.clipped:
         direction = "above" if upper is not None else "below"
-        result.notes.append(f"{result.clipped} clipped {direction} {fmt_value(upper if upper is not None else lower)}")
+        result.notes.append(f"{result.clipped} clipped {direction} {fmt_value(upper if upper is not None else lower, opts.metric)}")
     if result.nonfinite:
         first = result.first_nonfinite_x
         where = f" from {opts.x_label} {_fmt_x(first, opts.x_label)}" if first is not None and math.isfinite(first) else ""
-        result.notes.append(f"✕ NaN/inf ×{result.nonfinite}{where}")
+        masked = sum(line.masked for line in lines)
+        hidden = f", {masked} masked" if masked else ""  # "NaN (masked)": the help screen says what it is
+        result.notes.append(f"✕ NaN/inf ×{result.nonfinite}{where}{hidden}")
+    if auto_log:
+        result.notes.append("log y (auto)")
     if dropped_nonpos:
         result.notes.append(f"{dropped_nonpos} ≤0 hidden (log)")
     for h in shown_h:

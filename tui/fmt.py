@@ -1,43 +1,16 @@
-"""Number and time formatting for narrow terminal cells (pure functions, no Textual)."""
+"""Number and time formatting for narrow terminal cells (pure functions, no Textual).
+
+Numbers are written by ``sfttop.core.numfmt`` (its docstring is the rule); this module adds
+changes, durations, steps and epochs.
+"""
 
 from __future__ import annotations
 
 import math
 
-from sfttop.core.metrics import LR, NUM_TOKENS
+from sfttop.core.numfmt import fmt_count, fmt_sci, fmt_tick, fmt_value
 
-
-def fmt_value(v: float | None, metric: str = "") -> str:
-    """A metric value in at most 9 characters; NaN and inf spelled out."""
-    if v is None:
-        return "—"
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if metric == NUM_TOKENS or metric.endswith("num_tokens"):
-        return fmt_count(v)
-    if metric == LR or metric.endswith("learning_rate"):
-        return f"{v:.2e}"
-    a = abs(v)
-    if a == 0:
-        return "0"
-    if a >= 1e5 or a < 1e-3:
-        return f"{v:.2e}"
-    if a >= 100:
-        return f"{v:.1f}"
-    return f"{v:.4g}" if a >= 1 else f"{v:.4f}"
-
-
-def fmt_count(v: float) -> str:
-    """12 → 12, 6448 → 6.4k, 1.2e7 → 12.0M."""
-    if not math.isfinite(v):
-        return fmt_value(v)
-    a = abs(v)
-    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return f"{v / div:.1f}{unit}"
-    return f"{v:.0f}"
+__all__ = ["fmt_change", "fmt_count", "fmt_duration", "fmt_epoch", "fmt_sci", "fmt_step", "fmt_tick", "fmt_value"]
 
 
 def fmt_change(now: float | None, before: float | None) -> tuple[str, int]:
@@ -85,15 +58,3 @@ def fmt_epoch(epoch: float | None) -> str:
     if epoch is None or not math.isfinite(epoch):
         return ""
     return f"ep {epoch:.2f}"
-
-
-def fmt_tick(v: float) -> str:
-    """Axis tick labels: short, no float noise (``1500``, ``0.25``, ``2e-05``, ``1.2M``)."""
-    a = abs(v)
-    if a == 0:
-        return "0"
-    if a >= 1e4:
-        return fmt_count(v).replace(".0", "")
-    if a < 1e-3:
-        return f"{v:.3g}".replace("e-0", "e-")
-    return f"{v:.4g}"

@@ -6,6 +6,8 @@ Plain data (no Textual import), so the CLI can validate a config file's ``[keys]
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -18,26 +20,98 @@ class Key:
     tooltip: str = ""  # longer, for the help screen
     show: bool = True  # in the footer
     priority: bool = False
+    rank: int = 99  # footer: the lowest ranks stay longest as the pane narrows
 
 
 KEYS: tuple[Key, ...] = (
-    Key("quit", "q", "quit", "quit", "quit sfttop"),
-    Key("help", "question_mark", "help", "keys", "show every key (this screen)"),
-    Key("next_run", "tab", "next_run", "next run", "select the next run", priority=True),
+    Key("quit", "q", "quit", "quit", "quit sfttop", rank=0),
+    # Ctrl+C quits, as in htop, btop and nvitop; a priority binding, or Textual's own "copy
+    # selected text" on the same key would take it first.
+    Key("interrupt", "ctrl+c", "quit", "quit", "quit sfttop (as in htop, btop, nvitop)", show=False, priority=True),
+    Key("help", "question_mark", "help", "keys", "show every key (this screen)", rank=1),
+    Key("next_run", "tab", "next_run", "next run", "select the next run", priority=True, rank=2),
     Key("prev_run", "shift+tab", "prev_run", "previous run", "select the previous run", show=False, priority=True),
     Key("run_down", "j,down", "run_down", "next run in the list", show=False),
     Key("run_up", "k,up", "run_up", "previous run in the list", show=False),
-    Key("next_metric", "m", "metric(1)", "metric", "chart the next metric (loss, grad_norm, lr, ...)"),
+    Key("next_metric", "m", "metric(1)", "metric", "chart the next metric (loss, grad_norm, lr, ...)", rank=4),
     Key("prev_metric", "M", "metric(-1)", "previous metric", "chart the previous metric", show=False),
-    Key("smooth", "s", "smooth", "smooth", "EMA smoothing on/off (TensorBoard's debiased EMA, w=0.6)"),
-    Key("log_scale", "l", "log_scale", "log y", "logarithmic y axis on/off"),
-    Key("x_axis", "x", "x_axis", "x axis", "x axis: optimizer step or tokens seen (num_tokens)"),
-    Key("overlay", "o", "overlay", "overlay", "overlay every run on the chart, each in its colour"),
+    Key("smooth", "s", "smooth", "smooth", "EMA smoothing on/off (TensorBoard's debiased EMA, w=0.6)", rank=7),
+    Key("log_scale", "l", "log_scale", "log y", "logarithmic y axis on/off (linear again when the overlay went log by itself)", rank=8),
+    Key("x_axis", "x", "x_axis", "x axis", "x axis: optimizer step or tokens seen (num_tokens)", rank=9),
+    Key("overlay", "o", "overlay", "overlay", "overlay every run, each in its colour and glyph (log y by itself when runs are far apart)", rank=5),
     Key("clip", "c", "clip", "clip spikes", "clip lone spikes (marked ▲) on/off", show=False),
-    Key("view", "v", "view", "view", "cycle views: chart, metrics, checklist, assessment"),
-    Key("dismiss", "d", "dismiss", "dismiss", "hide the top banner until its finding opens again"),
+    Key("view", "v", "view", "view", "cycle views: chart, metrics, checklist, assessment", rank=3),
+    Key("dismiss", "d", "dismiss", "dismiss", "hide the top banner until its finding opens again", rank=6),
     *(Key(f"run_{i}", str(i), f"select_run({i - 1})", f"run {i}", f"select run {i}", show=False) for i in range(1, 10)),
     Key("close_help", "escape,q,question_mark", "close", "close", "close the help screen", show=False),
 )
 
 BINDING_IDS: frozenset[str] = frozenset(k.id for k in KEYS)
+
+QUIT_IDS = ("quit", "interrupt")
+MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+NAMED_KEYS = frozenset(
+    {"escape", "tab", "enter", "return", "space", "backspace", "delete", "insert", "up", "down", "left",
+     "right", "home", "end", "pageup", "pagedown", *(f"f{i}" for i in range(1, 25))}
+)
+
+
+def key_name_error(name: str) -> str | None:
+    """Why ``name`` is not a key Textual can deliver (``"n"``, ``"ctrl+r"``, ``"question_mark"``,
+    ``"f5"``), or None. Textual accepts any string and the binding then never fires."""
+    parts = name.strip().split("+")
+    *mods, base = parts
+    for m in mods:
+        if m not in MODIFIERS:
+            return f"'{m}' is not a modifier (ctrl, shift, alt, meta, super, hyper)"
+    if len(set(mods)) != len(mods):
+        return "a modifier is repeated"
+    if len(base) == 1 and base.isprintable() and not base.isspace():
+        return None
+    if base in NAMED_KEYS:
+        return None
+    try:  # Textual names other characters by their Unicode name: question_mark, comma, ...
+        char = unicodedata.lookup(base.replace("_", " ").upper())
+    except KeyError:
+        char = ""
+    if base and base == base.lower() and len(char) == 1 and char.isprintable():
+        return None
+    return f"'{base}' is not a key name (use a character such as n or ?, a name such as tab or f5, or ctrl+x)"
+
+
+def effective_keys(keymap: Mapping[str, str]) -> dict[str, list[str]]:
+    """Every binding id's keys once ``keymap`` (id -> keys, comma-separated) is applied."""
+    out: dict[str, list[str]] = {}
+    for k in KEYS:
+        if k.id == "close_help":
+            continue
+        keys = keymap.get(k.id, k.keys)
+        out[k.id] = [_canonical(x) for x in keys.split(",") if x.strip()]
+    return out
+
+
+def _canonical(key: str) -> str:
+    key = key.strip()
+    return {"?": "question_mark"}.get(key, key)
+
+
+def keymap_error(keymap: Mapping[str, str]) -> str | None:
+    """One line saying what is wrong with a config's ``[keys]`` table, or None: an unknown key
+    name, a key given to two bindings (one of them would silently never fire), or no key left
+    that quits."""
+    for bid, keys in keymap.items():
+        for key in keys.split(","):
+            err = key_name_error(key)
+            if err is not None:
+                return f"keys.{bid}: {err}"
+    bound = effective_keys(keymap)
+    owner: dict[str, str] = {}
+    for bid, names in bound.items():
+        for key in names:
+            other = owner.setdefault(key, bid)
+            if other != bid:
+                changed = bid if bid in keymap else other
+                return f"keys.{changed}: '{key}' is already the key of '{other if changed == bid else bid}'"
+    if not any(bound[q] for q in QUIT_IDS):
+        return "keys: no key is left that quits (keys.quit or keys.interrupt)"
+    return None

@@ -22,8 +22,46 @@ RUN_COLORS: tuple[RGB, ...] = (
 )
 
 
+# Each run's glyph, drawn along its line in the overlay and shown in the legend: without colour
+# (NO_COLOR, a monochrome terminal) runs are told apart by these. None of them is a mark with
+# another meaning on the chart (◆ eval, ▲▼ clipped, ✕ NaN).
+RUN_GLYPHS: tuple[str, ...] = ("●", "■", "★", "✚", "○", "□", "◇", "✦", "◎", "✱", "♣", "♠", "▣", "✿", "❖", "⬢")
+
+
+# The same hues darkened for a light theme (TEXTUAL_THEME=textual-light): the colours above are
+# for Textual's dark background and fall to about 1.5:1 contrast on a light one; these keep 3:1
+# or more on #E0E0E0 (tests/test_tui_render.py measures both).
+RUN_COLORS_LIGHT: tuple[RGB, ...] = (
+    (66, 124, 191),
+    (173, 108, 46),
+    (148, 101, 199),
+    (43, 134, 134),
+    (194, 84, 137),
+    (133, 123, 52),
+    (109, 117, 186),
+    (148, 117, 86),
+)
+_palette: list[tuple[RGB, ...]] = [RUN_COLORS]
+
+
+def use_dark_theme(dark: bool) -> None:
+    """Pick the run colours for the app's theme (called once the app knows its theme)."""
+    _palette[0] = RUN_COLORS if dark else RUN_COLORS_LIGHT
+
+
 def run_rgb(index: int) -> RGB:
-    return RUN_COLORS[index % len(RUN_COLORS)]
+    colors = _palette[0]
+    return colors[index % len(colors)]
+
+
+def run_glyph(index: int) -> str:
+    return RUN_GLYPHS[index % len(RUN_GLYPHS)]
+
+
+def eval_rgb(index: int) -> RGB:
+    """The colour of a run's eval line when it is charted alone: a far hue from its train line
+    (blue train, orange eval), so the two differ in colour as well as in shape."""
+    return run_rgb(index + 1)
 
 
 def run_hex(index: int) -> str:
@@ -62,7 +100,7 @@ OK = Status("✔", "ok", "ok")
 LOADING = Status("◌", "load", "muted")
 MISSING = Status("?", "gone", "warning")
 DONE = Status("■", "done", "ok")
-WAITING = Status("…", "wait", "muted")
+WAITING = Status("…", "wait", "muted")  # no file yet, or no record in it yet
 ERROR = Status("!", "err", "warning")
 
 SEVERITY_STATUS = {"critical": CRITICAL, "warning": WARNING, "info": INFO}
@@ -78,7 +116,7 @@ CHECK_STATUS = {
     "pass": Status("✔", "pass", "ok"),
     "warn": Status("▲", "warn", "warning"),
     "fail": Status("✖", "FAIL", "critical"),
-    "pending": Status("·", "wait", "muted"),
+    "pending": Status("·", "pend", "muted"),
 }
 
 

@@ -13,7 +13,7 @@ from sfttop.core.sanitize import clean_text
 
 from .chart_render import ChartOptions
 from .fmt import fmt_count, fmt_value
-from .snapshot import ChartState, finding_order
+from .snapshot import ChartState, finding_order, shown_series
 from .widgets.assessment import AssessmentView
 from .widgets.checklist import ChecklistView, CheckRow
 from .widgets.metric_chart import ChartData
@@ -114,6 +114,13 @@ def _best_text(best: dict[str, object] | None) -> str:
     return clean_text(text)
 
 
+def _value_text(run: Run, metric: str, value: float | None) -> str:
+    shown = shown_series(run.data, metric, last=1)
+    if shown is not None and len(shown.values) - 1 in shown.masked:
+        return "NaN (masked)"
+    return fmt_value(value, metric)
+
+
 def assessment_view(run: Run, t: Thresholds) -> AssessmentView:
     a = assess(run.data, run.diagnoser, t, log_path=run.path)
     advice: list[str] = []
@@ -123,7 +130,7 @@ def assessment_view(run: Run, t: Thresholds) -> AssessmentView:
             if line not in advice:
                 advice.append(line)
     metrics = tuple(
-        (label(m.metric), fmt_value(m.value, m.metric), _METRIC_STATE.get(m.status, "muted"), clean_text(m.note))
+        (label(m.metric), _value_text(run, m.metric, m.value), _METRIC_STATE.get(m.status, "muted"), clean_text(m.note))
         for m in a.metrics
     )
     compare = tuple(

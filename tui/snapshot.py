@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sfttop.core import metrics as M
@@ -18,11 +19,14 @@ from sfttop.core.liveness import State
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
+from sfttop.core.series import RunData
+from sfttop.core.unread import has_records, unread_reason
 
 from .chart_render import ChartLine, ChartOptions, HLine
 from .fmt import fmt_duration, fmt_epoch, fmt_step
 from .palette import (
     CRIT_RGB,
+    CRITICAL,
     DONE,
     ERROR,
     LOADING,
@@ -30,11 +34,14 @@ from .palette import (
     OK,
     WAITING,
     WARN_RGB,
+    WARNING,
     Status,
+    eval_rgb,
+    run_glyph,
     run_rgb,
     severity_status,
 )
-from .plotdata import bucket_series, map_x
+from .plotdata import bucket_series, map_x, mask_values, nonfinite_steps
 from .widgets.alert_banner import BannerItem
 from .widgets.metric_card import CardData
 from .widgets.metric_chart import ChartData, LegendItem
@@ -67,6 +74,53 @@ _IN_GROUPS = {m for _, a, b in CHART_GROUPS for m in (a, b) if m}
 _NOT_CHARTED = {"eval_num_tokens", "eval_steps_per_second", "total_flos"}
 
 
+# Values that stand in for a NaN. With the HF Trainer's logging_nan_inf_filter (on by default) a
+# NaN loss is left out of the logged mean, so once every step is NaN the log says 'loss': 0.0
+# while grad_norm, and entropy (computed from the same NaN logits), say nan; token accuracy on
+# NaN logits comes out as 0. A value logged at a step where one of its witnesses is NaN/inf is
+# shown as a NaN, "masked", never as a number.
+MASK_WITNESSES: dict[str, tuple[str, ...]] = {
+    M.LOSS: (M.GRAD_NORM, M.ENTROPY),
+    M.TOKEN_ACC: (M.GRAD_NORM, M.ENTROPY),
+    M.EVAL_LOSS: (M.EVAL_ENTROPY,),
+    M.EVAL_TOKEN_ACC: (M.EVAL_LOSS, M.EVAL_ENTROPY),
+}
+# Without a grad_norm to tell, a train loss of exactly 0 after losses above this is the same
+# hidden NaN (the diagnoser's rule too): cross-entropy of a language model never reaches 0.
+MASKED_ZERO_AFTER = 0.01
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A metric's points as the screen shows them: masked values as NaN, and which those are."""
+
+    steps: Sequence[int]
+    values: Sequence[float]
+    masked: frozenset[int]  # positions in ``values``
+
+
+def shown_series(data: RunData, metric: str, last: int | None = None) -> Shown | None:
+    """``metric``'s points (its ``last`` ones only, when given) with masked values as NaN."""
+    s = data.get(metric)
+    if s is None or not len(s):
+        return None
+    steps: Sequence[int] = s.steps
+    values: Sequence[float] = s.values
+    zero_after = MASKED_ZERO_AFTER if metric == M.LOSS else None
+    high_before = False
+    if last is not None and len(steps) > last:
+        if zero_after is not None:  # a run of zeros longer than the tail is still masked
+            high_before = any(map(zero_after.__lt__, values[:-last]))
+        steps, values = steps[-last:], values[-last:]
+    bad: list[int] = []
+    for w in MASK_WITNESSES.get(metric, ()):
+        ws = data.get(w)
+        if ws is not None:
+            bad.extend(nonfinite_steps(ws.steps, ws.values, from_step=steps[0]))
+    values, masked = mask_values(steps, values, bad, zero_after, high_before)
+    return Shown(steps, values, frozenset(masked))
+
+
 def run_name(run: Run) -> str:
     return clean_text(run.name)
 
@@ -85,6 +139,8 @@ def run_status(run: Run) -> Status:
         return ERROR
     if not run.loaded:
         return LOADING
+    if not has_records(run):
+        return ERROR if run.error else WAITING
     if run.finished:
         return DONE
     if worst is Severity.INFO:
@@ -117,7 +173,7 @@ def run_detail(run: Run) -> str:
         return "no data"
     if total:
         return f"{step}/{total}"
-    return f"s{step}"
+    return f"step {step}"
 
 
 def run_row(run: Run) -> RunRow:
@@ -166,6 +222,9 @@ def run_state(run: Run, now: float | None = None) -> str:
     if run.restarted_at is not None:
         when = time.strftime("%H:%M", time.localtime(run.restarted_at))
         restarted = f"restarted {when} ({run.restart_reason})"
+    if not has_records(run):
+        waiting = f"no records recognised yet ({run.parser.stats.lines} lines read)"
+        return " · ".join(p for p in (waiting, restarted) if p)
     life = run.liveness(now) if now is not None else None
     state = ""
     if run.crashed:
@@ -178,20 +237,17 @@ def run_state(run: Run, now: float | None = None) -> str:
 
 
 def others_text(runs: list[Run], selected: int) -> str:
-    crit = warn = 0
+    """The other runs' worst states, worst first (``others ✖2 CRIT ▲1 WARN ?1 gone``): in a
+    small pane, where the run list is folded away, this is how trouble elsewhere shows."""
+    counts: dict[Status, int] = {}
     for i, r in enumerate(runs):
         if i == selected:
             continue
-        w = r.diagnoser.worst_active()
-        if w is Severity.CRITICAL:
-            crit += 1
-        elif w is Severity.WARNING:
-            warn += 1
-    parts = []
-    if crit:
-        parts.append(f"✖{crit} CRIT")
-    if warn:
-        parts.append(f"▲{warn} WARN")
+        st = run_status(r)
+        if st.css in ("critical", "warning"):
+            counts[st] = counts.get(st, 0) + 1
+    order = (CRITICAL, WARNING, ERROR, MISSING)
+    parts = [f"{st.glyph}{counts[st]} {st.word}" for st in sorted(counts, key=lambda s: order.index(s) if s in order else 9)]
     return ("others " + " ".join(parts)) if parts else ""
 
 
@@ -205,13 +261,13 @@ def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
     # While a long log's history loads from the top, its current values come from its end.
     data = run.preview if run.preview is not None and not run.loaded else run.data
     for metric, label, better in CARD_METRICS:
-        s = data.get(metric)
+        s = shown_series(data, metric, last=SPARK_POINTS)
         low, high = M.NORMAL_RANGES.get(metric, (None, None))
         if metric == M.GRAD_NORM:
             high = t.grad_norm_warn
         if metric == M.LR:
             low, high = t.lr_min, t.lr_max
-        if s is None or not len(s):
+        if s is None:
             out.append(CardData(metric, label, None, None, (), low, high, _critical_for(metric, t), better))
             continue
         vals = s.values
@@ -219,7 +275,8 @@ def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
         back = 1 if metric.startswith("eval_") else min(5, n - 1)
         before = vals[n - 1 - back] if n > 1 and back > 0 else None
         recent = tuple(vals[-SPARK_POINTS:])
-        out.append(CardData(metric, label, vals[-1], before, recent, low, high, _critical_for(metric, t), better))
+        out.append(CardData(metric, label, vals[-1], before, recent, low, high, _critical_for(metric, t), better,
+                            masked=(n - 1) in s.masked))
     return tuple(out)
 
 
@@ -262,6 +319,7 @@ class ChartState:
     tokens: bool = False  # x by num_tokens instead of step
     overlay: bool = False
     clip: bool = True
+    log_auto: bool = True  # overlay: log y by itself when runs are orders of magnitude apart
 
 
 def groups_for(run: Run | None) -> list[tuple[str, str, str | None]]:
@@ -298,8 +356,8 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
         for m, style in ((metric, "line"), (twin, "eval")):
             if m is None:
                 continue
-            s = r.data.get(m)
-            if s is None or not len(s):
+            s = shown_series(r.data, m)
+            if s is None:
                 continue
             xs, ys, bad = bucket_series(s.steps, s.values, buckets)
             # non-finite points go back in as NaN so the renderer marks them
@@ -311,11 +369,17 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
             xs_m, ok = _xs_for(r, xs_f, state.tokens)
             missing_tokens = missing_tokens or not ok
             label = f"{name} {M.label(m)}" if state.overlay else M.label(m)
-            lines.append(ChartLine(label, xs_m, list(ys), run_rgb(r.color_index), "eval" if style == "eval" else "line"))
+            is_eval = style == "eval"
+            # alone, eval differs from train in colour and shape; in the overlay colour and glyph
+            # name the run, and the eval line's shape (dotted, ◆) tells it from the train line
+            rgb = eval_rgb(r.color_index) if is_eval and not state.overlay else run_rgb(r.color_index)
+            glyph = run_glyph(r.color_index) if state.overlay and not is_eval else ""
+            lines.append(ChartLine(label, xs_m, list(ys), rgb, "eval" if is_eval else "line", glyph=glyph,
+                                   masked=len(s.masked)))
             if not state.overlay:
-                legend.append(LegendItem(label, r.color_index, style == "eval"))
-            elif style == "line" or not any(i.label == name for i in legend):
-                legend.append(LegendItem(name, r.color_index))
+                legend.append(LegendItem(label, r.color_index, is_eval, rgb=rgb))
+            elif not is_eval or not any(i.label == name for i in legend):
+                legend.append(LegendItem(name, r.color_index, glyph=run_glyph(r.color_index), rgb=rgb))
     hlines: list[HLine] = []
     if metric == M.GRAD_NORM:
         hlines = [
@@ -328,13 +392,18 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
         clip=state.clip,
         x_label="tokens" if state.tokens and not missing_tokens else "step",
         metric=metric,
+        auto_log=state.overlay and state.log_auto,
     )
     note = "no num_tokens: x is step" if state.tokens and missing_tokens else ""
     prefix = ""
     if state.overlay:
-        prefix = M.label(metric) + (f" ◆ {M.label(twin)}" if twin else "") + " │"
+        prefix = "━ " + M.label(metric) + (f" ·◆ {M.label(twin)}" if twin else "") + " │"
     version = (*((r.name, r.generation) for r in shown), title, buckets)
-    return ChartData(title, lines, legend, hlines, opts, note, version, legend_prefix=prefix)
+    message = ""
+    if run is not None and not lines and run.loaded and not state.overlay:
+        # say why the chart is empty: a log sfttop cannot read must not look like a quiet one
+        message = unread_reason(run, final=False) or ""
+    return ChartData(title, lines, legend, hlines, opts, note, version, message=message, legend_prefix=prefix)
 
 
 # -------------------------------------------------------------------------------- misc

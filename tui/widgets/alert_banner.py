@@ -26,6 +26,8 @@ class BannerItem:
 
 
 def banner_text(items: tuple[BannerItem, ...], width: int, max_lines: int, styles: dict[str, str], hidden: int = 0) -> Text:
+    """One line per finding, at most ``max_lines``; the last line ends with how many more there
+    are (and how many are dismissed), and that count is never the part cut off."""
     out = Text(no_wrap=True, overflow="ellipsis")
     shown = items[:max_lines]
     more = len(items) - len(shown)
@@ -33,19 +35,26 @@ def banner_text(items: tuple[BannerItem, ...], width: int, max_lines: int, style
         if i:
             out.append("\n")
         st = styles.get(item.status.css, "")
-        out.append(f" {item.status.glyph} {item.status.word} ", style=st + " reverse")
-        out.append(" ")
-        out.append(item.message, style=st)
+        line = Text(no_wrap=True)
+        line.append(f" {item.status.glyph} {item.status.word} ", style=st + " reverse")
+        line.append(" ")
+        line.append(item.message, style=st)
         if item.advice:
-            out.append("  → ", style=styles.get("muted", ""))
-            out.append(item.advice)
+            line.append("  → ", style=styles.get("muted", ""))
+            line.append(item.advice)
+        tail = None
         if i == len(shown) - 1 and (more or hidden):
-            tail = []
+            bits = []
             if more:
-                tail.append(f"+{more} more")
+                bits.append(f"+{more} more")
             if hidden:
-                tail.append(f"{hidden} dismissed")
-            out.append("  (" + ", ".join(tail) + ")", style=styles.get("muted", ""))
+                bits.append(f"{hidden} dismissed")
+            tail = Text("  (" + ", ".join(bits) + ")", style=styles.get("muted", ""))
+        if width > 0 and line.cell_len + (tail.cell_len if tail else 0) > width:
+            line.truncate(max(1, width - (tail.cell_len if tail else 0)), overflow="ellipsis")
+        if tail is not None:
+            line.append_text(tail)
+        out.append_text(line)
     return out
 
 

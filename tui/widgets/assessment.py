@@ -1,4 +1,4 @@
-"""``AssessmentPanel``: the seed FAQ's "log status evaluation": a verdict, the positive signals,
+"""``AssessmentPanel``: the "log status evaluation": a verdict, the positive signals,
 the cautions, the advice to act on and the best checkpoint."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.widget import Widget
+
+from .checklist import set_more_hint
 
 
 @dataclass(frozen=True)
@@ -102,5 +104,11 @@ class AssessmentPanel(Widget):
         text = assessment_text(self.view, width, {})
         return len(text.wrap(self.app.console, max(1, width)))
 
+    def on_resize(self) -> None:
+        self.refresh()  # the "more" hint in the border depends on the height: render again
+
     def render(self) -> Text:
-        return assessment_text(self.view, self.content_size.width, self._styles())
+        text = assessment_text(self.view, self.content_size.width, self._styles())
+        width = max(1, self.content_size.width)
+        set_more_hint(self, len(text.wrap(self.app.console, width)), self.content_size.height)
+        return text

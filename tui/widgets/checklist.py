@@ -1,4 +1,4 @@
-"""``Checklist``: the seed FAQ's monitoring checklist at three cadences, colour-coded, with each
+"""``Checklist``: the monitoring checklist at three cadences, colour-coded, with each
 check's state in every past window so the user sees when it turned."""
 
 from __future__ import annotations
@@ -111,9 +111,24 @@ class Checklist(Widget):
         heads = len({r.cadence for r in self.view.rows}) if width < 60 else 0
         return max(1, len(self.view.rows) + heads + (1 if self.view.note else 0))
 
+    def on_resize(self) -> None:
+        self.refresh()  # the "more" hint in the border depends on the height: render again
+
     def render(self) -> Text:
         styles = {
             n: str(self.get_component_rich_style(f"checklist--{n}", partial=True))
             for n in ("ok", "warning", "critical", "muted", "heading")
         }
-        return checklist_text(self.view, self.content_size.width, styles)
+        text = checklist_text(self.view, self.content_size.width, styles)
+        set_more_hint(self, len(text.split("\n")), self.content_size.height)
+        return text
+
+
+def set_more_hint(widget: Widget, lines: int, height: int) -> None:
+    """Say in the border how many lines a panel could not show, and where to see them all:
+    nothing is cut without a hint."""
+    hidden = lines - height if height > 0 else 0
+    sub = f"↓{hidden} more · v: full view" if hidden > 0 else ""
+    if str(widget.border_subtitle or "") != sub:
+        # called from render(): a border changed while painting is not repainted, so after it
+        widget.call_after_refresh(setattr, widget, "border_subtitle", sub or None)

@@ -19,13 +19,17 @@ LEGEND: tuple[tuple[str, str], ...] = (
     ("● info", "only informational findings"),
     ("✔ ok / ■ done", "healthy / finished cleanly"),
     ("◌ load", "history still being read (the percentage shows how far)"),
-    ("? gone / … wait", "the log file vanished / does not exist yet"),
+    ("? gone", "the log file vanished"),
+    ("… wait", "nothing to show yet: no file, or no line in it that sfttop recognises (the chart says why)"),
     ("! err", "the log cannot be read (the title bar says why)"),
-    ("↑ ↓ (cards)", "value above / below the seed FAQ's normal range"),
+    ("↑ ↓ (cards)", "value above / below the metric's normal range (loss 0.01-1, grad_norm 0.1-10, ...)"),
+    ("NaN (masked)", "the Trainer logged a number (0) where the loss was NaN (logging_nan_inf_filter; "
+                     "grad_norm shows nan): drawn ✕, counted as 'masked' under the chart"),
     ("Δ (cards)", "change over the last 5 logged points (last eval for eval metrics)"),
-    ("━ ◆ (chart)", "train line / eval points, in the run's colour"),
+    ("━ ·◆ (chart)", "train line / eval line, dotted with ◆ on evals and in another colour"),
+    ("● ■ ★ ... (overlay)", "each run's glyph along its line and in the legend (readable without colour)"),
     ("▲ ✕ (chart)", "a clipped spike (press c to show it whole) / a NaN or inf value"),
-    ("checklist", "✔ pass ▲ warn ✖ FAIL · pending; the row of glyphs is each past window"),
+    ("checklist", "✔ pass ▲ warn ✖ FAIL · pend (not enough data yet); the row of glyphs is each past window"),
 )
 
 
@@ -66,7 +70,8 @@ class HelpScreen(ModalScreen[None]):
             legend.add_row(Text(mark), Text(means))
         with VerticalScroll():
             head = Text("Keys", style="bold")
-            head.append("  (esc or ? closes; remap a key by its id in the config file's [keys] table)", style="dim")
+            head.append("  (q, ctrl+c quit sfttop; esc or ? closes this screen; remap a key by its id in the config "
+                        "file's [keys] table)", style="dim")
             yield Static(head)
             yield Static(keys)
             yield Static(Text("\nWhat the marks mean", style="bold"))

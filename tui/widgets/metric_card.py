@@ -1,6 +1,6 @@
 """``MetricCard``: one metric on one line: name, current value, recent change, sparkline.
 
-The value is coloured by the metric's normal range (seed FAQ) and carries an arrow when outside
+The value is coloured by the metric's normal range (core.metrics.NORMAL_RANGES) and carries an arrow when outside
 it, so the meaning survives ``NO_COLOR``: ``↑`` above range, ``↓`` below, ``✖`` NaN/inf or past
 the critical threshold.
 """
@@ -29,6 +29,7 @@ class CardData:
     high: float | None = None
     critical: float | None = None  # above this the value is critical (grad_norm 20)
     higher_is_better: bool | None = None  # colours the change arrow, None: neutral
+    masked: bool = False  # the logged value stands in for a NaN (the Trainer's NaN filter)
 
 
 def judge(card: CardData) -> tuple[str, str]:
@@ -68,9 +69,17 @@ def card_text(card: CardData, width: int, styles: dict[str, str]) -> Text:
     label = card.label if len(card.label) <= label_w else card.label[: label_w - 1] + "…"
     t.append(f"{label:<{label_w}}", style=styles.get("label", ""))
     value = fmt_value(card.value, card.metric)
-    t.append(f"{value:>8}", style=styles.get(state, ""))
-    t.append(mark or " ", style=styles.get(state, ""))
-    if show_change:
+    if card.masked:
+        # wider than a number: it takes the change column (no change is measured on a NaN), or
+        # a few cells of the sparkline when there is no change column
+        width_v = 15 if show_change else 12
+        spark_w = spark_w if show_change else max(0, spark_w - 4)
+        t.append(f"{'NaN (masked)':>{width_v}}", style=styles.get(state, ""))
+        t.append(mark or " ", style=styles.get(state, ""))
+    else:
+        t.append(f"{value:>8}", style=styles.get(state, ""))
+        t.append(mark or " ", style=styles.get(state, ""))
+    if show_change and not card.masked:
         change, sign = fmt_change(card.value, card.before)
         cstyle = styles.get("muted", "")
         if card.higher_is_better is not None and sign:

@@ -21,6 +21,39 @@ class LegendItem:
     label: str
     color_index: int
     eval: bool = False
+    glyph: str = ""  # overlay: the run's glyph on the chart
+    rgb: tuple[int, int, int] | None = None  # the line's colour (default: the run's)
+
+
+def legend_items(d: ChartData) -> list[Text]:
+    out = []
+    for item in d.legend:
+        t = Text(no_wrap=True)
+        mark = item.glyph or ("·◆" if item.eval else "━")
+        style = "#{:02x}{:02x}{:02x}".format(*item.rgb) if item.rgb else run_hex(item.color_index)
+        t.append(mark + " ", style=f"bold {style}")
+        t.append(item.label)
+        out.append(t)
+    return out
+
+
+def legend_lines(items: list[Text], width: int) -> list[Text]:
+    """The legend wrapped to ``width``, whole items per line (a run's name is never cut unless
+    it alone is wider than the chart)."""
+    lines: list[Text] = []
+    cur = Text(no_wrap=True)
+    for it in items:
+        if cur.cell_len and cur.cell_len + 2 + it.cell_len > width:
+            lines.append(cur)
+            cur = Text(no_wrap=True)
+        if cur.cell_len:
+            cur.append("  ")
+        cur.append_text(it)
+    if cur.cell_len:
+        lines.append(cur)
+    for line in lines:
+        line.truncate(max(1, width), overflow="ellipsis")
+    return lines
 
 
 @dataclass
@@ -64,40 +97,57 @@ class MetricChart(Widget):
         self._update_titles()
         self.refresh()
 
+    def _legend_in_border(self) -> bool:
+        """The legend goes in the border when it fits there, else on lines above the plot."""
+        d = self.data
+        if d is None or not d.legend:
+            return True
+        prefix = len(d.legend_prefix) + 1 if d.legend_prefix else 0
+        need = prefix + sum(t.cell_len + 2 for t in legend_items(d))
+        return need <= max(0, self.size.width - 6)
+
     def _update_titles(self) -> None:
         d = self.data
         if d is None:
             return
         title = Text(no_wrap=True)
+        in_border = self._legend_in_border()
         if d.legend_prefix:
-            title.append(d.legend_prefix + " ")
-        for i, item in enumerate(d.legend):
-            if i:
-                title.append("  ")
-            title.append("◆ " if item.eval else "━ ", style=run_hex(item.color_index))
-            title.append(item.label)
-        if not d.legend:
+            title.append(d.legend_prefix + " " if in_border else d.legend_prefix.rstrip(" │"))
+        if d.legend and in_border:
+            for i, item in enumerate(legend_items(d)):
+                if i:
+                    title.append("  ")
+                title.append_text(item)
+        elif not d.legend_prefix:
             title.append(d.title)
         self.border_title = title
         self._set_subtitle()
+
+    def on_resize(self) -> None:
+        self._update_titles()  # the legend's place and the subtitle's parts depend on the width
 
     def _set_subtitle(self) -> None:
         d = self.data
         if d is None:
             return
         o = d.opts
-        parts = [f"x {o.x_label}"]
+        # (text, rank): what the data says (NaN, clipped points) outlasts how it is drawn
+        parts = [(f"x {o.x_label}", 5)]
         if o.smooth:
-            parts.append(f"EMA {o.ema_weight:g}")
+            parts.append((f"EMA {o.ema_weight:g}", 3))
         if o.log:
-            parts.append("log y")
+            parts.append(("log y", 2))
         if not o.clip:
-            parts.append("no clip")
+            parts.append(("no clip", 4))
         if d.note:
-            parts.append(d.note)
+            parts.append((d.note, 1))
         if self.result is not None:
-            parts.extend(self.result.notes)
-        sub = " · ".join(parts)
+            parts.extend((n, 2 if n.startswith("log y") else 1 if n.startswith("──") else 0) for n in self.result.notes)
+        room = self.size.width - 6
+        while len(parts) > 1 and len(" · ".join(p for p, _ in parts)) > room:
+            parts.remove(max(parts, key=lambda p: p[1]))
+        sub = " · ".join(p for p, _ in parts)
         if sub != getattr(self, "_last_sub", None):
             self._last_sub = sub
             self.border_subtitle = Text(sub)
@@ -110,15 +160,23 @@ class MetricChart(Widget):
         key = (d.version, d.opts, d.title, size.width, size.height)
         if key != self._cache_key:
             self._cache_key = key
+            legend = [] if self._legend_in_border() else legend_lines(legend_items(d), size.width)
+            legend = legend[: max(0, size.height - 6)]  # the plot keeps at least 6 rows
             if d.message:
                 res = ChartResult(d.message, False)
             else:
-                res = build_chart(d.lines, d.opts, size.width, size.height, d.hlines)
+                res = build_chart(d.lines, d.opts, size.width, size.height - len(legend), d.hlines)
             self.builds += 1
             self.result = res
             if res.plotted:
-                self._cache = Text.from_ansi(res.text, no_wrap=True, end="")
+                body = Text.from_ansi(res.text, no_wrap=True, end="")
             else:
-                self._cache = Text(res.text, style="dim", justify="center")
+                body = Text(res.text, style="dim", justify="center")
+            if legend:
+                head = Text("\n", no_wrap=True).join(legend)
+                head.append("\n")
+                head.append_text(body)
+                body = head
+            self._cache = body
             self.call_after_refresh(self._set_subtitle)
         return self._cache

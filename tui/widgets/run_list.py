@@ -152,7 +152,8 @@ class RunList(Widget):
         sub = " ".join(parts) + " more" if parts else ""
         if sub != self._more:
             self._more = sub
-            self.border_subtitle = sub or None
+            # called from render(): a border changed while painting is not repainted, so after it
+            self.call_after_refresh(setattr, self, "border_subtitle", sub or None)
 
     def watch_selected(self) -> None:
         self.refresh()

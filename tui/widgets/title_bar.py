@@ -6,6 +6,7 @@ so it is built to shed parts from the right as the width shrinks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -32,21 +33,33 @@ class TitleInfo:
 
 def title_text(info: TitleInfo, width: int, styles: dict[str, str]) -> Text:
     """The title line; in a narrow pane the run's position ``[2/3]`` and the app's suffix go
-    before its progress does."""
+    before its progress does. The other runs' alarms are never dropped: in a small pane the
+    title is the only place they show."""
     t, complete = _title(info, width, styles, compact=False)
     if not complete:
-        t, _ = _title(info, width, styles, compact=True)
+        t, complete = _title(info, width, styles, compact=True)
+    if not complete:
+        t, _ = _title(info, width, styles, compact=True, words=False)
     return t
 
 
-def _title(info: TitleInfo, width: int, styles: dict[str, str], compact: bool) -> tuple[Text, bool]:
+def _title(
+    info: TitleInfo, width: int, styles: dict[str, str], compact: bool, words: bool = True
+) -> tuple[Text, bool]:
     """The line, and whether the progress and the other runs' alarms both made it."""
     t = Text(no_wrap=True, overflow="ellipsis")
     app = info.app.split(" ")[0] if compact else info.app
+    others = info.others if words else re.sub(r" (CRIT|WARN|err|gone)\b", "", info.others)
+    # room kept at the end for the other runs' alarms, whatever else has to go
+    reserve = len(others) + 3 if others else 0
     t.append(f" {app} ", style=styles.get("app", ""))
     if info.run:
         t.append(" ▸ ")
-        t.append(info.run, style=f"bold {run_hex(info.color_index)}")
+        name = info.run
+        room = width - t.cell_len - reserve
+        if len(name) > room:
+            name = name[: max(1, room - 1)] + "…"
+        t.append(name, style=f"bold {run_hex(info.color_index)}")
         if info.count > 1 and not compact:
             t.append(f" [{info.index + 1}/{info.count}]", style=styles.get("muted", ""))
     elif info.count == 0:
@@ -54,8 +67,6 @@ def _title(info: TitleInfo, width: int, styles: dict[str, str], compact: bool) -
     optional = [
         (info.state, styles.get("state", "")),
         (info.progress, ""),
-        (info.others.replace(" CRIT", "").replace(" WARN", "") if compact else info.others,
-         styles.get("alert", "")),
         (info.loading, styles.get("muted", "")),
         (info.alerts, styles.get("muted", "")),
     ]
@@ -63,13 +74,16 @@ def _title(info: TitleInfo, width: int, styles: dict[str, str], compact: bool) -
     for i, (text, style) in enumerate(optional):
         if not text:
             continue
-        if t.cell_len + 3 + len(text) > width and i == 1 and info.progress_short:
+        if t.cell_len + 3 + len(text) + reserve > width and i == 1 and info.progress_short:
             text = info.progress_short
-        if t.cell_len + 3 + len(text) > width:
-            dropped = dropped or i <= 2
+        if t.cell_len + 3 + len(text) + reserve > width:
+            dropped = dropped or i <= 1
             continue  # drop what does not fit rather than cut it mid-word
         t.append(" │ ", style=styles.get("muted", ""))
         t.append(text, style=style)
+    if others:
+        t.append(" │ ", style=styles.get("muted", ""))
+        t.append(others, style=styles.get("alert", ""))
     return t, not dropped
 
 
