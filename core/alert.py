@@ -30,9 +30,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from .diagnose import Severity
 from .sanitize import clean_text
 
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 WINDOW_SECONDS = 60.0
 
 
@@ -48,7 +48,11 @@ def severity_name(sev: object) -> str:
 
 
 def severity_rank(sev: object) -> int:
-    return SEVERITY_RANK.get(severity_name(sev), 0)
+    """The rank ``Severity`` gives ``sev`` (by value or by name); an unknown name ranks lowest."""
+    try:
+        return Severity(severity_name(sev)).rank
+    except ValueError:
+        return 0
 
 
 def _jsonable(v: object) -> object:
@@ -142,7 +146,7 @@ class AlertDispatcher:
         if not argv:
             raise ValueError("--alert-cmd is empty")
         self.argv = argv
-        if severity_name(self.min_severity) not in SEVERITY_RANK:
+        if severity_name(self.min_severity) not in {s.value for s in Severity}:
             raise ValueError(f"unknown severity {self.min_severity!r}")
         self.max_per_minute = max(1, int(self.max_per_minute))
 

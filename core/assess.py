@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from .checklist import best_eval, logging_interval
 from .config import Thresholds
 from .diagnose import Diagnoser, Severity, fmt, json_value, median
+from .discover import CHECKPOINT_DIR
 from .metrics import (
     ENTROPY,
     EVAL_ENTROPY,
@@ -32,12 +30,12 @@ from .metrics import (
     TOKEN_ACC,
     label,
 )
+from .query import best_eval, logging_interval, lr_direction, smoothed_at
 from .records import Kind
 from .series import RunData
 
 # statuses, best first
 GOOD, OK, WATCH, HIGH, LOW, CRITICAL, NA = "good", "ok", "watch", "high", "low", "critical", "n/a"
-STATUS_RANK = {GOOD: 0, OK: 0, NA: 0, WATCH: 1, LOW: 1, HIGH: 1, CRITICAL: 2}
 
 
 @dataclass
@@ -117,12 +115,7 @@ def _latest(data: RunData, metric: str) -> tuple[int, float] | None:
 
 
 def _smoothed(data: RunData, metric: str, n: int, until: int | None = None) -> float | None:
-    s = data.get(metric)
-    if s is None:
-        return None
-    j = len(s) if until is None else bisect_right(s.steps, until)
-    vals = [v for v in s.values[max(0, j - 3 * n) : j] if math.isfinite(v)][-n:]
-    return median(vals) if vals else None
+    return smoothed_at(data.get(metric), n, until)
 
 
 def _range_text(metric: str) -> str:
@@ -208,9 +201,10 @@ def _lr_shape(data: RunData, diag: Diagnoser) -> str:
     peak = diag.lr_peak()
     if len(vals) < 2:
         return "schedule unknown"
-    if vals[-1] > vals[0] * (1 + 1e-6):
+    direction = lr_direction(vals[0], vals[-1])
+    if direction > 0:
         return "warming up"
-    if vals[-1] < vals[0] * (1 - 1e-6):
+    if direction < 0:
         if peak and vals[-1] < peak:
             return f"decaying as expected, now {vals[-1] / peak:.2%} of its peak {fmt(peak)}"
         return "decaying"
@@ -443,7 +437,6 @@ def _loss_falling(data: RunData) -> bool:
 # ------------------------------------------------------------------------------------------------
 # best checkpoint
 
-_CKPT = re.compile(r"^checkpoint-(\d+)$")
 _MAX_LISTED = 2000
 
 
@@ -469,7 +462,7 @@ def _checkpoint_dirs(base: str) -> dict[int, str]:
                 continue
         except OSError:
             continue
-        m = _CKPT.match(e.name)
+        m = CHECKPOINT_DIR.match(e.name)
         if m:
             found.setdefault(int(m.group(1)), e.path)
         elif not e.name.startswith("."):
@@ -477,7 +470,7 @@ def _checkpoint_dirs(base: str) -> dict[int, str]:
     for d in subdirs[:50]:
         try:
             for e in list(os.scandir(d))[:_MAX_LISTED]:
-                m = _CKPT.match(e.name)
+                m = CHECKPOINT_DIR.match(e.name)
                 if m and e.is_dir():
                     found.setdefault(int(m.group(1)), e.path)
         except OSError:
@@ -498,7 +491,7 @@ def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
     step, loss, acc = best
     # Relative to the log path as the user gave it, so the report reads the same anywhere.
     base = os.path.dirname(os.path.normpath(log_path)) or "."
-    if _CKPT.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
+    if CHECKPOINT_DIR.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
         base = os.path.dirname(base) or "."
     dirs = _checkpoint_dirs(base)
     path = dirs.get(step)

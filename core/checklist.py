@@ -36,7 +36,6 @@ just that, cheaply, for a loader to call every few hundred records.
 from __future__ import annotations
 
 import math
-import operator
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from .config import Thresholds
 from .diagnose import Diagnoser, Finding, fmt, median
 from .metrics import ENTROPY, EVAL_LOSS, EVAL_TOKEN_ACC, GRAD_NORM, LOSS, LR
+from .query import best_key, logging_interval, lr_direction, smoothed_at, value_at
 from .records import Kind
 from .series import RunData, Series
 
@@ -234,15 +234,6 @@ def nice_ceil(x: float) -> int:
         if m * k >= 10 * x - 1e-9:
             return int(m * k) // 10
     return 10 * int(k)  # pragma: no cover
-
-
-def logging_interval(data: RunData) -> int:
-    """The run's logging interval in steps (median gap between the newest train records: the
-    newest points of a series are always kept at full resolution)."""
-    steps = data.index[Kind.TRAIN].steps[-101:]
-    if len(steps) < 2:
-        return 1
-    return max(1, int(median(map(operator.sub, steps[1:], steps[:-1]))))
 
 
 def window_sizes(interval: int, horizon: int | None = None) -> tuple[int, int]:
@@ -561,7 +552,7 @@ class _Evals:
             if self.metric != EVAL_LOSS:
                 continue
             a = value_at(acc, step)
-            key = (v, -a if a is not None else math.inf, step)
+            key = best_key(v, a, step)
             n = len(self.values) - 1
             if self._key is None or key < self._key:
                 self._key = key
@@ -648,13 +639,7 @@ class _Ctx:
 
     def train_at(self, metric: str, step: int) -> float | None:
         """Median of the last ``smooth_points`` finite train values at or before ``step``."""
-        s = self.data.get(metric)
-        if s is None:
-            return None
-        j = bisect_right(s.steps, step)
-        vals = [v for v in s.values[max(0, j - 3 * self.t.smooth_points) : j] if math.isfinite(v)]
-        vals = vals[-self.t.smooth_points :]
-        return median(vals) if vals else None
+        return smoothed_at(self.data.get(metric), self.t.smooth_points, step)
 
     def evals(self) -> _Evals:
         """Finite eval_loss points."""
@@ -817,10 +802,11 @@ def _lr_decaying(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
     if not vals:
         return PENDING, "no learning rate logged in this window"
     v0, v1 = vals[0], vals[-1]
-    if v1 > v0 * (1 + 1e-6):
+    direction = lr_direction(v0, v1)
+    if direction > 0:
         shape = "warming up" if first or ctx.diag.lr_peak() is None or v1 <= (ctx.diag.lr_peak() or 0) else "rising"
         return PASS, f"{shape}: {fmt(v0)} -> {fmt(v1)}"
-    if v1 < v0 * (1 - 1e-6):
+    if direction < 0:
         return PASS, f"decaying: {fmt(v0)} -> {fmt(v1)}"
     return PASS, f"constant at {fmt(v1)}"
 
@@ -973,39 +959,6 @@ def _early_stop(ctx: _Ctx, a: int, b: int, first: bool) -> tuple[str, str]:
         PASS,
         "not needed: eval_loss still improving" if since == 0 else f"not yet: {since} eval(s) without a new best",
     )
-
-
-def best_eval(data: RunData, until: int | None = None) -> tuple[int, float, float | None] | None:
-    """(step, eval_loss, eval accuracy) of the lowest finite eval_loss up to ``until``; ties go to
-    the higher eval token accuracy, then to the earlier step."""
-    s = data.get(EVAL_LOSS)
-    if s is None:
-        return None
-    acc = data.get(EVAL_TOKEN_ACC)
-    best: tuple[float, float, int] | None = None  # (loss, -accuracy, step): smallest wins
-    best_acc: float | None = None
-    for step, v in s.points():
-        if until is not None and step > until:
-            break
-        if not math.isfinite(v):
-            continue
-        a = value_at(acc, step)
-        key = (v, -a if a is not None else math.inf, step)
-        if best is None or key < best:
-            best, best_acc = key, a
-    if best is None:
-        return None
-    return best[2], best[0], best_acc
-
-
-def value_at(s: Series | None, step: int) -> float | None:
-    """The finite value logged at exactly ``step``, else None."""
-    if s is None:
-        return None
-    i = bisect_left(s.steps, step)
-    if i < len(s.steps) and s.steps[i] == step and math.isfinite(s.values[i]):
-        return s.values[i]
-    return None
 
 
 _FINDINGS_ONLY = frozenset({"hparams_ok"})  # items judged on the findings alone

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from sfttop import __version__
+
 from . import memory
 from . import metrics as M
 from .assess import assess, best_checkpoint
@@ -20,8 +22,6 @@ from .diagnose import Severity, json_value
 from .records import Kind
 from .run import Monitor, Run
 from .sanitize import clean_text
-
-VERSION = "0.1.0"
 
 # The train metrics shown first, in this order; other metrics follow alphabetically.
 _MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
@@ -86,7 +86,7 @@ def build(
     unreadable = [r for r in runs if r["status"] in ("missing", "unreadable")]
     if not mon.runs or unreadable:
         code = 2
-    report = {"sfttop_version": VERSION, "runs": runs}
+    report = {"sfttop_version": __version__, "runs": runs}
     if not mon.runs:
         report["error"] = "no log found in: " + ", ".join(clean_text(p) for p in paths)
     return report, code
