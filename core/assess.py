@@ -15,6 +15,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from . import codes as C
 from .config import Thresholds
 from .diagnose import Diagnoser, Severity, fmt, json_value, median
 from .discover import CHECKPOINT_DIR
@@ -349,9 +350,9 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
     pos = out.positives
     st, _v = statuses.get(LOSS, (NA, None))
     codes = {f.code for f in active}
-    if st in (GOOD, OK) and not codes & {"loss_oscillation", "loss_plateau"}:
+    if st in (GOOD, OK) and not codes & {C.LOSS_OSCILLATION, C.LOSS_PLATEAU}:
         pos.append("train loss is " + ("low and stable" if st == GOOD else "in the normal range and stable"))
-    elif not codes & {"loss_oscillation", "loss_plateau", "loss_nonfinite"} and _loss_falling(data):
+    elif not codes & {C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.LOSS_NONFINITE} and _loss_falling(data):
         pos.append("train loss is still falling")
     acc = statuses.get(TOKEN_ACC)
     if acc is not None and acc[1] is not None and math.isfinite(acc[1]) and acc[1] >= 0.9:
@@ -367,11 +368,11 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
     c = comp.get("loss")
     if c is not None and c.status == GOOD:
         pos.append("eval loss close to train loss")
-    if not any(f.code == "loss_nonfinite" for f in diag.findings):
+    if not any(f.code == C.LOSS_NONFINITE for f in diag.findings):
         if data.get(LOSS) is not None:
             pos.append("no NaN/inf values")
     gst = statuses.get(GRAD_NORM, (NA, None))[0]
-    if gst == GOOD and not codes & {"grad_explosion", "grad_norm_high"}:
+    if gst == GOOD and not codes & {C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH}:
         pos.append("grad_norm stable and in range")
     best = best_eval(data)
     ev = _latest(data, EVAL_LOSS)
@@ -386,14 +387,14 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
         cau.append(f"{f.title} (info): {f.message}")
     for c in out.comparison:
         if c.status in (WATCH, HIGH, CRITICAL) and not (
-            c.item == "loss" and codes & {"overfitting", "overfitting_severe"}
+            c.item == "loss" and codes & {C.OVERFITTING, C.OVERFITTING_SEVERE}
         ):
             cau.append(f"train/eval {c.item.replace('_', ' ')} gap {c.diff_text}: {c.judgement}")
     for m, (s, v) in statuses.items():
         if s in (WATCH, HIGH, LOW) and m not in (EVAL_LOSS,):
-            if m == GRAD_NORM and codes & {"grad_norm_high", "grad_explosion"}:
+            if m == GRAD_NORM and codes & {C.GRAD_NORM_HIGH, C.GRAD_EXPLOSION}:
                 continue
-            if m == LR and codes & {"lr_too_large", "lr_too_small"}:
+            if m == LR and codes & {C.LR_TOO_LARGE, C.LR_TOO_SMALL}:
                 continue
             row = next(r for r in out.metrics if r.metric == m)
             cau.append(f"{label(m)} {fmt(v)}: {row.note}")
@@ -404,7 +405,7 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
         out.status = CRITICAL
         names = ", ".join(dict.fromkeys(f.title for f in crit))
         out.verdict = f"Critical: {names}. Act now."
-    elif codes & {"overfitting"}:
+    elif codes & {C.OVERFITTING}:
         out.status = WATCH
         out.verdict = "Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early."
     elif warn:
