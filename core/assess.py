@@ -119,6 +119,13 @@ def _smoothed(data: RunData, metric: str, n: int, until: int | None = None) -> f
     return smoothed_at(data.get(metric), n, until)
 
 
+def _range(metric: str) -> tuple[float, float]:
+    """The seed's normal range of a metric judged against both its ends."""
+    lo, hi = NORMAL_RANGES[metric]
+    assert lo is not None and hi is not None
+    return lo, hi
+
+
 def _range_text(metric: str) -> str:
     lo, hi = NORMAL_RANGES.get(metric, (None, None))
     return f"{fmt(lo)}-{fmt(hi)}"
@@ -127,13 +134,14 @@ def _range_text(metric: str) -> str:
 def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: RunData) -> tuple[str, str]:
     """(status, note) for one metric's (smoothed) value."""
     if metric == LOSS:
-        if v < 0.01:
-            return LOW, "below 0.01: the model may be memorising the training set"
-        if v <= 0.5:
+        lo, hi = _range(LOSS)
+        if v < lo:
+            return LOW, f"below {lo}: the model may be memorising the training set"
+        if v <= t.loss_good:
             return GOOD, "a very good level for SFT"
-        if v <= 1.0:
-            return OK, "within the normal 0.01-1.0"
-        return HIGH, "above the usual 0.01-1.0 (normal early in training or on hard data)"
+        if v <= hi:
+            return OK, f"within the normal {lo}-{hi}"
+        return HIGH, f"above the usual {lo}-{hi} (normal early in training or on hard data)"
     if metric == EVAL_LOSS:
         tl = _smoothed(data, LOSS, t.smooth_points, _latest_step(data, EVAL_LOSS))
         if tl is None or tl <= 0:
@@ -149,13 +157,13 @@ def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: R
             return CRITICAL, f"above {fmt(t.grad_norm_critical)}: gradient explosion"
         if v > t.grad_norm_warn:
             return HIGH, f"above {fmt(t.grad_norm_warn)}: lower the learning rate?"
-        if v >= 0.8 * t.grad_norm_warn:
+        if v >= t.grad_norm_watch * t.grad_norm_warn:
             return WATCH, "slightly high: keep watching it; the learning rate may need lowering"
         if v < t.grad_norm_vanishing:
             return LOW, f"below {fmt(t.grad_norm_vanishing)}: vanishing gradients?"
-        if v < 0.1:
-            return LOW, "below the usual 0.1-10 (common with LoRA; fine while the loss falls)"
-        return GOOD, "stable, within 0.1-10"
+        if v < _range(GRAD_NORM)[0]:
+            return LOW, f"below the usual {_range_text(GRAD_NORM)} (common with LoRA; fine while the loss falls)"
+        return GOOD, f"stable, within {_range_text(GRAD_NORM)}"
     if metric == LR:
         shape = _lr_shape(data, diag)
         if v > t.lr_max:
@@ -171,19 +179,21 @@ def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: R
             return LOW, f"below {fmt(t.lr_min)}: probably too small ({shape})"
         return OK, shape
     if metric in (ENTROPY, EVAL_ENTROPY):
-        if v < 0.5:
-            return LOW, "below 0.5: very confident predictions (memorising?)"
-        if v > 3.0:
-            return HIGH, "above 3.0: very uncertain predictions (normal early in training)"
+        lo, hi = _range(metric)
+        if v < lo:
+            return LOW, f"below {lo}: very confident predictions (memorising?)"
+        if v > hi:
+            return HIGH, f"above {hi}: very uncertain predictions (normal early in training)"
         return GOOD, "moderate prediction uncertainty"
     if metric in (TOKEN_ACC, EVAL_TOKEN_ACC):
-        if v > 0.98:
-            return WATCH, "above 0.98: near-perfect, check for memorisation"
-        if v >= 0.95:
-            return GOOD, "excellent (95%+)"
-        if v >= 0.9:
-            return GOOD, "very good (90%+)"
-        if v >= 0.7:
+        lo, hi = _range(metric)
+        if v > hi:
+            return WATCH, f"above {fmt(hi)}: near-perfect, check for memorisation"
+        if v >= t.accuracy_excellent:
+            return GOOD, f"excellent ({t.accuracy_excellent:.0%}+)"
+        if v >= t.accuracy_very_good:
+            return GOOD, f"very good ({t.accuracy_very_good:.0%}+)"
+        if v >= lo:
             return OK, f"within the normal {_range_text(metric)}"
         return LOW, f"below the usual {_range_text(metric)}"
     return NA, ""
@@ -214,6 +224,10 @@ def _lr_shape(data: RunData, diag: Diagnoser) -> str:
 
 _ROWS = (LOSS, GRAD_NORM, LR, ENTROPY, TOKEN_ACC, EVAL_LOSS, EVAL_ENTROPY, EVAL_TOKEN_ACC)
 _NOISY = (LOSS, GRAD_NORM, ENTROPY, TOKEN_ACC)
+# A noisy metric is judged on its recent median; the note shows that median when it differs from
+# the latest value (the one shown) by more than this fraction, so the judgement does not look
+# wrong beside the value. Presentation only: it changes no status.
+_SHOW_MEDIAN = 0.1
 
 
 def assess(
@@ -242,14 +256,14 @@ def assess(
             judged = _smoothed(data, m, t.smooth_points) if m in _NOISY else v
             judged = v if judged is None else judged
             status, note = _judge_metric(m, judged, t, diagnoser, data)
-            if m in _NOISY and abs(judged - v) > 0.1 * abs(v):
+            if m in _NOISY and abs(judged - v) > _SHOW_MEDIAN * abs(v):
                 note += f" (recent median {fmt(judged)})"
             row = MetricRow(m, v, status, note)
         out.metrics.append(row)
         statuses[m] = (row.status, row.value)
 
     _compare(out, data, t)
-    _verdict(out, data, diagnoser, statuses)
+    _verdict(out, data, diagnoser, statuses, t)
     out.best_checkpoint = best_checkpoint(data, log_path) if log_path else _best_without_path(data)
     return out
 
@@ -298,9 +312,9 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
             st, j = HIGH, "overfitting"
         elif d > t.loss_gap_warn * 100:
             st, j = WATCH, "mild overfitting"
-        elif d > 10:
+        elif d > t.loss_gap_close * 100:
             st, j = OK, "a normal gap"
-        elif d >= -10:
+        elif d >= -t.loss_gap_close * 100:
             st, j = GOOD, "generalising well"
         else:
             st, j = OK, "eval below train (normal early on, or with dropout)"
@@ -322,7 +336,7 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
     te = _smoothed(data, ENTROPY, t.smooth_points, step)
     if ee is not None and te is not None and te > 0:
         d = (ee - te) / te * 100
-        if abs(d) <= 10:
+        if abs(d) <= t.entropy_gap_close * 100:
             st, j = GOOD, "very consistent"
         elif abs(d) <= t.entropy_gap * 100:
             st, j = OK, "consistent"
@@ -339,7 +353,9 @@ def _value_at_or_none(data: RunData, metric: str, step: int) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str, tuple[str, float | None]]) -> None:
+def _verdict(
+    out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str, tuple[str, float | None]], t: Thresholds
+) -> None:
     active = diag.active()
     crit = [f for f in active if f.severity is Severity.CRITICAL]
     warn = [f for f in active if f.severity is Severity.WARNING]
@@ -355,8 +371,8 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
     elif not codes & {C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.LOSS_NONFINITE} and _loss_falling(data):
         pos.append("train loss is still falling")
     acc = statuses.get(TOKEN_ACC)
-    if acc is not None and acc[1] is not None and math.isfinite(acc[1]) and acc[1] >= 0.9:
-        pos.append(f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= 0.95 else 'very good'}")
+    if acc is not None and acc[1] is not None and math.isfinite(acc[1]) and acc[1] >= t.accuracy_very_good:
+        pos.append(f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}")
     c = comp.get("token_accuracy")
     if c is not None and c.status == GOOD and c.diff is not None:
         pos.append(

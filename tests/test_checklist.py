@@ -82,7 +82,12 @@ def test_items_are_the_seeds() -> None:
         "lr_decaying",
         "no_nonfinite",
     ]
-    assert [i.id for i in BY_CADENCE["1000_steps"]] == ["loss_gap", "eval_acc_rising", "no_overfitting", "entropy_stable"]
+    assert [i.id for i in BY_CADENCE["1000_steps"]] == [
+        "loss_gap",
+        "eval_acc_rising",
+        "no_overfitting",
+        "entropy_stable",
+    ]
     assert [i.id for i in BY_CADENCE["epoch"]] == ["trend_healthy", "hparams_ok", "best_checkpoint", "early_stop"]
 
 
@@ -311,6 +316,14 @@ def test_the_item_table_says_everything_about_an_item() -> None:
     assert [i.id for i in ITEMS if i.judge is None] == ["hparams_ok"]
 
 
+def test_the_codes_checklist_and_assessment_name_are_the_diagnosers() -> None:
+    from sfttop.core import codes
+    from sfttop.core.diagnose import CODES
+
+    named = {v for k, v in vars(codes).items() if k.isupper()}
+    assert len(named) == 15 and named <= set(CODES), named - set(CODES)
+
+
 def test_report_labels_and_tui_short_labels_come_from_the_table() -> None:
     from pathlib import Path
 
@@ -328,3 +341,36 @@ def test_report_labels_and_tui_short_labels_come_from_the_table() -> None:
     assert seen == {i: ITEM_BY_ID[i].label for i in seen} and len(seen) == 12
     rows = checklist_view(run, run.checklist).rows
     assert {r.label for r in rows} == {i.short for i in ITEM_BY_ID.values()}
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [({}, WARN), ({"loss_rise_warn": 0.3, "loss_rise_fail": 0.5}, PASS), ({"loss_rise_fail": 0.15}, FAIL)],
+)
+def test_loss_rising_is_judged_by_the_thresholds(change: dict[str, float], status: str) -> None:
+    from dataclasses import replace
+
+    from sfttop.core.config import Thresholds
+
+    recs = healthy(200, every=5)  # 1000 steps; then make the loss rise ~22% a window of 100
+    for r in recs:
+        if r.kind is Kind.TRAIN:
+            r.metrics["loss"] = 0.5 * 1.01 ** (r.step // 5)
+    data, _diag = build(recs)
+    # judged on the data alone: the diagnoser's divergence finding would make every window a warning
+    st = checklist(data, Diagnoser(), replace(Thresholds(), **change))
+    assert item(st, "100_steps", "loss_falling", -2)[0] == status
+
+
+def test_entropy_and_epoch_trend_are_judged_by_the_thresholds() -> None:
+    from dataclasses import replace
+
+    from sfttop.core.config import Thresholds
+
+    data, diag = build(healthy(240, every=5, steps_per_epoch=400))
+    st = checklist(data, diag)
+    assert item(st, "1000_steps", "entropy_stable", 0)[0] == PASS
+    assert item(st, "epoch", "trend_healthy", 1)[0] == PASS
+    st = checklist(data, diag, replace(Thresholds(), entropy_collapse=2.0, epoch_loss_rise=-0.5))
+    assert item(st, "1000_steps", "entropy_stable", 0)[0] == FAIL
+    assert item(st, "epoch", "trend_healthy", 1)[0] == WARN

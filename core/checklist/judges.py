@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 
 from sfttop.core.diagnose import fmt, median
-from sfttop.core.metrics import ENTROPY, EVAL_LOSS, EVAL_TOKEN_ACC, GRAD_NORM, LOSS, LR
+from sfttop.core.metrics import ENTROPY, EVAL_LOSS, EVAL_TOKEN_ACC, GRAD_NORM, LOSS, LR, NORMAL_RANGES
 from sfttop.core.query import lr_direction, value_at
 
 from .context import MAX_SAMPLE, WindowData, finite_only, last_finite, window_values
@@ -38,9 +38,9 @@ def loss_falling(w: WindowData) -> Verdict:
         what = "first half"
     change = (m1 - m0) / abs(m0) if m0 else 0.0
     detail = f"median {fmt(m1)} vs {fmt(m0)} in the {what} ({change * 100:+.1f}%)"
-    if change > 0.5:
+    if change > w.t.loss_rise_fail:
         return FAIL, "loss rising: " + detail
-    if change > 0.1:
+    if change > w.t.loss_rise_warn:
         return WARN, "loss rising: " + detail
     return PASS, detail
 
@@ -52,7 +52,7 @@ def grad_in_range(w: WindowData) -> Verdict:
     if not vals:
         return PENDING, "no grad_norm logged in this window"
     med, hi = median(vals), max(vals)
-    detail = f"median {fmt(med)}, max {fmt(hi)} (range 0.1-{fmt(t.grad_norm_warn)})"
+    detail = f"median {fmt(med)}, max {fmt(hi)} (range {fmt(NORMAL_RANGES[GRAD_NORM][0])}-{fmt(t.grad_norm_warn)})"
     if med > t.grad_norm_critical:
         return FAIL, detail
     if med > t.grad_norm_warn or med < t.grad_norm_vanishing:
@@ -128,7 +128,7 @@ def eval_acc_rising(w: WindowData) -> Verdict:
     detail = f"{fmt(v0)} (step {s0}) -> {fmt(v1)} (step {s1})"
     if v1 < v0 - ctx.t.accuracy_drop:
         return FAIL, "falling: " + detail
-    if v1 < v0 - 0.005:
+    if v1 < v0 - ctx.t.eval_acc_dip:
         return WARN, "falling: " + detail
     return PASS, detail
 
@@ -148,7 +148,7 @@ def entropy_stable(w: WindowData) -> Verdict:
     n, m1 = ctx.stat(ENTROPY, a, b)
     if n < 2:
         return PENDING, "not enough entropy points in this window"
-    if m1 < 0.05:
+    if m1 < w.t.entropy_collapse:
         return FAIL, f"entropy collapsed to {fmt(m1)} nats"
     size = b - a + 1
     nprev, m0 = ctx.stat(ENTROPY, max(0, a - size), a - 1)
@@ -156,7 +156,7 @@ def entropy_stable(w: WindowData) -> Verdict:
         return PASS, f"median {fmt(m1)}"
     change = (m1 - m0) / m0 if m0 else 0.0
     detail = f"median {fmt(m1)} vs {fmt(m0)} in the previous window ({change * 100:+.0f}%)"
-    if abs(change) > 0.5:
+    if abs(change) > w.t.entropy_change:
         return WARN, detail
     return PASS, detail
 
@@ -181,7 +181,7 @@ def trend_healthy(w: WindowData) -> Verdict:
         m0 = median(prev)
         change = (m1 - m0) / m0 if m0 else 0.0
         detail = f"loss median {fmt(m1)} vs {fmt(m0)} in the previous epoch ({change * 100:+.0f}%)"
-        if change > 0.1:
+        if change > w.t.epoch_loss_rise:
             return WARN, detail
         return PASS, detail
     half = len(vals) // 2
