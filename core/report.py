@@ -27,7 +27,8 @@ from .sanitize import clean_text
 _MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
 
 
-def run_status(run: Run) -> str:
+def report_status(run: Run) -> str:
+    """The run's status word in a report (the TUI's ``snapshot.run_status`` is its glyph-and-word twin)."""
     if not run.exists:
         return "missing"
     if run.error is not None and run.data.count(Kind.TRAIN) == 0:
@@ -49,8 +50,8 @@ def run_dict(run: Run, config: Config) -> dict[str, Any]:
         "name": clean_text(run.name),
         "path": clean_text(run.path),
         "format": run.format,
-        "status": run_status(run),
-        "error": run.error if (run.error and not run.exists) or run_status(run) == "unreadable" else None,
+        "status": report_status(run),
+        "error": run.error if (run.error and not run.exists) or report_status(run) == "unreadable" else None,
         "records": {"train": data.count(Kind.TRAIN), "eval": data.count(Kind.EVAL)},
         "skipped_lines": run.skipped,
         "last_step": data.last_step,
