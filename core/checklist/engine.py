@@ -155,7 +155,9 @@ class Checklist:
                         w = c.window
                         if w.end_step >= first:
                             base = c.verdicts(cid)
-                            cache[k] = _cached(w.with_items(_merged(cid, ctx, w.start_step, w.end_step, base)), base)
+                            cache[k] = _cached(
+                                w.with_items(_merged(cid, WindowData(ctx, w.start_step, w.end_step, False), base)), base
+                            )
         return ctx, sizes
 
     def _regroup(self, cid: str, old: int, new: int) -> None:
@@ -329,7 +331,7 @@ def _judge(cid: str, ctx: Context, index: int, label: str | None, a: int, b: int
     w = WindowData(ctx, a, b, first)
     base = [None if item.judge is None else item.judge(w) for item in BY_CADENCE[cid]]
     ctx.window_done()
-    return _cached(Window(index, label, a, b, closed, _merged(cid, ctx, a, b, base)), base)
+    return _cached(Window(index, label, a, b, closed, _merged(cid, w, base)), base)
 
 
 def _merge_windows(cid: str, k: int, a: int, b: int, parts: list[_Cached]) -> _Cached:
@@ -350,9 +352,9 @@ def _cached(w: Window, base: list[Verdict | None]) -> _Cached:
     return _Cached(w, None if w.shows(base) else base)
 
 
-def _merged(cid: str, ctx: Context, a: int, b: int, base: list[Verdict | None]) -> list[CheckResult]:
+def _merged(cid: str, w: WindowData, base: list[Verdict | None]) -> list[CheckResult]:
+    """Each item's verdict (``base``; None: judge it on the findings now) merged with the findings."""
     out = []
-    w = WindowData(ctx, a, b, False)
     for item, verdict in zip(BY_CADENCE[cid], base):
         if verdict is None:
             verdict = _findings_only(item, w)
