@@ -374,3 +374,28 @@ def test_entropy_and_epoch_trend_are_judged_by_the_thresholds() -> None:
     st = checklist(data, diag, replace(Thresholds(), entropy_collapse=2.0, epoch_loss_rise=-0.5))
     assert item(st, "1000_steps", "entropy_stable", 0)[0] == FAIL
     assert item(st, "epoch", "trend_healthy", 1)[0] == WARN
+
+
+def test_a_merged_window_keeps_each_items_worst_the_latest_of_equals() -> None:
+    from sfttop.core.checklist import CheckResult, Window
+
+    def win(k: int, *sd: tuple[str, str]) -> Window:
+        return Window(
+            k,
+            None,
+            k * 100 + 1,
+            (k + 1) * 100,
+            True,
+            [CheckResult(f"i{j}", f"I{j}?", s, d) for j, (s, d) in enumerate(sd)],
+        )
+
+    parts = [
+        win(0, (WARN, "old warn"), (PASS, "a"), (PENDING, "p")),
+        win(1, (PASS, "b"), (PASS, "c"), (PASS, "d")),
+        win(2, (WARN, "new warn"), (FAIL, "f"), (PENDING, "q")),
+    ]
+    merged = Window.worst_of(0, 1, 300, parts)
+    assert [(i.status, i.detail) for i in merged.items] == [(WARN, "new warn"), (FAIL, "f"), (PASS, "d")]
+    assert merged.label == "steps 1-300" and merged.closed and merged.status == FAIL
+    assert merged.shows([None, (FAIL, merged.items[1].detail), None])
+    assert not merged.shows([(PASS, "new warn"), None, None])
