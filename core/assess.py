@@ -204,11 +204,14 @@ def _latest_step(data: RunData, metric: str) -> int | None:
     return s.steps[-1] if s is not None and len(s) else None
 
 
+_LR_SHAPE_POINTS = 6  # what the schedule does now: the first against the last of this many newest LRs
+
+
 def _lr_shape(data: RunData, diag: Diagnoser) -> str:
     s = data.get(LR)
     if s is None or len(s) < 2:
         return "too few points to see the schedule"
-    vals = [v for v in s.values[-6:] if math.isfinite(v)]
+    vals = [v for v in s.values[-_LR_SHAPE_POINTS:] if math.isfinite(v)]
     peak = diag.lr_peak()
     if len(vals) < 2:
         return "schedule unknown"
@@ -442,11 +445,14 @@ def _verdict(
         out.verdict += " The run has finished."
 
 
+_FALLING_POINTS = 20  # "still falling": the newer half of this many points has the lower median
+
+
 def _loss_falling(data: RunData) -> bool:
     s = data.get(LOSS)
     if s is None or len(s) < 6:
         return False
-    vals = [v for v in s.values[-20:] if math.isfinite(v)]
+    vals = [v for v in s.values[-_FALLING_POINTS:] if math.isfinite(v)]
     half = len(vals) // 2
     return half >= 2 and median(vals[half:]) < median(vals[:half])
 
