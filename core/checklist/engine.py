@@ -298,10 +298,9 @@ def _wnum(step: int, size: int) -> int:
 def _from_findings(item: CheckItem, w: WindowData) -> Verdict | None:
     """(status, detail) from finding episodes of the item's codes overlapping the window, or None
     when none does."""
-    codes = item.warn | item.fail
-    if not codes:
+    if not item.codes:
         return None
-    hits = w.ctx.overlapping(w.a, w.b, codes)
+    hits = w.ctx.overlapping(w.a, w.b, item.codes)
     if not hits:
         return None
     worst = max(hits, key=lambda f: (f.code in item.fail, f.severity.rank))
@@ -313,7 +312,7 @@ def _from_findings(item: CheckItem, w: WindowData) -> Verdict | None:
 def _findings_only(item: CheckItem, w: WindowData) -> Verdict:
     """The verdict of an item judged on the findings alone: the most severe overlapping finding
     of its codes, with its first advice (what to change), else a pass."""
-    hits = w.ctx.overlapping(w.a, w.b, item.warn | item.fail)
+    hits = w.ctx.overlapping(w.a, w.b, item.codes)
     if not hits:
         return PASS, "no finding calls for a change"
     worst = max(hits, key=lambda f: f.severity.rank)

@@ -7,7 +7,7 @@ TUI read the rest from the row.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sfttop.core import codes as C
 
@@ -42,6 +42,10 @@ class CheckItem:
     judge: Judge | None
     warn: frozenset[str] = frozenset()
     fail: frozenset[str] = frozenset()
+    codes: frozenset[str] = field(init=False)  # warn | fail, asked for every window judged
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codes", self.warn | self.fail)
 
 
 _LR_CODES = frozenset({C.LR_SCHEDULE, C.LR_TOO_SMALL, C.LR_TOO_LARGE})
