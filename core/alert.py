@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from .diagnose import Severity
 from .sanitize import clean_text
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from .diagnose import Finding
     from .run import Run, RunUpdate
 
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 WINDOW_SECONDS = 60.0
 
 
@@ -53,7 +53,11 @@ def severity_name(sev: object) -> str:
 
 
 def severity_rank(sev: object) -> int:
-    return SEVERITY_RANK.get(severity_name(sev), 0)
+    """The rank ``Severity`` gives ``sev`` (by value or by name); an unknown name ranks lowest."""
+    try:
+        return Severity(severity_name(sev)).rank
+    except ValueError:
+        return 0
 
 
 def _jsonable(v: object) -> object:
@@ -147,7 +151,7 @@ class AlertDispatcher:
         if not argv:
             raise ValueError("--alert-cmd is empty")
         self.argv = argv
-        if severity_name(self.min_severity) not in SEVERITY_RANK:
+        if severity_name(self.min_severity) not in {s.value for s in Severity}:
             raise ValueError(f"unknown severity {self.min_severity!r}")
         self.max_per_minute = max(1, int(self.max_per_minute))
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from .checklist import best_eval, logging_interval
+from . import codes as C
 from .config import Thresholds
 from .diagnose import Diagnoser, Severity, fmt, json_value, median
+from .discover import CHECKPOINT_DIR
 from .metrics import (
     ENTROPY,
     EVAL_ENTROPY,
@@ -32,12 +31,12 @@ from .metrics import (
     TOKEN_ACC,
     label,
 )
+from .query import best_eval, logging_interval, lr_direction, smoothed_at
 from .records import Kind
 from .series import RunData
 
 # statuses, best first
 GOOD, OK, WATCH, HIGH, LOW, CRITICAL, NA = "good", "ok", "watch", "high", "low", "critical", "n/a"
-STATUS_RANK = {GOOD: 0, OK: 0, NA: 0, WATCH: 1, LOW: 1, HIGH: 1, CRITICAL: 2}
 
 
 @dataclass
@@ -117,12 +116,14 @@ def _latest(data: RunData, metric: str) -> tuple[int, float] | None:
 
 
 def _smoothed(data: RunData, metric: str, n: int, until: int | None = None) -> float | None:
-    s = data.get(metric)
-    if s is None:
-        return None
-    j = len(s) if until is None else bisect_right(s.steps, until)
-    vals = [v for v in s.values[max(0, j - 3 * n) : j] if math.isfinite(v)][-n:]
-    return median(vals) if vals else None
+    return smoothed_at(data.get(metric), n, until)
+
+
+def _range(metric: str) -> tuple[float, float]:
+    """The seed's normal range of a metric judged against both its ends."""
+    lo, hi = NORMAL_RANGES[metric]
+    assert lo is not None and hi is not None
+    return lo, hi
 
 
 def _range_text(metric: str) -> str:
@@ -133,13 +134,14 @@ def _range_text(metric: str) -> str:
 def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: RunData) -> tuple[str, str]:
     """(status, note) for one metric's (smoothed) value."""
     if metric == LOSS:
-        if v < 0.01:
-            return LOW, "below 0.01: the model may be memorising the training set"
-        if v <= 0.5:
+        lo, hi = _range(LOSS)
+        if v < lo:
+            return LOW, f"below {lo}: the model may be memorising the training set"
+        if v <= t.loss_good:
             return GOOD, "a very good level for SFT"
-        if v <= 1.0:
-            return OK, "within the normal 0.01-1.0"
-        return HIGH, "above the usual 0.01-1.0 (normal early in training or on hard data)"
+        if v <= hi:
+            return OK, f"within the normal {lo}-{hi}"
+        return HIGH, f"above the usual {lo}-{hi} (normal early in training or on hard data)"
     if metric == EVAL_LOSS:
         tl = _smoothed(data, LOSS, t.smooth_points, _latest_step(data, EVAL_LOSS))
         if tl is None or tl <= 0:
@@ -155,13 +157,13 @@ def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: R
             return CRITICAL, f"above {fmt(t.grad_norm_critical)}: gradient explosion"
         if v > t.grad_norm_warn:
             return HIGH, f"above {fmt(t.grad_norm_warn)}: lower the learning rate?"
-        if v >= 0.8 * t.grad_norm_warn:
+        if v >= t.grad_norm_watch * t.grad_norm_warn:
             return WATCH, "slightly high: keep watching it; the learning rate may need lowering"
         if v < t.grad_norm_vanishing:
             return LOW, f"below {fmt(t.grad_norm_vanishing)}: vanishing gradients?"
-        if v < 0.1:
-            return LOW, "below the usual 0.1-10 (common with LoRA; fine while the loss falls)"
-        return GOOD, "stable, within 0.1-10"
+        if v < _range(GRAD_NORM)[0]:
+            return LOW, f"below the usual {_range_text(GRAD_NORM)} (common with LoRA; fine while the loss falls)"
+        return GOOD, f"stable, within {_range_text(GRAD_NORM)}"
     if metric == LR:
         shape = _lr_shape(data, diag)
         if v > t.lr_max:
@@ -177,19 +179,21 @@ def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: R
             return LOW, f"below {fmt(t.lr_min)}: probably too small ({shape})"
         return OK, shape
     if metric in (ENTROPY, EVAL_ENTROPY):
-        if v < 0.5:
-            return LOW, "below 0.5: very confident predictions (memorising?)"
-        if v > 3.0:
-            return HIGH, "above 3.0: very uncertain predictions (normal early in training)"
+        lo, hi = _range(metric)
+        if v < lo:
+            return LOW, f"below {lo}: very confident predictions (memorising?)"
+        if v > hi:
+            return HIGH, f"above {hi}: very uncertain predictions (normal early in training)"
         return GOOD, "moderate prediction uncertainty"
     if metric in (TOKEN_ACC, EVAL_TOKEN_ACC):
-        if v > 0.98:
-            return WATCH, "above 0.98: near-perfect, check for memorisation"
-        if v >= 0.95:
-            return GOOD, "excellent (95%+)"
-        if v >= 0.9:
-            return GOOD, "very good (90%+)"
-        if v >= 0.7:
+        lo, hi = _range(metric)
+        if v > hi:
+            return WATCH, f"above {fmt(hi)}: near-perfect, check for memorisation"
+        if v >= t.accuracy_excellent:
+            return GOOD, f"excellent ({t.accuracy_excellent:.0%}+)"
+        if v >= t.accuracy_very_good:
+            return GOOD, f"very good ({t.accuracy_very_good:.0%}+)"
+        if v >= lo:
             return OK, f"within the normal {_range_text(metric)}"
         return LOW, f"below the usual {_range_text(metric)}"
     return NA, ""
@@ -200,17 +204,21 @@ def _latest_step(data: RunData, metric: str) -> int | None:
     return s.steps[-1] if s is not None and len(s) else None
 
 
+_LR_SHAPE_POINTS = 6  # what the schedule does now: the first against the last of this many newest LRs
+
+
 def _lr_shape(data: RunData, diag: Diagnoser) -> str:
     s = data.get(LR)
     if s is None or len(s) < 2:
         return "too few points to see the schedule"
-    vals = [v for v in s.values[-6:] if math.isfinite(v)]
+    vals = [v for v in s.values[-_LR_SHAPE_POINTS:] if math.isfinite(v)]
     peak = diag.lr_peak()
     if len(vals) < 2:
         return "schedule unknown"
-    if vals[-1] > vals[0] * (1 + 1e-6):
+    direction = lr_direction(vals[0], vals[-1])
+    if direction > 0:
         return "warming up"
-    if vals[-1] < vals[0] * (1 - 1e-6):
+    if direction < 0:
         if peak and vals[-1] < peak:
             return f"decaying as expected, now {vals[-1] / peak:.2%} of its peak {fmt(peak)}"
         return "decaying"
@@ -219,6 +227,10 @@ def _lr_shape(data: RunData, diag: Diagnoser) -> str:
 
 _ROWS = (LOSS, GRAD_NORM, LR, ENTROPY, TOKEN_ACC, EVAL_LOSS, EVAL_ENTROPY, EVAL_TOKEN_ACC)
 _NOISY = (LOSS, GRAD_NORM, ENTROPY, TOKEN_ACC)
+# A noisy metric is judged on its recent median; the note shows that median when it differs from
+# the latest value (the one shown) by more than this fraction, so the judgement does not look
+# wrong beside the value. Presentation only: it changes no status.
+_SHOW_MEDIAN = 0.1
 
 
 def assess(
@@ -247,14 +259,14 @@ def assess(
             judged = _smoothed(data, m, t.smooth_points) if m in _NOISY else v
             judged = v if judged is None else judged
             status, note = _judge_metric(m, judged, t, diagnoser, data)
-            if m in _NOISY and abs(judged - v) > 0.1 * abs(v):
+            if m in _NOISY and abs(judged - v) > _SHOW_MEDIAN * abs(v):
                 note += f" (recent median {fmt(judged)})"
             row = MetricRow(m, v, status, note)
         out.metrics.append(row)
         statuses[m] = (row.status, row.value)
 
     _compare(out, data, t)
-    _verdict(out, data, diagnoser, statuses)
+    _verdict(out, data, diagnoser, statuses, t)
     out.best_checkpoint = best_checkpoint(data, log_path) if log_path else _best_without_path(data)
     return out
 
@@ -303,9 +315,9 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
             st, j = HIGH, "overfitting"
         elif d > t.loss_gap_warn * 100:
             st, j = WATCH, "mild overfitting"
-        elif d > 10:
+        elif d > t.loss_gap_close * 100:
             st, j = OK, "a normal gap"
-        elif d >= -10:
+        elif d >= -t.loss_gap_close * 100:
             st, j = GOOD, "generalising well"
         else:
             st, j = OK, "eval below train (normal early on, or with dropout)"
@@ -327,7 +339,7 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
     te = _smoothed(data, ENTROPY, t.smooth_points, step)
     if ee is not None and te is not None and te > 0:
         d = (ee - te) / te * 100
-        if abs(d) <= 10:
+        if abs(d) <= t.entropy_gap_close * 100:
             st, j = GOOD, "very consistent"
         elif abs(d) <= t.entropy_gap * 100:
             st, j = OK, "consistent"
@@ -344,7 +356,9 @@ def _value_at_or_none(data: RunData, metric: str, step: int) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str, tuple[str, float | None]]) -> None:
+def _verdict(
+    out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str, tuple[str, float | None]], t: Thresholds
+) -> None:
     active = diag.active()
     crit = [f for f in active if f.severity is Severity.CRITICAL]
     warn = [f for f in active if f.severity is Severity.WARNING]
@@ -355,13 +369,13 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
     pos = out.positives
     st, _v = statuses.get(LOSS, (NA, None))
     codes = {f.code for f in active}
-    if st in (GOOD, OK) and not codes & {"loss_oscillation", "loss_plateau"}:
+    if st in (GOOD, OK) and not codes & {C.LOSS_OSCILLATION, C.LOSS_PLATEAU}:
         pos.append("train loss is " + ("low and stable" if st == GOOD else "in the normal range and stable"))
-    elif not codes & {"loss_oscillation", "loss_plateau", "loss_nonfinite"} and _loss_falling(data):
+    elif not codes & {C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.LOSS_NONFINITE} and _loss_falling(data):
         pos.append("train loss is still falling")
     acc = statuses.get(TOKEN_ACC)
-    if acc is not None and acc[1] is not None and math.isfinite(acc[1]) and acc[1] >= 0.9:
-        pos.append(f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= 0.95 else 'very good'}")
+    if acc is not None and acc[1] is not None and math.isfinite(acc[1]) and acc[1] >= t.accuracy_very_good:
+        pos.append(f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}")
     c = comp.get("token_accuracy")
     if c is not None and c.status == GOOD and c.diff is not None:
         pos.append(
@@ -373,11 +387,11 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
     c = comp.get("loss")
     if c is not None and c.status == GOOD:
         pos.append("eval loss close to train loss")
-    if not any(f.code == "loss_nonfinite" for f in diag.findings):
+    if not any(f.code == C.LOSS_NONFINITE for f in diag.findings):
         if data.get(LOSS) is not None:
             pos.append("no NaN/inf values")
     gst = statuses.get(GRAD_NORM, (NA, None))[0]
-    if gst == GOOD and not codes & {"grad_explosion", "grad_norm_high"}:
+    if gst == GOOD and not codes & {C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH}:
         pos.append("grad_norm stable and in range")
     best = best_eval(data)
     ev = _latest(data, EVAL_LOSS)
@@ -392,14 +406,14 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
         cau.append(f"{f.title} (info): {f.message}")
     for c in out.comparison:
         if c.status in (WATCH, HIGH, CRITICAL) and not (
-            c.item == "loss" and codes & {"overfitting", "overfitting_severe"}
+            c.item == "loss" and codes & {C.OVERFITTING, C.OVERFITTING_SEVERE}
         ):
             cau.append(f"train/eval {c.item.replace('_', ' ')} gap {c.diff_text}: {c.judgement}")
     for m, (s, v) in statuses.items():
         if s in (WATCH, HIGH, LOW) and m not in (EVAL_LOSS,):
-            if m == GRAD_NORM and codes & {"grad_norm_high", "grad_explosion"}:
+            if m == GRAD_NORM and codes & {C.GRAD_NORM_HIGH, C.GRAD_EXPLOSION}:
                 continue
-            if m == LR and codes & {"lr_too_large", "lr_too_small"}:
+            if m == LR and codes & {C.LR_TOO_LARGE, C.LR_TOO_SMALL}:
                 continue
             row = next(r for r in out.metrics if r.metric == m)
             cau.append(f"{label(m)} {fmt(v)}: {row.note}")
@@ -410,7 +424,7 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
         out.status = CRITICAL
         names = ", ".join(dict.fromkeys(f.title for f in crit))
         out.verdict = f"Critical: {names}. Act now."
-    elif codes & {"overfitting"}:
+    elif codes & {C.OVERFITTING}:
         out.status = WATCH
         out.verdict = "Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early."
     elif warn:
@@ -431,11 +445,14 @@ def _verdict(out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str
         out.verdict += " The run has finished."
 
 
+_FALLING_POINTS = 20  # "still falling": the newer half of this many points has the lower median
+
+
 def _loss_falling(data: RunData) -> bool:
     s = data.get(LOSS)
     if s is None or len(s) < 6:
         return False
-    vals = [v for v in s.values[-20:] if math.isfinite(v)]
+    vals = [v for v in s.values[-_FALLING_POINTS:] if math.isfinite(v)]
     half = len(vals) // 2
     return half >= 2 and median(vals[half:]) < median(vals[:half])
 
@@ -443,7 +460,6 @@ def _loss_falling(data: RunData) -> bool:
 # ------------------------------------------------------------------------------------------------
 # best checkpoint
 
-_CKPT = re.compile(r"^checkpoint-(\d+)$")
 _MAX_LISTED = 2000
 
 
@@ -469,7 +485,7 @@ def _checkpoint_dirs(base: str) -> dict[int, str]:
                 continue
         except OSError:
             continue
-        m = _CKPT.match(e.name)
+        m = CHECKPOINT_DIR.match(e.name)
         if m:
             found.setdefault(int(m.group(1)), e.path)
         elif not e.name.startswith("."):
@@ -477,7 +493,7 @@ def _checkpoint_dirs(base: str) -> dict[int, str]:
     for d in subdirs[:50]:
         try:
             for e in list(os.scandir(d))[:_MAX_LISTED]:
-                m = _CKPT.match(e.name)
+                m = CHECKPOINT_DIR.match(e.name)
                 if m and e.is_dir():
                     found.setdefault(int(m.group(1)), e.path)
         except OSError:
@@ -498,7 +514,7 @@ def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
     step, loss, acc = best
     # Relative to the log path as the user gave it, so the report reads the same anywhere.
     base = os.path.dirname(os.path.normpath(log_path)) or "."
-    if _CKPT.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
+    if CHECKPOINT_DIR.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
         base = os.path.dirname(base) or "."
     dirs = _checkpoint_dirs(base)
     path = dirs.get(step)

@@ -52,7 +52,18 @@ class Thresholds:
     grad_norm_vanishing: float = _f(0.01, "median grad_norm below this while loss stalls is grad_vanishing")
     grad_spike_ratio: float = _f(3.0, "a grad_norm spike is at least this many times the rolling median")
     grad_spike_z: float = _f(6.0, "... and has a modified z-score above this (research B.3)")
+    grad_norm_watch: float = _f(
+        0.8, "grad_norm at or above this fraction of grad_norm_warn is judged 'watch' in reports", kind="frac"
+    )
     # --- loss ---
+    loss_good: float = _f(0.5, "a train loss at or below this is judged 'good' in reports (the seed: 'very good for SFT')")
+    loss_rise_warn: float = _f(
+        0.1, "a window's median loss this fraction above the previous window's is a checklist warning", kind="nonneg"
+    )
+    loss_rise_fail: float = _f(0.5, "... and this fraction above it fails the 'loss falling' check", kind="nonneg")
+    epoch_loss_rise: float = _f(
+        0.1, "an epoch's median loss this fraction above the previous epoch's warns 'trend healthy'", kind="nonneg"
+    )
     loss_spike_ratio: float = _f(1.5, "a loss spike is at least this many times the rolling median (B.2)")
     loss_spike_z: float = _f(3.5, "... and has a modified z-score above this (Iglewicz-Hoaglin cut-off)")
     oscillation_ratio: float = _f(1.5, "a loss rebound is a jump to at least this many times the recent low")
@@ -77,6 +88,9 @@ class Thresholds:
     loss_gap_ratio: float = _f(2.0, "eval_loss / train_loss above this (on 2 consecutive evals) is overfitting")
     loss_gap_min: float = _f(0.05, "... and eval_loss - train_loss must be at least this (nats)", kind="nonneg")
     loss_gap_warn: float = _f(0.5, "train/eval loss gap (fraction of train loss) judged 'watch' in reports")
+    loss_gap_close: float = _f(
+        0.1, "a train/eval loss gap within this fraction either way is judged 'generalising well'", kind="nonneg"
+    )
     overfit_patience: int = _i(2, "evals without a new best eval_loss before a rise counts as overfitting")
     overfit_min_rise: float = _f(0.02, "... and eval_loss must be this fraction above its best", kind="nonneg")
     severe_train_loss: float = _f(0.05, "train loss at or below this ('about 0.01') with a high eval_loss ...")
@@ -85,6 +99,11 @@ class Thresholds:
     # --- accuracy (seed: ACCURACY_DROP_THRESHOLD = 0.1) ---
     accuracy_drop: float = _f(0.10, "token accuracy falling more than this below its best is accuracy_drop")
     accuracy_gap_warn: float = _f(0.05, "eval accuracy this far below train accuracy is judged 'watch'")
+    eval_acc_dip: float = _f(
+        0.005, "eval accuracy falling more than this from one eval to the next is a checklist warning", kind="nonneg"
+    )
+    accuracy_very_good: float = _f(0.9, "token accuracy at or above this is judged 'very good' in reports", kind="frac")
+    accuracy_excellent: float = _f(0.95, "token accuracy at or above this is judged 'excellent' in reports", kind="frac")
     accuracy_slow_gain: float = _f(
         0.01, "token accuracy gaining less than this over a plateau window is accuracy_slow", kind="nonneg"
     )
@@ -96,6 +115,13 @@ class Thresholds:
     lr_zero_fraction: float = _f(1e-3, "LR at or below this fraction of its peak has reached zero", kind="frac")
     # --- entropy, eval speed ---
     entropy_gap: float = _f(0.25, "eval entropy differing from train entropy by more than this fraction")
+    entropy_gap_close: float = _f(
+        0.1, "eval entropy within this fraction of train entropy is judged 'very consistent'", kind="nonneg"
+    )
+    entropy_collapse: float = _f(0.05, "a window's median entropy below this (nats) fails 'entropy stable'")
+    entropy_change: float = _f(
+        0.5, "a window's median entropy changing by more than this fraction from the previous one is a warning"
+    )
     eval_slowdown_ratio: float = _f(
         0.7, "eval throughput below this fraction of its median on 2 evals is eval_slowdown", kind="frac"
     )
@@ -203,6 +229,11 @@ def _check_consistency(t: Thresholds, prefix: str) -> None:
         ("lr_min", "lr_max"),
         ("severe_train_loss", "severe_eval_loss"),
         ("min_window_points", "window_points"),
+        ("loss_rise_warn", "loss_rise_fail"),
+        ("loss_gap_close", "loss_gap_warn"),
+        ("eval_acc_dip", "accuracy_drop"),
+        ("accuracy_very_good", "accuracy_excellent"),
+        ("entropy_gap_close", "entropy_gap"),
     )
     for lo, hi in pairs:
         if getattr(t, lo) > getattr(t, hi):

@@ -29,7 +29,8 @@ _PREFERRED = (
 )
 _LOG_SUFFIXES = (".log", ".jsonl", ".out")
 _GENERIC = frozenset(_PREFERRED) | {"stdout.txt", "nohup.out", "metrics.jsonl", "log.jsonl"}
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# what HF Trainer names a checkpoint directory; the step it was saved at is group 1
+CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _MAX_DEPTH = 3
 _MAX_ENTRIES = 20_000  # a directory scan stops here rather than walk a whole dataset tree
 
@@ -60,7 +61,7 @@ def find_log(directory: str) -> str | None:
     # An HF output_dir that only has checkpoints: the newest checkpoint's state holds it all.
     best: tuple[int, str] | None = None
     for n in names:
-        m = _CHECKPOINT.match(n)
+        m = CHECKPOINT_DIR.match(n)
         if m:
             p = os.path.join(directory, n, "trainer_state.json")
             if os.path.isfile(p) and (best is None or int(m.group(1)) > best[0]):
@@ -77,7 +78,7 @@ def scan_dir(root: str) -> list[str]:
     seen = 0
     for dirpath, dirnames, _files in os.walk(root):
         depth = dirpath[len(root) :].count(os.sep)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _CHECKPOINT.match(d))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not CHECKPOINT_DIR.match(d))
         if depth >= _MAX_DEPTH:
             dirnames[:] = []
         seen += 1
@@ -100,7 +101,7 @@ def _parts(path: str) -> list[str]:
 
 def _single_name(path: str) -> str:
     parts = _parts(path)
-    if len(parts) >= 3 and _CHECKPOINT.match(parts[-2]):
+    if len(parts) >= 3 and CHECKPOINT_DIR.match(parts[-2]):
         return parts[-3]
     base = parts[-1] if parts else path
     if base in _GENERIC and len(parts) >= 2:
@@ -122,7 +123,7 @@ def distinguishing_names(paths: list[str]) -> list[str]:
     names = []
     for s, p in zip(split, paths):
         mid = s[pre : len(s) - suf] if suf else s[pre:]
-        if mid and _CHECKPOINT.match(mid[-1]) and len(mid) > 1:
+        if mid and CHECKPOINT_DIR.match(mid[-1]) and len(mid) > 1:
             mid = mid[:-1]
         name = "/".join(mid) if mid else _single_name(p)
         if not suf and mid and len(mid) == 1:
@@ -178,7 +179,7 @@ def expand_arg(arg: str) -> list[tuple[str, str]]:
 
 def _dir_name(rel: str) -> str:
     parts = rel.split(os.sep)
-    if len(parts) >= 2 and _CHECKPOINT.match(parts[-2]):
+    if len(parts) >= 2 and CHECKPOINT_DIR.match(parts[-2]):
         parts = parts[:-1]
     return "/".join(parts[:-1]) if len(parts) > 1 else os.path.splitext(parts[0])[0]
 

@@ -22,21 +22,6 @@ EVAL_TOKEN_ACC = "eval_mean_token_accuracy"
 EVAL_RUNTIME = "eval_runtime"
 EVAL_SAMPLES_PER_SECOND = "eval_samples_per_second"
 
-# Names that are bookkeeping, not metrics: they place a record, they are not charted.
-POSITION_KEYS = frozenset(
-    {
-        "step",
-        "global_step",
-        "current_steps",
-        "total_steps",
-        "iteration",
-        "iter",
-        "epoch",
-        "percentage",
-        "global_step/max_steps",
-    }
-)
-
 _ALIASES: dict[str, str] = {
     "lr": LR,
     "learning rate": LR,

@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from sfttop import __version__
+
 from . import memory
 from . import metrics as M
 from .assess import assess, best_checkpoint
@@ -23,13 +25,13 @@ from .run import Monitor, Run
 from .sanitize import clean_text
 from .unread import has_records, unread_reason
 
-VERSION = "0.1.0"
-
 # The train metrics shown first, in this order; other metrics follow alphabetically.
 _MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
 
 
-def run_status(run: Run, now: float) -> str:
+def report_status(run: Run, now: float) -> str:
+    """The run's status in a report, with its detail (``stopped: last write 3h05m ago ...``);
+    the TUI's ``snapshot.run_status`` is its glyph-and-word twin."""
     if not run.exists:
         return "missing"
     if run.error is not None and run.data.count(Kind.TRAIN) == 0:
@@ -44,7 +46,7 @@ def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, An
     latest_train = {k: json_value(v) for k, v in sorted(data.latest(Kind.TRAIN).items(), key=_metric_order)}
     latest_eval = {k: json_value(v) for k, v in sorted(data.latest(Kind.EVAL).items(), key=_metric_order)}
     _step, total, eta = run.progress(now)
-    status = run_status(run, now)
+    status = report_status(run, now)
     state = status.split(":", 1)[0]
     return {
         "name": clean_text(run.name),
@@ -99,7 +101,7 @@ def build(
     unreadable = [r for r in runs if r["status"] in ("missing", "unreadable")]
     if not mon.runs or unreadable:
         code = 2
-    report = {"sfttop_version": VERSION, "runs": runs}
+    report = {"sfttop_version": __version__, "runs": runs}
     if not mon.runs:
         report["error"] = "no log found in: " + ", ".join(clean_text(p) for p in paths)
     return report, code

@@ -62,6 +62,36 @@ def test_the_seeds_own_example() -> None:
     json.dumps(a.to_dict(), allow_nan=False)
 
 
+@pytest.mark.parametrize(
+    ("change", "metric", "status", "note"),
+    [
+        ({"loss_good": 0.1}, "loss", OK, "within the normal 0.01-1.0"),
+        ({"grad_norm_watch": 0.99}, "grad_norm", GOOD, "stable, within 0.1-10"),
+        ({"accuracy_excellent": 0.96}, "mean_token_accuracy", GOOD, "very good (90%+)"),
+        ({"accuracy_very_good": 0.96, "accuracy_excellent": 0.97}, "mean_token_accuracy", OK, "within the normal"),
+    ],
+)
+def test_the_seeds_example_under_other_thresholds(
+    change: dict[str, float], metric: str, status: str, note: str
+) -> None:
+    """Every number the assessment judges by is a threshold: moving one moves the verdict."""
+    from dataclasses import replace
+
+    from sfttop.core.config import Thresholds
+
+    data, diag = build(
+        [Record(Kind.TRAIN, 2070, dict(SEED_TRAIN), 2.07), Record(Kind.EVAL, 2070, dict(SEED_EVAL), 2.07)]
+    )
+    a = assess(data, diag, replace(Thresholds(), **change))
+    row = next(m for m in a.metrics if m.metric == metric)
+    assert row.status == status and row.note.startswith(note), row
+    comp = {c.item: c for c in a.comparison}
+    wide = assess(data, diag, replace(Thresholds(), entropy_gap_close=0.001, loss_gap_close=0.9, loss_gap_warn=0.95))
+    wcomp = {c.item: c for c in wide.comparison}
+    assert comp["entropy"].judgement == "very consistent" and wcomp["entropy"].judgement == "consistent"
+    assert comp["loss"].judgement == "mild overfitting" and wcomp["loss"].judgement == "generalising well"
+
+
 def test_critical_verdict_and_nan_rows() -> None:
     recs = [Record(Kind.TRAIN, 10 * i, {"loss": 2.0 - 0.05 * i, "grad_norm": 1.0}) for i in range(1, 20)]
     recs.append(Record(Kind.TRAIN, 200, {"loss": 0.0, "grad_norm": math.nan, "mean_token_accuracy": 0.0}))

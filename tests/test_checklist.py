@@ -12,8 +12,8 @@ import pytest
 
 from helpers import diagnose_all
 from sfttop.core.checklist import (
+    BY_CADENCE,
     FAIL,
-    ITEMS,
     PASS,
     PENDING,
     WARN,
@@ -76,14 +76,19 @@ def test_nice_ceil_and_window_sizes() -> None:
 
 
 def test_items_are_the_seeds() -> None:
-    assert [i for i, _ in ITEMS["100_steps"][1]] == [
+    assert [i.id for i in BY_CADENCE["100_steps"]] == [
         "loss_falling",
         "grad_norm_in_range",
         "lr_decaying",
         "no_nonfinite",
     ]
-    assert [i for i, _ in ITEMS["1000_steps"][1]] == ["loss_gap", "eval_acc_rising", "no_overfitting", "entropy_stable"]
-    assert [i for i, _ in ITEMS["epoch"][1]] == ["trend_healthy", "hparams_ok", "best_checkpoint", "early_stop"]
+    assert [i.id for i in BY_CADENCE["1000_steps"]] == [
+        "loss_gap",
+        "eval_acc_rising",
+        "no_overfitting",
+        "entropy_stable",
+    ]
+    assert [i.id for i in BY_CADENCE["epoch"]] == ["trend_healthy", "hparams_ok", "best_checkpoint", "early_stop"]
 
 
 def test_healthy_run_every_5_steps() -> None:
@@ -239,7 +244,7 @@ class _Counted:
 
 
 def test_one_more_record_recomputes_only_the_open_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sfttop.core import checklist as cl
+    from sfttop.core.checklist import engine as cl
 
     recs = healthy(20_000, every=5)  # 100,000 steps (1000 windows of 100), no epoch info
     data, diag = build(recs[:-1])
@@ -294,3 +299,103 @@ def test_windows_that_grow_merge_the_verdicts_of_the_ones_they_join() -> None:
     (w,) = [w for w in c100.windows if w.start_step <= 40_000 <= w.end_step]
     g = w.item("grad_norm_in_range")
     assert g is not None and g.status == FAIL and "grad_explosion" in g.detail
+
+
+def test_the_item_table_says_everything_about_an_item() -> None:
+    """One row per item: the engine, the report and the TUI read labels, judges and finding codes
+    from it; every code it names is one the diagnoser can raise."""
+    from sfttop.core.checklist import CADENCES, ITEM_BY_ID, ITEMS
+    from sfttop.core.diagnose import CODES
+
+    assert len(ITEM_BY_ID) == len(ITEMS) == 12
+    assert [i.cadence for i in ITEMS] == sorted((i.cadence for i in ITEMS), key=list(CADENCES).index)
+    for it in ITEMS:
+        assert it.label.endswith("?") and 0 < len(it.short) <= 20, it
+        assert not it.warn & it.fail, it
+        assert (it.warn | it.fail) <= set(CODES), (it.id, (it.warn | it.fail) - set(CODES))
+    assert [i.id for i in ITEMS if i.judge is None] == ["hparams_ok"]
+
+
+def test_the_codes_checklist_and_assessment_name_are_the_diagnosers() -> None:
+    from sfttop.core import codes
+    from sfttop.core.diagnose import CODES
+
+    named = {v for k, v in vars(codes).items() if k.isupper()}
+    assert len(named) == 15 and named <= set(CODES), named - set(CODES)
+
+
+def test_report_labels_and_tui_short_labels_come_from_the_table() -> None:
+    from pathlib import Path
+
+    from sfttop.core.checklist import ITEM_BY_ID
+    from sfttop.core.config import Config
+    from sfttop.core.run import Run
+    from sfttop.tui.panels import checklist_view
+
+    log = Path(__file__).parent / "fixtures" / "real" / "tf5" / "healthy" / "train.log"
+    run = Run("healthy", str(log), Config())
+    while not run.loaded:
+        run.poll(4 << 20)
+    state = run.checklist.update(run.data, run.diagnoser)
+    seen = {it.id: it.label for c in state.cadences for w in c.windows for it in w.items}
+    assert seen == {i: ITEM_BY_ID[i].label for i in seen} and len(seen) == 12
+    rows = checklist_view(run, run.checklist).rows
+    assert {r.label for r in rows} == {i.short for i in ITEM_BY_ID.values()}
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [({}, WARN), ({"loss_rise_warn": 0.3, "loss_rise_fail": 0.5}, PASS), ({"loss_rise_fail": 0.15}, FAIL)],
+)
+def test_loss_rising_is_judged_by_the_thresholds(change: dict[str, float], status: str) -> None:
+    from dataclasses import replace
+
+    from sfttop.core.config import Thresholds
+
+    recs = healthy(200, every=5)  # 1000 steps; then make the loss rise ~22% a window of 100
+    for r in recs:
+        if r.kind is Kind.TRAIN:
+            r.metrics["loss"] = 0.5 * 1.01 ** (r.step // 5)
+    data, _diag = build(recs)
+    # judged on the data alone: the diagnoser's divergence finding would make every window a warning
+    st = checklist(data, Diagnoser(), replace(Thresholds(), **change))
+    assert item(st, "100_steps", "loss_falling", -2)[0] == status
+
+
+def test_entropy_and_epoch_trend_are_judged_by_the_thresholds() -> None:
+    from dataclasses import replace
+
+    from sfttop.core.config import Thresholds
+
+    data, diag = build(healthy(240, every=5, steps_per_epoch=400))
+    st = checklist(data, diag)
+    assert item(st, "1000_steps", "entropy_stable", 0)[0] == PASS
+    assert item(st, "epoch", "trend_healthy", 1)[0] == PASS
+    st = checklist(data, diag, replace(Thresholds(), entropy_collapse=2.0, epoch_loss_rise=-0.5))
+    assert item(st, "1000_steps", "entropy_stable", 0)[0] == FAIL
+    assert item(st, "epoch", "trend_healthy", 1)[0] == WARN
+
+
+def test_a_merged_window_keeps_each_items_worst_the_latest_of_equals() -> None:
+    from sfttop.core.checklist import CheckResult, Window
+
+    def win(k: int, *sd: tuple[str, str]) -> Window:
+        return Window(
+            k,
+            None,
+            k * 100 + 1,
+            (k + 1) * 100,
+            True,
+            [CheckResult(f"i{j}", f"I{j}?", s, d) for j, (s, d) in enumerate(sd)],
+        )
+
+    parts = [
+        win(0, (WARN, "old warn"), (PASS, "a"), (PENDING, "p")),
+        win(1, (PASS, "b"), (PASS, "c"), (PASS, "d")),
+        win(2, (WARN, "new warn"), (FAIL, "f"), (PENDING, "q")),
+    ]
+    merged = Window.worst_of(0, 1, 300, parts)
+    assert [(i.status, i.detail) for i in merged.items] == [(WARN, "new warn"), (FAIL, "f"), (PASS, "d")]
+    assert merged.label == "steps 1-300" and merged.closed and merged.status == FAIL
+    assert merged.shows([None, (FAIL, merged.items[1].detail), None])
+    assert not merged.shows([(PASS, "new warn"), None, None])

@@ -28,6 +28,18 @@ def test_version() -> None:
     assert p.returncode == 0 and p.stdout.strip() == f"sfttop {__version__}"
 
 
+def test_one_version_everywhere() -> None:
+    """The installed metadata and the report read the version that ``sfttop.__version__`` holds."""
+    import importlib.metadata
+
+    from sfttop.core.config import Config
+    from sfttop.core.report import build
+
+    assert importlib.metadata.version("sfttop") == __version__
+    report, _code = build([str(FIX / "real" / "tf5" / "healthy" / "train.log")], Config())
+    assert report["sfttop_version"] == __version__
+
+
 def test_help_shows_real_examples() -> None:
     p = sfttop("--help")
     assert p.returncode == 0

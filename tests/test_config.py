@@ -125,6 +125,15 @@ def test_unknown_section(tmp_path: os.PathLike[str]) -> None:
             r"'thresholds.grad_norm_warn' \(30.0\) must not be larger than 'thresholds.grad_norm_critical'",
         ),
         ("lr_min = 0.01", r"'thresholds.lr_min' \(0.01\) must not be larger than 'thresholds.lr_max'"),
+        (
+            "loss_rise_warn = 0.6",
+            r"'thresholds.loss_rise_warn' \(0.6\) must not be larger than 'thresholds.loss_rise_fail'",
+        ),
+        (
+            "accuracy_very_good = 0.97",
+            r"'thresholds.accuracy_very_good' \(0.97\) must not be larger than 'thresholds.accuracy_excellent'",
+        ),
+        ("grad_norm_watch = 1.5", r"'thresholds.grad_norm_watch' must be a number in \(0, 1\]"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: os.PathLike[str], line: str, expect: str) -> None:

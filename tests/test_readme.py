@@ -18,6 +18,12 @@ def test_every_config_key_is_documented() -> None:
         assert f"`{key}` | `{default}`" in README, key
 
 
+def test_the_config_table_is_the_generated_one() -> None:
+    """Row for row, in the config's order, with its doc: regenerate the table when a threshold changes."""
+    rows = "\n".join(f"| `{key}` | `{default}` | {doc} |" for key, default, doc in config_reference())
+    assert rows in README
+
+
 def test_every_finding_code_is_documented() -> None:
     for code in CODES:
         assert f"`{code}`" in README, code

@@ -111,7 +111,7 @@ def severity_status(sev: object) -> Status:
     return SEVERITY_STATUS.get(str(name).lower(), INFO)
 
 
-# Checklist states (core/checklist.py): pass / warn / fail / pending.
+# Checklist states (core/checklist/windows.py): pass / warn / fail / pending.
 CHECK_STATUS = {
     "pass": Status("✔", "pass", "ok"),
     "warn": Status("▲", "warn", "warning"),

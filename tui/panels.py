@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from sfttop.core.assess import assess
-from sfttop.core.checklist import Checklist
+from sfttop.core.checklist import ITEM_BY_ID, Checklist
 from sfttop.core.config import Thresholds
 from sfttop.core.metrics import label
 from sfttop.core.run import Run
@@ -35,20 +35,6 @@ def empty_assessment(args: list[str]) -> AssessmentView:
     return AssessmentView("waiting for logs", "muted", f"nothing matches {pattern} yet")
 
 
-SHORT_LABELS: dict[str, str] = {
-    "loss_falling": "loss falling",
-    "grad_norm_in_range": "grad_norm in range",
-    "lr_decaying": "LR on schedule",
-    "no_nonfinite": "no NaN/inf",
-    "loss_gap": "train/eval gap ok",
-    "eval_acc_rising": "eval acc rising",
-    "no_overfitting": "no overfitting",
-    "entropy_stable": "entropy stable",
-    "trend_healthy": "trend healthy",
-    "hparams_ok": "hyperparams ok",
-    "best_checkpoint": "best checkpoint",
-    "early_stop": "no early stop due",
-}
 HISTORY_WINDOWS = 24  # past windows shown per check (the widget shows as many as fit)
 CADENCE_SHORT = {"100_steps": "100 steps", "1000_steps": "1000 steps", "epoch": "epoch"}
 
@@ -59,6 +45,12 @@ def window_label(label: str, start: int, end: int) -> str:
         return clean_text(label)
     text = f"{start}-{end}"
     return text if len(text) <= 10 else f"→{fmt_count(end)}"
+
+
+def _short_label(item_id: str, label: str) -> str:
+    """The item's few words from core's checklist table (its full question when it has none)."""
+    item = ITEM_BY_ID.get(item_id)
+    return item.short if item is not None else clean_text(label)
 
 
 def checklist_view(run: Run, engine: Checklist) -> ChecklistView:
@@ -80,7 +72,7 @@ def checklist_view(run: Run, engine: Checklist) -> ChecklistView:
             rows.append(
                 CheckRow(
                     short,
-                    SHORT_LABELS.get(item.id, clean_text(item.label)),
+                    _short_label(item.id, item.label),
                     item.status,
                     clean_text(item.detail),
                     tuple(history),

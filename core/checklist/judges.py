@@ -1,0 +1,223 @@
+"""The checklist's judges: each says what one window's own data shows for one item.
+
+A judge takes a ``WindowData`` and returns ``(status, detail)``; which item it serves, and which
+findings are merged into its verdict, is said once, in ``items.py``. Every number a judge
+compares with comes from ``Thresholds`` or ``metrics.NORMAL_RANGES``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+
+from sfttop.core.diagnose import fmt, median
+from sfttop.core.metrics import ENTROPY, EVAL_LOSS, EVAL_TOKEN_ACC, GRAD_NORM, LOSS, LR, NORMAL_RANGES
+from sfttop.core.query import lr_direction, value_at
+
+from .context import MAX_SAMPLE, WindowData, finite_only, last_finite, window_values
+from .windows import FAIL, PASS, PENDING, WARN, Verdict
+
+# -- every 100 steps ---------------------------------------------------------------------------
+
+
+def loss_falling(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    raw = ctx.values(LOSS, a, b, finite=False)
+    vals = finite_only(raw)
+    if len(raw) > len(vals):
+        return FAIL, f"{len(raw) - len(vals)} non-finite loss values"
+    if len(vals) < 2:
+        return PENDING, "not enough loss points yet"
+    size = b - a + 1
+    nprev, m0 = ctx.stat(LOSS, max(0, a - size), a - 1)
+    if nprev >= 2:
+        m1 = ctx.stat(LOSS, a, b)[1]
+        what = "previous window"
+    else:
+        half = len(vals) // 2
+        m0, m1 = median(vals[:half]), median(vals[half:])
+        what = "first half"
+    change = (m1 - m0) / abs(m0) if m0 else 0.0
+    detail = f"median {fmt(m1)} vs {fmt(m0)} in the {what} ({change * 100:+.1f}%)"
+    if change > w.t.loss_rise_fail:
+        return FAIL, "loss rising: " + detail
+    if change > w.t.loss_rise_warn:
+        return WARN, "loss rising: " + detail
+    return PASS, detail
+
+
+def grad_in_range(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    t = ctx.t
+    vals = ctx.values(GRAD_NORM, a, b)
+    if not vals:
+        return PENDING, "no grad_norm logged in this window"
+    med, hi = median(vals), max(vals)
+    detail = f"median {fmt(med)}, max {fmt(hi)} (range {fmt(NORMAL_RANGES[GRAD_NORM][0])}-{fmt(t.grad_norm_warn)})"
+    if med > t.grad_norm_critical:
+        return FAIL, detail
+    if med > t.grad_norm_warn or med < t.grad_norm_vanishing:
+        return WARN, detail
+    return PASS, detail
+
+
+def lr_decaying(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    vals = ctx.values(LR, a, b)
+    if not vals:
+        return PENDING, "no learning rate logged in this window"
+    v0, v1 = vals[0], vals[-1]
+    direction = lr_direction(v0, v1)
+    if direction > 0:
+        shape = "warming up" if w.first or ctx.diag.lr_peak() is None or v1 <= (ctx.diag.lr_peak() or 0) else "rising"
+        return PASS, f"{shape}: {fmt(v0)} -> {fmt(v1)}"
+    if direction < 0:
+        return PASS, f"decaying: {fmt(v0)} -> {fmt(v1)}"
+    return PASS, f"constant at {fmt(v1)}"
+
+
+def no_nonfinite(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    seen = 0
+    bad: list[str] = []
+    for m in (LOSS, GRAD_NORM, EVAL_LOSS):
+        raw = ctx.values(m, a, b, finite=False)
+        seen += len(raw)
+        nb = len(raw) - len(finite_only(raw))
+        if nb:
+            bad.append(f"{m} x{nb}")
+    if bad:
+        return FAIL, "non-finite: " + ", ".join(bad)
+    if not seen:
+        return PENDING, "no loss or grad_norm in this window"
+    return PASS, "all loss and grad_norm values finite"
+
+
+# -- every 1000 steps --------------------------------------------------------------------------
+
+
+def loss_gap(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    t = ctx.t
+    ev = ctx.evals()
+    if not ev.count(a, b):
+        return PENDING, "no eval in this window"
+    j = ev.upto(b) - 1
+    step, el = ev.steps[j], ev.values[j]
+    tl = ctx.train_at(LOSS, step)
+    if tl is None or tl <= 0:
+        return PENDING, "no train loss to compare with"
+    gap = (el - tl) / tl
+    detail = f"eval {fmt(el)} vs train {fmt(tl)} at step {step} ({gap * 100:+.0f}%)"
+    if el / tl > t.loss_gap_ratio and el - tl >= t.loss_gap_min:
+        return FAIL, detail
+    if gap > t.loss_gap_warn:
+        return WARN, detail
+    return PASS, detail
+
+
+def eval_acc_rising(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    ev = ctx.eval_acc()
+    if not ev.count(a, b):
+        return PENDING, "no eval accuracy in this window"
+    j = ev.upto(b) - 1  # the window's latest eval accuracy, and the one before it
+    s1, v1 = ev.steps[j], ev.values[j]
+    if j < 1:
+        return PENDING, f"one eval so far ({fmt(v1)})"
+    s0, v0 = ev.steps[j - 1], ev.values[j - 1]
+    detail = f"{fmt(v0)} (step {s0}) -> {fmt(v1)} (step {s1})"
+    if v1 < v0 - ctx.t.accuracy_drop:
+        return FAIL, "falling: " + detail
+    if v1 < v0 - ctx.t.eval_acc_dip:
+        return WARN, "falling: " + detail
+    return PASS, detail
+
+
+def no_overfitting(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    ev = ctx.evals()
+    if not ev.upto(b):
+        return PENDING, "no eval yet"
+    if not ev.count(a, b):
+        return PENDING, "no eval in this window"
+    return PASS, "eval_loss not rising against train loss"
+
+
+def entropy_stable(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    n, m1 = ctx.stat(ENTROPY, a, b)
+    if n < 2:
+        return PENDING, "not enough entropy points in this window"
+    if m1 < w.t.entropy_collapse:
+        return FAIL, f"entropy collapsed to {fmt(m1)} nats"
+    size = b - a + 1
+    nprev, m0 = ctx.stat(ENTROPY, max(0, a - size), a - 1)
+    if nprev < 2:
+        return PASS, f"median {fmt(m1)}"
+    change = (m1 - m0) / m0 if m0 else 0.0
+    detail = f"median {fmt(m1)} vs {fmt(m0)} in the previous window ({change * 100:+.0f}%)"
+    if abs(change) > w.t.entropy_change:
+        return WARN, detail
+    return PASS, detail
+
+
+# -- every epoch -------------------------------------------------------------------------------
+
+
+def trend_healthy(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    s = ctx.data.get(LOSS)
+    if s is None:
+        return PENDING, "not enough loss points yet"
+    i, j = bisect_left(s.steps, a), bisect_right(s.steps, b)
+    vals = window_values(s, i, j, True)
+    if len(vals) < 2:
+        return PENDING, "not enough loss points yet"
+    m1 = median(vals)
+    # the previous epoch: as many values as this one's, just before it (a sampled window: the
+    # same number of points before it, sampled alike)
+    prev = last_finite(s, i, len(vals)) if j - i <= MAX_SAMPLE else window_values(s, max(0, i - (j - i)), i, True)
+    if prev:
+        m0 = median(prev)
+        change = (m1 - m0) / m0 if m0 else 0.0
+        detail = f"loss median {fmt(m1)} vs {fmt(m0)} in the previous epoch ({change * 100:+.0f}%)"
+        if change > w.t.epoch_loss_rise:
+            return WARN, detail
+        return PASS, detail
+    half = len(vals) // 2
+    m0 = median(vals[:half])
+    return (PASS if m1 <= m0 else WARN), f"loss median {fmt(m0)} -> {fmt(m1)} within the epoch"
+
+
+def best_checkpoint(w: WindowData) -> Verdict:
+    ctx, a, b = w.ctx, w.a, w.b
+    ev = ctx.evals()
+    n = ev.upto(b)
+    if not n:
+        return PENDING, "no eval yet"
+    i = ev.best[n - 1]
+    step, loss, acc = ev.steps[i], ev.values[i], value_at(ctx.data.get(EVAL_TOKEN_ACC), ev.steps[i])
+    acc_txt = f", eval accuracy {fmt(acc)}" if acc is not None else ""
+    detail = f"step {step} (eval_loss {fmt(loss)}{acc_txt})"
+    if step < a and ev.count(a, b):
+        return WARN, detail + ": no better eval in this epoch"
+    return PASS, detail
+
+
+def early_stop(w: WindowData) -> Verdict:
+    ctx = w.ctx
+    ev = ctx.evals()
+    n = ev.upto(w.b)
+    if not n:
+        return PENDING, "no eval yet"
+    best_i = ev.low[n - 1]
+    since = n - 1 - best_i
+    if since >= ctx.t.overfit_patience:
+        return (
+            WARN,
+            f"eval_loss has not improved for {since} evals (best {fmt(ev.values[best_i])} at step {ev.steps[best_i]})",
+        )
+    return (
+        PASS,
+        "not needed: eval_loss still improving" if since == 0 else f"not yet: {since} eval(s) without a new best",
+    )
