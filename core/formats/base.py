@@ -1,0 +1,175 @@
+"""What every line format's reader shares: turning parsed lines into Records, Blocks and Events.
+
+A format module only recognises its lines and pulls numbers out of them; this base keeps the
+order promises the rest of sfttop relies on (see ``records.Block``): a run of train records with
+the same metrics goes out as one Block, and anything else (an eval, an event) closes the run
+first, so records and events stay in log order. It also notices a step counter that goes back
+(a restart, or a new phase of a multi-phase script) and announces it the way the HF path does,
+as a RESUMED event.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from typing import Protocol
+
+from sfttop.core.metrics import canonical
+from sfttop.core.records import Block, Event, EventKind, Item, Kind, Record
+
+MIN_BLOCK = 4  # as in parse.py: shorter runs go out record by record
+
+# Launcher prefixes in front of a line: srun's task label (``55: ``, `` 0: ``) and torchrun's
+# tee prefix (``[default0]:``), in that order when both are there.
+PREFIX = rb"^\s*(?:\d+:\s?)?\s*(?:\[(?:default|rank)\d+\]:)?\s*"
+
+_STACK_DUMP = b"Stack (most recent call first):"  # faulthandler: a watchdog timeout or a hang
+
+
+def number(raw: bytes) -> float | None:
+    """A printed value as a float: thousands separators and a unit (``ms``, ``%``, ``m``, ``s``)
+    allowed; None when it is not a number."""
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    s = raw.strip()
+    if s.startswith(b"tensor("):  # torchtune's grad_norm is a tensor: tensor(0.84, device='cuda:0')
+        s = s[7:].split(b",")[0].rstrip(b")")
+    s = s.replace(b",", b"").rstrip(b"%msMS")
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+class Stats(Protocol):
+    """The parser's counters (``parse.ParseStats``), which a reader adds to."""
+
+    records: int
+
+    def skip(self, line: bytes) -> None: ...
+
+
+class LineReader:
+    """One file's reader for one line format; ``feed`` is its per-line entry point."""
+
+    restart = "steps restart at {step}"  # the RESUMED message when the step counter goes back
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.prev_step: int | None = None  # last train step, to notice a restart
+        self.total: int | None = None  # step total the log announces (progress)
+        self.progress_step: int | None = None
+        # A run of train records with the same metrics, waiting to go out as one Block.
+        self._names: tuple[str, ...] = ()
+        self._steps: list[int] = []
+        self._rows: list[tuple[float, ...]] = []
+        self._offsets: list[int] = []
+        self._canon: dict[tuple[bytes, ...], tuple[str, ...]] = {}
+        # An eval record held until the next record line: more eval lines of the same step
+        # (llm.c's HellaSwag line, nanochat's CORE metric) join it instead of counting twice.
+        self._eval: Record | None = None
+        self._dumped = False
+        self._dumped_at: int | None = None  # the step of the last stack dump
+
+    # -- for format modules ------------------------------------------------------------------
+    def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
+        """Read one text line; True when it was one of this format's lines (taken or skipped)."""
+        raise NotImplementedError
+
+    def names(self, keys: tuple[bytes, ...]) -> tuple[str, ...]:
+        """The canonical metric names of raw keys (cached per key set: one per line shape)."""
+        got = self._canon.get(keys)
+        if got is None:
+            got = tuple(canonical(k.decode("utf-8", "replace")) for k in keys)
+            if len(self._canon) < 256:
+                self._canon[keys] = got
+        return got
+
+    def train(
+        self,
+        step: int,
+        names: tuple[str, ...],
+        values: tuple[float, ...],
+        offset: int,
+        out_records: list[Item],
+        out_events: list[Event],
+    ) -> None:
+        if self._eval is not None:
+            self._release_eval(out_records)
+        prev = self.prev_step
+        if prev is not None and step <= prev:
+            self.emit_pending(out_records)
+            out_events.append(Event(EventKind.RESUMED, self.restart.format(step=step), offset, step))
+        self.prev_step = step
+        self.progress_step = step
+        if names != self._names:
+            self.emit_pending(out_records)
+            self._names = names
+        self._steps.append(step)
+        self._rows.append(values)
+        self._offsets.append(offset)
+        self.stats.records += 1
+
+    def eval(self, step: int, metrics: dict[str, float], offset: int, out_records: list[Item], merge: bool) -> None:
+        """An eval record at ``step``; ``merge``: its metrics join an eval of the same step just
+        read, if there is one (a line that adds to an evaluation rather than being one)."""
+        held = self._eval
+        if held is not None:
+            if merge and held.step == step:
+                for k, v in metrics.items():
+                    held.metrics.setdefault(k, v)
+                return
+            self._release_eval(out_records)
+        self.emit_pending(out_records)
+        self._eval = Record(Kind.EVAL, step, metrics, None, offset)
+        self.stats.records += 1
+
+    def event(self, ev: Event, out_records: list[Item], out_events: list[Event]) -> None:
+        """An event, after everything read before it."""
+        self.flush(out_records, True)
+        out_events.append(ev)
+
+    def text_event(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
+        """Lines every line format treats alike; True when ``seg`` was one."""
+        if _STACK_DUMP in seg:
+            if self._dumped and self._dumped_at == self.prev_step:
+                return True  # every rank dumps its stack: one event for them all
+            self._dumped, self._dumped_at = True, self.prev_step
+            msg = "Python stack dump (faulthandler): the run hung or hit a timeout"
+            self.event(Event(EventKind.CRASHED, msg, offset, self.prev_step), out_records, out_events)
+            return True
+        return False
+
+    # -- for the parser ----------------------------------------------------------------------
+    def emit_pending(self, out_records: list[Item]) -> None:
+        steps = self._steps
+        if not steps:
+            return
+        names = self._names
+        if len(steps) >= MIN_BLOCK:
+            cols = tuple(array("d", c) for c in zip(*self._rows))
+            out_records.append(Block(names, array("q", steps), cols, None, array("q", self._offsets)))
+        else:
+            for step, row, off in zip(steps, self._rows, self._offsets):
+                out_records.append(Record(Kind.TRAIN, step, dict(zip(names, row)), None, off))
+        self._steps = []
+        self._rows = []
+        self._offsets = []
+
+    def _release_eval(self, out_records: list[Item]) -> None:
+        if self._eval is not None:
+            out_records.append(self._eval)
+            self._eval = None
+
+    def flush(self, out_records: list[Item], final: bool) -> None:
+        """Hand over what is waiting. A held eval waits for the next line unless ``final`` (the
+        end of what there is to read): the line that would join it may be in the next chunk."""
+        self.emit_pending(out_records)
+        if final:
+            self._release_eval(out_records)
+
+
+# A field ``key: value`` of a ``|``-separated line (Megatron, nanochat).
+FIELD = re.compile(rb"\s*([^:|]+?)\s*:\s*([^|]*?)\s*(?:\||$)")
