@@ -76,6 +76,14 @@ _ALIASES: dict[str, str] = {
     "samples/sec": "samples_per_second",
     "tokens per gpu per second (tgs)": "tokens_per_second_per_gpu",
     "lm loss ppl": "ppl",
+    # nanochat
+    "training loss": LOSS,
+    "validation loss": EVAL_LOSS,
+    "lrm": "lr_multiplier",
+    "dt": STEP_TIME_MS,
+    "tok/sec": "tokens_per_second",
+    "bf16_mfu": "mfu",
+    "core metric": "core",
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

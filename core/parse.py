@@ -40,6 +40,7 @@ UNKNOWN = "unknown"
 # Line formats (core/formats): read by a reader the parser hands its text lines to.
 MEGATRON = formats.megatron.NAME
 NANOGPT = formats.nanogpt.NAME
+NANOCHAT = formats.nanochat.NAME
 LLMC = formats.llmc.NAME
 
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
