@@ -42,6 +42,7 @@ MEGATRON = formats.megatron.NAME
 NANOGPT = formats.nanogpt.NAME
 NANOCHAT = formats.nanochat.NAME
 LLMC = formats.llmc.NAME
+TORCHTUNE = formats.torchtune.NAME
 
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _PREFIX = re.compile(rb"^\s*(?:\[(?:default|rank)\d+\]:\s*)+")
