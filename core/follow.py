@@ -41,6 +41,7 @@ def follow(
     out: TextIO,
     interval: float = 0.5,
     stop: threading.Event | None = None,
+    log_format: str | None = None,
 ) -> int:
     """Print every record and finding as it arrives, until ``stop`` is set or interrupted.
 
@@ -48,7 +49,7 @@ def follow(
     everything is printed once, in log order per run.
     """
     stop = stop or threading.Event()
-    mon = Monitor(paths, config)
+    mon = Monitor(paths, config, fmt=log_format)
     waker = Waker()
     try:
         return _follow(mon, fmt, out, interval, stop, waker)

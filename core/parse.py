@@ -43,6 +43,8 @@ NANOGPT = formats.nanogpt.NAME
 NANOCHAT = formats.nanochat.NAME
 LLMC = formats.llmc.NAME
 TORCHTUNE = formats.torchtune.NAME
+# What --log-format accepts.
+INPUT_FORMATS = (HF_STDOUT, JSONL, LLAMA_FACTORY, MS_SWIFT, TRAINER_STATE, *formats.BY_NAME)
 
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _PREFIX = re.compile(rb"^\s*(?:\[(?:default|rank)\d+\]:\s*)+")

@@ -74,10 +74,14 @@ def _metric_order(item: tuple[str, float]) -> tuple[int, str]:
 
 
 def build(
-    paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None
+    paths: Sequence[str], config: Config, clock: Callable[[], float] | None = None, log_format: str | None = None
 ) -> tuple[dict[str, Any], int]:
-    """The report dict and the exit status it implies. ``clock`` fixes "now" (tests)."""
-    mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
+    """The report dict and the exit status it implies. ``clock`` fixes "now" (tests);
+    ``log_format`` reads every log as that input format (no detection)."""
+    if clock is not None:
+        mon = Monitor(list(paths), config, fmt=log_format, clock=clock)
+    else:
+        mon = Monitor(list(paths), config, fmt=log_format)
     mon.load_all(helper=True)
     runs = [run_dict(r, config) for r in mon.runs]
     code = 0
@@ -92,9 +96,9 @@ def build(
     return report, code
 
 
-def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> int:
+def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO, log_format: str | None = None) -> int:
     memory.hold_freed()  # one load and exit (the helpers forked for it inherit this)
-    report, code = build(paths, config)
+    report, code = build(paths, config, log_format=log_format)
     if fmt == "json":
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif fmt == "md":

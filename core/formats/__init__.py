@@ -3,7 +3,7 @@
 Like toolong's ``FORMATS`` list, each entry says how a format is recognised, how its lines are
 read, and what the README says about it. A file's format is detected from its first line that
 one of them recognises (in this order: the shapes are disjoint, the order only decides which
-regex runs first). The HF family (dict lines, JSON lines,
+regex runs first); ``--log-format NAME`` skips detection. The HF family (dict lines, JSON lines,
 ``trainer_state.json``) is read by ``parse.LogParser`` itself and is not listed here.
 """
 

@@ -1,0 +1,59 @@
+"""The line-format registry (core/formats) and --log-format."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from formats_helpers import FIXTURES, report
+from sfttop.core import formats
+from sfttop.core.parse import INPUT_FORMATS, LogParser
+from sfttop.core.records import Event, Item
+
+# One line of each format; every other format's detector must refuse it.
+SAMPLES = {
+    "megatron": b" [2026-04-15 11:19:02] iteration        1/     500 | lm loss: 1.2E+01 | grad norm: 11.9 |",
+    "nanogpt": b"iter 10: loss 4.5735, time 267.36ms, mfu 8.92%",
+    "nanochat": b"step 00764/05742 (13.31%) | loss: 3.02 | lrm: 1.00 | dt: 1033.49ms | tok/sec: 22,159",
+    "llmc": b"s:12 trl:9.87 lr:0.000010 norm:3.21",
+    "torchtune": b"1|12|Loss: 1.9749605655670166:   2%|",
+}
+
+
+def test_every_format_is_registered_once_with_a_description() -> None:
+    names = [f.name for f in formats.FORMATS]
+    assert sorted(names) == sorted(SAMPLES) and len(set(names)) == len(names)
+    assert all(len(f.description) > 40 for f in formats.FORMATS)
+    assert set(names) <= set(INPUT_FORMATS)
+
+
+def test_detection_is_unambiguous() -> None:
+    for name, line in SAMPLES.items():
+        assert [f.name for f in formats.FORMATS if f.detect(line)] == [name]
+    hf = b"{'loss': 2.0905, 'grad_norm': 1.95, 'learning_rate': 0.0005, 'epoch': 0.44}"
+    assert formats.detect(hf) is None
+    assert formats.detect(b" 24/240 [02:01<15:46,  4.38s/it]") is None
+
+
+def test_hf_lines_are_not_taken_by_a_line_format() -> None:
+    parser = LogParser()
+    items: list[Item] = []
+    events: list[Event] = []
+    parser.feed(b"Step 3 | saving", 0, items, events)
+    parser.feed(b"{'loss': 2.0905, 'grad_norm': 1.95, 'learning_rate': 0.0005, 'epoch': 0.44}", 20, items, events)
+    parser.flush(items)
+    assert parser.format == "unknown" and parser.reader is None and len(items) == 1
+
+
+def test_log_format_overrides_detection() -> None:
+    # a llm.c log read as nanoGPT has no nanoGPT line: nothing, not a misread
+    r, code = report(FIXTURES / "llmc" / "main.log", "--log-format", "nanogpt")
+    run = r["runs"][0]
+    assert run["format"] == "nanogpt" and run["records"] == {"train": 0, "eval": 0} and code == 0
+
+
+def test_unknown_log_format_is_a_one_line_usage_error() -> None:
+    p = subprocess.run([sys.executable, "-m", "sfttop", "--report", "--log-format", "nope", "x.log"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "unknown --log-format 'nope'" in p.stderr and "megatron" in p.stderr
