@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from formats_helpers import FIXTURES, report
 from sfttop.core import formats
 from sfttop.core.parse import INPUT_FORMATS, LogParser
 from sfttop.core.records import Event, Item
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 # One line of each format; every other format's detector must refuse it.
 SAMPLES = {
@@ -43,6 +46,12 @@ def test_hf_lines_are_not_taken_by_a_line_format() -> None:
     parser.feed(b"{'loss': 2.0905, 'grad_norm': 1.95, 'learning_rate': 0.0005, 'epoch': 0.44}", 20, items, events)
     parser.flush(items)
     assert parser.format == "unknown" and parser.reader is None and len(items) == 1
+
+
+def test_every_format_is_in_the_readme_table() -> None:
+    text = README.read_text()
+    for f in formats.FORMATS:  # the registry's description is the README's row, word for word
+        assert f"| `{f.name}` | {f.description.replace('|', chr(92) + '|')} |" in text, f.name
 
 
 def test_log_format_overrides_detection() -> None:
