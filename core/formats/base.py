@@ -10,9 +10,10 @@ as a RESUMED event.
 
 from __future__ import annotations
 
-import re
 from array import array
 from typing import Protocol
+
+import orjson
 
 from sfttop.core.metrics import canonical
 from sfttop.core.records import Block, Event, EventKind, Item, Kind, Record
@@ -64,7 +65,8 @@ class LineReader:
         # A run of train records with the same metrics, waiting to go out as one Block.
         self._names: tuple[str, ...] = ()
         self._steps: list[int] = []
-        self._rows: list[tuple[float, ...]] = []
+        self._rows: list[tuple[float, ...] | bytes] = []
+        self._raw = False  # the rows are text (see ``train``)
         self._offsets: list[int] = []
         self._canon: dict[tuple[bytes, ...], tuple[str, ...]] = {}
         # An eval record held until the next record line: more eval lines of the same step
@@ -78,11 +80,15 @@ class LineReader:
         """Read one text line; True when it was one of this format's lines (taken or skipped)."""
         raise NotImplementedError
 
+    drop: frozenset[bytes] = frozenset()  # keys of a line that are not metrics
+
     def names(self, keys: tuple[bytes, ...]) -> tuple[str, ...]:
-        """The canonical metric names of raw keys (cached per key set: one per line shape)."""
+        """The canonical metric names of raw keys (cached per key set: one per line shape); ""
+        for a key in ``drop``."""
         got = self._canon.get(keys)
         if got is None:
-            got = tuple(canonical(k.decode("utf-8", "replace")) for k in keys)
+            drop = self.drop
+            got = tuple("" if k.strip() in drop else canonical(k.decode("utf-8", "replace")) for k in keys)
             if len(self._canon) < 256:
                 self._canon[keys] = got
         return got
@@ -91,11 +97,15 @@ class LineReader:
         self,
         step: int,
         names: tuple[str, ...],
-        values: tuple[float, ...],
+        values: tuple[float, ...] | bytes,
         offset: int,
         out_records: list[Item],
         out_events: list[Event],
     ) -> None:
+        """A train record. ``values`` may still be text, the values joined by commas as JSON
+        numbers: they are then converted a run at a time by one orjson call, which costs a
+        fraction of a ``float()`` per value (a long pretraining log has millions of them); a
+        line whose values turn out not to be numbers is then skipped and counted."""
         if self._eval is not None:
             self._release_eval(out_records)
         prev = self.prev_step
@@ -104,9 +114,11 @@ class LineReader:
             out_events.append(Event(EventKind.RESUMED, self.restart.format(step=step), offset, step))
         self.prev_step = step
         self.progress_step = step
-        if names != self._names:
+        raw = type(values) is bytes
+        if names != self._names or raw != self._raw:
             self.emit_pending(out_records)
             self._names = names
+            self._raw = raw
         self._steps.append(step)
         self._rows.append(values)
         self._offsets.append(offset)
@@ -148,15 +160,55 @@ class LineReader:
         if not steps:
             return
         names = self._names
-        if len(steps) >= MIN_BLOCK:
-            cols = tuple(array("d", c) for c in zip(*self._rows))
-            out_records.append(Block(names, array("q", steps), cols, None, array("q", self._offsets)))
-        else:
-            for step, row, off in zip(steps, self._rows, self._offsets):
-                out_records.append(Record(Kind.TRAIN, step, dict(zip(names, row)), None, off))
+        rows = self._rows
+        offsets = self._offsets
         self._steps = []
         self._rows = []
         self._offsets = []
+        if self._raw:
+            got = self._convert(names, steps, rows, offsets)  # type: ignore[arg-type]
+            if got is None:
+                return
+            steps, columns, offsets = got
+        else:
+            columns = [array("d", c) for c in zip(*rows)]
+        if "" in names:  # keys that are not metrics
+            keep = [j for j, name in enumerate(names) if name]
+            names = tuple(names[j] for j in keep)
+            columns = [columns[j] for j in keep]
+        if len(steps) >= MIN_BLOCK:
+            out_records.append(Block(names, array("q", steps), tuple(columns), None, array("q", offsets)))
+        else:
+            for i, (step, off) in enumerate(zip(steps, offsets)):
+                out_records.append(Record(Kind.TRAIN, step, {n: c[i] for n, c in zip(names, columns)}, None, off))
+
+    def _convert(
+        self, names: tuple[str, ...], steps: list[int], rows: list[bytes], offsets: list[int]
+    ) -> tuple[list[int], list[array[float]], list[int]] | None:
+        """Columns from rows of comma-joined values: one orjson call for them all, or, when
+        that fails (a ``nan``, a unit, a word), row by row, leaving out unreadable rows."""
+        k = len(names)
+        try:
+            flat = orjson.loads(b"[" + b",".join(rows) + b"]")
+            if len(flat) == k * len(rows):
+                return steps, [array("d", flat[j::k]) for j in range(k)], offsets
+        except (orjson.JSONDecodeError, TypeError):
+            pass
+        kept_steps: list[int] = []
+        kept_offsets: list[int] = []
+        values: list[float] = []
+        for step, row, off in zip(steps, rows, offsets):
+            vals = [number(v) for v in row.split(b",")]
+            if len(vals) != k or None in vals:
+                self.stats.records -= 1
+                self.stats.skip(row)
+                continue
+            values.extend(vals)  # type: ignore[arg-type]
+            kept_steps.append(step)
+            kept_offsets.append(off)
+        if not kept_steps:
+            return None
+        return kept_steps, [array("d", values[j::k]) for j in range(k)], kept_offsets
 
     def _release_eval(self, out_records: list[Item]) -> None:
         if self._eval is not None:
@@ -170,6 +222,3 @@ class LineReader:
         if final:
             self._release_eval(out_records)
 
-
-# A field ``key: value`` of a ``|``-separated line (Megatron, nanochat).
-FIELD = re.compile(rb"\s*([^:|]+?)\s*:\s*([^|]*?)\s*(?:\||$)")

@@ -49,28 +49,42 @@ def detect(seg: bytes) -> bool:
 
 
 def fields(rest: bytes) -> tuple[tuple[bytes, ...], tuple[float, ...]] | None:
-    """The ``key: value`` fields of ``rest`` (``|``-separated); None when a value is not a number.
+    """The ``key: value`` fields of ``rest`` (``|``-separated): the keys as printed (padding
+    included) and the values; None when a value is not a number or a piece is not one field.
 
     Every field ends with ``|``: what follows the last one is not a field (another rank's output
-    glued to the line, or a line cut short) and is left out."""
-    keys: list[bytes] = []
-    vals: list[float] = []
-    for f in rest.split(b"|")[:-1]:
-        k, sep, v = f.partition(b":")
-        if not sep:
-            if f.strip():
-                return None
-            continue
-        try:
-            x = float(v)
-        except ValueError:
-            y = number(v)
-            if y is None:
-                return None
-            x = y
-        keys.append(k.strip())
-        vals.append(x)
-    return tuple(keys), tuple(vals)
+    glued to the line, or a line cut short) and is left out. Split and converted by C-level
+    calls only (this runs once per line of a long pretraining log): with one colon in each
+    piece, keys and values alternate once the bars are colons too."""
+    end = rest.rfind(b"|")
+    body = rest[:end]
+    parts = body.replace(b"|", b":").split(b":")
+    if end < 0 or len(parts) != 2 * (body.count(b"|") + 1):
+        return None
+    try:
+        vals = tuple(map(float, parts[1::2]))
+    except ValueError:
+        got = tuple(map(number, parts[1::2]))
+        if None in got:
+            return None
+        vals = got  # type: ignore[assignment]
+    return tuple(parts[0::2]), vals
+
+
+def _unvalued(key: bytes) -> bytes:
+    """A validation key without the `` value`` Megatron appends (``lm loss value`` -> ``lm loss``)."""
+    return key[:-6] if key.endswith(b" value") else key
+
+
+def raw_fields(rest: bytes) -> tuple[tuple[bytes, ...], bytes] | None:
+    """``fields`` without converting the values: the keys, and the values joined by commas (for
+    ``LineReader.train`` to convert a run of lines at a time)."""
+    end = rest.rfind(b"|")
+    body = rest[:end]
+    parts = body.replace(b"|", b":").split(b":")
+    if end < 0 or len(parts) != 2 * (body.count(b"|") + 1):
+        return None
+    return tuple(parts[0::2]), b",".join(parts[1::2])
 
 
 class Reader(LineReader):
@@ -81,8 +95,9 @@ class Reader(LineReader):
         self._ds_only = False
 
     def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
-        if b"iteration" in seg:
-            m = _ITER.search(seg)
+        at = seg.find(b"iteration")
+        if at >= 0:
+            m = _ITER.match(seg, at)  # the line's first "iteration" is the header's
             if m is not None:
                 return self._iteration(m, seg, offset, out_records, out_events)
             m = _VALID.search(seg)
@@ -91,7 +106,7 @@ class Reader(LineReader):
                 if got is None or not got[0]:
                     self.stats.skip(seg)
                     return True
-                keys = tuple(b"eval_" + (k[:-6] if k.endswith(b" value") else k) for k in got[0])
+                keys = tuple(b"eval_" + _unvalued(k.strip()) for k in got[0])
                 self.eval(int(m.group(1)), dict(zip(self.names(keys), got[1])), offset, out_records, False)
                 return True
         if b"steps: " in seg:
@@ -111,7 +126,7 @@ class Reader(LineReader):
     def _iteration(
         self, m: re.Match[bytes], seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]
     ) -> bool:
-        got = fields(seg[m.end() :])
+        got = raw_fields(seg[m.end() :])
         if got is None:
             self.stats.skip(seg)
             return True

@@ -59,14 +59,18 @@ def _fields(rest: bytes) -> tuple[tuple[bytes, ...], tuple[float, ...]] | None:
 
 class Reader(LineReader):
     restart = "a new phase: steps restart at {step}"
+    drop = _SKIP
 
     def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
         if b"tep " not in seg:
             return self.text_event(seg, offset, out_records, out_events)
         m = _TRAIN.match(seg)
         if m is not None:
-            got = _fields(seg[m.end() :])
-            if got is None or not got[0]:
+            # Fields split by C-level calls; the values (thousands separators and units gone)
+            # are converted a run of lines at a time (see LineReader.train).
+            body = seg[m.end() :].replace(b",", b"")
+            parts = body.replace(b"|", b":").split(b":")
+            if len(parts) != 2 * (body.count(b"|") + 1):
                 self.stats.skip(seg)
                 return True
             step = int(m.group(1) or m.group(3))
@@ -74,7 +78,8 @@ class Reader(LineReader):
             if total is not None and int(total) != self.total and int(total) > 0:
                 self.total = int(total)
                 self.event(Event(EventKind.MAX_STEPS, "", offset, None, self.total), out_records, out_events)
-            self.train(step, self.names(got[0]), got[1], offset, out_records, out_events)
+            values = b",".join(parts[1::2]).translate(None, b"ms%")
+            self.train(step, self.names(tuple(parts[0::2])), values, offset, out_records, out_events)
             return True
         m = _EVAL.match(seg)
         if m is not None:
