@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from formats_helpers import FIXTURES, report
+from helpers import read_all
 from sfttop.core import formats
 from sfttop.core.parse import INPUT_FORMATS, LogParser
 from sfttop.core.records import Event, Item
@@ -66,3 +69,21 @@ def test_unknown_log_format_is_a_one_line_usage_error() -> None:
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and "unknown --log-format 'nope'" in p.stderr and "megatron" in p.stderr
+
+
+def _key(path: Path, budget: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], int]:
+    parser, _, records, events = read_all(str(path), budget=budget, use_state=False)
+    recs = [(r.kind, r.step, repr(sorted(r.metrics.items())), r.offset) for r in records]
+    evs = [(e.kind, e.step, e.total, e.message) for e in events]
+    return recs, evs, parser.stats.skipped
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for d in ("megatron", "nanogpt", "nanochat", "llmc", "torchtune") for p in (FIXTURES / d).iterdir()),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_the_same_records_however_the_file_is_read(path: Path) -> None:
+    # A tailed log arrives in pieces: held evals, DeepSpeed's held steps line and runs waiting to
+    # become blocks must come out the same as from one read of the whole file.
+    assert _key(path, 300) == _key(path, 1 << 20)
