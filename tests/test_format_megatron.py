@@ -114,7 +114,7 @@ def test_ansi_colour_e_notation_and_malformed_lines() -> None:
 
 
 def test_deepspeed_steps_lines_alone_are_records() -> None:
-    lines = [b"steps: %d loss: %.4f iter time (s): 1.500 samples/sec: 10.000" % (i, 3 - i / 10) for i in range(1, 6)]
+    lines = [b"[default0]:steps: %d loss: %.4f iter time (s): 1.500 samples/sec: 10.000" % (i, 3 - i / 10) for i in range(1, 6)]
     parser, recs, _ = _feed(lines)
     assert parser.format == MEGATRON
     assert [r.step for r in recs] == [1, 2, 3, 4, 5]

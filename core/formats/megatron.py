@@ -39,7 +39,9 @@ _DS_STEPS = re.compile(PREFIX + rb"steps: (\d+) loss: (\S+) iter time \(s\): (\S
 # stops it short.
 _FINISHED = re.compile(rb"\bexiting program (?:at iteration|after [\d.]+ minutes)|\[after training is done\]")
 _SIGNALLED = re.compile(rb"\bexiting program after receiving (SIG\w+)")
-_DETECT = re.compile(rb"\biteration\s+\d+\s*/\s*\d+\s*\||\bvalidation loss at iteration\s+\d+|^\s*steps: \d+ loss: ")
+_DETECT = re.compile(
+    rb"\biteration\s+\d+\s*/\s*\d+\s*\||\bvalidation loss at iteration\s+\d+|" + PREFIX + rb"steps: \d+ loss: "
+)
 _PREFIX = re.compile(PREFIX)
 _DS_KEYS = (b"loss", b"iter time (ms)", b"samples/sec")
 
