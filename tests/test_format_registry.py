@@ -12,7 +12,7 @@ from formats_helpers import FIXTURES, report
 from helpers import read_all
 from sfttop.core import formats
 from sfttop.core.parse import INPUT_FORMATS, LogParser
-from sfttop.core.records import Event, Item
+from sfttop.core.records import Event, Item, expand
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -87,3 +87,33 @@ def test_the_same_records_however_the_file_is_read(path: Path) -> None:
     # A tailed log arrives in pieces: held evals, DeepSpeed's held steps line and runs waiting to
     # become blocks must come out the same as from one read of the whole file.
     assert _key(path, 300) == _key(path, 1 << 20)
+
+
+HOSTILE = {
+    "megatron": b" iteration 1/ 10 |" + b"".join(b" k%d: 1.0 |" % i for i in range(1000)),
+    "nanochat": b"step 00001/00010 (10.00%) " + b"".join(b"| k%d: 1.0 " % i for i in range(1000)),
+    "llmc": b"s:1 " + b" ".join(b"k%d:1.0" % i for i in range(1000)),
+    "torchtune": b"Step 1 | " + b" ".join(b"k%d:1.0" % i for i in range(1000)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_line_of_a_thousand_fields_is_skipped_not_a_thousand_series(name: str) -> None:
+    parser = LogParser(name)
+    items: list[Item] = []
+    events: list[Event] = []
+    parser.feed(HOSTILE[name], 0, items, events)
+    parser.flush(items)
+    assert items == [] and parser.stats.skipped == 1
+
+
+def test_escape_sequences_in_keys_never_reach_a_metric_name() -> None:
+    parser = LogParser("megatron")
+    items: list[Item] = []
+    events: list[Event] = []
+    # ESC sequences are stripped from the line; a lone C1/C0 control in a key is dropped from the name
+    parser.feed(b" iteration 1/ 10 | lm loss: 2.0 | \x9b31mevil\x07: 1.0 |", 0, items, events)
+    parser.flush(items)
+    (rec,) = expand(items)
+    assert rec.metrics["loss"] == 2.0
+    assert all(ch.isprintable() for name in rec.metrics for ch in name)

@@ -19,6 +19,9 @@ from sfttop.core.metrics import canonical
 from sfttop.core.records import Block, Event, EventKind, Item, Kind, Record
 
 MIN_BLOCK = 4  # as in parse.py: shorter runs go out record by record
+# Fields a record line may have (Megatron prints about 20): a line of thousands of made-up keys
+# would otherwise become thousands of series.
+MAX_FIELDS = 64
 
 # Launcher prefixes in front of a line: srun's task label (``55: ``, `` 0: ``) and torchrun's
 # tee prefix (``[default0]:``), in that order when both are there.

@@ -11,7 +11,7 @@ import re
 
 from sfttop.core.records import Event, Item
 
-from .base import LineReader
+from .base import MAX_FIELDS, LineReader
 
 NAME = "llmc"
 DESCRIPTION = (
@@ -37,9 +37,13 @@ class Reader(LineReader):
         if m is None:
             self.stats.skip(seg)
             return True
+        pairs = m.group(2).split()
+        if len(pairs) > MAX_FIELDS:
+            self.stats.skip(seg)
+            return True
         keys: list[bytes] = []
         vals: list[float] = []
-        for pair in m.group(2).split():
+        for pair in pairs:
             k, _, v = pair.partition(b":")
             try:
                 vals.append(float(v))

@@ -21,7 +21,7 @@ import re
 from sfttop.core.records import Event, EventKind, Item
 from sfttop.core.sanitize import clean_text
 
-from .base import PREFIX, LineReader, Stats, number
+from .base import MAX_FIELDS, PREFIX, LineReader, Stats, number
 
 NAME = "megatron"
 DESCRIPTION = (
@@ -60,8 +60,11 @@ def fields(rest: bytes) -> tuple[tuple[bytes, ...], tuple[float, ...]] | None:
     piece, keys and values alternate once the bars are colons too."""
     end = rest.rfind(b"|")
     body = rest[:end]
+    n = body.count(b"|") + 1
+    if end < 0 or n > MAX_FIELDS:
+        return None
     parts = body.replace(b"|", b":").split(b":")
-    if end < 0 or len(parts) != 2 * (body.count(b"|") + 1):
+    if len(parts) != 2 * n:
         return None
     try:
         vals = tuple(map(float, parts[1::2]))
@@ -83,8 +86,11 @@ def raw_fields(rest: bytes) -> tuple[tuple[bytes, ...], bytes] | None:
     ``LineReader.train`` to convert a run of lines at a time)."""
     end = rest.rfind(b"|")
     body = rest[:end]
+    n = body.count(b"|") + 1
+    if end < 0 or n > MAX_FIELDS:
+        return None
     parts = body.replace(b"|", b":").split(b":")
-    if end < 0 or len(parts) != 2 * (body.count(b"|") + 1):
+    if len(parts) != 2 * n:
         return None
     return tuple(parts[0::2]), b",".join(parts[1::2])
 

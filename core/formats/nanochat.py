@@ -16,7 +16,7 @@ import re
 
 from sfttop.core.records import Event, EventKind, Item
 
-from .base import PREFIX, LineReader, number
+from .base import MAX_FIELDS, PREFIX, LineReader, number
 
 NAME = "nanochat"
 DESCRIPTION = (
@@ -40,7 +40,10 @@ def detect(seg: bytes) -> bool:
 def _fields(rest: bytes) -> tuple[tuple[bytes, ...], tuple[float, ...]] | None:
     keys: list[bytes] = []
     vals: list[float] = []
-    for f in rest.split(b"|"):
+    pieces = rest.split(b"|")
+    if len(pieces) > MAX_FIELDS:
+        return None
+    for f in pieces:
         k, sep, v = f.partition(b":")
         if not sep:
             if f.strip():
@@ -69,8 +72,9 @@ class Reader(LineReader):
             # Fields split by C-level calls; the values (thousands separators and units gone)
             # are converted a run of lines at a time (see LineReader.train).
             body = seg[m.end() :].replace(b",", b"")
-            parts = body.replace(b"|", b":").split(b":")
-            if len(parts) != 2 * (body.count(b"|") + 1):
+            n = body.count(b"|") + 1
+            parts = body.replace(b"|", b":").split(b":") if n <= MAX_FIELDS else []
+            if len(parts) != 2 * n:
                 self.stats.skip(seg)
                 return True
             step = int(m.group(1) or m.group(3))

@@ -13,7 +13,7 @@ import re
 
 from sfttop.core.records import Event, EventKind, Item
 
-from .base import PREFIX, LineReader, number
+from .base import MAX_FIELDS, PREFIX, LineReader, number
 
 NAME = "torchtune"
 DESCRIPTION = (
@@ -58,7 +58,11 @@ class Reader(LineReader):
         if m is not None:
             keys: list[bytes] = []
             vals: list[float] = []
-            for k, v in _PAIR.findall(m.group(2)):
+            pairs = _PAIR.findall(m.group(2))
+            if len(pairs) > MAX_FIELDS:
+                self.stats.skip(seg)
+                return True
+            for k, v in pairs:
                 x = number(v)
                 if x is None:
                     continue  # a value that is not a number (a string the recipe logged)
