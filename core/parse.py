@@ -833,6 +833,8 @@ class LogParser:
             if reader.progress_step is not None:
                 self.progress_step = reader.progress_step
                 self.progress_total = reader.total
+            if reader.eta_seconds is not None:
+                self.eta_seconds = reader.eta_seconds
         if final and self._tentative is not None:
             held, self._tentative = self._tentative, None
             self._settle(held, self._bar_went_back, out_records, [])

@@ -117,3 +117,20 @@ def test_escape_sequences_in_keys_never_reach_a_metric_name() -> None:
     (rec,) = expand(items)
     assert rec.metrics["loss"] == 2.0
     assert all(ch.isprintable() for name in rec.metrics for ch in name)
+
+
+@pytest.mark.parametrize(
+    ("line", "eta"),
+    [
+        (b"step 05740/05742 (99.97%) | loss: 2.57 | lrm: 0.00 | dt: 44600.00ms | tok/sec: 9,215 | mfu: 16.05 | "
+         b"epoch: 1 | total time: 4380.09m | eta: 1.5m", 90.0),
+        (b"1|1|Loss: 1.9749605655670166:   0%|          | 1/512 [00:28<4:02:59, 28.53s/it]", 4 * 3600 + 2 * 60 + 59),
+    ],
+)
+def test_time_left_as_the_log_tells_it(line: bytes, eta: float) -> None:
+    parser = LogParser()
+    items: list[Item] = []
+    events: list[Event] = []
+    parser.feed(line, 0, items, events)
+    parser.flush(items)
+    assert parser.eta_seconds == eta

@@ -77,6 +77,9 @@ class LineReader:
         self._eval: Record | None = None
         self._dumped = False
         self._dumped_at: int | None = None  # the step of the last stack dump
+        self.eta_seconds: float | None = None  # time left as the log tells it
+        self.last_line = b""  # the newest train line, for ``eta`` (read once a flush, not per line)
+        self._eta_of = b""
 
     # -- for format modules ------------------------------------------------------------------
     def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
@@ -224,4 +227,23 @@ class LineReader:
         self.emit_pending(out_records)
         if final:
             self._release_eval(out_records)
+        if self.last_line is not self._eta_of:
+            self._eta_of = self.last_line
+            self.eta_seconds = self.eta(self.last_line)
+
+    def eta(self, line: bytes) -> float | None:
+        """Seconds left as ``line`` (the newest train line) tells it; None when it does not."""
+        return None
+
+
+def clock_seconds(text: bytes) -> float | None:
+    """``[H:]MM:SS`` (tqdm's remaining time) in seconds."""
+    try:
+        parts = [int(p) for p in text.split(b":")]
+    except ValueError:
+        return None
+    if not 2 <= len(parts) <= 3:
+        return None
+    h, m, sec = ([0] if len(parts) == 2 else []) + parts
+    return float((h * 60 + m) * 60 + sec)
 

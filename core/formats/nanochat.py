@@ -30,6 +30,7 @@ DESCRIPTION = (
 _TRAIN = re.compile(PREFIX + rb"(?:step (\d+)(?:/(\d+))? \([\d.]+%\)|Step (\d+)/(\d+)) ?\|")
 _EVAL = re.compile(PREFIX + rb"Step (\d+) \|")
 _DETECT = re.compile(PREFIX + rb"(?:step \d+(?:/\d+)? \([\d.]+%\) \| loss: |Step \d+(?:/\d+)? \| (?:Validation|Training loss))")
+_ETA = re.compile(rb"\|\s*eta: ([\d.]+)m")
 _SKIP = frozenset((b"epoch", b"total time", b"eta"))  # dataset pass count and wall clock: not metrics
 
 
@@ -64,6 +65,10 @@ class Reader(LineReader):
     restart = "a new phase: steps restart at {step}"
     drop = _SKIP
 
+    def eta(self, line: bytes) -> float | None:
+        m = _ETA.search(line)
+        return float(m.group(1)) * 60 if m is not None else None
+
     def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
         if b"tep " not in seg:
             return self.text_event(seg, offset, out_records, out_events)
@@ -82,6 +87,7 @@ class Reader(LineReader):
             if total is not None and int(total) != self.total and int(total) > 0:
                 self.total = int(total)
                 self.event(Event(EventKind.MAX_STEPS, "", offset, None, self.total), out_records, out_events)
+            self.last_line = seg
             values = b",".join(parts[1::2]).translate(None, b"ms%")
             self.train(step, self.names(tuple(parts[0::2])), values, offset, out_records, out_events)
             return True

@@ -13,7 +13,7 @@ import re
 
 from sfttop.core.records import Event, EventKind, Item
 
-from .base import MAX_FIELDS, PREFIX, LineReader, number
+from .base import MAX_FIELDS, PREFIX, LineReader, clock_seconds, number
 
 NAME = "torchtune"
 DESCRIPTION = (
@@ -25,6 +25,7 @@ DESCRIPTION = (
 
 _BAR = re.compile(PREFIX + rb"(\d+)\|(\d+)\|Loss: ([^:\s]+):")
 _BAR_TOTAL = re.compile(rb"\| *(\d+)/(\d+) \[")
+_BAR_ETA = re.compile(rb"\| *\d+/\d+ \[[\d:]+<([\d:]+)")
 _DISK = re.compile(PREFIX + rb"Step (\d+) \| (\w+:\S.*)$")
 _PAIR = re.compile(rb"([\w/]+):(tensor\([^)]*\)|\S+)")
 _DETECT = re.compile(PREFIX + rb"(?:\d+\|\d+\|Loss: |Step \d+ \| \w+:\S)")
@@ -36,6 +37,10 @@ def detect(seg: bytes) -> bool:
 
 
 class Reader(LineReader):
+    def eta(self, line: bytes) -> float | None:
+        m = _BAR_ETA.search(line)
+        return clock_seconds(m.group(1)) if m is not None else None
+
     def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
         m = _BAR.match(seg)
         if m is not None:
@@ -46,6 +51,7 @@ class Reader(LineReader):
                 if total != self.total and total > 0:
                     self.total = total
                     self.event(Event(EventKind.MAX_STEPS, "", offset, None, total), out_records, out_events)
+            self.last_line = seg
             if step == self.prev_step:
                 return True  # a redraw of the step already read
             loss = number(m.group(3))
