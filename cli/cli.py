@@ -23,7 +23,10 @@ examples:
   sfttop --follow --format jsonl train.log | jq .   every new record and finding as a JSON line
 
 inputs: HF Trainer / TRL stdout captures (transformers 4.x and 5.x), trainer_state.json,
-LLaMA-Factory trainer_log.jsonl, ms-swift logging.jsonl, generic JSON lines.
+LLaMA-Factory trainer_log.jsonl, ms-swift logging.jsonl, generic JSON lines; the stdout of
+Megatron-LM / Megatron-DeepSpeed, nanoGPT, nanochat, llm.c and torchtune (and its log_*.txt).
+--log-format names: hf-stdout, jsonl, llamafactory-jsonl, ms-swift-jsonl, trainer-state,
+megatron, nanogpt, nanochat, llmc, torchtune.
 
 exit status: 0 no critical finding, 1 a critical finding (--report), 2 usage error or unreadable input.
 """
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output format: text|json|md for --report (default text), text|jsonl for --follow",
     )
+    p.add_argument("--log-format", metavar="NAME", default=None,
+                   help="read every log as this input format instead of detecting it (see inputs below)")
     p.add_argument("--config", metavar="PATH", default=None, help="TOML file of thresholds and keys "
                    "(default $XDG_CONFIG_HOME/sfttop/config.toml)")
     p.add_argument("--alert-cmd", metavar="CMD", default=None,
@@ -92,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     if bad_keys is not None:
         print(f"sfttop: config: {bad_keys}", file=sys.stderr)
         return 2
+    log_format = args.log_format
+    if log_format is not None:
+        from .core.parse import INPUT_FORMATS
+
+        if log_format not in INPUT_FORMATS:
+            print(f"sfttop: unknown --log-format {log_format!r} (one of: {', '.join(INPUT_FORMATS)})", file=sys.stderr)
+            return 2
     if args.report:
         if not args.paths:
             print("sfttop: --report needs at least one PATH (see sfttop --help)", file=sys.stderr)
@@ -102,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from .core.report import run_report
 
-        return run_report(args.paths, config, fmt, sys.stdout)
+        return run_report(args.paths, config, fmt, sys.stdout, log_format=log_format)
     if args.follow:
         if not args.paths:
             print("sfttop: --follow needs at least one PATH", file=sys.stderr)
@@ -121,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
         try:
-            return follow(args.paths, config, fmt, sys.stdout, interval=args.interval, dispatcher=dispatcher)
+            return follow(
+                args.paths, config, fmt, sys.stdout, interval=args.interval, dispatcher=dispatcher, log_format=log_format
+            )
         except KeyboardInterrupt:
             return 0
     if args.format is not None:
@@ -150,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from .tui.app import SfttopApp
 
     app = SfttopApp(paths, config, interval=args.interval, alert_cmd=args.alert_cmd,
-                    alert_severity=args.alert_severity, title_suffix=" (demo)" if demo else "")
+                    alert_severity=args.alert_severity, title_suffix=" (demo)" if demo else "", fmt=log_format)
     try:
         app.run()
     finally:

@@ -45,6 +45,7 @@ def follow(
     stop: threading.Event | None = None,
     dispatcher: AlertDispatcher | None = None,
     err: TextIO | None = None,
+    log_format: str | None = None,
 ) -> int:
     """Print every record and finding as it arrives, until ``stop`` is set or interrupted.
 
@@ -54,7 +55,7 @@ def follow(
     go to ``err`` (stderr), never into the record stream.
     """
     stop = stop or threading.Event()
-    mon = Monitor(paths, config)
+    mon = Monitor(paths, config, fmt=log_format)
     waker = Waker()
     try:
         return _follow(mon, fmt, out, interval, stop, waker, dispatcher, err or sys.stderr)

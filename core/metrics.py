@@ -21,6 +21,8 @@ EVAL_ENTROPY = "eval_entropy"
 EVAL_TOKEN_ACC = "eval_mean_token_accuracy"
 EVAL_RUNTIME = "eval_runtime"
 EVAL_SAMPLES_PER_SECOND = "eval_samples_per_second"
+STEP_TIME_MS = "step_time_ms"  # wall time of one optimiser step, in milliseconds
+TFLOPS_PER_GPU = "tflops_per_gpu"
 
 _ALIASES: dict[str, str] = {
     "lr": LR,
@@ -41,6 +43,32 @@ _ALIASES: dict[str, str] = {
     "eval_acc": EVAL_TOKEN_ACC,
     "eval_accuracy": EVAL_TOKEN_ACC,
     "eval_num_input_tokens_seen": "eval_num_tokens",
+    # Line formats (core/formats): Megatron-LM / Megatron-DeepSpeed
+    "consumed samples": "consumed_samples",
+    "consumed tokens": NUM_TOKENS,
+    "elapsed time per iteration (ms)": STEP_TIME_MS,
+    "iter time (ms)": STEP_TIME_MS,
+    "throughput per gpu (tflop/s/gpu)": TFLOPS_PER_GPU,
+    "tflops": TFLOPS_PER_GPU,
+    "global batch size": "global_batch_size",
+    "loss scale": "loss_scale",
+    "number of skipped iterations": "skipped_iterations",
+    "number of nan iterations": "nan_iterations",
+    "params norm": "params_norm",
+    "num zeros": "num_zeros",
+    "actual seqlen": "seq_len",
+    "samples per second": "samples_per_second",
+    "samples/sec": "samples_per_second",
+    "tokens per gpu per second (tgs)": "tokens_per_second_per_gpu",
+    "lm loss ppl": "ppl",
+    # nanochat
+    "training loss": LOSS,
+    "validation loss": EVAL_LOSS,
+    "lrm": "lr_multiplier",
+    "dt": STEP_TIME_MS,
+    "tok/sec": "tokens_per_second",
+    "bf16_mfu": "mfu",
+    "core metric": "core",
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

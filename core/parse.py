@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from . import formats
 from .metrics import canonical
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
@@ -36,6 +37,14 @@ LLAMA_FACTORY = "llamafactory-jsonl"
 MS_SWIFT = "ms-swift-jsonl"
 TRAINER_STATE = "trainer-state"
 UNKNOWN = "unknown"
+# Line formats (core/formats): read by a reader the parser hands its text lines to.
+MEGATRON = formats.megatron.NAME
+NANOGPT = formats.nanogpt.NAME
+NANOCHAT = formats.nanochat.NAME
+LLMC = formats.llmc.NAME
+TORCHTUNE = formats.torchtune.NAME
+# What --log-format accepts.
+INPUT_FORMATS = (HF_STDOUT, JSONL, LLAMA_FACTORY, MS_SWIFT, TRAINER_STATE, *formats.BY_NAME)
 
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _PREFIX = re.compile(rb"^\s*(?:\[(?:default|rank)\d+\]:\s*)+")
@@ -258,9 +267,12 @@ class LogParser:
 
     def __init__(self, fmt: str | None = None, blocks: bool = True) -> None:
         self.format: str = fmt or UNKNOWN
+        self.stats = ParseStats()
+        line_format = formats.BY_NAME.get(self.format)
+        # The reader of a line format, once the file is known to be in one.
+        self.reader: formats.LineReader | None = line_format.reader(self.stats) if line_format else None
         # Runs of plain train records come out as one Block each (False: one Record each)
         self.blocks = blocks
-        self.stats = ParseStats()
         self.train_total: int | None = None  # total of the training progress bar
         self.bar_step: int | None = None  # the training bar's latest position
         self.last_train_step: int | None = None
@@ -841,6 +853,14 @@ class LogParser:
         ``final`` is False when a read stopped only because its byte budget ran out: records
         then wait for the end of their stdout burst, where the interval can be measured.
         """
+        reader = self.reader
+        if reader is not None:
+            reader.flush(out_records, final)
+            if reader.progress_step is not None:
+                self.progress_step = reader.progress_step
+                self.progress_total = reader.total
+            if reader.eta_seconds is not None:
+                self.eta_seconds = reader.eta_seconds
         if final and self._tentative is not None:
             held, self._tentative = self._tentative, None
             self._settle(held, self._bar_went_back, out_records, [])
@@ -890,6 +910,15 @@ class LogParser:
 
     # -- text lines -------------------------------------------------------------------------
     def _on_text(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> None:
+        # A line format's lines go to its reader (detected from the first line that is one).
+        reader = self.reader
+        if reader is None and self.format == UNKNOWN:
+            found = formats.detect(seg)
+            if found is not None:
+                self.format = found.name
+                reader = self.reader = found.reader(self.stats)
+        if reader is not None and reader.feed(seg, offset, out_records, out_events):
+            return
         if self._tb_open:
             if self._traceback_line(seg, offset, out_events):
                 return

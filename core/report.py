@@ -85,10 +85,15 @@ def build(
     clock: Callable[[], float] | None = None,
     *,
     unread: list[str] | None = None,
+    log_format: str | None = None,
 ) -> tuple[dict[str, Any], int]:
     """The report dict and the exit status it implies. ``clock`` fixes "now" (tests).
-    ``unread``: leave out the runs that hold no record and add why to this list."""
-    mon = Monitor(list(paths), config, clock=clock) if clock is not None else Monitor(list(paths), config)
+    ``unread``: leave out the runs that hold no record and add why to this list.
+    ``log_format`` reads every log as that input format (no detection)."""
+    if clock is not None:
+        mon = Monitor(list(paths), config, fmt=log_format, clock=clock)
+    else:
+        mon = Monitor(list(paths), config, fmt=log_format)
     mon.load_all(helper=True)
     if unread is not None:  # a log nobody could read must not come out as a clean report
         unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
@@ -107,13 +112,13 @@ def build(
     return report, code
 
 
-def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO) -> int:
+def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO, log_format: str | None = None) -> int:
     """Print the report of every run that holds records; a run that does not (missing,
     unreadable, or no line sfttop recognises) is one line on stderr, never a clean report, and
     the exit status is then 2. Each error is said once, on stderr only."""
     memory.hold_freed()  # one load and exit (the helpers forked for it inherit this)
     errors: list[str] = []
-    report, code = build(paths, config, unread=errors)
+    report, code = build(paths, config, unread=errors, log_format=log_format)
     if report["runs"]:
         if fmt == "json":
             out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -6,17 +6,20 @@ A log sfttop cannot read must never pass for a healthy one: ``--report`` turns i
 
 from __future__ import annotations
 
+from .formats import FORMATS as LINE_FORMATS
 from .records import Kind
 from .run import Run
 from .sanitize import clean_text
 
-# What the parser recognises, as a user would name it (core/parse.py detects these per file).
+# What the parser recognises, as a user would name it: the HF family that core/parse.py reads
+# itself, then every line format of the registry.
 FORMATS_READ = (
     "HF Trainer/TRL stdout",
     "JSON lines",
     "LLaMA-Factory trainer_log.jsonl",
     "ms-swift logging.jsonl",
     "trainer_state.json",
+    *(f.name for f in LINE_FORMATS),
 )
 
 

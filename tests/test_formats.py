@@ -75,4 +75,6 @@ def test_generic_jsonl_tags_and_nonfinite() -> None:
 def test_directory_of_mixed_runs(tmp_path: Path) -> None:
     r, _ = report(FORMATS)
     names = sorted(x["name"] for x in r["runs"])
-    assert names == ["generic", "llamafactory", "ms-swift", "trainer_state"]
+    assert names == [
+        "generic", "llamafactory", "llmc", "megatron", "ms-swift", "nanochat", "nanogpt", "torchtune", "trainer_state"
+    ]

@@ -1,0 +1,82 @@
+"""torchtune: the recipes' stdout and their DiskLogger file.
+
+On stdout the training bar's description is ``{epoch}|{global_step}|Loss: {loss}``, and tqdm
+redraws it (``\\r``) two or three times a step: each step is read once, the first time it shows.
+``DiskLogger`` writes ``log_<unix time>.txt`` with a line per logged step,
+``Step 33 | loss:1.54 lr:9.9e-05 tokens_per_second_per_gpu:101.2 `` (``grad_norm:tensor(...)``
+when it is a tensor).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sfttop.core.records import Event, EventKind, Item
+
+from .base import MAX_FIELDS, PREFIX, LineReader, clock_seconds, number
+
+NAME = "torchtune"
+DESCRIPTION = (
+    "stdout bar descriptions `E|S|Loss: X:` (train: loss at step S, each step once however often "
+    "tqdm redraws it; the bar's `n/total` gives max_steps) and DiskLogger `log_<ts>.txt` lines "
+    "`Step N | loss:X lr:Y tokens_per_second_per_gpu:Z ...` (train: loss, learning_rate, "
+    "tokens_per_second_per_gpu, grad_norm, peak_memory_*)"
+)
+
+_BAR = re.compile(PREFIX + rb"(\d+)\|(\d+)\|Loss: ([^:\s]+):")
+_BAR_TOTAL = re.compile(rb"\| *(\d+)/(\d+) \[")
+_BAR_ETA = re.compile(rb"\| *\d+/\d+ \[[\d:]+<([\d:]+)")
+_DISK = re.compile(PREFIX + rb"Step (\d+) \| (\w+:\S.*)$")
+_PAIR = re.compile(rb"([\w/]+):(tensor\([^)]*\)|\S+)")
+_DETECT = re.compile(PREFIX + rb"(?:\d+\|\d+\|Loss: |Step \d+ \| \w+:\S)")
+_LOSS = (b"loss",)
+
+
+def detect(seg: bytes) -> bool:
+    return _DETECT.match(seg) is not None
+
+
+class Reader(LineReader):
+    def eta(self, line: bytes) -> float | None:
+        m = _BAR_ETA.search(line)
+        return clock_seconds(m.group(1)) if m is not None else None
+
+    def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
+        m = _BAR.match(seg)
+        if m is not None:
+            step = int(m.group(2))
+            t = _BAR_TOTAL.search(seg, m.end())
+            if t is not None:
+                total = int(t.group(2))
+                if total != self.total and total > 0:
+                    self.total = total
+                    self.event(Event(EventKind.MAX_STEPS, "", offset, None, total), out_records, out_events)
+            self.last_line = seg
+            if step == self.prev_step:
+                return True  # a redraw of the step already read
+            loss = number(m.group(3))
+            if loss is None:
+                self.stats.skip(seg)
+                return True
+            self.train(step, self.names(_LOSS), (loss,), offset, out_records, out_events)
+            return True
+        m = _DISK.match(seg)
+        if m is not None:
+            keys: list[bytes] = []
+            vals: list[float] = []
+            pairs = _PAIR.findall(m.group(2))
+            if len(pairs) > MAX_FIELDS:
+                self.stats.skip(seg)
+                return True
+            for k, v in pairs:
+                x = number(v)
+                if x is None:
+                    continue  # a value that is not a number (a string the recipe logged)
+                keys.append(k)
+                vals.append(x)
+            if not keys:
+                self.stats.skip(seg)
+                return True
+            self.train(int(m.group(1)), self.names(tuple(keys)), tuple(vals), offset, out_records, out_events)
+            return True
+        return self.text_event(seg, offset, out_records, out_events)
