@@ -42,7 +42,7 @@ class Liveness:
     def describe(self) -> str:
         """``stopped: last write 3h05m ago at step 202 of 5100``; just the state when running."""
         if self.state in (State.RUNNING, State.WAITING, State.FINISHED, State.CRASHED):
-            return self.state.value
+            return str(self.state.value)
         where = ""
         if self.step is not None:
             where = f" at step {self.step}" + (f" of {self.total}" if self.total else "")
