@@ -289,6 +289,13 @@ class LogParser:
         self._tentative: Record | None = None  # a record whose epoch went back, not yet placed
         self._bar_went_back = False  # the training bar restarted since the last train record
         self._burst_bar: int | None = None  # the training bar when that run began
+        # The first training bar drawn after that run: with unbuffered stdout (PYTHONUNBUFFERED,
+        # `python -u`), tqdm.write puts each dict between a cleared bar and its redraw, and the
+        # redraw shows the dict's own step; the bar before it lags (tqdm's mininterval).
+        self._after_bar: int | None = None
+        self._waited = False  # the burst's release was put off once for that redraw
+        self._cleared = False  # the next dict came right after tqdm.write cleared the bar...
+        self._burst_cleared = False  # ... and so did the current burst's first
         self._tb_open = False
         self._tb_offset = -1
         self._tb_lines: list[bytes] = []
@@ -369,14 +376,19 @@ class LogParser:
                             if batch:
                                 self._feed_batch(batch, out_records, out_events)
                                 batch = []
+                            self.see_bars_after(line)
                             self._end_burst(out_records)
                             self.peek_partial(line[: cut + 1])
+                            # tqdm.write clears the bar (a piece of blanks) just before the dict
+                            prev = line.rfind(b"\r", 0, cut)
+                            self._cleared = prev >= 0 and cut > prev + 1 and not line[prev + 1 : cut].strip()
                         batch.append((pos + cut + 1, tail))
                         bars = line  # only the newest bar of the chunk matters
                     else:
                         if batch:
                             self._feed_batch(batch, out_records, out_events)
                             batch = []
+                        self.see_bars_after(line)
                         self._end_burst(out_records)
                         self._feed_redraws(line, pos, out_records, out_events)
                 else:
@@ -825,6 +837,9 @@ class LogParser:
             if not self._in_burst:
                 self._in_burst = True
                 self._burst_bar = self.bar_step
+                self._after_bar = None
+                self._waited = False
+                self._burst_cleared, self._cleared = self._cleared, False
             self._pending.append(rec)
             return
         rec.step = k * self.interval
@@ -845,6 +860,7 @@ class LogParser:
         if self._in_burst:
             self._in_burst = False
             if self.interval is None and self._pending and self._burst_bar:
+                self._waited = True  # (what follows the burst has been seen: nothing to wait for)
                 self.flush(out_records, final=True)
 
     def flush(self, out_records: list[Item], final: bool = True) -> None:
@@ -868,6 +884,10 @@ class LogParser:
             return
         if self.interval is None and not final and self.train_total is not None:
             return  # bars came first: wait for the burst's end to measure the interval
+        if self.interval is None and self._single_burst() and self._after_bar is None and not self._waited:
+            # A lone dict at the end of what was written: its redraw is a moment behind it.
+            self._waited = True
+            return
         # (No bar before the records: there will be none to measure by, so don't hold them.)
         if self.interval is None:
             self.interval = self._guess_interval()
@@ -893,7 +913,34 @@ class LogParser:
                 return est
         return base
 
+    def _single_burst(self) -> bool:
+        """The burst is one train record that tqdm.write printed between clearing the training
+        bar and redrawing it: stdout is not buffered, and the redraw is at the record's step."""
+        return (
+            self._burst_cleared
+            and self._burst_bar is not None
+            and sum(r.kind is Kind.TRAIN for r in self._pending) == 1
+        )
+
+    def see_bars_after(self, text: bytes) -> None:
+        """``text`` was written right after the records read so far (the next line, or the
+        partial line at the end of the file): note the first training bar in it, the redraw
+        that tqdm.write makes after printing a dict."""
+        if self.interval is not None or not self._in_burst or self._after_bar is not None:
+            return
+        for piece in text.split(b"\r", 8)[:8]:
+            if not piece.strip():
+                continue
+            m = _TQDM.search(piece) if _BAR_START.match(piece) else None
+            if m is not None and (self.train_total is None or int(m.group(2)) >= self.train_total):
+                self._after_bar = int(m.group(1))
+            return
+
     def _guess_interval(self) -> int:
+        after = self._after_bar
+        if after and self.ordinal and self._single_burst():
+            # Unbuffered stdout: the redraw after the dict is at the dict's step.
+            return max(1, round(after / self.ordinal))
         # The training bar is written unbuffered to stderr while the dict lines sit in stdout's
         # buffer, so records arrive in bursts behind the bar: at the end of a burst the bar's
         # position over the records logged so far is the logging interval.

@@ -373,6 +373,8 @@ class Run:
         if chunk.data:
             self.parser.feed_chunk(chunk.data, chunk.base, recs, up.events)
         eof = chunk.eof
+        if eof and src.partial:
+            self.parser.see_bars_after(src.partial)  # (a lone dict's redraw, not yet a line)
         self.parser.flush(recs, final=eof)
         if eof and src.partial:
             self.parser.peek_partial(src.partial)

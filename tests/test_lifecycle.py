@@ -5,6 +5,7 @@ copy-truncated log. Each record and each finding once; a new attempt keeps nothi
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -282,3 +283,56 @@ def test_durations_as_the_formats_print_them() -> None:
     assert parse_duration("1d 2h 3m 4s") == 93784
     assert parse_duration("8h 25m 20s") == 30320
     assert parse_duration("?") is None and parse_duration("soon") is None
+
+
+# ------------------------------------------------------------------------------------- steps
+def _unbuffered_ops(total: int = 200, logging_steps: int = 5) -> list[str]:
+    """What `PYTHONUNBUFFERED=1 python train.py > train.log 2>&1` writes, one write per tqdm
+    operation: the training bar redrawn now and then (mininterval), and each log dict printed by
+    tqdm.write between clearing the bar and redrawing it at the current step."""
+    import random
+
+    rnd = random.Random(1)
+
+    def bar(n: int) -> str:
+        pct = 100 * n // total
+        return f"\r{pct:3d}%|{'█' * (pct // 10):10s}| {n}/{total} [00:{n // 10:02d}<01:00, 12.50it/s]"
+
+    ops = ["***** Running training *****\n"]
+    last = 0
+    for step in range(1, total + 1):
+        if step - last >= rnd.randint(3, 7):
+            ops.append(bar(step))
+            last = step
+        if step % logging_steps == 0:
+            ops.append("\r" + " " * 60 + "\r")
+            rec = {"loss": round(2 * math.exp(-step / 100) + 0.3, 4), "grad_norm": 1.1, "learning_rate": 2e-5,
+                   "epoch": round(step / total, 4)}
+            ops.append(str(rec) + "\n")
+            ops.append(bar(step))
+            last = step
+    return ops
+
+
+def test_steps_right_from_the_first_record_with_unbuffered_stdout(tmp_path: Path) -> None:
+    # No trainer_state.json beside the log: steps come from the training bar, and the bar drawn
+    # before a dict lags (it said 3 when the dict was step 5, so every step came out at 3/5).
+    ops = _unbuffered_ops()
+    log = tmp_path / "train.log"
+    log.write_text("".join(ops))
+    for budget in (1 << 20, 700, 97):
+        run = Run("r", str(log), Config())
+        steps = [r.step for up in _drain(run, 1.0) for r in expand(up.records)]
+        assert steps == list(range(5, 201, 5)), budget
+    # ... and live, polled after every write the trainer makes
+    live = tmp_path / "live" / "train.log"
+    live.parent.mkdir()
+    live.write_text("")
+    run = Run("r", str(live), Config())
+    seen: list[int] = []
+    for op in ops:
+        with open(live, "a") as f:
+            f.write(op)
+        seen += [r.step for r in expand(run.poll(1 << 20, 1.0).records)]
+    seen += [r.step for r in expand(run.poll(1 << 20, 1.0).records)]
+    assert seen == list(range(5, 201, 5))
