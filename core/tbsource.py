@@ -1,0 +1,250 @@
+"""A TensorBoard run as a source of records: its event files, tailed while they are written.
+
+A run is one ``events.out.tfevents.*`` file, or a directory of them: the HF Trainer writes one
+per process under ``<output_dir>/runs/<date>_<host>/`` (a flat ``logging_dir`` collects the files
+of every restart in one directory). Files are read in the order they were created (the unix
+time in their name) and their scalars go through the same ``LogParser`` as a log dict would, so
+a step that goes back (a resumed run, or a notebook calling ``train()`` again on the same
+writer) is a ``RESUMED`` event, and the end-of-training summary finishes the run.
+
+Like ``StateFile`` it is polled by ``Run``; unlike a text log there are no lines: the byte
+offset after the last complete record is kept per file and a record cut at the end of the file
+is read again once it is whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .parse import LogParser
+from .records import Event, EventKind, Item, Kind, Record
+from .sanitize import clean_text
+from .tensorboard import EVENTS_PREFIX, Grouper, Malformed, TrainArgs, decode_event, read_args, tag_key
+from .tfrecord import split_records
+
+FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
+
+
+def is_events_file(path: str) -> bool:
+    return os.path.basename(path).startswith(EVENTS_PREFIX)
+
+
+def events_in(directory: str) -> list[str]:
+    """Names of the event files directly in ``directory``, oldest first."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(EVENTS_PREFIX)]
+    except OSError:
+        return []
+    return sorted((n for n in names if os.path.isfile(os.path.join(directory, n))), key=_created)
+
+
+def _created(name: str) -> tuple[int, str]:
+    # events.out.tfevents.<unix time>.<host>.<pid>.<n>: the host may hold dots, the time does not
+    stamp = name[len(EVENTS_PREFIX) :].split(".", 1)[0]
+    return (int(stamp) if stamp.isdigit() else 1 << 62, name)
+
+
+def is_events_path(path: str) -> bool:
+    """An event file, or a directory holding some."""
+    return is_events_file(path) or (os.path.isdir(path) and bool(events_in(path)))
+
+
+@dataclass
+class _File:
+    path: str
+    number: int
+    offset: int = 0  # after the last complete record
+    size: int = 0
+    ident: tuple[int, int] | None = None
+    need: int = 0  # bytes the record cut at ``offset`` needs
+    grouper: Grouper = field(default_factory=Grouper)
+    held: bool = False  # its last dict was held back at the end of the previous poll
+
+
+class EventsSource:
+    """The event files of one TensorBoard run (``path``: a file, or a directory of them)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.files: list[_File] = []
+        self.error: str | None = None
+        self.exists = False
+        self.size = 0
+        self.offset = 0
+        self.mtime = 0.0
+        self.caught_up = True  # everything on disk was read and handed on
+        self.corrupt = 0  # records whose checksum did not match
+        self.malformed = 0  # records that are not Event protos
+        self.args = TrainArgs()
+
+    @property
+    def pending_bytes(self) -> int:
+        return max(0, self.size - self.offset)
+
+    def _paths(self) -> list[str] | None:
+        if os.path.isdir(self.path):
+            return [os.path.join(self.path, n) for n in events_in(self.path)]
+        return [self.path] if os.path.exists(self.path) else None
+
+    def poll(
+        self, parser: LogParser, out_records: list[Item], out_events: list[Event], budget: int = 4 << 20
+    ) -> bool:
+        """Read what was written since the last poll (up to about ``budget`` bytes); True when
+        something changed. ``caught_up`` says whether more is waiting."""
+        paths = self._paths()
+        if paths is None:
+            self.exists = False
+            self.error = "file not found"
+            return False
+        self.exists = True
+        known = {f.path for f in self.files}
+        for p in paths:
+            if p not in known:
+                self.files.append(_File(p, len(self.files)))
+        changed = False
+        caught_up = True
+        size = offset = 0
+        for i, f in enumerate(self.files):
+            if budget > 0:
+                got, done, budget = self._poll_file(f, parser, out_records, out_events, budget, self.files[:i])
+                changed = changed or got
+                caught_up = caught_up and done
+            else:
+                caught_up = False
+            size += f.size
+            offset += f.offset
+        self.size, self.offset, self.caught_up = size, offset, caught_up
+        if paths or not os.path.isdir(self.path):
+            self.error = None
+        else:
+            self.error = "no event files yet"
+        return changed
+
+    def _poll_file(
+        self,
+        f: _File,
+        parser: LogParser,
+        out_records: list[Item],
+        out_events: list[Event],
+        budget: int,
+        earlier: list[_File],
+    ) -> tuple[bool, bool, int]:
+        """(changed, read to its end, budget left)."""
+        try:
+            st = os.stat(f.path)
+        except OSError:
+            return self._release(f, f.size, parser, out_records, out_events), not f.held, budget
+        self.mtime = max(self.mtime, st.st_mtime)
+        ident = (st.st_dev, st.st_ino)
+        if f.ident is not None and (ident != f.ident or st.st_size < f.offset):
+            # Written again from its start: read it again (the store keeps one value a step).
+            why = "replaced" if ident != f.ident else "truncated"
+            out_events.append(Event(EventKind.SOURCE, f"{clean_text(os.path.basename(f.path)[:80])} {why}: read again"))
+            f.offset = f.need = 0
+            f.grouper = Grouper()
+            f.held = False
+        f.ident = ident
+        last_size, f.size = f.size, st.st_size
+        if st.st_size - f.offset < max(f.need, 1):
+            return self._release(f, last_size, parser, out_records, out_events), not f.held, budget
+        want = min(st.st_size - f.offset, max(budget, f.need))
+        try:
+            with open(f.path, "rb") as fh:
+                fh.seek(f.offset)
+                buf = fh.read(want)
+        except OSError as e:
+            self.error = e.strerror or str(e)
+            return False, True, budget
+        framed = split_records(buf, f.offset, at_eof=f.offset + len(buf) >= st.st_size)
+        f.offset = framed.end
+        f.need = framed.need
+        if framed.corrupt:
+            self.corrupt += framed.corrupt
+            parser.stats.skipped += framed.corrupt
+            if len(parser.stats.skipped_examples) < 3:
+                name = clean_text(os.path.basename(f.path)[:80])
+                parser.stats.skipped_examples.append(f"{framed.corrupt} corrupt record(s) in {name}")
+        parser.stats.oversized += framed.oversized
+        if framed.records:
+            for older in earlier:  # a later file was written to: what the earlier ones hold is complete
+                _emit(older.grouper.close(), parser, out_records, out_events)
+                older.held = False
+        base = f.number << FILE_SHIFT
+        for off, data in framed.records:
+            self._record(f, base + off, data, parser, out_records, out_events)
+        if framed.records:
+            f.held = f.grouper.pending
+        elif self._release(f, last_size, parser, out_records, out_events):
+            return True, True, budget - len(buf)
+        at_end = f.offset >= st.st_size or f.offset + framed.need > st.st_size
+        return True, at_end and not f.held, budget - len(buf)
+
+    def _record(
+        self, f: _File, offset: int, data: bytes, parser: LogParser, out_records: list[Item], out_events: list[Event]
+    ) -> None:
+        parser.stats.lines += 1
+        try:
+            ev = decode_event(data)
+        except (Malformed, ValueError):
+            self.malformed += 1
+            parser.stats.skipped += 1
+            return
+        for tag, text in ev.texts:
+            if read_args(tag, text, self.args):
+                # A train() call begins: what the previous one logged is complete.
+                _emit(f.grouper.close(), parser, out_records, out_events)
+                self._apply_args(parser, out_events, offset)
+            elif tag in _ARG_TAGS:
+                self._apply_args(parser, out_events, offset, tag == "train_iters/text_summary")
+        for tag, value in ev.scalars:
+            tk = tag_key(tag)
+            if tk is not None:
+                _emit(f.grouper.add(ev.step, tk[0], tk[1], value, offset), parser, out_records, out_events)
+
+    def _apply_args(self, parser: LogParser, out_events: list[Event], offset: int, announce: bool = True) -> None:
+        a = self.args
+        if a.logging_steps:
+            parser.interval = a.logging_steps
+        if a.max_steps and announce:
+            parser.progress_total = a.max_steps
+            out_events.append(Event(EventKind.MAX_STEPS, "", offset, None, a.max_steps))
+
+    @staticmethod
+    def _release(f: _File, last_size: int, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> bool:
+        """Hand on the dict still being built at the end of a file once a poll finds the file as
+        it was: the writer flushes after each call, so it is complete. (Handing it on at once
+        would split a dict the reader caught half-flushed into two records.)"""
+        if not f.grouper.pending:
+            f.held = False
+            return False
+        if not f.held or f.size != last_size:
+            f.held = True
+            return False
+        f.held = False
+        _emit(f.grouper.close(), parser, out_records, out_events)
+        return True
+
+
+_ARG_TAGS = frozenset(("train_iters/text_summary", "log_interval/text_summary", "eval_interval/text_summary"))
+
+
+def _emit(
+    closed: tuple[dict[str, object], int] | None, parser: LogParser, out_records: list[Item], out_events: list[Event]
+) -> None:
+    if closed is None:
+        return
+    obj, offset = closed
+    step = obj["step"]
+    n, m = len(out_records), len(out_events)
+    parser._on_object(obj, offset, out_records, out_events)
+    if isinstance(step, int):
+        parser.progress_step = step
+        # The parser places a summary at the last train step (a stdout summary has no step);
+        # here the step is known: the final global step.
+        for rec in out_records[n:]:
+            if isinstance(rec, Record) and rec.kind is Kind.SUMMARY:
+                rec.step = step
+        for ev in out_events[m:]:
+            if ev.kind is EventKind.FINISHED:
+                ev.step = step
