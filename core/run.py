@@ -25,6 +25,8 @@ from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_ob
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .series import RunData
 from .tail import FileTail
+from .tbsource import EventsSource, is_events_path
+from .tensorboard import TENSORBOARD
 
 MAX_STATE_FILE = 512 << 20
 PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
@@ -125,9 +127,12 @@ class Run:
         self.path = path
         self.config = config
         is_state = os.path.basename(path) == "trainer_state.json" or fmt == TRAINER_STATE
-        self.source: FileTail | StateFile = StateFile(path) if is_state else FileTail(path)
-        self.parser = LogParser(TRAINER_STATE if is_state else fmt)
-        if not is_state:
+        is_tb = not is_state and (fmt == TENSORBOARD or is_events_path(path))
+        self.source: FileTail | StateFile | EventsSource = (
+            StateFile(path) if is_state else EventsSource(path) if is_tb else FileTail(path)
+        )
+        self.parser = LogParser(TRAINER_STATE if is_state else TENSORBOARD if is_tb else fmt)
+        if not is_state and not is_tb:
             self.parser.interval = logging_steps_near(path)
         self.data = RunData()
         self.diagnoser = Diagnoser(config.thresholds)
@@ -204,7 +209,10 @@ class Run:
         recs = up.records
         evs = up.events
         src = self.source
-        if isinstance(src, StateFile):
+        if isinstance(src, EventsSource):
+            up.changed = src.poll(self.parser, recs, evs, budget)
+            eof = src.caught_up
+        elif isinstance(src, StateFile):
             up.changed = src.poll(self.parser, recs, evs)
             eof = True
         else:

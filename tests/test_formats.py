@@ -75,4 +75,5 @@ def test_generic_jsonl_tags_and_nonfinite() -> None:
 def test_directory_of_mixed_runs(tmp_path: Path) -> None:
     r, _ = report(FORMATS)
     names = sorted(x["name"] for x in r["runs"])
-    assert names == ["generic", "llamafactory", "ms-swift", "trainer_state"]
+    tb = ["tensorboard/" + d.name for d in (FORMATS / "tensorboard").iterdir() if d.is_dir()]
+    assert names == sorted(["generic", "llamafactory", "ms-swift", "trainer_state", *tb])

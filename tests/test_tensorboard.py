@@ -12,6 +12,8 @@ import json
 import math
 import shutil
 import struct
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,9 +26,12 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 
+from sfttop.core.config import Config
+from sfttop.core.discover import expand_arg
 from sfttop.core.metrics import canonical
 from sfttop.core.parse import LogParser
 from sfttop.core.records import Event, EventKind, Item, Kind, Record, expand
+from sfttop.core.run import Monitor
 from sfttop.core.tbsource import EventsSource
 from sfttop.core.tensorboard import TENSORBOARD, Malformed, decode_event, tag_key
 from sfttop.core.tfrecord import crc32c, frame, masked_crc32c, split_records
@@ -483,3 +488,59 @@ def test_several_files_of_one_run_read_in_creation_order(tmp_path: Path) -> None
     assert train == list(range(1, 9)) + list(range(7, 13))
     assert [e.step for e in events if e.kind is EventKind.RESUMED] == [7]
     assert records[-1].kind is Kind.SUMMARY
+
+
+# -- discovery, Run, report ------------------------------------------------------------------------
+def _hf_output_dir(root: Path) -> Path:
+    out = root / "out"
+    run = out / "runs" / "Dec07_12-38-05_host.example"
+    run.mkdir(parents=True)
+    shutil.copy(_one_file(FIXTURES / "tb-qwen25vl-lora-overfit-gradnorm-rise"), run)
+    (out / "checkpoint-10").mkdir()
+    return out
+
+
+def test_discovery_finds_event_files(tmp_path: Path) -> None:
+    out = _hf_output_dir(tmp_path)
+    run_dir = str(out / "runs" / "Dec07_12-38-05_host.example")
+    assert expand_arg(str(out)) == [("out", run_dir)]
+    assert expand_arg(run_dir) == [("out", run_dir)]
+    (f,) = Path(run_dir).glob("events.out.tfevents.*")
+    assert expand_arg(str(f)) == [("out", str(f))]
+    flat = tmp_path / "logs"
+    shutil.copytree(FIXTURES / "tb-codegen-old-transformers-no-gradnorm", flat)
+    assert expand_arg(str(flat)) == [("logs", str(flat))]
+    names = dict(expand_arg(str(tmp_path)))
+    assert names == {"out": run_dir, "logs": str(flat)}
+
+
+def test_monitor_reads_a_tensorboard_run(tmp_path: Path) -> None:
+    out = _hf_output_dir(tmp_path)
+    mon = Monitor([str(out)], Config())
+    mon.load_all()
+    (run,) = mon.runs
+    assert run.format == TENSORBOARD and run.finished
+    assert run.data.count(Kind.TRAIN) == 66 and run.data.count(Kind.EVAL) == 13
+    assert any(f.code == "overfitting" for f in run.diagnoser.findings)
+
+
+def _report(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sfttop", "--report", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_report_on_a_tensorboard_dir(tmp_path: Path) -> None:
+    out = _hf_output_dir(tmp_path)
+    r = _report("--format", "json", str(out))
+    assert r.returncode == 0, r.stderr
+    (run,) = json.loads(r.stdout)["runs"]
+    assert run["format"] == TENSORBOARD
+    assert (run["records"]["train"], run["records"]["eval"]) == (66, 13)
+    assert "overfitting" in {f["code"] for f in run["findings"]}
+
+
+def test_report_exits_1_on_a_nan_run(tmp_path: Path) -> None:
+    steps = list(range(1, 31))
+    write_hf_run(tmp_path, steps, grad={s: math.nan for s in steps[20:]}, loss={s: 1.23 for s in steps[20:]}, summary=False)
+    r = _report(str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "format: tensorboard" in r.stdout and "30 train" in r.stdout
