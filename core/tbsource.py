@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from .parse import LogParser
 from .records import Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
-from .tensorboard import EVENTS_PREFIX, Grouper, Malformed, TrainArgs, decode_event, read_args, tag_key
+from .tensorboard import (
+    EVENTS_PREFIX,
+    Grouper,
+    Malformed,
+    TrainArgs,
+    decode_event,
+    read_args,
+    simple_scalar,
+    tag_key,
+)
 from .tfrecord import split_records
 
 FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
@@ -77,6 +86,8 @@ class EventsSource:
         self.corrupt = 0  # records whose checksum did not match
         self.malformed = 0  # records that are not Event protos
         self.args = TrainArgs()
+        self._closed: list[tuple[dict[str, object], int]] = []  # dicts to hand on at the poll's end
+        self._tags: dict[bytes, tuple[str, str] | None] = {}
 
     @property
     def pending_bytes(self) -> int:
@@ -114,6 +125,7 @@ class EventsSource:
                 caught_up = False
             size += f.size
             offset += f.offset
+        self._flush(parser, out_records, out_events)
         self.size, self.offset, self.caught_up = size, offset, caught_up
         if paths or not os.path.isdir(self.path):
             self.error = None
@@ -134,7 +146,7 @@ class EventsSource:
         try:
             st = os.stat(f.path)
         except OSError:
-            return self._release(f, f.size, parser, out_records, out_events), not f.held, budget
+            return self._release(f, f.size), not f.held, budget
         self.mtime = max(self.mtime, st.st_mtime)
         ident = (st.st_dev, st.st_ino)
         if f.ident is not None and (ident != f.ident or st.st_size < f.offset):
@@ -147,7 +159,7 @@ class EventsSource:
         f.ident = ident
         last_size, f.size = f.size, st.st_size
         if st.st_size - f.offset < max(f.need, 1):
-            return self._release(f, last_size, parser, out_records, out_events), not f.held, budget
+            return self._release(f, last_size), not f.held, budget
         want = min(st.st_size - f.offset, max(budget, f.need))
         try:
             with open(f.path, "rb") as fh:
@@ -168,14 +180,14 @@ class EventsSource:
         parser.stats.oversized += framed.oversized
         if framed.records:
             for older in earlier:  # a later file was written to: what the earlier ones hold is complete
-                _emit(older.grouper.close(), parser, out_records, out_events)
+                self._emit(older.grouper.close())
                 older.held = False
         base = f.number << FILE_SHIFT
         for off, data in framed.records:
             self._record(f, base + off, data, parser, out_records, out_events)
         if framed.records:
             f.held = f.grouper.pending
-        elif self._release(f, last_size, parser, out_records, out_events):
+        elif self._release(f, last_size):
             return True, True, budget - len(buf)
         at_end = f.offset >= st.st_size or f.offset + framed.need > st.st_size
         return True, at_end and not f.held, budget - len(buf)
@@ -184,23 +196,63 @@ class EventsSource:
         self, f: _File, offset: int, data: bytes, parser: LogParser, out_records: list[Item], out_events: list[Event]
     ) -> None:
         parser.stats.lines += 1
+        fast = simple_scalar(data)
+        if fast is not None:
+            step, tag, value = fast
+            tk = self._tags.get(tag)
+            if tk is None:
+                tk = tag_key(tag.decode("utf-8", "replace"))
+                if len(self._tags) < 4096:
+                    self._tags[tag] = tk
+            if tk:
+                self._emit(f.grouper.add(step, tk[0], tk[1], value, offset))
+            return
         try:
             ev = decode_event(data)
         except (Malformed, ValueError):
             self.malformed += 1
             parser.stats.skipped += 1
             return
-        for tag, text in ev.texts:
-            if read_args(tag, text, self.args):
+        for tag_text, text in ev.texts:
+            if read_args(tag_text, text, self.args):
                 # A train() call begins: what the previous one logged is complete.
-                _emit(f.grouper.close(), parser, out_records, out_events)
+                self._emit(f.grouper.close())
                 self._apply_args(parser, out_events, offset)
-            elif tag in _ARG_TAGS:
-                self._apply_args(parser, out_events, offset, tag == "train_iters/text_summary")
-        for tag, value in ev.scalars:
-            tk = tag_key(tag)
+            elif tag_text in _ARG_TAGS:
+                self._apply_args(parser, out_events, offset, tag_text == "train_iters/text_summary")
+        for tag_text, value in ev.scalars:
+            tk = tag_key(tag_text)
             if tk is not None:
-                _emit(f.grouper.add(ev.step, tk[0], tk[1], value, offset), parser, out_records, out_events)
+                self._emit(f.grouper.add(ev.step, tk[0], tk[1], value, offset))
+
+    def _emit(self, closed: tuple[dict[str, object], int] | None) -> None:
+        if closed is not None:
+            self._closed.append(closed)
+
+    def _flush(self, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> None:
+        """Hand the dicts closed in this poll to the parser, all at once: runs of train dicts
+        with the same keys become Blocks, as JSON lines do."""
+        closed, self._closed = self._closed, []
+        if not closed:
+            return
+        objs = [obj for obj, _ in closed]
+        # The parser places a summary at the last train step (a stdout summary has no step);
+        # here the step is known: the final global step.
+        summary_steps = [obj["step"] for obj in objs if "train_runtime" in obj and "loss" not in obj]
+        last = objs[-1]["step"]
+        n, m = len(out_records), len(out_events)
+        parser._feed_objects([(off, b"") for _, off in closed], list(objs), out_records, out_events)
+        if isinstance(last, int):
+            parser.progress_step = last
+        if summary_steps:
+            recs = [r for r in out_records[n:] if isinstance(r, Record) and r.kind is Kind.SUMMARY]
+            evs = [e for e in out_events[m:] if e.kind is EventKind.FINISHED]
+            for rec, step in zip(recs, summary_steps):
+                if isinstance(step, int):
+                    rec.step = step
+            for ev, step in zip(evs, summary_steps):
+                if isinstance(step, int):
+                    ev.step = step
 
     def _apply_args(self, parser: LogParser, out_events: list[Event], offset: int, announce: bool = True) -> None:
         a = self.args
@@ -210,8 +262,7 @@ class EventsSource:
             parser.progress_total = a.max_steps
             out_events.append(Event(EventKind.MAX_STEPS, "", offset, None, a.max_steps))
 
-    @staticmethod
-    def _release(f: _File, last_size: int, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> bool:
+    def _release(self, f: _File, last_size: int) -> bool:
         """Hand on the dict still being built at the end of a file once a poll finds the file as
         it was: the writer flushes after each call, so it is complete. (Handing it on at once
         would split a dict the reader caught half-flushed into two records.)"""
@@ -222,29 +273,9 @@ class EventsSource:
             f.held = True
             return False
         f.held = False
-        _emit(f.grouper.close(), parser, out_records, out_events)
+        self._emit(f.grouper.close())
         return True
 
 
 _ARG_TAGS = frozenset(("train_iters/text_summary", "log_interval/text_summary", "eval_interval/text_summary"))
 
-
-def _emit(
-    closed: tuple[dict[str, object], int] | None, parser: LogParser, out_records: list[Item], out_events: list[Event]
-) -> None:
-    if closed is None:
-        return
-    obj, offset = closed
-    step = obj["step"]
-    n, m = len(out_records), len(out_events)
-    parser._on_object(obj, offset, out_records, out_events)
-    if isinstance(step, int):
-        parser.progress_step = step
-        # The parser places a summary at the last train step (a stdout summary has no step);
-        # here the step is known: the final global step.
-        for rec in out_records[n:]:
-            if isinstance(rec, Record) and rec.kind is Kind.SUMMARY:
-                rec.step = step
-        for ev in out_events[m:]:
-            if ev.kind is EventKind.FINISHED:
-                ev.step = step
