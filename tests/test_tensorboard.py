@@ -516,6 +516,7 @@ def _hf_output_dir(root: Path) -> Path:
     run.mkdir(parents=True)
     shutil.copy(_one_file(FIXTURES / "tb-qwen25vl-lora-overfit-gradnorm-rise"), run)
     (out / "checkpoint-10").mkdir()
+    (out / "checkpoint-200").mkdir()
     return out
 
 
@@ -555,6 +556,8 @@ def test_report_on_a_tensorboard_dir(tmp_path: Path) -> None:
     assert run["format"] == TENSORBOARD
     assert (run["records"]["train"], run["records"]["eval"]) == (66, 13)
     assert "overfitting" in {f["code"] for f in run["findings"]}
+    assert run["best_checkpoint"]["step"] == 200
+    assert run["best_checkpoint"]["path"] == str(out / "checkpoint-200")
 
 
 def test_report_exits_1_on_a_nan_run(tmp_path: Path) -> None:
