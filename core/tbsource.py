@@ -30,7 +30,7 @@ from .tensorboard import (
     simple_scalar,
     tag_key,
 )
-from .tfrecord import split_records
+from .tfrecord import FOOTER, HEADER, MAX_RECORD, split_records
 
 FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
 
@@ -158,6 +158,13 @@ class EventsSource:
             f.held = False
         f.ident = ident
         last_size, f.size = f.size, st.st_size
+        if f.need > MAX_RECORD + HEADER + FOOTER:
+            # An image or a graph, not a scalar: passed over unread once it is whole.
+            if st.st_size - f.offset < f.need:
+                return self._release(f, last_size), not f.held, budget
+            f.offset += f.need
+            f.need = 0
+            parser.stats.oversized += 1
         if st.st_size - f.offset < max(f.need, 1):
             return self._release(f, last_size), not f.held, budget
         want = min(st.st_size - f.offset, max(budget, f.need))

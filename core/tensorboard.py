@@ -283,6 +283,7 @@ _MEGATRON: dict[str, str] = {
 }
 # Train-family tags that Trainer.log adds to every call, eval or train: they never start one.
 _SHARED = frozenset({"epoch", "num_input_tokens_seen"})
+_POSITION = frozenset({"step", "global_step", "current_steps", "total_steps", "iteration", "iter"})
 # The end-of-training dict (``train()``'s metrics) begins with this key.
 _SUMMARY_FIRST = "train_runtime"
 _SEP = re.compile(r"[-\s]+")
@@ -290,9 +291,14 @@ _SEP = re.compile(r"[-\s]+")
 
 def tag_key(tag: str) -> tuple[str, str] | None:
     """(HF log key, family) of a scalar tag; family is "train", "eval" or "shared". None: not
-    a metric sfttop reads (Megatron's per-sample copies)."""
-    if tag.endswith(" vs samples"):
-        return None
+    a metric sfttop reads (Megatron's per-sample copies, a tag naming the step itself)."""
+    key, family = _tag_key(tag)
+    if key in _POSITION or tag.endswith(" vs samples"):
+        return None  # the event's own step places the dict; a tag must not move it
+    return key, family
+
+
+def _tag_key(tag: str) -> tuple[str, str]:
     if tag.startswith("train/"):
         key = tag[6:]
         return key, "shared" if key in _SHARED else "train"
@@ -311,7 +317,10 @@ def tag_key(tag: str) -> tuple[str, str] | None:
         return mapped, "train"
     if " " in tag or ("-" in tag and "/" not in tag):
         return _SEP.sub("_", low), "train"  # Megatron's timers and memory tags: mem-reserved-bytes
-    return tag, "train"
+    # Other writers' own names (Lightning's val_loss, epoch): validation metrics are an eval dict.
+    if low in _SHARED:
+        return tag, "shared"
+    return tag, "eval" if low.startswith(("eval", "val_", "val/", "validation")) else "train"
 
 
 class Grouper:

@@ -566,3 +566,65 @@ def test_report_exits_1_on_a_nan_run(tmp_path: Path) -> None:
     r = _report(str(tmp_path))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "format: tensorboard" in r.stdout and "30 train" in r.stdout
+
+
+def test_oversized_record_passed_over_unread(tmp_path: Path) -> None:
+    from sfttop.core.tfrecord import MAX_RECORD
+
+    def scalar(step: int, v: float) -> bytes:
+        ev = PbEvent(step=step, summary=Summary(value=[Summary.Value(tag="train/loss", simple_value=v)]))
+        return frame(ev.SerializeToString())
+
+    big = MAX_RECORD + 10
+    head = struct.pack("<Q", big)
+    header = head + struct.pack("<I", masked_crc32c(head))
+    path = tmp_path / "events.out.tfevents.1.host.1.0"
+    with open(path, "wb") as f:
+        f.write(scalar(1, 1.0) + header)
+        f.write(b"\x01" * 1000)  # an image being written
+    s = EventsSource(str(tmp_path))
+    parser = LogParser(TENSORBOARD)
+    items: list[Item] = []
+    events: list[Event] = []
+    for _ in range(3):
+        s.poll(parser, items, events)
+    assert parser.stats.oversized == 0 and s.offset == len(scalar(1, 1.0))
+    with open(path, "r+b") as f:
+        f.seek(len(scalar(1, 1.0)) + 12 + big)
+        f.write(b"\x00" * 4 + scalar(2, 0.5))
+    for _ in range(3):
+        s.poll(parser, items, events)
+    assert parser.stats.oversized == 1 and s.corrupt == 0
+    assert [(r.step, r.metrics["loss"]) for r in expand(items)] == [(1, 1.0), (2, 0.5)]
+
+
+def test_tags_never_move_the_step_and_validation_tags_are_eval() -> None:
+    assert tag_key("train/global_step") is None
+    assert tag_key("step") is None
+    assert tag_key("lm loss vs samples") is None
+    assert tag_key("train/epoch") == ("epoch", "shared")
+    assert tag_key("epoch") == ("epoch", "shared")
+    assert tag_key("val_loss") == ("val_loss", "eval")
+    assert tag_key("lm loss validation") == ("eval_loss", "eval")
+    assert tag_key("lm loss validation ppl") == ("eval_ppl", "eval")
+    assert tag_key("mem-reserved-bytes") == ("mem_reserved_bytes", "train")
+    assert tag_key("rewards/chosen") == ("rewards/chosen", "train")
+
+
+def test_megatron_validation_is_an_eval_record(tmp_path: Path) -> None:
+    w = EventFileWriter(str(tmp_path))
+    for it in (1, 2, 3, 4):
+        tags = [("learning-rate", 1e-4), ("lm loss", 3.0 - it / 4), ("lm loss vs samples", 3.0 - it / 4),
+                ("grad-norm", 1.5), ("iteration-time", 0.25)]
+        if it % 2 == 0:
+            tags += [("lm loss validation", 3.2 - it / 4), ("lm loss validation ppl", 20.0)]
+        for tag, v in tags:
+            w.add_event(PbEvent(step=it, summary=Summary(value=[Summary.Value(tag=tag, simple_value=v)])))
+    w.close()
+    _, records, events, _ = read_source(tmp_path)
+    assert [(r.kind, r.step) for r in records] == [
+        (Kind.TRAIN, 1), (Kind.TRAIN, 2), (Kind.EVAL, 2), (Kind.TRAIN, 3), (Kind.TRAIN, 4), (Kind.EVAL, 4)
+    ]
+    assert records[2].metrics == {"eval_loss": 2.700000047683716, "eval_ppl": 20.0}
+    assert set(records[0].metrics) == {"learning_rate", "loss", "grad_norm", "iteration_time"}
+    assert not [e for e in events if e.kind is EventKind.RESUMED]
