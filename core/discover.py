@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .tbsource import events_in, is_events_file
+from .tbsource import event_files, is_events_file
 
 # Preferred log of a run directory, best first: the live JSON-lines files carry explicit steps
 # and full precision; a stdout capture is next; trainer_state.json lags by save_steps.
@@ -60,15 +60,18 @@ def find_log(directory: str) -> str | None:
     logs = sorted(n for n in names if n.endswith(_LOG_SUFFIXES) and os.path.isfile(os.path.join(directory, n)))
     if logs:
         return os.path.join(directory, logs[0])
-    # TensorBoard: event files here (a logging_dir; the run is the directory, as a restart
-    # adds a file), or the HF Trainer's <output_dir>/runs/<date>_<host>/, the newest one. Live,
-    # unlike the checkpoints' trainer_state.json, which lags by save_steps.
-    if any(n.startswith(_EVENTS) for n in names) and events_in(directory):
+    # TensorBoard: event files here (a logging_dir: a restart adds a file), or the HF Trainer's
+    # <output_dir>/runs/, where every process (a resume too) writes its own <date>_<host>/: all
+    # of them are the run, read in order. Live, unlike the checkpoints' trainer_state.json,
+    # which lags by save_steps.
+    if (any(n.startswith(_EVENTS) for n in names) or os.path.basename(os.path.normpath(directory)) == "runs") and (
+        event_files(directory)
+    ):
         return directory
     if "runs" in present:
-        tb = _newest_events_dir(os.path.join(directory, "runs"))
-        if tb is not None:
-            return tb
+        runs = os.path.join(directory, "runs")
+        if os.path.isdir(runs) and event_files(runs):
+            return runs
     # An HF output_dir that only has checkpoints: the newest checkpoint's state holds it all.
     best: tuple[int, str] | None = None
     for n in names:
@@ -80,20 +83,6 @@ def find_log(directory: str) -> str | None:
     return best[1] if best else None
 
 
-def _newest_events_dir(runs: str) -> str | None:
-    try:
-        subs = [os.path.join(runs, n) for n in os.listdir(runs)]
-    except OSError:
-        return None
-    best: tuple[float, str] | None = None
-    for d in subs[:_MAX_ENTRIES]:
-        if os.path.isdir(d) and events_in(d):
-            t = os.path.getmtime(d)
-            if best is None or (t, d) > best:
-                best = (t, d)
-    return best[1] if best else None
-
-
 def _is_tb(path: str) -> bool:
     """A log path discovery gave is a TensorBoard run: an event file, or a directory (only a
     directory of event files is ever given as a run's log)."""
@@ -102,10 +91,12 @@ def _is_tb(path: str) -> bool:
 
 def _tb_name(parts: list[str], whole: bool = False) -> str:
     """The name of a TensorBoard run from its directory's path parts: the HF output_dir for
-    ``<output_dir>/runs/<date>_<host>``, else the directory itself (``whole``: all of ``parts``,
-    a path relative to the directory the runs were found in)."""
-    if len(parts) >= 3 and parts[-2] == "runs":
-        return "/".join(parts[:-2]) if whole else parts[-3]
+    ``<output_dir>/runs`` and ``<output_dir>/runs/<date>_<host>``, else the directory itself
+    (``whole``: all of ``parts``, a path relative to the directory the runs were found in)."""
+    if len(parts) >= 2 and parts[-1] == "runs":
+        parts = parts[:-1]
+    elif len(parts) >= 3 and parts[-2] == "runs":
+        parts = parts[:-2]
     if whole and parts:
         return "/".join(parts)
     return parts[-1] if parts else "tensorboard"

@@ -1,9 +1,9 @@
 """A TensorBoard run as a source of records: its event files, tailed while they are written.
 
 A run is one ``events.out.tfevents.*`` file, or a directory of them: the HF Trainer writes one
-per process under ``<output_dir>/runs/<date>_<host>/`` (a flat ``logging_dir`` collects the files
-of every restart in one directory). Files are read in the order they were created (the unix
-time in their name) and their scalars go through the same ``LogParser`` as a log dict would, so
+per process under ``<output_dir>/runs/<date>_<host>/``, so the run of an output_dir is its
+``runs/`` (a flat ``logging_dir`` collects the files of every restart in one directory). Files
+are read in the order they were created (the unix time in their name) and their scalars go through the same ``LogParser`` as a log dict would, so
 a step that goes back (a resumed run, or a notebook calling ``train()`` again on the same
 writer) is a ``RESUMED`` event, and the end-of-training summary finishes the run.
 
@@ -32,20 +32,34 @@ from .tensorboard import (
 )
 from .tfrecord import FOOTER, HEADER, MAX_RECORD, split_records
 
-FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
+FILE_SHIFT = 40
+_MAX_ENTRIES = 2000  # a directory listing stops here (a run has a handful of event files)  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
 
 
 def is_events_file(path: str) -> bool:
     return os.path.basename(path).startswith(EVENTS_PREFIX)
 
 
-def events_in(directory: str) -> list[str]:
-    """Names of the event files directly in ``directory``, oldest first."""
+def event_files(directory: str) -> list[str]:
+    """The event files of the run in ``directory``, oldest first: those directly in it, and
+    those one level down (the HF Trainer gives every process its own ``runs/<date>_<host>/``,
+    so a resumed run's files are in sibling directories)."""
+    found: list[tuple[tuple[int, str], str]] = []
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(EVENTS_PREFIX)]
+        entries = list(os.scandir(directory))
     except OSError:
         return []
-    return sorted((n for n in names if os.path.isfile(os.path.join(directory, n))), key=_created)
+    for e in entries[:_MAX_ENTRIES]:
+        try:
+            if e.name.startswith(EVENTS_PREFIX) and e.is_file():
+                found.append((_created(e.name), e.path))
+            elif e.is_dir() and not e.name.startswith("."):
+                for sub in list(os.scandir(e.path))[:_MAX_ENTRIES]:
+                    if sub.name.startswith(EVENTS_PREFIX) and sub.is_file():
+                        found.append((_created(sub.name), sub.path))
+        except OSError:
+            continue
+    return [p for _, p in sorted(found)]
 
 
 def _created(name: str) -> tuple[int, str]:
@@ -55,8 +69,8 @@ def _created(name: str) -> tuple[int, str]:
 
 
 def is_events_path(path: str) -> bool:
-    """An event file, or a directory holding some."""
-    return is_events_file(path) or (os.path.isdir(path) and bool(events_in(path)))
+    """An event file, or a directory holding some (directly or one level down)."""
+    return is_events_file(path) or (os.path.isdir(path) and bool(event_files(path)))
 
 
 @dataclass
@@ -95,7 +109,7 @@ class EventsSource:
 
     def _paths(self) -> list[str] | None:
         if os.path.isdir(self.path):
-            return [os.path.join(self.path, n) for n in events_in(self.path)]
+            return event_files(self.path)
         return [self.path] if os.path.exists(self.path) else None
 
     def poll(

@@ -522,8 +522,10 @@ def _hf_output_dir(root: Path) -> Path:
 
 def test_discovery_finds_event_files(tmp_path: Path) -> None:
     out = _hf_output_dir(tmp_path)
+    runs = str(out / "runs")
     run_dir = str(out / "runs" / "Dec07_12-38-05_host.example")
-    assert expand_arg(str(out)) == [("out", run_dir)]
+    assert expand_arg(str(out)) == [("out", runs)]
+    assert expand_arg(runs) == [("out", runs)]
     assert expand_arg(run_dir) == [("out", run_dir)]
     (f,) = Path(run_dir).glob("events.out.tfevents.*")
     assert expand_arg(str(f)) == [("out", str(f))]
@@ -531,7 +533,30 @@ def test_discovery_finds_event_files(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "tb-codegen-old-transformers-no-gradnorm", flat)
     assert expand_arg(str(flat)) == [("logs", str(flat))]
     names = dict(expand_arg(str(tmp_path)))
-    assert names == {"out": run_dir, "logs": str(flat)}
+    assert names == {"out": runs, "logs": str(flat)}
+
+
+def test_output_dir_runs_of_a_resumed_run_are_one_run(tmp_path: Path) -> None:
+    """Every HF process writes its own runs/<date>_<host>/: the resumed process's file, in a
+    sibling directory, continues the same run as a new attempt."""
+    out = tmp_path / "out"
+    for stamp, host_dir, steps in (
+        (1_700_000_100, "Nov14_22-13-20_box", list(range(1, 9))),
+        (1_700_000_900, "Nov14_22-26-40_box", list(range(7, 13))),
+    ):
+        d = out / "runs" / host_dir
+        d.mkdir(parents=True)
+        tmp = tmp_path / str(stamp)
+        tmp.mkdir()
+        write_hf_run(tmp, steps, summary=steps[-1] == 12)
+        (f,) = tmp.glob("events.out.tfevents.*")
+        shutil.copy(f, d / f"events.out.tfevents.{stamp}.box.1.0")
+    mon = Monitor([str(out)], Config())
+    mon.load_all()
+    (run,) = mon.runs
+    assert run.name == "out" and run.finished
+    assert run.data.count(Kind.TRAIN) == 12  # each step once; the resumed attempt's values win
+    assert [e.step for e in run.events if e.kind is EventKind.RESUMED] == [7]
 
 
 def test_monitor_reads_a_tensorboard_run(tmp_path: Path) -> None:
