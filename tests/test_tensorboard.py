@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -653,3 +654,99 @@ def test_megatron_validation_is_an_eval_record(tmp_path: Path) -> None:
     assert records[2].metrics == {"eval_loss": 2.700000047683716, "eval_ppl": 20.0}
     assert set(records[0].metrics) == {"learning_rate", "loss", "grad_norm", "iteration_time"}
     assert not [e for e in events if e.kind is EventKind.RESUMED]
+
+
+# -- real TRL SFTTrainer runs with report_to=["tensorboard"] (tests/fixtures/gen) ----------------
+TB_REAL = HERE / "fixtures" / "real" / "tb5"
+TB_MANIFEST = json.loads((TB_REAL / "manifest.json").read_text())
+TB_CASES = sorted(TB_MANIFEST)
+TB_EXPECT: dict[str, set[str]] = {
+    "explode": {"grad_explosion"},
+    "nan_filtered": {"loss_nonfinite"},
+    "nan_unfiltered": {"loss_nonfinite"},
+    "overfit": {"overfitting"},
+    "oscillate": {"loss_oscillation"},
+}
+
+
+def _load_run(scenario: str) -> Any:
+    from sfttop.core.run import Run
+
+    (path,) = [p for _, p in expand_arg(str(TB_REAL / scenario))]
+    assert path == str(TB_REAL / scenario / "runs")
+    files = list((TB_REAL / scenario).glob("runs/*/events.out.tfevents.*"))
+    now = max(f.stat().st_mtime for f in files) + 1
+    run = Run(scenario, path, Config())
+    for _ in range(1000):
+        run.poll(now=now)
+        if run.loaded:
+            break
+    return run
+
+
+@pytest.mark.parametrize("scenario", TB_CASES)
+def test_trl_run_every_scalar_as_tensorboard_reads_it(scenario: str) -> None:
+    files = sorted((TB_REAL / scenario).glob("runs/*/events.out.tfevents.*"))
+    assert files
+    for f in files:
+        assert same(ours(f), oracle(f))
+
+
+@pytest.mark.parametrize("scenario", TB_CASES)
+def test_trl_run_counts_steps_and_values_match_the_trainer(scenario: str) -> None:
+    info = TB_MANIFEST[scenario]
+    run = _load_run(scenario)
+    data = run.data
+    assert run.format == TENSORBOARD and run.skipped == 0
+    assert data.count(Kind.TRAIN) == info["distinct_train_steps"]
+    assert list(data.index[Kind.TRAIN].steps) == info["train_steps_logged"]
+    assert data.count(Kind.EVAL) == info["eval_records"]
+    assert run.finished == info["summary_printed"]
+    assert any(e.kind is EventKind.RESUMED for e in run.events) == bool(info["relogged_steps"])
+    obs = info["observed"]
+
+    def f32(v: float | str | None) -> float:
+        """A manifest value (JSON has no NaN: "nan") as the float32 TensorBoard stores."""
+        if v is None or isinstance(v, str):
+            return math.nan if v is None else float(v)
+        return float(struct.unpack("<f", struct.pack("<f", v))[0])
+
+    loss = list(data.series["loss"].values)
+    gn = [v for v in data.series["grad_norm"].values if math.isfinite(v)]
+    assert sum(1 for v in loss if v != v) == obs["nan_loss_records"]
+    if not info["relogged_steps"]:  # (a resumed run's re-logged steps keep the newest value)
+        assert same([("loss", 0, loss[0])], [("loss", 0, f32(obs["first_loss"]))])
+    assert same([("loss", 0, loss[-1])], [("loss", 0, f32(obs["last_loss"]))])
+    if obs["max_grad_norm"] is not None:
+        assert max(gn) == f32(obs["max_grad_norm"])
+    if info["eval_records"]:
+        ev = list(data.series["eval_loss"].values)
+        assert same([("e", 0, ev[-1])], [("e", 0, f32(obs["last_eval_loss"]))])
+    if info["args"].get("logging_steps"):
+        assert run.parser.interval == info["args"]["logging_steps"]
+
+
+@pytest.mark.parametrize("scenario", TB_CASES)
+def test_trl_run_findings(scenario: str) -> None:
+    from sfttop.core.diagnose import Severity
+
+    d = _load_run(scenario).diagnoser
+    found = {f.code for f in d.findings}
+    if scenario in ("healthy", "healthy_multi", "resumed"):
+        assert d.worst() is not Severity.CRITICAL, [f.message for f in d.findings]
+        assert not found & {"overfitting", "overfitting_severe"}
+    elif scenario == "stall":
+        assert found & {"loss_plateau", "lr_too_small"}
+    elif scenario in TB_EXPECT:
+        assert TB_EXPECT[scenario] <= found, [f.message for f in d.findings]
+        if scenario != "overfit" and scenario != "oscillate":
+            assert d.worst() is Severity.CRITICAL
+    else:  # crash: TensorBoard has no traceback; the run just stops
+        assert "run_crashed" not in found
+
+
+@pytest.mark.parametrize(("scenario", "code"), [("nan_unfiltered", 1), ("nan_filtered", 1), ("healthy", 0)])
+def test_trl_run_report_exit_status(scenario: str, code: int) -> None:
+    r = _report(str(TB_REAL / scenario))
+    assert r.returncode == code, r.stdout + r.stderr
+    assert "format: tensorboard" in r.stdout
