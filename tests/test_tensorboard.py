@@ -657,9 +657,9 @@ def test_megatron_validation_is_an_eval_record(tmp_path: Path) -> None:
 
 
 # -- real TRL SFTTrainer runs with report_to=["tensorboard"] (tests/fixtures/gen) ----------------
-TB_REAL = HERE / "fixtures" / "real" / "tb5"
-TB_MANIFEST = json.loads((TB_REAL / "manifest.json").read_text())
-TB_CASES = sorted(TB_MANIFEST)
+TB_REAL = HERE / "fixtures" / "real"
+TB_MANIFEST = {ver: json.loads((TB_REAL / ver / "manifest.json").read_text()) for ver in ("tb4", "tb5")}
+TB_CASES = [f"{ver}/{name}" for ver in sorted(TB_MANIFEST) for name in sorted(TB_MANIFEST[ver])]
 TB_EXPECT: dict[str, set[str]] = {
     "explode": {"grad_explosion"},
     "nan_filtered": {"loss_nonfinite"},
@@ -694,7 +694,8 @@ def test_trl_run_every_scalar_as_tensorboard_reads_it(scenario: str) -> None:
 
 @pytest.mark.parametrize("scenario", TB_CASES)
 def test_trl_run_counts_steps_and_values_match_the_trainer(scenario: str) -> None:
-    info = TB_MANIFEST[scenario]
+    ver, name = scenario.split("/")
+    info = TB_MANIFEST[ver][name]
     run = _load_run(scenario)
     data = run.data
     assert run.format == TENSORBOARD and run.skipped == 0
@@ -732,6 +733,7 @@ def test_trl_run_findings(scenario: str) -> None:
 
     d = _load_run(scenario).diagnoser
     found = {f.code for f in d.findings}
+    scenario = scenario.split("/")[1]
     if scenario in ("healthy", "healthy_multi", "resumed"):
         assert d.worst() is not Severity.CRITICAL, [f.message for f in d.findings]
         assert not found & {"overfitting", "overfitting_severe"}
@@ -745,7 +747,10 @@ def test_trl_run_findings(scenario: str) -> None:
         assert "run_crashed" not in found
 
 
-@pytest.mark.parametrize(("scenario", "code"), [("nan_unfiltered", 1), ("nan_filtered", 1), ("healthy", 0)])
+@pytest.mark.parametrize(
+    ("scenario", "code"),
+    [(f"{v}/{n}", c) for v in ("tb4", "tb5") for n, c in (("nan_unfiltered", 1), ("nan_filtered", 1), ("healthy", 0))],
+)
 def test_trl_run_report_exit_status(scenario: str, code: int) -> None:
     r = _report(str(TB_REAL / scenario))
     assert r.returncode == code, r.stdout + r.stderr
