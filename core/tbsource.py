@@ -101,7 +101,7 @@ class EventsSource:
         self.malformed = 0  # records that are not Event protos
         self.args = TrainArgs()
         self._closed: list[tuple[dict[str, object], int]] = []  # dicts to hand on at the poll's end
-        self._tags: dict[bytes, tuple[str, str] | None] = {}
+        self._tags: dict[bytes, tuple[str, str] | tuple[()]] = {}  # (): a tag that is not read
 
     @property
     def pending_bytes(self) -> int:
@@ -204,8 +204,23 @@ class EventsSource:
                 self._emit(older.grouper.close())
                 older.held = False
         base = f.number << FILE_SHIFT
+        parser.stats.lines += len(framed.records)
+        # The common event (one simple_value) inline, names bound once: the hot loop of a load.
+        fast, tags, add, closed = simple_scalar, self._tags, f.grouper.add, self._closed
         for off, data in framed.records:
-            self._record(f, base + off, data, parser, out_records, out_events)
+            got = fast(data)
+            if got is None:
+                self._record(f, base + off, data, parser, out_events)
+                continue
+            tk = tags.get(got[1])
+            if tk is None:
+                tk = tag_key(got[1].decode("utf-8", "replace")) or ()
+                if len(tags) < 4096:
+                    tags[got[1]] = tk
+            if tk:
+                done = add(got[0], tk[0], tk[1], got[2], base + off)
+                if done is not None:
+                    closed.append(done)
         if framed.records:
             f.held = f.grouper.pending
         elif self._release(f, last_size):
@@ -213,21 +228,8 @@ class EventsSource:
         at_end = f.offset >= st.st_size or f.offset + framed.need > st.st_size
         return True, at_end and not f.held, budget - len(buf)
 
-    def _record(
-        self, f: _File, offset: int, data: bytes, parser: LogParser, out_records: list[Item], out_events: list[Event]
-    ) -> None:
-        parser.stats.lines += 1
-        fast = simple_scalar(data)
-        if fast is not None:
-            step, tag, value = fast
-            tk = self._tags.get(tag)
-            if tk is None:
-                tk = tag_key(tag.decode("utf-8", "replace"))
-                if len(self._tags) < 4096:
-                    self._tags[tag] = tk
-            if tk:
-                self._emit(f.grouper.add(step, tk[0], tk[1], value, offset))
-            return
+    def _record(self, f: _File, offset: int, data: bytes, parser: LogParser, out_events: list[Event]) -> None:
+        """An event other than one simple_value: text summaries, tensor scalars, several values."""
         try:
             ev = decode_event(data)
         except (Malformed, ValueError):

@@ -73,18 +73,18 @@ _G: list[list[int]] = [_T0]  # _G[k][b]: the CRC register contribution of byte b
 _LAST: dict[int, tuple[int, int]] = {}  # length -> (data as int, its CRC) of the latest such record
 
 
-def _shifted(k: int) -> list[int]:
+def _tables_to(k: int) -> list[list[int]]:
     while len(_G) <= k:
         t0 = _T0
         _G.append([t0[c & 0xFF] ^ (c >> 8) for c in _G[-1]])
-    return _G[k]
+    return _G
 
 
 def crc32c_like_last(data: bytes) -> int:
     """``crc32c(data)``, computed from the last record of the same length when there is one.
 
     A CRC is affine: for equal lengths, crc(a) ^ crc(b) is the CRC register fed a ^ b from zero.
-    Consecutive scalar events differ in a dozen bytes (time, step, value) out of ~45, so only
+    Consecutive scalar events differ in a few bytes (time, step, value) out of ~45, so only
     those bytes are looked up, each in the table for its distance from the end.
     """
     n = len(data)
@@ -94,16 +94,17 @@ def crc32c_like_last(data: bytes) -> int:
     last = _LAST.get(n)
     if last is None:
         crc = crc32c(data)
+        _tables_to(n)
     else:
         crc = last[1]
         d = x ^ last[0]
         g = _G
+        end = n - 1
         while d:
-            p = ((d & -d).bit_length() - 1) >> 3
-            b = (d >> (p << 3)) & 0xFF
-            k = n - 1 - p
-            crc ^= (g[k] if k < len(g) else _shifted(k))[b]
-            d ^= b << (p << 3)
+            sh = ((d & -d).bit_length() - 1) & ~7
+            b = (d >> sh) & 0xFF
+            crc ^= g[end - (sh >> 3)][b]
+            d ^= b << sh
     _LAST[n] = (x, crc)
     return crc
 
