@@ -3,9 +3,10 @@
 A run is one ``events.out.tfevents.*`` file, or a directory of them: the HF Trainer writes one
 per process under ``<output_dir>/runs/<date>_<host>/``, so the run of an output_dir is its
 ``runs/`` (a flat ``logging_dir`` collects the files of every restart in one directory). Files
-are read in the order they were created (the unix time in their name) and their scalars go through the same ``LogParser`` as a log dict would, so
-a step that goes back (a resumed run, or a notebook calling ``train()`` again on the same
-writer) is a ``RESUMED`` event, and the end-of-training summary finishes the run.
+are read in the order they were created (the unix time in their name) and their scalars go
+through the same ``LogParser`` as a log dict would, so a step that goes back (a resumed run, or
+a notebook calling ``train()`` again on the same writer) is a ``RESUMED`` event, and the
+end-of-training summary finishes the run.
 
 Like ``StateFile`` it is polled by ``Run``; unlike a text log there are no lines: the byte
 offset after the last complete record is kept per file and a record cut at the end of the file
@@ -32,8 +33,8 @@ from .tensorboard import (
 )
 from .tfrecord import FOOTER, HEADER, MAX_RECORD, split_records
 
-FILE_SHIFT = 40
-_MAX_ENTRIES = 2000  # a directory listing stops here (a run has a handful of event files)  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
+FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
+_MAX_ENTRIES = 2000  # a directory listing stops here (a run has a handful of event files)
 
 
 def is_events_file(path: str) -> bool:
@@ -83,6 +84,7 @@ class _File:
     need: int = 0  # bytes the record cut at ``offset`` needs
     grouper: Grouper = field(default_factory=Grouper)
     held: bool = False  # its last dict was held back at the end of the previous poll
+    reached: bool = False  # its end was reached once: from then on a held dict is live, not history
 
 
 class EventsSource:
@@ -156,11 +158,13 @@ class EventsSource:
         budget: int,
         earlier: list[_File],
     ) -> tuple[bool, bool, int]:
-        """(changed, read to its end, budget left)."""
+        """(changed, read to its end, budget left). Read to its end: every byte on disk read, and
+        the dict held at the end handed on, or held while the file is being written (once its end
+        was reached, so that a live run counts as loaded while the writer keeps writing)."""
         try:
             st = os.stat(f.path)
         except OSError:
-            return self._release(f, f.size), not f.held, budget
+            return self._release(f, f.size), self._done(f, True), budget
         self.mtime = max(self.mtime, st.st_mtime)
         ident = (st.st_dev, st.st_ino)
         if f.ident is not None and (ident != f.ident or st.st_size < f.offset):
@@ -175,12 +179,12 @@ class EventsSource:
         if f.need > MAX_RECORD + HEADER + FOOTER:
             # An image or a graph, not a scalar: passed over unread once it is whole.
             if st.st_size - f.offset < f.need:
-                return self._release(f, last_size), not f.held, budget
+                return self._release(f, last_size), self._done(f, True), budget
             f.offset += f.need
             f.need = 0
             parser.stats.oversized += 1
         if st.st_size - f.offset < max(f.need, 1):
-            return self._release(f, last_size), not f.held, budget
+            return self._release(f, last_size), self._done(f, True), budget
         want = min(st.st_size - f.offset, max(budget, f.need))
         try:
             with open(f.path, "rb") as fh:
@@ -223,10 +227,16 @@ class EventsSource:
                     closed.append(done)
         if framed.records:
             f.held = f.grouper.pending
-        elif self._release(f, last_size):
-            return True, True, budget - len(buf)
+        else:
+            self._release(f, last_size)
         at_end = f.offset >= st.st_size or f.offset + framed.need > st.st_size
-        return True, at_end and not f.held, budget - len(buf)
+        return True, self._done(f, at_end), budget - len(buf)
+
+    @staticmethod
+    def _done(f: _File, at_end: bool) -> bool:
+        done = at_end and (not f.held or f.reached)
+        f.reached = f.reached or at_end
+        return done
 
     def _record(self, f: _File, offset: int, data: bytes, parser: LogParser, out_events: list[Event]) -> None:
         """An event other than one simple_value: text summaries, tensor scalars, several values."""

@@ -755,3 +755,36 @@ def test_trl_run_report_exit_status(scenario: str, code: int) -> None:
     r = _report(str(TB_REAL / scenario))
     assert r.returncode == code, r.stdout + r.stderr
     assert "format: tensorboard" in r.stdout
+
+
+def test_a_run_written_without_pause_still_counts_as_loaded(tmp_path: Path) -> None:
+    """A dict at the end of a growing file is held (it may be half flushed), but once the end was
+    reached the run is loaded (stall checks run), although every poll finds a new dict."""
+    from sfttop.core.run import Run
+
+    w = tmp_path / "w"
+    w.mkdir()
+    write_hf_run(w, list(range(1, 31)), summary=False)
+    (path,) = w.glob("events.out.tfevents.*")
+    raw = path.read_bytes()
+    offs = [off for off, _ in split_records(raw).records]
+    live = tmp_path / "live"
+    live.mkdir()
+    target = live / path.name
+    cut = offs[len(offs) // 2]
+    target.write_bytes(raw[:cut])
+    run = Run("live", str(live), Config())
+    run.poll()
+    run.poll()
+    assert run.loaded
+    loaded_after = []
+    with open(target, "ab") as f:
+        for a, b in zip([cut, *offs[len(offs) // 2 + 1 :]], [*offs[len(offs) // 2 + 1 :], len(raw)]):
+            f.write(raw[a:b])
+            f.flush()
+            run.poll()
+            loaded_after.append(run.loaded and run.source.caught_up)
+    assert all(loaded_after)
+    for _ in range(2):
+        run.poll()
+    assert list(run.data.index[Kind.TRAIN].steps) == list(range(1, 31))
