@@ -128,7 +128,7 @@ def decode_event(data: bytes) -> TBEvent:
         if num == 1 and wt == 1:
             ev.wall_time = _D.unpack_from(data, a)[0]
         elif num == 2 and wt == 0:
-            ev.step = a - (1 << 64) if a >= 1 << 63 else a
+            ev.step = _signed(a & 0xFFFFFFFFFFFFFFFF)
         elif num == 3 and wt == 2:
             ev.file_version = data[a:b].decode("utf-8", "replace")
         elif num == 5 and wt == 2:
@@ -170,17 +170,18 @@ def _value(buf: bytes, start: int, end: int, ev: TBEvent) -> None:
 
 
 def _packed(buf: bytes, a: int, b: int, wt: int, fmt: str) -> list[float]:
-    """A repeated numeric field: packed (one length-delimited run) or one element."""
+    """A repeated numeric field: packed (one length-delimited run) or one element. At most two
+    values are read: two already mean "not a scalar"."""
     if wt == 2:
         if fmt in ("<f", "<d"):
             size = 4 if fmt == "<f" else 8
             if (b - a) % size:
                 raise Malformed("packed run of partial elements")
-            return [x for (x,) in struct.iter_unpack(fmt, buf[a:b])]
-        vals = []
+            return [x for (x,) in struct.iter_unpack(fmt, buf[a : min(b, a + 2 * size)])]
+        vals: list[int] = []
         pos = a
         try:
-            while pos < b:
+            while pos < b and len(vals) < 2:
                 v, pos = _varint(buf, pos)
                 vals.append(v)
         except IndexError:
@@ -222,10 +223,12 @@ def _tensor_scalar(buf: bytes, start: int, end: int) -> float | None:
             for dnum, dwt, da, db in _fields(buf, a, b):
                 if dnum == 1 and dwt == 2:
                     for snum, swt, sa, _sb in _fields(buf, da, db):
-                        if snum == 1 and swt == 0:
-                            elements *= _signed(sa)
+                        if snum == 1 and swt == 0 and sa != 1:
+                            elements = 0  # a dimension other than 1: more (or fewer) than one element
         elif num == 4 and wt == 2:
             content = buf[a:b]
+        elif len(vals) > 1:
+            continue
         elif num == 5:
             vals += _packed(buf, a, b, wt, "<f")
         elif num == 6:

@@ -402,7 +402,16 @@ def test_non_scalar_tensors_are_not_scalars() -> None:
     many = TensorProto(dtype=1, float_val=[1.0, 2.0], tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=2)]))
     hist = Summary.Value(tag="w", tensor=TensorProto(dtype=1, float_val=[1.0]),
                          metadata=SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="histograms")))
-    vals = [Summary.Value(tag="v", tensor=many, metadata=_scalar_meta()), hist]
+    huge = TensorProto(
+        dtype=1,
+        float_val=[1.0] * 200_000,
+        tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=2**40)] * 5000),
+    )
+    vals = [
+        Summary.Value(tag="v", tensor=many, metadata=_scalar_meta()),
+        hist,
+        Summary.Value(tag="huge", tensor=huge, metadata=_scalar_meta()),
+    ]
     data = PbEvent(step=1, summary=Summary(value=vals)).SerializeToString()
     assert decode_event(data).scalars == []
 
