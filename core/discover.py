@@ -63,10 +63,9 @@ def find_log(directory: str) -> str | None:
     # TensorBoard: event files here (a logging_dir: a restart adds a file), or the HF Trainer's
     # <output_dir>/runs/, where every process (a resume too) writes its own <date>_<host>/: all
     # of them are the run, read in order. Live, unlike the checkpoints' trainer_state.json,
-    # which lags by save_steps.
-    if (any(n.startswith(_EVENTS) for n in names) or os.path.basename(os.path.normpath(directory)) == "runs") and (
-        event_files(directory)
-    ):
+    # which lags by save_steps. (A runs/ given itself is a directory of runs: torch's
+    # SummaryWriter puts every script's run in ./runs/<date>_<host>/.)
+    if any(n.startswith(_EVENTS) for n in names) and event_files(directory):
         return directory
     if "runs" in present:
         runs = os.path.join(directory, "runs")

@@ -535,7 +535,7 @@ def test_discovery_finds_event_files(tmp_path: Path) -> None:
     runs = str(out / "runs")
     run_dir = str(out / "runs" / "Dec07_12-38-05_host.example")
     assert expand_arg(str(out)) == [("out", runs)]
-    assert expand_arg(runs) == [("out", runs)]
+    assert expand_arg(runs) == [("Dec07_12-38-05_host.example", run_dir)]  # given itself: its runs
     assert expand_arg(run_dir) == [("out", run_dir)]
     (f,) = Path(run_dir).glob("events.out.tfevents.*")
     assert expand_arg(str(f)) == [("out", str(f))]
