@@ -14,7 +14,12 @@ at the next place a valid record header starts.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import reduce
+from itertools import repeat
+from operator import xor
+from typing import Literal
 
 _POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
 _MASK_DELTA = 0xA282EAD8
@@ -45,7 +50,7 @@ _U32 = struct.Struct("<I")
 
 def crc32c(data: bytes) -> int:
     """CRC-32C of ``data``. Pure Python (no C extension may be assumed), so eight bytes a step
-    ("slicing by 8"): event records are small, but a log holds hundreds of thousands."""
+    ("slicing by 8"); ``split_records`` needs only a couple per record length per read."""
     crc = 0xFFFFFFFF
     n8 = len(data) & ~7
     if n8:
@@ -68,45 +73,26 @@ def crc32c(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
-_SHORT = 256  # records up to this long are checked against the previous one of their length
-_G: list[list[int]] = [_T0]  # _G[k][b]: the CRC register contribution of byte b, k bytes from the end
-_LAST: dict[int, tuple[int, int]] = {}  # length -> (data as int, its CRC) of the latest such record
+_ZEROS_CRC: dict[int, int] = {}  # length -> crc32c of that many zero bytes
+_SPREAD = 64  # records of one length are weighted by their number modulo this (see split_records)
+_ADVANCE: list[tuple[list[int], ...]] = []  # [m][j][b]: register value (b << 8j) fed m zero bytes
 
 
-def _tables_to(k: int) -> list[list[int]]:
-    while len(_G) <= k:
+def _zeros_crc(n: int) -> int:
+    k = _ZEROS_CRC.get(n)
+    if k is None:
+        k = _ZEROS_CRC[n] = crc32c(bytes(n))
+    return k
+
+
+def _advance_tables() -> list[tuple[list[int], ...]]:
+    if not _ADVANCE:
         t0 = _T0
-        _G.append([t0[c & 0xFF] ^ (c >> 8) for c in _G[-1]])
-    return _G
-
-
-def crc32c_like_last(data: bytes) -> int:
-    """``crc32c(data)``, computed from the last record of the same length when there is one.
-
-    A CRC is affine: for equal lengths, crc(a) ^ crc(b) is the CRC register fed a ^ b from zero.
-    Consecutive scalar events differ in a few bytes (time, step, value) out of ~45, so only
-    those bytes are looked up, each in the table for its distance from the end.
-    """
-    n = len(data)
-    if n > _SHORT:
-        return crc32c(data)
-    x = int.from_bytes(data, "little")
-    last = _LAST.get(n)
-    if last is None:
-        crc = crc32c(data)
-        _tables_to(n)
-    else:
-        crc = last[1]
-        d = x ^ last[0]
-        g = _G
-        end = n - 1
-        while d:
-            sh = ((d & -d).bit_length() - 1) & ~7
-            b = (d >> sh) & 0xFF
-            crc ^= g[end - (sh >> 3)][b]
-            d ^= b << sh
-    _LAST[n] = (x, crc)
-    return crc
+        cur = [[b << (8 * j) for b in range(256)] for j in range(4)]
+        for _ in range(_SPREAD):
+            _ADVANCE.append(tuple(cur))
+            cur = [[t0[c & 0xFF] ^ (c >> 8) for c in tab] for tab in cur]
+    return _ADVANCE
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -146,6 +132,9 @@ def split_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Framed:
     ``at_eof``: ``buf`` ends where the file ends now, so a record running past it is being
     written (wait for it); otherwise the caller read only part of the file and a cut record is
     simply read next time. Either way ``end`` stops before it.
+
+    Length CRCs are checked one by one (from a memo: a file has a few dozen lengths); data CRCs
+    a length at a time (``_intact``), and one by one only for a length whose check fails.
     """
     out: list[tuple[int, bytes]] = []
     n = len(buf)
@@ -153,7 +142,9 @@ def split_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Framed:
     corrupt = oversized = 0
     need = 0
     unpack = _HEAD.unpack_from
+    footer = _U32.unpack_from
     known = _HEADER_CRCS
+    by_length: dict[int, tuple[list[bytes], list[int], list[int]]] = {}  # data, stored CRC, index
     while pos + HEADER <= n:
         length, lcrc = unpack(buf, pos)
         head = buf[pos : pos + 8]
@@ -177,14 +168,62 @@ def split_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Framed:
         if end > n:
             need = HEADER + length + FOOTER
             break
-        data = buf[pos + HEADER : pos + HEADER + length]
-        crc = crc32c_like_last(data)
-        if _U32.unpack_from(buf, end - FOOTER)[0] != (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF:
-            corrupt += 1
-        else:
-            out.append((base + pos, data))
+        data = buf[pos + HEADER : end - FOOTER]
+        group = by_length.get(length)
+        if group is None:
+            group = by_length[length] = ([], [], [])
+        group[0].append(data)
+        group[1].append(footer(buf, end - FOOTER)[0])
+        group[2].append(len(out))
+        out.append((base + pos, data))
         pos = end
+    bad: list[int] = []
+    for length, (datas, masked, idx) in by_length.items():
+        rotated = [(v - _MASK_DELTA) & 0xFFFFFFFF for v in masked]  # unmasked: rotated back below
+        crcs = [((u << 15) | (u >> 17)) & 0xFFFFFFFF for u in rotated]
+        if not _intact(length, datas, crcs):
+            bad.extend(i for i, d, c in zip(idx, datas, crcs) if crc32c(d) != c)
+    if bad:
+        corrupt += len(bad)
+        drop = set(bad)
+        out = [r for i, r in enumerate(out) if i not in drop]
     return Framed(out, base + pos, corrupt, oversized, need)
+
+
+def _ints(datas: list[bytes]) -> Iterator[int]:
+    big: Literal["big"] = "big"
+    return map(int.from_bytes, datas, repeat(big))
+
+
+def _intact(length: int, datas: list[bytes], crcs: list[int]) -> bool:
+    """Whether records of one length all match their (unmasked) CRCs, with two pure-Python
+    CRCs however many records there are.
+
+    A CRC is linear up to a constant per length: crc(d) = reg(d) ^ crc(zeros), where reg (the
+    register fed ``d`` from zero) is linear, so the XOR of the records' data must have the XOR
+    of their registers. Damage to one record always shows. Damage to two can cancel out when it
+    is the same bit pattern at the same place (a bit flipped at the same offset), so a second
+    check shifts record i by i mod ``_SPREAD`` zero bytes (feeding its stored CRC the same zero
+    bytes), which moves such damage apart. Both pass on damaged records only when two of them
+    were hit at the same place and their numbers are a multiple of 64 apart, or when the damage
+    happens to cancel (odds 2**-32); every XOR below runs in C.
+    """
+    zeros = _zeros_crc(length)
+    plain = reduce(xor, _ints(datas), 0)
+    if crc32c(plain.to_bytes(length, "big")) ^ (0 if len(datas) % 2 else zeros) != reduce(xor, crcs, 0):
+        return False
+    if len(datas) == 1:
+        return True
+    adv = _advance_tables()
+    shifted = fed = 0
+    for k in range(min(_SPREAD, len(datas))):
+        part = datas[k::_SPREAD]
+        shifted ^= reduce(xor, _ints(part), 0) << (8 * k)
+        c = reduce(xor, crcs[k::_SPREAD], 0) ^ (zeros if len(part) % 2 else 0)
+        a0, a1, a2, a3 = adv[k]
+        fed ^= a0[c & 0xFF] ^ a1[(c >> 8) & 0xFF] ^ a2[(c >> 16) & 0xFF] ^ a3[c >> 24]
+    size = length + _SPREAD - 1
+    return crc32c(shifted.to_bytes(size, "big")) ^ _zeros_crc(size) == fed
 
 
 def _resync(buf: bytes, pos: int) -> int:

@@ -35,7 +35,7 @@ from sfttop.core.records import Event, EventKind, Item, Kind, Record, expand
 from sfttop.core.run import Monitor
 from sfttop.core.tbsource import EventsSource
 from sfttop.core.tensorboard import TENSORBOARD, Malformed, decode_event, simple_scalar, tag_key
-from sfttop.core.tfrecord import crc32c, crc32c_like_last, frame, masked_crc32c, split_records
+from sfttop.core.tfrecord import crc32c, frame, masked_crc32c, split_records
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures" / "formats" / "tensorboard"
@@ -167,20 +167,47 @@ def test_crc_matches_tensorboards_writer_on_every_length() -> None:
         assert masked_crc32c(data) == tb_masked(data)
 
 
-def test_crc_from_the_last_record_of_a_length_is_the_crc() -> None:
+def test_crcs_checked_a_length_at_a_time_find_every_damaged_record() -> None:
+    """split_records checks the data CRCs of all records of one length together; the records
+    it drops must be exactly those whose own CRC does not match."""
     import random
 
-    rnd = random.Random(3)
-    base = bytes(rnd.randrange(256) for _ in range(300))
-    for _ in range(5000):
-        n = rnd.randrange(0, 300)
-        data = bytearray(base[:n])
-        for _ in range(rnd.randrange(0, 6)):
-            if n:
-                data[rnd.randrange(n)] = rnd.randrange(256)
-        if rnd.random() < 0.1:
-            data = bytearray(rnd.randrange(256) for _ in range(n))
-        assert crc32c_like_last(bytes(data)) == crc32c(bytes(data))
+    rnd = random.Random(5)
+    for trial in range(1000):
+        recs = [bytes(rnd.randrange(256) for _ in range(rnd.choice((0, 3, 40, 41, 44)))) for _ in range(rnd.randrange(1, 30))]
+        buf = bytearray(b"".join(frame(r) for r in recs))
+        starts = []
+        at = 0
+        for r in recs:
+            starts.append(at)
+            at += 16 + len(r)
+        damaged = set()
+        for _ in range(rnd.choice((0, 1, 1, 2, 3, 5))):
+            i = rnd.randrange(len(recs))
+            lo, hi = starts[i] + 12, starts[i] + 16 + len(recs[i])  # data and data CRC, not the length
+            buf[rnd.randrange(lo, hi)] ^= 1 << rnd.randrange(8)
+        for i, r in enumerate(recs):
+            data = bytes(buf[starts[i] + 12 : starts[i] + 12 + len(r)])
+            if struct.unpack_from("<I", buf, starts[i] + 12 + len(r))[0] != masked_crc32c(data):
+                damaged.add(i)
+        got = split_records(bytes(buf))
+        assert got.corrupt == len(damaged), trial
+        assert [off for off, _ in got.records] == [starts[i] for i in range(len(recs)) if i not in damaged], trial
+
+
+def test_the_same_damage_in_two_records_of_one_length_is_found() -> None:
+    """Checked together, two records flipped at the same bit would cancel out; each record's
+    number shifts it, so they do not (here: every bit of a 44-byte record and its CRC)."""
+    recs = [bytes((i * 7 + j) & 0xFF for j in range(44)) for i in range(3)]
+    clean = b"".join(frame(r) for r in recs)
+    size = 16 + 44
+    for bit in range(12 * 8, size * 8):  # data and its CRC (the length has its own check)
+        buf = bytearray(clean)
+        for rec in (0, 1):
+            buf[rec * size + bit // 8] ^= 1 << (bit % 8)
+        got = split_records(bytes(buf))
+        assert got.corrupt == 2, bit
+        assert [d for _, d in got.records] == [recs[2]]
 
 
 def test_frame_round_trip_and_cut_record_waits() -> None:
