@@ -516,6 +516,10 @@ def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
     base = os.path.dirname(os.path.normpath(log_path)) or "."
     if CHECKPOINT_DIR.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
         base = os.path.dirname(base) or "."
+    if os.path.basename(log_path).startswith("events.out.tfevents."):
+        base = os.path.dirname(base) or "."  # a TensorBoard run is its directory, not the file
+    if os.path.basename(base) == "runs":  # HF TensorBoard: <output_dir>/runs/<date>_<host>
+        base = os.path.dirname(base) or "."
     dirs = _checkpoint_dirs(base)
     path = dirs.get(step)
     note: str | None = None

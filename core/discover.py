@@ -14,6 +14,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from .tbsource import event_files, is_events_file
+
 # Preferred log of a run directory, best first: the live JSON-lines files carry explicit steps
 # and full precision; a stdout capture is next; trainer_state.json lags by save_steps.
 _PREFERRED = (
@@ -29,6 +31,7 @@ _PREFERRED = (
 )
 _LOG_SUFFIXES = (".log", ".jsonl", ".out")
 _GENERIC = frozenset(_PREFERRED) | {"stdout.txt", "nohup.out", "metrics.jsonl", "log.jsonl"}
+_EVENTS = "events.out.tfevents."
 # what HF Trainer names a checkpoint directory; the step it was saved at is group 1
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _MAX_DEPTH = 3
@@ -58,6 +61,17 @@ def find_log(directory: str) -> str | None:
     logs = sorted(n for n in names if n.endswith(_LOG_SUFFIXES) and os.path.isfile(os.path.join(directory, n)))
     if logs:
         return os.path.join(directory, logs[0])
+    # TensorBoard: event files here (a logging_dir: a restart adds a file), or the HF Trainer's
+    # <output_dir>/runs/, where every process (a resume too) writes its own <date>_<host>/: all
+    # of them are the run, read in order. Live, unlike the checkpoints' trainer_state.json,
+    # which lags by save_steps. (A runs/ given itself is a directory of runs: torch's
+    # SummaryWriter puts every script's run in ./runs/<date>_<host>/.)
+    if any(n.startswith(_EVENTS) for n in names) and event_files(directory):
+        return directory
+    if "runs" in present:
+        runs = os.path.join(directory, "runs")
+        if os.path.isdir(runs) and event_files(runs):
+            return runs
     # An HF output_dir that only has checkpoints: the newest checkpoint's state holds it all.
     best: tuple[int, str] | None = None
     for n in names:
@@ -67,6 +81,25 @@ def find_log(directory: str) -> str | None:
             if os.path.isfile(p) and (best is None or int(m.group(1)) > best[0]):
                 best = (int(m.group(1)), p)
     return best[1] if best else None
+
+
+def _is_tb(path: str) -> bool:
+    """A log path discovery gave is a TensorBoard run: an event file, or a directory (only a
+    directory of event files is ever given as a run's log)."""
+    return is_events_file(path) or os.path.isdir(path)
+
+
+def _tb_name(parts: list[str], whole: bool = False) -> str:
+    """The name of a TensorBoard run from its directory's path parts: the HF output_dir for
+    ``<output_dir>/runs`` and ``<output_dir>/runs/<date>_<host>``, else the directory itself
+    (``whole``: all of ``parts``, a path relative to the directory the runs were found in)."""
+    if len(parts) >= 2 and parts[-1] == "runs":
+        parts = parts[:-1]
+    elif len(parts) >= 3 and parts[-2] == "runs":
+        parts = parts[:-2]
+    if whole and parts:
+        return "/".join(parts)
+    return parts[-1] if parts else "tensorboard"
 
 
 def scan_dir(root: str) -> list[str]:
@@ -101,6 +134,8 @@ def _parts(path: str) -> list[str]:
 
 def _single_name(path: str) -> str:
     parts = _parts(path)
+    if _is_tb(path):
+        return _tb_name(parts[:-1] if is_events_file(path) else parts)
     if len(parts) >= 3 and CHECKPOINT_DIR.match(parts[-2]):
         return parts[-3]
     base = parts[-1] if parts else path
@@ -157,10 +192,10 @@ def expand_arg(arg: str) -> list[tuple[str, str]]:
         return [(_single_name(arg), arg)]
     if os.path.isdir(arg):
         logs = scan_dir(arg)
-        if len(logs) == 1 and logs[0].startswith(os.path.join(arg, "")) and find_log(arg) == logs[0]:
+        if len(logs) == 1 and (logs[0] == arg or logs[0].startswith(os.path.join(arg, ""))) and find_log(arg) == logs[0]:
             return [(_single_name(logs[0]), logs[0])]
         rel = [os.path.relpath(p, arg) for p in logs]
-        names = [_dir_name(r) for r in rel]
+        names = [_tb_name(r.split(os.sep), whole=True) if os.path.isdir(p) else _dir_name(r) for r, p in zip(rel, logs)]
         return list(zip(names, logs))
     if has_magic(arg):
         matches = sorted(glob.glob(arg, recursive=True))

@@ -27,6 +27,7 @@ from . import formats
 from .metrics import canonical
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
+from .tensorboard import TENSORBOARD  # event files: read by core/tbsource.py
 
 MAX_RECORD_LINE = 256 * 1024  # a metrics dict is a few hundred bytes; longer lines are not records
 
@@ -44,7 +45,7 @@ NANOCHAT = formats.nanochat.NAME
 LLMC = formats.llmc.NAME
 TORCHTUNE = formats.torchtune.NAME
 # What --log-format accepts.
-INPUT_FORMATS = (HF_STDOUT, JSONL, LLAMA_FACTORY, MS_SWIFT, TRAINER_STATE, *formats.BY_NAME)
+INPUT_FORMATS = (HF_STDOUT, JSONL, LLAMA_FACTORY, MS_SWIFT, TRAINER_STATE, TENSORBOARD, *formats.BY_NAME)
 
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _PREFIX = re.compile(rb"^\s*(?:\[(?:default|rank)\d+\]:\s*)+")

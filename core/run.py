@@ -26,6 +26,8 @@ from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_ob
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .series import RunData
 from .tail import FileTail
+from .tbsource import EventsSource, is_events_path
+from .tensorboard import TENSORBOARD
 
 MAX_STATE_FILE = 512 << 20
 PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
@@ -183,7 +185,10 @@ class Run:
         self.config = config
         self.fmt = fmt
         is_state = os.path.basename(path) == "trainer_state.json" or fmt == TRAINER_STATE
-        self.source: FileTail | StateFile = StateFile(path) if is_state else FileTail(path)
+        is_tb = not is_state and (fmt == TENSORBOARD or is_events_path(path))
+        self.source: FileTail | StateFile | EventsSource = (
+            StateFile(path) if is_state else EventsSource(path) if is_tb else FileTail(path)
+        )
         self.parser = self._new_parser()
         self._begin(None)
         self.loaded = False  # history read to the end once
@@ -199,6 +204,8 @@ class Run:
     def _new_parser(self) -> LogParser:
         if isinstance(self.source, StateFile):
             return LogParser(TRAINER_STATE)
+        if isinstance(self.source, EventsSource):
+            return LogParser(TENSORBOARD)
         parser = LogParser(self.fmt)
         parser.interval = logging_steps_near(self.path)
         return parser
@@ -308,7 +315,10 @@ class Run:
         now = time.time() if now is None else now
         up = RunUpdate()
         src = self.source
-        if isinstance(src, StateFile):
+        if isinstance(src, EventsSource):
+            up.changed = src.poll(self.parser, up.records, up.events, budget)
+            eof = src.caught_up
+        elif isinstance(src, StateFile):
             self._read_state(src, up)
             eof = True
         else:

@@ -19,6 +19,7 @@ FORMATS_READ = (
     "LLaMA-Factory trainer_log.jsonl",
     "ms-swift logging.jsonl",
     "trainer_state.json",
+    "TensorBoard event files",
     *(f.name for f in LINE_FORMATS),
 )
 

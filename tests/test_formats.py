@@ -73,8 +73,11 @@ def test_generic_jsonl_tags_and_nonfinite() -> None:
 
 
 def test_directory_of_mixed_runs(tmp_path: Path) -> None:
-    r, _ = report(FORMATS)
+    r, code = report(FORMATS)
     names = sorted(x["name"] for x in r["runs"])
-    assert names == [
-        "generic", "llamafactory", "llmc", "megatron", "ms-swift", "nanochat", "nanogpt", "torchtune", "trainer_state"
-    ]
+    # (an event file with nothing but its header holds no record: named on stderr, exit 2)
+    tb = ["tensorboard/" + d.name for d in (FORMATS / "tensorboard").iterdir() if d.is_dir() and "empty" not in d.name]
+    assert code == 2
+    assert names == sorted(
+        ["generic", "llamafactory", "llmc", "megatron", "ms-swift", "nanochat", "nanogpt", "torchtune", "trainer_state", *tb]
+    )

@@ -1,0 +1,314 @@
+"""A TensorBoard run as a source of records: its event files, tailed while they are written.
+
+A run is one ``events.out.tfevents.*`` file, or a directory of them: the HF Trainer writes one
+per process under ``<output_dir>/runs/<date>_<host>/``, so the run of an output_dir is its
+``runs/`` (a flat ``logging_dir`` collects the files of every restart in one directory). Files
+are read in the order they were created (the unix time in their name) and their scalars go
+through the same ``LogParser`` as a log dict would, so a step that goes back (a resumed run, or
+a notebook calling ``train()`` again on the same writer) is a ``RESUMED`` event, and the
+end-of-training summary finishes the run.
+
+Like ``StateFile`` it is polled by ``Run``; unlike a text log there are no lines: the byte
+offset after the last complete record is kept per file and a record cut at the end of the file
+is read again once it is whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .parse import LogParser
+from .records import Event, EventKind, Item, Kind, Record
+from .sanitize import clean_text
+from .tensorboard import (
+    EVENTS_PREFIX,
+    Grouper,
+    Malformed,
+    TrainArgs,
+    decode_event,
+    read_args,
+    simple_scalar,
+    tag_key,
+)
+from .tfrecord import FOOTER, HEADER, MAX_RECORD, split_records
+
+FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
+_MAX_ENTRIES = 2000  # a directory listing stops here (a run has a handful of event files)
+
+
+def is_events_file(path: str) -> bool:
+    return os.path.basename(path).startswith(EVENTS_PREFIX)
+
+
+def event_files(directory: str) -> list[str]:
+    """The event files of the run in ``directory``, oldest first: those directly in it, and
+    those one level down (the HF Trainer gives every process its own ``runs/<date>_<host>/``,
+    so a resumed run's files are in sibling directories)."""
+    found: list[tuple[tuple[int, str], str]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for e in entries[:_MAX_ENTRIES]:
+        try:
+            if e.name.startswith(EVENTS_PREFIX) and e.is_file():
+                found.append((_created(e.name), e.path))
+            elif e.is_dir() and not e.name.startswith("."):
+                for sub in list(os.scandir(e.path))[:_MAX_ENTRIES]:
+                    if sub.name.startswith(EVENTS_PREFIX) and sub.is_file():
+                        found.append((_created(sub.name), sub.path))
+        except OSError:
+            continue
+    return [p for _, p in sorted(found)]
+
+
+def _created(name: str) -> tuple[int, str]:
+    # events.out.tfevents.<unix time>.<host>.<pid>.<n>: the host may hold dots, the time does not
+    stamp = name[len(EVENTS_PREFIX) :].split(".", 1)[0]
+    return (int(stamp) if stamp.isdigit() else 1 << 62, name)
+
+
+def is_events_path(path: str) -> bool:
+    """An event file, or a directory holding some (directly or one level down)."""
+    return is_events_file(path) or (os.path.isdir(path) and bool(event_files(path)))
+
+
+@dataclass
+class _File:
+    path: str
+    number: int
+    offset: int = 0  # after the last complete record
+    size: int = 0
+    ident: tuple[int, int] | None = None
+    need: int = 0  # bytes the record cut at ``offset`` needs
+    grouper: Grouper = field(default_factory=Grouper)
+    held: bool = False  # its last dict was held back at the end of the previous poll
+    reached: bool = False  # its end was reached once: from then on a held dict is live, not history
+
+
+class EventsSource:
+    """The event files of one TensorBoard run (``path``: a file, or a directory of them)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.files: list[_File] = []
+        self.error: str | None = None
+        self.exists = False
+        self.size = 0
+        self.offset = 0
+        self.mtime = 0.0
+        self.caught_up = True  # everything on disk was read and handed on
+        self.corrupt = 0  # records whose checksum did not match
+        self.malformed = 0  # records that are not Event protos
+        self.args = TrainArgs()
+        self._closed: list[tuple[dict[str, object], int]] = []  # dicts to hand on at the poll's end
+        self._tags: dict[bytes, tuple[str, str] | tuple[()]] = {}  # (): a tag that is not read
+
+    @property
+    def pending_bytes(self) -> int:
+        return max(0, self.size - self.offset)
+
+    def _paths(self) -> list[str] | None:
+        if os.path.isdir(self.path):
+            return event_files(self.path)
+        return [self.path] if os.path.exists(self.path) else None
+
+    def poll(
+        self, parser: LogParser, out_records: list[Item], out_events: list[Event], budget: int = 4 << 20
+    ) -> bool:
+        """Read what was written since the last poll (up to about ``budget`` bytes); True when
+        something changed. ``caught_up`` says whether more is waiting."""
+        paths = self._paths()
+        if paths is None:
+            self.exists = False
+            self.error = "file not found"
+            return False
+        self.exists = True
+        known = {f.path for f in self.files}
+        for p in paths:
+            if p not in known:
+                self.files.append(_File(p, len(self.files)))
+        changed = False
+        caught_up = True
+        size = offset = 0
+        for i, f in enumerate(self.files):
+            if budget > 0:
+                got, done, budget = self._poll_file(f, parser, out_records, out_events, budget, self.files[:i])
+                changed = changed or got
+                caught_up = caught_up and done
+            else:
+                caught_up = False
+            size += f.size
+            offset += f.offset
+        self._flush(parser, out_records, out_events)
+        self.size, self.offset, self.caught_up = size, offset, caught_up
+        if paths or not os.path.isdir(self.path):
+            self.error = None
+        else:
+            self.error = "no event files yet"
+        return changed
+
+    def _poll_file(
+        self,
+        f: _File,
+        parser: LogParser,
+        out_records: list[Item],
+        out_events: list[Event],
+        budget: int,
+        earlier: list[_File],
+    ) -> tuple[bool, bool, int]:
+        """(changed, read to its end, budget left). Read to its end: every byte on disk read, and
+        the dict held at the end handed on, or held while the file is being written (once its end
+        was reached, so that a live run counts as loaded while the writer keeps writing)."""
+        try:
+            st = os.stat(f.path)
+        except OSError:
+            return self._release(f, f.size), self._done(f, True), budget
+        self.mtime = max(self.mtime, st.st_mtime)
+        ident = (st.st_dev, st.st_ino)
+        if f.ident is not None and (ident != f.ident or st.st_size < f.offset):
+            # Written again from its start: read it again (the store keeps one value a step).
+            why = "replaced" if ident != f.ident else "truncated"
+            out_events.append(Event(EventKind.SOURCE, f"{clean_text(os.path.basename(f.path)[:80])} {why}: read again"))
+            f.offset = f.need = 0
+            f.grouper = Grouper()
+            f.held = False
+        f.ident = ident
+        last_size, f.size = f.size, st.st_size
+        if f.need > MAX_RECORD + HEADER + FOOTER:
+            # An image or a graph, not a scalar: passed over unread once it is whole.
+            if st.st_size - f.offset < f.need:
+                return self._release(f, last_size), self._done(f, True), budget
+            f.offset += f.need
+            f.need = 0
+            parser.stats.oversized += 1
+        if st.st_size - f.offset < max(f.need, 1):
+            return self._release(f, last_size), self._done(f, True), budget
+        want = min(st.st_size - f.offset, max(budget, f.need))
+        try:
+            with open(f.path, "rb") as fh:
+                fh.seek(f.offset)
+                buf = fh.read(want)
+        except OSError as e:
+            self.error = e.strerror or str(e)
+            return False, True, budget
+        framed = split_records(buf, f.offset, at_eof=f.offset + len(buf) >= st.st_size)
+        f.offset = framed.end
+        f.need = framed.need
+        if framed.corrupt:
+            self.corrupt += framed.corrupt
+            parser.stats.skipped += framed.corrupt
+            if len(parser.stats.skipped_examples) < 3:
+                name = clean_text(os.path.basename(f.path)[:80])
+                parser.stats.skipped_examples.append(f"{framed.corrupt} corrupt record(s) in {name}")
+        parser.stats.oversized += framed.oversized
+        if framed.records:
+            for older in earlier:  # a later file was written to: what the earlier ones hold is complete
+                self._emit(older.grouper.close())
+                older.held = False
+        base = f.number << FILE_SHIFT
+        parser.stats.lines += len(framed.records)
+        # The common event (one simple_value) inline, names bound once: the hot loop of a load.
+        fast, tags, add, closed = simple_scalar, self._tags, f.grouper.add, self._closed
+        for off, data in framed.records:
+            got = fast(data)
+            if got is None:
+                self._record(f, base + off, data, parser, out_events)
+                continue
+            tk = tags.get(got[1])
+            if tk is None:
+                tk = tag_key(got[1].decode("utf-8", "replace")) or ()
+                if len(tags) < 4096:
+                    tags[got[1]] = tk
+            if tk:
+                done = add(got[0], tk[0], tk[1], got[2], base + off)
+                if done is not None:
+                    closed.append(done)
+        if framed.records:
+            f.held = f.grouper.pending
+        else:
+            self._release(f, last_size)
+        at_end = f.offset >= st.st_size or f.offset + framed.need > st.st_size
+        return True, self._done(f, at_end), budget - len(buf)
+
+    @staticmethod
+    def _done(f: _File, at_end: bool) -> bool:
+        done = at_end and (not f.held or f.reached)
+        f.reached = f.reached or at_end
+        return done
+
+    def _record(self, f: _File, offset: int, data: bytes, parser: LogParser, out_events: list[Event]) -> None:
+        """An event other than one simple_value: text summaries, tensor scalars, several values."""
+        try:
+            ev = decode_event(data)
+        except (Malformed, ValueError):
+            self.malformed += 1
+            parser.stats.skipped += 1
+            return
+        for tag_text, text in ev.texts:
+            if read_args(tag_text, text, self.args):
+                # A train() call begins: what the previous one logged is complete.
+                self._emit(f.grouper.close())
+                self._apply_args(parser, out_events, offset)
+            elif tag_text in _ARG_TAGS:
+                self._apply_args(parser, out_events, offset, tag_text == "train_iters/text_summary")
+        for tag_text, value in ev.scalars:
+            tk = tag_key(tag_text)
+            if tk is not None:
+                self._emit(f.grouper.add(ev.step, tk[0], tk[1], value, offset))
+
+    def _emit(self, closed: tuple[dict[str, object], int] | None) -> None:
+        if closed is not None:
+            self._closed.append(closed)
+
+    def _flush(self, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> None:
+        """Hand the dicts closed in this poll to the parser, all at once: runs of train dicts
+        with the same keys become Blocks, as JSON lines do."""
+        closed, self._closed = self._closed, []
+        if not closed:
+            return
+        objs = [obj for obj, _ in closed]
+        # The parser places a summary at the last train step (a stdout summary has no step);
+        # here the step is known: the final global step.
+        summary_steps = [obj["step"] for obj in objs if "train_runtime" in obj and "loss" not in obj]
+        last = objs[-1]["step"]
+        n, m = len(out_records), len(out_events)
+        parser._feed_objects([(off, b"") for _, off in closed], list(objs), out_records, out_events)
+        if isinstance(last, int):
+            parser.progress_step = last
+        if summary_steps:
+            recs = [r for r in out_records[n:] if isinstance(r, Record) and r.kind is Kind.SUMMARY]
+            evs = [e for e in out_events[m:] if e.kind is EventKind.FINISHED]
+            for rec, step in zip(recs, summary_steps):
+                if isinstance(step, int):
+                    rec.step = step
+            for ev, step in zip(evs, summary_steps):
+                if isinstance(step, int):
+                    ev.step = step
+
+    def _apply_args(self, parser: LogParser, out_events: list[Event], offset: int, announce: bool = True) -> None:
+        a = self.args
+        if a.logging_steps:
+            parser.interval = a.logging_steps
+        if a.max_steps and announce:
+            parser.progress_total = a.max_steps
+            out_events.append(Event(EventKind.MAX_STEPS, "", offset, None, a.max_steps))
+
+    def _release(self, f: _File, last_size: int) -> bool:
+        """Hand on the dict still being built at the end of a file once a poll finds the file as
+        it was: the writer flushes after each call, so it is complete. (Handing it on at once
+        would split a dict the reader caught half-flushed into two records.)"""
+        if not f.grouper.pending:
+            f.held = False
+            return False
+        if not f.held or f.size != last_size:
+            f.held = True
+            return False
+        f.held = False
+        self._emit(f.grouper.close())
+        return True
+
+
+_ARG_TAGS = frozenset(("train_iters/text_summary", "log_interval/text_summary", "eval_interval/text_summary"))
+
