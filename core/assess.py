@@ -471,13 +471,39 @@ def _best_without_path(data: RunData) -> dict[str, object] | None:
     return {"step": step, "eval_loss": loss, "eval_token_accuracy": acc, "path": None, "note": None}
 
 
+# base -> (its mtime, each subdirectory looked into with its mtime, what was found): the scan
+# runs again only when one of those directories changed (a checkpoint saved or deleted), not at
+# every repaint of a run's assessment.
+_SCANNED: dict[str, tuple[int, tuple[tuple[str, int], ...], dict[int, str]]] = {}
+_SCANNED_MAX = 512
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
 def _checkpoint_dirs(base: str) -> dict[int, str]:
     """checkpoint-N directories in ``base`` and one level below it (an output_dir beside the log)."""
+    top = _mtime_ns(base)
+    cached = _SCANNED.get(base)
+    if cached is not None and cached[0] == top and all(_mtime_ns(d) == t for d, t in cached[1]):
+        return dict(cached[2])
+    found, subdirs = _scan_checkpoints(base)
+    if len(_SCANNED) >= _SCANNED_MAX:
+        _SCANNED.clear()
+    _SCANNED[base] = (top, tuple((d, _mtime_ns(d)) for d in subdirs), dict(found))
+    return found
+
+
+def _scan_checkpoints(base: str) -> tuple[dict[int, str], list[str]]:
     found: dict[int, str] = {}
     try:
         entries = list(os.scandir(base))[:_MAX_LISTED]
     except OSError:
-        return found
+        return found, []
     subdirs = []
     for e in entries:
         try:
@@ -490,7 +516,8 @@ def _checkpoint_dirs(base: str) -> dict[int, str]:
             found.setdefault(int(m.group(1)), e.path)
         elif not e.name.startswith("."):
             subdirs.append(e.path)
-    for d in subdirs[:50]:
+    subdirs = subdirs[:50]
+    for d in subdirs:
         try:
             for e in list(os.scandir(d))[:_MAX_LISTED]:
                 m = CHECKPOINT_DIR.match(e.name)
@@ -498,7 +525,7 @@ def _checkpoint_dirs(base: str) -> dict[int, str]:
                     found.setdefault(int(m.group(1)), e.path)
         except OSError:
             continue
-    return found
+    return found, subdirs
 
 
 def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
