@@ -248,11 +248,20 @@ def _assessment_lines(a: dict[str, Any], md: bool) -> list[str]:
         rows = [[c["item"], num(c["train"]), num(c["eval"]), c["diff"], c["judgement"]] for c in comp]
         L += _table(rows, ["train vs eval", "train", "eval", "difference", "judgement"], md)
         L.append("")
-    L.append(f"Overall: {a.get('verdict', '')}")
-    for p in a.get("positives", []):
-        L.append(f"  + {p}")
-    for c in a.get("cautions", []):
-        L.append(f"  ! {c}")
+    if md:
+        # Two real lists, each after a blank line: "  ! x" under "  + y" would be a lazy
+        # continuation of the last "+" item in CommonMark, one run-on bullet.
+        L.append(f"**Overall:** {a.get('verdict', '')}")
+        for title, items in (("Going well", a.get("positives", [])), ("Cautions", a.get("cautions", []))):
+            if items:
+                L += ["", f"{title}:", ""]
+                L += [f"- {x}" for x in items]
+    else:
+        L.append(f"Overall: {a.get('verdict', '')}")
+        for p in a.get("positives", []):
+            L.append(f"  + {p}")
+        for c in a.get("cautions", []):
+            L.append(f"  ! {c}")
     L.append("")
     return L
 

@@ -41,3 +41,21 @@ def test_report_matches_golden(case: str, fmt: str, monkeypatch: pytest.MonkeyPa
         golden.write_text(got)
     assert golden.exists(), f"missing {golden}; run with SFTTOP_UPDATE_GOLDEN=1"
     assert got == golden.read_text()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_markdown_renders_as_the_lists_and_tables_it_means(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CommonMark (with GFM tables, as GitHub renders) reads each report's structure as meant:
+    every "- " line is a list item of its own, every table is a table, nothing runs on."""
+    from markdown_it import MarkdownIt
+
+    monkeypatch.chdir(ROOT)
+    text = _render(case, "md")
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    items = sum(t.type == "list_item_open" for t in tokens)
+    assert items == sum(1 for line in text.splitlines() if line.startswith("- "))
+    tables = sum(t.type == "table_open" for t in tokens)
+    assert tables == sum(1 for line in text.splitlines() if line.startswith("|---") or line.startswith("|--"))
+    # no list item's text swallowed a following line (a lazy continuation)
+    inline = [t.content for i, t in enumerate(tokens) if t.type == "inline" and tokens[i - 2].type == "list_item_open"]
+    assert all("\n" not in x for x in inline), [x for x in inline if "\n" in x][:1]
