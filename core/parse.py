@@ -72,7 +72,10 @@ _ERROR_LINE = re.compile(rb"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Failur
 _FATAL = re.compile(
     rb"(CUDA out of memory|OutOfMemoryError|out of memory|NCCL (?:error|WARN.*timeout)|"
     rb"ChildFailedError|Segmentation fault|core dumped|^Killed\s*$|"
-    rb"Current loss scale already at minimum)",
+    rb"Current loss scale already at minimum|"
+    # trackers saying the run died (SwanLab; W&B/MLflow print the traceback itself), and a crash
+    # whose own excepthook failed (its traceback is the hook's, often cut off)
+    rb"Error happened while training|^Error in sys\.excepthook)",
     re.IGNORECASE,
 )
 _NOT_PLAIN = frozenset(
@@ -999,6 +1002,21 @@ class LogParser:
             self.flush(out_records)
             self.finished = True
             out_events.append(Event(EventKind.FINISHED, "training completed", offset, self.last_train_step))
+
+    def close_traceback(self, out_events: list[Event]) -> None:
+        """The file ended inside a traceback and stayed that way (the process died while
+        printing it, or its output was cut): a crash all the same, named by its last line."""
+        if not self._tb_open:
+            return
+        self._tb_open = False
+        last = next((ln.strip() for ln in reversed(self._tb_lines) if ln.strip()), b"")
+        where = clean_text(last[:200].decode("utf-8", "replace"))
+        msg = "traceback cut off" + (f" at: {where}" if where else "")
+        out_events.append(Event(EventKind.CRASHED, msg, self._tb_offset))
+
+    @property
+    def in_traceback(self) -> bool:
+        return self._tb_open
 
     def _traceback_line(self, seg: bytes, offset: int, out_events: list[Event]) -> bool:
         """Inside a traceback: True when the segment belonged to it."""

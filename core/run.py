@@ -31,6 +31,8 @@ from .tensorboard import TENSORBOARD
 
 MAX_STATE_FILE = 512 << 20
 PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
+# A traceback is printed in one go; one still without its error line after this long was cut.
+TRACEBACK_GRACE = 5.0
 CHECKLIST_STRIDE = 256  # records between closing checklist windows: well inside series.RECENT
 
 
@@ -407,6 +409,7 @@ class Run:
             self._settle_attempt(first.steps[0] if isinstance(first, Block) else first.step)
         self._absorb(up, now)
         if self.loaded and eof:  # (not while bytes are still unread: they are not silence)
+            self._cut_traceback(up, now)
             self._stall(up, now)
         if up.changed:
             self.generation += 1
@@ -489,6 +492,18 @@ class Run:
             self.finished = True
         up.opened.extend(self.diagnoser.observe_event(ev, t))
         up.changed = True
+
+    def _cut_traceback(self, up: RunUpdate, now: float) -> None:
+        """A traceback with no error line after it, in a file quiet for TRACEBACK_GRACE seconds,
+        is a crash whose last lines were never written."""
+        mtime = self.source.mtime
+        if not self.parser.in_traceback or not mtime or now - mtime < TRACEBACK_GRACE:
+            return
+        evs: list[Event] = []
+        self.parser.close_traceback(evs)
+        for ev in evs:
+            self._event(ev, up, min(now, mtime))
+            up.events.append(ev)
 
     def _stall(self, up: RunUpdate, now: float) -> None:
         if self.finished or self.crashed:

@@ -336,3 +336,24 @@ def test_steps_right_from_the_first_record_with_unbuffered_stdout(tmp_path: Path
         seen += [r.step for r in expand(run.poll(1 << 20, 1.0).records)]
     seen += [r.step for r in expand(run.poll(1 << 20, 1.0).records)]
     assert seen == list(range(5, 201, 5))
+
+
+def test_a_traceback_cut_off_at_the_end_of_the_log_is_a_crash(tmp_path: Path) -> None:
+    text = (REAL / "tf4/crash/train.log").read_bytes()
+    tb = text.index(b"Traceback (most recent call last):")
+    frames = text.index(b"\n", text.index(b'  File "', tb)) + 1
+    log = tmp_path / "train.log"
+    log.write_bytes(text[:frames])  # the process died while printing its traceback
+    mtime = os.stat(log).st_mtime
+    run = Run("r", str(log), Config())
+    _drain(run, mtime + 1)
+    assert run.crashed is None  # still being printed, maybe: a moment's grace
+    ups = _drain(run, mtime + 60)
+    assert run.crashed is not None and run.crashed.startswith("traceback cut off at: File")
+    assert any(f.code == "run_crashed" for up in ups for f in up.opened)
+    assert _status(log, mtime + 60)["status"] == "crashed"
+    # a tracker's word that the run died, and a crash whose excepthook failed
+    for line in (b"swanlab: Error happened while training\n", b"Error in sys.excepthook:\n"):
+        other = tmp_path / f"t{len(line)}.log"
+        other.write_bytes(text[:tb] + line)
+        assert _status(other, os.stat(other).st_mtime + 60)["status"] == "crashed", line
