@@ -1,0 +1,67 @@
+"""loss_nonfinite on train records: a NaN or an infinity in the loss or grad_norm, including a
+NaN the Trainer's ``logging_nan_inf_filter`` hid (a logged loss of exactly 0 after real losses,
+with no grad_norm to tell). A broken record feeds no smoother and no other rule."""
+
+from __future__ import annotations
+
+import math
+
+from sfttop.core.diagnose.episodes import Code, Episodes
+from sfttop.core.diagnose.stats import tail_median
+from sfttop.core.metrics import GRAD_NORM, LOSS
+from sfttop.core.textfmt import fmt
+
+from .base import Cols, Point, TrainRule
+
+_ZERO_LOSS_PRIOR = 0.01  # a logged loss of exactly 0 after losses above this is a masked NaN
+_KEY = Code.LOSS_NONFINITE
+isfinite = math.isfinite
+
+
+class NonFinite(TrainRule):
+    __slots__ = ()
+    codes = (_KEY,)
+
+    def observe(self, p: Point, ep: Episodes) -> None:
+        loss, grad = p.loss, p.grad
+        if loss is not None and not isfinite(loss):
+            self._broken(p, ep, LOSS, loss, f"{LOSS} is {fmt(loss)} at step {p.step}")
+        elif grad is not None and not isfinite(grad):
+            if loss is not None and isfinite(loss):
+                hint = (
+                    f"grad_norm is {fmt(grad)} at step {p.step} while the logged loss is {fmt(loss)}: "
+                    "the loss is NaN/inf but hidden by the Trainer's logging_nan_inf_filter"
+                )
+            else:
+                hint = f"{GRAD_NORM} is {fmt(grad)} at step {p.step}"
+            self._broken(p, ep, GRAD_NORM, grad, hint)
+        elif loss == 0.0 and grad is None and self.ctx.tl.loss.values and self._masked():
+            prior = tail_median(self.ctx.tl.loss.values, self.ctx.t.smooth_points)
+            hint = (
+                f"loss is exactly 0 at step {p.step} after {fmt(prior)}: "
+                "a NaN loss hidden by the Trainer's logging_nan_inf_filter"
+            )
+            self._broken(p, ep, LOSS, 0.0, hint)
+        elif ep.open and _KEY in ep.open and (loss is not None or grad is not None):
+            ep.cool(_KEY, p.step, self.ctx.t.clear_points)
+
+    def _masked(self) -> bool:
+        return tail_median(self.ctx.tl.loss.values, self.ctx.t.smooth_points) > _ZERO_LOSS_PRIOR
+
+    def _broken(self, p: Point, ep: Episodes, name: str, v: float, hint: str) -> None:
+        ep.hot(_KEY, p.step, name, v, hint)
+        p.broken = True
+        self.ctx.tl.gap()
+
+    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
+        # no NaN or infinity, and no loss of exactly 0 without a grad_norm beside it
+        for col in c[1:]:
+            if col is not None and not isfinite(sum(col[i:j])):
+                return 0
+        if c.loss is not None and c.grad is None and 0.0 in c.loss[i:j]:
+            return 0
+        return j - i
+
+    def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
+        if ep.open and _KEY in ep.open and (c.loss is not None or c.grad is not None):
+            ep.cool_run(_KEY, c.steps[i:j], self.ctx.t.clear_points)
