@@ -119,9 +119,10 @@ def test_absorb_equals_observe(
     steps = array("q", [10 * (before + 1 + k) for k in range(len(rest))])
     col = {c: array("d", [m[c] for m in rest]) if c in names else None for c in COLS}
     c = Cols(steps, *col.values())
-    span = bulk._stretch(c, 0, len(rest))
+    hooks = bulk._hooks()
+    span = bulk._stretch(c, 0, len(rest), hooks)
     assume(span > 0)  # (a stretch every rule proved quiet: what absorb is for)
-    bulk._absorb(c, 0, span)
+    bulk._absorb(c, 0, span, hooks)
     for k in range(span):
         one.observe(Record(Kind.TRAIN, steps[k], dict(rest[k])))
     (r1,) = [r for r in one.rules if type(r).__name__ == name]

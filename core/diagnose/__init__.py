@@ -32,6 +32,7 @@ shorter than the cap are judged as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from sfttop.core.config import Thresholds
 from sfttop.core.metrics import ENTROPY, EVAL_LOSS, GRAD_NORM, LOSS, LR, TOKEN_ACC
@@ -75,6 +76,15 @@ isfinite = math.isfinite
 HISTORY_CAP = 8192
 EVAL_CAP = 512
 _BULK = 64  # records taken in bulk at most at a time (bounds are tighter over short stretches)
+_HALVINGS = 3  # proofs of a stretch and of its halves before its records go one by one
+_HALF_MIN = 4  # no proof for fewer records than this
+_Absorb = Callable[[Cols, int, int, Episodes], None]
+_Hooks = tuple[
+    tuple[Callable[[Cols, int, int], int], ...],  # reach
+    tuple[Callable[[Cols, int, int, Episodes], int], ...],  # quiet
+    tuple[_Absorb, ...],  # absorb
+    tuple[tuple[tuple[Code, ...], _Absorb], ...],  # absorb while one of the codes is open (cools_only)
+]
 
 
 class Diagnoser:
@@ -102,11 +112,13 @@ class Diagnoser:
         self._tl = Timeline(cap, t.early_points, max(3, t.smooth_points - 1, t.window_points))
         self._ctx = ctx = Context(t, self._tl, max_steps)
         self._rules = train_rules(ctx)
+        self._rest = self._rules[1:]  # (the first, NonFinite, may stop a record: see _train)
         self._run = RunState(ctx)
         self._eval = EvalRules(ctx, eval_cap)
         self._point = Point()  # the record the train rules are looking at (one, reused)
         self._plateau = next(r for r in self._rules if isinstance(r, Plateau))
         self._lr = next(r for r in self._rules if isinstance(r, LearningRate))
+        self._bulk_hooks = self._hooks()
         self._tl.start(self._states())
 
     # ---------------------------------------------------------------------------- state
@@ -197,12 +209,13 @@ class Diagnoser:
             if key in ep.open:
                 ep.close(key, steps[0])
         self._run.crashed = self._run.finished = False
-        c = Cols(steps, cols.get(LOSS), cols.get(GRAD_NORM), cols.get(LR), cols.get(TOKEN_ACC), cols.get(ENTROPY))
+        c = Cols(steps, cols.get(LOSS), cols.get(GRAD_NORM), cols.get(LR), cols.get(TOKEN_ACC), cols.get(ENTROPY), {})
+        hooks = self._bulk_hooks
         i = 0
         while i < n:
-            span = self._stretch(c, i, n)
+            span = self._stretch(c, i, n, hooks)
             if span > 0:
-                self._absorb(c, i, i + span)
+                self._absorb(c, i, i + span, hooks)
                 i += span
                 continue
             end = min(n, i - span)
@@ -216,7 +229,17 @@ class Diagnoser:
             i = end
         return ep.take()
 
-    def _stretch(self, c: Cols, i: int, n: int) -> int:
+    def _hooks(self) -> _Hooks:
+        """The rules' bulk hooks, bound once, only those with something to say."""
+        rules = self._rules
+        return (
+            tuple(r.reach for r in rules if type(r).reach is not TrainRule.reach),
+            tuple(r.quiet for r in rules if not r.quiet_by_reach),
+            tuple(r.absorb for r in rules if not r.still_in_bulk and not r.cools_only),
+            tuple((r.codes, r.absorb) for r in rules if r.cools_only),
+        )
+
+    def _stretch(self, c: Cols, i: int, n: int, hooks: _Hooks) -> int:
         """How many records from ``i`` on can be absorbed (> 0), or minus how many must go one by
         one (< 0): every rule lets the stretch reach that far and proves it quiet."""
         tl = self._tl
@@ -226,17 +249,29 @@ class Diagnoser:
         if (lts is not None and c.steps[i] <= lts) or nt >= tl.due or nt < tl.early_n:
             return -1
         m = min(n - i, _BULK, tl.due - nt)
-        for r in self._rules:
-            m = min(m, r.reach(c, i, i + m))
-            if m <= 0:
-                return -1
+        for reach in hooks[0]:
+            k = reach(c, i, i + m)
+            if k < m:
+                if k <= 0:
+                    return -1
+                m = k
         ep = self._ep
-        for r in self._rules:
-            if r.quiet(c, i, i + m, ep) < m:
-                return -m
-        return m
+        # A stretch no rule can prove quiet is tried again at half its length, a few times: a
+        # falling loss or one suspicious value often spoils only part of it, and a record taken
+        # one by one costs as much as a dozen proofs.
+        for _ in range(_HALVINGS):
+            j = i + m
+            for quiet in hooks[1]:
+                if quiet(c, i, j, ep) < m:
+                    break
+            else:
+                return m
+            if m < 2 * _HALF_MIN:
+                break
+            m >>= 1
+        return -m
 
-    def _absorb(self, c: Cols, i: int, j: int) -> None:
+    def _absorb(self, c: Cols, i: int, j: int, hooks: _Hooks) -> None:
         tl = self._tl
         m = j - i
         nt = len(tl.steps)
@@ -248,8 +283,15 @@ class Diagnoser:
         if self.last_step is None or last > self.last_step:
             self.last_step = last
         ep = self._ep
-        for r in self._rules:
-            r.absorb(c, i, j, ep)
+        for f in hooks[2]:
+            f(c, i, j, ep)
+        open_ = ep.open
+        if open_:
+            for codes, f in hooks[3]:
+                for code in codes:
+                    if code in open_:
+                        f(c, i, j, ep)
+                        break
         if c.ent is not None:
             tl.ent.values.extend(c.ent[i:j])
         else:
@@ -282,11 +324,10 @@ class Diagnoser:
         p.broken = False
         p.loss, p.grad, p.lr, p.acc, p.ent = loss, grad, lr, acc, ent
         ep = self._ep
-        rules = self._rules
-        rules[0].observe(p, ep)  # non-finite values: a broken record goes no further
+        self._rules[0].observe(p, ep)  # non-finite values: a broken record goes no further
         if p.broken:
             return
-        for r in rules[1:]:
+        for r in self._rest:
             r.observe(p, ep)
         if ent is not None and isfinite(ent):
             tl.ent.values.append(ent)

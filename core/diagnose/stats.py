@@ -191,7 +191,7 @@ class BlockMin:
 
 EMA_W = 0.6  # TensorBoard's default smoothing, debiased (research B.11)
 _EMA_1 = 1 - EMA_W
-_EMA_EXACT = 100  # past this many values 1 - EMA_W**n is exactly 1.0: the debiasing is a no-op
+EMA_EXACT = 100  # past this many values 1 - EMA_W**n is exactly 1.0: the debiasing is a no-op
 
 
 class DebiasedEma:
@@ -210,12 +210,12 @@ class DebiasedEma:
     @property
     def exact(self) -> bool:
         """Past the point where the debiasing changes nothing (so a stretch is a plain EMA)."""
-        return self.count >= _EMA_EXACT
+        return self.count >= EMA_EXACT
 
     def push(self, x: float) -> float:
         self.raw = raw = self.raw * EMA_W + _EMA_1 * x
         n = self.count = self.count + 1
-        ema = raw if n > _EMA_EXACT else raw / (1 - EMA_W**n)
+        ema = raw if n > EMA_EXACT else raw / (1 - EMA_W**n)
         if ema > self.last:  # (nan before the first value)
             if self.rise == 0:
                 self.rise_from = self.last

@@ -25,15 +25,17 @@ isfinite = math.isfinite
 class Accuracy(TrainRule):
     __slots__ = ("best", "win")
     codes = (_CODE,)
+    quiet_by_reach = True  # (a drop inside a stretch is found by absorb)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
+        self.h = ctx.tl.acc
         self.win = RollingMedian(acc_span(ctx.t))  # the last span token accuracies, sorted
         self.best = -math.inf  # best smoothed train accuracy
 
     def observe(self, p: Point, ep: Episodes) -> None:
         acc = p.acc
-        h = self.ctx.tl.acc
+        h = self.h
         if acc is None or not isfinite(acc):
             h.gaps.append(p.row)
             return
@@ -48,10 +50,10 @@ class Accuracy(TrainRule):
         now = win[k] if rm.size & 1 else 0.5 * (win[k - 1] + win[k])
         if not p.early and now > self.best:
             self.best = now
-        if not p.early and self.best - now > self.ctx.t.accuracy_drop:
+        if not p.early and self.best - now > self.t.accuracy_drop:
             self._drop(p.step, now, ep)
         elif KEY in ep.open:
-            ep.cool(KEY, p.step, self.ctx.t.clear_points)
+            ep.cool(KEY, p.step, self.t.clear_points)
 
     def _drop(self, step: int, now: float, ep: Episodes) -> None:
         if KEY in ep.open:
@@ -71,12 +73,12 @@ class Accuracy(TrainRule):
     def reach(self, c: Cols, i: int, j: int) -> int:
         if c.acc is None:
             return j - i
-        if len(self.ctx.tl.acc.values) < self.win.size:
+        if len(self.h.values) < self.win.size:
             return 0
         # a stretch is all early training (a share of max_steps) or none of it
         ms = self.ctx.max_steps
-        if ms and c.steps[i] <= self.ctx.t.early_fraction * ms:
-            return bisect_right(c.steps, self.ctx.t.early_fraction * ms, i, j) - i
+        if ms and c.steps[i] <= self.t.early_fraction * ms:
+            return bisect_right(c.steps, self.t.early_fraction * ms, i, j) - i
         return j - i
 
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
@@ -85,44 +87,40 @@ class Accuracy(TrainRule):
         return j - i
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
-        h = self.ctx.tl.acc
+        h = self.h
         if c.acc is None:
-            n = len(self.ctx.tl.steps)
+            n = len(self.tl.steps)
             h.gaps.extend(range(n - (j - i), n))
             return
         ms = self.ctx.max_steps
         seg = c.acc[i:j]
-        if ms and c.steps[i] <= self.ctx.t.early_fraction * ms:
+        if ms and c.steps[i] <= self.t.early_fraction * ms:
             # early training: no best and no drop yet, only the window moves
-            self._slide(seg, c, i, j, ep)
-            return
-        size = self.win.size
-        k = size >> 1
-        # Every window median lies between the union's order statistics: when none can beat
-        # the best nor fall a drop below it, only the window moves.
-        u = sorted(h.values[-size:] + seg)
-        hi, lo = u[-(size - k)], u[k - 1]
-        drop = self.ctx.t.accuracy_drop
-        if hi <= self.best and self.best - lo <= drop:
-            self._slide(seg, c, i, j, ep)
-        elif max(self.best, hi) - lo <= drop:
-            self._rise(seg)
-            self._slide(array("d"), c, i, j, ep)
+            h.values.extend(seg)
         else:
-            self._rows(c, i, j, ep)
-
-    def _slide(self, seg: array[float], c: Cols, i: int, j: int, ep: Episodes) -> None:
-        av = self.ctx.tl.acc.values
-        av.extend(seg)
-        self.win.extend(av)
+            size = self.win.size
+            k = size >> 1
+            # Every window median lies between the union's order statistics: when none can beat
+            # the best nor fall a drop below it, only the window moves.
+            u = sorted(h.values[-size:] + seg)
+            hi, lo = u[-(size - k)], u[k - 1]
+            drop = self.t.accuracy_drop
+            if hi <= self.best and self.best - lo <= drop:
+                h.values.extend(seg)
+            elif max(self.best, hi) - lo <= drop:
+                self._rise(seg)
+            else:
+                self._rows(c, i, j, ep)
+                return
+        self.win.extend(h.values)
         if KEY in ep.open:
-            ep.cool_run(KEY, c.steps[i:j], self.ctx.t.clear_points)
+            ep.cool_run(KEY, c.steps[i:j], self.t.clear_points)
 
     def _rise(self, seg: array[float]) -> None:
         """No drop, but maybe a new best. A window's median is above the best only when
         ``size - size // 2`` of its values are (the upper median is), so only the windows with that
         many (counted in C) are sorted, not every one."""
-        av = self.ctx.tl.acc.values
+        av = self.h.values
         size = self.win.size
         k = size >> 1
         m = len(seg)
@@ -142,13 +140,13 @@ class Accuracy(TrainRule):
     def _rows(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
         """Near a drop: window by window, as ``observe`` (no early training here)."""
         assert c.acc is not None
-        av = self.ctx.tl.acc.values
+        av = self.h.values
         win = self.win.win
         size = self.win.size
         k = size >> 1
         odd = size & 1
         best = self.best
-        drop = self.ctx.t.accuracy_drop
+        drop = self.t.accuracy_drop
         for r in range(i, j):
             a = c.acc[r]
             av.append(a)
@@ -161,12 +159,12 @@ class Accuracy(TrainRule):
                 self.best = best
                 self._drop(c.steps[r], now, ep)
             elif KEY in ep.open:
-                ep.cool(KEY, c.steps[r], self.ctx.t.clear_points)
+                ep.cool(KEY, c.steps[r], self.t.clear_points)
         self.best = best
 
     # ---------------------------------------------------------------------------- history
     def restore(self, state: RuleState, mark: Mark) -> None:
-        self.win.extend(self.ctx.tl.acc.values)
+        self.win.extend(self.h.values)
 
     def trimmed(self, dropped: tuple[int, ...]) -> None:
-        self.win.extend(self.ctx.tl.acc.values)
+        self.win.extend(self.h.values)

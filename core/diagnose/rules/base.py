@@ -27,7 +27,7 @@ from typing import ClassVar, NamedTuple, Protocol
 
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose.episodes import Code, Episodes
-from sfttop.core.diagnose.history import Mark, RuleState, Timeline
+from sfttop.core.diagnose.history import Hist, Mark, RuleState, Timeline
 
 
 class Context:
@@ -81,7 +81,9 @@ class Point:
 
 
 class Cols(NamedTuple):
-    """A block's steps and the columns the train rules read (None: not logged)."""
+    """A block's steps and the columns the train rules read (None: not logged), in
+    ``Timeline.hists`` order. ``memo`` is the block's own scratch: what a rule learnt about the
+    whole block once (it goes with the block)."""
 
     steps: array[int]
     loss: array[float] | None
@@ -89,17 +91,33 @@ class Cols(NamedTuple):
     lr: array[float] | None
     acc: array[float] | None
     ent: array[float] | None
+    memo: dict[str, bool] | None = None
 
 
 class TrainRule(ABC):
     """A family of train-record rules. Subclasses list their state in ``__slots__``."""
 
-    __slots__ = ("ctx",)
-    links: ClassVar[tuple[str, ...]] = ("ctx",)  # attributes that point elsewhere: not state
+    __slots__ = ("ctx", "h", "t", "tl")
+    # attributes of a subclass that point elsewhere (other rules, caches): not state
+    links: ClassVar[tuple[str, ...]] = ()
     codes: ClassVar[tuple[Code, ...]] = ()
+    h: Hist  # the history of the metric the rule judges (set by the subclass)
+    # Within its reach the rule opens and closes nothing whatever the values (``quiet`` is
+    # ``j - i``): the diagnoser does not ask.
+    quiet_by_reach: ClassVar[bool] = False
+    # Within its reach the rule's state does not move either (``absorb`` does nothing): the
+    # diagnoser does not call it.
+    still_in_bulk: ClassVar[bool] = False
+    # All ``absorb`` does is cool the rule's open episodes: with none open, the diagnoser does
+    # not call it.
+    cools_only: ClassVar[bool] = False
 
     def __init__(self, ctx: Context) -> None:
+        # (the thresholds and the timeline are never replaced: held directly, one lookup less on
+        # every call of the bulk path)
         self.ctx = ctx
+        self.t = ctx.t
+        self.tl = ctx.tl
 
     @abstractmethod
     def observe(self, p: Point, ep: Episodes) -> None:
@@ -128,8 +146,9 @@ class TrainRule(ABC):
             row += 1
 
     def state(self) -> RuleState:
-        """Every attribute of the rule (its ``__slots__``, ``links`` aside), frozen."""
-        names = [s for cls in type(self).__mro__ for s in getattr(cls, "__slots__", ()) if s not in self.links]
+        """Every attribute of the rule (its ``__slots__``; the context and ``links`` aside), frozen."""
+        skip = (*TrainRule.__slots__, *self.links)
+        names = [s for cls in type(self).__mro__ for s in getattr(cls, "__slots__", ()) if s not in skip]
         return RuleState(type(self).__name__, tuple((s, freeze(getattr(self, s))) for s in sorted(names)))
 
     def restore(self, state: RuleState, mark: Mark) -> None:  # noqa: B027 (a hook: most rules keep their state)
@@ -145,8 +164,13 @@ def freeze(v: object) -> object:
     """``v`` as a comparable, immutable value (NaN compares equal to itself here)."""
     if isinstance(v, float):
         return "nan" if v != v else v
-    if isinstance(v, (list, tuple, deque, array)):
-        return tuple(freeze(x) for x in v)
+    if isinstance(v, array):
+        return (v.typecode, v.tobytes())  # (bit for bit, in C: marks freeze windows of them)
+    if isinstance(v, (list, tuple, deque)):
+        try:
+            return ("d", array("d", v).tobytes())  # numbers
+        except TypeError:
+            return tuple(freeze(x) for x in v)
     slots = getattr(type(v), "__slots__", None)
     if slots is not None and not isinstance(v, (str, bytes)):
         return (type(v).__name__, tuple((s, freeze(getattr(v, s))) for s in slots))

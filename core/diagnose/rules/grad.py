@@ -30,6 +30,7 @@ class Gradients(TrainRule):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
+        self.h = ctx.tl.grad
         self.win = RollingMedian(ctx.t.window_points)  # the last window_points grad norms
         self.gx_streak = 0  # consecutive points above grad_norm_critical ...
         self.gx_first = 0.0  # ... and the first of them
@@ -38,11 +39,11 @@ class Gradients(TrainRule):
 
     def observe(self, p: Point, ep: Episodes) -> None:
         grad = p.grad
-        h = self.ctx.tl.grad
+        h = self.h
         if grad is None:
             h.gaps.append(p.row)
             return
-        t = self.ctx.t
+        t = self.t
         win = self.win.win  # the window before this value, sorted
         nprev = len(win)
         if nprev:
@@ -67,7 +68,7 @@ class Gradients(TrainRule):
 
     def _streaks(self, g: float) -> None:
         """Streaks above each threshold, for early training (where a single value proves little)."""
-        t = self.ctx.t
+        t = self.t
         if g > t.grad_norm_critical:
             if self.gx_streak == 0:
                 self.gx_first = g
@@ -81,26 +82,32 @@ class Gradients(TrainRule):
         else:
             self.gw_streak = 0
 
+    def _early(self, g: float, ratio: float, nprev: int) -> tuple[bool, bool, bool]:
+        """(explode, high, spike) in early training. Large early grad norms are normal; a jump
+        above the early level is not, nor is a level that stays high without settling."""
+        t = self.t
+        jump = nprev >= 2 and ratio >= t.grad_spike_ratio
+        explode = g > t.grad_norm_critical and (jump or (self.gx_streak >= 3 and g >= self.gx_first))
+        high = g > t.grad_norm_warn and (jump or (self.gw_streak >= 3 and g >= self.gw_first))
+        return explode, high, False
+
+    def _late(self, g: float, med: float, ratio: float, nprev: int) -> tuple[bool, bool, bool]:
+        """(explode, high, spike) past early training: the thresholds, or a spike by both its ratio
+        to the rolling median and its modified z-score."""
+        t = self.t
+        spike = (
+            nprev >= t.min_window_points
+            and ratio >= t.grad_spike_ratio
+            and modified_z(g, self.win.win, med) > t.grad_spike_z
+        )
+        return g > t.grad_norm_critical, g > t.grad_norm_warn, spike
+
     def _judge(self, step: int, g: float, early: bool, med: float, ratio: float, ep: Episodes) -> None:
         """``med`` and ``ratio`` are against the rolling median of the window before ``g``."""
-        t = self.ctx.t
+        t = self.t
         nprev = len(self.win.win)
         self._streaks(g)
-        if early:
-            # Large early grad norms are normal; a jump above the early level is not, nor is a
-            # level that stays high without settling.
-            jump = nprev >= 2 and ratio >= t.grad_spike_ratio
-            explode = g > t.grad_norm_critical and (jump or (self.gx_streak >= 3 and g >= self.gx_first))
-            high = g > t.grad_norm_warn and (jump or (self.gw_streak >= 3 and g >= self.gw_first))
-            spike = False
-        else:
-            explode = g > t.grad_norm_critical
-            high = g > t.grad_norm_warn
-            spike = (
-                nprev >= t.min_window_points
-                and ratio >= t.grad_spike_ratio
-                and modified_z(g, self.win.win, med) > t.grad_spike_z
-            )
+        explode, high, spike = self._early(g, ratio, nprev) if early else self._late(g, med, ratio, nprev)
         if explode:
             why = f" ({ratio:.1f}x the recent median {fmt(med)})" if nprev and ratio >= t.grad_spike_ratio else ""
             ep.hot(
@@ -130,14 +137,14 @@ class Gradients(TrainRule):
             ep.cool(_HIGH, step, t.clear_points)
 
     def reach(self, c: Cols, i: int, j: int) -> int:
-        if c.grad is not None and len(self.ctx.tl.grad.values) < self.ctx.t.window_points:
+        if c.grad is not None and len(self.h.values) < self.t.window_points:
             return 0  # the window is not full yet
         return j - i
 
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         if c.grad is None:
             return j - i
-        t = self.ctx.t
+        t = self.t
         seg = c.grad[i:j]
         hi = max(seg)
         if hi > t.grad_norm_warn or hi > t.grad_norm_critical:
@@ -145,14 +152,14 @@ class Gradients(TrainRule):
         # a spike is >= grad_spike_ratio x its window's median, which is at least the (W/2)-th
         # smallest of the last W values before the stretch and the stretch together
         W = t.window_points
-        if hi >= t.grad_spike_ratio * sorted(self.ctx.tl.grad.values[-W:] + seg)[max(0, W // 2 - 1)]:
+        if hi >= t.grad_spike_ratio * sorted(self.h.values[-W:] + seg)[max(0, W // 2 - 1)]:
             return 0
         return j - i
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
-        h = self.ctx.tl.grad
+        h = self.h
         if c.grad is None:
-            n = len(self.ctx.tl.steps)
+            n = len(self.tl.steps)
             h.gaps.extend(range(n - (j - i), n))
             return
         h.values.extend(c.grad[i:j])
@@ -160,15 +167,15 @@ class Gradients(TrainRule):
         self.gx_streak = self.gw_streak = 0
         for key in (_EXPLOSION, _HIGH):
             if key in ep.open:
-                ep.cool_run(key, c.steps[i:j], self.ctx.t.clear_points)
+                ep.cool_run(key, c.steps[i:j], self.t.clear_points)
 
     def restore(self, state: RuleState, mark: Mark) -> None:
-        self.win.extend(self.ctx.tl.grad.values)
+        self.win.extend(self.h.values)
         self.gx_streak = self.gw_streak = 0
 
     def trimmed(self, dropped: tuple[int, ...]) -> None:
         # (the same values, unless grad_norm is so sparse that fewer than a window are kept)
-        self.win.extend(self.ctx.tl.grad.values)
+        self.win.extend(self.h.values)
 
 
 class Vanishing(TrainRule):
@@ -177,11 +184,13 @@ class Vanishing(TrainRule):
     the train rules: it reads this record's plateau check."""
 
     __slots__ = ("below", "trend")
-    links = ("ctx", "trend")
+    links = ("trend",)
     codes = (_VANISHING,)
+    cools_only = True
 
     def __init__(self, ctx: Context, trend: LossTrend) -> None:
         super().__init__(ctx)
+        self.h = ctx.tl.grad
         self.trend = trend
         self.below = NEVER  # index in the grad history of the latest value below grad_norm_vanishing
 
@@ -189,8 +198,8 @@ class Vanishing(TrainRule):
         grad = p.grad
         if grad is None:
             return
-        t = self.ctx.t
-        n = len(self.ctx.tl.grad.values)
+        t = self.t
+        n = len(self.h.values)
         if grad < t.grad_norm_vanishing:
             self.below = n - 1
         # (none of the last smooth_points values below the threshold: neither is their median)
@@ -198,8 +207,8 @@ class Vanishing(TrainRule):
             self._judge(p.step, ep)
 
     def _judge(self, step: int, ep: Episodes) -> None:
-        t = self.ctx.t
-        vals = self.ctx.tl.grad.values
+        t = self.t
+        vals = self.h.values
         n = len(vals)
         if n < t.smooth_points:
             return
@@ -209,7 +218,7 @@ class Vanishing(TrainRule):
         med = tail_median(vals, t.smooth_points)
         imp = self.trend.improvement
         stuck = imp is not None and imp < t.plateau_min_improvement
-        if med < t.grad_norm_vanishing and (stuck or not self.ctx.tl.loss.total):
+        if med < t.grad_norm_vanishing and (stuck or not self.tl.loss.total):
             tail = "" if imp is None else f" while the loss improved only {imp * 100:.2g}% over the last window"
             ep.hot(
                 _VANISHING,
@@ -222,12 +231,12 @@ class Vanishing(TrainRule):
             ep.cool(_VANISHING, step, t.clear_points)
 
     def reach(self, c: Cols, i: int, j: int) -> int:
-        if c.grad is not None and len(self.ctx.tl.grad.values) - self.below < self.ctx.t.smooth_points:
+        if c.grad is not None and len(self.h.values) - self.below < self.t.smooth_points:
             return 0  # a value below the floor among the last few: the check runs
         return j - i
 
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
-        if c.grad is not None and min(c.grad[i:j]) < self.ctx.t.grad_norm_vanishing:
+        if c.grad is not None and min(c.grad[i:j]) < self.t.grad_norm_vanishing:
             return 0
         return j - i
 
@@ -235,11 +244,11 @@ class Vanishing(TrainRule):
         # (cools an open episode even in early training, where observe does not look: kept as
         # the diagnoser has always done it, pending the diagnosis issue)
         if c.grad is not None and _VANISHING in ep.open:
-            ep.cool_run(_VANISHING, c.steps[i:j], self.ctx.t.clear_points)
+            ep.cool_run(_VANISHING, c.steps[i:j], self.t.clear_points)
 
     def restore(self, state: RuleState, mark: Mark) -> None:
-        t = self.ctx.t
-        g = self.ctx.tl.grad.values
+        t = self.t
+        g = self.h.values
         self.below = NEVER
         for j in range(len(g) - 1, max(-1, len(g) - 1 - t.smooth_points), -1):
             if g[j] < t.grad_norm_vanishing:

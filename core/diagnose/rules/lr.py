@@ -30,22 +30,23 @@ class LearningRate(TrainRule):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
+        self.h = ctx.tl.lr
         self.peak = 0.0
         self.low = math.inf  # lowest LR since the peak
         self.zero_run = 0  # points at ~0 (a zero_fraction of the peak) in a row
 
     def ok_for_plateau(self) -> bool:
         """The LR is not so far below its peak that a flat loss is the schedule's doing."""
-        lr = self.ctx.tl.lr.last()
-        return lr is None or self.peak <= 0 or lr >= self.ctx.t.plateau_lr_fraction * self.peak
+        lr = self.h.last()
+        return lr is None or self.peak <= 0 or lr >= self.t.plateau_lr_fraction * self.peak
 
     def observe(self, p: Point, ep: Episodes) -> None:
         lr = p.lr
-        h = self.ctx.tl.lr
+        h = self.h
         if lr is None or not isfinite(lr):
             h.gaps.append(p.row)
             return
-        t = self.ctx.t
+        t = self.t
         lrv = h.values
         prev = lrv[-1] if lrv else None
         lrv.append(lr)
@@ -77,21 +78,24 @@ class LearningRate(TrainRule):
             )
         else:
             sched = self._ended_early(p.step, lr, rising, peak)
+        self._schedule(p.step, lr, sched, ep)
+
+    def _schedule(self, step: int, lr: float, sched: str, ep: Episodes) -> None:
         if sched:
-            ep.hot(_SCHEDULE, p.step, LR, lr, sched)
+            ep.hot(_SCHEDULE, step, LR, lr, sched)
         else:
-            ep.cool(_SCHEDULE, p.step, t.clear_points)
+            ep.cool(_SCHEDULE, step, self.t.clear_points)
 
     def _before_end(self, step: int) -> bool:
         ms = self.ctx.max_steps
-        return bool(ms) and step < self.ctx.t.lr_end_fraction * (ms or 0)
+        return bool(ms) and step < self.t.lr_end_fraction * (ms or 0)
 
     def _sat_at_zero(self) -> bool:
         """Long after the LR hit 0 (a share of the LRs logged)."""
-        return self.zero_run >= max(5, math.ceil(0.1 * self.ctx.tl.lr.total))
+        return self.zero_run >= max(5, math.ceil(0.1 * self.h.total))
 
     def _large(self, step: int, lr: float, ep: Episodes) -> None:
-        t = self.ctx.t
+        t = self.t
         if lr > t.lr_max:
             ep.hot(_LARGE, step, LR, lr, f"learning_rate {fmt(lr)} at step {step} is above {fmt(t.lr_max)}")
         else:
@@ -100,7 +104,7 @@ class LearningRate(TrainRule):
     def _small(self, step: int, lr: float, settled: bool, peak: float, ep: Episodes) -> None:
         """Below lr_min (``settled``: not the first LR and not rising) with a peak that never
         was higher, or long before the schedule's end, or sat at ~0 for long with no known end."""
-        t = self.ctx.t
+        t = self.t
         ms = self.ctx.max_steps
         small = lr < t.lr_min and settled
         if small:
@@ -120,7 +124,7 @@ class LearningRate(TrainRule):
 
     def _ended_early(self, step: int, lr: float, rising: bool, peak: float) -> str:
         """The message when the LR reached ~0 before the schedule's end ("" when not)."""
-        t = self.ctx.t
+        t = self.t
         ms = self.ctx.max_steps
         if (
             peak >= t.lr_min
@@ -136,15 +140,15 @@ class LearningRate(TrainRule):
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         if c.lr is None:
             return j - i
-        t = self.ctx.t
+        t = self.t
         seg = c.lr[i:j]
         lo, hi = min(seg), max(seg)
         if hi > t.lr_max:
             return 0
-        peak = max(self.peak, hi)
+        peak = hi if hi > self.peak else self.peak
         if (lo < t.lr_min or (peak > 0 and lo <= t.lr_zero_fraction * peak)) and not self._quiet_low(c, i, j, hi):
             return 0
-        lrv = self.ctx.tl.lr.values
+        lrv = self.h.values
         prevs = lrv[-1:] + seg[:-1]
         first = seg if lrv else seg[1:]
         if any(map(operator.gt, first, map(operator.mul, prevs, itertools.repeat(_RISE)))):
@@ -159,20 +163,20 @@ class LearningRate(TrainRule):
         """Below the minimum or at ~0 says nothing only after a real peak (``absorb`` counts the
         run at ~0 against a peak that stays put), at the schedule's end or, with no known end,
         before the LR has sat at ~0 for long."""
-        t = self.ctx.t
+        t = self.t
         if self.peak < t.lr_min or hi > self.peak:
             return False
         if self.ctx.max_steps:
             return not c.steps[i] < t.lr_end_fraction * self.ctx.max_steps
-        return self.zero_run + (j - i) < max(5, math.ceil(0.1 * (self.ctx.tl.lr.total + 1)))
+        return self.zero_run + (j - i) < max(5, math.ceil(0.1 * (self.h.total + 1)))
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
-        h = self.ctx.tl.lr
+        h = self.h
         if c.lr is None:
-            n = len(self.ctx.tl.steps)
+            n = len(self.tl.steps)
             h.gaps.extend(range(n - (j - i), n))
             return
-        t = self.ctx.t
+        t = self.t
         m = j - i
         seg = c.lr[i:j]
         h.values.extend(seg)
@@ -201,8 +205,8 @@ class LearningRate(TrainRule):
     def restore(self, state: RuleState, mark: Mark) -> None:
         self.peak, self.low, self.zero_run = fold(
             (state.num("peak"), state.num("low"), state.int("zero_run")),
-            self.ctx.tl.lr.values,
-            self.ctx.t.lr_zero_fraction,
+            self.h.values,
+            self.t.lr_zero_fraction,
         )
 
 

@@ -34,6 +34,8 @@ class _Trend(TrainRule):
     """A check on a stride over one metric's history, with the votes of the last checks."""
 
     __slots__ = ("next", "since", "votes")
+    quiet_by_reach = True
+    still_in_bulk = True
     code: Code
     metric = ""
     _which = 0  # the history this rule reads, in Timeline.hists order
@@ -44,14 +46,8 @@ class _Trend(TrainRule):
         self.votes = 0  # >0: consecutive hot checks; <0: consecutive clear checks
         self.since = 0  # values logged when the current run of hot checks began
 
-    def _hist(self) -> Hist:
-        raise NotImplementedError
-
-    def _col(self, c: Cols) -> object:
-        raise NotImplementedError
-
     def _window(self, n: int) -> int:
-        t = self.ctx.t
+        t = self.t
         return max(t.plateau_points, math.ceil(t.plateau_fraction * n))
 
     def _span(self, h: Hist, mult: int) -> int:
@@ -60,10 +56,10 @@ class _Trend(TrainRule):
         the points kept. 0 while it does not fit."""
         n = len(h.values)
         total = h.off + n
-        cap = self.ctx.tl.cap
+        cap = self.tl.cap
         w = mult * self._window(total if total < cap else cap)
         if w > n:
-            if not h.off or n < mult * self.ctx.t.plateau_points:
+            if not h.off or n < mult * self.t.plateau_points:
                 return 0
             w = n  # a metric on only some records: fewer than a window of it kept
         return w
@@ -72,7 +68,7 @@ class _Trend(TrainRule):
         self, ep: Episodes, hot: bool, clear: bool, w: int, step: int, value: float, message: Callable[[], str]
     ) -> None:
         """The check's verdict on a window of ``w`` points; the finding opens at its start."""
-        h = self._hist()
+        h = self.h
         n = len(h.values)
         if hot:
             self.votes = self.votes + 1 if self.votes > 0 else 1
@@ -84,14 +80,15 @@ class _Trend(TrainRule):
             self.since = n
         if self.votes >= _CONFIRM and n - self.since >= w // 2:
             ep.hot(self.code, h.step(n - w), self.metric, value, message())
-        elif self.votes <= -self.ctx.t.clear_points:
+        elif self.votes <= -self.t.clear_points:
             ep.close(self.code, step)
 
     # no check falls due inside a stretch: nothing in it can open or close this rule
     def reach(self, c: Cols, i: int, j: int) -> int:
-        if self._col(c) is None:
+        if c[self._which + 1] is None:  # (Cols lists the steps, then the histories' columns)
             return j - i
-        return max(0, min(j - i, self.next - len(self._hist().values) - 1))
+        k = self.next - len(self.h.values) - 1
+        return k if k < j - i else j - i
 
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         return j - i
@@ -114,7 +111,7 @@ class Plateau(_Trend):
     far below its peak."""
 
     __slots__ = ("improvement", "level", "lr")
-    links = ("ctx", "level", "lr")
+    links = ("level", "lr")
     code = Code.LOSS_PLATEAU
     codes = (Code.LOSS_PLATEAU,)
     metric = LOSS
@@ -122,23 +119,18 @@ class Plateau(_Trend):
 
     def __init__(self, ctx: Context, level: LossLevel, lr: LrLevel) -> None:
         super().__init__(ctx)
+        self.h = ctx.tl.loss
         self.level = level
         self.lr = lr
         self.improvement: float | None = None  # relative, over the last window
 
-    def _hist(self) -> Hist:
-        return self.ctx.tl.loss
-
-    def _col(self, c: Cols) -> object:
-        return c.loss
-
     def observe(self, p: Point, ep: Episodes) -> None:
-        if p.loss is not None and len(self.ctx.tl.loss.values) >= self.next:
+        if p.loss is not None and len(self.h.values) >= self.next:
             self._check(p.step, p.early, ep)
 
     def _check(self, step: int, early: bool, ep: Episodes) -> None:
-        t = self.ctx.t
-        h = self.ctx.tl.loss
+        t = self.t
+        h = self.h
         vals = h.values
         n = len(vals)
         w = self._span(h, 1)
@@ -187,7 +179,7 @@ class AccuracySlow(_Trend):
     the plateau's (a fall is accuracy_drop's business), below ``accuracy_slow_ceiling``."""
 
     __slots__ = ("lr",)
-    links = ("ctx", "lr")
+    links = ("lr",)
     code = Code.ACCURACY_SLOW
     codes = (Code.ACCURACY_SLOW,)
     metric = TOKEN_ACC
@@ -195,25 +187,20 @@ class AccuracySlow(_Trend):
 
     def __init__(self, ctx: Context, lr: LrLevel) -> None:
         super().__init__(ctx)
+        self.h = ctx.tl.acc
         self.lr = lr
-
-    def _hist(self) -> Hist:
-        return self.ctx.tl.acc
-
-    def _col(self, c: Cols) -> object:
-        return c.acc
 
     def observe(self, p: Point, ep: Episodes) -> None:
         acc = p.acc
         if acc is None or not isfinite(acc):
             return
-        na = len(self.ctx.tl.acc.values)
-        if na >= acc_span(self.ctx.t) and na >= self.next:
+        na = len(self.h.values)
+        if na >= acc_span(self.t) and na >= self.next:
             self._check(p.step, p.early, ep)
 
     def _check(self, step: int, early: bool, ep: Episodes) -> None:
-        t = self.ctx.t
-        h = self.ctx.tl.acc
+        t = self.t
+        h = self.h
         vals = h.values
         n = len(vals)
         w = self._span(h, 2)
