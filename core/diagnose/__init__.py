@@ -248,7 +248,9 @@ class Diagnoser:
         # conditions of the record itself (a resume, a trim due, early training): one at a time
         if (lts is not None and c.steps[i] <= lts) or nt >= tl.due or nt < tl.early_n:
             return -1
-        m = min(n - i, _BULK, tl.due - nt)
+        m = n - i if n - i < _BULK else _BULK
+        if tl.due - nt < m:
+            m = tl.due - nt
         for reach in hooks[0]:
             k = reach(c, i, i + m)
             if k < m:

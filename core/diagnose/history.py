@@ -112,7 +112,7 @@ class RuleState:
         assert isinstance(v, (int, float))
         return v
 
-    def int(self, name: str) -> int:
+    def integer(self, name: str) -> int:
         v = self.get(name)
         assert isinstance(v, int)
         return v

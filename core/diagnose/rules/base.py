@@ -6,9 +6,10 @@ of its paths:
 - the record path: ``observe(p, ep)`` for each train record, in a fixed rule order (which is the
   order findings of one record are listed in);
 - the bulk path, for a stretch of records ``i..j-1`` of a block's columns: each rule first says
-  how far its own bookkeeping lets a stretch reach (``reach``: a check falling due, a window not
-  yet full), then proves that none of the stretch's values can open or close anything for it
-  (``quiet``), next to its own firing condition in ``observe``. Only when every rule proved the
+  how far its own bookkeeping lets a stretch reach (``reach``: a check falling due, the end of
+  early training), then proves that none of the stretch's values can open or close anything for
+  it (``quiet``: 0 when it cannot, say while a window fills), next to its own firing condition
+  in ``observe``. Only when every rule proved the
   stretch quiet does each ``absorb`` it, leaving exactly the state that ``observe`` row by row
   would leave (``tests/test_rules.py`` compares the two by ``state()``).
 
@@ -147,9 +148,13 @@ class TrainRule(ABC):
 
     def state(self) -> RuleState:
         """Every attribute of the rule (its ``__slots__``; the context and ``links`` aside), frozen."""
-        skip = (*TrainRule.__slots__, *self.links)
-        names = [s for cls in type(self).__mro__ for s in getattr(cls, "__slots__", ()) if s not in skip]
-        return RuleState(type(self).__name__, tuple((s, freeze(getattr(self, s))) for s in sorted(names)))
+        cls = type(self)
+        names = _STATE_NAMES.get(cls)
+        if names is None:
+            skip = (*TrainRule.__slots__, *cls.links)
+            found = {s for c in cls.__mro__ for s in getattr(c, "__slots__", ()) if s not in skip}
+            names = _STATE_NAMES[cls] = tuple(sorted(found))
+        return RuleState(cls.__name__, tuple((s, freeze(getattr(self, s))) for s in names))
 
     def restore(self, state: RuleState, mark: Mark) -> None:  # noqa: B027 (a hook: most rules keep their state)
         """After a resume: the timeline was cut back to ``mark`` plus the kept records before the
@@ -158,6 +163,9 @@ class TrainRule(ABC):
     def trimmed(self, dropped: tuple[int, ...]) -> None:  # noqa: B027 (a hook: most rules hold no index)
         """The oldest records went; ``dropped`` is how many values of each history (in
         ``Timeline.hists`` order) went with them."""
+
+
+_STATE_NAMES: dict[type[TrainRule], tuple[str, ...]] = {}  # a rule class's state attributes, found once
 
 
 def freeze(v: object) -> object:

@@ -136,15 +136,12 @@ class Gradients(TrainRule):
         else:
             ep.cool(_HIGH, step, t.clear_points)
 
-    def reach(self, c: Cols, i: int, j: int) -> int:
-        if c.grad is not None and len(self.h.values) < self.t.window_points:
-            return 0  # the window is not full yet
-        return j - i
-
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         if c.grad is None:
             return j - i
         t = self.t
+        if len(self.h.values) < t.window_points:
+            return 0  # the window is not full yet
         seg = c.grad[i:j]
         hi = max(seg)
         if hi > t.grad_norm_warn or hi > t.grad_norm_critical:
@@ -230,15 +227,12 @@ class Vanishing(TrainRule):
         else:
             ep.cool(_VANISHING, step, t.clear_points)
 
-    def reach(self, c: Cols, i: int, j: int) -> int:
-        if c.grad is not None and len(self.h.values) - self.below < self.t.smooth_points:
-            return 0  # a value below the floor among the last few: the check runs
-        return j - i
-
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
-        if c.grad is not None and min(c.grad[i:j]) < self.t.grad_norm_vanishing:
-            return 0
-        return j - i
+        if c.grad is None:
+            return j - i
+        if len(self.h.values) - self.below < self.t.smooth_points:
+            return 0  # a value below the floor among the last few: the check runs
+        return 0 if min(c.grad[i:j]) < self.t.grad_norm_vanishing else j - i
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
         # (cools an open episode even in early training, where observe does not look: kept as

@@ -246,19 +246,13 @@ class LossRule(TrainRule):
         )
 
     # ---------------------------------------------------------------------------- bulk
-    def reach(self, c: Cols, i: int, j: int) -> int:
-        if c.loss is None:
-            return j - i
-        nl = len(self.h.values)
-        if self.rebounds or self.rebound_prev or self.ema.count < EMA_EXACT or nl < self.t.window_points:
-            return 0  # rebounds being counted, a debiased EMA or a window not yet full
-        return j - i
-
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         if c.loss is None:
             return j - i
         t = self.t
         lv = self.h.values
+        if self.rebounds or self.rebound_prev or self.ema.count < EMA_EXACT or len(lv) < t.window_points:
+            return 0  # rebounds being counted, a debiased EMA or a window not yet full
         seg = c.loss[i:j]
         W = t.window_points
         kth = W // 2 - 1 if W > 1 else 0

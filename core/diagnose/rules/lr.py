@@ -204,7 +204,7 @@ class LearningRate(TrainRule):
     # ---------------------------------------------------------------------------- resumes
     def restore(self, state: RuleState, mark: Mark) -> None:
         self.peak, self.low, self.zero_run = fold(
-            (state.num("peak"), state.num("low"), state.int("zero_run")),
+            (state.num("peak"), state.num("low"), state.integer("zero_run")),
             self.h.values,
             self.t.lr_zero_fraction,
         )
