@@ -26,35 +26,9 @@ from sfttop.core.parse import LogParser
 from sfttop.core.records import Block, Item, Kind, Record, expand
 from sfttop.core.report import build
 
-STATE = (
-    "records",
-    "last_step",
-    "last_train_step",
-    "generation",
-    "_l1",
-    "_l2",
-    "_l3",
-    "_ema_raw",
-    "_ema_last",
-    "_ema_rise",
-    "_loss_best",
-    "_block_best",
-    "_lb_prev",
-    "_lb_cur",
-    "_lb_n",
-    "_gwin",
-    "_awin",
-    "_g_below",
-    "_gx_streak",
-    "_gw_streak",
-    "_lr_peak",
-    "_lr_low",
-    "_lr_zero_run",
-    "_acc_best",
-    "_plateau_next",
-    "_accslow_next",
-    "_toff",
-)
+# What the façade itself keeps besides its rules and its timeline (the rules are compared whole,
+# by state(): a rule's new attribute is compared without being listed here).
+FACADE = ("records", "last_step", "last_train_step", "generation", "restarts", "finished", "crashed", "max_steps")
 
 
 def blocks(records: list[Record], size: int) -> list[Item]:
@@ -111,11 +85,15 @@ def both(items: list[Item], t: Thresholds | None = None, **kw: Any) -> tuple[Dia
 def same(one: Diagnoser, bulk: Diagnoser) -> None:
     key = [(f.code, f.step, f.end_step, f.active, repr(f.value), f.message) for f in one.findings]
     assert [(f.code, f.step, f.end_step, f.active, repr(f.value), f.message) for f in bulk.findings] == key
-    for a in STATE:
+    for a in FACADE:
         assert getattr(bulk, a) == getattr(one, a), a
-    for h1, h2 in zip(one._hists, bulk._hists):
+    for r1, r2 in zip(one.rules, bulk.rules):
+        assert r2.state() == r1.state(), r1.state().rule
+    # the episodes still open, and how far each has cooled down
+    assert {k: o.cool for k, o in bulk._ep.open.items()} == {k: o.cool for k, o in one._ep.open.items()}
+    for h1, h2 in zip(one._tl.hists, bulk._tl.hists):
         assert h1.values == h2.values and h1.gaps == h2.gaps and h1.off == h2.off
-    assert one._tsteps == bulk._tsteps
+    assert one._tl.steps == bulk._tl.steps and one._tl.off == bulk._tl.off
 
 
 def healthy(n: int, seed: int, noise: float, acc: bool = True) -> list[Record]:

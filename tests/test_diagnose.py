@@ -9,6 +9,7 @@ import math
 import os
 import random
 from collections.abc import Iterable, Sequence
+from enum import Enum
 from types import FrameType
 from typing import Any
 
@@ -704,9 +705,9 @@ def _work(d: Diagnoser, recs: list[Record], monkeypatch: pytest.MonkeyPatch) -> 
     ``d`` takes ``recs``: a deterministic count, not a clock."""
     import sys
 
-    from sfttop.core import diagnose
+    from sfttop.core.diagnose import stats
 
-    real_median = diagnose.median
+    real_median = stats.median
     fed = 0
 
     def counting_median(xs: Iterable[float]) -> float:
@@ -715,7 +716,12 @@ def _work(d: Diagnoser, recs: list[Record], monkeypatch: pytest.MonkeyPatch) -> 
         fed += len(vals)
         return float(real_median(vals))
 
-    monkeypatch.setattr(diagnose, "median", counting_median)
+    # every module of the diagnoser that took ``median`` in (they import it by name)
+    users = [m for name, m in sys.modules.items() if name.startswith("sfttop.core.diagnose")]
+    users = [m for m in users if getattr(m, "median", None) is real_median]
+    assert len(users) >= 3, users
+    for m in users:
+        monkeypatch.setattr(m, "median", counting_median)
     lines = 0
 
     def local(frame: FrameType, event: str, arg: Any) -> Any:
@@ -748,6 +754,7 @@ def test_one_more_record_costs_the_same_at_60k_as_at_6k(monkeypatch: pytest.Monk
         feed(d, _long_run(0, n))
         work[n] = _work(d, _long_run(n, 2_000), monkeypatch)
     (lines_short, most_short), (lines_long, most_long) = work[6_000], work[60_000]
+    assert most_short > 0 and most_long > 0, work  # (the counting median saw the rules' calls)
     # the same Python work per record, however long the run already is ...
     assert lines_long <= 1.05 * lines_short + 5, work
     # ... and no record sorts a slice of the history that grows with it: the plateau and
@@ -782,14 +789,31 @@ def _sizes(d: Diagnoser) -> dict[str, int]:
     from array import array
     from collections import deque as _deque
 
-    from sfttop.core.diagnose import _Hist
+    out: dict[str, int] = {}
+    seen: set[int] = set()
+    later: list[tuple[str, object]] = []  # objects in containers: after those held by name
 
-    out = {}
-    for name, v in vars(d).items():
-        if isinstance(v, _Hist):
-            out[f"{name}.values"], out[f"{name}.gaps"] = len(v.values), len(v.gaps)
-        elif isinstance(v, list | tuple | dict | _deque | array):
-            out[name] = len(v)
+    def walk(prefix: str, obj: object) -> None:
+        # every object of the diagnoser's own modules it reaches (rules, timeline, histories,
+        # eval log...), each once
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        names = list(vars(obj)) if hasattr(obj, "__dict__") else []
+        names += [s for c in type(obj).__mro__ for s in getattr(c, "__slots__", ())]
+        for name in names:
+            v = getattr(obj, name)
+            if isinstance(v, list | tuple | dict | _deque | array):
+                out[prefix + name] = len(v)
+                for x in v if isinstance(v, list | tuple) else ():
+                    if type(x).__module__.startswith("sfttop.core.diagnose") and hasattr(x, "__slots__"):
+                        later.append((f"{prefix}{name}[].", x))
+            elif type(v).__module__.startswith("sfttop.core.diagnose") and not isinstance(v, Enum):
+                walk(f"{prefix}{name}.", v)
+
+    walk("", d)
+    while later:
+        walk(*later.pop(0))
     return out
 
 
@@ -798,9 +822,9 @@ def _assert_bounded(d: Diagnoser) -> None:
 
     sizes = _sizes(d)
     assert len(sizes) >= 20  # (the introspection found the histories)
-    assert sizes["_tsteps"] > 0 and sizes["_loss.values"] > 0 and sizes["_evals"] > 0
+    assert sizes["_tl.steps"] > 0 and sizes["_tl.loss.values"] > 0 and sizes["_eval.log.evals"] > 0
     assert all(n <= HISTORY_CAP for n in sizes.values()), sizes
-    assert sizes["_evals"] <= EVAL_CAP, sizes
+    assert sizes["_eval.log.evals"] <= EVAL_CAP, sizes
 
 
 def test_history_is_bounded_and_rules_still_fire_after_trims() -> None:
@@ -813,7 +837,7 @@ def test_history_is_bounded_and_rules_still_fire_after_trims() -> None:
     assert d.findings == []
     _assert_bounded(d)
     # every record is still counted: the early-training test, the LR saturation share
-    assert d._toff + len(d._tsteps) == n and d._loss.total == n and d._eoff + len(d._evals) == n // 10
+    assert d._tl.off + len(d._tl.steps) == n and d._tl.loss.total == n and d._eval.log.off + len(d._eval.log.evals) == n // 10
     # a NaN, a gradient explosion and a loss spike after the trims are found as before
     step = 10 * n
     (f,) = d.observe(tr(step + 10, loss=math.nan, grad_norm=math.nan))
@@ -830,10 +854,10 @@ def test_resume_after_trims() -> None:
     n = 100_000
     d = Diagnoser()
     feed(d, _stream(0, n))
-    kept = len(d._tsteps)
+    kept = len(d._tl.steps)
     # within the kept history: cut back exactly, then healthy again; a NaN is still found
     feed(d, _stream(n - 1000, 1200))
-    assert d.restarts == 1 and len(d._tsteps) == kept + 200 and d._toff + len(d._tsteps) == n + 200
+    assert d.restarts == 1 and len(d._tl.steps) == kept + 200 and d._tl.off + len(d._tl.steps) == n + 200
     assert d.findings == []
     (f,) = d.observe(tr(10 * (n + 201), loss=math.nan))
     assert f.code == "loss_nonfinite"
@@ -841,14 +865,14 @@ def test_resume_after_trims() -> None:
     # far past it (from step 10, a run restarted from scratch in the same log): no crash, the
     # timeline starts again and the rules work on it
     feed(d, _stream(0, 2000))
-    assert d.restarts == 2 and d._toff == 0 and len(d._tsteps) == 2000 and d._loss.total == 2000 - 0
+    assert d.restarts == 2 and d._tl.off == 0 and len(d._tl.steps) == 2000 and d._tl.loss.total == 2000 - 0
     (g,) = d.observe(tr(20_010, loss=0.85, grad_norm=100.0, learning_rate=2e-5))
     assert g.code == "grad_explosion"
     feed(d, _stream(2001, 50_000))
     _assert_bounded(d)
     # everything counted from the new start: 52,001 train records and 5,200 evals
-    assert d._toff + len(d._tsteps) == 52_001 and d._eoff + len(d._evals) == 5_200
-    assert d._evals[-1].step == 10 * 52_000 and d._best_e is not None
+    assert d._tl.off + len(d._tl.steps) == 52_001 and d._eval.log.off + len(d._eval.log.evals) == 5_200
+    assert d._eval.log.evals[-1].step == 10 * 52_000 and d._eval.log.best_e is not None
 
 
 def _bumpy_run(seed: int, n: int, max_back: int) -> list[Record]:
@@ -907,9 +931,9 @@ def test_trims_do_not_change_findings(seed: int, fixed_window: bool) -> None:
     uncapped = Diagnoser(t, history_cap=10**9, eval_cap=10**9)
     feed(capped, recs)
     feed(uncapped, recs)
-    assert capped._toff > 2000 and capped._eoff > 200 and capped.restarts >= 5
-    assert len(capped._tsteps) <= cap and len(capped._evals) <= 164
-    assert uncapped._toff == 0 and uncapped._eoff == 0
+    assert capped._tl.off > 2000 and capped._eval.log.off > 200 and capped.restarts >= 5
+    assert len(capped._tl.steps) <= cap and len(capped._eval.log.evals) <= 164
+    assert uncapped._tl.off == 0 and uncapped._eval.log.off == 0
     mine = [(f.code, f.step, f.end_step, f.message) for f in capped.findings]
     assert mine == [(f.code, f.step, f.end_step, f.message) for f in uncapped.findings]
     assert {"overfitting", "loss_oscillation", "grad_explosion", "lr_schedule", "loss_nonfinite"} <= set(codes(capped))
@@ -917,8 +941,8 @@ def test_trims_do_not_change_findings(seed: int, fixed_window: bool) -> None:
     if fixed_window:
         assert {"loss_plateau", "grad_vanishing", "accuracy_slow"} <= set(codes(capped))
     # the best eval, long trimmed from the list, is still the one overfitting is judged against
-    assert capped._best_e is not None and capped._best_e.step < capped._evals[0].step
-    assert capped._best_e == uncapped._evals[capped._best_eval]
+    assert capped._eval.log.best_e is not None and capped._eval.log.best_e.step < capped._eval.log.evals[0].step
+    assert capped._eval.log.best_e == uncapped._eval.log.evals[capped._eval.log.best]
 
 
 def test_plateau_window_stops_growing_at_the_cap() -> None:
@@ -930,7 +954,7 @@ def test_plateau_window_stops_growing_at_the_cap() -> None:
     flat = [1.5 + r.gauss(0, 0.01) for _ in range(1000)]
     d = Diagnoser(history_cap=1000)
     feed(d, train_run(falling + flat, every=1))
-    assert d._toff > 3000
+    assert d._tl.off > 3000
     (f,) = [f for f in d.findings if f.step > 4000]
     assert f.code == "loss_plateau" and f.active and "over the last 200 points" in f.message
     assert f.step < 4400
@@ -945,12 +969,19 @@ def test_resume_just_after_a_trim_mark_restores_the_state() -> None:
     uncapped = Diagnoser(history_cap=10**9)
     feed(capped, recs)
     feed(uncapped, recs)
-    first = capped._tsteps[0]
+    first = capped._tl.steps[0]
     back = [r for r in recs if r.step >= first][:2]
     for d in (capped, uncapped):
         d.observe(Record(Kind.TRAIN, back[0].step, back[0].metrics))  # resumed from its checkpoint
         d.observe(Record(Kind.TRAIN, back[1].step, back[1].metrics))
-    assert capped.restarts == uncapped.restarts == 1 and len(capped._tsteps) == 2
-    state = ("_loss_best", "_ema_raw", "_ema_last", "_l1", "_l2", "_l3", "_lr_peak", "_lr_low", "_lr_zero_run")
-    assert [getattr(capped, a) for a in state] == [getattr(uncapped, a) for a in state]
+    assert capped.restarts == uncapped.restarts == 1 and len(capped._tl.steps) == 2
+    state = {
+        "LossRule": ("loss_best", "ema.raw", "ema.last", "l1", "l2", "l3"),
+        "LearningRate": ("peak", "low", "zero_run"),
+    }
+
+    def picked(d: Diagnoser) -> list[object]:
+        return [s.get(a) for r in d.rules for s in [r.state()] for a in state.get(s.rule, ())]
+
+    assert len(picked(capped)) == 9 and picked(capped) == picked(uncapped)
     assert capped._early(back[1].step) is uncapped._early(back[1].step) is False

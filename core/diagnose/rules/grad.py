@@ -1,0 +1,254 @@
+"""Gradient rules: grad_explosion and grad_norm_high (a value above a threshold or a spike
+against the rolling median), and grad_vanishing (the smoothed grad_norm below a floor while the
+loss is stuck).
+
+grad_norm is instantaneous and heavy-tailed, so a spike needs both a ratio to the rolling median
+and a modified z-score; in early training large norms are normal, and only a jump above the early
+level or a level that stays high without settling counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sfttop.core.diagnose.episodes import Code, Episodes
+from sfttop.core.diagnose.history import NEVER, Mark, RuleState
+from sfttop.core.diagnose.stats import RollingMedian, modified_z, tail_median
+from sfttop.core.metrics import GRAD_NORM
+from sfttop.core.textfmt import fmt
+
+from .base import Cols, Context, LossTrend, Point, TrainRule
+
+_EXPLOSION, _HIGH, _VANISHING = Code.GRAD_EXPLOSION, Code.GRAD_NORM_HIGH, Code.GRAD_VANISHING
+
+
+class Gradients(TrainRule):
+    """grad_explosion and grad_norm_high."""
+
+    __slots__ = ("gw_first", "gw_streak", "gx_first", "gx_streak", "win")
+    codes = (_EXPLOSION, _HIGH)
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.h = ctx.tl.grad
+        self.win = RollingMedian(ctx.t.window_points)  # the last window_points grad norms
+        self.gx_streak = 0  # consecutive points above grad_norm_critical ...
+        self.gx_first = 0.0  # ... and the first of them
+        self.gw_streak = 0  # the same for grad_norm_warn
+        self.gw_first = 0.0
+
+    def observe(self, p: Point, ep: Episodes) -> None:
+        grad = p.grad
+        h = self.h
+        if grad is None:
+            h.gaps.append(p.row)
+            return
+        t = self.t
+        win = self.win.win  # the window before this value, sorted
+        nprev = len(win)
+        if nprev:
+            k = nprev >> 1
+            med = win[k] if nprev & 1 else 0.5 * (win[k - 1] + win[k])
+            ratio = grad / med if med > 0 else math.inf if grad > 0 else 0.0
+        else:
+            med, ratio = math.nan, 0.0
+        open_ = ep.open
+        if (
+            grad > t.grad_norm_warn
+            or grad > t.grad_norm_critical
+            or (ratio >= t.grad_spike_ratio and not p.early)
+            or _EXPLOSION in open_
+            or _HIGH in open_
+        ):
+            self._judge(p.step, grad, p.early, med, ratio, ep)
+        else:
+            self.gx_streak = self.gw_streak = 0  # nothing above a threshold, no spike
+        h.values.append(grad)
+        self.win.push(h.values)
+
+    def _streaks(self, g: float) -> None:
+        """Streaks above each threshold, for early training (where a single value proves little)."""
+        t = self.t
+        if g > t.grad_norm_critical:
+            if self.gx_streak == 0:
+                self.gx_first = g
+            self.gx_streak += 1
+        else:
+            self.gx_streak = 0
+        if g > t.grad_norm_warn:
+            if self.gw_streak == 0:
+                self.gw_first = g
+            self.gw_streak += 1
+        else:
+            self.gw_streak = 0
+
+    def _early(self, g: float, ratio: float, nprev: int) -> tuple[bool, bool, bool]:
+        """(explode, high, spike) in early training. Large early grad norms are normal; a jump
+        above the early level is not, nor is a level that stays high without settling."""
+        t = self.t
+        jump = nprev >= 2 and ratio >= t.grad_spike_ratio
+        explode = g > t.grad_norm_critical and (jump or (self.gx_streak >= 3 and g >= self.gx_first))
+        high = g > t.grad_norm_warn and (jump or (self.gw_streak >= 3 and g >= self.gw_first))
+        return explode, high, False
+
+    def _late(self, g: float, med: float, ratio: float, nprev: int) -> tuple[bool, bool, bool]:
+        """(explode, high, spike) past early training: the thresholds, or a spike by both its ratio
+        to the rolling median and its modified z-score."""
+        t = self.t
+        spike = (
+            nprev >= t.min_window_points
+            and ratio >= t.grad_spike_ratio
+            and modified_z(g, self.win.win, med) > t.grad_spike_z
+        )
+        return g > t.grad_norm_critical, g > t.grad_norm_warn, spike
+
+    def _judge(self, step: int, g: float, early: bool, med: float, ratio: float, ep: Episodes) -> None:
+        """``med`` and ``ratio`` are against the rolling median of the window before ``g``."""
+        t = self.t
+        nprev = len(self.win.win)
+        self._streaks(g)
+        explode, high, spike = self._early(g, ratio, nprev) if early else self._late(g, med, ratio, nprev)
+        if explode:
+            why = f" ({ratio:.1f}x the recent median {fmt(med)})" if nprev and ratio >= t.grad_spike_ratio else ""
+            ep.hot(
+                _EXPLOSION,
+                step,
+                GRAD_NORM,
+                g,
+                f"grad_norm {fmt(g)} at step {step} is above the critical threshold {fmt(t.grad_norm_critical)}{why}",
+            )
+            if _HIGH in ep.open:
+                ep.hold(_HIGH)
+            return
+        if _EXPLOSION in ep.open and (high or spike or g > t.grad_norm_warn):
+            ep.hold(_EXPLOSION)  # still elevated: the same episode
+            return
+        ep.cool(_EXPLOSION, step, t.clear_points)
+        if high or spike:
+            if high:
+                msg = f"grad_norm {fmt(g)} at step {step} is above the warning threshold {fmt(t.grad_norm_warn)}"
+            else:
+                msg = (
+                    f"grad_norm spike at step {step}: {fmt(g)} is {ratio:.1f}x the median {fmt(med)} "
+                    f"of the last {nprev} points"
+                )
+            ep.hot(_HIGH, step, GRAD_NORM, g, msg)
+        else:
+            ep.cool(_HIGH, step, t.clear_points)
+
+    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
+        if c.grad is None:
+            return j - i
+        t = self.t
+        if len(self.h.values) < t.window_points:
+            return 0  # the window is not full yet
+        seg = c.grad[i:j]
+        hi = max(seg)
+        if hi > t.grad_norm_warn or hi > t.grad_norm_critical:
+            return 0
+        # a spike is >= grad_spike_ratio x its window's median, which is at least the (W/2)-th
+        # smallest of the last W values before the stretch and the stretch together
+        W = t.window_points
+        if hi >= t.grad_spike_ratio * sorted(self.h.values[-W:] + seg)[max(0, W // 2 - 1)]:
+            return 0
+        return j - i
+
+    def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
+        h = self.h
+        if c.grad is None:
+            n = len(self.tl.steps)
+            h.gaps.extend(range(n - (j - i), n))
+            return
+        h.values.extend(c.grad[i:j])
+        self.win.extend(h.values)
+        self.gx_streak = self.gw_streak = 0
+        for key in (_EXPLOSION, _HIGH):
+            if key in ep.open:
+                ep.cool_run(key, c.steps[i:j], self.t.clear_points)
+
+    def restore(self, state: RuleState, mark: Mark) -> None:
+        self.win.extend(self.h.values)
+        self.gx_streak = self.gw_streak = 0
+
+    def trimmed(self, dropped: tuple[int, ...]) -> None:
+        # (the same values, unless grad_norm is so sparse that fewer than a window are kept)
+        self.win.extend(self.h.values)
+
+
+class Vanishing(TrainRule):
+    """grad_vanishing: the median of the last smooth_points grad norms below grad_norm_vanishing
+    while the loss is stuck (the plateau rule's latest improvement is small). It runs last among
+    the train rules: it reads this record's plateau check."""
+
+    __slots__ = ("below", "trend")
+    links = ("trend",)
+    codes = (_VANISHING,)
+    cools_only = True
+
+    def __init__(self, ctx: Context, trend: LossTrend) -> None:
+        super().__init__(ctx)
+        self.h = ctx.tl.grad
+        self.trend = trend
+        self.below = NEVER  # index in the grad history of the latest value below grad_norm_vanishing
+
+    def observe(self, p: Point, ep: Episodes) -> None:
+        grad = p.grad
+        if grad is None:
+            return
+        t = self.t
+        n = len(self.h.values)
+        if grad < t.grad_norm_vanishing:
+            self.below = n - 1
+        # (none of the last smooth_points values below the threshold: neither is their median)
+        if not p.early and (n - 1 - self.below < t.smooth_points or _VANISHING in ep.open):
+            self._judge(p.step, ep)
+
+    def _judge(self, step: int, ep: Episodes) -> None:
+        t = self.t
+        vals = self.h.values
+        n = len(vals)
+        if n < t.smooth_points:
+            return
+        if n - 1 - self.below >= t.smooth_points:
+            ep.cool(_VANISHING, step, t.clear_points)
+            return
+        med = tail_median(vals, t.smooth_points)
+        imp = self.trend.improvement
+        stuck = imp is not None and imp < t.plateau_min_improvement
+        if med < t.grad_norm_vanishing and (stuck or not self.tl.loss.total):
+            tail = "" if imp is None else f" while the loss improved only {imp * 100:.2g}% over the last window"
+            ep.hot(
+                _VANISHING,
+                step,
+                GRAD_NORM,
+                med,
+                f"grad_norm median {fmt(med)} at step {step} is below {fmt(t.grad_norm_vanishing)}{tail}",
+            )
+        else:
+            ep.cool(_VANISHING, step, t.clear_points)
+
+    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
+        if c.grad is None:
+            return j - i
+        if len(self.h.values) - self.below < self.t.smooth_points:
+            return 0  # a value below the floor among the last few: the check runs
+        return 0 if min(c.grad[i:j]) < self.t.grad_norm_vanishing else j - i
+
+    def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
+        # (cools an open episode even in early training, where observe does not look: kept as
+        # the diagnoser has always done it, pending the diagnosis issue)
+        if c.grad is not None and _VANISHING in ep.open:
+            ep.cool_run(_VANISHING, c.steps[i:j], self.t.clear_points)
+
+    def restore(self, state: RuleState, mark: Mark) -> None:
+        t = self.t
+        g = self.h.values
+        self.below = NEVER
+        for j in range(len(g) - 1, max(-1, len(g) - 1 - t.smooth_points), -1):
+            if g[j] < t.grad_norm_vanishing:
+                self.below = j
+                break
+
+    def trimmed(self, dropped: tuple[int, ...]) -> None:
+        if self.below != NEVER:
+            self.below -= dropped[1]

@@ -1,0 +1,372 @@
+"""loss_oscillation: a spike, a climb before the window fills, repeated rebounds, a loss stuck
+well above its best, or a diverging trend.
+
+A per-step loss is an interval mean and fairly smooth, so a spike is judged by a ratio to the
+rolling median plus the Iglewicz-Hoaglin modified z-score. The rolling median is computed only
+when a cheap lower bound of it (the minima of the last two blocks of ``window_points`` losses)
+says the value could be a spike; the smoothed "current" loss is the median of the last three
+values without sorting; the EMA and the best levels are running values.
+
+The best level a rebound must rise from is the lowest median of a block of ``window_points``
+losses (blocks aligned on the run's loss count): the lowest 3-point median of a long noisy run is
+an outlier of its noise, so a loss back at its usual level would look elevated against it; a
+block median is not. An open episode stays open while the loss is elevated against its best
+3-point median: a run that blew up within its first block has that block's median up in the
+blow-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from array import array
+from collections import deque
+from typing import NamedTuple
+
+from sfttop.core.diagnose.episodes import Code, Episodes
+from sfttop.core.diagnose.history import Mark, RuleState
+from sfttop.core.diagnose.stats import (
+    EMA_EXACT,
+    BlockMin,
+    DebiasedEma,
+    lowest_block_median,
+    lowest_median,
+    median,
+    modified_z,
+    sorted_median,
+    tail_median,
+)
+from sfttop.core.metrics import LOSS
+from sfttop.core.textfmt import fmt
+
+from .base import Cols, Context, Point, TrainRule
+
+_KEY = Code.LOSS_OSCILLATION
+_INF = math.inf
+
+
+class _Why(NamedTuple):
+    """What made a record hot, for the message of the episode it opens."""
+
+    spike: bool
+    early_rise: bool
+    elevated: bool
+    med: float
+    nprev: int
+    low: float
+    now: float
+    best: float
+
+
+class LossRule(TrainRule):
+    __slots__ = (
+        "block_best",
+        "ema",
+        "l1",
+        "l2",
+        "l3",
+        "lb",
+        "loss_best",
+        "pending",
+        "pre",
+        "rebound_prev",
+        "rebounds",
+    )
+    links = ("pending",)  # pending: quiet's EMA preview for absorb, not state
+    codes = (_KEY,)
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.h = ctx.tl.loss
+        self.lb = BlockMin(ctx.t.window_points)  # the spike rule's lower bound of the rolling median
+        self.l1 = self.l2 = self.l3 = _INF  # the last three losses, newest first (inf: none)
+        self.ema = DebiasedEma()  # for the divergence trend
+        self.loss_best = _INF  # lowest smoothed loss so far
+        self.block_best = _INF  # lowest median of a whole block of window_points losses
+        self.pre: array[float] = array("d")  # losses before the kept ones (after a deep resume)
+        self.rebound_prev = False
+        self.rebounds: deque[int] = deque()  # indexes in the loss history of rebound onsets
+        self.pending: tuple[int, int, int, tuple[list[float], bytes]] | None = None
+
+    def observe(self, p: Point, ep: Episodes) -> None:
+        x = p.loss
+        h = self.h
+        if x is None:
+            h.gaps.append(p.row)
+            return
+        t = self.t
+        lv = h.values
+        i = len(lv)  # this value's index
+        n = i + 1
+        W = t.window_points
+        nprev = i if i < W else W  # values in the window before this one
+        p1, p2 = self.l1, self.l2
+        spike, rebound, med, low = self._jump(x, lv, i, nprev)
+        lv.append(x)
+        self.lb.push(x)
+        self.l1, self.l2, self.l3 = x, p1, p2
+        self.ema.push(x)
+        early_rise = False
+        if rebound or self.rebounds or self.rebound_prev:
+            # (an early rise: too few points for a window, and a rebound that held two points)
+            early_rise = self._rebound(rebound, i, W) and nprev < t.min_window_points
+        now, best, elevated = self._level(x, p1, p2, n)
+        hot = spike or early_rise or elevated or self._trending()
+        if _KEY in ep.open:
+            self._hold(p.step, hot, rebound, n >= t.smooth_points and self._held(now), ep)
+        elif hot:
+            why = _Why(spike, early_rise, elevated, med, nprev, low, now, best)
+            ep.hot(_KEY, p.step, LOSS, x, self._message(p.step, x, why))
+
+    def _level(self, x: float, p1: float, p2: float, n: int) -> tuple[float, float, bool]:
+        """(the smoothed loss now, the best level, whether the loss climbed back well above it)
+        after ``x``, the ``n``-th loss (``p1``, ``p2``: the two before it); keeps the best
+        3-point median and the best block median up to date."""
+        t = self.t
+        lv = self.h.values
+        S = t.smooth_points
+        if S == 3 and n >= 3:  # the median of the last three, without sorting
+            a, b = (p1, p2) if p1 <= p2 else (p2, p1)
+            now = b if x >= b else (a if x <= a else x)
+        else:
+            now = tail_median(lv, S)
+        if n >= S and now < self.loss_best:
+            self.loss_best = now
+        W = t.window_points
+        if (n + self.h.off) % W == 0:  # a block of W losses is complete
+            self._block(lv, n, W)
+        # (before the first block: the best 3-point median, over a few points not yet an outlier)
+        best = self.block_best if self.block_best < _INF else self.loss_best
+        elevated = n >= S and now >= t.oscillation_ratio * best and now - best >= t.oscillation_min_jump
+        return now, best, elevated
+
+    def _jump(self, x: float, lv: array[float], i: int, nprev: int) -> tuple[bool, bool, float, float]:
+        """(a spike, a rebound, the window's median if it was needed (else nan), the low of the
+        three values before ``x``) for ``x``, the loss after ``lv[:i]``."""
+        t = self.t
+        spike = False
+        med = math.nan
+        full = nprev >= t.min_window_points
+        if full:
+            # a spike is >= loss_spike_ratio x the median and oscillation_min_jump above it;
+            # the median is >= the bound, so test the bound first
+            lb = self.lb
+            bound = lb.prev if lb.prev < lb.cur else lb.cur
+            if x >= t.loss_spike_ratio * bound and x - bound >= t.oscillation_min_jump:
+                spike, med = self._spike(x, lv, i - nprev)
+        # a rebound: a jump well above the recent low (the seed's 0.3 -> 0.8 -> 0.2)
+        p1, p2, p3 = self.l1, self.l2, self.l3  # (inf: no such value)
+        low = p1 if p1 < p2 else p2
+        if p3 < low:
+            low = p3
+        # (no value before this one: low is inf; after a resume past the kept history the
+        # dropped losses before it count)
+        rebound = x >= t.oscillation_ratio * low and x - low >= t.oscillation_min_jump
+        if rebound and full:
+            # ...and well above the window's middle too: against the low of three points
+            # alone, the noise of a long run makes a few such jumps in every few thousand
+            if med != med:
+                med = median(lv[i - nprev :])
+            rebound = x >= t.oscillation_ratio * med
+        return spike, rebound, med, low
+
+    def _trending(self) -> bool:
+        """Repeated rebounds, or a smoothed loss rising for divergence_points in a row."""
+        t = self.t
+        e = self.ema
+        if len(self.rebounds) >= t.oscillation_rebounds:
+            return True
+        return e.rise >= t.divergence_points and e.last >= (1 + t.divergence_min_rise) * e.rise_from
+
+    def _spike(self, x: float, lv: array[float], a: int) -> tuple[bool, float]:
+        """(whether ``x`` is a spike against the window ``lv[a:]``, the window's median)."""
+        t = self.t
+        win = sorted(lv[a:])
+        med = sorted_median(win)
+        if x >= t.loss_spike_ratio * med and x - med >= t.oscillation_min_jump:
+            return modified_z(x, win, med) > t.loss_spike_z, med
+        return False, med
+
+    def _rebound(self, rebound: bool, i: int, W: int) -> bool:
+        """Count a rebound onset at value ``i``; whether it held two points (an early rise:
+        before the window fills there are no robust statistics)."""
+        rebounds = self.rebounds
+        if rebound and not self.rebound_prev:
+            rebounds.append(i)
+        early_rise = rebound and self.rebound_prev
+        self.rebound_prev = rebound
+        while rebounds and rebounds[0] <= i - W:
+            rebounds.popleft()
+        return early_rise
+
+    def _block(self, lv: array[float], n: int, W: int) -> None:
+        blk = lv[-W:] if n >= W else (self.pre + lv)[-W:]
+        bm = median(blk)
+        if bm < self.block_best:
+            self.block_best = bm
+
+    def _held(self, now: float) -> bool:
+        """Elevated against the best 3-point median: an open episode stays open."""
+        t = self.t
+        lb = self.loss_best
+        return now >= t.oscillation_ratio * lb and now - lb >= t.oscillation_min_jump
+
+    def _hold(self, step: int, hot: bool, rebound: bool, held: bool, ep: Episodes) -> None:
+        if hot or rebound or len(self.rebounds) >= 2 or held:
+            ep.hold(_KEY)  # still bouncing: the same episode
+        else:
+            ep.cool(_KEY, step, self.t.clear_points)
+
+    def _message(self, step: int, x: float, why: _Why) -> str:
+        t = self.t
+        nreb = len(self.rebounds)
+        if why.spike:
+            return (
+                f"loss spike at step {step}: {fmt(x)} is {_times(x, why.med)} the median {fmt(why.med)} "
+                f"of the last {why.nprev} points"
+            )
+        if why.early_rise:
+            return f"loss climbed to {fmt(x)} at step {step} from {fmt(why.low)} instead of falling"
+        if nreb >= t.oscillation_rebounds:
+            n = len(self.h)
+            return (
+                f"loss rebounded sharply {nreb} times in the last {min(n, t.window_points)} points "
+                f"(latest {fmt(why.low)} -> {fmt(x)} at step {step})"
+            )
+        if why.elevated:
+            return (
+                f"loss {fmt(why.now)} (median of the last {t.smooth_points}) at step {step} is "
+                f"{_times(why.now, why.best)} its best {fmt(why.best)}: it rebounded instead of trending down"
+            )
+        e = self.ema
+        return (
+            f"loss is diverging: smoothed loss rose {fmt(e.rise_from)} -> {fmt(e.last)} "
+            f"over {e.rise} points to step {step}"
+        )
+
+    # ---------------------------------------------------------------------------- bulk
+    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
+        if c.loss is None:
+            return j - i
+        t = self.t
+        lv = self.h.values
+        if self.rebounds or self.rebound_prev or self.ema.count < EMA_EXACT or len(lv) < t.window_points:
+            return 0  # rebounds being counted, a debiased EMA or a window not yet full
+        seg = c.loss[i:j]
+        W = t.window_points
+        kth = W // 2 - 1 if W > 1 else 0
+        # A window's median inside the stretch is at least the (W/2)-th smallest value of the
+        # last W values before it and the stretch together (a subset's order statistic is no
+        # lower than the set's).
+        prev = lv[-W:]
+        u = sorted(prev + seg)
+        # a spike or a counted rebound is >= its ratio x the window's median
+        ratio = t.loss_spike_ratio if t.loss_spike_ratio < t.oscillation_ratio else t.oscillation_ratio
+        if max(seg) >= ratio * u[kth] and self._spiky(seg, prev, ratio * u[kth], u[0], lv):
+            return 0
+        # an elevated 3-point median (none is above the second largest value of the triples)
+        # against the best level (no new one is below the blocks' lower bound or a 3-point
+        # median's second smallest value)
+        ext = lv[-2:] + seg
+        s = sorted(ext)
+        top = s[-2]
+        if self.block_best < _INF:  # (then the best stays a block median)
+            best = min(self.block_best, u[kth])
+        else:
+            best = min(self.loss_best, u[kth], s[1])
+        if top >= t.oscillation_ratio * best and top - best >= t.oscillation_min_jump:
+            return 0
+        if _KEY in ep.open:  # ...and, to stay open, against the best 3-point median
+            best = min(self.loss_best, s[1])
+            if top >= t.oscillation_ratio * best and top - best >= t.oscillation_min_jump:
+                return 0
+        # a smoothed loss rising for divergence_points in a row is checked record by record
+        return j - i if self._ema_quiet(seg, i, j) else 0
+
+    def _spiky(self, seg: array[float], prev: array[float], lim: float, lowest: float, lv: array[float]) -> bool:
+        """Whether a value of ``seg`` at least ``lim`` (the least a spike or a counted rebound can
+        be: its ratio x the lowest its window's median can be) may be one: ``oscillation_min_jump``
+        above the low of three before it (at least the lowest of ``lowest`` and the last two
+        windows), and its ratio x its own window's median."""
+        t = self.t
+        W = t.window_points
+        ratio = min(t.loss_spike_ratio, t.oscillation_ratio)
+        if max(seg) - min(lowest, min(lv[-2 * W :])) < t.oscillation_min_jump:
+            return False
+        # the few values above the bound: against their own window's median
+        ext = prev + seg
+        for k in itertools.compress(range(len(seg)), map(operator.ge, seg, itertools.repeat(lim))):
+            if seg[k] >= ratio * median(ext[k : k + W]):
+                return True
+        return False
+
+    def _ema_quiet(self, seg: array[float], i: int, j: int) -> bool:
+        """No run of divergence_points rises of the loss EMA within ``seg`` (continuing the
+        current run). Keeps the EMAs for ``absorb``."""
+        emas, rises = self.ema.preview(seg)
+        d = self.t.divergence_points
+        lead = len(rises) - len(rises.lstrip(b"\x01"))
+        if self.ema.rise + lead >= d:
+            return False
+        self.pending = (i, j, self.ema.count, (emas, rises))
+        return b"\x01" * d not in rises
+
+    def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
+        h = self.h
+        if c.loss is None:
+            n = len(self.tl.steps)
+            h.gaps.extend(range(n - (j - i), n))
+            return
+        W = self.t.window_points
+        seg = c.loss[i:j]
+        lv = h.values
+        n0 = len(lv)
+        ext = array("d", (self.l3, self.l2, self.l1)) + seg
+        lv.extend(seg)
+        self.lb.extend(seg)
+        self.l1, self.l2, self.l3 = ext[-1], ext[-2], ext[-3]
+        pend = self.pending
+        self.pending = None
+        ok = pend is not None and pend[0] == i and pend[1] == j and pend[2] == self.ema.count
+        self.ema.extend(seg, pend[3] if pend is not None and ok else None)
+        # the best 3-point median, when a value is below it
+        if min(seg) < self.loss_best or ext[1] < self.loss_best or ext[2] < self.loss_best:
+            self.loss_best = min(self.loss_best, lowest_median(ext[1:], 3))
+        # block medians completed inside the stretch (blocks end at multiples of W values)
+        off = h.off
+        for e in range(((off + n0) // W + 1) * W - off, n0 + (j - i) + 1, W):
+            bm = median(lv[e - W : e])
+            if bm < self.block_best:
+                self.block_best = bm
+        if _KEY in ep.open:
+            ep.cool_run(_KEY, c.steps[i:j], self.t.clear_points)
+
+    # ---------------------------------------------------------------------------- resumes
+    def restore(self, state: RuleState, mark: Mark) -> None:
+        t = self.t
+        h = self.h
+        lv = h.values
+        n = len(lv)
+        ext = array("d", mark.loss_tail) + lv  # the losses before the kept ones count for windows
+        ne = len(ext)
+        self.l1, self.l2, self.l3 = (ext[ne - 1 - j] if ne > j else _INF for j in range(3))
+        self.ema.reset(state.num("ema.raw"), h.off, lv)
+        while self.rebounds and self.rebounds[-1] >= n:
+            self.rebounds.pop()
+        self.rebound_prev = False
+        self.loss_best = min(state.num("loss_best"), lowest_median(ext, t.smooth_points))
+        W = t.window_points
+        self.block_best = min(state.num("block_best"), lowest_block_median(ext, h.off - len(mark.loss_tail), W))
+        self.pre = array("d", mark.loss_tail) if n < W else array("d")
+        self.lb.reset(lv)
+        self.pending = None
+
+    def trimmed(self, dropped: tuple[int, ...]) -> None:
+        kl = dropped[0]
+        self.rebounds = deque(j - kl for j in self.rebounds)
+
+
+def _times(a: float, b: float) -> str:
+    """``a / b`` as "1.5x" (a loss of exactly 0 can be a median or a best: no ZeroDivisionError)."""
+    return f"{a / b:.2g}x" if b else "inf x"

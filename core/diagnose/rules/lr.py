@@ -1,0 +1,223 @@
+"""Learning-rate rules: lr_too_large, lr_too_small (below the floor and never higher, or at ~0
+long before the schedule's end) and lr_schedule (back up after decaying, or at ~0 early).
+
+The rule keeps the LR's peak, its lowest value since the peak and how many points it has sat at
+~0; one ``fold`` rebuilds them after a resume.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from collections.abc import Iterable
+
+from sfttop.core.diagnose.episodes import Code, Episodes
+from sfttop.core.diagnose.history import Mark, RuleState
+from sfttop.core.metrics import LR
+from sfttop.core.textfmt import fmt
+
+from .base import Cols, Context, Point, TrainRule
+
+_LARGE, _SMALL, _SCHEDULE = Code.LR_TOO_LARGE, Code.LR_TOO_SMALL, Code.LR_SCHEDULE
+_RISE = 1 + 1e-6  # an LR above the previous one by more than float noise is rising
+isfinite = math.isfinite
+
+
+class LearningRate(TrainRule):
+    __slots__ = ("low", "peak", "zero_run")
+    codes = (_LARGE, _SMALL, _SCHEDULE)
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.h = ctx.tl.lr
+        self.peak = 0.0
+        self.low = math.inf  # lowest LR since the peak
+        self.zero_run = 0  # points at ~0 (a zero_fraction of the peak) in a row
+
+    def ok_for_plateau(self) -> bool:
+        """The LR is not so far below its peak that a flat loss is the schedule's doing."""
+        lr = self.h.last()
+        return lr is None or self.peak <= 0 or lr >= self.t.plateau_lr_fraction * self.peak
+
+    def observe(self, p: Point, ep: Episodes) -> None:
+        lr = p.lr
+        h = self.h
+        if lr is None or not isfinite(lr):
+            h.gaps.append(p.row)
+            return
+        t = self.t
+        lrv = h.values
+        prev = lrv[-1] if lrv else None
+        lrv.append(lr)
+        low_before = self.low
+        peak_before = peak = self.peak
+        if lr > peak:
+            self.peak = peak = lr
+            self.low = lr
+        elif lr < low_before:
+            self.low = lr
+        zero = peak > 0 and lr <= t.lr_zero_fraction * peak
+        self.zero_run = self.zero_run + 1 if zero else 0
+        rising = prev is not None and lr > prev * _RISE
+        back_up = rising and peak_before > 0 and low_before < 0.99 * peak_before and lr > 1.1 * low_before
+        if t.lr_min <= lr <= t.lr_max and not zero and not back_up:
+            # an LR in range that is neither back up after decaying nor at ~0: nothing holds
+            open_ = ep.open
+            if open_:
+                for key in self.codes:
+                    if key in open_:
+                        ep.cool(key, p.step, t.clear_points)
+            return
+        self._large(p.step, lr, ep)
+        self._small(p.step, lr, prev is not None and not rising, peak, ep)
+        if back_up:
+            sched = (
+                f"learning_rate rose again at step {p.step} ({fmt(low_before)} -> {fmt(lr)}) after decaying "
+                f"from its peak {fmt(peak_before)}"
+            )
+        else:
+            sched = self._ended_early(p.step, lr, rising, peak)
+        self._schedule(p.step, lr, sched, ep)
+
+    def _schedule(self, step: int, lr: float, sched: str, ep: Episodes) -> None:
+        if sched:
+            ep.hot(_SCHEDULE, step, LR, lr, sched)
+        else:
+            ep.cool(_SCHEDULE, step, self.t.clear_points)
+
+    def _before_end(self, step: int) -> bool:
+        ms = self.ctx.max_steps
+        return bool(ms) and step < self.t.lr_end_fraction * (ms or 0)
+
+    def _sat_at_zero(self) -> bool:
+        """Long after the LR hit 0 (a share of the LRs logged)."""
+        return self.zero_run >= max(5, math.ceil(0.1 * self.h.total))
+
+    def _large(self, step: int, lr: float, ep: Episodes) -> None:
+        t = self.t
+        if lr > t.lr_max:
+            ep.hot(_LARGE, step, LR, lr, f"learning_rate {fmt(lr)} at step {step} is above {fmt(t.lr_max)}")
+        else:
+            ep.cool(_LARGE, step, t.clear_points)
+
+    def _small(self, step: int, lr: float, settled: bool, peak: float, ep: Episodes) -> None:
+        """Below lr_min (``settled``: not the first LR and not rising) with a peak that never
+        was higher, or long before the schedule's end, or sat at ~0 for long with no known end."""
+        t = self.t
+        ms = self.ctx.max_steps
+        small = lr < t.lr_min and settled
+        if small:
+            small = peak < t.lr_min or (self._before_end(step) if ms else self._sat_at_zero())
+        if small and _SMALL not in ep.open:
+            if peak < t.lr_min:
+                why = f" and never was higher than {fmt(peak)}: the model can barely learn"
+            elif ms:
+                why = f", long before the schedule's end (max_steps {ms})"
+            else:
+                why = f" and has stayed there for {self.zero_run} points while training goes on"
+            ep.hot(_SMALL, step, LR, lr, f"learning_rate {fmt(lr)} at step {step} is below {fmt(t.lr_min)}{why}")
+        elif small:
+            ep.hold(_SMALL)  # still holding: the same episode
+        else:
+            ep.cool(_SMALL, step, t.clear_points)
+
+    def _ended_early(self, step: int, lr: float, rising: bool, peak: float) -> str:
+        """The message when the LR reached ~0 before the schedule's end ("" when not)."""
+        t = self.t
+        ms = self.ctx.max_steps
+        if (
+            peak >= t.lr_min
+            and lr <= t.lr_zero_fraction * peak
+            and not rising
+            and (self._before_end(step) or (not ms and self._sat_at_zero()))
+        ):
+            where = f"at step {step} of {ms}" if ms else f"for {self.zero_run} points up to step {step}"
+            return f"learning_rate reached ~0 ({fmt(lr)}, peak {fmt(peak)}) {where}: the schedule ended early"
+        return ""
+
+    # ---------------------------------------------------------------------------- bulk
+    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
+        if c.lr is None:
+            return j - i
+        t = self.t
+        seg = c.lr[i:j]
+        lo, hi = min(seg), max(seg)
+        if hi > t.lr_max:
+            return 0
+        peak = hi if hi > self.peak else self.peak
+        if (lo < t.lr_min or (peak > 0 and lo <= t.lr_zero_fraction * peak)) and not self._quiet_low(c, i, j, hi):
+            return 0
+        lrv = self.h.values
+        prevs = lrv[-1:] + seg[:-1]
+        first = seg if lrv else seg[1:]
+        if any(map(operator.gt, first, map(operator.mul, prevs, itertools.repeat(_RISE)))):
+            # rising (a warmup): fine only while the LR never decayed, so it stays at its peak
+            if self.low != self.peak and self.peak > 0:
+                return 0
+            if any(map(operator.lt, first, prevs)):
+                return 0
+        return j - i
+
+    def _quiet_low(self, c: Cols, i: int, j: int, hi: float) -> bool:
+        """Below the minimum or at ~0 says nothing only after a real peak (``absorb`` counts the
+        run at ~0 against a peak that stays put), at the schedule's end or, with no known end,
+        before the LR has sat at ~0 for long."""
+        t = self.t
+        if self.peak < t.lr_min or hi > self.peak:
+            return False
+        if self.ctx.max_steps:
+            return not c.steps[i] < t.lr_end_fraction * self.ctx.max_steps
+        return self.zero_run + (j - i) < max(5, math.ceil(0.1 * (self.h.total + 1)))
+
+    def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
+        h = self.h
+        if c.lr is None:
+            n = len(self.tl.steps)
+            h.gaps.extend(range(n - (j - i), n))
+            return
+        t = self.t
+        m = j - i
+        seg = c.lr[i:j]
+        h.values.extend(seg)
+        hi = max(seg)
+        if hi > self.peak:
+            k = seg.index(hi)
+            self.peak = hi
+            self.low = min(seg[k:])
+        else:
+            lo = min(seg)
+            if lo < self.low:
+                self.low = lo
+        # the run of LRs at ~0 (quiet: any of them are against a peak that did not move)
+        zf = t.lr_zero_fraction * self.peak
+        if self.peak > 0 and min(seg) <= zf:
+            zero = bytes(map(operator.le, seg, itertools.repeat(zf)))
+            z = zero.rfind(b"\x00")
+            self.zero_run = self.zero_run + m if z < 0 else m - 1 - z
+        else:
+            self.zero_run = 0
+        for key in self.codes:
+            if key in ep.open:
+                ep.cool_run(key, c.steps[i:j], t.clear_points)
+
+    # ---------------------------------------------------------------------------- resumes
+    def restore(self, state: RuleState, mark: Mark) -> None:
+        self.peak, self.low, self.zero_run = fold(
+            (state.num("peak"), state.num("low"), state.integer("zero_run")),
+            self.h.values,
+            self.t.lr_zero_fraction,
+        )
+
+
+def fold(state: tuple[float, float, int], lrs: Iterable[float], zero_fraction: float) -> tuple[float, float, int]:
+    """(peak, lowest since the peak, points at ~0) after ``lrs``, from ``state``: what
+    ``observe`` keeps up to date one LR at a time, replayed after a resume."""
+    peak, low, zero_run = state
+    for lr in lrs:
+        if lr > peak:
+            peak = low = lr
+        elif lr < low:
+            low = lr
+        zero_run = zero_run + 1 if peak > 0 and lr <= zero_fraction * peak else 0
+    return peak, low, zero_run
