@@ -1,25 +1,26 @@
-"""The finding codes the checklist and the assessment speak of, spelled once.
+"""The finding codes the checklist and the assessment speak of: the diagnoser's ``Code`` enum.
 
-The diagnoser names its findings with these strings (``diagnose.CODES``); a test holds the two
-together, so a misspelling here fails rather than silently matching nothing. When diagnose
-exports its ``Code`` enum (a ``str`` Enum, so comparisons keep working), this module is the one
-place to switch.
+Names for the members, so the checklist's and the assessment's tables read as before; a
+misspelt name fails at import, never silently matches nothing. ``Code`` is a ``str`` Enum, so
+string comparisons and dict lookups by plain code keep working.
 """
 
 from __future__ import annotations
 
-LOSS_NONFINITE = "loss_nonfinite"
-LOSS_OSCILLATION = "loss_oscillation"
-LOSS_PLATEAU = "loss_plateau"
-GRAD_EXPLOSION = "grad_explosion"
-GRAD_NORM_HIGH = "grad_norm_high"
-GRAD_VANISHING = "grad_vanishing"
-LR_SCHEDULE = "lr_schedule"
-LR_TOO_SMALL = "lr_too_small"
-LR_TOO_LARGE = "lr_too_large"
-OVERFITTING = "overfitting"
-OVERFITTING_SEVERE = "overfitting_severe"
-ACCURACY_DROP = "accuracy_drop"
-ACCURACY_SLOW = "accuracy_slow"
-ENTROPY_GAP = "entropy_gap"
-RUN_CRASHED = "run_crashed"
+from .diagnose.episodes import Code
+
+LOSS_NONFINITE = Code.LOSS_NONFINITE
+LOSS_OSCILLATION = Code.LOSS_OSCILLATION
+LOSS_PLATEAU = Code.LOSS_PLATEAU
+GRAD_EXPLOSION = Code.GRAD_EXPLOSION
+GRAD_NORM_HIGH = Code.GRAD_NORM_HIGH
+GRAD_VANISHING = Code.GRAD_VANISHING
+LR_SCHEDULE = Code.LR_SCHEDULE
+LR_TOO_SMALL = Code.LR_TOO_SMALL
+LR_TOO_LARGE = Code.LR_TOO_LARGE
+OVERFITTING = Code.OVERFITTING
+OVERFITTING_SEVERE = Code.OVERFITTING_SEVERE
+ACCURACY_DROP = Code.ACCURACY_DROP
+ACCURACY_SLOW = Code.ACCURACY_SLOW
+ENTROPY_GAP = Code.ENTROPY_GAP
+RUN_CRASHED = Code.RUN_CRASHED

@@ -137,3 +137,7 @@ def fmt_value(v: float) -> str:
     if a != 0 and (a < 1e-3 or a >= 1e6):
         return f"{v:.3e}"
     return f"{v:.4g}"
+
+# A logged LR is float32 noise on a float64 schedule: a relative change smaller than this is
+# "constant", not warm-up or decay (the checklist, the assessment and the LR rule all read it).
+LR_TOLERANCE = 1e-6

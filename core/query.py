@@ -11,13 +11,9 @@ import operator
 from bisect import bisect_left, bisect_right
 
 from .diagnose import median
-from .metrics import EVAL_LOSS, EVAL_TOKEN_ACC
+from .metrics import EVAL_LOSS, EVAL_TOKEN_ACC, LR_TOLERANCE
 from .records import Kind
 from .series import RunData, Series
-
-# A logged LR is float32 noise on a float64 schedule: a relative change smaller than this is
-# "constant", not warm-up or decay. (diagnose.py has its own copy until its rules move.)
-LR_TOLERANCE = 1e-6
 
 
 def lr_direction(first: float, last: float) -> int:

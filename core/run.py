@@ -20,6 +20,7 @@ from . import pipe
 from .checklist import Checklist
 from .config import Config
 from .diagnose import Diagnoser, Finding
+from .diagnose.episodes import Code
 from .discover import RunSpec, expand_arg, has_magic, logging_steps_near, unique
 from .liveness import Liveness, liveness
 from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
@@ -525,7 +526,7 @@ class Run:
             self.finished
             or self.crashed is not None
             or (total and (step or 0) >= total)
-            or any(f.active and f.code == "run_stalled" for f in self.diagnoser.findings)
+            or any(f.active and f.code is Code.RUN_STALLED for f in self.diagnoser.findings)
             or (now is not None and not liveness(self, now).moving)
         ):
             eta = None

@@ -14,13 +14,13 @@ from collections.abc import Iterable
 
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Mark, RuleState
-from sfttop.core.metrics import LR
+from sfttop.core.metrics import LR, LR_TOLERANCE
 from sfttop.core.textfmt import fmt
 
 from .base import Cols, Context, Point, TrainRule
 
 _LARGE, _SMALL, _SCHEDULE = Code.LR_TOO_LARGE, Code.LR_TOO_SMALL, Code.LR_SCHEDULE
-_RISE = 1 + 1e-6  # an LR above the previous one by more than float noise is rising
+_RISE = 1 + LR_TOLERANCE  # an LR above the previous one by more than float noise is rising
 isfinite = math.isfinite
 
 
