@@ -85,10 +85,12 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="sfttop-chromium-")
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio", "--disable-breakpad",
              f"--remote-debugging-port={self.port}", f"--user-data-dir={self.profile}",
              f"--window-size={size[0]},{size[1]}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            # its crash-report and cache folders go into the throwaway profile, not the user's
+            env={**os.environ, "XDG_CONFIG_HOME": self.profile, "XDG_CACHE_HOME": self.profile},
         )
 
     def page_ws(self, timeout: float = 20.0) -> str:
