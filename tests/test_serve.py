@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from hookserver import HookServer
 from sfttop.cli import build_parser
 from sfttop.core.config import Config
 from sfttop.serve import INSTALL_HINT, child_command, is_loopback, serve
@@ -89,14 +92,17 @@ def test_the_child_keeps_config_and_format_but_not_alerting() -> None:
 
 @pytest.fixture(scope="module")
 def served() -> Any:
-    port = browser_shot.free_port()
-    proc = browser_shot.start_server(RUNS, port)
-    yield port, proc
-    browser_shot.stop_server(proc)
+    """``sfttop --serve`` on the fixture runs, alerting critical findings to a local stand-in."""
+    with HookServer() as hooks:
+        port = browser_shot.free_port()
+        extra = ("--alert-webhook", hooks.url(), "--alert-webhook-format", "json", "--alert-severity", "critical")
+        proc = browser_shot.start_server(RUNS, port, extra)
+        yield port, hooks
+        browser_shot.stop_server(proc)
 
 
-def test_serve_answers_on_loopback_with_the_app_page(served: tuple[int, Any]) -> None:
-    port, _proc = served
+def test_serve_answers_on_loopback_with_the_app_page(served: tuple[int, HookServer]) -> None:
+    port, _hooks = served
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
         page = r.read().decode()
     assert r.status == 200 and "textual-terminal" in page
@@ -104,10 +110,15 @@ def test_serve_answers_on_loopback_with_the_app_page(served: tuple[int, Any]) ->
 
 
 @pytest.mark.skipif(browser_shot.chromium() is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_a_real_browser_shows_the_runs_and_the_banner(served: tuple[int, Any], tmp_path: Path) -> None:
-    port, _proc = served
+def test_a_real_browser_shows_the_runs_and_the_banner(served: tuple[int, HookServer], tmp_path: Path) -> None:
+    port, hooks = served
     png = tmp_path / "browser.png"
     text = browser_shot.capture(f"http://127.0.0.1:{port}/", ["nan_unfiltered", "healthy", "loss is nan"], png)
     assert "runs (2)" in text and "nan_unfiltered" in text and "healthy" in text  # the run list
     assert "CRIT" in text and "loss is nan at step 26" in text  # the alert banner
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # The critical NaN was posted once, by the serving process; the tab's own app did not post it again.
+    time.sleep(1.0)
+    (seen,) = hooks.wait_for(1)
+    d = json.loads(seen.body)
+    assert (d["run"], d["code"]) == ("nan_unfiltered", "loss_nonfinite")
