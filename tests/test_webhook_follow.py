@@ -22,17 +22,18 @@ def hf(i: int) -> bytes:
 NAN = b"{'loss': nan, 'grad_norm': nan, 'learning_rate': 1e-05, 'epoch': %r}\n"
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["NO_PROXY"] = "127.0.0.1,localhost"
+    env.update(extra or {})
     return env
 
 
 class Follow:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sfttop", "--follow", "--format", "jsonl", "--interval", "0.05", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(env),
         )
         self.lines: list[tuple[float, dict]] = []
         self._t = threading.Thread(target=self._read, daemon=True)
@@ -139,3 +140,33 @@ def test_bad_webhook_arguments_are_usage_errors(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=30, env=_env())
         assert p.returncode == 2 and msg in p.stderr, (extra, p.stderr)
         assert "TOKEN" not in p.stderr and p.stdout == ""
+
+
+def test_every_flavour_from_the_config_gets_exactly_one_message(tmp_path: Path) -> None:
+    log = tmp_path / "run-b" / "train.log"
+    log.parent.mkdir()
+    log.write_bytes(b"".join(hf(i) for i in range(1, 21)))
+    flavours = ("slack", "discord", "feishu", "dingtalk", "wecom", "ntfy", "json")
+    with HookServer() as srv:
+        config = tmp_path / "config.toml"
+        config.write_text('[alert]\nmin_severity = "critical"\n' + "".join(
+            f'[[alert.webhook]]\nurl = "{srv.url("/" + fl)}"\nformat = "{fl}"\nsecret_env = "HOOK_SECRET"\n'
+            for fl in flavours))
+        f = Follow("--config", str(config), str(log), env={"HOOK_SECRET": "s3cr3t"})
+        try:
+            f.wait(lambda: len(f.records()) >= 20)
+            with open(log, "ab") as fh:
+                fh.write(NAN % 0.021)
+            f.wait(lambda: len(f.findings()) >= 1)
+            srv.wait_for(len(flavours))
+            time.sleep(0.5)
+        finally:
+            code, err = f.stop()
+    assert code == 0 and "s3cr3t" not in err, err
+    assert sorted(s.path for s in srv.seen) == sorted("/" + fl for fl in flavours), err
+    by = {s.path[1:]: s for s in srv.seen}
+    assert json.loads(by["slack"].body)["blocks"] and json.loads(by["discord"].body)["embeds"]
+    assert json.loads(by["feishu"].body)["sign"] and by["dingtalk"].query["sign"]
+    assert json.loads(by["wecom"].body)["msgtype"] == "markdown"
+    assert by["ntfy"].headers["Priority"] == "urgent" and b"loss is nan" in by["ntfy"].body
+    assert json.loads(by["json"].body)["code"] == "loss_nonfinite"
