@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     err = getattr(app, "exit_message", None)
     if err:
         print(err, file=sys.stderr)
+    if webhooks is not None:  # the title bar showed them while it was up; keep them past the screen
+        for line in webhooks.drain_errors():
+            print(line, file=sys.stderr)
     return int(app.return_code or 0)
 
 
