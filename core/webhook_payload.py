@@ -310,12 +310,11 @@ def json_payload(alerts: list[Alert], dropped: int = 0) -> dict[str, object]:
 
 
 def _header_value(s: str) -> str:
-    # HTTP header values are Latin-1 on the wire; ntfy decodes RFC 2047 for anything else.
-    try:
-        s.encode("latin-1")
+    # Header bytes beyond ASCII are read as Latin-1 by some servers and as UTF-8 by others;
+    # ntfy documents RFC 2047 encoded words for anything but ASCII.
+    if s.isascii():
         return s
-    except UnicodeEncodeError:
-        return "=?UTF-8?B?" + base64.b64encode(s.encode()).decode() + "?="
+    return "=?UTF-8?B?" + base64.b64encode(s.encode()).decode() + "?="
 
 
 def feishu_sign(timestamp: str, secret: str) -> str:

@@ -177,6 +177,8 @@ def test_ntfy_plain_body_and_headers() -> None:
     title = seen.headers["Title"]
     assert title.startswith("=?UTF-8?B?")  # RFC 2047, as ntfy documents for non-ASCII
     assert "运行-a" in base64.b64decode(title[10:-2]).decode()
+    plain, _ = _one("ntfy", run="run-a", finding=_finding("grad_norm_high", Severity.WARNING))
+    assert plain.headers["Priority"] == "high" and plain.headers["Title"].startswith("=?UTF-8?B?")  # "·" is not ASCII
     assert seen.headers["Authorization"] == "Bearer tk_abc"
     body = seen.body.decode()
     assert body.startswith("loss is nan at step 120") and "Advice: lower the learning rate" in body
