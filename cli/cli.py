@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import signal
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .core.config import Config
+    from .core.webhook import WebhookSender
+
+# Set by --serve for the app it starts per browser tab (see serve.py).
+SERVED_ENV = "SFTTOP_SERVED"
 
 EXAMPLES = """\
 examples:
@@ -21,6 +29,9 @@ examples:
   sfttop --report --format json runs/      the same as JSON for scripts and CI (exit 1 on a critical finding)
   sfttop --report --format md run/ > r.md  Markdown to paste into an issue or PR
   sfttop --follow --format jsonl train.log | jq .   every new record and finding as a JSON line
+  sfttop --alert-webhook https://open.feishu.cn/open-apis/bot/v2/hook/... 'runs/*/train.log'
+                                           tell a chat (Feishu/Lark, DingTalk, WeCom, Slack, Discord, ntfy)
+  sfttop --serve 'runs/*/train.log'        the same screen in a browser (pip install 'sfttop[web]')
 
 inputs: HF Trainer / TRL stdout captures (transformers 4.x and 5.x), trainer_state.json,
 LLaMA-Factory trainer_log.jsonl, ms-swift logging.jsonl, generic JSON lines; the stdout of
@@ -71,7 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alert-cmd", metavar="CMD", default=None,
                    help="run CMD (no shell) once per new finding episode, the finding as JSON on stdin")
     p.add_argument("--alert-severity", choices=["critical", "warning", "info"], default=None,
-                   help="lowest severity that runs --alert-cmd (default: the config's alert.min_severity, warning)")
+                   help="lowest severity that runs --alert-cmd or posts to --alert-webhook "
+                   "(default: the config's alert.min_severity, warning)")
+    p.add_argument("--alert-webhook", metavar="URL", action="append", default=None,
+                   help="post each new finding episode to this chat webhook (repeatable); the service is "
+                   "recognised from the URL")
+    p.add_argument("--alert-webhook-format", default=None,
+                   choices=["slack", "discord", "feishu", "dingtalk", "wecom", "ntfy", "json"],
+                   help="the webhook's service when the URL does not tell (json: the --alert-cmd payload)")
+    p.add_argument("--alert-webhook-secret-env", metavar="VAR", default=None,
+                   help="environment variable holding the signing secret (Feishu, DingTalk, json) or ntfy token")
+    p.add_argument("--serve", action="store_true",
+                   help="serve the screen to a browser (textual-serve; pip install 'sfttop[web]')")
+    p.add_argument("--serve-host", metavar="ADDR", default=None,
+                   help="address --serve binds to (default 127.0.0.1; anything else is reachable "
+                   "by others, without authentication)")
+    p.add_argument("--serve-port", metavar="PORT", type=int, default=8765, help="port for --serve (default 8765)")
+    p.add_argument("--serve-url", metavar="URL", default=None,
+                   help="the address browsers use to reach --serve, when not http://HOST:PORT (a proxy)")
     p.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
                    help=f"how often files are polled, {MIN_INTERVAL:g} to {MAX_INTERVAL:g} (default 0.5)")
     p.add_argument("--version", action="version", version=f"sfttop {__version__}")
@@ -131,15 +159,33 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"sfttop: --alert-cmd: {e}", file=sys.stderr)
             return 2
+        webhooks, code = _webhooks(args, config)
+        if code:
+            return code
         signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+        if webhooks is not None:  # unwind on a kill too, so queued alerts are flushed (bounded)
+            for sig in (getattr(signal, "SIGHUP", None), signal.SIGTERM):
+                if sig is not None:
+                    signal.signal(sig, _exit_on_signal)
         try:
             return follow(
-                args.paths, config, fmt, sys.stdout, interval=args.interval, dispatcher=dispatcher, log_format=log_format
+                args.paths, config, fmt, sys.stdout, interval=args.interval, dispatcher=dispatcher,
+                log_format=log_format, webhooks=webhooks,
             )
         except KeyboardInterrupt:
             return 0
     if args.format is not None:
         print("sfttop: --format applies to --report and --follow", file=sys.stderr)
+        return 2
+    if args.serve:
+        if args.report or args.follow:
+            print("sfttop: --serve cannot be combined with --report or --follow", file=sys.stderr)
+            return 2
+        from .serve import serve
+
+        return serve(args, config)
+    if (args.serve_host, args.serve_url) != (None, None):
+        print("sfttop: --serve-host and --serve-url apply to --serve", file=sys.stderr)
         return 2
     paths = list(args.paths)
     demo = None
@@ -161,10 +207,23 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.stdout.isatty() and not os.environ.get("SFTTOP_FORCE_TUI"):
         print("sfttop: stdout is not a terminal; use --report or --follow", file=sys.stderr)
         return 2
+    alert_cmd = args.alert_cmd
+    webhooks = None
+    if os.environ.get(SERVED_ENV):
+        # one browser tab of --serve: the serving process sends the alerts, once, not every tab
+        alert_cmd = None
+        config = dataclasses.replace(config, alert=dataclasses.replace(config.alert, cmd=None, webhook=()))
+    else:
+        webhooks, code = _webhooks(args, config)
+        if code:
+            if demo is not None:
+                demo.stop()
+            return code
     from .tui.app import SfttopApp
 
-    app = SfttopApp(paths, config, interval=args.interval, alert_cmd=args.alert_cmd,
-                    alert_severity=args.alert_severity, title_suffix=" (demo)" if demo else "", fmt=log_format)
+    app = SfttopApp(paths, config, interval=args.interval, alert_cmd=alert_cmd,
+                    alert_severity=args.alert_severity, title_suffix=" (demo)" if demo else "", fmt=log_format,
+                    webhooks=webhooks)
     try:
         app.run()
     finally:
@@ -173,7 +232,25 @@ def main(argv: list[str] | None = None) -> int:
     err = getattr(app, "exit_message", None)
     if err:
         print(err, file=sys.stderr)
+    if webhooks is not None:  # the title bar showed them while it was up; keep them past the screen
+        for line in webhooks.drain_errors():
+            print(line, file=sys.stderr)
     return int(app.return_code or 0)
+
+
+def _webhooks(args: argparse.Namespace, config: Config) -> tuple[WebhookSender | None, int]:
+    """The ``--alert-webhook`` sender (None when none is asked for), or an exit status 2."""
+    from .core.webhook import sender_for
+
+    if (args.alert_webhook_format or args.alert_webhook_secret_env) and not args.alert_webhook:
+        print("sfttop: --alert-webhook-format and --alert-webhook-secret-env need --alert-webhook URL", file=sys.stderr)
+        return None, 2
+    try:
+        return sender_for(args.alert_webhook, args.alert_webhook_format, args.alert_webhook_secret_env,
+                          args.alert_severity, config), 0
+    except ValueError as e:
+        print(f"sfttop: --alert-webhook: {e}", file=sys.stderr)
+        return None, 2
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

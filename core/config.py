@@ -144,13 +144,33 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """One ``[[alert.webhook]]`` table: a chat webhook that is told about new findings."""
+
+    url: str = field(default="", metadata=_doc("the incoming-webhook URL (it holds the token: keep the file private)"))
+    format: str | None = field(
+        default=None, metadata=_doc("slack, discord, feishu, dingtalk, wecom, ntfy or json (default: from the URL)")
+    )
+    min_severity: str | None = field(default=None, metadata=_doc("least severity sent here (default: alert.min_severity)"))
+    secret: str | None = field(default=None, repr=False, metadata=_doc("signing secret (Feishu, DingTalk, json) or ntfy token"))
+    secret_env: str | None = field(default=None, metadata=_doc("... or the environment variable that holds it"))
+
+
+WEBHOOK_FORMATS = ("slack", "discord", "feishu", "dingtalk", "wecom", "ntfy", "json")
+
+
+@dataclass(frozen=True)
 class AlertConfig:
-    """How ``--alert-cmd`` is fed."""
+    """How ``--alert-cmd`` and ``--alert-webhook`` are fed."""
 
     cmd: str | None = field(default=None, metadata=_doc("command run once per new finding episode (JSON on stdin)"))
     min_interval_seconds: float = field(default=60.0, metadata=_doc("at most one alert command per this many seconds"))
     min_severity: str = field(default="warning", metadata=_doc("least severity that alerts: info, warning or critical"))
     bell: bool = field(default=True, metadata=_doc("ring the terminal bell on a new critical finding"))
+    webhook_per_minute: int = field(
+        default=6, metadata=_doc("at most this many messages a minute per webhook; the excess waits and goes as one digest")
+    )
+    webhook: tuple[WebhookConfig, ...] = field(default=(), metadata=_doc("chat webhooks, as [[alert.webhook]] tables"))
 
 
 @dataclass(frozen=True)
@@ -261,8 +281,39 @@ def _alert_from_mapping(table: Mapping[str, object]) -> AlertConfig:
                 raise ConfigError(f"'{key}' must be one of {', '.join(SEVERITIES)}, got {value!r}")
         elif name == "bell" and not isinstance(value, bool):
             raise ConfigError(f"'{key}' must be true or false, got {_type_name(value)} {value!r}")
+        elif name == "webhook_per_minute":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"'{key}' must be an integer >= 1, got {_type_name(value)} {value!r}")
+        elif name == "webhook":
+            if not isinstance(value, list):
+                raise ConfigError(f"'{key}' must be an array of tables ([[alert.webhook]]), got {_type_name(value)}")
+            value = tuple(_webhook_from_mapping(f"{key}[{i}]", t) for i, t in enumerate(value))
         out[name] = value
     return replace(AlertConfig(), **out)  # type: ignore[arg-type]
+
+
+def _webhook_from_mapping(key: str, table: object) -> WebhookConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"'{key}' must be a table ([[alert.webhook]]), got {_type_name(table)}")
+    known = [f.name for f in fields(WebhookConfig)]
+    for name, value in table.items():
+        if name not in known:
+            raise ConfigError(f"unknown key '{key}.{name}'{_suggest(name, known)}")
+        if not isinstance(value, str) or not value.strip():
+            # the value itself is not echoed: it may be a secret
+            raise ConfigError(f"'{key}.{name}' must be a non-empty string, got {_type_name(value)}")
+    url = table.get("url")
+    if not isinstance(url, str) or not re.match(r"^https?://[^/?#\s]+", url):
+        raise ConfigError(f"'{key}.url' must be an http:// or https:// URL")
+    fmt = table.get("format")
+    if fmt is not None and fmt not in WEBHOOK_FORMATS:
+        raise ConfigError(f"'{key}.format' must be one of {', '.join(WEBHOOK_FORMATS)}, got {fmt!r}")
+    sev = table.get("min_severity")
+    if sev is not None and sev not in SEVERITIES:
+        raise ConfigError(f"'{key}.min_severity' must be one of {', '.join(SEVERITIES)}, got {sev!r}")
+    if "secret" in table and "secret_env" in table:
+        raise ConfigError(f"'{key}': give 'secret' or 'secret_env', not both")
+    return WebhookConfig(**table)
 
 
 def _keys_from_mapping(table: Mapping[str, object], actions: Collection[str] | None) -> dict[str, str]:
@@ -357,10 +408,13 @@ def _parse_toml(text: str, target: str) -> dict[str, Any]:
 def config_reference() -> list[tuple[str, str, str]]:
     """(key, default as TOML, doc) for every setting, in file order; the README table is made from it."""
     out: list[tuple[str, str, str]] = []
-    for section, cls in (("thresholds", Thresholds), ("alert", AlertConfig)):
+    for section, cls in (("thresholds", Thresholds), ("alert", AlertConfig), ("alert.webhook[]", WebhookConfig)):
         for f in fields(cls):
+            if f.name == "webhook":
+                continue  # its keys follow as alert.webhook[].*
             default = f.default if f.default is not MISSING else None
-            out.append((f"{section}.{f.name}", _toml_literal(default), str(f.metadata.get("doc", ""))))
+            literal = "(required)" if cls is WebhookConfig and f.name == "url" else _toml_literal(default)
+            out.append((f"{section}.{f.name}", literal, str(f.metadata.get("doc", ""))))
     out.append(("keys.<binding>", '""', 'remap a key binding by its id, e.g. next_run = "n"'))
     return out
 

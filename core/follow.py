@@ -16,6 +16,7 @@ from .records import Event, EventKind, Record, expand
 from .run import Monitor, record_json
 from .sanitize import clean_text
 from .wake import Waker, log_dirs
+from .webhook import WebhookSender
 
 
 def record_text(run: str, rec: Record) -> str:
@@ -46,23 +47,29 @@ def follow(
     dispatcher: AlertDispatcher | None = None,
     err: TextIO | None = None,
     log_format: str | None = None,
+    webhooks: WebhookSender | None = None,
 ) -> int:
     """Print every record and finding as it arrives, until ``stop`` is set or interrupted.
 
     The records already in the files are printed first, so a pipe sees the whole run;
     everything is printed once, in log order per run. ``dispatcher`` (``--alert-cmd``) is
-    offered the same finding episodes as in the TUI: those news to this session. Its failures
-    go to ``err`` (stderr), never into the record stream.
+    offered the same finding episodes as in the TUI: those news to this session, and so is
+    ``webhooks`` (``--alert-webhook``), which only queues them. Their failures go to ``err``
+    (stderr), never into the record stream.
     """
     stop = stop or threading.Event()
+    err = err or sys.stderr
     mon = Monitor(paths, config, fmt=log_format)
     waker = Waker()
     try:
-        return _follow(mon, fmt, out, interval, stop, waker, dispatcher, err or sys.stderr)
+        return _follow(mon, fmt, out, interval, stop, waker, dispatcher, err, webhooks)
     finally:
         waker.close()
         if dispatcher is not None:
             dispatcher.close()
+        if webhooks is not None:
+            webhooks.close(wait=3.0)  # what was found just before the end still goes out
+            _report(webhooks, err)
 
 
 def _follow(
@@ -74,14 +81,21 @@ def _follow(
     waker: Waker,
     dispatcher: AlertDispatcher | None,
     err: TextIO,
+    webhooks: WebhookSender | None = None,
 ) -> int:
     announced: set[str] = set()
     while not stop.is_set():
         mon.rescan()
         before = {r.name for r in mon.runs if r.loaded}
         updates = mon.poll(16 << 20)
-        if dispatcher is not None:
-            _alert(dispatcher, news(mon.runs, updates, before), err)
+        if dispatcher is not None or webhooks is not None:
+            found = news(mon.runs, updates, before)
+            if dispatcher is not None:
+                _alert(dispatcher, found, err)
+            if webhooks is not None:
+                for name, f in found:
+                    webhooks.offer(name, f)
+                _report(webhooks, err)
         for run in mon.runs:
             if run.error and run.name not in announced and not run.exists:
                 announced.add(run.name)
@@ -118,7 +132,6 @@ def _follow(
     return 0
 
 
-
 def _alert(dispatcher: AlertDispatcher, found: list[tuple[str, Finding]], err: TextIO) -> None:
     for name, f in found:
         outcome = dispatcher.offer(name, f)
@@ -128,3 +141,10 @@ def _alert(dispatcher: AlertDispatcher, found: list[tuple[str, Finding]], err: T
             err.write(f"sfttop: --alert-cmd rate-limited: {outcome.run} {outcome.code} not sent\n")
     dispatcher.reap()
     err.flush()
+
+
+def _report(webhooks: WebhookSender, err: TextIO) -> None:
+    lines = webhooks.drain_errors()
+    if lines:
+        err.write("".join(line + "\n" for line in lines))
+        err.flush()

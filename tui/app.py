@@ -34,6 +34,7 @@ from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
 from sfttop.core.run import Monitor, Run
 from sfttop.core.wake import Waker, log_dirs
+from sfttop.core.webhook import WebhookSender
 
 from . import panels
 from .keys import KEYS
@@ -148,6 +149,7 @@ class SfttopApp(App[int]):
         clock: Callable[[], float] | None = None,
         rescan_seconds: float = 2.0,
         fmt: str | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -167,6 +169,7 @@ class SfttopApp(App[int]):
             self.dispatcher = dispatcher_for(alert_cmd, alert_severity, config)
         except ValueError as e:
             self._alert_error = f"sfttop: --alert-cmd: {e}"
+        self.webhooks = webhooks  # --alert-webhook: queues only, its threads do the sending
         # UI state
         self.selected = 0
         self.chart_state = ChartState()
@@ -332,6 +335,9 @@ class SfttopApp(App[int]):
                 for name, f in news:
                     self.dispatcher.offer(name, f)
                 self.dispatcher.reap()
+            if self.webhooks is not None:
+                for name, f in news:
+                    self.webhooks.offer(name, f)
             if new or ups:
                 self.post_message(Polled(len(new), live, loading))
             if (was_loading and not loading) or (loading and self.polls % TRIM_EVERY == 0):
@@ -430,6 +436,8 @@ class SfttopApp(App[int]):
         self._stop_polling()
         if self.dispatcher is not None:
             self.dispatcher.close(wait=1.0)
+        if self.webhooks is not None:
+            self.webhooks.close(wait=2.0)
 
     # ------------------------------------------------------------------------------ refresh
     def _refresh_all(self, force: bool = False) -> None:
@@ -467,7 +475,7 @@ class SfttopApp(App[int]):
         if loading and run is not None and run.loaded:
             frac = sum(r.load_fraction for r in loading) / len(loading)
             load_text = f"loading {len(loading)} more {frac * 100:.0f}%"
-        alerts = self.dispatcher.status() if self.dispatcher is not None else ""
+        alerts = " │ ".join(x.status() for x in (self.dispatcher, self.webhooks) if x is not None)
         if self.engine_error:
             alerts = f"⚠ {self.engine_error}"[:80] + (f" │ {alerts}" if alerts else "")
         if run is None:
