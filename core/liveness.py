@@ -9,12 +9,12 @@ another box, or a run that died before sfttop started, is judged from the first 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from .diagnose.episodes import Code
+from .numfmt import fmt_duration
 
 if TYPE_CHECKING:
     from .run import Run
@@ -48,7 +48,7 @@ class Liveness:
         where = ""
         if self.step is not None:
             where = f" at step {self.step}" + (f" of {self.total}" if self.total else "")
-        return f"{self.state.value}: last write {ago(self.silent)} ago{where}"
+        return f"{self.state.value}: last write {fmt_duration(self.silent)} ago{where}"
 
 
 def liveness(run: Run, now: float) -> Liveness:
@@ -68,20 +68,3 @@ def liveness(run: Run, now: float) -> Liveness:
     if run.data.last_step is None:
         return Liveness(State.WAITING, silent, step, total)
     return Liveness(State.RUNNING, silent, step, total)
-
-
-def ago(seconds: float) -> str:
-    """``42s``, ``7m05s``, ``3h12m``, ``2d04h``."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m{s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 48:
-        return f"{h}h{m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d{h:02d}h"

@@ -89,3 +89,20 @@ def fmt_tick(v: float, count: bool = False) -> str:
             return f"{mant}e{int(exp)}"
         return text
     return f"{v:.6g}"  # ticks are round numbers: this only drops float noise
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """ETA text: ``42s``, ``7m05s``, ``3h12m``, ``2d04h``."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from sfttop.core.numfmt import fmt_count, fmt_sci, fmt_tick, fmt_value
+from sfttop.core.numfmt import fmt_count, fmt_duration, fmt_sci, fmt_tick, fmt_value
 
 __all__ = ["fmt_change", "fmt_count", "fmt_duration", "fmt_epoch", "fmt_sci", "fmt_step", "fmt_tick", "fmt_value"]
 
@@ -29,23 +29,6 @@ def fmt_change(now: float | None, before: float | None) -> tuple[str, int]:
     if pct >= 10:
         return f"{arrow}{pct:.0f}%", sign
     return f"{arrow}{pct:.1f}%", sign
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """ETA text: ``42s``, ``7m05s``, ``3h12m``, ``2d04h``."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m{s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 48:
-        return f"{h}h{m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d{h:02d}h"
 
 
 def fmt_step(step: int | None, total: int | None = None) -> str:
