@@ -5,7 +5,7 @@ of each dict line as in real captures).
     python bench/busywriter.py --rate 2 --seconds 40 --times T.txt LOG [LOG ...]
 
 Each log gets ``rate`` records a second, the writes of all logs spread evenly over the second.
-The first log's losses are unique (0.5000, 0.5001, ...; wrapping before 0.9) so a screen
+The first log's losses are unique (0.1000, 0.1001, ...; wrapping after 0.8999) so a screen
 scraper can tell which record it shows; ``--times`` gets one line per record of the first log:
 ``k loss monotonic-seconds`` (CLOCK_MONOTONIC: comparable with the bench's own clock).
 """
@@ -18,18 +18,22 @@ import sys
 import time
 
 
-def line(k: int, loss: float, total: int) -> bytes:
+def line(k: int, loss: float, start: int) -> bytes:
+    """Record ``k`` after ``start`` records of a genlogs history (logging every 5 steps, three
+    epochs over it): step, epoch and tokens go on from where the history ends, as a resumed or
+    longer run's would (an epoch that went back would read as a restart)."""
+    step = (start + k + 1) * 5
     rec = {
         "loss": loss,
         "grad_norm": 1.0123 + (k % 7) * 0.01,
         "learning_rate": 1e-05,
         "entropy": 0.9104,
-        "num_tokens": float((total + k) * 8192),
+        "num_tokens": float(step * 8192),
         "mean_token_accuracy": 0.8812,
-        "epoch": 1.0,
+        "epoch": round(3.0 * step / (5 * start), 4),
     }
-    step = (total + k + 1) * 5
-    bar = f"\r{min(99, step % 100):3d}%|█████     | {step}/{10 * total} [11:06:40<00:00,  1.25it/s]"
+    total = 100 * start
+    bar = f"\r{100 * step // total:3d}%|█████     | {step}/{total} [11:06:40<00:00,  1.25it/s]"
     return (bar + str(rec) + "\n").encode()
 
 
@@ -59,7 +63,7 @@ def main() -> int:
             j = i % n
             k = i // n
             if j == 0:
-                loss = round(0.5 + (k % 4000) * 0.0001, 4)
+                loss = round(0.1 + (k % 8000) * 0.0001, 4)
                 os.write(fds[0], line(k, loss, a.start))
                 out.write(f"{k} {loss:.4f} {time.monotonic():.6f}\n")
             else:
