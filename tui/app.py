@@ -60,7 +60,7 @@ from .widgets.help_screen import HelpScreen
 from .widgets.key_bar import KeyBar, KeyHint
 from .widgets.metric_card import MetricCard, MetricCardHeader
 from .widgets.metric_chart import MetricChart
-from .widgets.run_list import RunList
+from .widgets.run_list import RunList, RunRow
 from .widgets.title_bar import TitleBar, TitleInfo
 
 MIN_WIDTH = 40
@@ -71,6 +71,18 @@ LOAD_BUDGET = 256 << 10
 TRIM_EVERY = 50  # polls between heap trims while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
+# Polls at most this often while runs write: a poll reads every run, and the screen shows no more
+# than REFRESH_GAP allows anyway (inotify wakes the loop at every write of every run).
+BUSY_POLL_GAP = 0.1
+# The selected run's checklist and assessment are rebuilt at most this often while it writes
+# (judging the open checklist windows and the assessment are the dearest views; their text moves
+# slowly, unlike the cards and the chart). A newly selected run's are built at once.
+VIEWS_GAP = 1.0
+# ... and the chart and the run list's counters at most this often while runs write (redrawing
+# them is most of the cost of a busy screen: ~7 ms each); the cards and the title keep
+# REFRESH_GAP, and a run's status word in the list (an alarm) goes up at once.
+CHART_GAP = 1.0
+ROWS_GAP = 1.0
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
 VIEWS = ("chart", "metrics", "checklist", "assessment")
 
@@ -108,6 +120,7 @@ class RunViews:
     generation: int
     checklist: ChecklistView
     assessment: AssessmentView
+    built_at: float = 0.0  # time.monotonic() when built
 
 
 class TooSmall(Static):
@@ -175,10 +188,15 @@ class SfttopApp(App[int]):
         self._shown: dict[str, object] = {}
         self._flush_at = 0.0
         self._flush_pending = False
+        self._chart_at = 0.0
+        self._rows_at = 0.0
+        self._slow_pending = False  # a refresh is due for the chart or the run list's counters
         self._bells = 0
         self.engine_error: str | None = None  # the last internal error, shown in the title bar
         self.polls = 0
         self._views: dict[str, RunViews] = {}  # by run name, written by the poll thread
+        self.view_builds = 0  # checklist/assessment builds (tests check background runs cost none)
+        self._rows: dict[str, tuple[int, RunRow]] = {}  # each run's list row and its generation
         self._waker: Waker | None = None
         if replay:
             self.monitor.load_all()
@@ -299,7 +317,9 @@ class SfttopApp(App[int]):
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         was_loading = False
+        polled_at = -1.0
         while not stop.is_set():
+            polled_at = time.monotonic()
             try:
                 with self.lock:
                     new = mon.rescan()
@@ -345,7 +365,7 @@ class SfttopApp(App[int]):
             # moment more, so a burst of writes is read in one go). Polling stays the truth.
             waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
             if waker.wait(self.interval, stop):
-                stop.wait(WAKE_COALESCE)
+                stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
 
     def _build_views(self) -> bool:
         """Build the selected run's heavy views if they are out of date (the engine lock held:
@@ -355,12 +375,14 @@ class SfttopApp(App[int]):
             return False
         run = runs[min(self.selected, len(runs) - 1)]
         have = self._views.get(run.name)
-        if have is not None and have.generation == run.generation:
+        now = time.monotonic()
+        if have is not None and (have.generation == run.generation or now - have.built_at < VIEWS_GAP):
             return False
+        self.view_builds += 1
         if not run.loaded:
             # Judging half a history would flash verdicts that the rest of the log overturns.
             pct = f"reading history… {run.load_fraction * 100:.0f}%"
-            views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"))
+            views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"), now)
         else:
             try:
                 checklist = panels.checklist_view(run, run.checklist)
@@ -372,7 +394,7 @@ class SfttopApp(App[int]):
             except Exception as e:
                 self._note_error("assessment", e)
                 assessment = AssessmentView(f"assessment unavailable: {type(e).__name__}", "muted")
-            views = RunViews(run.generation, checklist, assessment)
+            views = RunViews(run.generation, checklist, assessment, now)
         self._views[run.name] = views
         return True
 
@@ -419,6 +441,16 @@ class SfttopApp(App[int]):
         self._flush_pending = False
         self._refresh_all()
 
+    def _later(self, wait: float) -> None:
+        """Refresh again in ``wait`` seconds (for what was held back by CHART_GAP, ROWS_GAP)."""
+        if not self._slow_pending:
+            self._slow_pending = True
+            self.set_timer(max(0.01, wait), self._deferred_slow)
+
+    def _deferred_slow(self) -> None:
+        self._slow_pending = False
+        self._refresh_all()
+
     def _stop_polling(self) -> None:
         self._stop.set()
 
@@ -444,7 +476,14 @@ class SfttopApp(App[int]):
             n = len(runs)
             if n and self.selected >= n:
                 self.selected = n - 1
-            self.query_one("#runs", RunList).set_rows(tuple(run_row(r) for r in runs))
+            run_list = self.query_one("#runs", RunList)
+            rows = tuple(self._row(r) for r in runs)
+            due = self._flush_at - self._rows_at >= ROWS_GAP or any(not r.loaded for r in runs)
+            if force or due or _rows_news(run_list.rows, rows):
+                run_list.set_rows(rows)
+                self._rows_at = self._flush_at
+            elif rows != run_list.rows:
+                self._later(ROWS_GAP - (self._flush_at - self._rows_at))
             self.query_one("#runs", RunList).selected = self.selected
             run = runs[self.selected] if runs else None
             self.query_one("#title", TitleBar).set_info(self._title_info(runs, run))
@@ -453,13 +492,33 @@ class SfttopApp(App[int]):
             if force or self._shown.get("run") != key:
                 self._shown["run"] = key
                 self._refresh_run(run)
-            ckey = (self.selected, self.chart_state, buckets, tuple(r.generation for r in runs))
-            if force or self._shown.get("chart") != ckey:
+            # (only the runs the chart draws: a background run's record changes its row alone)
+            drawn = runs if self.chart_state.overlay else runs[self.selected : self.selected + 1]
+            what = (self.selected, self.chart_state, buckets, len(runs))
+            ckey = (*what, tuple((r.name, r.generation) for r in drawn))
+            shown = self._shown.get("chart")
+            wait = CHART_GAP - (self._flush_at - self._chart_at)
+            live = all(r.loaded for r in drawn)
+            if not force and live and shown != ckey and isinstance(shown, tuple) and shown[:4] == what and wait > 0:
+                # Only new records: drawn at the next chart refresh (the user's own changes, a
+                # key or a resize, are drawn at once, and so is history as it loads).
+                self._later(wait)
+            elif force or shown != ckey:
                 self._shown["chart"] = ckey
+                self._chart_at = self._flush_at
                 if runs:
                     chart.set_data(chart_data(runs, self.selected, self.chart_state, self.config.thresholds, buckets))
                 else:
                     chart.set_data(panels.empty_chart(self.monitor.args, self.chart_state))
+
+    def _row(self, run: Run) -> RunRow:
+        """The run's list row, made again only when the run changed."""
+        have = self._rows.get(run.name)
+        if have is not None and have[0] == run.generation:
+            return have[1]
+        row = run_row(run)
+        self._rows[run.name] = (run.generation, row)
+        return row
 
     def _title_info(self, runs: list[Run], run: Run | None) -> TitleInfo:
         loading = [r for r in runs if not r.loaded and r.exists]
@@ -651,3 +710,8 @@ class SfttopApp(App[int]):
                 return []
             run = runs[self.selected]
             return [finding_key(run, f) for f in run.diagnoser.active()]
+
+
+def _rows_news(old: tuple[RunRow, ...], new: tuple[RunRow, ...]) -> bool:
+    """The run list changed in more than its counters: a run came, or a status changed."""
+    return len(old) != len(new) or any(a.name != b.name or a.status != b.status for a, b in zip(old, new))
