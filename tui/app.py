@@ -190,7 +190,7 @@ class SfttopApp(App[int]):
         self._flush_pending = False
         self._chart_at = 0.0
         self._rows_at = 0.0
-        self._slow_pending = False  # a refresh is due for the chart or the run list's counters
+        self._selected_at = 0.0  # time.monotonic() of the last change of run by the user
         self._bells = 0
         self.engine_error: str | None = None  # the last internal error, shown in the title bar
         self.polls = 0
@@ -408,7 +408,10 @@ class SfttopApp(App[int]):
                 self._build_views()  # no poll thread in replay: build here, deterministically
 
     def on_views_built(self, _message: ViewsBuilt) -> None:
-        self._refresh_all()
+        if time.monotonic() - self._selected_at < 1.0:
+            self._refresh_all()  # the run the user just chose: its panels at once
+        else:
+            self._later(REFRESH_GAP - (time.monotonic() - self._flush_at))  # with the next frame
 
     def on_polled(self, message: Polled) -> None:
         if self.config.alert.bell and any(f.severity is Severity.CRITICAL for _n, f in message.opened):
@@ -443,13 +446,10 @@ class SfttopApp(App[int]):
 
     def _later(self, wait: float) -> None:
         """Refresh again in ``wait`` seconds (for what was held back by CHART_GAP, ROWS_GAP)."""
-        if not self._slow_pending:
-            self._slow_pending = True
-            self.set_timer(max(0.01, wait), self._deferred_slow)
-
-    def _deferred_slow(self) -> None:
-        self._slow_pending = False
-        self._refresh_all()
+        # (one timer for every reason: each refresh is a frame, and a frame redraws much)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.set_timer(max(0.01, wait), self._deferred_refresh)
 
     def _stop_polling(self) -> None:
         self._stop.set()
@@ -589,6 +589,7 @@ class SfttopApp(App[int]):
         index %= n
         if index != self.selected:
             self.selected = index
+            self._selected_at = time.monotonic()
             self._want_views()
             groups = self._groups()
             if self.chart_state.group >= len(groups):
