@@ -6,7 +6,10 @@ so a run started later appears), polls every run for new bytes, hands new findin
 the ``--alert-cmd`` dispatcher, and posts one ``Polled`` message when anything changed. The UI
 thread then reads, under the same lock, only what changed (a run's ``generation`` says so) into
 plain view data for the widgets. When nothing changes nothing is posted, nothing is rebuilt and
-nothing is redrawn: an idle screen costs one ``stat`` per file per interval.
+nothing is redrawn: an idle screen costs one ``stat`` per file per interval. A busy one costs
+frames, not records: while logs are written the poll runs at most every BUSY_POLL_GAP, and what is
+dear to redraw (the chart, the run list's counters, the selected run's checklist and assessment)
+at most about once a second; a run in the background only changes its row.
 
 ``replay=True`` (tests, screenshots): every log is read to its end before the first paint and
 never polled again, with a fixed clock: the same files give the same screen.
