@@ -24,6 +24,10 @@ Figures (names for ``--only``):
                while 64 runs load their history (and once they have).
   idle         64 tailed runs, nothing changing: CPU % of a core and bytes written to the
                terminal per second (the app runs under a pty this script reads).
+  busy         the TUI (tmux 120x36) while plain Python writers (``bench/busywriter.py``)
+               append HF-style records to its runs: CPU % of a core for 16 runs x 2 records/s,
+               1 x 100, 16 x 20 and 64 x 1; how far the selected run's loss card lags the
+               newest record; key press -> screen p95 under 16 x 20.
   memory       resident memory of the TUI with 64 runs x 100k records; of one run at 10k..1M
                records (and the slope per record); peak RSS of ``--report`` for the same.
 
@@ -71,7 +75,8 @@ TL_SENTINEL = f"{{'loss': {genlogs.SENTINEL_LOSS},"  # ... and as the log's last
 LOSS_CARD = re.compile(r"│ loss +([^\s↑↓✖]+)")  # the value, without its out-of-range mark
 NUMBER = re.compile(r"[-+]?(\d|\.\d)")
 CLK = os.sysconf("SC_CLK_TCK")
-FIGURES = ("report", "first-screen", "toolong", "latency", "keys", "idle", "memory")
+FIGURES = ("report", "first-screen", "toolong", "latency", "keys", "idle", "busy", "memory")
+BUSY_LOADS = ((16, 2.0), (1, 100.0), (16, 20.0), (64, 1.0))  # (runs, records/s each)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Sizes:
     idle_runs: int
     idle_n: int
     idle_seconds: float
+    busy_n: int  # records of history in each busy run before the writers start
+    busy_seconds: float  # CPU measured over this long per load
     mem_runs: int
     mem_n: int
     growth: tuple[int, ...]
@@ -105,7 +112,7 @@ FULL = Sizes(
     report_n=300_000, first_n=1_000_000, toolong_n=200_000,
     latency_runs=4, latency_n=20_000, latency_samples=40, latency_poll_only=True,
     keys_runs=64, keys_n=100_000, keys_samples=30,
-    idle_runs=64, idle_n=5_000, idle_seconds=15.0,
+    idle_runs=64, idle_n=5_000, idle_seconds=15.0, busy_n=2_000, busy_seconds=30.0,
     mem_runs=64, mem_n=100_000, growth=(10_000, 100_000, 300_000, 1_000_000),
     repeats=3, multi_runs=16, multi_n=30_000, tui_repeats=3, tl_attempts=5, tl_timeout=15.0, load_timeout=300.0,
 )  # fmt: skip
@@ -113,7 +120,7 @@ QUICK = Sizes(
     report_n=30_000, first_n=30_000, toolong_n=30_000,
     latency_runs=3, latency_n=5_000, latency_samples=15, latency_poll_only=False,
     keys_runs=8, keys_n=20_000, keys_samples=10,
-    idle_runs=8, idle_n=2_000, idle_seconds=3.0,
+    idle_runs=8, idle_n=2_000, idle_seconds=3.0, busy_n=2_000, busy_seconds=15.0,
     mem_runs=8, mem_n=10_000, growth=(3_000, 10_000),
     repeats=3, multi_runs=4, multi_n=5_000, tui_repeats=1, tl_attempts=2, tl_timeout=4.0, load_timeout=60.0,
 )  # fmt: skip
@@ -484,6 +491,27 @@ def pct(xs: Sequence[float], q: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def _busy_lags(samples: Sequence[tuple[float, str | None]], times: str) -> list[float]:
+    """For each capture of the loss card: how long the screen had been behind, i.e. since the
+    record after the one shown was written (0 when the newest record written is shown)."""
+    writes: list[tuple[float, str]] = []
+    for line in times.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            writes.append((float(parts[2]), parts[1]))
+    if not writes:
+        return []
+    lags = []
+    for tc, shown in samples:
+        written = [w for w in writes if w[0] <= tc]
+        if not written:
+            continue
+        idx = max((i for i, (_t, v) in enumerate(written) if v == shown), default=-1)
+        nxt = idx + 1
+        lags.append(0.0 if nxt >= len(written) else tc - written[nxt][0])
+    return lags
 
 
 def card_value(v: float) -> str:
@@ -980,29 +1008,10 @@ class Bench:
             for phase in phases:
                 if phase == "loaded":
                     wait_quiet(pid, z.load_timeout)
-                for _ in range(z.keys_samples):
-                    screen = self.tmux.capture(name)
-                    if phase == "loading" and LOADING.search(screen) is None:
-                        break  # loaded already: the rest of the samples would not be "while loading"
-                    sel = (sel + 1) % len(names)
-                    want = f"▸ {names[sel]} ["
-                    tk = time.perf_counter()
-                    self.tmux.send(name, "Tab")
-                    seen = None
-                    while time.perf_counter() - tk < 5:
-                        if want in self.tmux.capture(name).splitlines()[0]:
-                            seen = time.perf_counter() - tk
-                            break
-                        time.sleep(0.005)
-                    if seen is None:
-                        missed[phase] += 1
-                        # (the app may still get there: resynchronise on what the title says)
-                        time.sleep(2)
-                        first = self.tmux.capture(name).splitlines()[0]
-                        sel = next((i for i, n in enumerate(names) if f"▸ {n} [" in first), sel)
-                    else:
-                        phases[phase].append(seen)
-                    time.sleep(rnd.uniform(0.2, 0.5))
+                stop = (lambda screen: LOADING.search(screen) is None) if phase == "loading" else None
+                lat, miss, sel = self.press_keys(name, names, z.keys_samples, rnd, sel, stop)
+                phases[phase].extend(lat)
+                missed[phase] += miss
         finally:
             self.tmux.kill(name, pid)
         for phase, lat in phases.items():
@@ -1021,6 +1030,44 @@ class Bench:
                     {"phase": phase, "latencies": lat, "missed": miss, "p50": p50, "p95": p95},
                 )
             )
+
+    def press_keys(
+        self,
+        name: str,
+        names: Sequence[str],
+        samples: int,
+        rnd: random.Random,
+        sel: int,
+        stop: Callable[[str], bool] | None = None,
+    ) -> tuple[list[float], int, int]:
+        """Press Tab ``samples`` times, 0.2-0.5 s apart: the seconds until the title bar names
+        the next run each time, how many presses it never did within 5 s, and the run selected
+        at the end. ``stop(screen)``: stop early when it says so (checked before each press)."""
+        lat: list[float] = []
+        missed = 0
+        for _ in range(samples):
+            if stop is not None and stop(self.tmux.capture(name)):
+                break
+            sel = (sel + 1) % len(names)
+            want = f"▸ {names[sel]} ["
+            tk = time.perf_counter()
+            self.tmux.send(name, "Tab")
+            seen = None
+            while time.perf_counter() - tk < 5:
+                if want in self.tmux.capture(name).splitlines()[0]:
+                    seen = time.perf_counter() - tk
+                    break
+                time.sleep(0.005)
+            if seen is None:
+                missed += 1
+                # (the app may still get there: resynchronise on what the title says)
+                time.sleep(2)
+                first = self.tmux.capture(name).splitlines()[0]
+                sel = next((i for i, n in enumerate(names) if f"▸ {n} [" in first), sel)
+            else:
+                lat.append(seen)
+            time.sleep(rnd.uniform(0.2, 0.5))
+        return lat, missed, sel
 
     # -------------------------------------------------------------------------- idle
     def fig_idle(self) -> None:
@@ -1079,6 +1126,100 @@ class Bench:
                 {"bytes_per_second": bps, "bytes": b1 - b0, "writes": w1 - w0},
             )
         )
+
+    # -------------------------------------------------------------------------- busy
+    def fig_busy(self) -> None:
+        z = self.sizes
+        log = self.gen("hf4", z.busy_n)
+        heaviest = max(BUSY_LOADS, key=lambda x: x[0] * x[1])
+        for nruns, rate in BUSY_LOADS:
+            try:
+                self.busy_load(log, nruns, rate, keys=(nruns, rate) == heaviest)
+            except RuntimeError as e:  # the other loads still say something
+                self.say(f"busy: error: {e}")
+                self.add(Row(f"busy CPU, {nruns} runs x {rate:g} rec/s", f"error: {e}"[:200], "", "FAIL", ""))
+
+    def busy_load(self, log: Path, nruns: int, rate: float, keys: bool) -> None:
+        z = self.sizes
+        names = [f"run{i:02d}" for i in range(nruns)]
+        d = self.work / "busy"
+        shutil.rmtree(d, ignore_errors=True)
+        now = time.time()
+        for name in names:  # copies: every run is appended to
+            (d / name).mkdir(parents=True)
+            shutil.copyfile(log, d / name / "train.log")
+            os.utime(d / name / "train.log", (now, now))
+        label = f"{nruns} run{'s' if nruns > 1 else ''} x {rate:g} rec/s"
+        cmd = [*self.sfttop, str(d / "*" / "train.log")]
+        self.say(f"busy: {label}, {z.busy_seconds:.0f} s ...")
+        name, pid, t0 = self.tmux.start(cmd)
+        writer: subprocess.Popen[bytes] | None = None
+        times = self.out / "busy-times.txt"
+        samples: list[tuple[float, str | None]] = []
+        lat: list[float] = []
+        missed = 0
+        try:
+            shown = lambda screen: loss_card(screen) is not None  # noqa: E731
+            hits, screen = watch(self.tmux, name, t0, {"first": shown}, z.load_timeout, pid=pid)
+            if hits["first"] is None or wait_quiet(pid, z.load_timeout) is None:
+                (self.out / "busy-screen.txt").write_text(screen)
+                raise RuntimeError(f"busy {label}: sfttop did not load")
+            warm = 3.0
+            key_time = z.keys_samples * 0.6 + 5 if keys else 0.0
+            wcmd = [self.python, str(HERE / "busywriter.py"), "--rate", f"{rate:g}", "--start", str(z.busy_n)]
+            wcmd += ["--seconds", f"{warm + z.busy_seconds + key_time + 1:.0f}", "--times", str(times)]
+            wcmd += [str(d / n / "train.log") for n in names]
+            writer = subprocess.Popen(wcmd, start_new_session=True)
+            REAPER.add(writer.pid)
+            time.sleep(warm)
+            c0 = cpu_seconds(pid)
+            tm0 = time.perf_counter()
+            end = tm0 + z.busy_seconds
+            while time.perf_counter() < end:
+                samples.append((time.monotonic(), loss_card(self.tmux.capture(name))))
+                time.sleep(0.05)
+            cpu = (cpu_seconds(pid) - c0) / (time.perf_counter() - tm0) * 100
+            if keys:
+                lat, missed, _sel = self.press_keys(name, names, z.keys_samples, random.Random(8), 0)
+        finally:
+            if writer is not None:
+                _kill_group(writer.pid, signal.SIGTERM)
+                writer.wait()
+                REAPER.discard(writer.pid)
+            self.tmux.kill(name, pid)
+        lags = _busy_lags(samples, times.read_text())
+        worst = max(lags) if lags else None
+        how = (
+            f"tmux {COLS}x{ROWS}: '{self.cmd_str(cmd)}' on {nruns} runs of {fmt_n(z.busy_n)} records (HF 4.x, "
+            f"copies, mtime now); once loaded (CPU < 15% for 1.5 s), '{self.python} bench/busywriter.py --rate "
+            f"{rate:g} LOGS' appends a tqdm-glued dict line to each run {rate:g} times a second; after {warm:.0f} s, "
+            f"over {z.busy_seconds:.0f} s: utime+stime of the sfttop process from /proc/PID/stat; the selected "
+            f"run's loss card captured every 50 ms: lag = how long a newer record had been written than the one shown"
+        )
+        target = {(16, 2.0): 2.0, (1, 100.0): 5.0, (16, 20.0): 8.0}.get((nruns, rate))
+        self.add(
+            Row(
+                f"busy CPU, {label}",
+                f"{cpu:.1f}% of a core (loss card lag max {fmt_s(worst)}, p95 {fmt_s(pct(lags, 95) if lags else None)})",
+                (f"target < {target:g}%" if target is not None else "context") + "; every record on screen within 1 s",
+                ("pass" if (target is None or cpu < target) and worst is not None and worst < 1.0 else "FAIL"),
+                how,
+                {"runs": nruns, "rate": rate, "cpu_percent": cpu, "lag_max": worst, "lags": lags[:2000]},
+            )
+        )
+        if keys:
+            p50, p95 = (pct(lat, 50), pct(lat, 95)) if lat else (None, None)
+            self.add(
+                Row(
+                    f"key → screen latency, p50 / p95 (busy: {label})",
+                    f"{fmt_s(p50)} / **{fmt_s(p95)}**" + (f" ({missed} not shown in 5 s)" if missed else ""),
+                    "target p95 < 100 ms",
+                    "pass" if p95 is not None and p95 < 0.1 and not missed else "FAIL",
+                    f"as [keys], during the writes of the row above: press Tab, time until the title bar names the "
+                    f"next run; {len(lat)} samples 0.2–0.5 s apart",
+                    {"latencies": lat, "missed": missed, "p50": p50, "p95": p95},
+                )
+            )
 
     # -------------------------------------------------------------------------- memory
     def tui_loaded(self, cmd: list[str], run: str, timeout: float) -> dict[str, Any]:
@@ -1245,6 +1386,7 @@ class Bench:
             "latency": self.fig_latency,
             "keys": self.fig_keys,
             "idle": self.fig_idle,
+            "busy": self.fig_busy,
             "memory": self.fig_memory,
         }
         failed: list[str] = []

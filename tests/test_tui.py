@@ -463,3 +463,48 @@ async def test_a_light_theme_gets_the_darker_run_colours() -> None:
     finally:
         use_dark_theme(True)
     assert run_rgb(0) == RUN_COLORS[0]
+
+
+# ---------------------------------------------------------------------------------- busy
+async def test_a_background_run_writing_rebuilds_only_its_row(tmp_path: Path) -> None:
+    write_log(tmp_path / "alpha" / "train.log", 40)
+    write_log(tmp_path / "beta" / "train.log", 40)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: names(app) == ["alpha", "beta"] and not app.monitor.loading)
+        chart = app.query_one("#chart", MetricChart)
+        assert await wait_for(pilot, lambda: app.query_one("#checklist").border_title == "checklist · alpha")
+        await pilot.pause(0.3)
+        builds, views, polls = chart.builds, app.view_builds, app.polls
+        row = app.query_one("#runs", RunList).rows[1]
+        for i in range(41, 61):  # beta (not selected) writes for a second
+            with open(tmp_path / "beta" / "train.log", "a") as f:
+                f.write(repr({"loss": 0.5, "grad_norm": 1.0, "learning_rate": 2e-5, "epoch": i * 0.01}) + "\n")
+            await pilot.pause(0.05)
+        assert await wait_for(pilot, lambda: app.query_one("#runs", RunList).rows[1] != row, 3.0)
+        assert app.polls > polls + 5
+        assert chart.builds == builds  # alpha's chart did not change...
+        assert app.view_builds == views  # ...nor its checklist and assessment
+
+
+async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path: Path) -> None:
+    import sfttop.tui.app as app_module
+
+    write_log(tmp_path / "alpha" / "train.log", 40)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: bool(names(app)) and not app.monitor.loading)
+        await pilot.pause(0.3)
+        views, polls = app.view_builds, app.polls
+        t0 = time.monotonic()
+        for i in range(41, 81):  # a record every ~50 ms for two seconds
+            with open(tmp_path / "alpha" / "train.log", "a") as f:
+                f.write(repr({"loss": 0.5, "grad_norm": 1.0, "learning_rate": 2e-5, "epoch": i * 0.01}) + "\n")
+            await pilot.pause(0.05)
+        elapsed = time.monotonic() - t0
+        polled = app.polls - polls
+        assert polled > 10  # each write was read...
+        built = app.view_builds - views
+        assert 1 <= built <= elapsed / app_module.VIEWS_GAP + 1  # ...but the views were built at a cadence
+        loss = lambda: app.monitor.runs[0].data.get("loss")  # noqa: E731
+        assert await wait_for(pilot, lambda: (s := loss()) is not None and s.count == 80, 3.0)  # every record kept

@@ -6,7 +6,10 @@ so a run started later appears), polls every run for new bytes, hands new findin
 the ``--alert-cmd`` dispatcher, and posts one ``Polled`` message when anything changed. The UI
 thread then reads, under the same lock, only what changed (a run's ``generation`` says so) into
 plain view data for the widgets. When nothing changes nothing is posted, nothing is rebuilt and
-nothing is redrawn: an idle screen costs one ``stat`` per file per interval.
+nothing is redrawn: an idle screen costs one ``stat`` per file per interval. A busy one costs
+frames, not records: while logs are written the poll runs at most every BUSY_POLL_GAP, and what is
+dear to redraw (the chart, the run list's counters, the selected run's checklist and assessment)
+at most about once a second; a run in the background only changes its row.
 
 ``replay=True`` (tests, screenshots): every log is read to its end before the first paint and
 never polled again, with a fixed clock: the same files give the same screen.
@@ -61,7 +64,7 @@ from .widgets.help_screen import HelpScreen
 from .widgets.key_bar import KeyBar, KeyHint
 from .widgets.metric_card import MetricCard, MetricCardHeader
 from .widgets.metric_chart import MetricChart
-from .widgets.run_list import RunList
+from .widgets.run_list import RunList, RunRow
 from .widgets.title_bar import TitleBar, TitleInfo
 
 MIN_WIDTH = 40
@@ -72,6 +75,18 @@ LOAD_BUDGET = 256 << 10
 TRIM_EVERY = 50  # polls between heap trims while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
+# Polls at most this often while runs write: a poll reads every run, and the screen shows no more
+# than REFRESH_GAP allows anyway (inotify wakes the loop at every write of every run).
+BUSY_POLL_GAP = 0.1
+# The selected run's checklist and assessment are rebuilt at most this often while it writes
+# (judging the open checklist windows and the assessment are the dearest views; their text moves
+# slowly, unlike the cards and the chart). A newly selected run's are built at once.
+VIEWS_GAP = 1.0
+# ... and the chart and the run list's counters at most this often while runs write (redrawing
+# them is most of the cost of a busy screen: ~7 ms each); the cards and the title keep
+# REFRESH_GAP, and a run's status word in the list (an alarm) goes up at once.
+CHART_GAP = 1.0
+ROWS_GAP = 1.0
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
 VIEWS = ("chart", "metrics", "checklist", "assessment")
 
@@ -109,6 +124,7 @@ class RunViews:
     generation: int
     checklist: ChecklistView
     assessment: AssessmentView
+    built_at: float = 0.0  # time.monotonic() when built
 
 
 class TooSmall(Static):
@@ -178,10 +194,15 @@ class SfttopApp(App[int]):
         self._shown: dict[str, object] = {}
         self._flush_at = 0.0
         self._flush_pending = False
+        self._chart_at = 0.0
+        self._rows_at = 0.0
+        self._selected_at = 0.0  # time.monotonic() of the last change of run by the user
         self._bells = 0
         self.engine_error: str | None = None  # the last internal error, shown in the title bar
         self.polls = 0
         self._views: dict[str, RunViews] = {}  # by run name, written by the poll thread
+        self.view_builds = 0  # checklist/assessment builds (tests check background runs cost none)
+        self._rows: dict[str, tuple[int, RunRow]] = {}  # each run's list row and its generation
         self._waker: Waker | None = None
         if replay:
             self.monitor.load_all()
@@ -302,7 +323,9 @@ class SfttopApp(App[int]):
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         was_loading = False
+        polled_at = -1.0
         while not stop.is_set():
+            polled_at = time.monotonic()
             try:
                 with self.lock:
                     new = mon.rescan()
@@ -351,7 +374,7 @@ class SfttopApp(App[int]):
             # moment more, so a burst of writes is read in one go). Polling stays the truth.
             waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
             if waker.wait(self.interval, stop):
-                stop.wait(WAKE_COALESCE)
+                stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
 
     def _build_views(self) -> bool:
         """Build the selected run's heavy views if they are out of date (the engine lock held:
@@ -361,12 +384,14 @@ class SfttopApp(App[int]):
             return False
         run = runs[min(self.selected, len(runs) - 1)]
         have = self._views.get(run.name)
-        if have is not None and have.generation == run.generation:
+        now = time.monotonic()
+        if have is not None and (have.generation == run.generation or now - have.built_at < VIEWS_GAP):
             return False
+        self.view_builds += 1
         if not run.loaded:
             # Judging half a history would flash verdicts that the rest of the log overturns.
             pct = f"reading history… {run.load_fraction * 100:.0f}%"
-            views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"))
+            views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"), now)
         else:
             try:
                 checklist = panels.checklist_view(run, run.checklist)
@@ -378,7 +403,7 @@ class SfttopApp(App[int]):
             except Exception as e:
                 self._note_error("assessment", e)
                 assessment = AssessmentView(f"assessment unavailable: {type(e).__name__}", "muted")
-            views = RunViews(run.generation, checklist, assessment)
+            views = RunViews(run.generation, checklist, assessment, now)
         self._views[run.name] = views
         return True
 
@@ -392,7 +417,10 @@ class SfttopApp(App[int]):
                 self._build_views()  # no poll thread in replay: build here, deterministically
 
     def on_views_built(self, _message: ViewsBuilt) -> None:
-        self._refresh_all()
+        if time.monotonic() - self._selected_at < 1.0:
+            self._refresh_all()  # the run the user just chose: its panels at once
+        else:
+            self._later(REFRESH_GAP - (time.monotonic() - self._flush_at))  # with the next frame
 
     def on_polled(self, message: Polled) -> None:
         if self.config.alert.bell and any(f.severity is Severity.CRITICAL for _n, f in message.opened):
@@ -425,6 +453,13 @@ class SfttopApp(App[int]):
         self._flush_pending = False
         self._refresh_all()
 
+    def _later(self, wait: float) -> None:
+        """Refresh again in ``wait`` seconds (for what was held back by CHART_GAP, ROWS_GAP)."""
+        # (one timer for every reason: each refresh is a frame, and a frame redraws much)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.set_timer(max(0.01, wait), self._deferred_refresh)
+
     def _stop_polling(self) -> None:
         self._stop.set()
 
@@ -452,7 +487,14 @@ class SfttopApp(App[int]):
             n = len(runs)
             if n and self.selected >= n:
                 self.selected = n - 1
-            self.query_one("#runs", RunList).set_rows(tuple(run_row(r) for r in runs))
+            run_list = self.query_one("#runs", RunList)
+            rows = tuple(self._row(r) for r in runs)
+            due = self._flush_at - self._rows_at >= ROWS_GAP or any(not r.loaded for r in runs)
+            if force or due or _rows_news(run_list.rows, rows):
+                run_list.set_rows(rows)
+                self._rows_at = self._flush_at
+            elif rows != run_list.rows:
+                self._later(ROWS_GAP - (self._flush_at - self._rows_at))
             self.query_one("#runs", RunList).selected = self.selected
             run = runs[self.selected] if runs else None
             self.query_one("#title", TitleBar).set_info(self._title_info(runs, run))
@@ -461,13 +503,33 @@ class SfttopApp(App[int]):
             if force or self._shown.get("run") != key:
                 self._shown["run"] = key
                 self._refresh_run(run)
-            ckey = (self.selected, self.chart_state, buckets, tuple(r.generation for r in runs))
-            if force or self._shown.get("chart") != ckey:
+            # (only the runs the chart draws: a background run's record changes its row alone)
+            drawn = runs if self.chart_state.overlay else runs[self.selected : self.selected + 1]
+            what = (self.selected, self.chart_state, buckets, len(runs))
+            ckey = (*what, tuple((r.name, r.generation) for r in drawn))
+            shown = self._shown.get("chart")
+            wait = CHART_GAP - (self._flush_at - self._chart_at)
+            live = all(r.loaded for r in drawn)
+            if not force and live and shown != ckey and isinstance(shown, tuple) and shown[:4] == what and wait > 0:
+                # Only new records: drawn at the next chart refresh (the user's own changes, a
+                # key or a resize, are drawn at once, and so is history as it loads).
+                self._later(wait)
+            elif force or shown != ckey:
                 self._shown["chart"] = ckey
+                self._chart_at = self._flush_at
                 if runs:
                     chart.set_data(chart_data(runs, self.selected, self.chart_state, self.config.thresholds, buckets))
                 else:
                     chart.set_data(panels.empty_chart(self.monitor.args, self.chart_state))
+
+    def _row(self, run: Run) -> RunRow:
+        """The run's list row, made again only when the run changed."""
+        have = self._rows.get(run.name)
+        if have is not None and have[0] == run.generation:
+            return have[1]
+        row = run_row(run)
+        self._rows[run.name] = (run.generation, row)
+        return row
 
     def _title_info(self, runs: list[Run], run: Run | None) -> TitleInfo:
         loading = [r for r in runs if not r.loaded and r.exists]
@@ -538,6 +600,7 @@ class SfttopApp(App[int]):
         index %= n
         if index != self.selected:
             self.selected = index
+            self._selected_at = time.monotonic()
             self._want_views()
             groups = self._groups()
             if self.chart_state.group >= len(groups):
@@ -659,3 +722,8 @@ class SfttopApp(App[int]):
                 return []
             run = runs[self.selected]
             return [finding_key(run, f) for f in run.diagnoser.active()]
+
+
+def _rows_news(old: tuple[RunRow, ...], new: tuple[RunRow, ...]) -> bool:
+    """The run list changed in more than its counters: a run came, or a status changed."""
+    return len(old) != len(new) or any(a.name != b.name or a.status != b.status for a, b in zip(old, new))

@@ -91,8 +91,12 @@ class AssessmentPanel(Widget):
 
     def set_view(self, view: AssessmentView) -> None:
         if view != self.view:
+            # A layout pass redraws the whole screen: only when the panel's height can change.
+            width = self.content_size.width
+            before = self.get_content_height(None, None, width) if width else -1
             self.view = view
-            self.refresh(layout=True)
+            # (hidden, it has no width: showing it again lays the screen out anyway)
+            self.refresh(layout=bool(width) and self.get_content_height(None, None, width) != before)
 
     def _styles(self) -> dict[str, str]:
         return {

@@ -104,8 +104,11 @@ class Checklist(Widget):
 
     def set_view(self, view: ChecklistView) -> None:
         if view != self.view:
+            # A layout pass redraws the whole screen: only when the panel's height can change.
+            width = max(1, self.content_size.width)
+            before = self.get_content_height(None, None, width)
             self.view = view
-            self.refresh(layout=True)
+            self.refresh(layout=self.get_content_height(None, None, width) != before)
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         heads = len({r.cadence for r in self.view.rows}) if width < 60 else 0

@@ -100,7 +100,9 @@ class RunList(Widget):
         if rows != self.rows:
             grew = len(rows) != len(self.rows)
             self.rows = rows
-            self.border_title = f"runs ({len(rows)})" if len(rows) > 1 else "runs"
+            title = f"runs ({len(rows)})" if len(rows) > 1 else "runs"
+            if self.border_title != title:
+                self.border_title = title
             self.refresh(layout=grew)
 
     def _styles(self) -> dict[str, str]:
