@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lowest severity that runs --alert-cmd (default: the config's alert.min_severity, warning)")
     p.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
                    help=f"how often files are polled, {MIN_INTERVAL:g} to {MAX_INTERVAL:g} (default 0.5)")
+    p.add_argument("--ssh-command", metavar="CMD", default=None,
+                   help="the ssh command line for remote paths (host:path, ssh://...), split like a shell "
+                   "line but never run by one (default $SFTTOP_SSH_COMMAND, else ssh)")
     p.add_argument("--version", action="version", version=f"sfttop {__version__}")
     return p
 
@@ -97,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     if bad_keys is not None:
         print(f"sfttop: config: {bad_keys}", file=sys.stderr)
         return 2
+    if args.ssh_command is not None:
+        import shlex
+
+        from .core.remote import set_ssh_command
+
+        try:
+            if not shlex.split(args.ssh_command):
+                raise ValueError("empty")
+        except ValueError as e:
+            print(f"sfttop: --ssh-command: {e}", file=sys.stderr)
+            return 2
+        set_ssh_command(args.ssh_command)
     log_format = args.log_format
     if log_format is not None:
         from .core.parse import INPUT_FORMATS

@@ -13,6 +13,8 @@ from .config import Config
 from .diagnose import Finding
 from .metrics import fmt_value
 from .records import Event, EventKind, Record, expand
+from .remote import parse_remote
+from .report import REMOTE_WAIT
 from .run import Monitor, record_json
 from .sanitize import clean_text
 from .wake import Waker, log_dirs
@@ -55,11 +57,12 @@ def follow(
     go to ``err`` (stderr), never into the record stream.
     """
     stop = stop or threading.Event()
-    mon = Monitor(paths, config, fmt=log_format)
+    mon = Monitor(paths, config, fmt=log_format, remote_wait=REMOTE_WAIT)
     waker = Waker()
     try:
         return _follow(mon, fmt, out, interval, stop, waker, dispatcher, err or sys.stderr)
     finally:
+        mon.close()
         waker.close()
         if dispatcher is not None:
             dispatcher.close()
@@ -111,7 +114,8 @@ def _follow(
             out.flush()
         if mon.loading:
             continue
-        waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
+        # (a remote run has no local directory to watch: it is polled each interval)
+        waker.watch(log_dirs([*(a for a in mon.args if parse_remote(a) is None), *(r.path for r in mon.runs if not r.remote)]))
         if waker.wait(interval, stop):
             stop.wait(0.02)  # let the writer finish its burst
     out.flush()

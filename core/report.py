@@ -26,6 +26,9 @@ from .sanitize import clean_text
 from .unread import has_records, unread_reason
 
 # The train metrics shown first, in this order; other metrics follow alphabetically.
+# How long a report waits for a remote host to list its runs (ssh's own ConnectTimeout ends a
+# dead host's attempt sooner).
+REMOTE_WAIT = 30.0
 _MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
 
 
@@ -91,10 +94,13 @@ def build(
     ``unread``: leave out the runs that hold no record and add why to this list.
     ``log_format`` reads every log as that input format (no detection)."""
     if clock is not None:
-        mon = Monitor(list(paths), config, fmt=log_format, clock=clock)
+        mon = Monitor(list(paths), config, fmt=log_format, clock=clock, remote_wait=REMOTE_WAIT)
     else:
-        mon = Monitor(list(paths), config, fmt=log_format)
-    mon.load_all(helper=True)
+        mon = Monitor(list(paths), config, fmt=log_format, remote_wait=REMOTE_WAIT)
+    try:
+        mon.load_all(helper=True)
+    finally:
+        mon.close()
     if unread is not None:  # a log nobody could read must not come out as a clean report
         unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
         mon.runs = [r for r in mon.runs if has_records(r)]
