@@ -1,0 +1,251 @@
+"""Remote paths over a real OpenSSH server on 127.0.0.1 (``tests/sshd.py``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from sshd import Server, make_server, unavailable
+
+from sfttop.core import remote
+from sfttop.core.config import load_config
+from sfttop.core.follow import follow
+from sfttop.core.remote import Target, parse_remote
+from sfttop.core.report import build
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+@pytest.mark.parametrize(
+    ("arg", "want"),
+    [
+        ("gpu1:runs/*/train.log", Target("gpu1", None, "runs/*/train.log")),
+        ("me@gpu2:/data/exp/", Target("me@gpu2", None, "/data/exp/")),
+        ("gpu1:", Target("gpu1", None, ".")),
+        ("ssh://me@gpu3:2222/~/exp/run7/", Target("me@gpu3", 2222, "~/exp/run7/")),
+        ("ssh://gpu3/data/x.log", Target("gpu3", None, "/data/x.log")),
+        ("[::1]:logs/a.log", Target("::1", None, "logs/a.log")),
+        ("./a:b", None),
+        ("/abs:x/train.log", None),
+        ("runs/a:b", None),
+        ("train.log", None),
+        ("-oProxyCommand=x:y", None),
+    ],
+)
+def test_remote_paths_follow_scp_rules(arg: str, want: Target | None) -> None:
+    assert parse_remote(arg) == want
+
+
+def test_labels_name_the_host_and_port() -> None:
+    t = parse_remote("ssh://me@gpu3:2222/x")
+    assert t is not None and t.label == "gpu3:2222" and t.display("/x") == "gpu3:2222:/x"
+
+
+# -- against sshd -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    why = unavailable()
+    if why is not None:
+        pytest.skip(f"no OpenSSH server: {why}")
+    root = Path(tempfile.mkdtemp(prefix="sfttop-sshd-"))
+    srv = make_server(root / "srv")
+    try:
+        srv.start()
+    except (RuntimeError, OSError) as e:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"sshd does not start here: {e}")
+    old = os.environ.get(remote.ENV_TIMEOUT)
+    os.environ[remote.ENV_TIMEOUT] = "3"  # a hung connection is given up on quickly in tests
+    remote.set_ssh_command(srv.ssh_command)
+    try:
+        yield srv
+    finally:
+        remote.set_ssh_command(None)
+        if old is None:
+            os.environ.pop(remote.ENV_TIMEOUT, None)
+        else:
+            os.environ[remote.ENV_TIMEOUT] = old
+        srv.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            st = os.lstat(os.path.join(dirpath, n))
+            out[os.path.relpath(os.path.join(dirpath, n), root)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _strip_place(obj: object) -> object:
+    if isinstance(obj, dict):
+        return {k: _strip_place(v) for k, v in obj.items() if k not in ("name", "path", "sfttop_version")}
+    if isinstance(obj, list):
+        return [_strip_place(v) for v in obj]
+    return obj
+
+
+def test_report_over_ssh_equals_the_local_report(server: Server, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for i, src in enumerate(sorted(p for p in REAL.rglob("*") if p.is_file() and p.suffix in (".log", ".jsonl"))[:3]):
+        (runs / f"r{i}").mkdir(parents=True)
+        shutil.copy(src, runs / f"r{i}" / src.name)
+    before = _tree(runs)
+    cfg = load_config(None)
+    local, code_l = build([f"{runs}/*/"], cfg, clock=lambda: 2e9)
+    far, code_r = build([f"h1:{runs}/*/"], cfg, clock=lambda: 2e9)
+    assert [r["name"] for r in far["runs"]] == [r["name"] for r in local["runs"]]
+    assert all(r["path"].startswith("h1:/") for r in far["runs"])
+    assert orjson.dumps(_strip_place(far)) == orjson.dumps(_strip_place(local))
+    assert code_r == code_l
+    assert len(local["runs"]) == 3 and all(r["records"]["train"] > 0 for r in local["runs"])
+    assert _tree(runs) == before  # nothing written on the remote side
+
+
+def _line(step: int) -> bytes:
+    return orjson.dumps({"current_steps": step, "total_steps": 10_000, "loss": 2.0 - step * 1e-4,
+                         "lr": 1e-5, "epoch": step / 1000}) + b"\n"
+
+
+def _append(path: Path, a: int, b: int) -> None:
+    with open(path, "ab") as f:
+        f.write(b"".join(_line(s) for s in range(a, b)))
+
+
+class Follower:
+    def __init__(self, args: list[str]) -> None:
+        self.out = io.StringIO()
+        self.err = io.StringIO()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=follow, args=(args, load_config(None), "jsonl", self.out),
+            kwargs={"interval": 0.1, "stop": self.stop, "err": self.err}, daemon=True,
+        )
+        self.thread.start()
+
+    def lines(self) -> list[dict[str, object]]:
+        return [orjson.loads(x) for x in self.out.getvalue().splitlines() if x]
+
+    def steps(self, run: str | None = None) -> Counter[int]:
+        return Counter(int(d["step"]) for d in self.lines()  # type: ignore[call-overload]
+                       if d["kind"] == "train" and (run is None or d["run"] == run))
+
+    def wait_for(self, last: int, timeout: float = 20.0, run: str | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if last in self.steps(run):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"step {last} never arrived; got up to {max(self.steps(run), default=None)}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def _masters(control_base: Path) -> list[int]:
+    """The ssh processes using this test's own control directory (by pid, nothing else)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(control_base).encode() in cmd and cmd.startswith(b"ssh"):
+            pids.append(int(d))
+    return pids
+
+
+def test_follow_over_ssh_through_faults_emits_every_record_once(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctl = Path(tempfile.mkdtemp(prefix="c", dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(ctl))  # this test's own ControlPath directory
+    run = tmp_path / "exp" / "a"
+    run.mkdir(parents=True)
+    log = run / "trainer_log.jsonl"
+    _append(log, 1, 51)
+    before_tree = None
+    f = Follower([f"h2:{log}"])
+    try:
+        f.wait_for(50)
+        _append(log, 51, 101)  # appends
+        f.wait_for(100)
+        with open(log, "r+b") as fh:  # copytruncate
+            fh.truncate(0)
+        _append(log, 101, 121)
+        f.wait_for(120)
+        os.rename(log, str(log) + ".1")  # rotation
+        _append(log, 121, 141)
+        f.wait_for(140)
+        masters = _masters(ctl)  # the connection killed under it
+        assert masters, "no ssh process under the test's control directory"
+        for pid in masters:
+            os.kill(pid, 9)
+        _append(log, 141, 161)
+        f.wait_for(160)
+        server.stop()  # sshd stopped and started again (a reboot)
+        _append(log, 161, 181)
+        time.sleep(1.0)
+        server.start()
+        f.wait_for(180, timeout=30)
+        frozen = server.freeze()  # a network that hangs: no reset, no answer
+        before_tree = _tree(run)
+        _append(log, 181, 201)
+        f.wait_for(200, timeout=30)
+        for pid in frozen:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+    finally:
+        f.close()
+        shutil.rmtree(ctl, ignore_errors=True)
+    steps = f.steps()
+    assert sorted(steps) == list(range(1, 201))
+    assert set(steps.values()) == {1}, {s: n for s, n in steps.items() if n > 1}
+    assert before_tree is not None and set(_tree(run)) == set(before_tree)
+
+
+def test_a_host_that_refuses_the_key_is_one_line_while_local_runs_go_on(server: Server, tmp_path: Path) -> None:
+    local = tmp_path / "local.jsonl"
+    _append(local, 1, 11)
+    f = Follower([f"badkey:{tmp_path}/*.jsonl", str(local)])
+    try:
+        f.wait_for(10)
+        _append(local, 11, 21)
+        f.wait_for(20)
+    finally:
+        f.close()
+    status = [d for d in f.lines() if d["kind"] == "status"]
+    assert len(status) == 1
+    assert status[0]["message"] == "cannot log in to badkey: run `ssh badkey` once"
+    assert sorted(f.steps()) == list(range(1, 21))
+
+
+def test_the_cli_takes_ssh_command_and_reports_remote_paths(server: Server, tmp_path: Path) -> None:
+    log = tmp_path / "r" / "trainer_log.jsonl"
+    log.parent.mkdir()
+    _append(log, 1, 31)
+    env = {k: v for k, v in os.environ.items() if k != remote.ENV_COMMAND}
+    cmd = ["sfttop", "--report", "--format", "json", "--ssh-command", server.ssh_command, f"ssh://h3/{log.parent}/"]
+    got = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert got.returncode in (0, 1), got.stderr
+    rep = orjson.loads(got.stdout)
+    assert rep["runs"][0]["records"]["train"] == 30
+    assert re.fullmatch(r"h3:/.*/r/trainer_log\.jsonl", rep["runs"][0]["path"])
