@@ -60,7 +60,7 @@ class Agent:
         self.discover = discover
         self.version = version
 
-        class RawTail(tail.FileTail):  # type: ignore[misc, name-defined]
+        class RawTail(tail.FileTail):  # type: ignore[misc]
             # The watching side splits lines: here a chunk is the raw bytes from ``start``.
             def _split(self, data: bytes, start: int, out: Any) -> None:
                 out.data = data

@@ -13,7 +13,6 @@ from .config import Config
 from .diagnose import Finding
 from .metrics import fmt_value
 from .records import Event, EventKind, Record, expand
-from .remote import parse_remote
 from .report import REMOTE_WAIT
 from .run import Monitor, record_json
 from .sanitize import clean_text
@@ -114,8 +113,7 @@ def _follow(
             out.flush()
         if mon.loading:
             continue
-        # (a remote run has no local directory to watch: it is polled each interval)
-        waker.watch(log_dirs([*(a for a in mon.args if parse_remote(a) is None), *(r.path for r in mon.runs if not r.remote)]))
+        waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
         if waker.wait(interval, stop):
             stop.wait(0.02)  # let the writer finish its burst
     out.flush()

@@ -463,9 +463,11 @@ class RemoteTail(FileTail):
         out = Chunk()
         got = self.host.take(self, budget)
         if got is None:
-            if self.host.problem is not None and (self.host.proc is None or not self.host.ready):
+            down = self.host.problem is not None and (self.host.proc is None or not self.host.ready)
+            if down:
                 self.error = self.host.problem
-            out.eof = self.synced and self.at_eof
+            # An unreachable host's silence is not the run's: not at the end, so never "stalled".
+            out.eof = self.synced and self.at_eof and not down
             return out
         meta, data = got
         self.synced = True
@@ -477,7 +479,7 @@ class RemoteTail(FileTail):
         self.size = int(meta["size"])
         self.mtime = float(meta["mtime"])
         self._mtime_ns = int(meta["mtime_ns"])
-        self.ident = tuple(meta["ident"]) if meta.get("ident") else None  # type: ignore[assignment]
+        self.ident = tuple(meta["ident"]) if meta.get("ident") else None
         if data:
             if int(meta["base"]) != self.offset:  # read again from 0 with no reason given, as locally
                 self._reset(keep_fd=True)

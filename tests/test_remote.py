@@ -249,3 +249,61 @@ def test_the_cli_takes_ssh_command_and_reports_remote_paths(server: Server, tmp_
     rep = orjson.loads(got.stdout)
     assert rep["runs"][0]["records"]["train"] == 30
     assert re.fullmatch(r"h3:/.*/r/trainer_log\.jsonl", rep["runs"][0]["path"])
+
+
+# -- failure messages, from a stand-in for ssh (no server needed) ----------------------------
+
+@pytest.mark.parametrize(
+    ("script", "want"),
+    [
+        ("echo 'me@gpu1: Permission denied (publickey).' >&2; exit 255", "cannot log in to gpu1: run `ssh gpu1` once"),
+        ("echo 'Host key verification failed.' >&2; exit 255", "cannot log in to gpu1: run `ssh gpu1` once"),
+        ("echo 'sh: 1: exec: python3: not found' >&2; exit 127", "gpu1 has no python3 (sfttop's remote agent needs it)"),
+        ("echo 'ssh: connect to host gpu1 port 22: Connection refused' >&2; exit 255",
+         "gpu1 unreachable since HH:MM, retrying (ssh: connect to host gpu1 port 22: Connection refused)"),
+    ],
+)
+def test_a_host_that_cannot_be_read_says_why_in_one_line(script: str, want: str, tmp_path: Path) -> None:
+    from sfttop.core.run import Monitor
+
+    remote.set_ssh_command(f"sh -c {script!r} fake-ssh")
+    try:
+        t0 = time.monotonic()
+        mon = Monitor(["gpu1:runs/*/train.log", str(tmp_path / "local.log")], load_config(None), remote_wait=5)
+        try:
+            assert time.monotonic() - t0 < 5
+            standin = [r for r in mon.runs if r.remote]
+            assert len(standin) == 1 and standin[0].name.startswith("gpu1:")
+            standin[0].poll()
+            got = re.sub(r"since \d\d:\d\d", "since HH:MM", standin[0].error or "")
+            assert got == want
+            assert "\n" not in got
+        finally:
+            mon.close()
+    finally:
+        remote.set_ssh_command(None)
+
+
+def test_an_unreadable_host_is_not_a_stalled_run(tmp_path: Path) -> None:
+    """While its host cannot be reached, a run is not at the end of its log (no stall judged)."""
+    from sfttop.core.remote import Host, RemoteTail
+
+    t = parse_remote("gpu1:/x.log")
+    assert t is not None
+    host = Host(t, ["false"], str(tmp_path), "0", 1.0)
+    tail = RemoteTail(host, "/x.log")
+    tail.synced = tail.at_eof = True
+    c = tail.poll()
+    deadline = time.monotonic() + 5
+    while host.problem is None and time.monotonic() < deadline:
+        c = tail.poll()
+        time.sleep(0.05)
+    assert host.problem is not None and tail.error == host.problem
+    assert not c.eof and not c.data
+    host.close()
+
+
+def test_remote_paths_are_not_watched_locally() -> None:
+    from sfttop.core.wake import log_dirs
+
+    assert log_dirs(["gpu1:/data/runs/*/train.log", "ssh://h/x/y.log"]) == set()
