@@ -15,6 +15,7 @@ import json
 import os
 import struct
 import sys
+import zlib
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct(">II")  # header length, data length; then the JSON header, then the data
@@ -85,8 +86,15 @@ class Agent:
             self.seen.pop(int(k), None)
             if t is not None:
                 t.close()
-        if req.get("expand"):
-            resp["expanded"] = {a: self._expand(a) for a in req["expand"] if isinstance(a, str)}
+        expand = req.get("expand")
+        if isinstance(expand, dict):
+            # Only what changed since the digest the watcher holds: an idle host sends nearly nothing.
+            resp["expanded"] = got = {}
+            for a, digest in expand.items():
+                res = self._expand(str(a))
+                res["digest"] = zlib.crc32(json.dumps(res, sort_keys=True).encode("utf-8"))
+                if res["digest"] != digest:
+                    got[a] = res
         budget = max(0, int(req.get("budget") or 0))
         left = RESPONSE_CAP
         items: list[dict[str, Any]] = []

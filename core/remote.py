@@ -151,6 +151,7 @@ class Host:
         self.inflight: tuple[float, object] | None = None  # (sent at, the tail that asked)
         self.last_rx = 0.0
         self.req_id = 0
+        self.answered = 0  # answers received (tails note the last one they have seen)
         self.tails: dict[int, RemoteTail] = {}
         self.closed: list[int] = []
         self.news: dict[int, tuple[dict[str, Any], bytes]] = {}
@@ -344,6 +345,7 @@ class Host:
             self.inflight = None
             return
         self.inflight = None
+        self.answered += 1
         if op != "poll":
             return
         for arg, res in (head.get("expanded") or {}).items():
@@ -378,24 +380,31 @@ class Host:
             req["close"] = self.closed
             self.closed = []
         if self.args and (now - self.last_expand >= EXPAND_EVERY or any(v is None for v in self.args.values())):
-            req["expand"] = sorted(self.args)
+            req["expand"] = {a: (r or {}).get("digest") for a, r in self.args.items()}
             self.last_expand = now
         self.outbuf += frame(req)
         self.inflight = (now, leader)
         self.last_rx = max(self.last_rx, now)
 
     def take(self, tail: RemoteTail, budget: int) -> tuple[dict[str, Any], bytes] | None:
-        """The next answer for ``tail``, asking the host when nothing is in flight."""
+        """The next answer for ``tail``, asking the host when nothing is in flight and ``tail``
+        has seen the last answer (so one pass over a host's runs is one round trip, not one per
+        run)."""
         got = self.news.pop(tail.key, None)
         if got is not None:
+            tail.checked = self.answered
             return got
         self.pump()
+        if tail.checked < self.answered:
+            tail.checked = self.answered  # the last answer had nothing for it: up to date
+            return self.news.pop(tail.key, None)
         if self.ready and self.inflight is None:
             self._request(budget, tail)
         if self.inflight is not None and self.inflight[1] is tail:
             self.pump(WAIT)
         elif not self.ready and self.proc is not None:
             self.pump(WAIT if tail.leader_hint(self) else 0.0)
+        tail.checked = self.answered
         return self.news.pop(tail.key, None)
 
     def expansion(self, arg: str, wait: float = 0.0) -> dict[str, Any] | None:
@@ -447,6 +456,7 @@ class RemoteTail(FileTail):
         self.session = 0
         self.synced = False  # an answer from the host arrived (before it, eof is unknown)
         self.at_eof = False
+        self.checked = host.answered
         self.key = host.register(self)
 
     def leader_hint(self, host: Host) -> bool:
