@@ -21,6 +21,9 @@ from typing import Any, BinaryIO
 HEADER = struct.Struct(">II")  # header length, data length; then the JSON header, then the data
 MAX_HEADER = 16 << 20
 RESPONSE_CAP = 16 << 20  # bytes of file data in one answer, over all files
+# Written before the first frame: whatever a login script printed to stdout before the agent
+# started is skipped up to here, never taken for a frame.
+MARKER = b"\x00sfttop-agent-frames\x00"
 
 
 def read_frame(f: BinaryIO) -> tuple[dict[str, Any], bytes] | None:
@@ -155,6 +158,10 @@ def main(tail: Any, discover: Any, version: str) -> None:
     inp = sys.stdin.buffer
     out = sys.stdout.buffer
     agent = Agent(tail, discover, version)
+    try:
+        out.write(MARKER)
+    except OSError:
+        return
     while True:
         try:
             got = read_frame(inp)

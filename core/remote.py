@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import json
 import os
 import re
 import select
@@ -27,7 +28,7 @@ from typing import Any
 from . import agent as agent_mod
 from . import discover as discover_mod
 from . import tail as tail_mod
-from .agent import HEADER, frame
+from .agent import HEADER, MARKER, frame
 from .sanitize import clean_text
 from .tail import Chunk, FileTail
 
@@ -142,6 +143,7 @@ class Host:
         self.ready = False
         self.started = 0.0
         self.inbuf = bytearray()
+        self.synced = False  # the agent's marker was seen: frames follow
         self.outbuf = bytearray()
         self.errbuf = bytearray()
         self.problem: str | None = None  # why the host cannot be read now
@@ -195,6 +197,7 @@ class Host:
         self.ready = False
         self.started = now
         self.inbuf.clear()
+        self.synced = False
         self.errbuf.clear()
         self.outbuf[:] = _payload(self.version) + frame({"op": "hello"})
         self.inflight = (now, None)
@@ -311,6 +314,8 @@ class Host:
             self.wire_in += len(got)
             self.last_rx = now
         self._frames(now)
+        if self.proc is not p:
+            return
         if eof or p.poll() is not None:
             try:
                 code = p.wait(timeout=1)
@@ -324,16 +329,33 @@ class Host:
             self._exited(now, code)
 
     def _frames(self, now: float) -> None:
+        if not self.synced:
+            at = self.inbuf.find(MARKER)
+            if at < 0:
+                # (a login banner on stdout: keep only what may be the marker's start)
+                del self.inbuf[: max(0, len(self.inbuf) - len(MARKER))]
+                return
+            del self.inbuf[: at + len(MARKER)]
+            self.synced = True
         while len(self.inbuf) >= HEADER.size:
             hlen, dlen = HEADER.unpack_from(self.inbuf)
             if len(self.inbuf) < HEADER.size + hlen + dlen:
                 return
-            import json
-
-            head = json.loads(bytes(self.inbuf[HEADER.size : HEADER.size + hlen]))
+            try:
+                head = json.loads(bytes(self.inbuf[HEADER.size : HEADER.size + hlen]))
+                if not isinstance(head, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                self._down(now, f"{self.label}: the remote agent's answer was garbled; reconnecting")
+                return
             data = bytes(self.inbuf[HEADER.size + hlen : HEADER.size + hlen + dlen])
             del self.inbuf[: HEADER.size + hlen + dlen]
-            self._answer(head, data, now)
+            try:
+                self._answer(head, data, now)
+            except (KeyError, ValueError, TypeError, AttributeError):
+                self._down(now, f"{self.label}: the remote agent's answer was garbled; reconnecting")
+            if self.proc is None:
+                return
 
     def _answer(self, head: dict[str, Any], data: bytes, now: float) -> None:
         op = head.get("op")
@@ -354,10 +376,10 @@ class Host:
             self.args[arg] = res
         pos = 0
         for item in head.get("tails") or []:
-            n = int(item["n"])
-            k = int(item["k"])
-            if k in self.tails:
-                self.news[k] = (item, data[pos : pos + n])
+            meta = _meta(item)
+            n = meta["n"]
+            if meta["k"] in self.tails:
+                self.news[meta["k"]] = (meta, data[pos : pos + n])
             pos += n
         self.file_bytes += len(data)
 
@@ -441,6 +463,19 @@ class Host:
         self._kill()
 
 
+def _meta(item: dict[str, Any]) -> dict[str, Any]:
+    """One file's news from the agent, checked field by field (a bad one raises)."""
+    ident = item.get("ident")
+    reset, error = item.get("reset"), item.get("error")
+    return {
+        "k": int(item["k"]), "n": int(item["n"]), "base": int(item["base"]),
+        "reset": None if reset is None else str(reset), "eof": bool(item["eof"]),
+        "exists": bool(item["exists"]), "error": None if error is None else str(error),
+        "size": int(item["size"]), "mtime": float(item["mtime"]), "mtime_ns": int(item["mtime_ns"]),
+        "ident": (int(ident[0]), int(ident[1])) if ident else None,
+    }
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Warning: Permanently")]
     return clean_text(lines[-1])[:160] if lines else ""
@@ -481,20 +516,20 @@ class RemoteTail(FileTail):
             return out
         meta, data = got
         self.synced = True
-        if meta.get("reset"):
-            out.reset = str(meta["reset"])
+        if meta["reset"]:
+            out.reset = meta["reset"]
             self._reset(keep_fd=True)
-        self.exists = bool(meta["exists"])
-        self.error = meta.get("error")
-        self.size = int(meta["size"])
-        self.mtime = float(meta["mtime"])
-        self._mtime_ns = int(meta["mtime_ns"])
-        self.ident = tuple(meta["ident"]) if meta.get("ident") else None
+        self.exists = meta["exists"]
+        self.error = meta["error"]
+        self.size = meta["size"]
+        self.mtime = meta["mtime"]
+        self._mtime_ns = meta["mtime_ns"]
+        self.ident = meta["ident"]
         if data:
-            if int(meta["base"]) != self.offset:  # read again from 0 with no reason given, as locally
+            if meta["base"] != self.offset:  # read again from 0 with no reason given, as locally
                 self._reset(keep_fd=True)
             self._take(data, out)
-        self.at_eof = bool(meta["eof"])
+        self.at_eof = meta["eof"]
         out.eof = self.at_eof
         return out
 

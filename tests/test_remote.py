@@ -16,11 +16,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sshd import Server, make_server, unavailable
 
 from sfttop.core import remote
 from sfttop.core.config import load_config
 from sfttop.core.follow import follow
+from sfttop.core.records import expand
 from sfttop.core.remote import Target, parse_remote
 from sfttop.core.report import build
 
@@ -307,3 +310,92 @@ def test_remote_paths_are_not_watched_locally() -> None:
     from sfttop.core.wake import log_dirs
 
     assert log_dirs(["gpu1:/data/runs/*/train.log", "ssh://h/x/y.log"]) == set()
+
+
+def test_a_login_banner_on_stdout_is_skipped(server: Server, tmp_path: Path) -> None:
+    """A login script that prints (a motd from .bashrc) comes before the agent's frames."""
+    log = tmp_path / "r" / "trainer_log.jsonl"
+    log.parent.mkdir()
+    _append(log, 1, 6)
+    remote.set_ssh_command(f"sh -c 'printf \"Welcome to gpu1\\n\\0\\0\\0\\7{{junk\"; exec \"$@\"' banner {server.ssh_command}")
+    try:
+        rep, _code = build([f"h1:{log}"], load_config(None))
+    finally:
+        remote.set_ssh_command(server.ssh_command)
+    assert rep["runs"][0]["records"]["train"] == 5
+
+
+def test_a_run_started_later_on_the_host_appears(server: Server, tmp_path: Path) -> None:
+    from sfttop.core.run import Monitor
+
+    (tmp_path / "a").mkdir()
+    _append(tmp_path / "a" / "trainer_log.jsonl", 1, 3)
+    mon = Monitor([f"h4:{tmp_path}/*/"], load_config(None), remote_wait=10, rescan_seconds=0.2)
+    try:
+        assert [r.name for r in mon.runs] == ["a"]
+        (tmp_path / "b").mkdir()
+        _append(tmp_path / "b" / "trainer_log.jsonl", 1, 3)
+        deadline = time.monotonic() + 10
+        while len(mon.runs) < 2 and time.monotonic() < deadline:
+            mon.rescan()
+            mon.poll()
+            time.sleep(0.1)
+        assert sorted(r.name for r in mon.runs) == ["a", "b"]
+    finally:
+        mon.close()
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(["append", "append", "copytruncate", "rotate", "drop", "kill-master"]),
+                min_size=3, max_size=7))
+def test_records_arrive_once_across_random_faults(server: Server, ops: list[str]) -> None:
+    from sfttop.core.run import Monitor
+
+    root = Path(tempfile.mkdtemp(prefix="p", dir="/tmp"))
+    ctl = root / "c"
+    ctl.mkdir()
+    log = root / "run" / "trainer_log.jsonl"
+    log.parent.mkdir()
+    step = 1
+    _append(log, step, step + 5)
+    step += 5
+    old = tempfile.tempdir
+    tempfile.tempdir = str(ctl)  # this example's own ControlPath directory
+    mon = Monitor([f"h3:{log}"], load_config(None), remote_wait=10)
+    seen: Counter[int] = Counter()
+
+    def drain(last: int) -> None:
+        deadline = time.monotonic() + 20
+        while last not in seen and time.monotonic() < deadline:
+            mon.rescan()
+            for up in mon.poll().values():
+                for rec in expand(up.records):
+                    seen[rec.step] += 1
+            time.sleep(0.05)
+        assert last in seen, (ops, max(seen, default=None))
+
+    try:
+        drain(step - 1)
+        for op in ops:
+            if op == "copytruncate":
+                with open(log, "r+b") as fh:
+                    fh.truncate(0)
+            elif op == "rotate":
+                os.replace(log, str(log) + ".1")
+            elif op == "drop":
+                host = next(iter(mon._remotes.hosts.values()))  # type: ignore[union-attr]
+                if host.proc is not None:
+                    host.proc.kill()
+            elif op == "kill-master":
+                for pid in _masters(ctl):
+                    os.kill(pid, 9)
+            n = 1 + step % 7
+            _append(log, step, step + n)
+            step += n
+            drain(step - 1)
+    finally:
+        mon.close()
+        tempfile.tempdir = old
+        shutil.rmtree(root, ignore_errors=True)
+    assert sorted(seen) == list(range(1, step))
+    assert set(seen.values()) == {1}, ops
