@@ -153,6 +153,7 @@ class Host:
         self.inflight: tuple[float, object] | None = None  # (sent at, the tail that asked)
         self.last_rx = 0.0
         self.req_id = 0
+        self.stoppers: list[subprocess.Popen[bytes]] = []  # `ssh -O exit` still running
         self.answered = 0  # answers received (tails note the last one they have seen)
         self.tails: dict[int, RemoteTail] = {}
         self.closed: list[int] = []
@@ -223,10 +224,25 @@ class Host:
         except (OSError, subprocess.TimeoutExpired):
             pass
 
+    def _stop_master(self) -> None:
+        t = self.target
+        try:
+            self.stoppers.append(subprocess.Popen(
+                [*self.base, "-o", f"ControlPath={self.control_dir}/%C", "-O", "exit",
+                 *(["-p", str(t.port)] if t.port else []), "--", t.dest],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            ))
+        except OSError:
+            pass
+
+    def _reap(self) -> None:
+        self.stoppers = [p for p in self.stoppers if p.poll() is None]
+
     def _down(self, now: float, why: str) -> None:
         self._kill()
         if self.down_since is None:
-            self.down_since = now
+            self.down_since = time.time()
         self.problem = why
         self.next_try = now + self.backoff
         self.backoff = min(BACKOFF_MAX, self.backoff * 2)
@@ -242,7 +258,7 @@ class Host:
         elif self.ready and "Traceback" in err:
             why = f"{self.label}: the remote agent failed: {_last_line(err)}"
         else:
-            since = time.strftime("%H:%M", time.localtime(self.down_since or now))
+            since = time.strftime("%H:%M", time.localtime(self.down_since or time.time()))
             detail = _last_line(err)
             why = f"{self.label} unreachable since {since}, retrying" + (f" ({detail})" if detail else "")
         self._down(now, clean_text(why))
@@ -250,6 +266,8 @@ class Host:
     def pump(self, wait: float = 0.0) -> None:
         """Move bytes without blocking longer than ``wait``; (re)connect when it is time."""
         now = time.monotonic()
+        if self.stoppers:
+            self._reap()
         if self.proc is None:
             if now < self.next_try:
                 return
@@ -263,9 +281,12 @@ class Host:
                 return
             now = time.monotonic()
             if now - self.last_rx > self.timeout:
-                since = time.strftime("%H:%M", time.localtime(time.time() - (now - self.last_rx)))
                 if self.down_since is None:
-                    self.down_since = now
+                    self.down_since = time.time() - (now - self.last_rx)
+                since = time.strftime("%H:%M", time.localtime(self.down_since))
+                # A hung network hangs the shared master too: a new session through it would
+                # hang again, so it is told to go (it answers on its local socket).
+                self._stop_master()
                 self._down(now, f"{self.label} unreachable since {since}, retrying (no answer in {self.timeout:g} s)")
                 return
             left = deadline - now
@@ -461,6 +482,12 @@ class Host:
 
     def close(self) -> None:
         self._kill()
+        for p in self.stoppers:
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.stoppers = []
 
 
 def _meta(item: dict[str, Any]) -> dict[str, Any]:
