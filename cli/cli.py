@@ -21,6 +21,7 @@ examples:
   sfttop --report --format json runs/      the same as JSON for scripts and CI (exit 1 on a critical finding)
   sfttop --report --format md run/ > r.md  Markdown to paste into an issue or PR
   sfttop --follow --format jsonl train.log | jq .   every new record and finding as a JSON line
+  sfttop 'gpu1:runs/*/train.log' runs/     runs on another host over ssh (host:path, ssh://[user@]host[:port]/path)
 
 inputs: HF Trainer / TRL stdout captures (transformers 4.x and 5.x), trainer_state.json,
 LLaMA-Factory trainer_log.jsonl, ms-swift logging.jsonl, generic JSON lines; the stdout of

@@ -70,7 +70,55 @@ class Agent:
                 out.data = data
                 out.base = start
 
+        class WholeFile:
+            """A file read whole when it changed (trainer_state.json, rewritten at each save)."""
+
+            def __init__(self, path: str, limit: int) -> None:
+                self.path = path
+                self.limit = limit
+                self.sig: tuple[int, int, int] | None = None
+                self.exists = False
+                self.error: str | None = None
+                self.size = 0
+                self.mtime = 0.0
+                self._mtime_ns = 0
+                self.ident: tuple[int, int] | None = None
+
+            def poll(self, budget: int) -> Any:
+                c = tail.Chunk()
+                try:
+                    st = os.stat(self.path)
+                except OSError as e:
+                    self.exists = not isinstance(e, FileNotFoundError)
+                    self.error = "file not found" if not self.exists else (e.strerror or str(e))
+                    return c
+                self.exists = True
+                self.size, self.mtime, self._mtime_ns = st.st_size, st.st_mtime, st.st_mtime_ns
+                self.ident = (st.st_dev, st.st_ino)
+                sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+                if sig == self.sig:
+                    return c
+                if st.st_size > self.limit:
+                    self.error = f"trainer_state.json is {st.st_size >> 20} MiB; not read"
+                    self.sig = sig
+                    return c
+                try:
+                    with open(self.path, "rb") as f:
+                        c.data = f.read(self.limit + 1)
+                except OSError as e:
+                    self.error = e.strerror or str(e)
+                    return c
+                self.error = None
+                self.sig = sig
+                c.grew = True
+                return c
+
+            def close(self) -> None:
+                pass
+
         self.raw_tail = RawTail
+        self.whole_file = WholeFile
+        self.whole_limit = 512 << 20
         self.tails: dict[int, Any] = {}
         self.seen: dict[int, tuple[Any, ...]] = {}
         self.intervals: dict[str, int | None] = {}
@@ -82,6 +130,7 @@ class Agent:
         if op != "poll":
             return {"op": "error", "error": "unknown request"}, b""
         resp: dict[str, Any] = {"op": "poll", "id": req.get("id")}
+        self.whole_limit = int(req.get("whole_limit") or self.whole_limit)
         for o in req.get("open") or []:
             self._open(o)
         for k in req.get("close") or []:
@@ -125,7 +174,12 @@ class Agent:
         old = self.tails.pop(k, None)
         if old is not None:
             old.close()
-        t = self.raw_tail(os.path.expanduser(str(o["path"])))
+        path = os.path.expanduser(str(o["path"]))
+        if o.get("whole"):
+            self.tails[k] = self.whole_file(path, self.whole_limit)
+            self.seen.pop(k, None)
+            return
+        t = self.raw_tail(path)
         st = o.get("state")
         if isinstance(st, dict):
             # Resumed after a reconnect: exactly where the watching side stopped, so nothing

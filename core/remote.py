@@ -29,6 +29,7 @@ from . import agent as agent_mod
 from . import discover as discover_mod
 from . import tail as tail_mod
 from .agent import HEADER, MARKER, frame
+from .run import MAX_STATE_FILE, StateFile
 from .sanitize import clean_text
 from .tail import Chunk, FileTail
 
@@ -155,7 +156,7 @@ class Host:
         self.req_id = 0
         self.stoppers: list[subprocess.Popen[bytes]] = []  # `ssh -O exit` still running
         self.answered = 0  # answers received (tails note the last one they have seen)
-        self.tails: dict[int, RemoteTail] = {}
+        self.tails: dict[int, RemoteTail | RemoteStateFile] = {}
         self.closed: list[int] = []
         self.news: dict[int, tuple[dict[str, Any], bytes]] = {}
         self.args: dict[str, dict[str, Any] | None] = {}  # path argument -> last expansion
@@ -412,10 +413,11 @@ class Host:
             if k in self.news:
                 continue  # its last answer is not taken yet: its state is not final
             if t.session != self.session:
-                opens.append({"k": k, "path": t.remote_path, "state": t.state()})
+                opens.append({"k": k, "path": t.remote_path, "state": t.state(), "whole": t.whole})
                 t.session = self.session
             keys.append(k)
-        req: dict[str, Any] = {"op": "poll", "id": self.req_id, "keys": keys, "budget": budget}
+        req: dict[str, Any] = {"op": "poll", "id": self.req_id, "keys": keys, "budget": budget,
+                               "whole_limit": MAX_STATE_FILE}
         self.req_id += 1
         if opens:
             req["open"] = opens
@@ -429,7 +431,12 @@ class Host:
         self.inflight = (now, leader)
         self.last_rx = max(self.last_rx, now)
 
-    def take(self, tail: RemoteTail, budget: int) -> tuple[dict[str, Any], bytes] | None:
+    @property
+    def down(self) -> bool:
+        """Cannot be read now (not connected, or connecting again after a failure)."""
+        return self.problem is not None and (self.proc is None or not self.ready)
+
+    def take(self, tail: RemoteTail | RemoteStateFile, budget: int) -> tuple[dict[str, Any], bytes] | None:
         """The next answer for ``tail``, asking the host when nothing is in flight and ``tail``
         has seen the last answer (so one pass over a host's runs is one round trip, not one per
         run)."""
@@ -446,7 +453,8 @@ class Host:
         if self.inflight is not None and self.inflight[1] is tail:
             self.pump(WAIT)
         elif not self.ready and self.proc is not None:
-            self.pump(WAIT if tail.leader_hint(self) else 0.0)
+            first = next(iter(self.tails.values()), None)
+            self.pump(WAIT if first is tail else 0.0)
         tail.checked = self.answered
         return self.news.pop(tail.key, None)
 
@@ -459,7 +467,7 @@ class Host:
         while True:
             self.pump()
             if self.ready and self.inflight is None and (self.args[arg] is None or not self.tails):
-                self._request(0, self)
+                self._request(4 << 20, self)
             self.pump(max(0.0, min(WAIT, deadline - time.monotonic())))
             res = self.args.get(arg)
             if res is not None or time.monotonic() >= deadline:
@@ -467,14 +475,14 @@ class Host:
             if self.proc is None and self.problem is not None:
                 return None
 
-    def register(self, tail: RemoteTail) -> int:
+    def register(self, tail: RemoteTail | RemoteStateFile) -> int:
         k = len(self.tails) + len(self.closed) + 1
         while k in self.tails:
             k += 1
         self.tails[k] = tail
         return k
 
-    def unregister(self, tail: RemoteTail) -> None:
+    def unregister(self, tail: RemoteTail | RemoteStateFile) -> None:
         if self.tails.pop(tail.key, None) is not None:
             self.news.pop(tail.key, None)
             if tail.session == self.session:
@@ -511,6 +519,8 @@ def _last_line(text: str) -> str:
 class RemoteTail(FileTail):
     """A ``FileTail`` whose stat and reads happen on another host (lines are split here)."""
 
+    whole = False
+
     def __init__(self, host: Host, remote_path: str) -> None:
         super().__init__(host.target.display(remote_path))
         self.host = host
@@ -520,10 +530,6 @@ class RemoteTail(FileTail):
         self.at_eof = False
         self.checked = host.answered
         self.key = host.register(self)
-
-    def leader_hint(self, host: Host) -> bool:
-        first = next(iter(host.tails.values()), None)
-        return first is self
 
     def state(self) -> dict[str, Any] | None:
         if not self.synced:
@@ -535,7 +541,7 @@ class RemoteTail(FileTail):
         out = Chunk()
         got = self.host.take(self, budget)
         if got is None:
-            down = self.host.problem is not None and (self.host.proc is None or not self.host.ready)
+            down = self.host.down
             if down:
                 self.error = self.host.problem
             # An unreachable host's silence is not the run's: not at the end, so never "stalled".
@@ -564,6 +570,48 @@ class RemoteTail(FileTail):
         host = getattr(self, "host", None)
         if host is not None:
             host.unregister(self)
+
+
+class RemoteStateFile(StateFile):
+    """A ``trainer_state.json`` on another host: sent whole when it changes (a checkpoint save
+    rewrites it whole), then read as the local one is."""
+
+    whole = True
+
+    def __init__(self, host: Host, remote_path: str) -> None:
+        super().__init__(host.target.display(remote_path))
+        self.host = host
+        self.remote_path = remote_path
+        self.session = 0
+        self.synced = False
+        self.checked = host.answered
+        self.key = host.register(self)
+
+    def state(self) -> dict[str, Any] | None:
+        return None  # a new agent sends the file again; the history already read is recognised
+
+    @property
+    def ready(self) -> bool:
+        return self.synced and not self.host.down
+
+    def poll(self) -> tuple[list[dict[str, object]], int, str | None] | None:
+        got = self.host.take(self, 4 << 20)
+        if got is None:
+            if self.host.down:
+                self.error = self.host.problem
+            return None
+        meta, data = got
+        self.synced = True
+        self.exists = meta["exists"]
+        self.error = meta["error"]
+        self.size = self.offset = meta["size"]
+        self.mtime = meta["mtime"]
+        if not data:
+            return None
+        return self._entries(data)
+
+    def close(self) -> None:
+        self.host.unregister(self)
 
 
 class Remotes:

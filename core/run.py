@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -26,9 +27,11 @@ from .discover import RunSpec, expand_arg, has_magic, logging_steps_near, unique
 from .liveness import Liveness, liveness
 from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
 from .records import Block, Event, EventKind, Item, Kind, Record
-from .remote import Host, Remotes, RemoteTail, Target, parse_remote
 from .series import RunData
 from .tail import FileTail
+
+if TYPE_CHECKING:
+    from .remote import Host, Remotes, Target
 
 MAX_STATE_FILE = 512 << 20
 PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
@@ -93,6 +96,15 @@ class StateFile:
         except OSError as e:
             self.error = e.strerror or str(e)
             return None
+        return self._entries(raw)
+
+    @property
+    def ready(self) -> bool:
+        """What was read is the file as it is now (a remote one: once its host answered)."""
+        return True
+
+    def _entries(self, raw: bytes) -> tuple[list[dict[str, object]], int, str | None] | None:
+        """``poll``'s answer for the file's whole content ``raw``."""
         obj = parse_object(raw)
         if obj is None:
             # Caught mid-write, or NaN spelled the way json.dumps spells it (orjson rejects it).
@@ -123,6 +135,9 @@ class StateFile:
         del self._seen[keep:]
         self._seen.extend(_fingerprint(e) for e in entries[keep:])
         return entries[keep:], keep, reset
+
+    def close(self) -> None:
+        """(Nothing is held open between polls.)"""
 
     def _agreed(self, entries: list[dict[str, object]]) -> int:
         """How many leading entries equal what was read before. A checkpoint save appends to the
@@ -186,7 +201,7 @@ class Run:
         path: str,
         config: Config,
         fmt: str | None = None,
-        source: FileTail | None = None,
+        source: FileTail | StateFile | None = None,
         interval: int | None = None,
     ) -> None:
         """``source``: a tail other than the local file (a remote one), with ``interval``, the
@@ -328,7 +343,7 @@ class Run:
         src = self.source
         if isinstance(src, StateFile):
             self._read_state(src, up)
-            eof = True
+            eof = src.ready
         else:
             if not self._previewed and not self.loaded and not self.remote:
                 self._previewed = True
@@ -565,6 +580,8 @@ class Monitor:
         pairs: list[tuple[str, str]] = []
         hosts: list[str] = []  # each pair's host label ("": local)
         missing = []
+        from .remote import parse_remote  # (remote imports this module)
+
         for arg in self.args:
             target = parse_remote(arg)
             if target is not None:
@@ -590,6 +607,8 @@ class Monitor:
 
     def _remote_pairs(self, arg: str, target: Target) -> list[tuple[str, str]]:
         if self._remotes is None:
+            from .remote import Remotes
+
             self._remotes = Remotes(__version__)
         host = self._remotes.host(target)
         res = host.expansion(target.path, self.remote_wait)
@@ -637,7 +656,11 @@ class Monitor:
                 k += 1
             if remote is not None:
                 host, rpath, interval = remote
-                run = Run(name, spec.path, self.config, self.fmt, source=RemoteTail(host, rpath), interval=interval)
+                from .remote import RemoteStateFile, RemoteTail
+
+                whole = os.path.basename(rpath) == "trainer_state.json" or self.fmt == TRAINER_STATE
+                src = RemoteStateFile(host, rpath) if whole else RemoteTail(host, rpath)
+                run = Run(name, spec.path, self.config, self.fmt, source=src, interval=interval)
             else:
                 run = Run(name, spec.path, self.config, self.fmt)
             run.color_index = len(self.runs)
@@ -652,7 +675,7 @@ class Monitor:
             del self._standins[key]
             run = self._by_path.pop(key, None)
             if run is not None:
-                run.source.close() if isinstance(run.source, FileTail) else None
+                run.source.close()
                 self.runs.remove(run)
 
     def close(self) -> None:

@@ -404,3 +404,43 @@ def test_records_arrive_once_across_random_faults(server: Server, ops: list[str]
         shutil.rmtree(root, ignore_errors=True)
     assert sorted(seen) == list(range(1, step))
     assert set(seen.values()) == {1}, ops
+
+
+def test_a_trainer_state_json_over_ssh_reads_as_the_local_one(server: Server, tmp_path: Path) -> None:
+    src = next(REAL.rglob("trainer_state.json"), None)
+    if src is None:
+        pytest.skip("no trainer_state.json fixture")
+    ckpt = tmp_path / "out" / "checkpoint-100"
+    ckpt.mkdir(parents=True)
+    shutil.copy(src, ckpt / "trainer_state.json")
+    cfg = load_config(None)
+    local, _ = build([f"{tmp_path}/out/"], cfg, clock=lambda: 2e9)
+    far, _ = build([f"h2:{tmp_path}/out/"], cfg, clock=lambda: 2e9)
+    assert local["runs"][0]["records"]["train"] > 0
+    # (checkpoint directories are looked for beside a local log only: not yet over ssh)
+    for rep in (far, local):
+        rep["runs"][0].pop("best_checkpoint")
+    assert orjson.dumps(_strip_place(far)) == orjson.dumps(_strip_place(local))
+
+
+async def test_the_tui_shows_a_remote_run_beside_a_local_one(server: Server, tmp_path: Path) -> None:
+    from sfttop.core.config import Config
+    from sfttop.tui.app import SfttopApp
+
+    far = tmp_path / "far" / "trainer_log.jsonl"
+    far.parent.mkdir()
+    _append(far, 1, 21)
+    near = tmp_path / "near" / "trainer_log.jsonl"
+    near.parent.mkdir()
+    _append(near, 1, 11)
+    app = SfttopApp([f"h1:{far.parent}/", str(near.parent)], Config(), interval=0.1, rescan_seconds=0.2)
+    async with app.run_test(size=(120, 36)) as pilot:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with app.lock:
+                got = {r.name: r.data.last_step for r in app.monitor.runs}
+            if got.get("h1:far") == 20 and got.get("near") == 10:
+                break
+            await pilot.pause(0.1)
+        assert got == {"h1:far": 20, "near": 10}
+    app.monitor.close()
