@@ -13,7 +13,6 @@ from .config import Config
 from .diagnose import Finding
 from .metrics import fmt_value
 from .records import Event, EventKind, Record, expand
-from .report import REMOTE_WAIT
 from .run import Monitor, record_json
 from .sanitize import clean_text
 from .wake import Waker, log_dirs
@@ -56,7 +55,8 @@ def follow(
     go to ``err`` (stderr), never into the record stream.
     """
     stop = stop or threading.Event()
-    mon = Monitor(paths, config, fmt=log_format, remote_wait=REMOTE_WAIT)
+    # (remote runs join when their host answers: a slow host does not hold back local records)
+    mon = Monitor(paths, config, fmt=log_format)
     waker = Waker()
     try:
         return _follow(mon, fmt, out, interval, stop, waker, dispatcher, err or sys.stderr)

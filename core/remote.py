@@ -244,6 +244,8 @@ class Host:
         self._kill()
         if self.down_since is None:
             self.down_since = time.time()
+        if self.problem is None and any(v is None for v in self.args.values()):
+            self.fresh = True  # its arguments are to be shown as unreadable now, not at the next rescan
         self.problem = why
         self.next_try = now + self.backoff
         self.backoff = min(BACKOFF_MAX, self.backoff * 2)
@@ -675,6 +677,7 @@ class Remotes:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
         self.hosts.clear()
+        atexit.unregister(self.close)
 
 
 __all__ = ["RemoteTail", "Remotes", "Target", "parse_remote", "set_ssh_command"]

@@ -233,6 +233,9 @@ def test_a_host_that_refuses_the_key_is_one_line_while_local_runs_go_on(server: 
         f.wait_for(10)
         _append(local, 11, 21)
         f.wait_for(20)
+        deadline = time.monotonic() + 10
+        while not any(d["kind"] == "status" for d in f.lines()) and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         f.close()
     status = [d for d in f.lines() if d["kind"] == "status"]
