@@ -147,6 +147,9 @@ class Agent:
                 res["digest"] = zlib.crc32(json.dumps(res, sort_keys=True).encode("utf-8"))
                 if res["digest"] != digest:
                     got[a] = res
+        if req.get("ckpt"):
+            resp["ckpts"] = {b: {str(k): v for k, v in self.discover.checkpoint_dirs(os.path.expanduser(b)).items()}
+                             for b in req["ckpt"] if isinstance(b, str)}
         budget = max(0, int(req.get("budget") or 0))
         left = RESPONSE_CAP
         items: list[dict[str, Any]] = []

@@ -33,6 +33,7 @@ _GENERIC = frozenset(_PREFERRED) | {"stdout.txt", "nohup.out", "metrics.jsonl", 
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _MAX_DEPTH = 3
 _MAX_ENTRIES = 20_000  # a directory scan stops here rather than walk a whole dataset tree
+_MAX_LISTED = 2000  # entries of one directory looked at for checkpoint-N
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,36 @@ def unique(names: list[str]) -> list[str]:
             seen[n] = 1
             out.append(n)
     return out
+
+
+def checkpoint_dirs(base: str) -> dict[int, str]:
+    """checkpoint-N directories in ``base`` and one level below it (an output_dir beside the log)."""
+    found: dict[int, str] = {}
+    try:
+        entries = list(os.scandir(base))[:_MAX_LISTED]
+    except OSError:
+        return found
+    subdirs = []
+    for e in entries:
+        try:
+            if not e.is_dir():
+                continue
+        except OSError:
+            continue
+        m = CHECKPOINT_DIR.match(e.name)
+        if m:
+            found.setdefault(int(m.group(1)), e.path)
+        elif not e.name.startswith("."):
+            subdirs.append(e.path)
+    for d in subdirs[:50]:
+        try:
+            for e in list(os.scandir(d))[:_MAX_LISTED]:
+                m = CHECKPOINT_DIR.match(e.name)
+                if m and e.is_dir():
+                    found.setdefault(int(m.group(1)), e.path)
+        except OSError:
+            continue
+    return found
 
 
 def logging_steps_near(log_path: str) -> int | None:

@@ -39,6 +39,7 @@ ENV_COMMAND = "SFTTOP_SSH_COMMAND"
 ENV_TIMEOUT = "SFTTOP_SSH_TIMEOUT"
 WAIT = 0.2  # the longest one poll waits for a host's answer (the app stays responsive)
 BACKOFF_MAX = 30.0
+CHECKPOINT_WAIT = 10.0  # how long a report waits for a host to list a run's checkpoints
 EXPAND_EVERY = 2.0  # seconds between re-expansions of a host's path arguments (new runs)
 
 _ssh_command: str | None = None
@@ -155,6 +156,8 @@ class Host:
         self.last_rx = 0.0
         self.req_id = 0
         self.stoppers: list[subprocess.Popen[bytes]] = []  # `ssh -O exit` still running
+        self.ckpt_want: set[str] = set()  # directories whose checkpoint-N listing is asked for
+        self.ckpt_got: dict[str, dict[int, str]] = {}
         self.answered = 0  # answers received (tails note the last one they have seen)
         self.tails: dict[int, RemoteTail | RemoteStateFile] = {}
         self.closed: list[int] = []
@@ -394,6 +397,9 @@ class Host:
         self.answered += 1
         if op != "poll":
             return
+        for base, listing in (head.get("ckpts") or {}).items():
+            self.ckpt_got[str(base)] = {int(k): str(v) for k, v in listing.items()}
+            self.ckpt_want.discard(str(base))
         for arg, res in (head.get("expanded") or {}).items():
             if self.args.get(arg) != res:
                 self.fresh = True
@@ -423,6 +429,8 @@ class Host:
         self.req_id += 1
         if opens:
             req["open"] = opens
+        if self.ckpt_want:
+            req["ckpt"] = sorted(self.ckpt_want)
         if self.closed:
             req["close"] = self.closed
             self.closed = []
@@ -476,6 +484,21 @@ class Host:
                 return res
             if self.proc is None and self.problem is not None:
                 return None
+
+    def checkpoints(self, base: str, wait: float) -> dict[int, str]:
+        """checkpoint-N directories in ``base`` on the host, as ``discover.checkpoint_dirs``
+        finds them there (empty when the host does not answer in ``wait`` seconds)."""
+        self.ckpt_want.add(base)
+        deadline = time.monotonic() + wait
+        while base not in self.ckpt_got:
+            self.pump()
+            if self.ready and self.inflight is None:
+                self._request(4 << 20, self)
+            self.pump(max(0.0, min(WAIT, deadline - time.monotonic())))
+            if time.monotonic() >= deadline or (self.proc is None and self.problem is not None):
+                break
+        self.ckpt_want.discard(base)
+        return self.ckpt_got.pop(base, {})
 
     def register(self, tail: RemoteTail | RemoteStateFile) -> int:
         k = len(self.tails) + len(self.closed) + 1
@@ -573,6 +596,13 @@ class RemoteTail(FileTail):
         if host is not None:
             host.unregister(self)
 
+    def list_checkpoints(self, shown: str) -> dict[int, str]:
+        """``best_checkpoint``'s lister: ``shown`` and the answer are in ``host:path`` form."""
+        t = self.host.target
+        prefix = t.display("")
+        base = shown[len(prefix):] if shown.startswith(prefix) else shown
+        return {k: t.display(v) for k, v in self.host.checkpoints(base, CHECKPOINT_WAIT).items()}
+
 
 class RemoteStateFile(StateFile):
     """A ``trainer_state.json`` on another host: sent whole when it changes (a checkpoint save
@@ -614,6 +644,13 @@ class RemoteStateFile(StateFile):
 
     def close(self) -> None:
         self.host.unregister(self)
+
+    def list_checkpoints(self, shown: str) -> dict[int, str]:
+        """``best_checkpoint``'s lister: ``shown`` and the answer are in ``host:path`` form."""
+        t = self.host.target
+        prefix = t.display("")
+        base = shown[len(prefix):] if shown.startswith(prefix) else shown
+        return {k: t.display(v) for k, v in self.host.checkpoints(base, CHECKPOINT_WAIT).items()}
 
 
 class Remotes:

@@ -72,8 +72,16 @@ def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, An
         "findings": [f.to_dict() for f in diag.findings],
         "checklist": run.checklist.update(data, diag).to_dict(),
         "assessment": assess(data, diag, config.thresholds).to_dict(),
-        "best_checkpoint": best_checkpoint(data, run.path),
+        "best_checkpoint": best_checkpoint(data, run.path, *_lister(run)),
     }
+
+
+def _lister(run: Run) -> tuple[Callable[[str], dict[int, str]], ...]:
+    """How ``best_checkpoint`` lists a run's checkpoint directories: on its host, for a remote run."""
+    from .remote import RemoteStateFile, RemoteTail
+
+    src = run.source
+    return (src.list_checkpoints,) if isinstance(src, (RemoteTail, RemoteStateFile)) else ()
 
 
 def _metric_order(item: tuple[str, float]) -> tuple[int, str]:
@@ -99,13 +107,13 @@ def build(
         mon = Monitor(list(paths), config, fmt=log_format, remote_wait=REMOTE_WAIT)
     try:
         mon.load_all(helper=True)
+        if unread is not None:  # a log nobody could read must not come out as a clean report
+            unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
+            mon.runs = [r for r in mon.runs if has_records(r)]
+        now = mon.clock()
+        runs = [run_dict(r, config, now) for r in mon.runs]  # (a remote run lists its checkpoints)
     finally:
         mon.close()
-    if unread is not None:  # a log nobody could read must not come out as a clean report
-        unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
-        mon.runs = [r for r in mon.runs if has_records(r)]
-    now = mon.clock()
-    runs = [run_dict(r, config, now) for r in mon.runs]
     code = 0
     if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon.runs):
         code = 1

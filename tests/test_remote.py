@@ -96,6 +96,8 @@ def _tree(root: Path) -> dict[str, tuple[int, int]]:
 def _strip_place(obj: object) -> object:
     if isinstance(obj, dict):
         return {k: _strip_place(v) for k, v in obj.items() if k not in ("name", "path", "sfttop_version")}
+    if isinstance(obj, str) and obj.startswith(("h1:", "h2:")):
+        return obj.split(":", 1)[1]
     if isinstance(obj, list):
         return [_strip_place(v) for v in obj]
     return obj
@@ -418,11 +420,17 @@ def test_a_trainer_state_json_over_ssh_reads_as_the_local_one(server: Server, tm
     shutil.copy(src, ckpt / "trainer_state.json")
     cfg = load_config(None)
     local, _ = build([f"{tmp_path}/out/"], cfg, clock=lambda: 2e9)
+    step = (local["runs"][0]["best_checkpoint"] or {}).get("step")
+    assert isinstance(step, int)
+    best = tmp_path / "out" / f"checkpoint-{step}"  # the best eval's checkpoint, saved beside
+    best.mkdir(exist_ok=True)
+    local, _ = build([f"{tmp_path}/out/"], cfg, clock=lambda: 2e9)
     far, _ = build([f"h2:{tmp_path}/out/"], cfg, clock=lambda: 2e9)
     assert local["runs"][0]["records"]["train"] > 0
-    # (checkpoint directories are looked for beside a local log only: not yet over ssh)
-    for rep in (far, local):
-        rep["runs"][0].pop("best_checkpoint")
+    # The checkpoint directories are listed on the host too (shown in host:path form).
+    best_far, best_local = far["runs"][0]["best_checkpoint"], local["runs"][0]["best_checkpoint"]
+    assert best_local is not None and best_local["path"] == str(best)
+    assert best_far["path"] == f"h2:{best}"
     assert orjson.dumps(_strip_place(far)) == orjson.dumps(_strip_place(local))
 
 
