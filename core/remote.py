@@ -261,7 +261,9 @@ class Host:
             why = f"cannot log in to {self.label}: run `{login}` once"
         elif code == 127 or "python3: not found" in err or "python3: command not found" in err:
             why = f"{self.label} has no python3 (sfttop's remote agent needs it)"
-        elif self.ready and "Traceback" in err:
+        elif "Traceback" in err and "SyntaxError" in err and not self.ready:
+            why = f"{self.label}: its python3 is too old for sfttop's remote agent (3.7+ needed)"
+        elif "Traceback" in err:
             why = f"{self.label}: the remote agent failed: {_last_line(err)}"
         else:
             since = time.strftime("%H:%M", time.localtime(self.down_since or time.time()))

@@ -267,6 +267,8 @@ def test_the_cli_takes_ssh_command_and_reports_remote_paths(server: Server, tmp_
         ("echo 'me@gpu1: Permission denied (publickey).' >&2; exit 255", "cannot log in to gpu1: run `ssh gpu1` once"),
         ("echo 'Host key verification failed.' >&2; exit 255", "cannot log in to gpu1: run `ssh gpu1` once"),
         ("echo 'sh: 1: exec: python3: not found' >&2; exit 127", "gpu1 has no python3 (sfttop's remote agent needs it)"),
+        ("printf 'Traceback (most recent call last):\\n  ...\\nSyntaxError: future feature annotations is not defined\\n' >&2; exit 1",
+         "gpu1: its python3 is too old for sfttop's remote agent (3.7+ needed)"),
         ("echo 'ssh: connect to host gpu1 port 22: Connection refused' >&2; exit 255",
          "gpu1 unreachable since HH:MM, retrying (ssh: connect to host gpu1 port 22: Connection refused)"),
     ],
