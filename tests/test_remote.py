@@ -358,7 +358,7 @@ def test_a_run_started_later_on_the_host_appears(server: Server, tmp_path: Path)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.sampled_from(["append", "append", "copytruncate", "rotate", "drop", "kill-master"]),
+@given(st.lists(st.sampled_from(["append", "append", "copytruncate", "rotate", "replace", "drop", "kill-master"]),
                 min_size=3, max_size=7))
 def test_records_arrive_once_across_random_faults(server: Server, ops: list[str]) -> None:
     from sfttop.core.run import Monitor
@@ -402,7 +402,12 @@ def test_records_arrive_once_across_random_faults(server: Server, ops: list[str]
                 for pid in _masters(ctl):
                     os.kill(pid, 9)
             n = 1 + step % 7
-            _append(log, step, step + n)
+            if op == "replace":  # a new file moved over the log (the old one's identity is gone)
+                tmp = log.parent / "next.tmp"
+                _append(tmp, step, step + n)
+                os.replace(tmp, log)
+            else:
+                _append(log, step, step + n)
             step += n
             drain(step - 1)
     finally:
