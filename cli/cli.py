@@ -32,6 +32,7 @@ examples:
   sfttop --alert-webhook https://open.feishu.cn/open-apis/bot/v2/hook/... 'runs/*/train.log'
                                            tell a chat (Feishu/Lark, DingTalk, WeCom, Slack, Discord, ntfy)
   sfttop --serve 'runs/*/train.log'        the same screen in a browser (pip install 'sfttop[web]')
+  sfttop 'gpu1:runs/*/train.log' runs/     runs on another host over ssh (host:path, ssh://[user@]host[:port]/path)
 
 inputs: HF Trainer / TRL stdout captures (transformers 4.x and 5.x), trainer_state.json,
 LLaMA-Factory trainer_log.jsonl, ms-swift logging.jsonl, generic JSON lines; the stdout of
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the address browsers use to reach --serve, when not http://HOST:PORT (a proxy)")
     p.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
                    help=f"how often files are polled, {MIN_INTERVAL:g} to {MAX_INTERVAL:g} (default 0.5)")
+    p.add_argument("--ssh-command", metavar="CMD", default=None,
+                   help="the ssh command line for remote paths (host:path, ssh://...), split like a shell "
+                   "line but never run by one (default $SFTTOP_SSH_COMMAND, else ssh)")
     p.add_argument("--version", action="version", version=f"sfttop {__version__}")
     return p
 
@@ -125,6 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     if bad_keys is not None:
         print(f"sfttop: config: {bad_keys}", file=sys.stderr)
         return 2
+    if args.ssh_command is not None:
+        import shlex
+
+        from .core.remote import set_ssh_command
+
+        try:
+            if not shlex.split(args.ssh_command):
+                raise ValueError("empty")
+        except ValueError as e:
+            print(f"sfttop: --ssh-command: {e}", file=sys.stderr)
+            return 2
+        set_ssh_command(args.ssh_command)
     log_format = args.log_format
     if log_format is not None:
         from .core.parse import INPUT_FORMATS

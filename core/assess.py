@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import codes as C
 from .config import Thresholds
 from .diagnose import Diagnoser, Severity, fmt, json_value, median
-from .discover import CHECKPOINT_DIR
+from .discover import CHECKPOINT_DIR, checkpoint_dirs
 from .metrics import (
     ENTROPY,
     EVAL_ENTROPY,
@@ -460,7 +461,6 @@ def _loss_falling(data: RunData) -> bool:
 # ------------------------------------------------------------------------------------------------
 # best checkpoint
 
-_MAX_LISTED = 2000
 
 
 def _best_without_path(data: RunData) -> dict[str, object] | None:
@@ -471,66 +471,12 @@ def _best_without_path(data: RunData) -> dict[str, object] | None:
     return {"step": step, "eval_loss": loss, "eval_token_accuracy": acc, "path": None, "note": None}
 
 
-# base -> (its mtime, each subdirectory looked into with its mtime, what was found): the scan
-# runs again only when one of those directories changed (a checkpoint saved or deleted), not at
-# every repaint of a run's assessment.
-_SCANNED: dict[str, tuple[int, tuple[tuple[str, int], ...], dict[int, str]]] = {}
-_SCANNED_MAX = 512
-
-
-def _mtime_ns(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return -1
-
-
-def _checkpoint_dirs(base: str) -> dict[int, str]:
-    """checkpoint-N directories in ``base`` and one level below it (an output_dir beside the log)."""
-    top = _mtime_ns(base)
-    cached = _SCANNED.get(base)
-    if cached is not None and cached[0] == top and all(_mtime_ns(d) == t for d, t in cached[1]):
-        return dict(cached[2])
-    found, subdirs = _scan_checkpoints(base)
-    if len(_SCANNED) >= _SCANNED_MAX:
-        _SCANNED.clear()
-    _SCANNED[base] = (top, tuple((d, _mtime_ns(d)) for d in subdirs), dict(found))
-    return found
-
-
-def _scan_checkpoints(base: str) -> tuple[dict[int, str], list[str]]:
-    found: dict[int, str] = {}
-    try:
-        entries = list(os.scandir(base))[:_MAX_LISTED]
-    except OSError:
-        return found, []
-    subdirs = []
-    for e in entries:
-        try:
-            if not e.is_dir():
-                continue
-        except OSError:
-            continue
-        m = CHECKPOINT_DIR.match(e.name)
-        if m:
-            found.setdefault(int(m.group(1)), e.path)
-        elif not e.name.startswith("."):
-            subdirs.append(e.path)
-    subdirs = subdirs[:50]
-    for d in subdirs:
-        try:
-            for e in list(os.scandir(d))[:_MAX_LISTED]:
-                m = CHECKPOINT_DIR.match(e.name)
-                if m and e.is_dir():
-                    found.setdefault(int(m.group(1)), e.path)
-        except OSError:
-            continue
-    return found, subdirs
-
-
-def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
+def best_checkpoint(
+    data: RunData, log_path: str, list_dirs: Callable[[str], dict[int, str]] = checkpoint_dirs
+) -> dict[str, object] | None:
     """The best eval (lowest eval_loss, ties to the higher eval token accuracy) and its
-    ``checkpoint-N`` directory beside the log, with a note when it is missing.
+    ``checkpoint-N`` directory beside the log, with a note when it is missing. ``list_dirs``
+    lists a directory's checkpoints (another host's, for a remote log).
 
     Keys: step, eval_loss, eval_token_accuracy, path (None when no such directory exists),
     note (None when nothing needs saying).
@@ -547,7 +493,7 @@ def best_checkpoint(data: RunData, log_path: str) -> dict[str, object] | None:
         base = os.path.dirname(base) or "."  # a TensorBoard run is its directory, not the file
     if os.path.basename(base) == "runs":  # HF TensorBoard: <output_dir>/runs/<date>_<host>
         base = os.path.dirname(base) or "."
-    dirs = _checkpoint_dirs(base)
+    dirs = list_dirs(base)
     path = dirs.get(step)
     note: str | None = None
     if path is None and dirs:

@@ -14,8 +14,6 @@ import os
 import re
 from dataclasses import dataclass
 
-from .tbsource import event_files, is_events_file
-
 # Preferred log of a run directory, best first: the live JSON-lines files carry explicit steps
 # and full precision; a stdout capture is next; trainer_state.json lags by save_steps.
 _PREFERRED = (
@@ -31,11 +29,15 @@ _PREFERRED = (
 )
 _LOG_SUFFIXES = (".log", ".jsonl", ".out")
 _GENERIC = frozenset(_PREFERRED) | {"stdout.txt", "nohup.out", "metrics.jsonl", "log.jsonl"}
-_EVENTS = "events.out.tfevents."
+# (this module is also sent to remote hosts as the agent's own: standard library only, no
+# relative import; tbsource reads event files and takes their naming from here)
+_EVENTS = "events.out.tfevents."  # = tensorboard.EVENTS_PREFIX (a test holds them together)
+_MAX_ENTRIES = 2000  # a directory listing stops here (a run has a handful of event files)
 # what HF Trainer names a checkpoint directory; the step it was saved at is group 1
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _MAX_DEPTH = 3
 _MAX_ENTRIES = 20_000  # a directory scan stops here rather than walk a whole dataset tree
+_MAX_LISTED = 2000  # entries of one directory looked at for checkpoint-N
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,38 @@ def find_log(directory: str) -> str | None:
             if os.path.isfile(p) and (best is None or int(m.group(1)) > best[0]):
                 best = (int(m.group(1)), p)
     return best[1] if best else None
+
+
+def is_events_file(path: str) -> bool:
+    return os.path.basename(path).startswith(_EVENTS)
+
+
+def event_files(directory: str) -> list[str]:
+    """The event files of the run in ``directory``, oldest first: those directly in it, and
+    those one level down (the HF Trainer gives every process its own ``runs/<date>_<host>/``,
+    so a resumed run's files are in sibling directories)."""
+    found: list[tuple[tuple[int, str], str]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for e in entries[:_MAX_ENTRIES]:
+        try:
+            if e.name.startswith(_EVENTS) and e.is_file():
+                found.append((_created(e.name), e.path))
+            elif e.is_dir() and not e.name.startswith("."):
+                for sub in list(os.scandir(e.path))[:_MAX_ENTRIES]:
+                    if sub.name.startswith(_EVENTS) and sub.is_file():
+                        found.append((_created(sub.name), sub.path))
+        except OSError:
+            continue
+    return [p for _, p in sorted(found)]
+
+
+def _created(name: str) -> tuple[int, str]:
+    # events.out.tfevents.<unix time>.<host>.<pid>.<n>: the host may hold dots, the time does not
+    stamp = name[len(_EVENTS) :].split(".", 1)[0]
+    return (int(stamp) if stamp.isdigit() else 1 << 62, name)
 
 
 def _is_tb(path: str) -> bool:
@@ -230,6 +264,63 @@ def unique(names: list[str]) -> list[str]:
             seen[n] = 1
             out.append(n)
     return out
+
+
+# base -> (its mtime, each subdirectory looked into with its mtime, what was found): the scan
+# runs again only when one of those directories changed (a checkpoint saved or deleted), not at
+# every rebuild of a run's assessment.
+_SCANNED: dict[str, tuple[int, tuple[tuple[str, int], ...], dict[int, str]]] = {}
+_SCANNED_MAX = 512
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def checkpoint_dirs(base: str) -> dict[int, str]:
+    """checkpoint-N directories in ``base`` and one level below it (an output_dir beside the log)."""
+    top = _mtime_ns(base)
+    cached = _SCANNED.get(base)
+    if cached is not None and cached[0] == top and all(_mtime_ns(d) == t for d, t in cached[1]):
+        return dict(cached[2])
+    found, subdirs = _scan_checkpoints(base)
+    if len(_SCANNED) >= _SCANNED_MAX:
+        _SCANNED.clear()
+    _SCANNED[base] = (top, tuple((d, _mtime_ns(d)) for d in subdirs), dict(found))
+    return found
+
+
+def _scan_checkpoints(base: str) -> tuple[dict[int, str], list[str]]:
+    found: dict[int, str] = {}
+    try:
+        entries = list(os.scandir(base))[:_MAX_LISTED]
+    except OSError:
+        return found, []
+    subdirs = []
+    for e in entries:
+        try:
+            if not e.is_dir():
+                continue
+        except OSError:
+            continue
+        m = CHECKPOINT_DIR.match(e.name)
+        if m:
+            found.setdefault(int(m.group(1)), e.path)
+        elif not e.name.startswith("."):
+            subdirs.append(e.path)
+    subdirs = subdirs[:50]
+    for d in subdirs:
+        try:
+            for e in list(os.scandir(d))[:_MAX_LISTED]:
+                m = CHECKPOINT_DIR.match(e.name)
+                if m and e.is_dir():
+                    found.setdefault(int(m.group(1)), e.path)
+        except OSError:
+            continue
+    return found, subdirs
 
 
 def logging_steps_near(log_path: str) -> int | None:

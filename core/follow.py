@@ -59,11 +59,13 @@ def follow(
     """
     stop = stop or threading.Event()
     err = err or sys.stderr
+    # (remote runs join when their host answers: a slow host does not hold back local records)
     mon = Monitor(paths, config, fmt=log_format)
     waker = Waker()
     try:
         return _follow(mon, fmt, out, interval, stop, waker, dispatcher, err, webhooks)
     finally:
+        mon.close()
         waker.close()
         if dispatcher is not None:
             dispatcher.close()

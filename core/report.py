@@ -26,6 +26,9 @@ from .sanitize import clean_text
 from .unread import has_records, unread_reason
 
 # The train metrics shown first, in this order; other metrics follow alphabetically.
+# How long a report waits for a remote host to list its runs (ssh's own ConnectTimeout ends a
+# dead host's attempt sooner).
+REMOTE_WAIT = 30.0
 _MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
 
 
@@ -69,8 +72,16 @@ def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, An
         "findings": [f.to_dict() for f in diag.findings],
         "checklist": run.checklist.update(data, diag).to_dict(),
         "assessment": assess(data, diag, config.thresholds).to_dict(),
-        "best_checkpoint": best_checkpoint(data, run.path),
+        "best_checkpoint": best_checkpoint(data, run.path, *_lister(run)),
     }
+
+
+def _lister(run: Run) -> tuple[Callable[[str], dict[int, str]], ...]:
+    """How ``best_checkpoint`` lists a run's checkpoint directories: on its host, for a remote run."""
+    from .remote import RemoteStateFile, RemoteTail
+
+    src = run.source
+    return (src.list_checkpoints,) if isinstance(src, (RemoteTail, RemoteStateFile)) else ()
 
 
 def _metric_order(item: tuple[str, float]) -> tuple[int, str]:
@@ -91,15 +102,18 @@ def build(
     ``unread``: leave out the runs that hold no record and add why to this list.
     ``log_format`` reads every log as that input format (no detection)."""
     if clock is not None:
-        mon = Monitor(list(paths), config, fmt=log_format, clock=clock)
+        mon = Monitor(list(paths), config, fmt=log_format, clock=clock, remote_wait=REMOTE_WAIT)
     else:
-        mon = Monitor(list(paths), config, fmt=log_format)
-    mon.load_all(helper=True)
-    if unread is not None:  # a log nobody could read must not come out as a clean report
-        unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
-        mon.runs = [r for r in mon.runs if has_records(r)]
-    now = mon.clock()
-    runs = [run_dict(r, config, now) for r in mon.runs]
+        mon = Monitor(list(paths), config, fmt=log_format, remote_wait=REMOTE_WAIT)
+    try:
+        mon.load_all(helper=True)
+        if unread is not None:  # a log nobody could read must not come out as a clean report
+            unread.extend(why for r in mon.runs if (why := unread_reason(r)) is not None)
+            mon.runs = [r for r in mon.runs if has_records(r)]
+        now = mon.clock()
+        runs = [run_dict(r, config, now) for r in mon.runs]  # (a remote run lists its checkpoints)
+    finally:
+        mon.close()
     code = 0
     if any(r.diagnoser.worst() is Severity.CRITICAL for r in mon.runs):
         code = 1

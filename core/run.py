@@ -13,8 +13,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
+
+from sfttop import __version__
 
 from . import pipe
 from .checklist import Checklist
@@ -29,6 +32,9 @@ from .series import RunData
 from .tail import FileTail
 from .tbsource import EventsSource, is_events_path
 from .tensorboard import TENSORBOARD
+
+if TYPE_CHECKING:
+    from .remote import Host, Remotes, Target
 
 MAX_STATE_FILE = 512 << 20
 PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
@@ -95,6 +101,15 @@ class StateFile:
         except OSError as e:
             self.error = e.strerror or str(e)
             return None
+        return self._entries(raw)
+
+    @property
+    def ready(self) -> bool:
+        """What was read is the file as it is now (a remote one: once its host answered)."""
+        return True
+
+    def _entries(self, raw: bytes) -> tuple[list[dict[str, object]], int, str | None] | None:
+        """``poll``'s answer for the file's whole content ``raw``."""
         obj = parse_object(raw)
         if obj is None:
             # Caught mid-write, or NaN spelled the way json.dumps spells it (orjson rejects it).
@@ -125,6 +140,9 @@ class StateFile:
         del self._seen[keep:]
         self._seen.extend(_fingerprint(e) for e in entries[keep:])
         return entries[keep:], keep, reset
+
+    def close(self) -> None:
+        """(Nothing is held open between polls.)"""
 
     def _agreed(self, entries: list[dict[str, object]]) -> int:
         """How many leading entries equal what was read before. A checkpoint save appends to the
@@ -182,16 +200,30 @@ _RESTARTS = frozenset(("truncated", "replaced", "reappeared", "rewritten by anot
 
 
 class Run:
-    def __init__(self, name: str, path: str, config: Config, fmt: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        config: Config,
+        fmt: str | None = None,
+        source: FileTail | StateFile | None = None,
+        interval: int | None = None,
+    ) -> None:
+        """``source``: a tail other than the local file (a remote one), with ``interval``, the
+        ``logging_steps`` found beside it, in place of looking beside ``path`` here."""
         self.name = name
         self.path = path
         self.config = config
         self.fmt = fmt
+        self.remote = source is not None
+        self._interval = interval
         is_state = os.path.basename(path) == "trainer_state.json" or fmt == TRAINER_STATE
-        is_tb = not is_state and (fmt == TENSORBOARD or is_events_path(path))
-        self.source: FileTail | StateFile | EventsSource = (
-            StateFile(path) if is_state else EventsSource(path) if is_tb else FileTail(path)
-        )
+        is_tb = not is_state and source is None and (fmt == TENSORBOARD or is_events_path(path))
+        self.source: FileTail | StateFile | EventsSource
+        if source is not None:
+            self.source = source
+        else:
+            self.source = StateFile(path) if is_state else EventsSource(path) if is_tb else FileTail(path)
         self.parser = self._new_parser()
         self._begin(None)
         self.loaded = False  # history read to the end once
@@ -210,7 +242,7 @@ class Run:
         if isinstance(self.source, EventsSource):
             return LogParser(TENSORBOARD)
         parser = LogParser(self.fmt)
-        parser.interval = logging_steps_near(self.path)
+        parser.interval = self._interval if self.remote else logging_steps_near(self.path)
         return parser
 
     def _begin(self, previous: Attempt | None) -> None:
@@ -323,9 +355,9 @@ class Run:
             eof = src.caught_up
         elif isinstance(src, StateFile):
             self._read_state(src, up)
-            eof = True
+            eof = src.ready
         else:
-            if not self._previewed and not self.loaded:
+            if not self._previewed and not self.loaded and not self.remote:
                 self._previewed = True
                 try:
                     size = os.stat(self.path).st_size
@@ -550,7 +582,10 @@ class Monitor:
         fmt: str | None = None,
         rescan_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
+        remote_wait: float = 0.0,
     ) -> None:
+        """``remote_wait``: how long the first scan waits for remote hosts to list their runs
+        (``--report`` and ``--follow`` wait; the TUI shows them when they answer)."""
         self.args = list(args)
         self.config = config
         self.fmt = fmt
@@ -561,32 +596,83 @@ class Monitor:
         self._last_scan = -math.inf
         self.helper_bytes = pipe.MIN_BYTES  # logs this long get a helper in load_all(helper=True)
         self.missing: list[str] = []  # plain paths that do not exist (yet)
+        self._remotes: Remotes | None = None
+        self._remote_src: dict[str, tuple[Host, str, int | None]] = {}  # shown path -> host, path there
+        self._standins: dict[str, str] = {}  # key of a run standing for an unreachable host's argument
+        self.remote_wait = remote_wait
         self.rescan(force=True)
+        self.remote_wait = 0.0
 
     def specs(self) -> list[RunSpec]:
         pairs: list[tuple[str, str]] = []
+        hosts: list[str] = []  # each pair's host label ("": local)
         missing = []
+        from .remote import parse_remote  # (remote imports this module)
+
         for arg in self.args:
+            target = parse_remote(arg)
+            if target is not None:
+                found = self._remote_pairs(arg, target)
+                pairs.extend(found)
+                hosts.extend([target.label] * len(found))
+                continue
             found = expand_arg(arg)
             if not found and not has_magic(arg) and not os.path.exists(arg):
                 missing.append(arg)
                 # A log that will appear later: follow the path itself.
                 pairs.append((_pending_name(arg), arg))
+                hosts.append("")
                 continue
             pairs.extend(found)
+            hosts.extend([""] * len(found))
         self.missing = missing
+        # The host is part of a name only where it tells runs apart (more than one host).
+        if len(set(hosts)) > 1:
+            pairs = [(f"{h}:{n}" if h else n, p) for (n, p), h in zip(pairs, hosts)]
         names = unique([n for n, _ in pairs])
         return [RunSpec(n, p) for n, (_, p) in zip(names, pairs)]
+
+    def _remote_pairs(self, arg: str, target: Target) -> list[tuple[str, str]]:
+        if self._remotes is None:
+            from .remote import Remotes
+
+            self._remotes = Remotes(__version__)
+        host = self._remotes.host(target)
+        res = host.expansion(target.path, self.remote_wait)
+        if res is None:
+            if host.problem is None:
+                return []  # still connecting: its runs appear when it answers
+            # Never reached: one run stands for the argument, to show why.
+            shown = target.display(target.path)
+            self._remote_src[shown] = (host, target.path, None)
+            self._standins[shown] = arg
+            return [(_pending_name(target.path), shown)]
+        out = []
+        for name, path, interval in res["pairs"]:
+            shown = target.display(path)
+            self._remote_src[shown] = (host, path, interval)
+            out.append((name, shown))
+        if not out and not res["magic"] and not res["exists"]:
+            shown = target.display(res["path"])
+            self._remote_src[shown] = (host, res["path"], None)
+            out.append((_pending_name(res["path"]), shown))
+        return out
 
     def rescan(self, force: bool = False) -> list[Run]:
         """Add runs for paths that appeared; return the new ones."""
         now = self.clock()
+        if self._remotes is not None:
+            self._remotes.pump()
+            force = self._remotes.fresh() or force
         if not force and now - self._last_scan < self.rescan_seconds:
             return []
         self._last_scan = now
         new = []
-        for spec in self.specs():
-            key = os.path.abspath(spec.path)
+        specs = self.specs()
+        self._drop_standins({s.path for s in specs})
+        for spec in specs:
+            remote = self._remote_src.get(spec.path)
+            key = spec.path if remote is not None else os.path.abspath(spec.path)
             if key in self._by_path:
                 continue
             name = spec.name
@@ -595,12 +681,35 @@ class Monitor:
             while name in taken:
                 name = f"{spec.name}#{k}"
                 k += 1
-            run = Run(name, spec.path, self.config, self.fmt)
+            if remote is not None:
+                host, rpath, interval = remote
+                from .remote import RemoteStateFile, RemoteTail
+
+                whole = os.path.basename(rpath) == "trainer_state.json" or self.fmt == TRAINER_STATE
+                src = RemoteStateFile(host, rpath) if whole else RemoteTail(host, rpath)
+                run = Run(name, spec.path, self.config, self.fmt, source=src, interval=interval)
+            else:
+                run = Run(name, spec.path, self.config, self.fmt)
             run.color_index = len(self.runs)
             self.runs.append(run)
             self._by_path[key] = run
             new.append(run)
         return new
+
+    def _drop_standins(self, current: set[str]) -> None:
+        """A host that answered lists its runs: the run that stood for its argument goes."""
+        for key in [k for k in self._standins if k not in current]:
+            del self._standins[key]
+            run = self._by_path.pop(key, None)
+            if run is not None:
+                run.source.close()
+                self.runs.remove(run)
+
+    def close(self) -> None:
+        """Let go of remote connections (local files hold nothing that needs it)."""
+        if self._remotes is not None:
+            self._remotes.close()
+            self._remotes = None
 
     def poll(self, budget: int = 4 << 20) -> dict[str, RunUpdate]:
         """One pass over every run; a run still loading history gets at most ``budget`` bytes."""
@@ -623,7 +732,8 @@ class Monitor:
         gc.disable()
         try:
             runs = [r for r in self.runs if not r.loaded]
-            jobs = pipe.jobs() if helper and pipe.usable() else 1
+            # (forked helpers must not share a host's ssh pipes: remote runs load here)
+            jobs = pipe.jobs() if helper and pipe.usable() and not any(r.remote for r in runs) else 1
             pipelined = jobs > 1
             if jobs > 1 and pipe.share_out(runs, self.helper_bytes):
                 runs = pipe.load_shared(runs, jobs, lambda run: self._load(run, budget, False))

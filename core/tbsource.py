@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .discover import event_files, is_events_file
 from .parse import LogParser
 from .records import Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
 from .tensorboard import (
-    EVENTS_PREFIX,
     Grouper,
     Malformed,
     TrainArgs,
@@ -34,39 +34,6 @@ from .tensorboard import (
 from .tfrecord import FOOTER, HEADER, MAX_RECORD, split_records
 
 FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
-_MAX_ENTRIES = 2000  # a directory listing stops here (a run has a handful of event files)
-
-
-def is_events_file(path: str) -> bool:
-    return os.path.basename(path).startswith(EVENTS_PREFIX)
-
-
-def event_files(directory: str) -> list[str]:
-    """The event files of the run in ``directory``, oldest first: those directly in it, and
-    those one level down (the HF Trainer gives every process its own ``runs/<date>_<host>/``,
-    so a resumed run's files are in sibling directories)."""
-    found: list[tuple[tuple[int, str], str]] = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return []
-    for e in entries[:_MAX_ENTRIES]:
-        try:
-            if e.name.startswith(EVENTS_PREFIX) and e.is_file():
-                found.append((_created(e.name), e.path))
-            elif e.is_dir() and not e.name.startswith("."):
-                for sub in list(os.scandir(e.path))[:_MAX_ENTRIES]:
-                    if sub.name.startswith(EVENTS_PREFIX) and sub.is_file():
-                        found.append((_created(sub.name), sub.path))
-        except OSError:
-            continue
-    return [p for _, p in sorted(found)]
-
-
-def _created(name: str) -> tuple[int, str]:
-    # events.out.tfevents.<unix time>.<host>.<pid>.<n>: the host may hold dots, the time does not
-    stamp = name[len(EVENTS_PREFIX) :].split(".", 1)[0]
-    return (int(stamp) if stamp.isdigit() else 1 << 62, name)
 
 
 def is_events_path(path: str) -> bool:
@@ -108,6 +75,9 @@ class EventsSource:
     @property
     def pending_bytes(self) -> int:
         return max(0, self.size - self.offset)
+
+    def close(self) -> None:
+        """Nothing to let go: event files are opened for each read, never held between polls."""
 
     def _paths(self) -> list[str] | None:
         if os.path.isdir(self.path):

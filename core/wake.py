@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Iterable
 
+from .remote import parse_remote
+
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
 _IN_MODIFY = 0x002
@@ -124,6 +126,8 @@ def log_dirs(paths: Iterable[str]) -> set[str]:
     existing parent of the wildcard part (where new runs appear)."""
     out: set[str] = set()
     for p in paths:
+        if parse_remote(p) is not None:
+            continue  # another host's: nothing here to watch (it is polled each interval)
         d = os.path.dirname(os.path.abspath(p))
         while d and not os.path.isdir(d):
             parent = os.path.dirname(d)

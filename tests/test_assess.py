@@ -236,7 +236,7 @@ def test_no_eval_no_best(tmp_path: str) -> None:
 def test_checkpoint_scan_is_cached_until_a_directory_changes(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import os
 
-    from sfttop.core import assess
+    from sfttop.core import discover as assess  # (the scan lives with discovery: the remote agent lists too)
 
     out = tmp_path / "out"
     (out / "checkpoint-10").mkdir(parents=True)
@@ -248,12 +248,12 @@ def test_checkpoint_scan_is_cached_until_a_directory_changes(tmp_path, monkeypat
         return real(base)
 
     monkeypatch.setattr(assess, "_scan_checkpoints", counting)
-    assert set(assess._checkpoint_dirs(str(tmp_path))) == {10}
+    assert set(assess.checkpoint_dirs(str(tmp_path))) == {10}
     for _ in range(5):
-        assert set(assess._checkpoint_dirs(str(tmp_path))) == {10}
+        assert set(assess.checkpoint_dirs(str(tmp_path))) == {10}
     assert scans["n"] == 1
     (out / "checkpoint-20").mkdir()  # a save, one level down
     st = os.stat(out)
     os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # (a coarse clock)
-    assert set(assess._checkpoint_dirs(str(tmp_path))) == {10, 20}
+    assert set(assess.checkpoint_dirs(str(tmp_path))) == {10, 20}
     assert scans["n"] == 2

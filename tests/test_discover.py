@@ -69,3 +69,17 @@ def test_unique_names() -> None:
 
 def test_missing_plain_path_expands_to_nothing(tmp_path: Path) -> None:
     assert expand_arg(str(tmp_path / "nope.log")) == []
+
+
+def test_discover_stands_alone_for_the_remote_agent() -> None:
+    """core/remote.py sends discover.py to a host's python3 as a module of its own: it must
+    import nothing of sfttop's (a relative import broke every remote run once)."""
+    import ast
+    from pathlib import Path
+
+    from sfttop.core import discover, tensorboard
+
+    tree = ast.parse(Path(discover.__file__).read_text())
+    relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("sfttop"))]
+    assert not relative
+    assert discover._EVENTS == tensorboard.EVENTS_PREFIX
