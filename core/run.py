@@ -25,6 +25,7 @@ from .liveness import Liveness, liveness
 from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .series import RunData
+from .stores import STORE_FORMATS, StoreSource, store_kind
 from .tail import FileTail
 from .tbsource import EventsSource, is_events_path
 from .tensorboard import TENSORBOARD
@@ -186,8 +187,10 @@ class Run:
         self.fmt = fmt
         is_state = os.path.basename(path) == "trainer_state.json" or fmt == TRAINER_STATE
         is_tb = not is_state and (fmt == TENSORBOARD or is_events_path(path))
-        self.source: FileTail | StateFile | EventsSource = (
-            StateFile(path) if is_state else EventsSource(path) if is_tb else FileTail(path)
+        store = None if is_state or is_tb else (fmt if fmt in STORE_FORMATS else store_kind(path))
+        self.source: FileTail | StateFile | EventsSource | StoreSource = (
+            StateFile(path) if is_state else EventsSource(path) if is_tb
+            else StoreSource(path, store) if store else FileTail(path)
         )
         self.parser = self._new_parser()
         self._begin(None)
@@ -206,6 +209,8 @@ class Run:
             return LogParser(TRAINER_STATE)
         if isinstance(self.source, EventsSource):
             return LogParser(TENSORBOARD)
+        if isinstance(self.source, StoreSource):
+            return LogParser(self.source.kind)
         parser = LogParser(self.fmt)
         parser.interval = logging_steps_near(self.path)
         return parser
@@ -315,7 +320,7 @@ class Run:
         now = time.time() if now is None else now
         up = RunUpdate()
         src = self.source
-        if isinstance(src, EventsSource):
+        if isinstance(src, (EventsSource, StoreSource)):
             up.changed = src.poll(self.parser, up.records, up.events, budget)
             eof = src.caught_up
         elif isinstance(src, StateFile):
