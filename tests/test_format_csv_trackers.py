@@ -154,3 +154,37 @@ def test_report_and_log_format_override() -> None:
     assert r["runs"][0]["format"] == "lightning-csv" and code in (0, 1)
     # no grad_norm, no NaN: nothing critical is made up
     assert not {f["code"] for f in r["runs"][0]["findings"] if f["severity"] == "critical"}
+
+
+REAL_RUN = FIXTURES / "lightning-csv" / "real-run" / "metrics.csv"
+
+
+def test_real_lightning_run_merges_the_lr_monitor_row_into_its_step() -> None:
+    # Written by Lightning 2.6.6 (tests/fixtures/gen/lightning_csv_run.py): LearningRateMonitor
+    # writes lr-AdamW in a row of its own at the step of the metrics row; it is one record.
+    fmt, tr, ev, events, skipped = parse(REAL_RUN)
+    assert (fmt, len(tr), len(ev), skipped) == ("lightning-csv", 12, 3, 0)
+    assert not [e for e in events if e.kind is EventKind.RESUMED]
+    assert [r.step for r in tr] == list(range(3, 48, 4))
+    assert tr[0].metrics == {"learning_rate": 0.01, "loss": 11.710314750671387} and tr[0].epoch == 0.0
+    assert tr[4].metrics == {"learning_rate": 0.0025, "grad_norm": 7.057583332061768, "loss": 9.402591705322266}
+    assert [(r.step, r.metrics["eval_loss"]) for r in ev] == [(15, 6.591725826263428), (31, 6.03936767578125), (47, 5.884505271911621)]
+
+
+def test_real_lightning_rewrite_with_a_new_key_is_read_once(tmp_path: Path) -> None:
+    # Before grad_norm was first logged (epoch 1) the file had no grad_norm column; CSVLogger
+    # then rewrote it whole with the wider header. A tail that read the first version reads the
+    # rewritten file again from its start: every record once, the later ones with grad_norm.
+    lines = REAL_RUN.read_bytes().splitlines(keepends=True)
+    narrow = [b",".join(c for i, c in enumerate(line.split(b",")) if i != 1) for line in lines[:11]]
+    assert narrow[0] == b"epoch,lr-AdamW,step,train_loss_epoch,train_loss_step,val_loss\r\n"  # (csv.writer: CRLF)
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(b"".join(narrow))
+    run = Run("l", str(path), Config())
+    run.poll()
+    assert (run.data.count(Kind.TRAIN), run.data.count(Kind.EVAL)) == (4, 1)
+    path.write_bytes(b"".join(lines))
+    for _ in range(3):
+        run.poll()
+    assert (run.data.count(Kind.TRAIN), run.data.count(Kind.EVAL)) == (12, 3)
+    assert run.data.get("grad_norm") is not None and run.parser.stats.skipped == 0

@@ -77,6 +77,10 @@ class CsvReader(LineReader):
         self._step_at = -1
         self._epoch_at = -1
         self._epochs: list[float] = []
+        self._row: dict[str, float] = {}  # the train metrics of the step being read
+        self._row_step = 0
+        self._row_epoch: float | None = None
+        self._row_offset = 0
         self.header_seen = 0
 
     def role(self, raw: str) -> tuple[int, str]:
@@ -120,6 +124,7 @@ class CsvReader(LineReader):
         if len(cells) != len(roles):
             head = header_cells(seg)
             if head is not None and self.is_header(head):
+                self._commit(out_records, out_events)
                 self.emit_pending(out_records)
                 self._release_eval(out_records)
                 self.set_header(head)
@@ -147,6 +152,7 @@ class CsvReader(LineReader):
         except ValueError:
             head = header_cells(seg)
             if head is not None and self.is_header(head):  # the same header again: a rewrite
+                self._commit(out_records, out_events)
                 self.emit_pending(out_records)
                 self._release_eval(out_records)
                 self.set_header(head)
@@ -163,13 +169,38 @@ class CsvReader(LineReader):
             return True
         s = int(step)
         if train_names:
-            self.train(s, tuple(train_names), tuple(train_vals), offset, out_records, out_events)
-            self._epochs.append(epoch if epoch is not None else float("nan"))
+            row = self._row
+            if row and self._row_step == s:
+                # One logging call, several rows: Lightning's LearningRateMonitor writes its
+                # lr-* row apart from the step's metrics row, at the same step.
+                row.update(zip(train_names, train_vals))
+                if self._row_epoch is None:
+                    self._row_epoch = epoch
+            else:
+                self._commit(out_records, out_events)
+                self._row = dict(zip(train_names, train_vals))
+                self._row_step, self._row_epoch, self._row_offset = s, epoch, offset
         if evals:
+            self._commit(out_records, out_events)
             self.eval(s, evals, offset, out_records, False)
             if self._eval is not None:
                 self._eval.epoch = epoch
         return True
+
+    def _commit(self, out_records: list[Item], out_events: list[Event]) -> None:
+        """The train record of the rows read for one step, once a row of another step (or an
+        eval, or the end of what there is) shows the step is complete."""
+        row = self._row
+        if row:
+            self._row = {}
+            self.train(self._row_step, tuple(row), tuple(row.values()), self._row_offset, out_records, out_events)
+            ep = self._row_epoch
+            self._epochs.append(ep if ep is not None else float("nan"))
+
+    def flush(self, out_records: list[Item], final: bool) -> None:
+        if final:
+            self._commit(out_records, [])
+        super().flush(out_records, final)
 
     def is_header(self, cells: list[bytes]) -> bool:
         return True

@@ -21,7 +21,8 @@ DESCRIPTION = (
     "by meaning: a `_step` suffix and a `train_`/`train/` prefix are dropped, `val_`/`valid_`/"
     "`validation_` become `eval_` (`train_loss_step` → loss, `val_loss` → eval_loss), "
     "`lr-<Optimizer>` (LearningRateMonitor) → learning_rate; a row's train metrics are a train "
-    "record, its eval metrics an eval record at its `step`; epoch-mean columns (`*_epoch`, "
+    "record (the rows of one step, such as LearningRateMonitor's own `lr-*` row, make one), its "
+    "eval metrics an eval record at its `step`; epoch-mean columns (`*_epoch`, "
     "`epoch_*`) are left out when per-step ones exist; a rewritten wider header is followed"
 )
 
