@@ -13,7 +13,8 @@ import pytest
 from formats_helpers import FIXTURES, report, shared
 from sfttop.core.config import Config
 from sfttop.core.discover import expand_arg
-from sfttop.core.records import Kind
+from sfttop.core.parse import LogParser
+from sfttop.core.records import EventKind, Item, Kind, expand
 from sfttop.core.run import Run
 from sfttop.core.stores import StoreSource
 
@@ -194,3 +195,28 @@ def test_reports_and_log_format_for_stores(path: Path, fmt: str) -> None:
     # nothing made up for what a store does not log (no grad_norm in DVCLive or W&B here)
     assert not [f for f in run["findings"] if f["severity"] == "critical"]
 
+
+
+def test_a_store_read_a_budget_at_a_time_gives_whole_steps(tmp_path: Path) -> None:
+    # Files of very different sizes, read 64 KiB a poll each: a step goes on only once every
+    # file still being read is past it, so no step is split into two records.
+    dvc = tmp_path / "dvclive" / "plots" / "metrics"
+    dvc.mkdir(parents=True)
+    n = 20000
+    (dvc / "loss.tsv").write_text("step\tloss\n" + "".join(f"{s}\t{3 - s / n:.17f}\n" for s in range(n)))
+    (dvc / "learning_rate.tsv").write_text("step\tlearning_rate\n" + "".join(f"{s}\t0.0001\n" for s in range(n)))
+    run = Run("b", str(tmp_path / "dvclive"), Config())
+    for _ in range(200):
+        run.poll(budget=1 << 16)
+        if run.loaded:
+            break
+    assert counts(run) == (n, 0) and not [e for e in run.events if e.kind is EventKind.RESUMED]
+    src = StoreSource(str(tmp_path / "dvclive"), "dvclive")
+    parser = LogParser("dvclive")
+    items: list[Item] = []
+    for _ in range(200):
+        src.poll(parser, items, [], 1 << 16)
+        if src.caught_up:
+            break
+    recs = expand(items)
+    assert len(recs) == n and all(set(r.metrics) == {"loss", "learning_rate"} for r in recs)
