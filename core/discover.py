@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from .sanitize import clean_text
 from .stores import DVCLIVE, MLFLOW, MLFLOW_DB, WANDB_SUMMARY, store_kind
 from .tbsource import event_files, is_events_file
 
@@ -119,9 +120,9 @@ def _store_name(path: str, parts: list[str]) -> str | None:
     if kind == MLFLOW:
         try:
             with open(os.path.join(path, "tags", "mlflow.runName"), "rb") as f:
-                name = f.read(200).decode("utf-8", "replace").strip()
+                name = clean_text(f.read(200).decode("utf-8", "replace")).strip()
             if name:
-                return name
+                return name  # (a tag anyone could set: no escape sequence reaches the screen)
         except OSError:
             pass
     if kind in (WANDB_SUMMARY, MLFLOW_DB):
