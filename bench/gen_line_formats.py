@@ -3,6 +3,8 @@
 
     python bench/gen_line_formats.py OUTDIR [N]    # writes OUTDIR/<format>.log, N = 300000
 
+and the tracker stores: ``OUTDIR/dvclive/``, ``OUTDIR/mlruns/0/bench/``, ``OUTDIR/mlflow.db``.
+
 Line shapes are the real logs' (../shared/logs); values follow a smooth loss curve with noise.
 """
 
@@ -79,10 +81,69 @@ def torchtune_stdout(n: int) -> Iterator[str]:
         yield "\r".join(pieces)
 
 
+def lightning_csv(n: int) -> Iterator[str]:
+    # CSVLogger's sparse rows: a step row per record, a validation row every 100 steps
+    yield "epoch,lr-AdamW,step,train_loss_epoch,train_loss_step,val_loss"
+    for s, loss, lr, _gn in _curve(n):
+        yield f"{s // 1000},{lr!r},{s},,{loss!r},"
+        if s % 100 == 0:
+            yield f"{s // 1000},,{s},,,{loss + 0.1!r}"
+
+
+def keras_csv(n: int) -> Iterator[str]:
+    yield "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss"
+    for s, loss, lr, _gn in _curve(n):
+        yield f"{s - 1},{1 - loss / 4!r},{lr!r},{loss!r},{1 - loss / 3.5!r},{loss + 0.1!r}"
+
+
+def wandb_csv(n: int) -> Iterator[str]:
+    yield "_step,_runtime,train/loss,train/grad_norm,train/learning_rate,train/epoch,_timestamp,train/global_step"
+    for s, loss, lr, gn in _curve(n):
+        yield f"{s - 1},{s * 0.5!r},{loss:.4f},{gn!r},{lr!r},{s / 1000!r},{1745673728.19 + s!r},{s}"
+
+
 SHAPES: dict[str, Callable[[int], Iterator[str]]] = {
     "megatron": megatron, "nanogpt": nanogpt, "nanochat": nanochat, "llmc": llmc,
     "torchtune": torchtune, "torchtune-stdout": torchtune_stdout,
+    "lightning-csv": lightning_csv, "keras-csv": keras_csv, "wandb-csv": wandb_csv,
 }
+
+
+def stores(out: Path, n: int) -> None:
+    """The directory stores (core/stores.py) with the same records: a DVCLive directory, an
+    MLflow file-store run and an MLflow database (a train record's loss, learning_rate and
+    grad_norm, an eval_loss every 100 steps)."""
+    import sqlite3
+
+    rows = list(_curve(n))
+    keys = {"loss": 1, "learning_rate": 2, "grad_norm": 3}
+    dvc = out / "dvclive" / "plots" / "metrics"
+    dvc.mkdir(parents=True, exist_ok=True)
+    run = out / "mlruns" / "0" / "bench"
+    (run / "metrics").mkdir(parents=True, exist_ok=True)
+    (run / "meta.yaml").write_text("run_id: bench\n")
+    for key, j in keys.items():
+        with open(dvc / f"{key}.tsv", "w") as f, open(run / "metrics" / key, "w") as g:
+            f.write(f"step\t{key}\n")
+            for r in rows:
+                f.write(f"{r[0]}\t{r[j]!r}\n")
+                g.write(f"{1733300000000 + r[0]} {r[j]!r} {r[0]}\n")
+    with open(dvc / "eval_loss.tsv", "w") as f, open(run / "metrics" / "eval_loss", "w") as g:
+        f.write("step\teval_loss\n")
+        for r in rows[99::100]:
+            f.write(f"{r[0]}\t{r[1] + 0.1!r}\n")
+            g.write(f"{1733300000000 + r[0]} {r[1] + 0.1!r} {r[0]}\n")
+    db = out / "mlflow.db"
+    db.unlink(missing_ok=True)
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE metrics (key VARCHAR(250), value FLOAT, timestamp BIGINT, run_uuid VARCHAR(32), "
+                "step BIGINT DEFAULT 0 NOT NULL, is_nan BOOLEAN DEFAULT 0 NOT NULL)")
+    con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,0)", (
+        (key, r[j], 1733300000000 + r[0], "bench", r[0]) for r in rows for key, j in keys.items()))
+    con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,0)", (
+        ("eval_loss", r[1] + 0.1, 1733300000000 + r[0], "bench", r[0]) for r in rows[99::100]))
+    con.commit()
+    con.close()
 
 
 def main() -> None:
@@ -93,6 +154,7 @@ def main() -> None:
         with open(out / f"{name}.log", "w") as f:
             for line in gen(n):
                 f.write(line + "\n")
+    stores(out, n)
 
 
 if __name__ == "__main__":

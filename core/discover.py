@@ -25,6 +25,9 @@ _PREFERRED = (
     "output.log",
     "log.txt",
     "stdout.log",
+    "running_log.txt",  # LLaMA-Factory WebUI: the logger's lines, HF dicts among them
+    "metrics.csv",  # Lightning CSVLogger (lightning_logs/version_N/)
+    "training_log.csv",  # a Keras CSVLogger / W&B history export, as commonly named
     "trainer_state.json",
 )
 _LOG_SUFFIXES = (".log", ".jsonl", ".out")
@@ -32,12 +35,33 @@ _GENERIC = frozenset(_PREFERRED) | {"stdout.txt", "nohup.out", "metrics.jsonl", 
 # (this module is also sent to remote hosts as the agent's own: standard library only, no
 # relative import; tbsource reads event files and takes their naming from here)
 _EVENTS = "events.out.tfevents."  # = tensorboard.EVENTS_PREFIX (a test holds them together)
-_MAX_ENTRIES = 2000  # a directory listing stops here (a run has a handful of event files)
 # what HF Trainer names a checkpoint directory; the step it was saved at is group 1
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _MAX_DEPTH = 3
 _MAX_ENTRIES = 20_000  # a directory scan stops here rather than walk a whole dataset tree
 _MAX_LISTED = 2000  # entries of one directory looked at for checkpoint-N
+
+# Tracker stores (read by core/stores.py): their kinds are named here, where discovery finds
+# them; this module stays standard-library-only for the remote agent.
+DVCLIVE = "dvclive"
+MLFLOW = "mlflow"
+MLFLOW_DB = "mlflow-db"
+WANDB_SUMMARY = "wandb-summary"
+STORE_FORMATS = (DVCLIVE, MLFLOW, MLFLOW_DB, WANDB_SUMMARY)
+
+
+def store_kind(path: str) -> str | None:
+    """Which tracker store ``path`` is, if any."""
+    base = os.path.basename(os.path.normpath(path))
+    if base == "wandb-summary.json":
+        return WANDB_SUMMARY
+    if base.endswith(".db") and os.path.isfile(path):
+        return MLFLOW_DB
+    if os.path.isdir(os.path.join(path, "plots", "metrics")):
+        return DVCLIVE
+    if os.path.isdir(os.path.join(path, "metrics")) and os.path.isfile(os.path.join(path, "meta.yaml")):
+        return MLFLOW
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,9 @@ def find_log(directory: str) -> str | None:
     logs = sorted(n for n in names if n.endswith(_LOG_SUFFIXES) and os.path.isfile(os.path.join(directory, n)))
     if logs:
         return os.path.join(directory, logs[0])
+    store = _tracker_store(directory, present)
+    if store is not None:
+        return store
     # TensorBoard: event files here (a logging_dir: a restart adds a file), or the HF Trainer's
     # <output_dir>/runs/, where every process (a resume too) writes its own <date>_<host>/: all
     # of them are the run, read in order. Live, unlike the checkpoints' trainer_state.json,
@@ -117,10 +144,54 @@ def _created(name: str) -> tuple[int, str]:
     return (int(stamp) if stamp.isdigit() else 1 << 62, name)
 
 
+def _tracker_store(directory: str, present: set[str]) -> str | None:
+    """A tracker's files in a run directory (core/stores.py reads them): a DVCLive directory
+    (itself, or its ``dvclive/``/``live/``), an MLflow run (``metrics/`` beside ``meta.yaml``) or
+    database, a W&B run folder (its captured stdout ``files/output.log`` first: it holds every
+    logged line, the summary only the last values)."""
+    if store_kind(directory) is not None:
+        return directory
+    for sub in ("dvclive", "live"):
+        if sub in present and store_kind(os.path.join(directory, sub)) == DVCLIVE:
+            return os.path.join(directory, sub)
+    if "mlflow.db" in present:
+        return os.path.join(directory, "mlflow.db")
+    for rel in ("files/output.log", "files/wandb-summary.json", "wandb-summary.json"):
+        p = os.path.join(directory, rel)
+        if rel.split("/")[0] in present and os.path.isfile(p):
+            return p
+    return None
+
+
+def _store_name(path: str, parts: list[str]) -> str | None:
+    """The name of a run read from a tracker store: the experiment directory, not the store's
+    own folder name (``live``, ``files``) or an MLflow run id when the run has a name."""
+    kind = store_kind(path)
+    base = parts[-1] if parts else path
+    if kind == DVCLIVE and base in ("dvclive", "live") and len(parts) >= 2:
+        return parts[-2]
+    if kind == MLFLOW:
+        try:
+            with open(os.path.join(path, "tags", "mlflow.runName"), "rb") as f:
+                name = f.read(200).decode("utf-8", "replace").strip()
+            if name:
+                return name  # (a tag anyone could set: cleaned wherever a run's name is shown)
+        except OSError:
+            pass
+    if kind in (WANDB_SUMMARY, MLFLOW_DB):
+        up = parts[:-1]
+        if len(up) >= 2 and up[-1] == "files":
+            up = up[:-1]
+        return up[-1] if up else base
+    if base == "output.log" and len(parts) >= 3 and parts[-2] == "files":
+        return parts[-3]
+    return None
+
+
 def _is_tb(path: str) -> bool:
-    """A log path discovery gave is a TensorBoard run: an event file, or a directory (only a
-    directory of event files is ever given as a run's log)."""
-    return is_events_file(path) or os.path.isdir(path)
+    """A log path discovery gave is a TensorBoard run: an event file, or a directory of event
+    files (the only other directory given as a run's log is a tracker store's)."""
+    return is_events_file(path) or (os.path.isdir(path) and store_kind(path) is None)
 
 
 def _tb_name(parts: list[str], whole: bool = False) -> str:
@@ -168,6 +239,9 @@ def _parts(path: str) -> list[str]:
 
 def _single_name(path: str) -> str:
     parts = _parts(path)
+    named = _store_name(path, parts)
+    if named is not None:
+        return named
     if _is_tb(path):
         return _tb_name(parts[:-1] if is_events_file(path) else parts)
     if len(parts) >= 3 and CHECKPOINT_DIR.match(parts[-2]):
@@ -229,7 +303,11 @@ def expand_arg(arg: str) -> list[tuple[str, str]]:
         if len(logs) == 1 and (logs[0] == arg or logs[0].startswith(os.path.join(arg, ""))) and find_log(arg) == logs[0]:
             return [(_single_name(logs[0]), logs[0])]
         rel = [os.path.relpath(p, arg) for p in logs]
-        names = [_tb_name(r.split(os.sep), whole=True) if os.path.isdir(p) else _dir_name(r) for r, p in zip(rel, logs)]
+        names = [
+            _tb_name(r.split(os.sep), whole=True) if _is_tb(p) else _dir_name(r) if store_kind(p) is None
+            else _store_name(p, _parts(p)) or _dir_name(r)
+            for r, p in zip(rel, logs)
+        ]
         return list(zip(names, logs))
     if has_magic(arg):
         matches = sorted(glob.glob(arg, recursive=True))

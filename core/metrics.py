@@ -93,6 +93,8 @@ def canonical(name: str) -> str:
     alias = _ALIASES.get(low)
     if alias is not None:
         return alias
+    if low.startswith("lr-") and "-" not in low[3:] and "/" not in low[3:]:
+        return LR  # Lightning's LearningRateMonitor: lr-<Optimizer> (lr-<Optimizer>-momentum is not)
     if low.startswith("eval_"):
         rest = _ALIASES.get(low[5:])
         if rest is not None and not rest.startswith("eval_"):

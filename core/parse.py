@@ -45,7 +45,9 @@ NANOCHAT = formats.nanochat.NAME
 LLMC = formats.llmc.NAME
 TORCHTUNE = formats.torchtune.NAME
 # What --log-format accepts.
-INPUT_FORMATS = (HF_STDOUT, JSONL, LLAMA_FACTORY, MS_SWIFT, TRAINER_STATE, TENSORBOARD, *formats.BY_NAME)
+# (the tracker stores of core/stores.py: named here, as importing that module here would be circular)
+STORES = ("dvclive", "mlflow", "mlflow-db", "wandb-summary")
+INPUT_FORMATS = (HF_STDOUT, JSONL, LLAMA_FACTORY, MS_SWIFT, TRAINER_STATE, TENSORBOARD, *formats.BY_NAME, *STORES)
 
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _PREFIX = re.compile(rb"^\s*(?:\[(?:default|rank)\d+\]:\s*)+")

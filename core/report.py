@@ -62,7 +62,8 @@ def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, An
         "error": run.error if (run.error and not run.exists) or state == "unreadable" else None,
         "records": {"train": data.count(Kind.TRAIN), "eval": data.count(Kind.EVAL)},
         "skipped_lines": run.skipped,
-        "last_step": data.last_step,
+        # (a progress-only log has no record step: how far its progress went is the answer)
+        "last_step": data.last_step if data.last_step is not None else _step,
         "epoch": json_value(data.epoch),
         "max_steps": total,
         "eta_seconds": None if eta is None else round(eta, 1),

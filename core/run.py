@@ -24,11 +24,12 @@ from .checklist import Checklist
 from .config import Config
 from .diagnose import Diagnoser, Finding
 from .diagnose.episodes import Code
-from .discover import RunSpec, expand_arg, has_magic, logging_steps_near, unique
+from .discover import STORE_FORMATS, RunSpec, expand_arg, has_magic, logging_steps_near, store_kind, unique
 from .liveness import Liveness, liveness
 from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .series import RunData
+from .stores import StoreSource
 from .tail import FileTail
 from .tbsource import EventsSource, is_events_path
 from .tensorboard import TENSORBOARD
@@ -219,11 +220,15 @@ class Run:
         self._interval = interval
         is_state = os.path.basename(path) == "trainer_state.json" or fmt == TRAINER_STATE
         is_tb = not is_state and source is None and (fmt == TENSORBOARD or is_events_path(path))
-        self.source: FileTail | StateFile | EventsSource
+        store = None if is_state or is_tb or source is not None else (fmt if fmt in STORE_FORMATS else store_kind(path))
+        self.source: FileTail | StateFile | EventsSource | StoreSource
         if source is not None:
             self.source = source
         else:
-            self.source = StateFile(path) if is_state else EventsSource(path) if is_tb else FileTail(path)
+            self.source = (
+                StateFile(path) if is_state else EventsSource(path) if is_tb
+                else StoreSource(path, store) if store else FileTail(path)
+            )
         self.parser = self._new_parser()
         self._begin(None)
         self.loaded = False  # history read to the end once
@@ -241,6 +246,8 @@ class Run:
             return LogParser(TRAINER_STATE)
         if isinstance(self.source, EventsSource):
             return LogParser(TENSORBOARD)
+        if isinstance(self.source, StoreSource):
+            return LogParser(self.source.kind)
         parser = LogParser(self.fmt)
         parser.interval = self._interval if self.remote else logging_steps_near(self.path)
         return parser
@@ -350,7 +357,7 @@ class Run:
         now = time.time() if now is None else now
         up = RunUpdate()
         src = self.source
-        if isinstance(src, EventsSource):
+        if isinstance(src, (EventsSource, StoreSource)):
             up.changed = src.poll(self.parser, up.records, up.events, budget)
             eof = src.caught_up
         elif isinstance(src, StateFile):

@@ -7,9 +7,12 @@ A log sfttop cannot read must never pass for a healthy one: ``--report`` turns i
 from __future__ import annotations
 
 from .formats import FORMATS as LINE_FORMATS
+from .parse import LLAMA_FACTORY, MS_SWIFT
 from .records import Kind
 from .run import Run
 from .sanitize import clean_text
+
+_PROGRESS_FORMATS = frozenset((LLAMA_FACTORY, MS_SWIFT))
 
 # What the parser recognises, as a user would name it: the HF family that core/parse.py reads
 # itself, then every line format of the registry.
@@ -26,7 +29,15 @@ FORMATS_READ = (
 
 def has_records(run: Run) -> bool:
     data = run.data
-    return data.count(Kind.TRAIN) + data.count(Kind.EVAL) > 0 or bool(data.summary)
+    return data.count(Kind.TRAIN) + data.count(Kind.EVAL) > 0 or bool(data.summary) or progress_only(run)
+
+
+def progress_only(run: Run) -> bool:
+    """A file in a known format that logs progress and no metrics (LLaMA-Factory writes
+    ``trainer_log.jsonl`` lines with only ``current_steps``/``total_steps`` when the trainer's
+    logs carry no loss): it was read, and what it says is how far the run got."""
+    p = run.parser
+    return p.format in _PROGRESS_FORMATS and p.progress_step is not None and p.progress_total is not None
 
 
 def unread_reason(run: Run, *, final: bool = True) -> str | None:

@@ -83,3 +83,20 @@ def test_discover_stands_alone_for_the_remote_agent() -> None:
     relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("sfttop"))]
     assert not relative
     assert discover._EVENTS == tensorboard.EVENTS_PREFIX
+    # ... and loaded the way the agent loads it, it finds a run directory's log
+    import importlib.util
+    import sys
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("sfttop_discover", discover.__file__)
+    assert spec is not None and spec.loader is not None
+    alone = importlib.util.module_from_spec(spec)
+    sys.modules["sfttop_discover"] = alone  # (as the agent registers it)
+    try:
+        spec.loader.exec_module(alone)
+    finally:
+        del sys.modules["sfttop_discover"]
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "run1").mkdir()
+        Path(d, "run1", "train.log").write_text("{'loss': 1.0}\n")
+        assert [p for _, p in alone.expand_arg(d)] == [str(Path(d, "run1", "train.log"))]

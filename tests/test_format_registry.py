@@ -23,6 +23,9 @@ SAMPLES = {
     "nanochat": b"step 00764/05742 (13.31%) | loss: 3.02 | lrm: 1.00 | dt: 1033.49ms | tok/sec: 22,159",
     "llmc": b"s:12 trl:9.87 lr:0.000010 norm:3.21",
     "torchtune": b"1|12|Loss: 1.9749605655670166:   2%|",
+    "lightning-csv": b"epoch,step,train_loss_step,val_loss",
+    "keras-csv": b"epoch,accuracy,learning_rate,loss,val_accuracy,val_loss",
+    "wandb-csv": b"_step,_runtime,train/loss,train/grad_norm,_timestamp,train/global_step",
 }
 
 

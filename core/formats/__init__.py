@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import llmc, megatron, nanochat, nanogpt, torchtune
+from . import keras_csv, lightning_csv, llmc, megatron, nanochat, nanogpt, torchtune, wandb_csv
 from .base import LineReader, Stats
 
 __all__ = ["BY_NAME", "FORMATS", "LineFormat", "LineReader", "Stats", "detect"]
@@ -27,7 +27,7 @@ class LineFormat:
 
 
 FORMATS: tuple[LineFormat, ...] = tuple(
-    LineFormat(m.NAME, m.detect, m.Reader, m.DESCRIPTION) for m in (megatron, nanogpt, nanochat, llmc, torchtune)
+    LineFormat(m.NAME, m.detect, m.Reader, m.DESCRIPTION) for m in (megatron, nanogpt, nanochat, llmc, torchtune, wandb_csv, keras_csv, lightning_csv)
 )
 BY_NAME: dict[str, LineFormat] = {f.name: f for f in FORMATS}
 
