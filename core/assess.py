@@ -135,6 +135,11 @@ def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: R
     """(status, note) for one metric's (smoothed) value."""
     if metric == LOSS:
         lo, hi = _range(LOSS)
+        if v == 0.0:
+            # never memorising: a loss of exactly 0 is no token in the loss, or a NaN printed as 0
+            if any(f.code == C.LOSS_NONFINITE for f in diag.findings):
+                return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
+            return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
         if v < lo:
             return LOW, f"below {lo}: the model may be memorising the training set"
         if v <= t.loss_good:
