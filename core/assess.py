@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from . import codes as C
 from .config import Thresholds
-from .diagnose import Diagnoser, Severity, fmt, json_value, median
+from .diagnose import Diagnoser, Severity, fmt, json_value, median, title
 from .discover import CHECKPOINT_DIR, checkpoint_dirs
 from .metrics import (
     ENTROPY,
@@ -136,6 +136,11 @@ def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: R
     """(status, note) for one metric's (smoothed) value."""
     if metric == LOSS:
         lo, hi = _range(LOSS)
+        if v == 0.0:
+            # never memorising: a loss of exactly 0 is no token in the loss, or a NaN printed as 0
+            if any(f.code == C.LOSS_NONFINITE for f in diag.findings):
+                return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
+            return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
         if v < lo:
             return LOW, f"below {lo}: the model may be memorising the training set"
         if v <= t.loss_good:
@@ -267,6 +272,12 @@ def assess(
         statuses[m] = (row.status, row.value)
 
     _compare(out, data, t)
+    if any(f.code in (C.OVERFITTING, C.OVERFITTING_SEVERE) for f in diagnoser.findings):
+        # a gap that is small at the latest eval does not mean the run generalises when eval_loss
+        # rose from its best: the row must not read as the opposite of the finding
+        for c in out.comparison:
+            if c.status == GOOD and c.item in ("loss", "token_accuracy"):
+                c.status, c.judgement = OK, "a small gap now, but eval_loss rose from its best (overfitting)"
     _verdict(out, data, diagnoser, statuses, t)
     out.best_checkpoint = best_checkpoint(data, log_path) if log_path else _best_without_path(data)
     return out
@@ -366,33 +377,45 @@ def _verdict(
     info = [f for f in active if f.severity is Severity.INFO]
     comp = {c.item: c for c in out.comparison}
 
-    # positives (the seed's "积极信号")
+    # positives (the seed's "积极信号"). A positive is about the whole run as the report shows
+    # it, and the report lists closed findings too: none may contradict a finding, open or
+    # closed, on the same metric.
     pos = out.positives
     st, _v = statuses.get(LOSS, (NA, None))
     codes = {f.code for f in active}
-    if st in (GOOD, OK) and not codes & {C.LOSS_OSCILLATION, C.LOSS_PLATEAU}:
+    seen = {f.code for f in diag.findings}
+    overfit = bool(seen & {C.OVERFITTING, C.OVERFITTING_SEVERE})
+    if st in (GOOD, OK) and not codes & {C.LOSS_OSCILLATION} and not seen & {C.LOSS_PLATEAU, C.LOSS_NONFINITE}:
         pos.append("train loss is " + ("low and stable" if st == GOOD else "in the normal range and stable"))
-    elif not codes & {C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.LOSS_NONFINITE} and _loss_falling(data):
+    elif not codes & {C.LOSS_OSCILLATION} and not seen & {C.LOSS_PLATEAU, C.LOSS_NONFINITE} and _loss_falling(data):
         pos.append("train loss is still falling")
     acc = statuses.get(TOKEN_ACC)
-    if acc is not None and acc[1] is not None and math.isfinite(acc[1]) and acc[1] >= t.accuracy_very_good:
-        pos.append(f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}")
+    if (
+        acc is not None
+        and acc[0] in (GOOD, OK)  # (not WATCH: near-perfect is a memorisation caution, not praise)
+        and acc[1] is not None
+        and math.isfinite(acc[1])
+        and acc[1] >= t.accuracy_very_good
+        and C.OVERFITTING_SEVERE not in seen
+    ):
+        pos.append(
+            f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}"
+        )
     c = comp.get("token_accuracy")
-    if c is not None and c.status == GOOD and c.diff is not None:
+    if c is not None and c.status == GOOD and c.diff is not None and not overfit:
         pos.append(
             f"eval accuracy only {abs(c.diff):.1f} points {'below' if c.diff < 0 else 'above'} train: generalising well"
         )
     c = comp.get("entropy")
-    if c is not None and c.status == GOOD:
+    if c is not None and c.status == GOOD and C.ENTROPY_GAP not in seen:
         pos.append("train and eval entropy agree")
     c = comp.get("loss")
-    if c is not None and c.status == GOOD:
+    if c is not None and c.status == GOOD and not overfit:
         pos.append("eval loss close to train loss")
-    if not any(f.code == C.LOSS_NONFINITE for f in diag.findings):
-        if data.get(LOSS) is not None:
-            pos.append("no NaN/inf values")
+    if C.LOSS_NONFINITE not in seen and data.get(LOSS) is not None:
+        pos.append("no NaN/inf values")
     gst = statuses.get(GRAD_NORM, (NA, None))[0]
-    if gst == GOOD and not codes & {C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH}:
+    if gst == GOOD and not seen & {C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH, C.GRAD_VANISHING}:
         pos.append("grad_norm stable and in range")
     best = best_eval(data)
     ev = _latest(data, EVAL_LOSS)
@@ -442,8 +465,47 @@ def _verdict(
     else:
         out.status = GOOD
         out.verdict = "Healthy: nothing to act on."
+    # A critical episode that closed still makes the report exit 1: the verdict says what the
+    # run recovered from, and is never "Healthy".
+    recovered = _recovered(diag)
+    if recovered and out.status != CRITICAL:
+        if out.status in (GOOD, NA):
+            out.status = WATCH
+            out.verdict = f"Recovered from {recovered}: check the run before trusting it."
+        else:
+            out.verdict += f" Earlier it recovered from {recovered}."
     if diag.finished and out.status != CRITICAL:
         out.verdict += " The run has finished."
+
+
+# a closed critical episode in the verdict: (one, several) of them
+_RECOVERED_NOUN: dict[str, tuple[str, str]] = {
+    C.GRAD_EXPLOSION: ("a gradient spike", "gradient spikes"),
+    C.LOSS_NONFINITE: ("a NaN/inf value", "NaN/inf values"),
+    C.OVERFITTING_SEVERE: ("severe overfitting", "severe overfitting"),
+    C.RUN_CRASHED: ("a crash", "crashes"),
+}
+_RECOVERED_LISTED = 3  # episodes of one code named in the verdict; the rest are counted
+
+
+def _recovered(diag: Diagnoser) -> str:
+    """The closed critical episodes, per code: "gradient spikes of 26.4 at step 4 and 71.9 at
+    step 22" ("" when there are none)."""
+    by_code: dict[str, list[str]] = {}
+    for f in diag.findings:
+        if f.severity is Severity.CRITICAL and not f.active:
+            value = f"{fmt(f.value)} " if f.value is not None and f.code == C.GRAD_EXPLOSION else ""
+            by_code.setdefault(f.code, []).append(f"{value}at step {f.step}")
+    parts = []
+    for code, eps in by_code.items():
+        one, many = _RECOVERED_NOUN.get(code, (title(code), title(code)))
+        shown = eps[:_RECOVERED_LISTED]
+        if len(eps) > len(shown):
+            shown.append(f"{len(eps) - len(shown)} more")
+        listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+        of = "of " if code == C.GRAD_EXPLOSION else ""
+        parts.append(f"{one if len(eps) == 1 else many} {of}{listed}")
+    return "; ".join(parts)
 
 
 _FALLING_POINTS = 20  # "still falling": the newer half of this many points has the lower median

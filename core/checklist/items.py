@@ -116,7 +116,7 @@ ITEMS: tuple[CheckItem, ...] = (
         "trend healthy",
         J.trend_healthy,
         warn=frozenset({C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.OVERFITTING, C.ACCURACY_DROP, C.GRAD_NORM_HIGH}),
-        fail=frozenset({C.LOSS_NONFINITE, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE, C.RUN_CRASHED}),
+        fail=frozenset({C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE, C.RUN_CRASHED}),
     ),
     CheckItem(
         "hparams_ok",

@@ -44,6 +44,7 @@ class Code(str, Enum):
     codes is looked up at C speed, which the per-record rules rely on)."""
 
     LOSS_NONFINITE = "loss_nonfinite"
+    NOTHING_TRAINED = "nothing_trained"
     GRAD_EXPLOSION = "grad_explosion"
     GRAD_NORM_HIGH = "grad_norm_high"
     GRAD_VANISHING = "grad_vanishing"
@@ -79,6 +80,14 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
         Severity.CRITICAL,
         "NaN/inf in training",
         (_LOWER_LR, _CHECK_DATA, _CLIP, "in fp16, try bf16 or a higher initial loss scale"),
+    ),
+    Code.NOTHING_TRAINED: (
+        Severity.CRITICAL,
+        "nothing is trained",
+        (
+            "check the labels: are all of them -100 (masked)? (completion-only collator, response template)",
+            "check the chat template matches the tokenizer, and that the samples are not truncated away",
+        ),
     ),
     Code.GRAD_EXPLOSION: (Severity.CRITICAL, "gradient explosion", (_LOWER_LR, _CHECK_DATA, _CLIP)),
     Code.GRAD_NORM_HIGH: (

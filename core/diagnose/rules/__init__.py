@@ -16,6 +16,7 @@ from .lr import LearningRate
 from .nonfinite import NonFinite
 from .run_state import RunState
 from .trend import AccuracySlow, Plateau
+from .zero import NothingTrained
 
 __all__ = ["Cols", "Context", "EvalRules", "Point", "RunState", "TrainRule", "train_rules"]
 
@@ -29,6 +30,7 @@ def train_rules(ctx: Context) -> tuple[TrainRule, ...]:
     plateau = Plateau(ctx, loss, lr)  # (before the LR: it judges against the LR before this record's)
     return (
         NonFinite(ctx),
+        NothingTrained(ctx),
         Gradients(ctx),
         loss,
         plateau,
