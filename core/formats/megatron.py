@@ -58,13 +58,8 @@ def fields(rest: bytes) -> tuple[tuple[bytes, ...], tuple[float, ...]] | None:
     glued to the line, or a line cut short) and is left out. Split and converted by C-level
     calls only (this runs once per line of a long pretraining log): with one colon in each
     piece, keys and values alternate once the bars are colons too."""
-    end = rest.rfind(b"|")
-    body = rest[:end]
-    n = body.count(b"|") + 1
-    if end < 0 or n > MAX_FIELDS:
-        return None
-    parts = body.replace(b"|", b":").split(b":")
-    if len(parts) != 2 * n:
+    parts = _pieces(rest)
+    if parts is None:
         return None
     try:
         vals = tuple(map(float, parts[1::2]))
@@ -84,15 +79,21 @@ def _unvalued(key: bytes) -> bytes:
 def raw_fields(rest: bytes) -> tuple[tuple[bytes, ...], bytes] | None:
     """``fields`` without converting the values: the keys, and the values joined by commas (for
     ``LineReader.train`` to convert a run of lines at a time)."""
+    parts = _pieces(rest)
+    if parts is None:
+        return None
+    return tuple(parts[0::2]), b",".join(parts[1::2])
+
+
+def _pieces(rest: bytes) -> list[bytes] | None:
+    """Keys and values alternating (``fields``' split), or None when a piece is not one field."""
     end = rest.rfind(b"|")
     body = rest[:end]
     n = body.count(b"|") + 1
     if end < 0 or n > MAX_FIELDS:
         return None
     parts = body.replace(b"|", b":").split(b":")
-    if len(parts) != 2 * n:
-        return None
-    return tuple(parts[0::2]), b",".join(parts[1::2])
+    return parts if len(parts) == 2 * n else None
 
 
 class Reader(LineReader):
