@@ -399,3 +399,21 @@ def test_a_merged_window_keeps_each_items_worst_the_latest_of_equals() -> None:
     assert merged.label == "steps 1-300" and merged.closed and merged.status == FAIL
     assert merged.shows([None, (FAIL, merged.items[1].detail), None])
     assert not merged.shows([(PASS, "new warn"), None, None])
+
+
+def test_a_masked_nan_run_passes_no_check_on_its_nan_values() -> None:
+    """The Trainer logs 'loss': 0.0 once every step is NaN (grad_norm and entropy say nan): no
+    check may read that as a falling loss, a stable entropy or a rising accuracy of 0 -> 0."""
+    from pathlib import Path
+
+    from sfttop.core.config import Config
+    from sfttop.core.report import build
+
+    log = Path(__file__).parent / "fixtures" / "real" / "tf4" / "nan_filtered" / "train.log"
+    report, _ = build([str(log)], Config(), clock=lambda: 2e9)
+    latest = {c: cad["latest"] for c, cad in report["runs"][0]["checklist"].items()}
+    status = {it["id"]: it["status"] for w in latest.values() if w for it in w["items"]}
+    assert status["loss_falling"] == "fail"
+    assert status["entropy_stable"] == "fail"
+    assert status["eval_acc_rising"] == "fail"
+    assert status["no_overfitting"] != "pass"

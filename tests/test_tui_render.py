@@ -203,7 +203,7 @@ def test_metric_card_marks_out_of_range_without_colour() -> None:
 
 # ---------------------------------------------------------------------------------- masked NaN
 def test_mask_values_by_witness_and_by_zero_after_a_real_loss() -> None:
-    from sfttop.tui.plotdata import mask_values, nonfinite_steps
+    from sfttop.core.masking import mask_values, nonfinite_steps
 
     steps = [10, 20, 30, 40]
     bad = nonfinite_steps(steps, array("d", [1.0, 1.1, NAN, NAN]))
@@ -226,9 +226,10 @@ def test_mask_values_by_witness_and_by_zero_after_a_real_loss() -> None:
 
 
 def test_a_long_masked_stretch_is_masked_on_the_cards_too() -> None:
+    from sfttop.core.masking import shown_series
     from sfttop.core.records import Kind, Record
     from sfttop.core.series import RunData
-    from sfttop.tui.snapshot import SPARK_POINTS, shown_series
+    from sfttop.tui.snapshot import SPARK_POINTS
 
     data = RunData()
     for i in range(1, 301):  # 200 zeros after 100 real losses, no grad_norm to tell

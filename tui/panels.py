@@ -7,13 +7,14 @@ import os
 from sfttop.core.assess import assess
 from sfttop.core.checklist import ITEM_BY_ID, Checklist
 from sfttop.core.config import Thresholds
+from sfttop.core.masking import shown_series
 from sfttop.core.metrics import label
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
 
 from .chart_render import ChartOptions
 from .fmt import fmt_count, fmt_value
-from .snapshot import ChartState, finding_order, shown_series
+from .snapshot import ChartState, finding_order
 from .widgets.assessment import AssessmentView
 from .widgets.checklist import ChecklistView, CheckRow
 from .widgets.metric_chart import ChartData

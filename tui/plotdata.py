@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Sequence
 
 EMA_WEIGHT = 0.6  # TensorBoard's default slider value
@@ -250,60 +250,3 @@ def bucket_series(
             ox.append(xs[lo + i])
             oy.append(seg[i])
     return ox, oy, bad
-
-
-def nonfinite_steps(steps: Sequence[int], values: Sequence[float], from_step: int | None = None) -> list[int]:
-    """The steps (at or after ``from_step``) whose value is NaN or inf; one C-level ``sum`` when
-    there are none."""
-    lo = 0 if from_step is None else bisect_left(steps, from_step)
-    if lo:
-        steps, values = steps[lo:], values[lo:]
-    if math.isfinite(sum(values)):
-        return []
-    isfinite = math.isfinite
-    return [s for s, v in zip(steps, values) if not isfinite(v)]
-
-
-def mask_values(
-    steps: Sequence[int],
-    values: Sequence[float],
-    bad_steps: Sequence[int],
-    zero_after: float | None = None,
-    high_before: bool = False,
-) -> tuple[Sequence[float], set[int]]:
-    """``values`` with every masked one replaced by NaN (a copy only when one is), and the
-    positions replaced. ``steps`` rise.
-
-    A value is masked when its step is in ``bad_steps`` (a witness metric was NaN/inf there) or,
-    with ``zero_after``, when it is exactly 0 after an earlier value above ``zero_after`` (or
-    anywhere, when ``high_before``: such a value came before these points). Without bad steps
-    or zeros (a healthy run) nothing is copied and nothing is looped over in Python.
-    """
-    masked: set[int] = set()
-    n = len(steps)
-    isfinite = math.isfinite
-    if len(bad_steps) * 16 < n:  # a few bad steps: find each
-        for s in bad_steps:
-            i = bisect_left(steps, s)
-            if i < n and steps[i] == s and isfinite(values[i]):
-                masked.add(i)
-    elif bad_steps:  # many: one pass
-        bad = set(bad_steps)
-        masked.update(i for i, s in enumerate(steps) if s in bad and isfinite(values[i]))
-    if zero_after is not None and 0.0 in values:
-        first_high = -1 if high_before else next((i for i, v in enumerate(values) if v > zero_after), None)
-        if first_high is not None:
-            index = values.index  # list and array('d') both search in C
-            i = first_high
-            while True:
-                try:
-                    i = index(0.0, i + 1)
-                except ValueError:
-                    break
-                masked.add(i)
-    if not masked:
-        return values, masked
-    out = list(values)
-    for i in masked:
-        out[i] = math.nan
-    return out, masked

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sfttop.core import metrics as M
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import CODES, Finding, Severity
 from sfttop.core.liveness import State
+from sfttop.core.masking import shown_series
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
-from sfttop.core.series import RunData
 from sfttop.core.unread import has_records, unread_reason
 
 from .chart_render import ChartLine, ChartOptions, HLine
@@ -41,7 +40,7 @@ from .palette import (
     run_rgb,
     severity_status,
 )
-from .plotdata import bucket_series, map_x, mask_values, nonfinite_steps
+from .plotdata import bucket_series, map_x
 from .widgets.alert_banner import BannerItem
 from .widgets.metric_card import CardData
 from .widgets.metric_chart import ChartData, LegendItem
@@ -72,53 +71,6 @@ CHART_GROUPS: tuple[tuple[str, str, str | None], ...] = (
 )
 _IN_GROUPS = {m for _, a, b in CHART_GROUPS for m in (a, b) if m}
 _NOT_CHARTED = {"eval_num_tokens", "eval_steps_per_second", "total_flos"}
-
-
-# Values that stand in for a NaN. With the HF Trainer's logging_nan_inf_filter (on by default) a
-# NaN loss is left out of the logged mean, so once every step is NaN the log says 'loss': 0.0
-# while grad_norm, and entropy (computed from the same NaN logits), say nan; token accuracy on
-# NaN logits comes out as 0. A value logged at a step where one of its witnesses is NaN/inf is
-# shown as a NaN, "masked", never as a number.
-MASK_WITNESSES: dict[str, tuple[str, ...]] = {
-    M.LOSS: (M.GRAD_NORM, M.ENTROPY),
-    M.TOKEN_ACC: (M.GRAD_NORM, M.ENTROPY),
-    M.EVAL_LOSS: (M.EVAL_ENTROPY,),
-    M.EVAL_TOKEN_ACC: (M.EVAL_LOSS, M.EVAL_ENTROPY),
-}
-# Without a grad_norm to tell, a train loss of exactly 0 after losses above this is the same
-# hidden NaN (the diagnoser's rule too): cross-entropy of a language model never reaches 0.
-MASKED_ZERO_AFTER = 0.01
-
-
-@dataclass(frozen=True)
-class Shown:
-    """A metric's points as the screen shows them: masked values as NaN, and which those are."""
-
-    steps: Sequence[int]
-    values: Sequence[float]
-    masked: frozenset[int]  # positions in ``values``
-
-
-def shown_series(data: RunData, metric: str, last: int | None = None) -> Shown | None:
-    """``metric``'s points (its ``last`` ones only, when given) with masked values as NaN."""
-    s = data.get(metric)
-    if s is None or not len(s):
-        return None
-    steps: Sequence[int] = s.steps
-    values: Sequence[float] = s.values
-    zero_after = MASKED_ZERO_AFTER if metric == M.LOSS else None
-    high_before = False
-    if last is not None and len(steps) > last:
-        if zero_after is not None:  # a run of zeros longer than the tail is still masked
-            high_before = any(map(zero_after.__lt__, values[:-last]))
-        steps, values = steps[-last:], values[-last:]
-    bad: list[int] = []
-    for w in MASK_WITNESSES.get(metric, ()):
-        ws = data.get(w)
-        if ws is not None:
-            bad.extend(nonfinite_steps(ws.steps, ws.values, from_step=steps[0]))
-    values, masked = mask_values(steps, values, bad, zero_after, high_before)
-    return Shown(steps, values, frozenset(masked))
 
 
 def run_name(run: Run) -> str:

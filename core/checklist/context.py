@@ -15,11 +15,25 @@ from collections.abc import Iterable
 
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import Diagnoser, Finding, median
+from sfttop.core.masking import MASK_WITNESSES, masked_window, nonfinite_steps
 from sfttop.core.metrics import EVAL_LOSS, EVAL_TOKEN_ACC
 from sfttop.core.query import best_key, smoothed_at, value_at
 from sfttop.core.series import RunData, Series
 
 MAX_SAMPLE = 4001  # medians over bigger windows use an evenly strided sample
+
+
+def _masked_steps(data: RunData, metric: str, from_step: int | None) -> set[int]:
+    """Steps from ``from_step`` on where ``metric``'s witnesses were NaN/inf (its value there is
+    masked)."""
+    if from_step is None:
+        return set()
+    out: set[int] = set()
+    for w in MASK_WITNESSES.get(metric, ()):
+        ws = data.get(w)
+        if ws is not None:
+            out.update(nonfinite_steps(ws.steps, ws.values, from_step=from_step))
+    return out
 
 
 class Evals:
@@ -60,11 +74,14 @@ class Evals:
                 self._reset()
                 start = 0
         acc = data.get(EVAL_TOKEN_ACC) if self.metric == EVAL_LOSS else None
+        masked = _masked_steps(data, self.metric, st[start] if start < len(st) else None)
         for i in range(start, len(st)):
             v = sv[i]
             if not math.isfinite(v):
                 continue
             step = st[i]
+            if masked and step in masked:
+                continue  # (a 0 standing in for a NaN: not a point)
             self.steps.append(step)
             self.values.append(v)
             if self.metric != EVAL_LOSS:
@@ -141,7 +158,12 @@ class Context:
             s = self.data.get(metric)
             if s is None:
                 return []
-            raw = self._raw[key] = window_values(s, bisect_left(s.steps, a), bisect_right(s.steps, b), False)
+            lo, hi = bisect_left(s.steps, a), bisect_right(s.steps, b)
+            raw = window_values(s, lo, hi, False)
+            if metric in MASK_WITNESSES and hi - lo == len(raw):
+                # masked values count as the NaNs they stand for (never a loss of 0 that "fell")
+                raw = list(masked_window(self.data, metric, s.steps[lo:hi], raw))
+            self._raw[key] = raw
         return finite_only(raw) if finite else raw
 
     def window_done(self) -> None:

@@ -115,8 +115,19 @@ def loss_gap(w: WindowData) -> Verdict:
     return PASS, detail
 
 
+def _nan_evals(w: WindowData, metric: str, status: str) -> Verdict | None:
+    """``status`` when the window's evals of ``metric`` include NaN/inf or masked ones (a NaN
+    eval is an eval: never "no eval", and never a PASS such as a rising accuracy of 0 -> 0)."""
+    raw = w.ctx.values(metric, w.a, w.b, finite=False)
+    bad = len(raw) - len(finite_only(raw))
+    return (status, f"{bad} of {len(raw)} evals in this window are NaN/inf") if bad else None
+
+
 def eval_acc_rising(w: WindowData) -> Verdict:
     ctx, a, b = w.ctx, w.a, w.b
+    nan = _nan_evals(w, EVAL_TOKEN_ACC, FAIL)
+    if nan is not None:
+        return nan
     ev = ctx.eval_acc()
     if not ev.count(a, b):
         return PENDING, "no eval accuracy in this window"
@@ -135,6 +146,9 @@ def eval_acc_rising(w: WindowData) -> Verdict:
 
 def no_overfitting(w: WindowData) -> Verdict:
     ctx, a, b = w.ctx, w.a, w.b
+    nan = _nan_evals(w, EVAL_LOSS, PENDING)  # (overfitting cannot be told from NaN evals)
+    if nan is not None:
+        return nan
     ev = ctx.evals()
     if not ev.upto(b):
         return PENDING, "no eval yet"
@@ -145,6 +159,11 @@ def no_overfitting(w: WindowData) -> Verdict:
 
 def entropy_stable(w: WindowData) -> Verdict:
     ctx, a, b = w.ctx, w.a, w.b
+    raw = ctx.values(ENTROPY, a, b, finite=False)
+    bad = len(raw) - len(finite_only(raw))
+    if bad:
+        # NaN logits: the entropy of this window says nothing stable (never a PASS)
+        return FAIL, f"{bad} of {len(raw)} entropy values are NaN/inf"
     n, m1 = ctx.stat(ENTROPY, a, b)
     if n < 2:
         return PENDING, "not enough entropy points in this window"
