@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .diagnose.episodes import Code
 from .numfmt import fmt_duration
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def liveness(run: Run, now: float) -> Liveness:
     if run.finished:
         return Liveness(State.FINISHED, silent, step, total)
     diag = run.diagnoser
-    stalled = any(f.active and f.code is Code.RUN_STALLED for f in diag.findings)
+    stalled = diag.stalled
     if stalled or (mtime and silent > diag.stall_limit()):
         t = run.config.thresholds
         state = State.STOPPED if silent > max(t.stopped_seconds, diag.stall_limit()) else State.STALLED

@@ -32,14 +32,15 @@ REMOTE_WAIT = 30.0
 _MAIN = (M.LOSS, M.GRAD_NORM, M.LR, M.ENTROPY, M.TOKEN_ACC, M.NUM_TOKENS)
 
 
-def report_status(run: Run, now: float) -> str:
-    """The run's status in a report, with its detail (``stopped: last write 3h05m ago ...``);
+def report_status(run: Run, now: float) -> tuple[str, str]:
+    """The run's status word in a report and its detail (``stopped: last write 3h05m ago ...``);
     the TUI's ``snapshot.run_status`` is its glyph-and-word twin."""
     if not run.exists:
-        return "missing"
+        return "missing", "missing"
     if run.error is not None and run.data.count(Kind.TRAIN) == 0:
-        return "unreadable"
-    return run.liveness(now).describe()
+        return "unreadable", "unreadable"
+    life = run.liveness(now)
+    return life.state.value, life.describe()
 
 
 def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, Any]:
@@ -49,8 +50,7 @@ def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, An
     latest_train = {k: json_value(v) for k, v in sorted(data.latest(Kind.TRAIN).items(), key=_metric_order)}
     latest_eval = {k: json_value(v) for k, v in sorted(data.latest(Kind.EVAL).items(), key=_metric_order)}
     _step, total, eta = run.progress(now)
-    status = report_status(run, now)
-    state = status.split(":", 1)[0]
+    state, status = report_status(run, now)
     return {
         "name": clean_text(run.name),
         "path": clean_text(run.path),

@@ -23,7 +23,6 @@ from . import pipe
 from .checklist import Checklist
 from .config import Config
 from .diagnose import Diagnoser, Finding
-from .diagnose.episodes import Code
 from .discover import STORE_FORMATS, RunSpec, expand_arg, has_magic, logging_steps_near, store_kind, unique
 from .liveness import Liveness, liveness
 from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
@@ -565,7 +564,7 @@ class Run:
             self.finished
             or self.crashed is not None
             or (total and (step or 0) >= total)
-            or any(f.active and f.code is Code.RUN_STALLED for f in self.diagnoser.findings)
+            or self.diagnoser.stalled
             or (now is not None and not liveness(self, now).moving)
         ):
             eta = None

@@ -383,6 +383,11 @@ class Diagnoser:
         return self._run.stall_limit()
 
     # ---------------------------------------------------------------------------- views
+    @property
+    def stalled(self) -> bool:
+        """A ``run_stalled`` episode is open: no record for past the stall limit."""
+        return _STALLED in self._ep.open
+
     def active(self) -> list[Finding]:
         return [f for f in self.findings if f.active]
 
