@@ -465,7 +465,7 @@ class Run:
         if self.data.max_steps and self.diagnoser.max_steps is None:
             # The LR check needs to know where the schedule ends (an LR near 0 there is fine).
             self.diagnoser.max_steps = self.data.max_steps
-        evs = [e for e in up.events if e.kind is not EventKind.PROGRESS]
+        evs = up.events
         if not evs:
             for rec in up.records:
                 self._record(rec, up, t)
