@@ -27,7 +27,8 @@ from sshd import make_server, unavailable
 
 from sfttop.core import remote
 from sfttop.core.config import load_config
-from sfttop.core.run import Monitor, RunUpdate
+from sfttop.core.run import Monitor
+from sfttop.core.update import RunUpdate
 
 HOSTS = ("h1", "h2", "h3", "h4")
 

@@ -29,8 +29,8 @@ from . import agent as agent_mod
 from . import discover as discover_mod
 from . import tail as tail_mod
 from .agent import HEADER, MARKER, frame
-from .run import MAX_STATE_FILE, StateFile
 from .sanitize import clean_text
+from .statefile import MAX_STATE_FILE, StateFile
 from .tail import Chunk, FileTail
 
 # The remote command line is fixed: the agent's source arrives on stdin, its length first.
