@@ -181,3 +181,24 @@ def test_no_class_in_core_holds_too_much_state() -> None:
                     over.append(f"{path.relative_to(ROOT)}:{node.name} ({n})")
     assert seen > 50
     assert not over, "too many attributes: " + ", ".join(over)
+
+
+# The adapter line (nvitop's tui/library, harlequin's import contracts): widgets take frozen view
+# dataclasses and render them; the engine is read in tui/app.py and tui/snapshot.py. Translation
+# is the one core service a widget calls itself (its fixed labels are its own text).
+WIDGET_MAY_IMPORT = {"sfttop.core.i18n"}
+
+
+@pytest.mark.parametrize("widget", sorted((ROOT / "tui" / "widgets").glob("*.py")), ids=lambda p: p.name)
+def test_widgets_reach_core_only_through_the_view_model(widget: Path) -> None:
+    tree = ast.parse(widget.read_text(encoding="utf-8"))
+    reached = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if (node.level >= 2 and (node.module or "").split(".")[0] == "core") or node.level >= 3:
+                reached.add("sfttop.core." + (node.module or "").removeprefix("core").lstrip("."))
+            elif (node.module or "").startswith("sfttop.core"):
+                reached.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            reached.update(a.name for a in node.names if a.name.startswith("sfttop.core"))
+    assert reached <= WIDGET_MAY_IMPORT, f"{widget.name} imports {sorted(reached - WIDGET_MAY_IMPORT)}"
