@@ -27,7 +27,8 @@ from sshd import make_server, unavailable
 
 from sfttop.core import remote
 from sfttop.core.config import load_config
-from sfttop.core.run import Monitor, RunUpdate
+from sfttop.core.run import Monitor
+from sfttop.core.update import RunUpdate
 
 HOSTS = ("h1", "h2", "h3", "h4")
 
@@ -107,7 +108,7 @@ def main() -> int:
             tick(mon)
             time.sleep(a.interval)
         ssh0, agent0, me0, t0 = cpu_of(ssh_pids(cdir)), cpu_of(srv.session_pids()), self_cpu(), time.monotonic()
-        wire0 = sum(h.wire_in for h in hosts)
+        wire0 = sum(h.traffic.wire_in for h in hosts)
         while time.monotonic() - t0 < a.idle:
             tick(mon)
             time.sleep(a.interval)
@@ -115,7 +116,7 @@ def main() -> int:
         me = (self_cpu() - me0) / dt * 100
         ssh = (cpu_of(ssh_pids(cdir)) - ssh0) / dt * 100
         agent = (cpu_of(srv.session_pids()) - agent0) / dt * 100
-        idle_wire = (sum(h.wire_in for h in hosts) - wire0) / dt
+        idle_wire = (sum(h.traffic.wire_in for h in hosts) - wire0) / dt
         print(f"idle, {len(HOSTS)} hosts x {a.runs} runs, interval {a.interval:g} s, {dt:.0f} s:")
         print(f"  sfttop process       {me:.2f}% of a core")
         print(f"  local ssh processes  {ssh:.2f}% of a core (all hosts)")
@@ -126,8 +127,8 @@ def main() -> int:
         # appends: bytes on the wire vs bytes appended, and latency to a parsed record
         step = 10_000
         appended = 0
-        wire1 = sum(h.wire_in for h in hosts)
-        data1 = sum(h.file_bytes for h in hosts)
+        wire1 = sum(h.traffic.wire_in for h in hosts)
+        data1 = sum(h.traffic.file_bytes for h in hosts)
         lat = []
         rng = random.Random(1)
         for _ in range(a.samples):
@@ -146,8 +147,8 @@ def main() -> int:
             while not any(up.records for up in tick(mon).values()):
                 time.sleep(a.interval)
             lat.append(time.monotonic() - t)
-        wire = sum(h.wire_in for h in hosts) - wire1
-        data = sum(h.file_bytes for h in hosts) - data1
+        wire = sum(h.traffic.wire_in for h in hosts) - wire1
+        data = sum(h.traffic.file_bytes for h in hosts) - data1
         lat.sort()
         print(f"appends: {appended} B appended in {a.samples} writes; file data received {data} B, "
               f"all bytes received {wire} B ({wire / appended:.2f}x, idle polling included)")

@@ -36,7 +36,8 @@ from .sanitize import clean_text
 if TYPE_CHECKING:
     from .config import Config
     from .diagnose import Finding
-    from .run import Run, RunUpdate
+    from .run import Run
+    from .update import RunUpdate
 
 WINDOW_SECONDS = 60.0
 

@@ -268,6 +268,33 @@ def _column(values: tuple[object, ...]) -> array[float] | None:
 _NUMBER_TYPES = frozenset((float, int))
 
 
+class _Burst:
+    """A run of step-less train dicts printed in one flush of stdout, and the bars around it."""
+
+    __slots__ = ("after_bar", "bar", "cleared", "open", "waited")
+
+    def __init__(self) -> None:
+        self.open = False  # inside such a run
+        self.bar: int | None = None  # the training bar when the run began
+        # The first training bar drawn after the run: with unbuffered stdout (PYTHONUNBUFFERED,
+        # `python -u`), tqdm.write puts each dict between a cleared bar and its redraw, and the
+        # redraw shows the dict's own step; the bar before it lags (tqdm's mininterval).
+        self.after_bar: int | None = None
+        self.waited = False  # the run's release was put off once for that redraw
+        self.cleared = False  # the run's first dict came right after tqdm.write cleared the bar
+
+
+class _Traceback:
+    """A Python traceback being read: it becomes one crash event when it ends."""
+
+    __slots__ = ("lines", "offset", "open")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.offset = -1  # where it began in the file
+        self.lines: list[bytes] = []
+
+
 class LogParser:
     """Stateful reader of one log file's segments."""
 
@@ -291,20 +318,11 @@ class LogParser:
         self._names: dict[str, str] = {}  # raw key -> canonical name
         self._plans: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
         self._cplans: dict[tuple[str, ...], _ColumnPlan | None] = {}
-        self._in_burst = False  # inside a run of step-less records (one flush of stdout)
+        self._burst = _Burst()
         self._tentative: Record | None = None  # a record whose epoch went back, not yet placed
         self._bar_went_back = False  # the training bar restarted since the last train record
-        self._burst_bar: int | None = None  # the training bar when that run began
-        # The first training bar drawn after that run: with unbuffered stdout (PYTHONUNBUFFERED,
-        # `python -u`), tqdm.write puts each dict between a cleared bar and its redraw, and the
-        # redraw shows the dict's own step; the bar before it lags (tqdm's mininterval).
-        self._after_bar: int | None = None
-        self._waited = False  # the burst's release was put off once for that redraw
-        self._cleared = False  # the next dict came right after tqdm.write cleared the bar...
-        self._burst_cleared = False  # ... and so did the current burst's first
-        self._tb_open = False
-        self._tb_offset = -1
-        self._tb_lines: list[bytes] = []
+        self._cleared = False  # the next dict came right after tqdm.write cleared the bar
+        self._tb = _Traceback()
         self.finished = False
         self._prev_step: int | None = None
         # Progress as the log tells it (tqdm bar, LLaMA-Factory/ms-swift fields): kept as state,
@@ -840,12 +858,12 @@ class LogParser:
         self.ordinal = k
         rec.step = k
         if self.interval is None:
-            if not self._in_burst:
-                self._in_burst = True
-                self._burst_bar = self.bar_step
-                self._after_bar = None
-                self._waited = False
-                self._burst_cleared, self._cleared = self._cleared, False
+            if not self._burst.open:
+                self._burst.open = True
+                self._burst.bar = self.bar_step
+                self._burst.after_bar = None
+                self._burst.waited = False
+                self._burst.cleared, self._cleared = self._cleared, False
             self._pending.append(rec)
             return
         rec.step = k * self.interval
@@ -863,10 +881,10 @@ class LogParser:
             del self._ordinals[: _EPOCH_MEMORY // 2]
 
     def _end_burst(self, out_records: list[Item]) -> None:
-        if self._in_burst:
-            self._in_burst = False
-            if self.interval is None and self._pending and self._burst_bar:
-                self._waited = True  # (what follows the burst has been seen: nothing to wait for)
+        if self._burst.open:
+            self._burst.open = False
+            if self.interval is None and self._pending and self._burst.bar:
+                self._burst.waited = True  # (what follows the burst has been seen: nothing to wait for)
                 self.flush(out_records, final=True)
 
     def flush(self, out_records: list[Item], final: bool = True) -> None:
@@ -890,9 +908,9 @@ class LogParser:
             return
         if self.interval is None and not final and self.train_total is not None:
             return  # bars came first: wait for the burst's end to measure the interval
-        if self.interval is None and self._single_burst() and self._after_bar is None and not self._waited:
+        if self.interval is None and self._single_burst() and self._burst.after_bar is None and not self._burst.waited:
             # A lone dict at the end of what was written: its redraw is a moment behind it.
-            self._waited = True
+            self._burst.waited = True
             return
         # (No bar before the records: there will be none to measure by, so don't hold them.)
         if self.interval is None:
@@ -923,8 +941,8 @@ class LogParser:
         """The burst is one train record that tqdm.write printed between clearing the training
         bar and redrawing it: stdout is not buffered, and the redraw is at the record's step."""
         return (
-            self._burst_cleared
-            and self._burst_bar is not None
+            self._burst.cleared
+            and self._burst.bar is not None
             and sum(r.kind is Kind.TRAIN for r in self._pending) == 1
         )
 
@@ -932,25 +950,25 @@ class LogParser:
         """``text`` was written right after the records read so far (the next line, or the
         partial line at the end of the file): note the first training bar in it, the redraw
         that tqdm.write makes after printing a dict."""
-        if self.interval is not None or not self._in_burst or self._after_bar is not None:
+        if self.interval is not None or not self._burst.open or self._burst.after_bar is not None:
             return
         for piece in text.split(b"\r", 8)[:8]:
             if not piece.strip():
                 continue
             m = _TQDM.search(piece) if _BAR_START.match(piece) else None
             if m is not None and (self.train_total is None or int(m.group(2)) >= self.train_total):
-                self._after_bar = int(m.group(1))
+                self._burst.after_bar = int(m.group(1))
             return
 
     def _guess_interval(self) -> int:
-        after = self._after_bar
+        after = self._burst.after_bar
         if after and self.ordinal and self._single_burst():
             # Unbuffered stdout: the redraw after the dict is at the dict's step.
             return max(1, round(after / self.ordinal))
         # The training bar is written unbuffered to stderr while the dict lines sit in stdout's
         # buffer, so records arrive in bursts behind the bar: at the end of a burst the bar's
         # position over the records logged so far is the logging interval.
-        bar = self._burst_bar or self.bar_step
+        bar = self._burst.bar or self.bar_step
         if bar and self.ordinal:
             return max(1, round(bar / self.ordinal))
         return 1
@@ -972,7 +990,7 @@ class LogParser:
                 reader = self.reader = found.reader(self.stats)
         if reader is not None and reader.feed(seg, offset, out_records, out_events):
             return
-        if self._tb_open:
+        if self._tb.open:
             if self._traceback_line(seg, offset, out_events):
                 return
         m = _TQDM.search(seg)
@@ -982,9 +1000,9 @@ class LogParser:
             return
         if _TRACEBACK in seg:
             self.flush(out_records)
-            self._tb_open = True
-            self._tb_offset = offset
-            self._tb_lines = []
+            self._tb.open = True
+            self._tb.offset = offset
+            self._tb.lines = []
             return
         if b"Total" in seg or b"max_steps" in seg:
             t = _TOTAL_STEPS.search(seg)
@@ -1008,33 +1026,33 @@ class LogParser:
     def close_traceback(self, out_events: list[Event]) -> None:
         """The file ended inside a traceback and stayed that way (the process died while
         printing it, or its output was cut): a crash all the same, named by its last line."""
-        if not self._tb_open:
+        if not self._tb.open:
             return
-        self._tb_open = False
-        last = next((ln.strip() for ln in reversed(self._tb_lines) if ln.strip()), b"")
+        self._tb.open = False
+        last = next((ln.strip() for ln in reversed(self._tb.lines) if ln.strip()), b"")
         where = clean_text(last[:200].decode("utf-8", "replace"))
         msg = "traceback cut off" + (f" at: {where}" if where else "")
-        out_events.append(Event(EventKind.CRASHED, msg, self._tb_offset))
+        out_events.append(Event(EventKind.CRASHED, msg, self._tb.offset))
 
     @property
     def in_traceback(self) -> bool:
-        return self._tb_open
+        return self._tb.open
 
     def _traceback_line(self, seg: bytes, offset: int, out_events: list[Event]) -> bool:
         """Inside a traceback: True when the segment belonged to it."""
         if seg[:1] in (b" ", b"\t") or not seg.strip():
-            self._tb_lines.append(seg)
+            self._tb.lines.append(seg)
             return True
         m = _ERROR_LINE.match(seg.strip())
         if m is not None:
-            self._tb_open = False
+            self._tb.open = False
             msg = clean_text(m.group(1)[:300].decode("utf-8", "replace"))
-            out_events.append(Event(EventKind.CRASHED, msg, self._tb_offset))
+            out_events.append(Event(EventKind.CRASHED, msg, self._tb.offset))
             return True
         if seg.startswith(b"During handling") or seg.startswith(b"The above exception"):
             return True
         # Not part of the traceback after all (a handled exception printed by a library).
-        self._tb_open = False
+        self._tb.open = False
         return False
 
     def _on_bar(self, n: int, total: int, eta_text: bytes) -> None:

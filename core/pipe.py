@@ -26,6 +26,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .tail import FileTail
+from .update import RunUpdate
+
 if TYPE_CHECKING:
     from .run import Run
 
@@ -106,8 +109,6 @@ def load_shared(runs: list[Run], jobs: int, load_one: Callable[[Run], None]) -> 
 
 
 def _child(part: list[Run], load_one: Callable[[Run], None], fd: int) -> None:
-    from .tail import FileTail
-
     # Everything is loaded before anything is sent: the parent reads only once it has loaded its
     # own share, and a write to the pipe would wait for it.
     for run in part:
@@ -127,8 +128,6 @@ def usable() -> bool:
 
 def worth_it(run: Run, min_bytes: int = MIN_BYTES) -> bool:
     """The run is a log file (not a trainer_state.json) with at least ``min_bytes`` unread."""
-    from .tail import FileTail
-
     return not run.loaded and isinstance(run.source, FileTail) and _unread(run) >= min_bytes
 
 
@@ -158,9 +157,6 @@ def load(run: Run, budget: int, clock: Callable[[], float]) -> int:
 
 
 def _helper(run: Run, budget: int, fd: int) -> None:
-    from .run import RunUpdate
-    from .tail import FileTail
-
     src = run.source
     assert isinstance(src, FileTail)
     # A short first read: this process waits for it with nothing to do (4 MiB took ~45 ms to
@@ -180,8 +176,6 @@ def _helper(run: Run, budget: int, fd: int) -> None:
 
 
 def _take(run: Run, msg: tuple[Any, ...], now: float) -> None:
-    from .run import RunUpdate
-
     records, events, changed, reset, eof, parser, state = msg
     run.parser = parser
     vars(run.source).update(state)

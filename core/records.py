@@ -120,7 +120,6 @@ def expand(items: list[Item]) -> list[Record]:
 class EventKind(str, Enum):
     CRASHED = "crashed"  # a traceback, out-of-memory, NCCL error: message holds the error line
     FINISHED = "finished"  # the final train_runtime summary, or a framework's final object
-    PROGRESS = "progress"  # step/total and ETA from a progress bar or framework fields
     MAX_STEPS = "max_steps"  # total optimisation steps announced by a banner
     RESUMED = "resumed"  # steps went backwards: the run was restarted from a checkpoint
     SOURCE = "source"  # the file vanished, reappeared, was truncated or rotated, or is unreadable

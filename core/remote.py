@@ -29,8 +29,8 @@ from . import agent as agent_mod
 from . import discover as discover_mod
 from . import tail as tail_mod
 from .agent import HEADER, MARKER, frame
-from .run import MAX_STATE_FILE, StateFile
 from .sanitize import clean_text
+from .statefile import MAX_STATE_FILE, StateFile
 from .tail import Chunk, FileTail
 
 # The remote command line is fixed: the agent's source arrives on stdin, its length first.
@@ -130,6 +130,33 @@ def _nonblock(fd: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
 
+@dataclass
+class Traffic:
+    """Bytes a host's connection carried, for the cost figures (bench/remote_cost.py)."""
+
+    wire_in: int = 0  # received, framing included
+    file_bytes: int = 0  # of which file data
+
+
+class _Outage:
+    """When a host went down and when to try it again: the wait doubles up to BACKOFF_MAX."""
+
+    __slots__ = ("backoff", "next_try", "since")
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # wall time the host stopped answering
+        self.next_try = 0.0  # monotonic
+        self.backoff = 1.0
+
+    def begin(self, wall: float) -> None:
+        if self.since is None:
+            self.since = wall
+
+    def retry_later(self, now: float) -> None:
+        self.next_try = now + self.backoff
+        self.backoff = min(BACKOFF_MAX, self.backoff * 2)
+
+
 class Host:
     """One ssh connection and its agent, shared by every run on that host."""
 
@@ -149,9 +176,7 @@ class Host:
         self.outbuf = bytearray()
         self.errbuf = bytearray()
         self.problem: str | None = None  # why the host cannot be read now
-        self.down_since: float | None = None
-        self.next_try = 0.0
-        self.backoff = 1.0
+        self.outage = _Outage()
         self.inflight: tuple[float, object] | None = None  # (sent at, the tail that asked)
         self.last_rx = 0.0
         self.req_id = 0
@@ -165,8 +190,7 @@ class Host:
         self.args: dict[str, dict[str, Any] | None] = {}  # path argument -> last expansion
         self.last_expand = -1e9
         self.fresh = False  # an expansion arrived that the monitor has not seen
-        self.wire_in = 0  # bytes received (framing included), for the cost figures
-        self.file_bytes = 0  # of which file data
+        self.traffic = Traffic()
 
     # -- the connection ----------------------------------------------------------------------
     def argv(self) -> list[str]:
@@ -245,13 +269,11 @@ class Host:
 
     def _down(self, now: float, why: str) -> None:
         self._kill()
-        if self.down_since is None:
-            self.down_since = time.time()
+        self.outage.begin(time.time())
         if self.problem is None and any(v is None for v in self.args.values()):
             self.fresh = True  # its arguments are to be shown as unreadable now, not at the next rescan
         self.problem = why
-        self.next_try = now + self.backoff
-        self.backoff = min(BACKOFF_MAX, self.backoff * 2)
+        self.outage.retry_later(now)
 
     def _exited(self, now: float, code: int | None) -> None:
         err = self.errbuf.decode("utf-8", "replace")
@@ -266,7 +288,7 @@ class Host:
         elif "Traceback" in err:
             why = f"{self.label}: the remote agent failed: {_last_line(err)}"
         else:
-            since = time.strftime("%H:%M", time.localtime(self.down_since or time.time()))
+            since = time.strftime("%H:%M", time.localtime(self.outage.since or time.time()))
             detail = _last_line(err)
             why = f"{self.label} unreachable since {since}, retrying" + (f" ({detail})" if detail else "")
         self._down(now, clean_text(why))
@@ -277,7 +299,7 @@ class Host:
         if self.stoppers:
             self._reap()
         if self.proc is None:
-            if now < self.next_try:
+            if now < self.outage.next_try:
                 return
             self._spawn(now)
             if self.proc is None:
@@ -289,9 +311,8 @@ class Host:
                 return
             now = time.monotonic()
             if now - self.last_rx > self.timeout:
-                if self.down_since is None:
-                    self.down_since = time.time() - (now - self.last_rx)
-                since = time.strftime("%H:%M", time.localtime(self.down_since))
+                self.outage.begin(time.time() - (now - self.last_rx))
+                since = time.strftime("%H:%M", time.localtime(self.outage.since))
                 # A hung network hangs the shared master too: a new session through it would
                 # hang again, so it is told to go (it answers on its local socket).
                 self._stop_master()
@@ -340,7 +361,7 @@ class Host:
                 eof = True
                 continue
             self.inbuf += got
-            self.wire_in += len(got)
+            self.traffic.wire_in += len(got)
             self.last_rx = now
         self._frames(now)
         if self.proc is not p:
@@ -391,8 +412,7 @@ class Host:
         if op == "hello":
             self.ready = True
             self.problem = None
-            self.down_since = None
-            self.backoff = 1.0
+            self.outage = _Outage()
             self.inflight = None
             return
         self.inflight = None
@@ -413,7 +433,7 @@ class Host:
             if meta["k"] in self.tails:
                 self.news[meta["k"]] = (meta, data[pos : pos + n])
             pos += n
-        self.file_bytes += len(data)
+        self.traffic.file_bytes += len(data)
 
     def _request(self, budget: int, leader: object) -> None:
         now = time.monotonic()

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -22,162 +22,26 @@ from sfttop import __version__
 from . import pipe
 from .checklist import Checklist
 from .config import Config
-from .diagnose import Diagnoser, Finding
+from .diagnose import Diagnoser
 from .discover import STORE_FORMATS, RunSpec, expand_arg, has_magic, logging_steps_near, store_kind, unique
 from .liveness import Liveness, liveness
-from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser, parse_object
+from .parse import HF_STDOUT, JSONL, TRAINER_STATE, UNKNOWN, LogParser
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .series import RunData
+from .statefile import StateFile
 from .stores import StoreSource
 from .tail import FileTail
 from .tbsource import EventsSource, is_events_path
 from .tensorboard import TENSORBOARD
+from .update import RunUpdate
 
 if TYPE_CHECKING:
     from .remote import Host, Remotes, Target
 
-MAX_STATE_FILE = 512 << 20
 PREVIEW_BYTES = 128 << 10  # how much of a long log's end is read first, for its current values
 # A traceback is printed in one go; one still without its error line after this long was cut.
 TRACEBACK_GRACE = 5.0
 CHECKLIST_STRIDE = 256  # records between closing checklist windows: well inside series.RECENT
-
-
-@dataclass
-class RunUpdate:
-    """What one poll of one run produced."""
-
-    records: list[Item] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    opened: list[Finding] = field(default_factory=list)  # finding episodes that began now
-    changed: bool = False
-    reset: str | None = None  # the source started over (a new attempt, unless it continues)
-
-
-class StateFile:
-    """``trainer_state.json``: rewritten whole at each checkpoint save, read as a growing file.
-
-    A rewrite whose ``log_history`` starts with what was read before only adds its new entries;
-    one that agrees up to an earlier entry is a resume from a checkpoint (fed again from there:
-    the parser sees the steps go back); one whose first entry differs is another run written
-    into the same place: a new attempt (``reset``).
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.sig: tuple[float, int, int] | None = None
-        self.error: str | None = None
-        self.exists = False
-        self.size = 0
-        self.offset = 0
-        self.mtime = 0.0
-        self.max_steps: int | None = None
-        self.global_step: int | None = None
-        self.should_stop = False  # should_training_stop: the Trainer ended training
-        self._seen: list[int] = []  # a fingerprint of each history entry read so far
-
-    def poll(self) -> tuple[list[dict[str, object]], int, str | None] | None:
-        """The history entries to feed, the index of the first, and why the run starts over
-        (None: it goes on); None when the file did not change or cannot be read now."""
-        try:
-            st = os.stat(self.path)
-        except OSError as e:
-            self.exists = False
-            self.error = "file not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
-            return None
-        self.exists = True
-        sig = (st.st_mtime, st.st_size, st.st_ino)
-        if sig == self.sig:
-            return None
-        self.sig = sig
-        self.size = self.offset = st.st_size
-        self.mtime = st.st_mtime
-        if st.st_size > MAX_STATE_FILE:
-            self.error = f"trainer_state.json is {st.st_size >> 20} MiB; not read"
-            return None
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            self.error = e.strerror or str(e)
-            return None
-        return self._entries(raw)
-
-    @property
-    def ready(self) -> bool:
-        """What was read is the file as it is now (a remote one: once its host answered)."""
-        return True
-
-    def _entries(self, raw: bytes) -> tuple[list[dict[str, object]], int, str | None] | None:
-        """``poll``'s answer for the file's whole content ``raw``."""
-        obj = parse_object(raw)
-        if obj is None:
-            # Caught mid-write, or NaN spelled the way json.dumps spells it (orjson rejects it).
-            try:
-                import json
-
-                obj = json.loads(raw)
-            except (ValueError, RecursionError):
-                self.error = "not valid JSON (being written?)"
-                self.sig = None
-                return None
-        self.error = None
-        if not isinstance(obj, dict):
-            self.error = "not a trainer_state.json object"
-            return None
-        hist = obj.get("log_history")
-        if not isinstance(hist, list):
-            self.error = "no log_history"
-            return None
-        ms = obj.get("max_steps")
-        self.max_steps = ms if isinstance(ms, int) and ms > 0 else None
-        gs = obj.get("global_step")
-        self.global_step = gs if isinstance(gs, int) else None
-        self.should_stop = _should_stop(obj)
-        entries = [e for e in hist if isinstance(e, dict)]
-        keep = self._agreed(entries)
-        reset = "rewritten by another run" if self._seen and keep == 0 else None
-        del self._seen[keep:]
-        self._seen.extend(_fingerprint(e) for e in entries[keep:])
-        return entries[keep:], keep, reset
-
-    def close(self) -> None:
-        """(Nothing is held open between polls.)"""
-
-    def _agreed(self, entries: list[dict[str, object]]) -> int:
-        """How many leading entries equal what was read before. A checkpoint save appends to the
-        history and a resume cuts it back to a checkpoint, so what agrees is a prefix: found by
-        bisection, a handful of entries compared per rewrite however long the history."""
-        seen = self._seen
-        n = min(len(seen), len(entries))
-        if n == 0 or _fingerprint(entries[0]) != seen[0]:
-            return 0
-        if _fingerprint(entries[n - 1]) == seen[n - 1]:
-            return n
-        lo, hi = 1, n - 1  # entries[:lo] agree; entries[hi] does not
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _fingerprint(entries[mid]) == seen[mid]:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-
-
-def _should_stop(state: dict[str, object]) -> bool:
-    """The Trainer's own word that training ended, as saved with the state (transformers 4.38+
-    keep TrainerControl under ``stateful_callbacks``; older ones wrote nothing)."""
-    cbs = state.get("stateful_callbacks")
-    ctl = cbs.get("TrainerControl") if isinstance(cbs, dict) else None
-    args = ctl.get("args") if isinstance(ctl, dict) else None
-    return isinstance(args, dict) and args.get("should_training_stop") is True
-
-
-def _fingerprint(entry: dict[str, object]) -> int:
-    try:
-        return hash(orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
-    except (TypeError, orjson.JSONEncodeError):
-        return hash(repr(sorted(entry.items(), key=lambda kv: str(kv[0]))))
 
 
 @dataclass
@@ -465,7 +329,7 @@ class Run:
         if self.data.max_steps and self.diagnoser.max_steps is None:
             # The LR check needs to know where the schedule ends (an LR near 0 there is fine).
             self.diagnoser.max_steps = self.data.max_steps
-        evs = [e for e in up.events if e.kind is not EventKind.PROGRESS]
+        evs = up.events
         if not evs:
             for rec in up.records:
                 self._record(rec, up, t)
@@ -613,7 +477,7 @@ class Monitor:
         pairs: list[tuple[str, str]] = []
         hosts: list[str] = []  # each pair's host label ("": local)
         missing = []
-        from .remote import parse_remote  # (remote imports this module)
+        from .remote import parse_remote  # (the ssh machinery, ~15 ms to import, only when needed)
 
         for arg in self.args:
             target = parse_remote(arg)

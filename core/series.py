@@ -26,14 +26,13 @@ HIGH_WATER = RECENT + HISTORY + 768  # compaction runs when a series grows past 
 
 
 class Series:
-    __slots__ = ("compactions", "count", "raw_from", "steps", "values", "width")
+    __slots__ = ("count", "raw_from", "steps", "values", "width")
 
     def __init__(self) -> None:
         self.steps: array[int] = array("q")
         self.values: array[float] = array("d")
         self.count = 0  # distinct steps ever stored (exact; len() is the points kept)
         self.raw_from = 0  # points before this index are decimated history
-        self.compactions = 0  # bumped whenever positions in the arrays change
         self.width = 0  # steps per history bucket (0: no history yet)
 
     def __len__(self) -> int:
@@ -110,7 +109,6 @@ class Series:
         hs.extend(steps[cut:])
         hv.extend(values[cut:])
         self.steps, self.values = hs, hv
-        self.compactions += 1
 
     def last(self) -> float | None:
         return self.values[-1] if self.values else None

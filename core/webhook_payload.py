@@ -165,11 +165,6 @@ def body_lines(alerts: list[Alert], dropped: int = 0) -> list[str]:
     return lines
 
 
-def plain_text(alerts: list[Alert], dropped: int = 0) -> str:
-    """Headline and body as plain text: the fallback every flavour carries."""
-    return "\n".join([headline(alerts), *body_lines(alerts, dropped)])
-
-
 def _top_severity(alerts: list[Alert]) -> str:
     order = ("critical", "warning", "info")
     return min((a.severity for a in alerts), key=lambda s: order.index(s) if s in order else 3)

@@ -14,7 +14,8 @@ from typing import Any
 from sfttop.core.config import Config
 from sfttop.core.records import EventKind, Kind, Record, expand
 from sfttop.core.report import run_dict
-from sfttop.core.run import Run, RunUpdate
+from sfttop.core.run import Run
+from sfttop.core.update import RunUpdate
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 

@@ -370,7 +370,7 @@ class Diagnoser:
     def observe_event(self, ev: Event, now: float | None = None) -> list[Finding]:
         """Take a tailer/parser event (crash, finish, max_steps...); return findings it opened."""
         step = ev.step if ev.step is not None else (self.last_step if self.last_step is not None else 0)
-        self._run.event(ev, step, self.last_train_step, self._ep)
+        self._run.event(ev, step, self._ep)
         return self._ep.take()
 
     def check_stall(self, now: float) -> list[Finding]:
@@ -401,15 +401,6 @@ class Diagnoser:
     def worst(self) -> Severity | None:
         """The worst severity of any finding, closed ones included (the report's exit status)."""
         return max((f.severity for f in self.findings), default=None)
-
-    def train_loss_now(self) -> float | None:
-        """The smoothed current train loss (median of the last ``smooth_points``)."""
-        recent = self._tl.loss.tail(self.t.smooth_points)
-        return median(recent) if recent else None
-
-    def loss_improvement(self) -> float | None:
-        """Relative loss improvement over the latest plateau window (None before one fits)."""
-        return self._plateau.improvement
 
     def lr_peak(self) -> float | None:
         return self._lr.peak if self._lr.peak > 0 else None

@@ -41,7 +41,7 @@ class RunState:
         self.crashed = False
         self.finished = False
 
-    def event(self, ev: Event, step: int, last_train_step: int | None, ep: Episodes) -> None:
+    def event(self, ev: Event, step: int, ep: Episodes) -> None:
         """A tailer/parser event; ``step`` is where it happened."""
         if ev.kind is EventKind.CRASHED:
             self.crashed = True
@@ -53,9 +53,6 @@ class RunState:
                 ep.close(_STALLED, step)
         elif ev.kind is EventKind.MAX_STEPS:
             if ev.total and ev.total > 0:
-                self.ctx.max_steps = ev.total
-        elif ev.kind is EventKind.PROGRESS:
-            if ev.total and ev.total > 0 and self.ctx.max_steps is None and ev.total >= (last_train_step or 0):
                 self.ctx.max_steps = ev.total
 
     def median_interval(self) -> float:
