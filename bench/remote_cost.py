@@ -23,12 +23,11 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from sshd import make_server, unavailable
-
 from sfttop.core import remote
 from sfttop.core.config import load_config
 from sfttop.core.run import Monitor
 from sfttop.core.update import RunUpdate
+from sshd import make_server, unavailable
 
 HOSTS = ("h1", "h2", "h3", "h4")
 

@@ -1,16 +1,33 @@
-"""Shared test helpers: read a file through the real tailer and parser."""
+"""Shared by the tests: where the fixtures are, and reading a file through the real tailer and
+parser (the test modules import only from here, ``synth`` and the fake servers, never from each
+other or from ``bench/``)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
 
 from sfttop.core.diagnose import Diagnoser
 from sfttop.core.discover import logging_steps_near
 from sfttop.core.parse import LogParser
-from sfttop.core.records import Event, Item, Record, expand
+from sfttop.core.records import Event, EventKind, Item, Kind, Record, expand
 from sfttop.core.series import RunData
 from sfttop.core.tail import FileTail
 
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+FIXTURES = TESTS / "fixtures"
+REAL = FIXTURES / "real"  # logs written by the real transformers/TRL libraries (fixtures/gen)
+FORMATS = FIXTURES / "formats"
+GOLDEN = TESTS / "golden"
+# The public logs of ../shared/logs (beside the clone in CI); their tests skip without them.
+SHARED = ROOT.parent / "shared" / "logs"
+REAL_LOGS = sorted(str(p) for p in REAL.glob("*/*/train.log"))
 
 def read_all(
     path: str, budget: int = 1 << 16, use_state: bool = True, blocks: bool = True
@@ -56,3 +73,36 @@ def diagnose_all(records: Iterable[Record]) -> tuple[RunData, Diagnoser]:
         data.add(r)
         diag.observe(r)
     return data, diag
+
+
+def shared(rel: str) -> Path:
+    path = SHARED / rel
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+def parse(path: Path, budget: int = 1 << 16) -> tuple[str, list[Record], list[Record], list[Event], int]:
+    """(format, train records, eval records, events other than max_steps, skipped lines)."""
+    parser, _, records, events = read_all(str(path), budget=budget, use_state=False)
+    train = [r for r in records if r.kind is Kind.TRAIN]
+    evals = [r for r in records if r.kind is Kind.EVAL]
+    return parser.format, train, evals, [e for e in events if e.kind is not EventKind.MAX_STEPS], parser.stats.skipped
+
+
+def max_steps(path: Path) -> list[int]:
+    _, _, _, events = read_all(str(path), use_state=False)
+    return [e.total for e in events if e.kind is EventKind.MAX_STEPS and e.total is not None]
+
+
+def report(path: Path, *extra: str) -> tuple[dict, int]:
+    p = subprocess.run(
+        [sys.executable, "-m", "sfttop", "--report", "--format", "json", *extra, str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert "Traceback" not in p.stderr, p.stderr
+    return json.loads(p.stdout), p.returncode
+
+
+def critical(run: dict) -> set[str]:
+    return {f["code"] for f in run["findings"] if f["severity"] == "critical"}

@@ -30,7 +30,7 @@ RUN_GLYPHS: tuple[str, ...] = ("●", "■", "★", "✚", "○", "□", "◇", 
 
 # The same hues darkened for a light theme (TEXTUAL_THEME=textual-light): the colours above are
 # for Textual's dark background and fall to about 1.5:1 contrast on a light one; these keep 3:1
-# or more on #E0E0E0 (tests/test_tui_render.py measures both).
+# or more on #E0E0E0 (tests/tui/test_tui_render.py measures both).
 RUN_COLORS_LIGHT: tuple[RGB, ...] = (
     (66, 124, 191),
     (173, 108, 46),

@@ -2,7 +2,7 @@
 
 Everything here is incremental: a record never rescans the history. Each rolling structure has a
 ``push`` (one value, the record path) and an ``extend`` (a stretch of values, the bulk path) that
-leave it in exactly the same state; ``tests/test_stats.py`` holds the two against each other.
+leave it in exactly the same state; ``tests/core/test_stats.py`` holds the two against each other.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The rule families, one module each, and the registry the diagnoser builds them from.
 
 Adding a train rule: one module with a ``TrainRule`` subclass (its codes in ``episodes.Code``),
-one line in ``train_rules`` below, and its own tests; ``tests/test_rules.py`` holds its bulk path
+one line in ``train_rules`` below, and its own tests; ``tests/core/test_rules.py`` holds its bulk path
 against its record path without being told about it.
 """
 

@@ -11,7 +11,7 @@ of its paths:
   it (``quiet``: 0 when it cannot, say while a window fills), next to its own firing condition
   in ``observe``. Only when every rule proved the
   stretch quiet does each ``absorb`` it, leaving exactly the state that ``observe`` row by row
-  would leave (``tests/test_rules.py`` compares the two by ``state()``).
+  would leave (``tests/core/test_rules.py`` compares the two by ``state()``).
 
 ``state()`` is the rule's whole state, frozen, built from its ``__slots__`` (so a new attribute is
 compared and marked without anyone listing it); ``restore`` rebuilds the rule after a resume from

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from helpers import diagnose_all
+from helpers import REAL, diagnose_all
 from sfttop.core.checklist import (
     BY_CADENCE,
     FAIL,
@@ -325,14 +325,13 @@ def test_the_codes_checklist_and_assessment_name_are_the_diagnosers() -> None:
 
 
 def test_report_labels_and_tui_short_labels_come_from_the_table() -> None:
-    from pathlib import Path
 
     from sfttop.core.checklist import ITEM_BY_ID
     from sfttop.core.config import Config
     from sfttop.core.run import Run
     from sfttop.tui.panels import checklist_view
 
-    log = Path(__file__).parent / "fixtures" / "real" / "tf5" / "healthy" / "train.log"
+    log = REAL / "tf5" / "healthy" / "train.log"
     run = Run("healthy", str(log), Config())
     while not run.loaded:
         run.poll(4 << 20)
@@ -404,12 +403,11 @@ def test_a_merged_window_keeps_each_items_worst_the_latest_of_equals() -> None:
 def test_a_masked_nan_run_passes_no_check_on_its_nan_values() -> None:
     """The Trainer logs 'loss': 0.0 once every step is NaN (grad_norm and entropy say nan): no
     check may read that as a falling loss, a stable entropy or a rising accuracy of 0 -> 0."""
-    from pathlib import Path
 
     from sfttop.core.config import Config
     from sfttop.core.report import build
 
-    log = Path(__file__).parent / "fixtures" / "real" / "tf4" / "nan_filtered" / "train.log"
+    log = REAL / "tf4" / "nan_filtered" / "train.log"
     report, _ = build([str(log)], Config(), clock=lambda: 2e9)
     latest = {c: cad["latest"] for c, cad in report["runs"][0]["checklist"].items()}
     status = {it["id"]: it["status"] for w in latest.values() if w for it in w["items"]}

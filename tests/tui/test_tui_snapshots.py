@@ -2,7 +2,7 @@
 
 Deterministic: replay mode reads every log to its end before the first paint, with a fixed
 clock; the logs are the real fixtures (written by transformers 5.x) and the seeded demo writer.
-Regenerate with ``pytest tests/test_tui_snapshots.py --snapshot-update`` after looking at them.
+Regenerate with ``pytest tests/tui/test_tui_snapshots.py --snapshot-update`` after looking at them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from helpers import REAL
 from sfttop.core.config import Config
 from sfttop.core.demo import DemoWriter
 from sfttop.tui.app import SfttopApp
 
-REAL = Path(__file__).parent / "fixtures" / "real" / "tf5"
+REAL = REAL / "tf5"
 THREE = [str(REAL / n / "train.log") for n in ("healthy", "explode", "overfit")]
 
 SnapCompare = Callable[..., bool]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from formats_helpers import FIXTURES, report, shared
+from helpers import FORMATS, report, shared
 from sfttop.core.config import Config
 from sfttop.core.discover import expand_arg
 from sfttop.core.parse import LogParser
@@ -18,7 +18,7 @@ from sfttop.core.records import EventKind, Item, Kind, expand
 from sfttop.core.run import Run
 from sfttop.core.stores import StoreSource
 
-MLRUN = FIXTURES / "mlflow" / "mlruns" / "1" / "4f1c2a9d0b7e4c55a8e3d2b1c0f9e8d7"
+MLRUN = FORMATS / "mlflow" / "mlruns" / "1" / "4f1c2a9d0b7e4c55a8e3d2b1c0f9e8d7"
 
 
 def load(path: Path | str, fmt: str | None = None, polls: int = 50) -> Run:
@@ -48,7 +48,7 @@ def test_real_dvclive_directory_has_the_counts_of_sources_md() -> None:
 
 
 def test_dvclive_excerpt_splits_train_eval_and_summary_by_key() -> None:
-    run = load(FIXTURES / "dvclive" / "live")
+    run = load(FORMATS / "dvclive" / "live")
     assert counts(run) == (28, 4) and run.finished
     evals = points(run, "eval_loss")
     assert [s for s, _ in evals][:3] == [7, 15, 23] and evals[0][1] == 13.278478622436523
@@ -61,7 +61,7 @@ def test_real_wandb_summaries_give_the_last_values() -> None:
         run = load(shared(rel + "/wandb-summary.json"))
         assert run.format == "wandb-summary" and counts(run) == (1, 1)
         assert run.data.last_step == 5000
-    run = load(FIXTURES / "wandb" / "run-20240214_195452-kt2awly2" / "files" / "wandb-summary.json")
+    run = load(FORMATS / "wandb" / "run-20240214_195452-kt2awly2" / "files" / "wandb-summary.json")
     assert run.data.latest(Kind.TRAIN) == {"loss": 0.11914050579071045, "learning_rate": 0.0001, "mfu": 7.371388182579067}
     assert run.data.latest(Kind.EVAL) == {"eval_loss": 4.92210054397583}
 
@@ -125,7 +125,7 @@ def test_mlflow_database_not_mlflow_is_an_error_not_a_crash(tmp_path: Path) -> N
 
 
 def test_dvclive_growing_in_pieces_reads_each_value_once(tmp_path: Path) -> None:
-    src = FIXTURES / "dvclive" / "live" / "plots" / "metrics"
+    src = FORMATS / "dvclive" / "live" / "plots" / "metrics"
     dst = tmp_path / "dvclive" / "plots" / "metrics"
     dst.mkdir(parents=True)
     texts = {p.name: p.read_bytes() for p in src.glob("*.tsv")}
@@ -140,7 +140,7 @@ def test_dvclive_growing_in_pieces_reads_each_value_once(tmp_path: Path) -> None
 
 
 def test_discovery_finds_every_trackers_files(tmp_path: Path) -> None:
-    lit = FIXTURES / "lightning-csv" / "metrics.csv"
+    lit = FORMATS / "lightning-csv" / "metrics.csv"
     for v in ("version_0", "version_1"):
         (tmp_path / "proj" / "lightning_logs" / v).mkdir(parents=True)
         shutil.copy(lit, tmp_path / "proj" / "lightning_logs" / v / "metrics.csv")
@@ -148,14 +148,14 @@ def test_discovery_finds_every_trackers_files(tmp_path: Path) -> None:
     assert [n for n, _ in got] == ["lightning_logs/version_0", "lightning_logs/version_1"]
     assert all(p.endswith("metrics.csv") for _, p in got)
 
-    shutil.copytree(FIXTURES / "dvclive", tmp_path / "t5run")
+    shutil.copytree(FORMATS / "dvclive", tmp_path / "t5run")
     assert expand_arg(str(tmp_path / "t5run")) == [("t5run", str(tmp_path / "t5run" / "live"))]
 
-    shutil.copytree(FIXTURES / "mlflow" / "mlruns", tmp_path / "exp" / "mlruns")
+    shutil.copytree(FORMATS / "mlflow" / "mlruns", tmp_path / "exp" / "mlruns")
     assert expand_arg(str(tmp_path / "exp")) == [("qwen-lora-sft", str(tmp_path / "exp" / "mlruns" / "1" / MLRUN.name))]
 
     wb = tmp_path / "wandb" / "run-20240214_195452-kt2awly2"
-    shutil.copytree(FIXTURES / "wandb" / "run-20240214_195452-kt2awly2", wb)
+    shutil.copytree(FORMATS / "wandb" / "run-20240214_195452-kt2awly2", wb)
     summary = str(wb / "files" / "wandb-summary.json")
     assert expand_arg(str(wb)) == [("run-20240214_195452-kt2awly2", summary)]
     (wb / "files" / "output.log").write_text("iter 0: loss 4.2709, time 10268.08ms, mfu -100.00%\n")
@@ -184,9 +184,9 @@ def test_progress_only_llamafactory_log_is_read_not_refused() -> None:
 
 
 @pytest.mark.parametrize(("path", "fmt"), [
-    (FIXTURES / "dvclive" / "live", "dvclive"),
+    (FORMATS / "dvclive" / "live", "dvclive"),
     (MLRUN, "mlflow"),
-    (FIXTURES / "wandb" / "run-20240214_195452-kt2awly2" / "files" / "wandb-summary.json", "wandb-summary"),
+    (FORMATS / "wandb" / "run-20240214_195452-kt2awly2" / "files" / "wandb-summary.json", "wandb-summary"),
 ])
 def test_reports_and_log_format_for_stores(path: Path, fmt: str) -> None:
     r, code = report(path, "--log-format", fmt)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from formats_helpers import FIXTURES, critical, parse, report, shared
+from helpers import FORMATS, critical, parse, report, shared
 from sfttop.core.parse import NANOGPT, LogParser
 from sfttop.core.records import Event, Item, expand
 
-N = FIXTURES / "nanogpt"
+N = FORMATS / "nanogpt"
 
 
 def test_real_termux_log_counts_values_and_the_nan() -> None:

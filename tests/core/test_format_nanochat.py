@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from formats_helpers import FIXTURES, critical, max_steps, parse, report, shared
+from helpers import FORMATS, critical, max_steps, parse, report, shared
 from sfttop.core.parse import NANOCHAT, LogParser
 from sfttop.core.records import Event, EventKind, Item, expand
 
-C = FIXTURES / "nanochat"
+C = FORMATS / "nanochat"
 
 
 @pytest.mark.parametrize(

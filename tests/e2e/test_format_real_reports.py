@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from formats_helpers import critical, report, shared
+from helpers import critical, report, shared
 
 
 @pytest.mark.parametrize(

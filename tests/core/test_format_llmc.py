@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from formats_helpers import FIXTURES, parse, report, shared
+from helpers import FORMATS, parse, report, shared
 from sfttop.core.parse import LLMC, LogParser
 from sfttop.core.records import Event, Item, expand
 
@@ -20,7 +20,7 @@ def test_real_log_counts() -> None:
 
 
 def test_fixture_excerpt() -> None:
-    fmt, tr, ev, _, skipped = parse(FIXTURES / "llmc" / "main.log", budget=512)
+    fmt, tr, ev, _, skipped = parse(FORMATS / "llmc" / "main.log", budget=512)
     assert fmt == LLMC and skipped == 0
     assert [r.step for r in tr] == [*range(297), 19549, 19550, 19551]
     assert [(r.step, r.metrics) for r in ev] == [
@@ -43,5 +43,5 @@ def test_malformed_lines_are_skipped_and_counted() -> None:
 
 
 def test_report() -> None:
-    r, code = report(FIXTURES / "llmc" / "main.log")
+    r, code = report(FORMATS / "llmc" / "main.log")
     assert r["runs"][0]["format"] == LLMC and code == 0

@@ -11,13 +11,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from helpers import FIXTURES, REAL
 from sfttop.core.config import Config
 from sfttop.core.records import EventKind, Kind, Record, expand
 from sfttop.core.report import run_dict
 from sfttop.core.run import Run
 from sfttop.core.update import RunUpdate
-
-REAL = Path(__file__).parent / "fixtures" / "real"
 
 
 def _drain(run: Run, now: float) -> list[RunUpdate]:
@@ -232,7 +231,7 @@ def test_a_copied_log_with_an_old_mtime_is_stopped_at_the_first_look(tmp_path: P
 
 
 def test_finished_runs_report_finished_in_every_format(tmp_path: Path) -> None:
-    fixtures = Path(__file__).parent / "fixtures"
+    fixtures = FIXTURES
     done = [
         REAL / "tf5/healthy/train.log",  # the summary line
         REAL / "tf4/nan_filtered/trainer_state.json",  # should_training_stop

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import FIXTURES
 from sfttop import __version__
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = FIXTURES
 
 
 def sfttop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

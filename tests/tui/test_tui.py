@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from helpers import REAL
 from sfttop.core.config import Config
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.keys import BINDING_IDS
@@ -22,7 +23,7 @@ from sfttop.tui.widgets.metric_chart import MetricChart
 from sfttop.tui.widgets.run_list import RunList
 from sfttop.tui.widgets.title_bar import TitleBar
 
-REAL = Path(__file__).parent / "fixtures" / "real" / "tf5"
+REAL = REAL / "tf5"
 THREE = [str(REAL / n / "train.log") for n in ("healthy", "explode", "overfit")]
 LIVE = {"interval": 0.05, "rescan_seconds": 0.1}
 

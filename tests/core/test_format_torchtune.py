@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from formats_helpers import FIXTURES, max_steps, parse, report, shared
+from helpers import FORMATS, max_steps, parse, report, shared
 from sfttop.core.parse import TORCHTUNE, LogParser
 from sfttop.core.records import Event, Item, expand
 
-T = FIXTURES / "torchtune"
+T = FORMATS / "torchtune"
 
 
 def test_real_stdout_each_step_once() -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import REAL
 from sfttop.tui.chart_render import ChartLine, ChartOptions, HLine, build_chart, log_ticks
 from sfttop.tui.fmt import fmt_change, fmt_count, fmt_duration, fmt_tick, fmt_value
 from sfttop.tui.palette import RUN_COLORS, check_status, run_hex, severity_status
@@ -240,14 +241,13 @@ def test_a_long_masked_stretch_is_masked_on_the_cards_too() -> None:
 
 @pytest.mark.parametrize("tf", ["tf4", "tf5"])
 def test_a_nan_the_trainer_logged_as_0_is_never_shown_as_0(tf: str) -> None:
-    from pathlib import Path
 
     from sfttop.core.config import Config
     from sfttop.core.run import Monitor
     from sfttop.tui.panels import assessment_view
     from sfttop.tui.snapshot import ChartState, cards, chart_data
 
-    log = Path(__file__).parent / "fixtures" / "real" / tf / "nan_filtered" / "train.log"
+    log = REAL / tf / "nan_filtered" / "train.log"
     mon = Monitor([str(log)], Config())
     mon.load_all()
     run = mon.runs[0]

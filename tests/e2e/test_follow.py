@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REAL
+
 
 class Follower:
     def __init__(self, *paths: str, extra: tuple[str, ...] = ()) -> None:
@@ -170,7 +172,6 @@ def test_many_runs_from_one_glob_without_running_out_of_descriptors(
     assert "Too many open files" not in err
 
 
-REAL = Path(__file__).parent / "fixtures" / "real"
 
 
 def _save(path: Path, state: dict, in_place: bool) -> None:

@@ -9,12 +9,13 @@ from typing import Any
 
 import orjson
 import pytest
-from test_bulk import REAL, _gen
 
+from helpers import FIXTURES, REAL_LOGS
 from sfttop.core import pipe
 from sfttop.core.config import Config
 from sfttop.core.report import run_dict
 from sfttop.core.run import Monitor
+from synth import gen_log
 
 
 def _load(paths: list[str], helper: bool, budget: int = 1 << 16) -> tuple[bytes, Monitor]:
@@ -58,7 +59,7 @@ def _no_child_left() -> None:
 @pytest.mark.parametrize("budget", [1 << 16, 4 << 20])
 def test_helper_gives_the_same_report_and_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
     # (at 4 MiB the helper's first read is shorter than the others: the result is the same)
-    paths = [_gen(tmp_path, "hf4", 12_000, 7), _gen(tmp_path, "jsonl", 6_000, 8), *REAL]
+    paths = [gen_log(tmp_path, "hf4", 12_000, 7), gen_log(tmp_path, "jsonl", 6_000, 8), *REAL_LOGS]
     alone, ma = _load(paths, helper=False, budget=budget)
     load = pipe.load
     taken: list[int] = []
@@ -71,7 +72,7 @@ def test_helper_gives_the_same_report_and_state(tmp_path: Path, monkeypatch: pyt
 
 
 def test_a_helper_that_dies_leaves_the_rest_to_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _gen(tmp_path, "hf5", 8_000, 9)
+    path = gen_log(tmp_path, "hf5", 8_000, 9)
     alone, ma = _load([path], helper=False, budget=1 << 15)
     real = pipe._helper
     taken: list[int] = []
@@ -105,11 +106,11 @@ def test_a_helper_that_dies_leaves_the_rest_to_this_process(tmp_path: Path, monk
 
 
 def test_helper_only_for_long_logs_and_never_for_trainer_state(tmp_path: Path) -> None:
-    small = _gen(tmp_path, "jsonl", 200, 1)
+    small = gen_log(tmp_path, "jsonl", 200, 1)
     mon = Monitor([small], Config())
     assert not pipe.worth_it(mon.runs[0])  # far below MIN_BYTES
     assert pipe.worth_it(mon.runs[0], min_bytes=1)
-    states = glob.glob(os.path.join(os.path.dirname(__file__), "fixtures", "**", "trainer_state.json"), recursive=True)
+    states = glob.glob(str(FIXTURES / "**" / "trainer_state.json"), recursive=True)
     if states:
         assert not pipe.worth_it(Monitor([states[0]], Config()).runs[0], min_bytes=1)
 
@@ -127,11 +128,11 @@ def test_missing_log_is_reported_the_same(tmp_path: Path) -> None:
 
 def _runs(tmp_path: Path) -> list[str]:
     return [
-        _gen(tmp_path, "hf4", 4_000, 11),
-        _gen(tmp_path, "hf5", 3_000, 12),
-        _gen(tmp_path, "jsonl", 3_000, 13),
-        _gen(tmp_path, "hf4plain", 2_000, 14),
-        *REAL,
+        gen_log(tmp_path, "hf4", 4_000, 11),
+        gen_log(tmp_path, "hf5", 3_000, 12),
+        gen_log(tmp_path, "jsonl", 3_000, 13),
+        gen_log(tmp_path, "hf4plain", 2_000, 14),
+        *REAL_LOGS,
         str(tmp_path / "not-there.log"),
     ]
 
@@ -174,8 +175,8 @@ def test_runs_of_a_child_that_fails_are_loaded_here(tmp_path: Path, monkeypatch:
 
 
 def test_one_big_log_among_small_ones_is_not_shared_out(tmp_path: Path) -> None:
-    big = _gen(tmp_path, "hf4", 6_000, 15)
-    small = _gen(tmp_path, "jsonl", 300, 16)
+    big = gen_log(tmp_path, "hf4", 6_000, 15)
+    small = gen_log(tmp_path, "jsonl", 300, 16)
     assert not pipe.share_out(Monitor([big, small], Config()).runs, 1)
     twin = str(tmp_path / "twin.log")
     os.link(big, twin)

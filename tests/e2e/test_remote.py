@@ -18,16 +18,15 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sshd import Server, make_server, unavailable
 
+from helpers import REAL
 from sfttop.core import remote
 from sfttop.core.config import load_config
 from sfttop.core.follow import follow
 from sfttop.core.records import expand
 from sfttop.core.remote import Target, parse_remote
 from sfttop.core.report import build
-
-REAL = Path(__file__).parent / "fixtures" / "real"
+from sshd import Server, make_server, unavailable
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-FORMATS = Path(__file__).parent / "fixtures" / "formats"
+from helpers import FORMATS
 
 
 def report(*paths: Path) -> tuple[dict, int]:

@@ -1,22 +1,20 @@
 """Golden files: the three report formats on real TRL logs, byte for byte.
 
-Regenerate after an intended change with ``SFTTOP_UPDATE_GOLDEN=1 pytest tests/test_golden.py``
+Regenerate after an intended change with ``SFTTOP_UPDATE_GOLDEN=1 pytest tests/e2e/test_golden.py``
 and read the diff: it is the change a user will see.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import orjson
 import pytest
 
+from helpers import GOLDEN, ROOT
 from sfttop.core.config import Config
 from sfttop.core.report import build, render_md, render_text
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "golden"
 CASES = ["tf5/healthy", "tf5/overfit", "tf4/nan_filtered", "tf4/crash", "tf4/resumed", "tf5/explode"]
 
 

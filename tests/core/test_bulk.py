@@ -3,12 +3,10 @@ exactly the findings and the state that its records one by one give."""
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import pickle
 import random
-import sys
 from array import array
 from pathlib import Path
 from typing import Any
@@ -17,14 +15,14 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_diagnose import _bumpy_run
 
-from helpers import read_all
+from helpers import REAL_LOGS, read_all
 from sfttop.core.config import Config, Thresholds
 from sfttop.core.diagnose import Diagnoser
 from sfttop.core.parse import LogParser
 from sfttop.core.records import Block, Item, Kind, Record, expand
 from sfttop.core.report import build
+from synth import bumpy_run, gen_log
 
 # What the façade itself keeps besides its rules and its timeline (the rules are compared whole,
 # by state(): a rule's new attribute is compared without being listed here).
@@ -143,7 +141,7 @@ def test_lr_to_zero_at_the_end_in_bulk(know_end: bool) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_bumpy_run_with_trims_and_resumes(seed: int) -> None:
-    recs = _bumpy_run(seed, 4000, max_back=40)
+    recs = bumpy_run(seed, 4000, max_back=40)
     for size in (3, 50, 10_000):
         one, bulk = both(blocks(recs, size), history_cap=256, eval_cap=164)
         same(one, bulk)
@@ -228,21 +226,6 @@ def test_block_pickles_whole(epochs: bool) -> None:
 # ------------------------------------------------------------------------------------------------
 # the parser's blocks: the same records, events and state as one record at a time
 
-REAL = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "fixtures", "real", "*", "*", "train.log")))
-BENCH = os.path.join(os.path.dirname(__file__), "..", "bench")
-
-
-def _gen(tmp_path: Path, shape: str, n: int, seed: int) -> str:
-    sys.path.insert(0, BENCH)
-    try:
-        import genlogs
-    finally:
-        sys.path.remove(BENCH)
-    path = str(tmp_path / f"{shape}-{seed}.log")
-    genlogs.write(path, shape, n, seed)
-    return path
-
-
 def _parse_both(path: str, budget: int) -> None:
     pa, da, ra, ea = read_all(path, budget=budget, blocks=False)
     pb, db, rb, eb = read_all(path, budget=budget, blocks=True)
@@ -259,20 +242,20 @@ def _parse_both(path: str, budget: int) -> None:
     assert db.epoch == da.epoch
 
 
-@pytest.mark.parametrize("path", REAL, ids=lambda p: "/".join(p.split(os.sep)[-3:-1]))
+@pytest.mark.parametrize("path", REAL_LOGS, ids=lambda p: "/".join(p.split(os.sep)[-3:-1]))
 def test_real_logs_parse_the_same_in_blocks(path: str) -> None:
     _parse_both(path, 1 << 16)
 
 
 @pytest.mark.parametrize("shape", ["hf4", "hf5", "hf4plain", "jsonl"])
 def test_bench_logs_parse_the_same_in_blocks(tmp_path: Path, shape: str) -> None:
-    path = _gen(tmp_path, shape, 6000, 3)
+    path = gen_log(tmp_path, shape, 6000, 3)
     for budget in (1 << 12, 1 << 20):
         _parse_both(path, budget)
 
 
 def test_report_is_the_same_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    paths = [_gen(tmp_path, "hf4", 12_000, 4), *REAL]
+    paths = [gen_log(tmp_path, "hf4", 12_000, 4), *REAL_LOGS]
     fast, _ = build(paths, Config(), clock=lambda: 1e9)
     init = LogParser.__init__
 
@@ -290,7 +273,7 @@ def test_windows_are_judged_at_full_resolution_when_read_in_big_chunks(tmp_path:
     # resolution: the checklist must still judge every window from its own points.
     from sfttop.core.run import Run
 
-    path = _gen(tmp_path, shape, 12_000, 5)
+    path = gen_log(tmp_path, shape, 12_000, 5)
     run = Run("r", path, Config())
     while not run.loaded:
         run.poll(4 << 20)

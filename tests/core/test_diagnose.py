@@ -17,9 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import REAL
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import CODES, RULES, Diagnoser, Finding, Severity
 from sfttop.core.records import Event, EventKind, Kind, Record
+from synth import bumpy_run
 
 # ------------------------------------------------------------------------------------------------
 # builders
@@ -621,7 +623,7 @@ def test_noisy_healthy_runs_raise_no_warning(
 # ------------------------------------------------------------------------------------------------
 # real logs (tests/fixtures/real/<transformers>/<scenario>/train.log), through the real pipeline
 
-REAL = os.path.join(os.path.dirname(__file__), "fixtures", "real")
+REAL = str(REAL)
 EXPECT: dict[str, set[str]] = {
     "explode": {"grad_explosion"},
     "nan_filtered": {"loss_nonfinite"},
@@ -875,45 +877,6 @@ def test_resume_after_trims() -> None:
     assert d._eval.log.evals[-1].step == 10 * 52_000 and d._eval.log.best_e is not None
 
 
-def _bumpy_run(seed: int, n: int, max_back: int) -> list[Record]:
-    """Spikes, NaNs, gradient explosions, LR jumps, overfitting evals, re-logged evals and
-    resumes of up to ``max_back`` records: every rule with state that a trim must shift."""
-    r = random.Random(seed)
-    out = []
-    step = 0
-    tiny = 0  # records left in a stretch of vanishing gradients
-    for i in range(1, n + 1):
-        step += 10
-        if i > 50 and r.random() < 0.005:
-            step = max(10, step - 10 * r.randint(1, max_back))  # resumed from a checkpoint
-        frac = step / (10 * n)
-        loss = 2.0 * math.exp(-3 * frac) + 0.3 + r.gauss(0, 0.03)
-        u = r.random()
-        loss = math.nan if u < 0.002 else 3 * loss if u < 0.004 else 0.0 if u < 0.005 else loss
-        v = r.random()
-        tiny = r.randint(5, 60) if v < 0.002 else max(0, tiny - 1)
-        grad = 25.0 if v < 0.004 else 12.0 if v < 0.007 else 0.001 if tiny else abs(r.gauss(1.5, 0.5))
-        lr = 1e-4 * min(1.0, step / 500) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-        m = {"loss": loss, "grad_norm": grad, "learning_rate": 3 * lr if r.random() < 0.01 else lr}
-        if r.random() < 0.5:  # token accuracy on some records only (gaps)
-            m["mean_token_accuracy"] = 0.6 + 0.3 * frac + r.gauss(0, 0.01) - (0.15 if r.random() < 0.02 else 0)
-        if r.random() < 0.9:
-            m["entropy"] = 1.8 + r.gauss(0, 0.05)
-        out.append(Record(Kind.TRAIN, step, {k: v for k, v in m.items() if r.random() > 0.02}))
-        if i % 7 == 0:
-            el = 2.0 * math.exp(-3 * frac) + 0.5 + 1.5 * max(0.0, frac - 0.4) + r.gauss(0, 0.02)
-            em = {
-                "eval_loss": el,
-                "eval_mean_token_accuracy": 0.8 - 0.5 * max(0.0, frac - 0.4) + r.gauss(0, 0.005),
-                "eval_entropy": 1.8 + r.gauss(0, 0.3),
-                "eval_samples_per_second": 10.0 if r.random() < 0.05 else 20.0,
-            }
-            out.append(Record(Kind.EVAL, step, em))
-            if r.random() < 0.02:
-                out.append(Record(Kind.EVAL, step, dict(em, eval_loss=1.1 * el)))  # re-logged
-    return out
-
-
 @pytest.mark.parametrize(("seed", "fixed_window"), [(1, False), (2, False), (3, True), (4, True)])
 def test_trims_do_not_change_findings(seed: int, fixed_window: bool) -> None:
     # Small caps (trims every 64 or 128 records and every 82 evals) against none: every finding is the
@@ -924,7 +887,7 @@ def test_trims_do_not_change_findings(seed: int, fixed_window: bool) -> None:
         t = Thresholds(plateau_fraction=1e-9, plateau_points=20)
     else:
         t = Thresholds(plateau_points=10**9)
-    recs = _bumpy_run(seed, 3000, max_back=40)
+    recs = bumpy_run(seed, 3000, max_back=40)
     # (token accuracy is on half the records: a cap of 256 keeps 64 or more of them, the window)
     cap = 256 if fixed_window else 128
     capped = Diagnoser(t, history_cap=cap, eval_cap=164)
@@ -963,7 +926,7 @@ def test_plateau_window_stops_growing_at_the_cap() -> None:
 def test_resume_just_after_a_trim_mark_restores_the_state() -> None:
     # A resume to the first kept record: the state built from the dropped half (best smoothed
     # loss, EMA, LR peak/low, the last losses) comes from the trim's mark, exactly.
-    recs = [r for r in _bumpy_run(5, 1000, max_back=1) if r.kind is Kind.TRAIN]
+    recs = [r for r in bumpy_run(5, 1000, max_back=1) if r.kind is Kind.TRAIN]
     recs = [r for i, r in enumerate(recs) if i == 0 or r.step > recs[i - 1].step]  # (no resumes)
     capped = Diagnoser(history_cap=128)
     uncapped = Diagnoser(history_cap=10**9)

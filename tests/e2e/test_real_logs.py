@@ -7,14 +7,12 @@ from the log text.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import read_all
+from helpers import REAL, read_all
 from sfttop.core.records import EventKind, Kind
 
-REAL = Path(__file__).parent / "fixtures" / "real"
 CASES = [
     (ver, name, info)
     for ver in ("tf4", "tf5")

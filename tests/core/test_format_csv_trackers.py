@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from formats_helpers import FIXTURES, parse, report, shared
+from helpers import FORMATS, parse, report, shared
 from sfttop.core.config import Config
 from sfttop.core.formats import BY_NAME, detect
 from sfttop.core.parse import LogParser
@@ -30,7 +30,7 @@ def test_real_logs_have_the_counts_of_sources_md(rel: str, fmt: str, train: int,
 
 
 def test_lightning_columns_map_by_meaning() -> None:
-    fmt, tr, ev, _, skipped = parse(FIXTURES / "lightning-csv" / "metrics.csv")
+    fmt, tr, ev, _, skipped = parse(FORMATS / "lightning-csv" / "metrics.csv")
     assert fmt == "lightning-csv" and skipped == 0
     assert [r.step for r in tr[:3]] == [49, 99, 149]
     assert tr[0].metrics == {"loss": 7.628580570220947, "perplexity": 2056.12939453125}
@@ -51,7 +51,7 @@ def test_lightning_resume_starts_at_its_step() -> None:
 
 
 def test_keras_is_epoch_indexed() -> None:
-    fmt, tr, ev, _, _ = parse(FIXTURES / "keras-csv" / "training_log.csv")
+    fmt, tr, ev, _, _ = parse(FORMATS / "keras-csv" / "training_log.csv")
     assert fmt == "keras-csv"
     assert [r.step for r in tr[:3]] == [1, 2, 3] and tr[0].epoch == 1.0
     assert tr[0].metrics == {
@@ -63,7 +63,7 @@ def test_keras_is_epoch_indexed() -> None:
 
 
 def test_wandb_export_uses_the_trainer_step_and_leaves_out_wandb_columns() -> None:
-    fmt, tr, ev, _, _ = parse(FIXTURES / "wandb-csv" / "training_log.csv")
+    fmt, tr, ev, _, _ = parse(FORMATS / "wandb-csv" / "training_log.csv")
     assert fmt == "wandb-csv" and not ev
     assert [r.step for r in tr] == [500, 1000]
     assert tr[0].metrics == {"loss": 1.1521, "grad_norm": 0.0, "learning_rate": 1.1407407407407409e-05}
@@ -124,7 +124,7 @@ def test_a_lightning_rewrite_on_disk_is_read_again_once(tmp_path: Path) -> None:
 
 
 def test_a_growing_file_read_in_pieces_gives_each_row_once(tmp_path: Path) -> None:
-    src = (FIXTURES / "keras-csv" / "training_log.csv").read_bytes()
+    src = (FORMATS / "keras-csv" / "training_log.csv").read_bytes()
     path = tmp_path / "training_log.csv"
     path.write_bytes(b"")
     run = Run("k", str(path), Config())
@@ -146,17 +146,17 @@ def test_detection_needs_a_header_not_a_row() -> None:
 
 
 def test_report_and_log_format_override() -> None:
-    r, code = report(FIXTURES / "keras-csv" / "training_log.csv", "--log-format", "keras-csv")
+    r, code = report(FORMATS / "keras-csv" / "training_log.csv", "--log-format", "keras-csv")
     run = r["runs"][0]
     assert run["format"] == "keras-csv" and run["records"] == {"train": 63, "eval": 63}
     assert code in (0, 1)
-    r, code = report(FIXTURES / "lightning-csv" / "metrics.csv")
+    r, code = report(FORMATS / "lightning-csv" / "metrics.csv")
     assert r["runs"][0]["format"] == "lightning-csv" and code in (0, 1)
     # no grad_norm, no NaN: nothing critical is made up
     assert not {f["code"] for f in r["runs"][0]["findings"] if f["severity"] == "critical"}
 
 
-REAL_RUN = FIXTURES / "lightning-csv" / "real-run" / "metrics.csv"
+REAL_RUN = FORMATS / "lightning-csv" / "real-run" / "metrics.csv"
 
 
 def test_real_lightning_run_merges_the_lr_monitor_row_into_its_step() -> None:

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from formats_helpers import FIXTURES, critical, max_steps, parse, report, shared
+from helpers import FORMATS, critical, max_steps, parse, report, shared
 from sfttop.core.parse import MEGATRON, LogParser
 from sfttop.core.records import Event, EventKind, Item, Kind, Record, expand
 
-M = FIXTURES / "megatron"
+M = FORMATS / "megatron"
 
 
 @pytest.mark.parametrize(

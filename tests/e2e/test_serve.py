@@ -12,14 +12,14 @@ from typing import Any, ClassVar
 
 import pytest
 
+from helpers import ROOT
 from hookserver import HookServer
 from sfttop.cli import build_parser
 from sfttop.core.config import Config
 from sfttop.serve import INSTALL_HINT, child_command, is_loopback, serve
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-import browser_shot  # noqa: E402
+import browser_shot
 
 RUNS = [str(ROOT / "tests" / "fixtures" / "real" / "tf5" / r) for r in ("nan_unfiltered", "healthy")]
 

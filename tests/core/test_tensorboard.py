@@ -27,6 +27,7 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 
+from helpers import TESTS
 from sfttop.core.config import Config
 from sfttop.core.discover import expand_arg
 from sfttop.core.metrics import canonical
@@ -37,7 +38,7 @@ from sfttop.core.tbsource import EventsSource
 from sfttop.core.tensorboard import TENSORBOARD, Malformed, decode_event, simple_scalar, tag_key
 from sfttop.core.tfrecord import crc32c, frame, masked_crc32c, split_records
 
-HERE = Path(__file__).parent
+HERE = TESTS
 FIXTURES = HERE / "fixtures" / "formats" / "tensorboard"
 SHARED = HERE.parent.parent / "shared" / "logs"
 if not SHARED.is_dir():

@@ -8,18 +8,16 @@ finding (open or closed: the report lists both) calls bad.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import diagnose_all
+from helpers import ROOT, diagnose_all
 from sfttop.core.assess import GOOD, assess
 from sfttop.core.config import Config
 from sfttop.core.records import Kind, Record
 from sfttop.core.report import build
 
-ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "fixtures" / "real"
 CASES = sorted(f"{v.name}/{c.name}" for v in REAL.iterdir() if v.is_dir() for c in v.iterdir() if c.is_dir())
 

@@ -11,6 +11,7 @@ from babel.messages.pofile import read_po as babel_read_po
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import ROOT
 from sfttop.core import i18n
 
 
@@ -183,7 +184,7 @@ def test_the_catalogs_are_package_data() -> None:
         import tomllib
     else:
         import tomli as tomllib
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     shipped = [
         path

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from formats_helpers import FIXTURES, report
-from helpers import read_all
+from helpers import FORMATS, ROOT, read_all, report
 from sfttop.core import formats
 from sfttop.core.parse import INPUT_FORMATS, LogParser
 from sfttop.core.records import Event, Item, expand
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 # One line of each format; every other format's detector must refuse it.
 SAMPLES = {
@@ -65,12 +64,12 @@ def test_log_format_overrides_detection() -> None:
     # was read from is an error, never a clean report)
     p = subprocess.run(
         [sys.executable, "-m", "sfttop", "--report", "--format", "json", "--log-format", "nanogpt",
-         str(FIXTURES / "llmc" / "main.log")],
+         str(FORMATS / "llmc" / "main.log")],
         capture_output=True, text=True, timeout=120,
     )
     assert p.returncode == 2 and not p.stdout
     assert "no records recognised" in p.stderr and p.stderr.count("\n") == 1
-    r, code = report(FIXTURES / "llmc" / "main.log", "--log-format", "llmc")
+    r, code = report(FORMATS / "llmc" / "main.log", "--log-format", "llmc")
     assert r["runs"][0]["format"] == "llmc" and r["runs"][0]["records"]["train"] > 0 and code == 0
 
 
@@ -90,7 +89,7 @@ def _key(path: Path, budget: int) -> tuple[list[tuple[object, ...]], list[tuple[
 
 @pytest.mark.parametrize(
     "path",
-    sorted(p for d in ("megatron", "nanogpt", "nanochat", "llmc", "torchtune") for p in (FIXTURES / d).iterdir()),
+    sorted(p for d in ("megatron", "nanogpt", "nanochat", "llmc", "torchtune") for p in (FORMATS / d).iterdir()),
     ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_the_same_records_however_the_file_is_read(path: Path) -> None:
