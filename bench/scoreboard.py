@@ -3,19 +3,20 @@
 
 ``bench/diagnosis_labels.json`` labels every real log the project has (``tests/fixtures`` and the
 public logs in ``../shared/logs``) with the pathologies a careful reader sees in its numbers and
-the first step at which each shows. This script runs ``sfttop --report --format json`` on each
-labelled log and prints, per log, what was expected and what sfttop found, then the totals:
+the first step at which each shows. This script builds the report ``sfttop --report --format
+json`` prints for each labelled log and prints, per log, what was expected and what sfttop found,
+then the totals:
 
   named       expected pathologies sfttop names (with a code of the pathology's family)
   weak        ... of them named only at a lower severity than the pathology deserves
   missed      expected pathologies no finding names
   false W/C   warning / critical findings (episodes) that name no expected pathology
-  over        warnings-worth pathologies sfttop raised as critical
+  over        pathologies the label calls warning-worth that sfttop raised as critical
   delay       steps from the first bad record to the first finding that names it
   liveness    run_stalled findings that name no expected pathology (listed apart, see below)
 
-Info findings are not scored. sfttop reads each log as ``--report --format json`` does (the same
-report, built in this process), with the default config and "now" a day after the log's last
+Info findings are not scored. Each report is built in this process (``sfttop.core.report.build``,
+what ``--report`` runs) with the default config and "now" a day after the log's last
 write, so the figures do not depend on when this copy was made. ``run_stalled`` speaks of the
 file's age, not of its numbers: a day on, every log without a finish marker reads as stalled. It
 names an expected ``run_stopped``; elsewhere it is counted apart as ``liveness``, not as a false
@@ -46,6 +47,7 @@ import re
 import statistics
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,9 +68,20 @@ FAMILIES: dict[str, tuple[str, frozenset[str]]] = {
     "loss_nonfinite": ("critical", frozenset({"loss_nonfinite"})),
     "nothing_trained": ("critical", frozenset({"nothing_trained", "grad_vanishing"})),
     "grad_explosion": ("critical", frozenset({"grad_explosion", "grad_norm_high", "divergence", "loss_divergence"})),
+    # loss_oscillation / grad_norm_high on a diverging run name it, as warnings: "weak".
     "divergence": (
         "critical",
-        frozenset({"divergence", "loss_divergence", "training_diverged", "grad_explosion", "loss_nonfinite"}),
+        frozenset(
+            {
+                "divergence",
+                "loss_divergence",
+                "training_diverged",
+                "grad_explosion",
+                "loss_nonfinite",
+                "loss_oscillation",
+                "grad_norm_high",
+            }
+        ),
     ),
     "training_unstable": (
         "warning",
@@ -298,6 +311,8 @@ class Totals:
     healthy: int = 0
     healthy_clean: int = 0
     delays: list[int] = field(default_factory=list)
+    false_by_code: Counter[str] = field(default_factory=Counter)  # code -> false episodes
+    missed_by_code: Counter[str] = field(default_factory=Counter)
 
     def add(self, label: Label, s: Score) -> None:
         self.logs += 1
@@ -309,10 +324,16 @@ class Totals:
         self.false_warnings += len(s.false_warnings)
         self.false_criticals += len(s.false_criticals)
         self.liveness += len(s.liveness)
+        self.false_by_code.update(f.code + ("!" if f.severity == "critical" else "") for f in s.false_warnings)
+        self.false_by_code.update(f.code + "!" for f in s.false_criticals)
+        self.missed_by_code.update(e.code for e in s.missed)
         self.delays.extend(d for _e, d, _w, _o in s.named if d is not None)
         if not label.expect:
             self.healthy += 1
             self.healthy_clean += not (s.false_warnings or s.false_criticals)
+
+    def by_code(self, counts: Counter[str]) -> str:
+        return ", ".join(f"{code} {n}" for code, n in counts.most_common()) or "-"
 
     def delay_text(self) -> str:
         late = [d for d in self.delays if d > 0]
@@ -377,6 +398,8 @@ def totals_lines(t: Totals, tool: str) -> list[str]:
         f"  false warnings    {t.false_warnings}",
         f"  false criticals   {t.false_criticals}",
         f"  liveness          {t.liveness}  (run_stalled from the file's age, not counted as false)",
+        f"  false, by code    {t.by_code(t.false_by_code)}",
+        f"  missed, by code   {t.by_code(t.missed_by_code)}",
         f"  healthy logs      {t.healthy_clean}/{t.healthy} without a false alarm",
         f"  delay (steps)     {t.delay_text()}",
     ]
@@ -433,6 +456,8 @@ def _md_totals(cols: Sequence[tuple[str, Totals]]) -> None:
         ("false warnings", lambda t: str(t.false_warnings)),
         ("false criticals", lambda t: str(t.false_criticals)),
         ("stalled by file age (not counted)", lambda t: str(t.liveness)),
+        ("false alarms by code (! critical)", lambda t: t.by_code(t.false_by_code)),
+        ("missed by code", lambda t: t.by_code(t.missed_by_code)),
         ("healthy logs with no false alarm", lambda t: f"{t.healthy_clean} of {t.healthy}"),
         ("delay after the first bad record (steps)", lambda t: t.delay_text()),
     ]
