@@ -12,9 +12,9 @@ from types import ModuleType
 
 import pytest
 
+from helpers import ROOT
 from sfttop.core.diagnose import Code
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "scoreboard.py"
 
 
