@@ -184,7 +184,7 @@ def test_no_class_in_core_holds_too_much_state() -> None:
 
 
 # The adapter line (nvitop's tui/library, harlequin's import contracts): widgets take frozen view
-# dataclasses and render them; the engine is read in tui/app.py and tui/snapshot.py. Translation
+# dataclasses and render them; the engine is read in tui/app.py and tui/views.py. Translation
 # is the one core service a widget calls itself (its fixed labels are its own text).
 WIDGET_MAY_IMPORT = {"sfttop.core.i18n"}
 

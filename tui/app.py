@@ -42,7 +42,7 @@ from sfttop.core.webhook import WebhookSender
 from . import panels
 from .keys import KEYS
 from .palette import use_dark_theme
-from .snapshot import (
+from .views import (
     CARD_METRICS,
     ChartState,
     banner_items,

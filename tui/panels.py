@@ -14,7 +14,7 @@ from sfttop.core.sanitize import clean_text
 
 from .chart_render import ChartOptions
 from .fmt import fmt_count, fmt_value
-from .snapshot import ChartState, finding_order
+from .views import ChartState, finding_order
 from .widgets.assessment import AssessmentView
 from .widgets.checklist import ChecklistView, CheckRow
 from .widgets.metric_chart import ChartData

@@ -230,7 +230,7 @@ def test_a_long_masked_stretch_is_masked_on_the_cards_too() -> None:
     from sfttop.core.masking import shown_series
     from sfttop.core.records import Kind, Record
     from sfttop.core.series import RunData
-    from sfttop.tui.snapshot import SPARK_POINTS
+    from sfttop.tui.views import SPARK_POINTS
 
     data = RunData()
     for i in range(1, 301):  # 200 zeros after 100 real losses, no grad_norm to tell
@@ -245,7 +245,7 @@ def test_a_nan_the_trainer_logged_as_0_is_never_shown_as_0(tf: str) -> None:
     from sfttop.core.config import Config
     from sfttop.core.run import Monitor
     from sfttop.tui.panels import assessment_view
-    from sfttop.tui.snapshot import ChartState, cards, chart_data
+    from sfttop.tui.views import ChartState, cards, chart_data
 
     log = REAL / tf / "nan_filtered" / "train.log"
     mon = Monitor([str(log)], Config())

@@ -1,4 +1,4 @@
-"""Read core state into plain view data for the widgets.
+"""The view model: core state read into plain, frozen view data for the widgets.
 
 Every function here is called by the app with the monitor lock held (the poll thread mutates
 runs), and returns immutable values the widgets keep; widgets never touch a ``Run``.
