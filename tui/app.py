@@ -59,7 +59,7 @@ from .views import (
 )
 from .widgets.alert_banner import AlertBanner
 from .widgets.assessment import AssessmentPanel, AssessmentView
-from .widgets.checklist import Checklist, ChecklistView
+from .widgets.checklist import ChecklistPanel, ChecklistView
 from .widgets.help_screen import HelpScreen
 from .widgets.key_bar import KeyBar, KeyHint
 from .widgets.metric_card import MetricCard, MetricCardHeader
@@ -222,7 +222,7 @@ class SfttopApp(App[int]):
                 yield AlertBanner(id="banner")
                 yield MetricChart(id="chart")
                 with Horizontal(id="details"):
-                    yield Checklist(id="checklist")
+                    yield ChecklistPanel(id="checklist")
                     yield AssessmentPanel(id="assessment")
         yield TooSmall(id="toosmall")
         yield KeyBar(id="keybar")
@@ -560,7 +560,7 @@ class SfttopApp(App[int]):
     def _refresh_run(self, run: Run | None) -> None:
         t = self.config.thresholds
         banner = self.query_one("#banner", AlertBanner)
-        checklist = self.query_one("#checklist", Checklist)
+        checklist = self.query_one("#checklist", ChecklistPanel)
         assessment = self.query_one("#assessment", AssessmentPanel)
         side_assessment = self.query_one("#assessment-side", AssessmentPanel)
         if run is None:

@@ -1,4 +1,4 @@
-"""``Checklist``: the monitoring checklist at three cadences, colour-coded, with each
+"""``ChecklistPanel``: the monitoring checklist at three cadences, colour-coded, with each
 check's state in every past window so the user sees when it turned."""
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
     return out
 
 
-class Checklist(Widget):
+class ChecklistPanel(Widget):
     DEFAULT_CSS = """
-    Checklist {
+    ChecklistPanel {
         height: 1fr;
         width: 1fr;
         text-wrap: nowrap;
@@ -89,11 +89,11 @@ class Checklist(Widget):
         padding: 0 1;
         overflow-y: auto;
     }
-    Checklist > .checklist--ok { color: $success; }
-    Checklist > .checklist--warning { color: $warning; text-style: bold; }
-    Checklist > .checklist--critical { color: $error; text-style: bold; }
-    Checklist > .checklist--muted { color: $text-muted; }
-    Checklist > .checklist--heading { color: $accent; text-style: bold; }
+    ChecklistPanel > .checklist--ok { color: $success; }
+    ChecklistPanel > .checklist--warning { color: $warning; text-style: bold; }
+    ChecklistPanel > .checklist--critical { color: $error; text-style: bold; }
+    ChecklistPanel > .checklist--muted { color: $text-muted; }
+    ChecklistPanel > .checklist--heading { color: $accent; text-style: bold; }
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {"checklist--ok", "checklist--warning", "checklist--critical", "checklist--muted", "checklist--heading"}
 
