@@ -11,16 +11,16 @@ import orjson
 from .alert import AlertDispatcher, news
 from .config import Config
 from .diagnose import Finding
-from .metrics import fmt_value
 from .records import Event, EventKind, Record, expand
 from .run import Monitor, record_json
 from .sanitize import clean_text
+from .textfmt import fmt_metric
 from .wake import Waker, log_dirs
 from .webhook import WebhookSender
 
 
 def record_text(run: str, rec: Record) -> str:
-    vals = " ".join(f"{k}={fmt_value(v)}" for k, v in rec.metrics.items())
+    vals = " ".join(f"{k}={fmt_metric(v)}" for k, v in rec.metrics.items())
     ep = f" epoch={rec.epoch:.4g}" if rec.epoch is not None else ""
     return f"{run} {rec.kind.value} step={rec.step}{ep} {vals}"
 

@@ -7,7 +7,6 @@ Frameworks spell the same quantity differently (``lr`` in LLaMA-Factory >= 0.9.1
 
 from __future__ import annotations
 
-import math
 import re
 
 LOSS = "loss"
@@ -130,15 +129,6 @@ LABELS: dict[str, str] = {
 def label(name: str) -> str:
     return LABELS.get(name, name)
 
-
-def fmt_value(v: float) -> str:
-    """A metric value for text output: 4 significant digits, scientific when tiny or huge."""
-    if not math.isfinite(v):
-        return str(v)
-    a = abs(v)
-    if a != 0 and (a < 1e-3 or a >= 1e6):
-        return f"{v:.3e}"
-    return f"{v:.4g}"
 
 # A logged LR is float32 noise on a float64 schedule: a relative change smaller than this is
 # "constant", not warm-up or decay (the checklist, the assessment and the LR rule all read it).

@@ -23,6 +23,7 @@ from .diagnose import Severity, json_value
 from .records import Kind
 from .run import Monitor, Run
 from .sanitize import clean_text
+from .textfmt import fmt_metric
 from .unread import has_records, unread_reason
 
 # The train metrics shown first, in this order; other metrics follow alphabetically.
@@ -167,7 +168,7 @@ def num(v: object) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return M.fmt_value(v)
+        return fmt_metric(v)
     return str(v)
 
 

@@ -18,6 +18,16 @@ def fmt(v: float | None) -> str:
     return f"{v:.4g}"
 
 
+def fmt_metric(v: float) -> str:
+    """A metric value in a report table or a followed record: 4 significant digits, scientific when tiny or huge."""
+    if not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a != 0 and (a < 1e-3 or a >= 1e6):
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
 def json_value(v: float | None) -> float | str | None:
     """A value for JSON, which has no NaN: ``"nan"``/``"inf"``/``"-inf"`` spelled out."""
     if v is None:
