@@ -24,18 +24,32 @@ import pickle
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
-from .tail import FileTail
+from .parse import LogParser
+from .records import Event, Item
+from .tail import FileTail, Position
 from .update import RunUpdate
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .run import Handoff, Run
 
 MIN_BYTES = 32 << 20  # below this a helper costs more (fork, pickling) than it saves
 FIRST_BYTES = 512 << 10  # the helper's first read (see _helper)
 MAX_JOBS = 8  # processes at most: a report is one-off, the box is there to train
 _NO_HELPER = "SFTTOP_NO_HELPER"  # set (to anything) to read everything in one process
+
+
+class Read(NamedTuple):
+    """What the long-log helper sends after each chunk: everything a poll has after reading."""
+
+    records: list[Item]
+    events: list[Event]
+    changed: bool
+    reset: str | None
+    eof: bool
+    parser: LogParser
+    position: Position
 
 
 def jobs() -> int:
@@ -90,8 +104,8 @@ def load_shared(runs: list[Run], jobs: int, load_one: Callable[[Run], None]) -> 
             try:
                 with open(fd, "rb") as f:
                     for run in part:
-                        state = pickle.load(f)
-                        vars(run).update(state)
+                        handoff: Handoff = pickle.load(f)
+                        run.take_handoff(handoff)
                         got += 1
             except Exception:  # the child died, or sent something unreadable: the rest is ours
                 pass
@@ -117,7 +131,7 @@ def _child(part: list[Run], load_one: Callable[[Run], None], fd: int) -> None:
             run.source.close()  # the descriptor is this process's: the run goes back without it
     with open(fd, "wb") as out:
         for run in part:
-            pickle.dump(vars(run), out, pickle.HIGHEST_PROTOCOL)
+            pickle.dump(run.handoff(), out, pickle.HIGHEST_PROTOCOL)
 
 
 def usable() -> bool:
@@ -144,10 +158,10 @@ def load(run: Run, budget: int, clock: Callable[[], float]) -> int:
         with open(r, "rb", buffering=1 << 16) as f:
             while not run.loaded:
                 try:
-                    msg = pickle.load(f)
+                    read: Read = pickle.load(f)
                 except Exception:  # the pipe closed (helper gone) or garbled
                     break
-                _take(run, msg, clock())
+                _take(run, read, clock())
                 taken += 1
     finally:
         if not run.loaded:
@@ -167,19 +181,19 @@ def _helper(run: Run, budget: int, fd: int) -> None:
             up = RunUpdate()
             eof = run.read(src, size, up)
             size = budget
-            state = {k: v for k, v in vars(src).items() if k != "_fd"}
-            pickle.dump((up.records, up.events, up.changed, up.reset, eof, run.parser, state), out, pickle.HIGHEST_PROTOCOL)
+            read = Read(up.records, up.events, up.changed, up.reset, eof, run.parser, src.position())
+            pickle.dump(read, out, pickle.HIGHEST_PROTOCOL)
             # Each chunk goes out whole at once: the parent works on it while this reads on.
             out.flush()
             if eof or src.error is not None:
                 return
 
 
-def _take(run: Run, msg: tuple[Any, ...], now: float) -> None:
-    records, events, changed, reset, eof, parser, state = msg
-    run.parser = parser
-    vars(run.source).update(state)
-    run.settle(RunUpdate(records, events, [], changed, reset), eof, now)
+def _take(run: Run, read: Read, now: float) -> None:
+    assert isinstance(run.source, FileTail)
+    run.parser = read.parser
+    run.source.move_to(read.position)
+    run.settle(RunUpdate(read.records, read.events, [], read.changed, read.reset), read.eof, now)
 
 
 def _fork(work: Callable[[int], None], inherited: list[int]) -> tuple[int, int] | None:

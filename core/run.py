@@ -58,6 +58,30 @@ class Attempt:
     unjudged: int = 0
 
 
+@dataclass
+class Handoff:
+    """A run as a helper process that loaded it sends it back (``pipe.load_shared``): every
+    piece of a run's state that reading changes, named here, never "whatever attributes ``Run``
+    has" (a test holds this list against ``Run``'s attributes). The source comes without its
+    descriptor (the child's), the parser and the derived state as they are."""
+
+    source: FileTail | StateFile | EventsSource | StoreSource
+    parser: LogParser
+    current: Attempt
+    previous: Attempt | None
+    loaded: bool
+    generation: int
+    preview: RunData | None
+    previewed: bool
+    attempt: int
+    restarted_at: float | None
+    restart_reason: str | None
+
+
+# Set by whoever made the run and the same in every process: never part of a Handoff.
+IDENTITY = frozenset(("name", "path", "config", "fmt", "remote", "_interval", "color_index"))
+
+
 # Why a source starts over that makes its content a new attempt ("vanished" is not one: the run
 # keeps what it showed, marked gone, until a file is there again).
 _RESTARTS = frozenset(("truncated", "replaced", "reappeared", "rewritten by another run"))
@@ -129,6 +153,19 @@ class Run:
         self.crashed = a.crashed
         self.last_record_time = a.last_record_time
         self._unjudged = a.unjudged
+
+    def handoff(self) -> Handoff:
+        return Handoff(
+            self.source, self.parser, self._attempt(), self._previous, self.loaded, self.generation,
+            self.preview, self._previewed, self.attempt, self.restarted_at, self.restart_reason,
+        )
+
+    def take_handoff(self, h: Handoff) -> None:
+        self.source, self.parser = h.source, h.parser
+        self._begin(h.current)
+        self._previous = h.previous
+        self.loaded, self.generation, self.preview, self._previewed = h.loaded, h.generation, h.preview, h.previewed
+        self.attempt, self.restarted_at, self.restart_reason = h.attempt, h.restarted_at, h.restart_reason
 
     def _attempt(self) -> Attempt:
         return Attempt(

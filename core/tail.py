@@ -51,6 +51,25 @@ class Chunk:
         return segs
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a tail stands in its file, without its descriptor: what a helper process that read
+    on sends back (``pipe.load``), to be taken as this process's own."""
+
+    offset: int
+    size: int
+    ident: tuple[int, int] | None
+    head: bytes
+    carry: bytes
+    carry_offset: int
+    discarding: bool
+    oversized: int
+    error: str | None
+    exists: bool
+    mtime: float
+    mtime_ns: int
+
+
 class FileTail:
     def __init__(self, path: str, max_line: int = 1 << 20) -> None:
         self.path = path
@@ -72,6 +91,18 @@ class FileTail:
     @property
     def pending_bytes(self) -> int:
         return max(0, self.size - self.offset)
+
+    def position(self) -> Position:
+        return Position(
+            self.offset, self.size, self.ident, self.head, self.carry, self.carry_offset, self.discarding,
+            self.oversized, self.error, self.exists, self.mtime, self._mtime_ns,
+        )
+
+    def move_to(self, p: Position) -> None:
+        """Stand where ``p`` says (another process read the file up to there)."""
+        self.offset, self.size, self.ident, self.head = p.offset, p.size, p.ident, p.head
+        self.carry, self.carry_offset, self.discarding, self.oversized = p.carry, p.carry_offset, p.discarding, p.oversized
+        self.error, self.exists, self.mtime, self._mtime_ns = p.error, p.exists, p.mtime, p.mtime_ns
 
     def _reset(self, keep_fd: bool = False) -> None:
         if not keep_fd:

@@ -188,3 +188,51 @@ def test_not_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SFTTOP_NO_HELPER", raising=False)
     monkeypatch.setattr(pipe, "jobs", lambda: 1)
     assert not pipe.usable()
+
+
+def test_the_handoff_names_every_piece_of_a_runs_state(tmp_path: Path) -> None:
+    """A helper sends a run back as a ``Handoff``, not as its ``vars()``: each attribute of a
+    loaded ``Run`` is either identity (the same in every process) or travels in the handoff, so
+    an attribute added to ``Run`` fails here until it is put on one side."""
+    import dataclasses
+
+    from sfttop.core.run import IDENTITY, Handoff, Run
+
+    log = tmp_path / "train.log"
+    log.write_text("{'loss': 1.0, 'grad_norm': 1.0, 'learning_rate': 1e-05, 'epoch': 0.1}\n")
+    run = Run("r", str(log), Config())
+    run.poll(1 << 20, 0.0)
+    carried = {
+        "source", "parser", "loaded", "generation", "preview", "_previewed", "attempt", "restarted_at",
+        "restart_reason", "_previous",
+        # the current attempt's state (core.run.Attempt), set by _begin
+        "data", "diagnoser", "checklist", "events", "finished", "crashed", "last_record_time", "_unjudged",
+    }
+    assert {f.name for f in dataclasses.fields(Handoff)} == {
+        "source", "parser", "current", "previous", "loaded", "generation", "preview", "previewed", "attempt",
+        "restarted_at", "restart_reason",
+    }
+    assert set(vars(run)) == carried | IDENTITY
+
+    other = Run("r", str(log), Config())
+    other.take_handoff(run.handoff())
+    assert other.data is run.data and other.diagnoser is run.diagnoser and other.loaded == run.loaded
+
+
+def test_a_tail_position_is_all_of_a_tail_but_its_descriptor(tmp_path: Path) -> None:
+    import dataclasses
+
+    from sfttop.core.tail import FileTail
+
+    log = tmp_path / "a.log"
+    log.write_bytes(b"one\ntwo\nthr")
+    a = FileTail(str(log))
+    a.poll()
+    fields = {f.name for f in dataclasses.fields(a.position())}
+    assert set(vars(a)) == {f if f != "mtime_ns" else "_mtime_ns" for f in fields} | {"path", "max_line", "_fd"}
+    b = FileTail(str(log))
+    b.move_to(a.position())
+    log.write_bytes(b"one\ntwo\nthree\nfour\n")
+    assert [s for _, s in b.poll().segments] == [b"three", b"four"]
+    a.close()
+    b.close()
