@@ -85,6 +85,9 @@ _NOT_PLAIN = frozenset(
      "percentage", "remaining_time", "log_history")
 )
 _EPOCH_MEMORY = 1 << 13  # step-less records whose epoch is remembered to place a resume
+# LLaMA-Factory's trainer_log.jsonl writes TRL's ``rewards/accuracies`` (DPO, KTO, ORPO ...) as
+# ``accuracy``: a reward accuracy, not the token accuracy other formats mean by it.
+_LLAMA_FACTORY_NAMES = {"accuracy": "rewards/accuracies"}
 _STEP_KEYS = ("step", "global_step", "current_steps", "iteration", "iter")
 _SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
@@ -673,6 +676,8 @@ class LogParser:
             return
         if self.format == UNKNOWN:
             self.format = self._detect(obj)
+            if self.format == LLAMA_FACTORY:
+                self._names.update(_LLAMA_FACTORY_NAMES)
         metrics: dict[str, float] = {}
         step: int | None = None
         total: int | None = None

@@ -16,6 +16,7 @@ from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import CODES, Finding, Severity
 from sfttop.core.liveness import State
 from sfttop.core.masking import shown_series
+from sfttop.core.objective import Objective
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
@@ -367,6 +368,15 @@ def run_header(run: Run) -> str:
     if run.skipped:
         bits.append(f"{run.skipped} lines skipped")
     return " · ".join(bits)
+
+
+# what the title says of a run that is not SFT (the seed's ranges are off for it)
+_OBJECTIVE_TEXT = {Objective.PREFERENCE: "objective: preference", Objective.RL: "objective: RL"}
+
+
+def objective_text(run: Run) -> str:
+    """The run's objective for the title bar, when it is not SFT."""
+    return _OBJECTIVE_TEXT.get(run.diagnoser.objective, "")
 
 
 def is_critical(f: Finding) -> bool:
