@@ -153,10 +153,9 @@ _Judgement = tuple[str, str]  # (status, note)
 def _judge_loss(metric: str, v: float, env: _Env) -> _Judgement:
     lo, hi = _range(LOSS)
     if v == 0.0:
-        # never memorising: a loss of exactly 0 is no token in the loss, or a NaN printed as 0
-        if any(f.code == C.LOSS_NONFINITE for f in env.diag.findings):
-            return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
-        return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
+        zero = _zero_loss(env)
+        if zero is not None:
+            return zero
     if v < NEGATIVE_LOSS:
         return CRITICAL, "negative: impossible for a cross-entropy loss (see impossible loss)"
     if v < lo:
@@ -166,6 +165,21 @@ def _judge_loss(metric: str, v: float, env: _Env) -> _Judgement:
     if v <= hi:
         return OK, f"within the normal {lo}-{hi}"
     return HIGH, f"above the usual {lo}-{hi} (normal early in training or on hard data)"
+
+
+def _zero_loss(env: _Env) -> _Judgement | None:
+    """A (smoothed) loss of 0 that is no memorising: nothing in the loss from the start, no
+    gradient either (no token counts), or the Trainer's NaN printed as 0. None: a loss that came
+    down to 0 at the printed precision, with a gradient still flowing (memorising)."""
+    diag = env.diag
+    if any(f.code == C.NOTHING_TRAINED for f in diag.findings):
+        return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
+    if any(f.active and f.code == C.LOSS_NONFINITE and f.metric == LOSS for f in diag.findings):
+        return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
+    grad = _latest(env.data, GRAD_NORM)
+    if grad is not None and grad[1] == 0.0:
+        return CRITICAL, "exactly 0 with grad_norm 0: no token counts in the loss (labels all masked?)"
+    return None
 
 
 def _judge_eval_loss(metric: str, v: float, env: _Env) -> _Judgement:

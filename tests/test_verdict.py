@@ -27,7 +27,7 @@ CASES = sorted(f"{v.name}/{c.name}" for v in REAL.iterdir() if v.is_dir() for c 
 CONTRADICTS: dict[str, set[str]] = {
     "grad_norm stable": {"grad_explosion", "grad_norm_high", "grad_vanishing"},
     "token accuracy": {"overfitting_severe"},
-    "train loss is": {"loss_plateau", "loss_nonfinite"},
+    "train loss is": {"loss_plateau", "loss_nonfinite", "nothing_trained", "impossible_loss"},
     "generalising well": {"overfitting", "overfitting_severe"},
     "eval loss close to train loss": {"overfitting", "overfitting_severe"},
     "entropy agree": {"entropy_gap"},
