@@ -80,6 +80,9 @@ _FATAL = re.compile(
     rb"Error happened while training|^Error in sys\.excepthook)",
     re.IGNORECASE,
 )
+# Trackers that print their own lines while a crashing process prints its traceback.
+_TRACKERS = (b"wandb:", b"swanlab:", b"COMET ", b"comet_ml", b"mlflow")
+_RANK_PREFIX = re.compile(rb"^(?:\[(?:default|rank)\d+\]: ?)+")
 _NOT_PLAIN = frozenset(
     ("step", "global_step", "current_steps", "iteration", "iter", "total_steps", "global_step/max_steps",
      "percentage", "remaining_time", "log_history")
@@ -1025,10 +1028,26 @@ class LogParser:
     def in_traceback(self) -> bool:
         return self._tb_open
 
+    def close_partial(self, partial: bytes, offset: int, out_events: list[Event]) -> None:
+        """The file ended without a line break on a crash's first words (``Traceback (most
+        recent call last):``, ``Error in sys.excepthook:``, a fatal error) and stayed that way:
+        the process died while printing them."""
+        seg = _ANSI.sub(b"", partial).strip()
+        if _TRACEBACK in seg:
+            out_events.append(Event(EventKind.CRASHED, "traceback cut off", offset))
+        elif _FATAL.search(seg) is not None:
+            out_events.append(Event(EventKind.CRASHED, clean_text(seg[:300].decode("utf-8", "replace")), offset))
+
     def _traceback_line(self, seg: bytes, offset: int, out_events: list[Event]) -> bool:
         """Inside a traceback: True when the segment belonged to it."""
+        if seg[:1] == b"[":
+            seg = _RANK_PREFIX.sub(b"", seg, 1)  # torchrun's "[rank0]: " before each line
         if seg[:1] in (b" ", b"\t") or not seg.strip():
             self._tb_lines.append(seg)
+            return True
+        if seg.startswith(_TRACKERS):
+            # a tracker's shutdown lines (wandb: ..., swanlab: ...) printed into a crash's
+            # traceback, or after one that was cut: still the crash
             return True
         m = _ERROR_LINE.match(seg.strip())
         if m is not None:
