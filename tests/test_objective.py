@@ -259,3 +259,23 @@ def test_the_title_bar_names_a_non_sft_objective() -> None:
     assert texts == {DPO: "objective: preference", GRPO: "objective: RL"}
     info = TitleInfo("sfttop", "dpo", 0, 0, 1, "step 160/160", "finished", "", "", objective="objective: preference")
     assert "finished │ step 160/160 │ objective: preference" in title_text(info, 120, {}).plain
+
+
+def _checklist_items(run: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for cad in run["checklist"].values():
+        for it in cad["latest"]["items"] if cad["latest"] else ():
+            out[it["id"]] = (it["status"], it["detail"])
+    return out
+
+
+def test_the_checklist_asks_no_loss_trend_of_an_rl_run() -> None:
+    items = _checklist_items(_report(GRPO)[0])
+    assert items["loss_falling"] == ("pending", "not judged: an RL policy loss need not fall")
+    assert items["trend_healthy"][0] == "pending"
+
+
+def test_preference_noise_within_an_epoch_is_no_unhealthy_trend() -> None:
+    """hykun (LLaMA-Factory DPO): the loss median wanders 0.6533 -> 0.6632 within an epoch."""
+    status, detail = _checklist_items(_report(LF_DPO)[0])["trend_healthy"]
+    assert status == "pass", detail
