@@ -311,6 +311,7 @@ class LogParser:
         self._tb_open = False
         self._tb_offset = -1
         self._tb_lines: list[bytes] = []
+        self._tb_error: tuple[str, int | None] = ("", None)  # the last traceback's error, and its step
         self.finished = False
         self._prev_step: int | None = None
         # Progress as the log tells it (tqdm bar, LLaMA-Factory/ms-swift fields): kept as state,
@@ -1053,7 +1054,10 @@ class LogParser:
         if m is not None:
             self._tb_open = False
             msg = clean_text(m.group(1)[:300].decode("utf-8", "replace"))
-            out_events.append(Event(EventKind.CRASHED, msg, self._tb_offset))
+            seen = (msg, self.last_train_step)
+            if seen != self._tb_error:  # (every rank prints the same error: one crash)
+                self._tb_error = seen
+                out_events.append(Event(EventKind.CRASHED, msg, self._tb_offset))
             return True
         if seg.startswith(b"During handling") or seg.startswith(b"The above exception"):
             return True
