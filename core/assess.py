@@ -515,6 +515,7 @@ _OVERFIT = frozenset({C.OVERFITTING, C.OVERFITTING_SEVERE})
 # too: none may stand beside a finding, open or closed, on the same metric.
 _LOSS_BAD = frozenset({C.LOSS_PLATEAU, C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.IMPOSSIBLE_LOSS})
 _GRAD_BAD = frozenset({C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH, C.GRAD_VANISHING})
+_ACC_BAD = frozenset({C.OVERFITTING_SEVERE, C.ACCURACY_DROP})
 
 
 def _pos_loss(v: _View) -> str | None:
@@ -532,7 +533,7 @@ def _pos_loss(v: _View) -> str | None:
 
 def _pos_accuracy(v: _View) -> str | None:
     acc = v.statuses.get(TOKEN_ACC)
-    if acc is None or acc[1] is None or not math.isfinite(acc[1]) or C.OVERFITTING_SEVERE in v.seen:
+    if acc is None or acc[1] is None or not math.isfinite(acc[1]) or v.seen & _ACC_BAD:
         return None
     t = v.env.t
     # (not WATCH: near-perfect is a memorisation caution, not praise; n/a: not token accuracy)
@@ -543,7 +544,7 @@ def _pos_accuracy(v: _View) -> str | None:
 
 def _pos_eval_accuracy(v: _View) -> str | None:
     c = v.comp.get("token_accuracy")
-    if c is None or c.status != GOOD or c.diff is None or v.overfit:
+    if c is None or c.status != GOOD or c.diff is None or v.overfit or C.ACCURACY_DROP in v.seen:
         return None
     return f"eval accuracy only {abs(c.diff):.1f} points {'below' if c.diff < 0 else 'above'} train: generalising well"
 
