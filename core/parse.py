@@ -680,8 +680,6 @@ class LogParser:
             return
         if self.format == UNKNOWN:
             self.format = self._detect(obj)
-            if self.format == LLAMA_FACTORY:
-                self._names.update(_LLAMA_FACTORY_NAMES)
         metrics: dict[str, float] = {}
         step: int | None = None
         total: int | None = None
@@ -767,6 +765,7 @@ class LogParser:
 
     def _detect(self, obj: dict[str, object]) -> str:
         if "current_steps" in obj:
+            self._names.update(_LLAMA_FACTORY_NAMES)  # (its own name for a TRL key)
             return LLAMA_FACTORY
         if "global_step/max_steps" in obj or "train_speed(s/it)" in obj or "train_speed(iter/s)" in obj:
             return MS_SWIFT
