@@ -22,6 +22,7 @@ from .diagnose import Diagnoser, Finding, Severity, fmt, json_value, median, tit
 from .diagnose.rules.impossible import NEGATIVE as NEGATIVE_LOSS
 from .discover import CHECKPOINT_DIR, checkpoint_dirs
 from .metrics import (
+    CROSS_ENTROPY_RANGES,
     ENTROPY,
     EVAL_ENTROPY,
     EVAL_LOSS,
@@ -260,9 +261,8 @@ _JUDGES: dict[str, Callable[[str, float, _Env], _Judgement]] = {
     EVAL_TOKEN_ACC: _judge_token_acc,
 }
 
-# Rows judged against the seed's ranges for a cross-entropy loss, and what they say instead for
-# the other objectives (the per-metric note where one says more).
-_CROSS_ENTROPY_ROWS = frozenset({LOSS, ENTROPY, EVAL_ENTROPY, TOKEN_ACC, EVAL_TOKEN_ACC})
+# What the rows judged against the seed's cross-entropy ranges (metrics.CROSS_ENTROPY_RANGES)
+# say instead for the other objectives (the per-metric note where one says more).
 _RL_ONLY_ROWS = frozenset({EVAL_LOSS})  # (a preference eval loss compares with its train loss)
 _NOT_JUDGED: dict[tuple[Objective, str], str] = {
     (Objective.PREFERENCE, LOSS): "a preference loss (ln 2 = 0.693 at the start): no cross-entropy range applies",
@@ -275,7 +275,7 @@ def _judge_metric(metric: str, v: float, env: _Env) -> _Judgement:
     """(status, note) for one metric's (smoothed) value."""
     objective = env.objective
     if not objective.cross_entropy and (
-        metric in _CROSS_ENTROPY_ROWS or (objective is Objective.RL and metric in _RL_ONLY_ROWS)
+        metric in CROSS_ENTROPY_RANGES or (objective is Objective.RL and metric in _RL_ONLY_ROWS)
     ):
         return NA, _NOT_JUDGED.get((objective, metric), _NOT_JUDGED_OTHER)
     judge = _JUDGES.get(metric)

@@ -279,3 +279,17 @@ def test_preference_noise_within_an_epoch_is_no_unhealthy_trend() -> None:
     """hykun (LLaMA-Factory DPO): the loss median wanders 0.6533 -> 0.6632 within an epoch."""
     status, detail = _checklist_items(_report(LF_DPO)[0])["trend_healthy"]
     assert status == "pass", detail
+
+
+def test_the_cards_show_no_cross_entropy_range_for_an_rl_run() -> None:
+    from sfttop.core.run import Run
+    from sfttop.tui.snapshot import cards
+
+    path = GRPO / "trainer_state.json"
+    run = Run("grpo", str(path), Config())
+    while not run.loaded:
+        run.poll(1 << 20, os.stat(path).st_mtime)
+    by = {c.metric: c for c in cards(run, Config().thresholds)}
+    assert by["loss"].value is not None and by["loss"].value < 0
+    assert (by["loss"].low, by["loss"].high) == (None, None)
+    assert by["grad_norm"].high is not None  # (gradient ranges stay)

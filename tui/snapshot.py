@@ -213,9 +213,12 @@ def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
     out = []
     # While a long log's history loads from the top, its current values come from its end.
     data = run.preview if run.preview is not None and not run.loaded else run.data
+    cross_entropy = run.diagnoser.objective.cross_entropy
     for metric, label, better in CARD_METRICS:
         s = shown_series(data, metric, last=SPARK_POINTS)
         low, high = M.NORMAL_RANGES.get(metric, (None, None))
+        if not cross_entropy and metric in M.CROSS_ENTROPY_RANGES:
+            low = high = None  # (a GRPO loss of -0.01 is no "low" value)
         if metric == M.GRAD_NORM:
             high = t.grad_norm_warn
         if metric == M.LR:
