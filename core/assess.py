@@ -230,10 +230,22 @@ def _judge_lr(metric: str, v: float, env: _Env) -> _Judgement:
 def _judge_entropy(metric: str, v: float, env: _Env) -> _Judgement:
     lo, hi = _range(metric)
     if v < lo:
+        loss = _loss_beside(metric, env)
+        if loss is not None and loss > _range(LOSS)[1]:
+            # certain of the wrong tokens: a model that collapsed, not one that learnt its data
+            return LOW, f"below {lo} with the loss at {fmt(loss)}: confidently wrong (collapsed predictions?)"
         return LOW, f"below {lo}: very confident predictions (memorising?)"
     if v > hi:
         return HIGH, f"above {hi}: very uncertain predictions (normal early in training)"
     return GOOD, "moderate prediction uncertainty"
+
+
+def _loss_beside(metric: str, env: _Env) -> float | None:
+    """The loss judged beside an entropy: the latest eval's, or the train loss's recent median."""
+    if metric == EVAL_ENTROPY:
+        last = _latest(env.data, EVAL_LOSS)
+        return last[1] if last is not None else None
+    return _smoothed(env.data, LOSS, env.t.smooth_points)
 
 
 def _judge_token_acc(metric: str, v: float, env: _Env) -> _Judgement:

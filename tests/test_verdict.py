@@ -112,3 +112,11 @@ def test_no_accuracy_praise_beside_an_accuracy_drop() -> None:
     a = assess(data, diag)
     assert next(r for r in a.metrics if r.metric == "mean_token_accuracy").status == GOOD
     assert not any("token accuracy" in p for p in a.positives), a.positives
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.endswith("/explode")])
+def test_an_exploded_run_is_never_memorising(case: str) -> None:
+    """LR 1.0: loss ~60, token accuracy 4%, entropy ~0: certain of the wrong tokens."""
+    run, _ = _report(case)
+    notes = [m["note"] for m in run["assessment"]["metrics"]] + run["assessment"]["cautions"]
+    assert not any("memoris" in n for n in notes), notes
