@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 
 from . import codes as C
 from .config import Thresholds
-from .diagnose import Diagnoser, Severity, fmt, json_value, median, title
+from .diagnose import Diagnoser, Finding, Severity, fmt, json_value, median, title
+from .diagnose.rules.impossible import NEGATIVE as NEGATIVE_LOSS
 from .discover import CHECKPOINT_DIR, checkpoint_dirs
 from .metrics import (
+    CROSS_ENTROPY_RANGES,
     ENTROPY,
     EVAL_ENTROPY,
     EVAL_LOSS,
@@ -32,6 +34,7 @@ from .metrics import (
     TOKEN_ACC,
     label,
 )
+from .objective import Objective
 from .query import best_eval, logging_interval, lr_direction, smoothed_at
 from .records import Kind
 from .series import RunData
@@ -132,77 +135,163 @@ def _range_text(metric: str) -> str:
     return f"{fmt(lo)}-{fmt(hi)}"
 
 
-def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: RunData) -> tuple[str, str]:
-    """(status, note) for one metric's (smoothed) value."""
-    if metric == LOSS:
-        lo, hi = _range(LOSS)
-        if v == 0.0:
-            # never memorising: a loss of exactly 0 is no token in the loss, or a NaN printed as 0
-            if any(f.code == C.LOSS_NONFINITE for f in diag.findings):
-                return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
-            return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
-        if v < lo:
-            return LOW, f"below {lo}: the model may be memorising the training set"
-        if v <= t.loss_good:
-            return GOOD, "a very good level for SFT"
-        if v <= hi:
-            return OK, f"within the normal {lo}-{hi}"
-        return HIGH, f"above the usual {lo}-{hi} (normal early in training or on hard data)"
-    if metric == EVAL_LOSS:
-        tl = _smoothed(data, LOSS, t.smooth_points, _latest_step(data, EVAL_LOSS))
-        if tl is None or tl <= 0:
-            return OK, "no train loss to compare with"
-        r = v / tl
-        if r > t.loss_gap_ratio:
-            return HIGH, f"{r:.2g}x the train loss: overfitting"
-        if r - 1 > t.loss_gap_warn:
-            return WATCH, f"{r:.2g}x the train loss: a large gap"
-        return GOOD, "close to the train loss (usually slightly above it)"
-    if metric == GRAD_NORM:
-        if v > t.grad_norm_critical:
-            return CRITICAL, f"above {fmt(t.grad_norm_critical)}: gradient explosion"
-        if v > t.grad_norm_warn:
-            return HIGH, f"above {fmt(t.grad_norm_warn)}: lower the learning rate?"
-        if v >= t.grad_norm_watch * t.grad_norm_warn:
-            return WATCH, "slightly high: keep watching it; the learning rate may need lowering"
-        if v < t.grad_norm_vanishing:
-            return LOW, f"below {fmt(t.grad_norm_vanishing)}: vanishing gradients?"
-        if v < _range(GRAD_NORM)[0]:
-            return LOW, f"below the usual {_range_text(GRAD_NORM)} (common with LoRA; fine while the loss falls)"
-        return GOOD, f"stable, within {_range_text(GRAD_NORM)}"
-    if metric == LR:
-        shape = _lr_shape(data, diag)
-        if v > t.lr_max:
-            return HIGH, f"above {fmt(t.lr_max)}: probably too large ({shape})"
-        if v < t.lr_min:
-            ms = diag.max_steps
-            last = data.last_step or 0
-            peak = diag.lr_peak() or 0.0
-            if peak < t.lr_min:
-                return LOW, f"below {fmt(t.lr_min)} and never higher than {fmt(peak)}: far too small to learn"
-            if ms and last >= t.lr_end_fraction * ms:
-                return OK, f"near zero at the end of the schedule ({shape})"
-            return LOW, f"below {fmt(t.lr_min)}: probably too small ({shape})"
+@dataclass(frozen=True)
+class _Env:
+    """What a judgement reads besides the value: the thresholds, the diagnosis, the data."""
+
+    t: Thresholds
+    diag: Diagnoser
+    data: RunData
+
+    @property
+    def objective(self) -> Objective:
+        return self.diag.objective
+
+
+_Judgement = tuple[str, str]  # (status, note)
+
+
+def _judge_loss(metric: str, v: float, env: _Env) -> _Judgement:
+    lo, hi = _range(LOSS)
+    if v == 0.0:
+        zero = _zero_loss(env)
+        if zero is not None:
+            return zero
+    if v < NEGATIVE_LOSS:
+        return CRITICAL, "negative: impossible for a cross-entropy loss (see impossible loss)"
+    if v < lo:
+        return LOW, f"below {lo}: the model may be memorising the training set"
+    if v <= env.t.loss_good:
+        return GOOD, "a very good level for SFT"
+    if v <= hi:
+        return OK, f"within the normal {lo}-{hi}"
+    return HIGH, f"above the usual {lo}-{hi} (normal early in training or on hard data)"
+
+
+def _zero_loss(env: _Env) -> _Judgement | None:
+    """A (smoothed) loss of 0 that is no memorising: nothing in the loss from the start, no
+    gradient either (no token counts), or the Trainer's NaN printed as 0. None: a loss that came
+    down to 0 at the printed precision, with a gradient still flowing (memorising)."""
+    diag = env.diag
+    if any(f.code == C.NOTHING_TRAINED for f in diag.findings):
+        return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
+    if any(f.active and f.code == C.LOSS_NONFINITE and f.metric == LOSS for f in diag.findings):
+        return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
+    grad = _latest(env.data, GRAD_NORM)
+    if grad is not None and grad[1] == 0.0:
+        return CRITICAL, "exactly 0 with grad_norm 0: no token counts in the loss (labels all masked?)"
+    return None
+
+
+def _judge_eval_loss(metric: str, v: float, env: _Env) -> _Judgement:
+    t, data = env.t, env.data
+    tl = _smoothed(data, LOSS, t.smooth_points, _latest_step(data, EVAL_LOSS))
+    if tl is None or tl <= 0:
+        return OK, "no train loss to compare with"
+    r = v / tl
+    if r > t.loss_gap_ratio:
+        return HIGH, f"{r:.2g}x the train loss: overfitting"
+    if r - 1 > t.loss_gap_warn:
+        return WATCH, f"{r:.2g}x the train loss: a large gap"
+    return GOOD, "close to the train loss (usually slightly above it)"
+
+
+def _judge_grad(metric: str, v: float, env: _Env) -> _Judgement:
+    t = env.t
+    if v > t.grad_norm_critical:
+        return CRITICAL, f"above {fmt(t.grad_norm_critical)}: gradient explosion"
+    if v > t.grad_norm_warn:
+        return HIGH, f"above {fmt(t.grad_norm_warn)}: lower the learning rate?"
+    if v >= t.grad_norm_watch * t.grad_norm_warn:
+        return WATCH, "slightly high: keep watching it; the learning rate may need lowering"
+    if v < t.grad_norm_vanishing:
+        return LOW, f"below {fmt(t.grad_norm_vanishing)}: vanishing gradients?"
+    if v < _range(GRAD_NORM)[0]:
+        return LOW, f"below the usual {_range_text(GRAD_NORM)} (common with LoRA; fine while the loss falls)"
+    return GOOD, f"stable, within {_range_text(GRAD_NORM)}"
+
+
+def _judge_lr(metric: str, v: float, env: _Env) -> _Judgement:
+    t, diag = env.t, env.diag
+    shape = _lr_shape(env.data, diag)
+    if v > t.lr_max:
+        return HIGH, f"above {fmt(t.lr_max)}: probably too large ({shape})"
+    if v >= t.lr_min:
         return OK, shape
-    if metric in (ENTROPY, EVAL_ENTROPY):
-        lo, hi = _range(metric)
-        if v < lo:
-            return LOW, f"below {lo}: very confident predictions (memorising?)"
-        if v > hi:
-            return HIGH, f"above {hi}: very uncertain predictions (normal early in training)"
-        return GOOD, "moderate prediction uncertainty"
-    if metric in (TOKEN_ACC, EVAL_TOKEN_ACC):
-        lo, hi = _range(metric)
-        if v > hi:
-            return WATCH, f"above {fmt(hi)}: near-perfect, check for memorisation"
-        if v >= t.accuracy_excellent:
-            return GOOD, f"excellent ({t.accuracy_excellent:.0%}+)"
-        if v >= t.accuracy_very_good:
-            return GOOD, f"very good ({t.accuracy_very_good:.0%}+)"
-        if v >= lo:
-            return OK, f"within the normal {_range_text(metric)}"
-        return LOW, f"below the usual {_range_text(metric)}"
-    return NA, ""
+    peak = diag.lr_peak() or 0.0
+    if peak < t.lr_min:
+        return LOW, f"below {fmt(t.lr_min)} and never higher than {fmt(peak)}: far too small to learn"
+    ms = diag.max_steps
+    if ms and (env.data.last_step or 0) >= t.lr_end_fraction * ms:
+        return OK, f"near zero at the end of the schedule ({shape})"
+    return LOW, f"below {fmt(t.lr_min)}: probably too small ({shape})"
+
+
+def _judge_entropy(metric: str, v: float, env: _Env) -> _Judgement:
+    lo, hi = _range(metric)
+    if v < lo:
+        loss = _loss_beside(metric, env)
+        if loss is not None and loss > _range(LOSS)[1]:
+            # certain of the wrong tokens: a model that collapsed, not one that learnt its data
+            return LOW, f"below {lo} with the loss at {fmt(loss)}: confidently wrong (collapsed predictions?)"
+        return LOW, f"below {lo}: very confident predictions (memorising?)"
+    if v > hi:
+        return HIGH, f"above {hi}: very uncertain predictions (normal early in training)"
+    return GOOD, "moderate prediction uncertainty"
+
+
+def _loss_beside(metric: str, env: _Env) -> float | None:
+    """The loss judged beside an entropy: the latest eval's, or the train loss's recent median."""
+    if metric == EVAL_ENTROPY:
+        last = _latest(env.data, EVAL_LOSS)
+        return last[1] if last is not None else None
+    return _smoothed(env.data, LOSS, env.t.smooth_points)
+
+
+def _judge_token_acc(metric: str, v: float, env: _Env) -> _Judgement:
+    t = env.t
+    lo, hi = _range(metric)
+    if v > hi:
+        return WATCH, f"above {fmt(hi)}: near-perfect, check for memorisation"
+    if v >= t.accuracy_excellent:
+        return GOOD, f"excellent ({t.accuracy_excellent:.0%}+)"
+    if v >= t.accuracy_very_good:
+        return GOOD, f"very good ({t.accuracy_very_good:.0%}+)"
+    if v >= lo:
+        return OK, f"within the normal {_range_text(metric)}"
+    return LOW, f"below the usual {_range_text(metric)}"
+
+
+_JUDGES: dict[str, Callable[[str, float, _Env], _Judgement]] = {
+    LOSS: _judge_loss,
+    EVAL_LOSS: _judge_eval_loss,
+    GRAD_NORM: _judge_grad,
+    LR: _judge_lr,
+    ENTROPY: _judge_entropy,
+    EVAL_ENTROPY: _judge_entropy,
+    TOKEN_ACC: _judge_token_acc,
+    EVAL_TOKEN_ACC: _judge_token_acc,
+}
+
+# What the rows judged against the seed's cross-entropy ranges (metrics.CROSS_ENTROPY_RANGES)
+# say instead for the other objectives (the per-metric note where one says more).
+_RL_ONLY_ROWS = frozenset({EVAL_LOSS})  # (a preference eval loss compares with its train loss)
+_NOT_JUDGED: dict[tuple[Objective, str], str] = {
+    (Objective.PREFERENCE, LOSS): "a preference loss (ln 2 = 0.693 at the start): no cross-entropy range applies",
+    (Objective.RL, LOSS): "a policy loss: its level says little, and below 0 is normal",
+}
+_NOT_JUDGED_OTHER = "not judged: the normal ranges are for SFT (cross-entropy) runs"
+
+
+def _judge_metric(metric: str, v: float, env: _Env) -> _Judgement:
+    """(status, note) for one metric's (smoothed) value."""
+    objective = env.objective
+    if not objective.cross_entropy and (
+        metric in CROSS_ENTROPY_RANGES or (objective is Objective.RL and metric in _RL_ONLY_ROWS)
+    ):
+        return NA, _NOT_JUDGED.get((objective, metric), _NOT_JUDGED_OTHER)
+    judge = _JUDGES.get(metric)
+    return judge(metric, v, env) if judge is not None else (NA, "")
 
 
 def _latest_step(data: RunData, metric: str) -> int | None:
@@ -231,6 +320,7 @@ def _lr_shape(data: RunData, diag: Diagnoser) -> str:
     return "constant"
 
 
+
 _ROWS = (LOSS, GRAD_NORM, LR, ENTROPY, TOKEN_ACC, EVAL_LOSS, EVAL_ENTROPY, EVAL_TOKEN_ACC)
 _NOISY = (LOSS, GRAD_NORM, ENTROPY, TOKEN_ACC)
 # A noisy metric is judged on its recent median; the note shows that median when it differs from
@@ -247,64 +337,74 @@ def assess(
 ) -> Assessment:
     """The seed's log status evaluation for this run as it is now."""
     t = thresholds if thresholds is not None else diagnoser.t
+    env = _Env(t, diagnoser, data)
     out = Assessment(step=data.last_step)
     statuses: dict[str, tuple[str, float | None]] = {}
-    broken_train = _broken_at(data, (LOSS, GRAD_NORM))
-    broken_eval = _broken_at(data, (EVAL_LOSS,))
+    broken_train = _broken_at(data, (LOSS, GRAD_NORM), diagnoser)
+    broken_eval = _broken_at(data, (EVAL_LOSS,), diagnoser)
     for m in _ROWS:
         last = _latest(data, m)
         if last is None:
             continue
-        step, v = last
-        broken = broken_eval if m.startswith("eval_") else broken_train
-        if not math.isfinite(v):
-            row = MetricRow(m, v, CRITICAL, f"{fmt(v)} at step {step}")
-        elif m != LR and step in broken:
-            row = MetricRow(m, v, CRITICAL, f"meaningless: logged at step {step} while the loss is NaN/inf")
-        else:
-            judged = _smoothed(data, m, t.smooth_points) if m in _NOISY else v
-            judged = v if judged is None else judged
-            status, note = _judge_metric(m, judged, t, diagnoser, data)
-            if m in _NOISY and abs(judged - v) > _SHOW_MEDIAN * abs(v):
-                note += f" (recent median {fmt(judged)})"
-            row = MetricRow(m, v, status, note)
+        row = _row(m, *last, broken_eval if m.startswith("eval_") else broken_train, env)
         out.metrics.append(row)
         statuses[m] = (row.status, row.value)
 
-    _compare(out, data, t)
+    if diagnoser.objective is not Objective.RL:  # (an RL trainer's eval loss is no generalisation test)
+        _compare(out, data, t, bool(broken_train))
     if any(f.code in (C.OVERFITTING, C.OVERFITTING_SEVERE) for f in diagnoser.findings):
         # a gap that is small at the latest eval does not mean the run generalises when eval_loss
         # rose from its best: the row must not read as the opposite of the finding
         for c in out.comparison:
             if c.status == GOOD and c.item in ("loss", "token_accuracy"):
                 c.status, c.judgement = OK, "a small gap now, but eval_loss rose from its best (overfitting)"
-    _verdict(out, data, diagnoser, statuses, t)
+    _verdict(out, _View.of(out, env, statuses))
     out.best_checkpoint = best_checkpoint(data, log_path) if log_path else _best_without_path(data)
     return out
 
 
-def _broken_at(data: RunData, metrics: tuple[str, ...]) -> set[int]:
+def _row(m: str, step: int, v: float, broken: set[int], env: _Env) -> MetricRow:
+    """The row of metric ``m``, whose latest value is ``v`` at ``step``."""
+    if not math.isfinite(v):
+        return MetricRow(m, v, CRITICAL, f"{fmt(v)} at step {step}")
+    if m != LR and step in broken:
+        return MetricRow(m, v, CRITICAL, f"meaningless: logged at step {step} while the loss is NaN/inf")
+    judged = _smoothed(env.data, m, env.t.smooth_points) if m in _NOISY else v
+    judged = v if judged is None else judged
+    status, note = _judge_metric(m, judged, env)
+    if m in _NOISY and status != NA and abs(judged - v) > _SHOW_MEDIAN * abs(v):
+        note += f" (recent median {fmt(judged)})"
+    return MetricRow(m, v, status, note)
+
+
+def _broken_at(data: RunData, metrics: tuple[str, ...], diag: Diagnoser) -> set[int]:
     """Latest steps at which one of ``metrics`` is non-finite (values logged beside it are junk)."""
     out: set[int] = set()
     for m in metrics:
         last = _latest(data, m)
         if last is not None and not math.isfinite(last[1]):
             out.add(last[0])
-    if not out:
-        # logging_nan_inf_filter: a loss of exactly 0 logged with a NaN grad_norm
-        loss, grad = _latest(data, LOSS), _latest(data, GRAD_NORM)
-        if loss is not None and grad is not None and loss[0] == grad[0] and not math.isfinite(grad[1]):
-            out.add(loss[0])
+    if out or LOSS not in metrics:
+        return out
+    # logging_nan_inf_filter: a loss of exactly 0 logged with a NaN grad_norm, or (no grad_norm
+    # logged) one the diagnoser read as a masked NaN: it holds a NaN/inf episode open
+    loss, grad = _latest(data, LOSS), _latest(data, GRAD_NORM)
+    if loss is None or loss[1] != 0.0:
+        return out
+    if grad is not None and loss[0] == grad[0] and not math.isfinite(grad[1]):
+        out.add(loss[0])
+    elif any(f.active and f.code == C.LOSS_NONFINITE and f.metric == LOSS for f in diag.findings):
+        out.add(loss[0])
     return out
 
 
-def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
+def _compare(out: Assessment, data: RunData, t: Thresholds, broken: bool) -> None:
     ev = _latest(data, EVAL_LOSS)
     if ev is None:
         return
     step = ev[0]
     out.comparison_step = step
-    if not math.isfinite(ev[1]) or _broken_at(data, (LOSS, GRAD_NORM)):
+    if not math.isfinite(ev[1]) or broken:
         last_train = _latest(data, LOSS)
         out.comparison.append(
             CompareRow(
@@ -318,46 +418,58 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
             )
         )
         return
-    # loss
-    el = ev[1]
+    for compare in (_compare_loss, _compare_accuracy, _compare_entropy):
+        row = compare(data, step, ev[1], t)
+        if row is not None:
+            out.comparison.append(row)
+
+
+def _compare_loss(data: RunData, step: int, el: float, t: Thresholds) -> CompareRow | None:
     tl = _smoothed(data, LOSS, t.smooth_points, step)
-    if tl is not None and tl > 0 and math.isfinite(el):
-        d = (el - tl) / tl * 100
-        if d > (t.loss_gap_ratio - 1) * 100:
-            st, j = HIGH, "overfitting"
-        elif d > t.loss_gap_warn * 100:
-            st, j = WATCH, "mild overfitting"
-        elif d > t.loss_gap_close * 100:
-            st, j = OK, "a normal gap"
-        elif d >= -t.loss_gap_close * 100:
-            st, j = GOOD, "generalising well"
-        else:
-            st, j = OK, "eval below train (normal early on, or with dropout)"
-        out.comparison.append(CompareRow("loss", tl, el, d, "%", st, j))
-    # token accuracy
+    if tl is None or tl <= 0 or not math.isfinite(el):
+        return None
+    d = (el - tl) / tl * 100
+    if d > (t.loss_gap_ratio - 1) * 100:
+        st, j = HIGH, "overfitting"
+    elif d > t.loss_gap_warn * 100:
+        st, j = WATCH, "mild overfitting"
+    elif d > t.loss_gap_close * 100:
+        st, j = OK, "a normal gap"
+    elif d >= -t.loss_gap_close * 100:
+        st, j = GOOD, "generalising well"
+    else:
+        st, j = OK, "eval below train (normal early on, or with dropout)"
+    return CompareRow("loss", tl, el, d, "%", st, j)
+
+
+def _compare_accuracy(data: RunData, step: int, el: float, t: Thresholds) -> CompareRow | None:
     ea = _value_at_or_none(data, EVAL_TOKEN_ACC, step)
     ta = _smoothed(data, TOKEN_ACC, t.smooth_points, step)
-    if ea is not None and ta is not None:
-        d = (ea - ta) * 100
-        if d >= -t.accuracy_gap_warn * 100:
-            st, j = GOOD, "generalising well"
-        elif d >= -t.accuracy_drop * 100:
-            st, j = WATCH, "eval accuracy lags train: early sign of overfitting"
-        else:
-            st, j = HIGH, "a large accuracy gap: overfitting"
-        out.comparison.append(CompareRow("token_accuracy", ta, ea, d, "pts", st, j))
-    # entropy
+    if ea is None or ta is None:
+        return None
+    d = (ea - ta) * 100
+    if d >= -t.accuracy_gap_warn * 100:
+        st, j = GOOD, "generalising well"
+    elif d >= -t.accuracy_drop * 100:
+        st, j = WATCH, "eval accuracy lags train: early sign of overfitting"
+    else:
+        st, j = HIGH, "a large accuracy gap: overfitting"
+    return CompareRow("token_accuracy", ta, ea, d, "pts", st, j)
+
+
+def _compare_entropy(data: RunData, step: int, el: float, t: Thresholds) -> CompareRow | None:
     ee = _value_at_or_none(data, EVAL_ENTROPY, step)
     te = _smoothed(data, ENTROPY, t.smooth_points, step)
-    if ee is not None and te is not None and te > 0:
-        d = (ee - te) / te * 100
-        if abs(d) <= t.entropy_gap_close * 100:
-            st, j = GOOD, "very consistent"
-        elif abs(d) <= t.entropy_gap * 100:
-            st, j = OK, "consistent"
-        else:
-            st, j = WATCH, "eval entropy far from train: check the eval set's distribution"
-        out.comparison.append(CompareRow("entropy", te, ee, d, "%", st, j))
+    if ee is None or te is None or te <= 0:
+        return None
+    d = (ee - te) / te * 100
+    if abs(d) <= t.entropy_gap_close * 100:
+        st, j = GOOD, "very consistent"
+    elif abs(d) <= t.entropy_gap * 100:
+        st, j = OK, "consistent"
+    else:
+        st, j = WATCH, "eval entropy far from train: check the eval set's distribution"
+    return CompareRow("entropy", te, ee, d, "%", st, j)
 
 
 def _value_at_or_none(data: RunData, metric: str, step: int) -> float | None:
@@ -368,105 +480,171 @@ def _value_at_or_none(data: RunData, metric: str, step: int) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def _verdict(
-    out: Assessment, data: RunData, diag: Diagnoser, statuses: dict[str, tuple[str, float | None]], t: Thresholds
-) -> None:
-    active = diag.active()
-    crit = [f for f in active if f.severity is Severity.CRITICAL]
-    warn = [f for f in active if f.severity is Severity.WARNING]
-    info = [f for f in active if f.severity is Severity.INFO]
-    comp = {c.item: c for c in out.comparison}
 
-    # positives (the seed's "积极信号"). A positive is about the whole run as the report shows
-    # it, and the report lists closed findings too: none may contradict a finding, open or
-    # closed, on the same metric.
-    pos = out.positives
-    st, _v = statuses.get(LOSS, (NA, None))
-    codes = {f.code for f in active}
-    seen = {f.code for f in diag.findings}
-    overfit = bool(seen & {C.OVERFITTING, C.OVERFITTING_SEVERE})
-    if st in (GOOD, OK) and not codes & {C.LOSS_OSCILLATION} and not seen & {C.LOSS_PLATEAU, C.LOSS_NONFINITE}:
-        pos.append("train loss is " + ("low and stable" if st == GOOD else "in the normal range and stable"))
-    elif not codes & {C.LOSS_OSCILLATION} and not seen & {C.LOSS_PLATEAU, C.LOSS_NONFINITE} and _loss_falling(data):
-        pos.append("train loss is still falling")
-    acc = statuses.get(TOKEN_ACC)
-    if (
-        acc is not None
-        and acc[0] in (GOOD, OK)  # (not WATCH: near-perfect is a memorisation caution, not praise)
-        and acc[1] is not None
-        and math.isfinite(acc[1])
-        and acc[1] >= t.accuracy_very_good
-        and C.OVERFITTING_SEVERE not in seen
-    ):
-        pos.append(
-            f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}"
+# ------------------------------------------------------------------------------------------------
+# the verdict: positives (the seed's "积极信号"), cautions ("需要注意") and one line overall
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the verdict reads: the rows judged, and the findings by code (open now, and any)."""
+
+    env: _Env
+    statuses: dict[str, tuple[str, float | None]]
+    comp: dict[str, CompareRow]
+    rows: dict[str, MetricRow]
+    active: list[Finding]
+    codes: frozenset[str]  # codes of the open findings
+    seen: frozenset[str]  # codes of every finding, open or closed
+
+    @classmethod
+    def of(cls, out: Assessment, env: _Env, statuses: dict[str, tuple[str, float | None]]) -> _View:
+        active = env.diag.active()
+        return cls(
+            env,
+            statuses,
+            {c.item: c for c in out.comparison},
+            {r.metric: r for r in out.metrics},
+            active,
+            frozenset(f.code for f in active),
+            frozenset(f.code for f in env.diag.findings),
         )
-    c = comp.get("token_accuracy")
-    if c is not None and c.status == GOOD and c.diff is not None and not overfit:
-        pos.append(
-            f"eval accuracy only {abs(c.diff):.1f} points {'below' if c.diff < 0 else 'above'} train: generalising well"
-        )
-    c = comp.get("entropy")
-    if c is not None and c.status == GOOD and C.ENTROPY_GAP not in seen:
-        pos.append("train and eval entropy agree")
-    c = comp.get("loss")
-    if c is not None and c.status == GOOD and not overfit:
-        pos.append("eval loss close to train loss")
-    if C.LOSS_NONFINITE not in seen and data.get(LOSS) is not None:
-        pos.append("no NaN/inf values")
-    gst = statuses.get(GRAD_NORM, (NA, None))[0]
-    if gst == GOOD and not seen & {C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH, C.GRAD_VANISHING}:
-        pos.append("grad_norm stable and in range")
+
+    def status(self, metric: str) -> str:
+        return self.statuses.get(metric, (NA, None))[0]
+
+    def good(self, item: str) -> bool:
+        c = self.comp.get(item)
+        return c is not None and c.status == GOOD
+
+    @property
+    def overfit(self) -> bool:
+        return bool(self.seen & _OVERFIT)
+
+
+_OVERFIT = frozenset({C.OVERFITTING, C.OVERFITTING_SEVERE})
+# A positive is about the whole run as the report shows it, and the report lists closed findings
+# too: none may stand beside a finding, open or closed, on the same metric.
+_LOSS_BAD = frozenset({C.LOSS_PLATEAU, C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.IMPOSSIBLE_LOSS})
+_GRAD_BAD = frozenset({C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH, C.GRAD_VANISHING})
+_ACC_BAD = frozenset({C.OVERFITTING_SEVERE, C.ACCURACY_DROP})
+
+
+def _pos_loss(v: _View) -> str | None:
+    if v.env.objective is Objective.RL:
+        return None  # a policy loss neither falls nor settles when RL goes well
+    if C.LOSS_OSCILLATION in v.codes or v.seen & _LOSS_BAD:
+        return None
+    st = v.status(LOSS)
+    if st == GOOD:
+        return "train loss is low and stable"
+    if st == OK:
+        return "train loss is in the normal range and stable"
+    return "train loss is still falling" if _loss_falling(v.env.data) else None
+
+
+def _pos_accuracy(v: _View) -> str | None:
+    acc = v.statuses.get(TOKEN_ACC)
+    if acc is None or acc[1] is None or not math.isfinite(acc[1]) or v.seen & _ACC_BAD:
+        return None
+    t = v.env.t
+    # (not WATCH: near-perfect is a memorisation caution, not praise; n/a: not token accuracy)
+    if acc[0] not in (GOOD, OK) or acc[1] < t.accuracy_very_good:
+        return None
+    return f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}"
+
+
+def _pos_eval_accuracy(v: _View) -> str | None:
+    c = v.comp.get("token_accuracy")
+    if c is None or c.status != GOOD or c.diff is None or v.overfit or C.ACCURACY_DROP in v.seen:
+        return None
+    return f"eval accuracy only {abs(c.diff):.1f} points {'below' if c.diff < 0 else 'above'} train: generalising well"
+
+
+def _pos_entropy(v: _View) -> str | None:
+    return "train and eval entropy agree" if v.good("entropy") and C.ENTROPY_GAP not in v.seen else None
+
+
+def _pos_eval_loss(v: _View) -> str | None:
+    return "eval loss close to train loss" if v.good("loss") and not v.overfit else None
+
+
+def _pos_finite(v: _View) -> str | None:
+    return "no NaN/inf values" if C.LOSS_NONFINITE not in v.seen and v.env.data.get(LOSS) is not None else None
+
+
+def _pos_grad(v: _View) -> str | None:
+    return "grad_norm stable and in range" if v.status(GRAD_NORM) == GOOD and not v.seen & _GRAD_BAD else None
+
+
+def _pos_eval_improving(v: _View) -> str | None:
+    data = v.env.data
     best = best_eval(data)
     ev = _latest(data, EVAL_LOSS)
-    if best is not None and ev is not None and best[0] == ev[0] and data.count(Kind.EVAL) > 1:
-        pos.append("eval_loss still improving (the latest eval is the best)")
+    if best is None or ev is None or best[0] != ev[0] or data.count(Kind.EVAL) <= 1:
+        return None
+    return "eval_loss still improving (the latest eval is the best)"
 
-    # cautions (the seed's "需要注意")
-    cau = out.cautions
-    for f in crit + warn:
-        cau.append(f"{f.title}: {f.message}")
-    for f in info:
-        cau.append(f"{f.title} (info): {f.message}")
-    for c in out.comparison:
-        if c.status in (WATCH, HIGH, CRITICAL) and not (
-            c.item == "loss" and codes & {C.OVERFITTING, C.OVERFITTING_SEVERE}
-        ):
-            cau.append(f"train/eval {c.item.replace('_', ' ')} gap {c.diff_text}: {c.judgement}")
-    for m, (s, v) in statuses.items():
-        if s in (WATCH, HIGH, LOW) and m not in (EVAL_LOSS,):
-            if m == GRAD_NORM and codes & {C.GRAD_NORM_HIGH, C.GRAD_EXPLOSION}:
-                continue
-            if m == LR and codes & {C.LR_TOO_LARGE, C.LR_TOO_SMALL}:
-                continue
-            row = next(r for r in out.metrics if r.metric == m)
-            cau.append(f"{label(m)} {fmt(v)}: {row.note}")
 
-    # verdict
-    loss_c = comp.get("loss")
+_POSITIVES: tuple[Callable[[_View], str | None], ...] = (
+    _pos_loss,
+    _pos_accuracy,
+    _pos_eval_accuracy,
+    _pos_entropy,
+    _pos_eval_loss,
+    _pos_finite,
+    _pos_grad,
+    _pos_eval_improving,
+)
+
+# a metric row whose caution a finding on the same metric already says
+_SAID_BY: dict[str, frozenset[str]] = {
+    GRAD_NORM: frozenset({C.GRAD_NORM_HIGH, C.GRAD_EXPLOSION}),
+    LR: frozenset({C.LR_TOO_LARGE, C.LR_TOO_SMALL}),
+}
+
+
+def _cautions(v: _View) -> list[str]:
+    by_severity = sorted(v.active, key=lambda f: -f.severity.rank)  # (stable: log order within one)
+    out = [f"{f.title}: {f.message}" for f in by_severity if f.severity is not Severity.INFO]
+    out += [f"{f.title} (info): {f.message}" for f in by_severity if f.severity is Severity.INFO]
+    for c in v.comp.values():
+        if c.status in (WATCH, HIGH, CRITICAL) and not (c.item == "loss" and v.codes & _OVERFIT):
+            out.append(f"train/eval {c.item.replace('_', ' ')} gap {c.diff_text}: {c.judgement}")
+    for m, (s, value) in v.statuses.items():
+        if s in (WATCH, HIGH, LOW) and m != EVAL_LOSS and not v.codes & _SAID_BY.get(m, frozenset()):
+            out.append(f"{label(m)} {fmt(value)}: {v.rows[m].note}")
+    return out
+
+
+def _headline(v: _View) -> tuple[str, str]:
+    """(status, verdict) from the open findings and the train/eval gap."""
+    crit = [f for f in v.active if f.severity is Severity.CRITICAL]
+    warn = [f for f in v.active if f.severity is Severity.WARNING]
+    loss_c = v.comp.get("loss")
     if crit:
-        out.status = CRITICAL
-        names = ", ".join(dict.fromkeys(f.title for f in crit))
-        out.verdict = f"Critical: {names}. Act now."
-    elif codes & {C.OVERFITTING}:
-        out.status = WATCH
-        out.verdict = "Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early."
-    elif warn:
-        out.status = WATCH
+        return CRITICAL, f"Critical: {', '.join(dict.fromkeys(f.title for f in crit))}. Act now."
+    if C.OVERFITTING in v.codes:
+        return WATCH, "Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early."
+    if warn:
         names = ", ".join(dict.fromkeys(f.title for f in warn))
         tail = "" if loss_c is None or loss_c.status != WATCH else " and a mild overfitting tendency"
-        out.verdict = f"Training runs, with warnings to watch: {names}{tail}."
-    elif loss_c is not None and loss_c.status in (WATCH, HIGH):
-        out.status = WATCH
-        out.verdict = "Slight overfitting tendency, but healthy overall."
-    elif data.get(LOSS) is None and data.get(EVAL_LOSS) is None:
-        out.status = NA
-        out.verdict = "No metrics yet."
-    else:
-        out.status = GOOD
-        out.verdict = "Healthy: nothing to act on."
+        return WATCH, f"Training runs, with warnings to watch: {names}{tail}."
+    if loss_c is not None and loss_c.status in (WATCH, HIGH):
+        return WATCH, "Slight overfitting tendency, but healthy overall."
+    data = v.env.data
+    if data.get(LOSS) is None and data.get(EVAL_LOSS) is None:
+        return NA, "No metrics yet."
+    return GOOD, "Healthy: nothing to act on."
+
+
+def _verdict(out: Assessment, v: _View) -> None:
+    out.positives.extend(p for p in (pos(v) for pos in _POSITIVES) if p is not None)
+    out.cautions.extend(_cautions(v))
+    out.status, out.verdict = _headline(v)
     # A critical episode that closed still makes the report exit 1: the verdict says what the
     # run recovered from, and is never "Healthy".
+    diag = v.env.diag
     recovered = _recovered(diag)
     if recovered and out.status != CRITICAL:
         if out.status in (GOOD, NA):

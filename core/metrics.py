@@ -112,6 +112,10 @@ NORMAL_RANGES: dict[str, tuple[float | None, float | None]] = {
     EVAL_TOKEN_ACC: (0.7, 0.98),
 }
 
+# The ranges above that hold for a cross-entropy loss only (SFT): a DPO loss starts at ln 2, a
+# GRPO loss hovers around 0, their "accuracy" is a reward accuracy.
+CROSS_ENTROPY_RANGES = frozenset({LOSS, ENTROPY, TOKEN_ACC, EVAL_ENTROPY, EVAL_TOKEN_ACC})
+
 # Short labels for narrow screens and report tables.
 LABELS: dict[str, str] = {
     LOSS: "loss",

@@ -80,11 +80,17 @@ _FATAL = re.compile(
     rb"Error happened while training|^Error in sys\.excepthook)",
     re.IGNORECASE,
 )
+# Trackers that print their own lines while a crashing process prints its traceback.
+_TRACKERS = (b"wandb:", b"swanlab:", b"COMET ", b"comet_ml", b"mlflow")
+_RANK_PREFIX = re.compile(rb"^(?:\[(?:default|rank)\d+\]: ?)+")
 _NOT_PLAIN = frozenset(
     ("step", "global_step", "current_steps", "iteration", "iter", "total_steps", "global_step/max_steps",
      "percentage", "remaining_time", "log_history")
 )
 _EPOCH_MEMORY = 1 << 13  # step-less records whose epoch is remembered to place a resume
+# LLaMA-Factory's trainer_log.jsonl writes TRL's ``rewards/accuracies`` (DPO, KTO, ORPO ...) as
+# ``accuracy``: a reward accuracy, not the token accuracy other formats mean by it.
+_LLAMA_FACTORY_NAMES = {"accuracy": "rewards/accuracies"}
 _STEP_KEYS = ("step", "global_step", "current_steps", "iteration", "iter")
 _SWIFT_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _DURATION_HMS = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
@@ -287,12 +293,13 @@ class _Burst:
 class _Traceback:
     """A Python traceback being read: it becomes one crash event when it ends."""
 
-    __slots__ = ("lines", "offset", "open")
+    __slots__ = ("error", "lines", "offset", "open")
 
     def __init__(self) -> None:
         self.open = False
         self.offset = -1  # where it began in the file
         self.lines: list[bytes] = []
+        self.error: tuple[str, int | None] = ("", None)  # the last traceback's error, and its step
 
 
 class LogParser:
@@ -776,6 +783,7 @@ class LogParser:
 
     def _detect(self, obj: dict[str, object]) -> str:
         if "current_steps" in obj:
+            self._names.update(_LLAMA_FACTORY_NAMES)  # (its own name for a TRL key)
             return LLAMA_FACTORY
         if "global_step/max_steps" in obj or "train_speed(s/it)" in obj or "train_speed(iter/s)" in obj:
             return MS_SWIFT
@@ -1038,16 +1046,35 @@ class LogParser:
     def in_traceback(self) -> bool:
         return self._tb.open
 
+    def close_partial(self, partial: bytes, offset: int, out_events: list[Event]) -> None:
+        """The file ended without a line break on a crash's first words (``Traceback (most
+        recent call last):``, ``Error in sys.excepthook:``, a fatal error) and stayed that way:
+        the process died while printing them."""
+        seg = _ANSI.sub(b"", partial).strip()
+        if _TRACEBACK in seg:
+            out_events.append(Event(EventKind.CRASHED, "traceback cut off", offset))
+        elif _FATAL.search(seg) is not None:
+            out_events.append(Event(EventKind.CRASHED, clean_text(seg[:300].decode("utf-8", "replace")), offset))
+
     def _traceback_line(self, seg: bytes, offset: int, out_events: list[Event]) -> bool:
         """Inside a traceback: True when the segment belonged to it."""
+        if seg[:1] == b"[":
+            seg = _RANK_PREFIX.sub(b"", seg, 1)  # torchrun's "[rank0]: " before each line
         if seg[:1] in (b" ", b"\t") or not seg.strip():
             self._tb.lines.append(seg)
+            return True
+        if seg.startswith(_TRACKERS):
+            # a tracker's shutdown lines (wandb: ..., swanlab: ...) printed into a crash's
+            # traceback, or after one that was cut: still the crash
             return True
         m = _ERROR_LINE.match(seg.strip())
         if m is not None:
             self._tb.open = False
             msg = clean_text(m.group(1)[:300].decode("utf-8", "replace"))
-            out_events.append(Event(EventKind.CRASHED, msg, self._tb.offset))
+            seen = (msg, self.last_train_step)
+            if seen != self._tb.error:  # (every rank prints the same error: one crash)
+                self._tb.error = seen
+                out_events.append(Event(EventKind.CRASHED, msg, self._tb.offset))
             return True
         if seg.startswith(b"During handling") or seg.startswith(b"The above exception"):
             return True

@@ -56,6 +56,7 @@ def run_dict(run: Run, config: Config, now: float | None = None) -> dict[str, An
         "name": clean_text(run.name),
         "path": clean_text(run.path),
         "format": run.format,
+        "objective": str(diag.objective),
         "status": state,
         "status_detail": status,
         "last_write_seconds_ago": round(max(0.0, now - run.source.mtime), 1) if run.source.mtime else None,
@@ -196,6 +197,7 @@ def _run_lines(r: dict[str, Any], md: bool) -> list[str]:
     bits = [
         f"status: {r['status_detail']}",
         f"format: {r['format']}",
+        f"objective: {r['objective']}",
         f"step {num(r['last_step'])}" + (f"/{r['max_steps']}" if r["max_steps"] else ""),
         f"epoch {num(r['epoch'])}",
         f"records: {rec['train']} train, {rec['eval']} eval",

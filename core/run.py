@@ -127,6 +127,7 @@ class Run:
         self.restarted_at: float | None = None  # when the current attempt began (file time)
         self.restart_reason: str | None = None
         self._previous: Attempt | None = None  # the last attempt, until the new one proves new
+        self._partial_judged = 0.0  # the file time its unterminated last line was judged at
 
     def _new_parser(self) -> LogParser:
         if isinstance(self.source, StateFile):
@@ -437,10 +438,15 @@ class Run:
         """A traceback with no error line after it, in a file quiet for TRACEBACK_GRACE seconds,
         is a crash whose last lines were never written."""
         mtime = self.source.mtime
-        if not self.parser.in_traceback or not mtime or now - mtime < TRACEBACK_GRACE:
+        if not mtime or now - mtime < TRACEBACK_GRACE:
             return
         evs: list[Event] = []
-        self.parser.close_traceback(evs)
+        if self.parser.in_traceback:
+            self.parser.close_traceback(evs)
+        elif isinstance(self.source, FileTail) and self.source.partial and not self.crashed:
+            if self._partial_judged != mtime:  # (once per write: a grown file says more)
+                self._partial_judged = mtime
+                self.parser.close_partial(self.source.partial, self.source.carry_offset, evs)
         for ev in evs:
             self._event(ev, up, min(now, mtime))
             up.events.append(ev)

@@ -50,6 +50,7 @@ from .views import (
     chart_data,
     finding_key,
     groups_for,
+    objective_text,
     others_text,
     progress_short,
     progress_text,
@@ -555,6 +556,7 @@ class SfttopApp(App[int]):
             alerts,
             load_text,
             progress_short(run, now),
+            objective_text(run),
         )
 
     def _refresh_run(self, run: Run | None) -> None:

@@ -16,6 +16,7 @@ from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import CODES, Finding, Severity
 from sfttop.core.liveness import State
 from sfttop.core.masking import shown_series
+from sfttop.core.objective import Objective
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
@@ -212,9 +213,12 @@ def cards(run: Run, t: Thresholds) -> tuple[CardData, ...]:
     out = []
     # While a long log's history loads from the top, its current values come from its end.
     data = run.preview if run.preview is not None and not run.loaded else run.data
+    cross_entropy = run.diagnoser.objective.cross_entropy
     for metric, label, better in CARD_METRICS:
         s = shown_series(data, metric, last=SPARK_POINTS)
         low, high = M.NORMAL_RANGES.get(metric, (None, None))
+        if not cross_entropy and metric in M.CROSS_ENTROPY_RANGES:
+            low = high = None  # (a GRPO loss of -0.01 is no "low" value)
         if metric == M.GRAD_NORM:
             high = t.grad_norm_warn
         if metric == M.LR:
@@ -367,6 +371,15 @@ def run_header(run: Run) -> str:
     if run.skipped:
         bits.append(f"{run.skipped} lines skipped")
     return " · ".join(bits)
+
+
+# what the title says of a run that is not SFT (the seed's ranges are off for it)
+_OBJECTIVE_TEXT = {Objective.PREFERENCE: "objective: preference", Objective.RL: "objective: RL"}
+
+
+def objective_text(run: Run) -> str:
+    """The run's objective for the title bar, when it is not SFT."""
+    return _OBJECTIVE_TEXT.get(run.diagnoser.objective, "")
 
 
 def is_critical(f: Finding) -> bool:

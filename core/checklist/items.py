@@ -60,6 +60,7 @@ ITEMS: tuple[CheckItem, ...] = (
         "loss falling",
         J.loss_falling,
         warn=_LOSS_SHAPE,
+        fail=frozenset({C.IMPOSSIBLE_LOSS}),
     ),
     CheckItem(
         "grad_norm_in_range",
@@ -116,7 +117,9 @@ ITEMS: tuple[CheckItem, ...] = (
         "trend healthy",
         J.trend_healthy,
         warn=frozenset({C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.OVERFITTING, C.ACCURACY_DROP, C.GRAD_NORM_HIGH}),
-        fail=frozenset({C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE, C.RUN_CRASHED}),
+        fail=frozenset(
+            {C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.IMPOSSIBLE_LOSS, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE, C.RUN_CRASHED}
+        ),
     ),
     CheckItem(
         "hparams_ok",

@@ -11,6 +11,7 @@ from bisect import bisect_left, bisect_right
 
 from sfttop.core.diagnose import fmt, median
 from sfttop.core.metrics import ENTROPY, EVAL_LOSS, EVAL_TOKEN_ACC, GRAD_NORM, LOSS, LR, NORMAL_RANGES
+from sfttop.core.objective import Objective
 from sfttop.core.query import lr_direction, value_at
 
 from .context import MAX_SAMPLE, WindowData, finite_only, last_finite, window_values
@@ -19,12 +20,19 @@ from .windows import FAIL, PASS, PENDING, WARN, Verdict
 # -- every 100 steps ---------------------------------------------------------------------------
 
 
+# An RL policy loss need not fall (it hovers around 0 and goes negative as the rewards rise): the
+# loss-trend questions are not asked of it (its NaN/inf still fail them).
+_RL_LOSS = "not judged: an RL policy loss need not fall"
+
+
 def loss_falling(w: WindowData) -> Verdict:
     ctx, a, b = w.ctx, w.a, w.b
     raw = ctx.values(LOSS, a, b, finite=False)
     vals = finite_only(raw)
     if len(raw) > len(vals):
         return FAIL, f"{len(raw) - len(vals)} non-finite loss values"
+    if w.diag.objective is Objective.RL:
+        return PENDING, _RL_LOSS
     if len(vals) < 2:
         return PENDING, "not enough loss points yet"
     size = b - a + 1
@@ -190,6 +198,9 @@ def trend_healthy(w: WindowData) -> Verdict:
         return PENDING, "not enough loss points yet"
     i, j = bisect_left(s.steps, a), bisect_right(s.steps, b)
     vals = window_values(s, i, j, True)
+    objective = w.diag.objective
+    if objective is Objective.RL:
+        return PENDING, _RL_LOSS
     if len(vals) < 2:
         return PENDING, "not enough loss points yet"
     m1 = median(vals)
@@ -205,7 +216,9 @@ def trend_healthy(w: WindowData) -> Verdict:
         return PASS, detail
     half = len(vals) // 2
     m0 = median(vals[:half])
-    return (PASS if m1 <= m0 else WARN), f"loss median {fmt(m0)} -> {fmt(m1)} within the epoch"
+    # (a preference loss is noisy per step: within an epoch it may wander as far as between two)
+    slack = 0.0 if objective.cross_entropy else w.t.epoch_loss_rise * abs(m0)
+    return (PASS if m1 <= m0 + slack else WARN), f"loss median {fmt(m0)} -> {fmt(m1)} within the epoch"
 
 
 def best_checkpoint(w: WindowData) -> Verdict:

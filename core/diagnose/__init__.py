@@ -32,14 +32,15 @@ shorter than the cap are judged as before.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sfttop.core.config import Thresholds
 from sfttop.core.metrics import ENTROPY, EVAL_LOSS, GRAD_NORM, LOSS, LR, TOKEN_ACC
+from sfttop.core.objective import Objective, detect
 from sfttop.core.records import Block, Event, Kind, Record
 from sfttop.core.textfmt import fmt, json_value
 
-from .episodes import ADVICE, CODES, RULES, Code, Episodes, Finding, Severity, title
+from .episodes import ADVICE, CODES, MUTED, RULES, Code, Episodes, Finding, Severity, title
 from .history import RuleState, Timeline
 from .rules import Cols, Context, EvalRules, Point, RunState, TrainRule, train_rules
 from .rules.lr import LearningRate
@@ -75,6 +76,9 @@ isfinite = math.isfinite
 # points (1638 for the loss plateau, 3277 for slow accuracy).
 HISTORY_CAP = 8192
 EVAL_CAP = 512
+# Records whose keys are read for the run's objective: trainers log the same keys every time,
+# so the first few say it; after them a record costs no look at its keys.
+_OBJECTIVE_RECORDS = 16
 _BULK = 64  # records taken in bulk at most at a time (bounds are tighter over short stretches)
 _HALVINGS = 3  # proofs of a stretch and of its halves before its records go one by one
 _HALF_MIN = 4  # no proof for fewer records than this
@@ -106,6 +110,7 @@ class Diagnoser:
         self.last_step: int | None = None
         self.last_train_step: int | None = None
         self.bulked = 0  # train records taken in bulk (observe_block): how well the fast path works
+        self._keys_left = _OBJECTIVE_RECORDS
         # the timeline keeps at most cap train records, never so few that a trim leaves less than
         # two rolling windows; a mark keeps a window's worth of losses (medians that straddle it)
         cap = max(history_cap, 4 * max(t.window_points, t.smooth_points) + 4) // 2 * 2
@@ -129,6 +134,19 @@ class Diagnoser:
     @max_steps.setter
     def max_steps(self, v: int | None) -> None:  # set it when the caller learns it (banner, bar)
         self._ctx.max_steps = v
+
+    @property
+    def objective(self) -> Objective:
+        """What the run optimises, from the keys of its first records (SFT until they say
+        otherwise). Codes that judge a cross-entropy are muted for the others."""
+        return self._ctx.objective
+
+    def _see(self, names: Iterable[str], step: int) -> None:
+        self._keys_left -= 1
+        o = detect(names)
+        if o is not Objective.SFT and self._ctx.objective is Objective.SFT:
+            self._ctx.objective = o
+            self._ep.mute(MUTED[o], step)
 
     @property
     def finished(self) -> bool:
@@ -173,6 +191,8 @@ class Diagnoser:
             ep.close(_STALLED, step)
         kind = rec.kind
         m = rec.metrics
+        if self._keys_left:
+            self._see(m, step)
         if kind is _SUMMARY:
             if "train_runtime" in m or "train_loss" in m:
                 self._run.finished = True
@@ -194,6 +214,8 @@ class Diagnoser:
         n = len(block)
         if n == 0:
             return []
+        if self._keys_left:
+            self._see(block.names, block.steps[0])
         if self.t.smooth_points != 3 or EVAL_LOSS in cols:
             new: list[Finding] = []
             for rec in block.records():

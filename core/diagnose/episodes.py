@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import total_ordering
 
+from sfttop.core.objective import Objective
 from sfttop.core.textfmt import json_value
 
 
@@ -45,6 +46,7 @@ class Code(str, Enum):
 
     LOSS_NONFINITE = "loss_nonfinite"
     NOTHING_TRAINED = "nothing_trained"
+    IMPOSSIBLE_LOSS = "impossible_loss"
     GRAD_EXPLOSION = "grad_explosion"
     GRAD_NORM_HIGH = "grad_norm_high"
     GRAD_VANISHING = "grad_vanishing"
@@ -87,6 +89,15 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
         (
             "check the labels: are all of them -100 (masked)? (completion-only collator, response template)",
             "check the chat template matches the tokenizer, and that the samples are not truncated away",
+        ),
+    ),
+    Code.IMPOSSIBLE_LOSS: (
+        Severity.CRITICAL,
+        "impossible loss",
+        (
+            "a cross-entropy loss is never negative: check a custom compute_loss or loss function",
+            "check what rewrites the logged loss (a callback, loss scaling with gradient accumulation)",
+            "if this run is not cross-entropy training (a custom objective), ignore this finding",
         ),
     ),
     Code.GRAD_EXPLOSION: (Severity.CRITICAL, "gradient explosion", (_LOWER_LR, _CHECK_DATA, _CLIP)),
@@ -188,6 +199,19 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
 }
 ADVICE = RULES
 
+# Codes that judge the loss or the accuracy as a cross-entropy's: never opened for a run whose
+# objective is not (a DPO loss is noisy per step around ln 2, a GRPO loss hovers around zero and
+# goes negative; their "accuracy" is a reward accuracy). A loss of exactly 0 with no gradient is
+# nothing trained for a preference loss too (it is never 0), but a routine value for RL.
+_CROSS_ENTROPY_ONLY = frozenset(
+    {Code.LOSS_OSCILLATION, Code.LOSS_PLATEAU, Code.ACCURACY_DROP, Code.ACCURACY_SLOW, Code.IMPOSSIBLE_LOSS}
+)
+MUTED: dict[Objective, frozenset[Code]] = {
+    Objective.SFT: frozenset(),
+    Objective.PREFERENCE: _CROSS_ENTROPY_ONLY,
+    Objective.RL: _CROSS_ENTROPY_ONLY | {Code.NOTHING_TRAINED},
+}
+
 CODES: tuple[str, ...] = tuple(Code)
 
 
@@ -244,10 +268,11 @@ class Episodes:
     ``take()`` is collected, so a caller gets back what its own call opened and nothing else.
     """
 
-    __slots__ = ("findings", "generation", "open", "opened")
+    __slots__ = ("findings", "generation", "muted", "open", "opened")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
+        self.muted: frozenset[Code] = frozenset()  # codes that do not apply to the run's objective
         self.open: dict[str, _Open] = {}  # key -> its open episode (rules test membership directly)
         self.opened: list[Finding] = []
         self.generation = 0  # bumped whenever a finding opens or closes
@@ -266,6 +291,8 @@ class Episodes:
         op = self.open.get(key or code)
         if op is not None:
             op.cool = 0
+            return None
+        if code in self.muted:
             return None
         sev, _title, advice = RULES[code]
         f = Finding(code, sev, step, metric, value, message, list(advice))
@@ -300,6 +327,14 @@ class Episodes:
             self.close(key, steps[max(0, left - 1)])
         else:
             op.cool += len(steps)
+
+    def mute(self, codes: frozenset[Code], step: int) -> None:
+        """Open no more episodes of ``codes``; those open close at ``step`` (the run turned out
+        to be one they do not apply to)."""
+        self.muted = codes
+        for key, op in list(self.open.items()):
+            if op.finding.code in codes:
+                self.close(key, step)
 
     def close(self, key: str, step: int) -> None:
         op = self.open.pop(key, None)

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers import FIXTURES, REAL
 from sfttop.core.config import Config
 from sfttop.core.records import EventKind, Kind, Record, expand
@@ -357,3 +359,41 @@ def test_a_traceback_cut_off_at_the_end_of_the_log_is_a_crash(tmp_path: Path) ->
         other = tmp_path / f"t{len(line)}.log"
         other.write_bytes(text[:tb] + line)
         assert _status(other, os.stat(other).st_mtime + 60)["status"] == "crashed", line
+
+
+_CUT = {
+    # the process died while printing its first words: no line break after them
+    "header, no line break": b"Traceback (most recent call last):",
+    "excepthook, no line break": b"Error in sys.excepthook:",
+    # a tracker's shutdown lines printed into the traceback, its error line after them
+    "wandb inside": b'Traceback (most recent call last):\n  File "/x/train.py", line 10, in <module>\n'
+    b"wandb: Waiting for W&B process to finish... (failed 1).\n    trainer.train()\n"
+    b"RuntimeError: CUDA error: an illegal memory access was encountered\n",
+    # ... or after a traceback that was cut
+    "wandb after a cut": b'Traceback (most recent call last):\n  File "/x/train.py", line 10, in <module>\n'
+    b"wandb: View run at https://wandb.ai/x\nwandb: Find logs at: ./wandb/run-x/logs\n",
+    "swanlab after a cut": b'Traceback (most recent call last):\n  File "/x/train.py", line 10, in <module>\n'
+    b"swanlab: Run `swanlab watch` to view\n",
+    # torchrun prefixes every line of a rank's traceback
+    "torchrun rank, cut": b'[rank0]: Traceback (most recent call last):\n[rank0]:   File "/x/train.py", line 10, in <module>\n',
+    "torchrun rank": b'[rank0]: Traceback (most recent call last):\n[rank0]:   File "/x/train.py", line 10, in <module>\n'
+    b"[rank0]:     trainer.train()\n[rank0]: ValueError: bad batch\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CUT))
+def test_a_crash_cut_mid_traceback_or_mid_line_is_a_crash(tmp_path: Path, case: str) -> None:
+    text = (REAL / "tf4/crash/train.log").read_bytes()
+    log = tmp_path / "train.log"
+    log.write_bytes(text[: text.index(b"Traceback (most recent call last):")] + _CUT[case])
+    st = _status(log, os.stat(log).st_mtime + 60)
+    assert st["status"] == "crashed", st["status_detail"]
+    assert not st["crash"].startswith("[rank"), st["crash"]
+
+
+def test_a_bar_left_without_a_line_break_is_no_crash(tmp_path: Path) -> None:
+    text = (REAL / "tf5/healthy/train.log").read_bytes()
+    cut = text.rindex(b"\n", 0, len(text) // 2)
+    log = tmp_path / "train.log"
+    log.write_bytes(text[: cut + 1] + b" 45%|####5     | 27/60 [00:01<00:01, 20.1it/s]")
+    assert _status(log, os.stat(log).st_mtime + 60)["status"] != "crashed"

@@ -65,6 +65,9 @@ def _run(n: int, seed: int, noise: float, events: list[tuple[str, int]], acc: bo
         elif kind == "lr_zero":
             for m in out[at:]:
                 m["learning_rate"] = 0.0
+        elif kind == "negative":  # (an impossible cross-entropy, that recovers)
+            for m in out[at : at + 3]:
+                m["loss"] = -0.5
         elif kind == "acc_drop" and acc:  # (one that ends there: the rolling median recovers)
             for m in out[max(0, at - 150) : at]:
                 m["mean_token_accuracy"] -= 0.2
@@ -75,7 +78,7 @@ def _run(n: int, seed: int, noise: float, events: list[tuple[str, int]], acc: bo
 # that fall due every few records still leave a stretch): close enough that the stretch sees the
 # episode it opened cool down, the LR sit at ~0, the accuracy stay down
 events = st.lists(
-    st.tuples(st.sampled_from(["spike", "grad", "tiny", "lr_up", "lr_zero", "acc_drop"]), st.integers(-6, 30)),
+    st.tuples(st.sampled_from(["spike", "grad", "tiny", "lr_up", "lr_zero", "acc_drop", "negative"]), st.integers(-6, 30)),
     min_size=1,
     max_size=3,
 )

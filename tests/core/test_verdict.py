@@ -24,9 +24,10 @@ CASES = sorted(f"{v.name}/{c.name}" for v in REAL.iterdir() if v.is_dir() for c 
 # a positive line (by a phrase in it) -> the finding codes it must never stand beside
 CONTRADICTS: dict[str, set[str]] = {
     "grad_norm stable": {"grad_explosion", "grad_norm_high", "grad_vanishing"},
-    "token accuracy": {"overfitting_severe"},
-    "train loss is": {"loss_plateau", "loss_nonfinite"},
-    "generalising well": {"overfitting", "overfitting_severe"},
+    "token accuracy": {"overfitting_severe", "accuracy_drop"},
+    "eval accuracy only": {"accuracy_drop"},
+    "train loss is": {"loss_plateau", "loss_nonfinite", "nothing_trained", "impossible_loss"},
+    "generalising well": {"overfitting", "overfitting_severe", "accuracy_drop"},
     "eval loss close to train loss": {"overfitting", "overfitting_severe"},
     "entropy agree": {"entropy_gap"},
     "no NaN/inf": {"loss_nonfinite"},
@@ -96,3 +97,24 @@ def test_recovered_spikes_listed_with_values_and_steps() -> None:
     assert a.status != GOOD
     assert a.verdict.startswith("Recovered from gradient spikes of 26.4 at step 30 and 71.9 at step 100"), a.verdict
     assert not any("grad_norm stable" in p for p in a.positives)
+
+
+def test_no_accuracy_praise_beside_an_accuracy_drop() -> None:
+    recs = []
+    for s in range(1, 301):
+        acc = 0.97 if s < 150 else (0.80 if s < 200 else 0.96)  # a drop that recovers to 96%
+        m = {"loss": 1.0 * 0.998**s, "grad_norm": 1.0, "learning_rate": 1e-4, "mean_token_accuracy": acc}
+        recs.append(Record(Kind.TRAIN, s, m, None))
+    data, diag = diagnose_all(recs)
+    assert any(f.code == "accuracy_drop" for f in diag.findings)
+    a = assess(data, diag)
+    assert next(r for r in a.metrics if r.metric == "mean_token_accuracy").status == GOOD
+    assert not any("token accuracy" in p for p in a.positives), a.positives
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.endswith("/explode")])
+def test_an_exploded_run_is_never_memorising(case: str) -> None:
+    """LR 1.0: loss ~60, token accuracy 4%, entropy ~0: certain of the wrong tokens."""
+    run, _ = _report(case)
+    notes = [m["note"] for m in run["assessment"]["metrics"]] + run["assessment"]["cautions"]
+    assert not any("memoris" in n for n in notes), notes

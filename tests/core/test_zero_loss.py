@@ -60,3 +60,24 @@ def test_nan_printed_as_zero_after_a_huge_loss_is_not_memorising() -> None:
     a = assess(data, diag)
     assert a.status == CRITICAL
     assert not any("memoris" in r.note for r in a.metrics), [r.note for r in a.metrics]
+
+
+def test_a_masked_nan_without_grad_norm_drives_the_assessment() -> None:
+    """No grad_norm logged: the 0.0 the Trainer prints for a NaN after a loss of 7.8e12 is read as
+    NaN by the diagnoser, and the assessment's loss row says so (never "memorising")."""
+    recs = [_train(i + 1, 2.0 - 0.01 * i, None) for i in range(30)]
+    recs += [_train(31, 7.8e12, None)] + [_train(32 + i, 0.0, None) for i in range(4)]
+    data, diag = diagnose_all(recs)
+    assert any(f.code == "loss_nonfinite" and f.active for f in diag.findings)
+    a = assess(data, diag)
+    loss = next(r for r in a.metrics if r.metric == "loss")
+    assert loss.status == CRITICAL and "NaN" in loss.note and "memoris" not in loss.note
+    assert a.status == CRITICAL
+
+
+def test_a_loss_that_came_down_to_zero_with_a_gradient_is_memorising() -> None:
+    recs = [_train(i + 1, 2.0 * 0.8**i, 0.5) for i in range(40)] + [_train(41 + i, 0.0, 0.01) for i in range(5)]
+    data, diag = diagnose_all(recs)
+    assert not [f for f in diag.findings if f.code in ("nothing_trained", "loss_nonfinite")]
+    loss = next(r for r in assess(data, diag).metrics if r.metric == "loss")
+    assert loss.status != CRITICAL and "memorising" in loss.note

@@ -29,6 +29,7 @@ class TitleInfo:
     alerts: str  # "alerts 2 sent"
     loading: str = ""  # overall history loading, "loading 3 runs 45%"
     progress_short: str = ""  # "90/90 · ep 30" for narrow panes
+    objective: str = ""  # "objective: preference"; "" for SFT (what every other run is)
 
 
 def title_text(info: TitleInfo, width: int, styles: dict[str, str]) -> Text:
@@ -67,6 +68,7 @@ def _title(
     optional = [
         (info.state, styles.get("state", "")),
         (info.progress, ""),
+        (info.objective, styles.get("muted", "")),
         (info.loading, styles.get("muted", "")),
         (info.alerts, styles.get("muted", "")),
     ]

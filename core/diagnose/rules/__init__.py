@@ -11,6 +11,7 @@ from .accuracy import Accuracy
 from .base import Cols, Context, Point, TrainRule
 from .eval import EvalRules
 from .grad import Gradients, Vanishing
+from .impossible import ImpossibleLoss
 from .loss import LossRule
 from .lr import LearningRate
 from .nonfinite import NonFinite
@@ -31,6 +32,7 @@ def train_rules(ctx: Context) -> tuple[TrainRule, ...]:
     return (
         NonFinite(ctx),
         NothingTrained(ctx),
+        ImpossibleLoss(ctx),
         Gradients(ctx),
         loss,
         plateau,

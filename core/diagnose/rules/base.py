@@ -29,18 +29,20 @@ from typing import ClassVar, NamedTuple, Protocol
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Hist, Mark, RuleState, Timeline
+from sfttop.core.objective import Objective
 
 
 class Context:
     """What every rule reads besides its own state: the thresholds, the timeline with the
-    per-metric histories, and the run's length once known."""
+    per-metric histories, the run's length once known and its objective."""
 
-    __slots__ = ("max_steps", "t", "tl")
+    __slots__ = ("max_steps", "objective", "t", "tl")
 
     def __init__(self, t: Thresholds, tl: Timeline, max_steps: int | None) -> None:
         self.t = t
         self.tl = tl
         self.max_steps = max_steps  # set when the caller learns it (banner, bar)
+        self.objective = Objective.SFT  # until the run's keys say otherwise (the diagnoser's)
 
     def early(self, step: int) -> bool:
         """Early training: the first ``early_points`` records, or a share of ``max_steps``."""

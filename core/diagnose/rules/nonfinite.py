@@ -40,7 +40,7 @@ class NonFinite(TrainRule):
             else:
                 hint = f"{GRAD_NORM} is {fmt(grad)} at step {p.step}"
             self._broken(p, ep, GRAD_NORM, grad, hint)
-        elif loss == 0.0 and grad is None and self.h.values and self._masked():
+        elif loss == 0.0 and grad is None and self.h.values and self.ctx.objective.cross_entropy and self._masked():
             prior = tail_median(self.h.values, self.t.smooth_points)
             hint = (
                 f"loss is exactly 0 at step {p.step} after {fmt(prior)}: "
@@ -51,6 +51,8 @@ class NonFinite(TrainRule):
             ep.cool(_KEY, p.step, self.t.clear_points)
 
     def _masked(self) -> bool:
+        # (a cross-entropy only: a DPO loss rounds to 0 on a batch of wide margins, an RL loss
+        # crosses 0 on its way negative)
         return tail_median(self.h.values, self.t.smooth_points) > _ZERO_LOSS_PRIOR
 
     def _broken(self, p: Point, ep: Episodes, name: str, v: float, hint: str) -> None:
@@ -60,24 +62,26 @@ class NonFinite(TrainRule):
 
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         memo = c.memo
+        zero = self.ctx.objective.cross_entropy  # (a 0 loss may be a masked NaN)
         if memo is not None:  # (the whole block is looked at once: most are clean)
             clean = memo.get("finite")
             if clean is None:
-                clean = memo["finite"] = _clean(c, 0, len(c.steps))
+                clean = memo["finite"] = _clean(c, 0, len(c.steps), zero)
             if clean:
                 return j - i
-        return j - i if _clean(c, i, j) else 0
+        return j - i if _clean(c, i, j, zero) else 0
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
         if ep.open and _KEY in ep.open and (c.loss is not None or c.grad is not None):
             ep.cool_run(_KEY, c.steps[i:j], self.t.clear_points)
 
 
-def _clean(c: Cols, i: int, j: int) -> bool:
-    """No NaN or infinity in records ``i..j-1``, and no loss of exactly 0 without a grad_norm."""
+def _clean(c: Cols, i: int, j: int, zero: bool) -> bool:
+    """No NaN or infinity in records ``i..j-1``, and (``zero``) no loss of exactly 0 without a
+    grad_norm."""
     whole = i == 0 and j == len(c.steps)  # (no copy of the columns)
     for col in (c.loss, c.grad, c.lr, c.acc, c.ent):
         if col is not None and not isfinite(sum(col if whole else col[i:j])):
             return False
     lc = c.loss
-    return not (lc is not None and c.grad is None and 0.0 in (lc if whole else lc[i:j]))
+    return not (zero and lc is not None and c.grad is None and 0.0 in (lc if whole else lc[i:j]))
