@@ -176,6 +176,7 @@ class Diagnoser:
         if kind is _SUMMARY:
             if "train_runtime" in m or "train_loss" in m:
                 self._run.finished = True
+                self._eval.summary(self.last_train_step, rec.epoch)
             return ep.take()
         if kind is _TRAIN:
             self._run.train(step, ep)

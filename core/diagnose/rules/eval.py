@@ -44,6 +44,7 @@ from sfttop.core.metrics import (
     EVAL_TOKEN_ACC,
 )
 from sfttop.core.records import Record
+from sfttop.core.series import post_training
 from sfttop.core.textfmt import fmt
 
 from .base import Context
@@ -86,6 +87,7 @@ class EvalRules:
         "onset_evs",
         "seen",
         "slow",
+        "summary_at",
         "task_max",
     )
 
@@ -107,6 +109,13 @@ class EvalRules:
         self.task_max: dict[str, tuple[float, int]] = {}  # (highest value, its step)
         self.named = -1  # the lowest eval whose patience episode was opened (one per lowest eval)
         self.seen = 0  # train losses logged by the previous eval
+        # (the last train step, the epoch) when the training summary came: an eval after it with
+        # no train record since may be a post-training evaluate() (``series.post_training``)
+        self.summary_at: tuple[int | None, float] | None = None
+
+    def summary(self, last_train_step: int | None, epoch: float | None) -> None:
+        """The training summary came."""
+        self.summary_at = (last_train_step, epoch if epoch is not None else math.nan)
 
     def cut(self, step: int) -> None:
         """Forget the evals at ``step`` or later (a resume)."""
@@ -134,6 +143,11 @@ class EvalRules:
         step = rec.step
         m = rec.metrics
         el = m.get(EVAL_LOSS)
+        at = self.summary_at
+        if at is not None and at[0] == last_train_step:
+            evals = self.log.evals
+            if post_training(step, rec.epoch, evals[-1].step if evals else None, at[1]):
+                return
         if self.log.stale(step):
             self.cut(step)  # re-logged after a resume: the newest value wins
         if el is None:
