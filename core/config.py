@@ -131,7 +131,7 @@ class Thresholds:
         0.5, "a window's median entropy changing by more than this fraction from the previous one is a warning"
     )
     eval_slowdown_ratio: float = _f(
-        0.7, "eval throughput below this fraction of its median on 2 evals is eval_slowdown", kind="frac"
+        0.7, "eval throughput below this fraction of its median on 3 evals in a row is eval_slowdown", kind="frac"
     )
     # --- smoothing, early training, hysteresis ---
     window_points: int = _i(20, "trailing window (logged points) for rolling median/MAD", minimum=4)

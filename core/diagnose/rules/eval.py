@@ -52,6 +52,8 @@ from .base import Context
 _SMOOTH = 3  # evals in the median that the overfitting trend is judged on
 _NOISE_SPAN = 40  # evals whose successive differences estimate the eval noise
 _ACC_FALL = 0.01  # eval accuracy "falls" when it lost at least one point over the evals judged
+_SLOW_EVALS = 3  # slow evals in a row that are eval_slowdown (a busy machine slows one or two)
+_MIN_RUNTIME = 1.0  # seconds: a shorter eval's throughput is not judged
 _ACC_KEY = "accuracy_drop:eval"  # train and eval accuracy drops are separate episodes
 _OVER, _SEVERE = Code.OVERFITTING, Code.OVERFITTING_SEVERE
 # the patience rule's "the train loss fell clearly" (see the module's docstring)
@@ -95,7 +97,7 @@ class EvalRules:
         self.ctx = ctx
         self.log = EvalLog(eval_cap(ctx, cap))
         self.acc_best = -math.inf
-        self.slow = False  # the last eval was slow
+        self.slow = 0  # slow evals in a row
         self.onset: int | None = None  # index of the eval where the overfitting episode began ...
         self.onset_evs: list[Eval] = []  # ... and the evals up to it (at most 3: its accuracy)
         # the patience count: the lowest raw eval_loss (what EarlyStoppingCallback compares
@@ -174,7 +176,7 @@ class EvalRules:
         self._overfitting(e, prev, new_best, patience, ep)
         self._accuracy(e, ep)
         self._entropy_gap(e, ep, last_train_step)
-        self._speed(e, ep)
+        self._speed(e, ep, rt)
 
     # ---------------------------------------------------------------------------- overfitting
     def _noise(self) -> float:
@@ -420,27 +422,32 @@ class EvalRules:
         else:
             ep.cool(Code.ENTROPY_GAP, e.step, t.clear_evals)
 
-    def _speed(self, e: Eval, ep: Episodes) -> None:
+    def _speed(self, e: Eval, ep: Episodes, runtime: float | None) -> None:
+        """eval_slowdown: ``_SLOW_EVALS`` evals in a row below ``eval_slowdown_ratio`` of the usual
+        throughput; the first eval back at it closes the episode. A leak or fragmentation slows
+        every eval from some point on; a busy machine slows one or two. An eval shorter than
+        ``_MIN_RUNTIME`` is not judged: its throughput is start-up and scheduling noise."""
         t = self.ctx.t
-        if e.speed is None:
+        if e.speed is None or (runtime is not None and runtime < _MIN_RUNTIME):
             return
         speeds = [x.speed for x in self.log.evals[-(t.window_points + 1) : -1] if x.speed is not None]
         if len(speeds) < 3:
             return
         med = median(speeds)
-        slow = e.speed < t.eval_slowdown_ratio * med
-        was_slow, self.slow = self.slow, slow
-        if slow and was_slow:
+        if e.speed >= t.eval_slowdown_ratio * med:
+            self.slow = 0
+            ep.close(Code.EVAL_SLOWDOWN, e.step)
+            return
+        self.slow += 1
+        if self.slow >= _SLOW_EVALS:
             ep.hot(
                 Code.EVAL_SLOWDOWN,
                 e.step,
                 EVAL_SAMPLES_PER_SECOND,
                 e.speed,
                 f"evaluation throughput {fmt(e.speed)} samples/s at step {e.step} is below "
-                f"{t.eval_slowdown_ratio:.0%} of its usual {fmt(med)} for 2 evals in a row",
+                f"{t.eval_slowdown_ratio:.0%} of its usual {fmt(med)} for {self.slow} evals in a row",
             )
-        elif not slow:
-            ep.cool(Code.EVAL_SLOWDOWN, e.step, t.clear_evals)
 
 
 def _gap(e: Eval) -> float | None:
