@@ -63,6 +63,7 @@ _MEDIAN_SE = 1.2533  # a median's standard error in sigma / sqrt(n), for normal 
 _MIN_FALL = 0.01  # and at least this fraction of its level (noise-free data "falls" by any amount)
 # eval task metrics where higher is better: when one still improves while eval_loss stalls, the
 # overfitting message says both (the checkpoint to keep depends on which the user needs)
+_KEY_SETS = 64  # distinct eval key sets remembered
 _TASK = re.compile(r"^eval_.*(rouge|bleu|accuracy|exact_match|f1|chrf|meteor|bertscore)", re.IGNORECASE)
 
 
@@ -90,6 +91,7 @@ class EvalRules:
         "seen",
         "slow",
         "summary_at",
+        "task_keys",
         "task_max",
     )
 
@@ -109,6 +111,7 @@ class EvalRules:
         self.low_total = 0
         self.low_tasks: dict[str, float] = {}
         self.task_max: dict[str, tuple[float, int]] = {}  # (highest value, its step)
+        self.task_keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # an eval's keys -> its task metrics
         self.named = -1  # the lowest eval whose patience episode was opened (one per lowest eval)
         self.seen = 0  # train losses logged by the previous eval
         # (the last train step, the epoch) when the training summary came: an eval after it with
@@ -191,7 +194,13 @@ class EvalRules:
         while the train loss fell clearly since that low ("" when not). Raw values and a
         threshold of 0, as EarlyStoppingCallback compares, so sfttop never names it later."""
         t = self.ctx.t
-        tasks = {k: v for k, v in m.items() if _TASK.match(k) and math.isfinite(v)}
+        names = tuple(m)
+        keys = self.task_keys.get(names)
+        if keys is None:  # (a run logs the same keys on every eval: matched once per key set)
+            if len(self.task_keys) >= _KEY_SETS:
+                self.task_keys.clear()
+            keys = self.task_keys[names] = tuple(k for k in names if _TASK.match(k))
+        tasks = {k: v for k in keys if math.isfinite(v := m[k])} if keys else {}
         task_max = self.task_max
         for k, v in tasks.items():
             if v > task_max.get(k, (-math.inf, 0))[0]:
