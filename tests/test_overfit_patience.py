@@ -160,3 +160,40 @@ def _run_points(evals: list[float], train: list[list[float]]) -> Diagnoser:
             d.observe(Record(Kind.TRAIN, step, {"loss": tl, "grad_norm": 1.0, "learning_rate": 1e-4}, None))
         d.observe(Record(Kind.EVAL, step, {"eval_loss": el}, None))
     return d
+
+
+# public runs in ../shared/logs (beside the clone in CI; skipped without them): a second and
+# third real overfitting run in other formats, and a task metric that still improves
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "logs"
+
+
+def _shared_findings(folder: str) -> list[dict[str, object]]:
+    path = SHARED / folder
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    report, _ = build([str(path)], Config(), clock=lambda: 2e9)
+    (run,) = report["runs"]
+    return list(run["findings"])
+
+
+@pytest.mark.parametrize(
+    ("folder", "stop"),
+    [
+        ("nanogpt-shakespeare-overfit", 2000),  # nanoGPT stdout: val loss lowest at 1250
+        ("tb-qwen25vl-lora-overfit-gradnorm-rise", 350),  # TensorBoard: eval/loss lowest at 200
+        ("jaong-cpt-rouge-predict", 4941),  # Seq2SeqTrainer state: the 'third epoch memorises' case
+    ],
+)
+def test_public_overfitting_runs_are_named_when_the_callback_would_stop(folder: str, stop: int) -> None:
+    # (each stop computed by hand from the run's eval losses: nanoGPT 'val loss' 2.1456 at step
+    # 1250, then 2.2006, 2.2772, 2.4364; TensorBoard eval/loss 1.0518 at 200, then 1.0719,
+    # 1.0808, 1.0753; trainer_state.json eval_loss 0.4853 at 3294, then 0.4873, 0.4906, 0.4907)
+    over = [f for f in _shared_findings(folder) if f["code"] == "overfitting"]
+    assert over and over[0]["step"] == stop, over
+
+
+def test_a_task_metric_still_improving_is_named_on_a_public_run() -> None:
+    (f,) = [f for f in _shared_findings("jaong-cpt-rouge-predict") if f["code"] == "overfitting"]
+    msg = str(f["message"])
+    assert "lowest 0.4853 at step 3294" in msg and "keep checkpoint-3294" in msg, msg
+    assert "but eval_rouge-1 still improves (49.84 at step 3294 -> 51.02 at step 4941)" in msg, msg
