@@ -62,7 +62,7 @@ def best_checkpoint(
     Keys: step, eval_loss, eval_token_accuracy, path (None when no such directory exists),
     note (None when nothing needs saying).
     """
-    base = _base(log_path)
+    base = checkpoint_base(log_path)
     dirs = list_dirs(base)
     evals = _log_evals(data)
     if not evals:
@@ -121,11 +121,18 @@ def best_checkpoint(
     }
 
 
+def checkpoint_lister(log_path: str) -> Callable[[], dict[int, str]]:
+    """Lists the checkpoint-N directories of the run whose log is ``log_path`` (cached by the
+    directories' mtimes: cheap to call again)."""
+    base = checkpoint_base(log_path)
+    return lambda: checkpoint_dirs(base)
+
+
 def _key(e: Ev) -> tuple[float, float, int]:
     return best_key(e.loss, e.acc, e.step)
 
 
-def _base(log_path: str) -> str:
+def checkpoint_base(log_path: str) -> str:
     """The directory a run's checkpoints sit in, relative to the log path as the user gave it
     (so the report reads the same anywhere)."""
     base = os.path.dirname(os.path.normpath(log_path)) or "."

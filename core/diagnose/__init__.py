@@ -131,6 +131,16 @@ class Diagnoser:
         self._ctx.max_steps = v
 
     @property
+    def checkpoints(self) -> Callable[[], dict[int, str]] | None:
+        """Lists the run's checkpoint-N directories (step -> path); set by a caller that knows
+        where the run is, so that an overfitting finding names the directory to keep."""
+        return self._eval.saved
+
+    @checkpoints.setter
+    def checkpoints(self, v: Callable[[], dict[int, str]] | None) -> None:
+        self._eval.saved = v
+
+    @property
     def finished(self) -> bool:
         return self._run.finished
 

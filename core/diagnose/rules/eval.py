@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Callable
 
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Eval, EvalLog, Hist
@@ -88,6 +89,7 @@ class EvalRules:
         "named",
         "onset",
         "onset_evs",
+        "saved",
         "seen",
         "slow",
         "summary_at",
@@ -113,6 +115,9 @@ class EvalRules:
         self.task_max: dict[str, tuple[float, int]] = {}  # (highest value, its step)
         self.task_keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # an eval's keys -> its task metrics
         self.named = -1  # the lowest eval whose patience episode was opened (one per lowest eval)
+        # lists the run's checkpoint-N directories (step -> path), when the caller knows where
+        # the run is: the overfitting message then names the one to keep
+        self.saved: Callable[[], dict[int, str]] | None = None
         self.seen = 0  # train losses logged by the previous eval
         # (the last train step, the epoch) when the training summary came: an eval after it with
         # no train record since may be a post-training evaluate() (``series.post_training``)
@@ -241,7 +246,7 @@ class EvalRules:
         msg = (
             f"eval_loss has not improved for {since} evals: {fmt(e.loss)} at step {e.step}, {rise:+.2g}% from its "
             f"lowest {fmt(low.loss)} at step {low.step}, while train loss fell {fmt(before)} -> {fmt(after)}; "
-            f"keep checkpoint-{low.step} (the lowest eval_loss) if it was saved"
+            + self._keep(low.step)
         )
         # a task metric higher now than at the lowest eval: the two disagree on what to keep
         better = [(k, self.low_tasks[k], v) for k, v in tasks.items() if k in self.low_tasks and v > self.low_tasks[k]]
@@ -253,6 +258,21 @@ class EvalRules:
                 f"if {k} is what counts, keep checkpoint-{top_step} (its highest, {fmt(top)})"
             )
         return msg
+
+    def _keep(self, step: int) -> str:
+        """Which checkpoint to keep for the lowest eval at ``step``."""
+        dirs = self.saved() if self.saved is not None else {}
+        if dirs:
+            # an eval's step in a stdout log is the last train step before it, and its
+            # checkpoint may be saved a few steps on: any before the next eval is its own
+            k = self.low_i + 1 - self.log.off
+            evals = self.log.evals
+            nxt = evals[k].step if 0 <= k < len(evals) else step + 1
+            own = [s for s in dirs if step <= s < nxt]
+            if own:
+                return f"keep {dirs[min(own)]} (the lowest eval_loss)"
+            return f"checkpoint-{step} (the lowest eval_loss) was not saved: see the best checkpoint among those saved"
+        return f"keep checkpoint-{step} (the lowest eval_loss) if it was saved"
 
     def _rising(self, e: Eval, prev: Eval | None, best: Eval, since: int, rise: float) -> bool:
         """The smoothed eval loss rose clearly above its best for ``overfit_patience`` evals while
