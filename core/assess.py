@@ -12,15 +12,15 @@ value shown is still the latest); train values compared with an eval are taken a
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import codes as C
+from .checkpoints import best_checkpoint as best_checkpoint  # (report.py takes it from here)
+from .checkpoints import best_without_path
 from .config import Thresholds
 from .diagnose import Diagnoser, Finding, Severity, fmt, json_value, median, title
 from .diagnose.rules.impossible import NEGATIVE as NEGATIVE_LOSS
-from .discover import CHECKPOINT_DIR, checkpoint_dirs
 from .metrics import (
     CROSS_ENTROPY_RANGES,
     ENTROPY,
@@ -35,7 +35,7 @@ from .metrics import (
     label,
 )
 from .objective import Objective
-from .query import best_eval, logging_interval, lr_direction, smoothed_at
+from .query import best_eval, lr_direction, smoothed_at
 from .records import Kind
 from .series import RunData
 
@@ -359,7 +359,7 @@ def assess(
             if c.status == GOOD and c.item in ("loss", "token_accuracy"):
                 c.status, c.judgement = OK, "a small gap now, but eval_loss rose from its best (overfitting)"
     _verdict(out, _View.of(out, env, statuses))
-    out.best_checkpoint = best_checkpoint(data, log_path) if log_path else _best_without_path(data)
+    out.best_checkpoint = best_checkpoint(data, log_path) if log_path else best_without_path(data)
     return out
 
 
@@ -696,69 +696,3 @@ def _loss_falling(data: RunData) -> bool:
     vals = [v for v in s.values[-_FALLING_POINTS:] if math.isfinite(v)]
     half = len(vals) // 2
     return half >= 2 and median(vals[half:]) < median(vals[:half])
-
-
-# ------------------------------------------------------------------------------------------------
-# best checkpoint
-
-
-
-def _best_without_path(data: RunData) -> dict[str, object] | None:
-    best = best_eval(data)
-    if best is None:
-        return None
-    step, loss, acc = best
-    return {"step": step, "eval_loss": loss, "eval_token_accuracy": acc, "path": None, "note": None}
-
-
-def best_checkpoint(
-    data: RunData, log_path: str, list_dirs: Callable[[str], dict[int, str]] = checkpoint_dirs
-) -> dict[str, object] | None:
-    """The best eval (lowest eval_loss, ties to the higher eval token accuracy) and its
-    ``checkpoint-N`` directory beside the log, with a note when it is missing. ``list_dirs``
-    lists a directory's checkpoints (another host's, for a remote log).
-
-    Keys: step, eval_loss, eval_token_accuracy, path (None when no such directory exists),
-    note (None when nothing needs saying).
-    """
-    best = best_eval(data)
-    if best is None:
-        return None
-    step, loss, acc = best
-    # Relative to the log path as the user gave it, so the report reads the same anywhere.
-    base = os.path.dirname(os.path.normpath(log_path)) or "."
-    if CHECKPOINT_DIR.match(os.path.basename(base)):  # a checkpoint's own trainer_state.json
-        base = os.path.dirname(base) or "."
-    if os.path.basename(log_path).startswith("events.out.tfevents."):
-        base = os.path.dirname(base) or "."  # a TensorBoard run is its directory, not the file
-    if os.path.basename(base) == "runs":  # HF TensorBoard: <output_dir>/runs/<date>_<host>
-        base = os.path.dirname(base) or "."
-    dirs = list_dirs(base)
-    path = dirs.get(step)
-    note: str | None = None
-    if path is None and dirs:
-        # HF stdout logs carry no step: an eval's step is inferred from the last train record
-        # and may sit up to one logging interval before the checkpoint saved with it.
-        interval = logging_interval(data)
-        near = [s for s in dirs if step < s < step + interval]
-        if near:
-            path = dirs[min(near)]
-    if path is None:
-        have = sorted(dirs)
-        if not have:
-            note = f"no checkpoint-N directories beside the log; the best eval is at step {step}"
-        else:
-            listed = ", ".join(f"checkpoint-{s}" for s in have[:8]) + (" ..." if len(have) > 8 else "")
-            spacing = _gcd_all(have)
-            if spacing and step % spacing == 0 and step < have[-1]:
-                note = f"checkpoint-{step} no longer exists (deleted by save_total_limit?); present: {listed}"
-            else:
-                note = f"no checkpoint was saved at step {step}; present: {listed}"
-    return {"step": step, "eval_loss": loss, "eval_token_accuracy": acc, "path": path, "note": note}
-
-
-def _gcd_all(xs: list[int]) -> int:
-    g = 0
-    for x in xs:
-        g = math.gcd(g, x)
-    return g

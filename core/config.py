@@ -91,8 +91,16 @@ class Thresholds:
     loss_gap_close: float = _f(
         0.1, "a train/eval loss gap within this fraction either way is judged 'generalising well'", kind="nonneg"
     )
-    overfit_patience: int = _i(2, "evals without a new best eval_loss before a rise counts as overfitting")
-    overfit_min_rise: float = _f(0.02, "... and eval_loss must be this fraction above its best", kind="nonneg")
+    overfit_patience: int = _i(
+        3,
+        "evals without a new lowest eval_loss while the train loss falls beyond its noise is overfitting "
+        "(EarlyStoppingCallback's early_stopping_patience)",
+    )
+    overfit_min_rise: float = _f(
+        0.02,
+        "a smoothed eval_loss this fraction above its best level for overfit_patience evals is overfitting too",
+        kind="nonneg",
+    )
     severe_train_loss: float = _f(0.05, "train loss at or below this ('about 0.01') with a high eval_loss ...")
     severe_eval_loss: float = _f(1.5, "... at or above this is overfitting_severe")
     severe_gap_ratio: float = _f(10.0, "eval_loss this many times the train loss (and >= severe_eval_loss) on 2 evals is overfitting_severe")
@@ -123,7 +131,7 @@ class Thresholds:
         0.5, "a window's median entropy changing by more than this fraction from the previous one is a warning"
     )
     eval_slowdown_ratio: float = _f(
-        0.7, "eval throughput below this fraction of its median on 2 evals is eval_slowdown", kind="frac"
+        0.7, "eval throughput below this fraction of its median on 3 evals in a row is eval_slowdown", kind="frac"
     )
     # --- smoothing, early training, hysteresis ---
     window_points: int = _i(20, "trailing window (logged points) for rolling median/MAD", minimum=4)

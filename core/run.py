@@ -21,6 +21,7 @@ from sfttop import __version__
 
 from . import pipe
 from .checklist import Checklist
+from .checkpoints import checkpoint_lister
 from .config import Config
 from .diagnose import Diagnoser
 from .discover import STORE_FORMATS, RunSpec, expand_arg, has_magic, logging_steps_near, store_kind, unique
@@ -143,7 +144,12 @@ class Run:
     def _begin(self, previous: Attempt | None) -> None:
         """Derived state from nothing (``previous`` None) or back to ``previous``."""
         t = self.config.thresholds
-        a = previous or Attempt(RunData(), Diagnoser(t), Checklist(t), [])
+        if previous is None:
+            diag = Diagnoser(t)
+            if not self.remote:  # (another host's checkpoints are listed for the report only)
+                diag.checkpoints = checkpoint_lister(self.path)
+            previous = Attempt(RunData(), diag, Checklist(t), [])
+        a = previous
         self.data = a.data
         self.diagnoser = a.diagnoser
         # Past checklist windows are judged as they close, while their points are still at

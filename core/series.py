@@ -169,6 +169,20 @@ def _fold(steps: array[int], values: array[float], width: int) -> tuple[array[in
     return ns, nv
 
 
+POST_EVALS = 8  # post-training evals kept (a log could go on evaluating after its summary)
+
+
+def post_training(step: int, epoch: float | None, last_eval: int | None, summary_epoch: float) -> bool:
+    """An eval after the training summary (``summary_epoch``: its epoch, NaN when it had none) is
+    a post-training evaluate(), not the run's own eval, when it would overwrite an eval already
+    logged at its step or later, or its epoch is missing or earlier (counters reset)."""
+    if last_eval is not None and last_eval >= step:
+        return True
+    if epoch is None:
+        return True
+    return epoch < summary_epoch - 1e-9
+
+
 class RunData:
     """Everything read from one run's log so far."""
 
@@ -177,6 +191,13 @@ class RunData:
         # One entry per distinct step of each kind; the value is the epoch (NaN when unknown).
         self.index: dict[Kind, Series] = {Kind.TRAIN: Series(), Kind.EVAL: Series()}
         self.summary: dict[str, float] = {}
+        # evals after the training summary and before any further train record that repeat a
+        # step already evaluated or carry no or an earlier epoch: a post-training evaluate()
+        # (of the best model loaded back, on a test set, from a fresh Trainer), kept apart so
+        # that it never overwrites the eval logged at that step during training. One at a new
+        # step with the run's epoch is the final model's eval, and stays one.
+        self.post_evals: list[dict[str, float]] = []
+        self._after_summary: float | None = None  # the summary's epoch (NaN: none), None: no summary
         self.epoch: float | None = None
         self.max_steps: int | None = None
         self._plans: dict[tuple[str, ...], tuple[Series, ...]] = {}
@@ -190,6 +211,7 @@ class RunData:
     def add_block(self, block: Block) -> None:
         """``add`` for each of the block's records, a column at a time."""
         steps = block.steps
+        self._after_summary = None
         epochs = block.epochs if block.epochs is not None else array("d", [math.nan]) * len(steps)
         self.index[Kind.TRAIN].extend(steps, epochs)
         for name, col in zip(block.names, block.columns):
@@ -202,11 +224,20 @@ class RunData:
         if isinstance(rec, Block):
             self.add_block(rec)
             return True
-        if rec.kind is Kind.SUMMARY:
+        kind = rec.kind
+        if kind is Kind.SUMMARY:
             self.summary.update(rec.metrics)
+            self._after_summary = rec.epoch if rec.epoch is not None else math.nan
             if rec.epoch is not None:
                 self.epoch = rec.epoch
             return True
+        if kind is Kind.TRAIN:
+            self._after_summary = None
+        elif self._after_summary is not None and post_training(
+            rec.step, rec.epoch, self.index[Kind.EVAL].last_step(), self._after_summary
+        ):
+            self.post_evals = [*self.post_evals[-(POST_EVALS - 1) :], dict(rec.metrics)]
+            return False
         epoch = rec.epoch if rec.epoch is not None else math.nan
         step = rec.step
         new = self.index[rec.kind].add(step, epoch)

@@ -149,6 +149,16 @@ class Diagnoser:
             self._ep.mute(MUTED[o], step)
 
     @property
+    def checkpoints(self) -> Callable[[], dict[int, str]] | None:
+        """Lists the run's checkpoint-N directories (step -> path); set by a caller that knows
+        where the run is, so that an overfitting finding names the directory to keep."""
+        return self._eval.saved
+
+    @checkpoints.setter
+    def checkpoints(self, v: Callable[[], dict[int, str]] | None) -> None:
+        self._eval.saved = v
+
+    @property
     def finished(self) -> bool:
         return self._run.finished
 
@@ -196,6 +206,7 @@ class Diagnoser:
         if kind is _SUMMARY:
             if "train_runtime" in m or "train_loss" in m:
                 self._run.finished = True
+                self._eval.summary(self.last_train_step, rec.epoch)
             return ep.take()
         if kind is _TRAIN:
             self._run.train(step, ep)

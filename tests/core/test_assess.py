@@ -191,9 +191,10 @@ def test_deleted_by_save_total_limit(tmp_path: str) -> None:
     mkdirs(base, "checkpoint-400", "checkpoint-500")
     data = evals((100, 1.0, None), (200, 0.8, None), (300, 0.85, None), (400, 0.9, None), (500, 0.95, None))
     bc = best_checkpoint(data, os.path.join(base, "train.log"))
-    assert bc is not None and bc["path"] is None
+    # the lowest eval_loss among the checkpoints that exist, and a word on the lower one gone
+    assert bc is not None and bc["step"] == 400 and bc["path"] == os.path.join(base, "checkpoint-400")
     note = str(bc["note"])
-    assert "checkpoint-200 no longer exists" in note and "save_total_limit" in note
+    assert "0.8 at step 200: checkpoint-200 no longer exists" in note and "save_total_limit" in note
     assert "checkpoint-400, checkpoint-500" in note
 
 
@@ -204,6 +205,12 @@ def test_not_saved_and_no_checkpoints(tmp_path: str) -> None:
     assert bc is not None and "no checkpoint-N directories" in str(bc["note"])
     mkdirs(base, "checkpoint-30")
     bc = best_checkpoint(data, os.path.join(base, "train.log"))
+    assert bc is not None and bc["step"] == 30 and bc["path"] == os.path.join(base, "checkpoint-30")
+    assert "1 at step 15: checkpoint-15 was not saved" in str(bc["note"])
+    other_base = os.path.join(base, "other")
+    mkdirs(other_base, "checkpoint-100")  # no eval near the one saved step
+    other = evals((15, 1.0, None), (25, 1.1, None))
+    bc = best_checkpoint(other, os.path.join(other_base, "train.log"))
     assert bc is not None and bc["path"] is None and "no checkpoint was saved at step 15" in str(bc["note"])
 
 

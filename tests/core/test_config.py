@@ -182,5 +182,5 @@ def test_reference_documents_every_key() -> None:
     by_key = {k: d for k, d, _doc in ref}
     assert by_key["thresholds.grad_norm_critical"] == "20.0"
     assert by_key["thresholds.lr_min"] == "1e-07"
-    assert by_key["thresholds.overfit_patience"] == "2"
+    assert by_key["thresholds.overfit_patience"] == "3"
     assert by_key["alert.min_severity"] == '"warning"'

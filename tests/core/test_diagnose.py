@@ -502,17 +502,34 @@ def test_eval_accuracy_drop_and_entropy_gap() -> None:
     assert d3.findings == []
 
 
-def test_eval_slowdown_needs_two_slow_evals() -> None:
-    def run(speeds: list[float]) -> Diagnoser:
-        d = Diagnoser()
-        recs = train_run(decaying(10 * len(speeds)))
-        for i, sp in enumerate(speeds):
-            feed(d, recs[10 * i : 10 * i + 10])
-            d.observe(ev(recs[10 * i + 9].step, loss=1.0 - 0.01 * i, samples_per_second=sp))
-        return d
+def _eval_speeds(speeds: list[float], runtime: float | None = None) -> Diagnoser:
+    d = Diagnoser()
+    recs = train_run(decaying(10 * len(speeds)))
+    for i, sp in enumerate(speeds):
+        feed(d, recs[10 * i : 10 * i + 10])
+        extra = {} if runtime is None else {"runtime": runtime * 100 / sp}
+        d.observe(ev(recs[10 * i + 9].step, loss=1.0 - 0.01 * i, samples_per_second=sp, **extra))
+    return d
 
-    assert codes(run([100, 101, 99, 100, 50, 48])) == ["eval_slowdown"]
-    assert codes(run([100, 101, 99, 100, 50, 100])) == []
+
+def test_eval_slowdown_needs_three_slow_evals_in_a_row() -> None:
+    assert codes(_eval_speeds([100, 101, 99, 100, 50, 48, 47])) == ["eval_slowdown"]
+    # two slow evals on a busy machine, or slow ones apart: nothing
+    assert codes(_eval_speeds([100, 101, 99, 100, 50, 48, 100])) == []
+    assert codes(_eval_speeds([100, 101, 99, 100, 50, 48, 100, 50, 49, 100])) == []
+
+
+def test_eval_slowdown_closes_on_recovery() -> None:
+    d = _eval_speeds([100, 101, 99, 100, 50, 48, 47, 46, 100])
+    (f,) = d.findings
+    assert f.code == "eval_slowdown" and (f.step, f.end_step, f.active) == (700, 900, False)
+    assert "for 3 evals in a row" in f.message
+
+
+def test_eval_slowdown_ignores_sub_second_evals() -> None:
+    # 0.03 s evals (a tiny eval set): throughput is start-up and scheduling noise
+    assert codes(_eval_speeds([100, 101, 99, 100, 50, 48, 47, 46], runtime=0.03)) == []
+    assert codes(_eval_speeds([100, 101, 99, 100, 50, 48, 47, 46], runtime=20.0)) == ["eval_slowdown"]
 
 
 # ------------------------------------------------------------------------------------------------

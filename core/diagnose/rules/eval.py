@@ -1,15 +1,38 @@
 """Eval rules: overfitting and overfitting_severe, accuracy_drop on evals, entropy_gap,
 eval_slowdown, and loss_nonfinite on eval_loss.
 
-Overfitting is judged on the median of the last few evals against the best such median, and
-only when the rise is larger than the eval loss's own noise: a small eval set makes eval_loss
-jitter, and one lucky eval must not make every later one look like a rise.
+Overfitting has three ways in, all one episode (one finding per event):
+
+- **patience**, as transformers' ``EarlyStoppingCallback`` counts it: the ``overfit_patience``-th
+  eval (default 3, like its ``early_stopping_patience``) without a new lowest raw eval_loss, if
+  the train loss fell *clearly* since that lowest eval. Judged at the very eval where the
+  callback would stop, so never later than it. "Clearly" is what keeps healthy runs quiet, and
+  it is measured: a converged run, or one evaluated on a small set, ties its lowest eval for
+  eval after eval. The callback would stop it, but nothing there is overfitting: on a
+  300k-record healthy run with 1% eval noise the count alone opened an episode a dozen times,
+  each time on a train loss that had "fallen" 2-3% only by its own noise. The fall (median of
+  the train points since the lowest eval, at most a window, against the median of those logged
+  just before it) must exceed ``_FALL_K`` times the train loss's per-point robust noise, and
+  ``_FALL_SE`` standard errors of the two medians' difference (which binds when they are
+  short), be ``_MIN_FALL`` of the level, and exceed the eval loss's own noise (had the
+  train/eval gap held, eval_loss would then have gone below its lowest: one lucky low eval
+  does not explain the misses). Measured: on the real overfitting runs (tests/fixtures/real/
+  */overfit) the fall is 3.8 and 4.7 times the per-point noise at the callback's eval; on the
+  healthy 300k-record run it is at most 1.6 over its 626 such evals (2.5 when every later eval
+  was judged again, which is why only that one eval is). One episode per lowest eval: it holds
+  until a new lowest eval_loss closes it.
+- **a rise**: the median of the last three evals ``overfit_min_rise`` above its best such
+  median, beyond the eval noise, for ``overfit_patience`` evals (a slow drift that a lucky low
+  eval would hide from the count);
+- **a ratio**: eval_loss more than ``loss_gap_ratio`` times the train loss on two evals.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
+from collections.abc import Callable
 
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Eval, EvalLog, Hist
@@ -22,6 +45,7 @@ from sfttop.core.metrics import (
     EVAL_TOKEN_ACC,
 )
 from sfttop.core.records import Record
+from sfttop.core.series import post_training
 from sfttop.core.textfmt import fmt
 
 from .base import Context
@@ -29,8 +53,19 @@ from .base import Context
 _SMOOTH = 3  # evals in the median that the overfitting trend is judged on
 _NOISE_SPAN = 40  # evals whose successive differences estimate the eval noise
 _ACC_FALL = 0.01  # eval accuracy "falls" when it lost at least one point over the evals judged
+_SLOW_EVALS = 3  # slow evals in a row that are eval_slowdown (a busy machine slows one or two)
+_MIN_RUNTIME = 1.0  # seconds: a shorter eval's throughput is not judged
 _ACC_KEY = "accuracy_drop:eval"  # train and eval accuracy drops are separate episodes
 _OVER, _SEVERE = Code.OVERFITTING, Code.OVERFITTING_SEVERE
+# the patience rule's "the train loss fell clearly" (see the module's docstring)
+_FALL_K = 2.5  # the train loss's per-point noise (robust sigma over 4 windows of points)
+_FALL_SE = 3.0  # standard errors of the difference of its two medians (more when they are short)
+_MEDIAN_SE = 1.2533  # a median's standard error in sigma / sqrt(n), for normal noise
+_MIN_FALL = 0.01  # and at least this fraction of its level (noise-free data "falls" by any amount)
+# eval task metrics where higher is better: when one still improves while eval_loss stalls, the
+# overfitting message says both (the checkpoint to keep depends on which the user needs)
+_KEY_SETS = 64  # distinct eval key sets remembered
+_TASK = re.compile(r"^eval_.*(rouge|bleu|accuracy|exact_match|f1|chrf|meteor|bertscore)", re.IGNORECASE)
 
 
 def eval_cap(ctx: Context, cap: int) -> int:
@@ -42,21 +77,72 @@ def eval_cap(ctx: Context, cap: int) -> int:
 class EvalRules:
     """The eval family. Evals come one at a time (never in bulk): one ``observe`` each."""
 
-    __slots__ = ("acc_best", "ctx", "log", "onset", "onset_evs", "slow")
+    __slots__ = (
+        "acc_best",
+        "ctx",
+        "log",
+        "low",
+        "low_i",
+        "low_tail",
+        "low_tasks",
+        "low_total",
+        "named",
+        "onset",
+        "onset_evs",
+        "saved",
+        "seen",
+        "slow",
+        "summary_at",
+        "task_keys",
+        "task_max",
+    )
 
     def __init__(self, ctx: Context, cap: int) -> None:
         self.ctx = ctx
         self.log = EvalLog(eval_cap(ctx, cap))
         self.acc_best = -math.inf
-        self.slow = False  # the last eval was slow
+        self.slow = 0  # slow evals in a row
         self.onset: int | None = None  # index of the eval where the overfitting episode began ...
         self.onset_evs: list[Eval] = []  # ... and the evals up to it (at most 3: its accuracy)
+        # the patience count: the lowest raw eval_loss (what EarlyStoppingCallback compares
+        # with) and its eval index, the train losses logged up to it and how many there were in
+        # all, the task metrics logged with it, and each task metric's highest value so far
+        self.low: Eval | None = None
+        self.low_i = -1
+        self.low_tail: list[float] = []
+        self.low_total = 0
+        self.low_tasks: dict[str, float] = {}
+        self.task_max: dict[str, tuple[float, int]] = {}  # (highest value, its step)
+        self.task_keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # an eval's keys -> its task metrics
+        self.named = -1  # the lowest eval whose patience episode was opened (one per lowest eval)
+        # lists the run's checkpoint-N directories (step -> path), when the caller knows where
+        # the run is: the overfitting message then names the one to keep
+        self.saved: Callable[[], dict[int, str]] | None = None
+        self.seen = 0  # train losses logged by the previous eval
+        # (the last train step, the epoch) when the training summary came: an eval after it with
+        # no train record since may be a post-training evaluate() (``series.post_training``)
+        self.summary_at: tuple[int | None, float] | None = None
+
+    def summary(self, last_train_step: int | None, epoch: float | None) -> None:
+        """The training summary came."""
+        self.summary_at = (last_train_step, epoch if epoch is not None else math.nan)
 
     def cut(self, step: int) -> None:
         """Forget the evals at ``step`` or later (a resume)."""
-        if self.log.cut(step) and self.onset is not None and self.onset >= self.log.total:
+        if not self.log.cut(step):
+            return
+        if self.onset is not None and self.onset >= self.log.total:
             self.onset = None
             self.onset_evs = []
+        if self.low is not None and self.low.step >= step:
+            # the lowest among the kept evals; the train losses before it are gone, so the
+            # count waits for a new lowest eval (later, never a false finding)
+            self.low, self.low_i = None, -1
+            for k, x in enumerate(self.log.evals):
+                if self.low is None or x.loss < self.low.loss:
+                    self.low, self.low_i = x, self.log.off + k
+            self.low_tail, self.low_total, self.low_tasks, self.task_max = [], 0, {}, {}
+        self.seen = min(self.seen, self.ctx.tl.loss.total)
 
     def _train_now(self, h: Hist) -> float | None:
         recent = h.tail(self.ctx.t.smooth_points)
@@ -67,6 +153,11 @@ class EvalRules:
         step = rec.step
         m = rec.metrics
         el = m.get(EVAL_LOSS)
+        at = self.summary_at
+        if at is not None and at[0] == last_train_step:
+            evals = self.log.evals
+            if post_training(step, rec.epoch, evals[-1].step if evals else None, at[1]):
+                return
         if self.log.stale(step):
             self.cut(step)  # re-logged after a resume: the newest value wins
         if el is None:
@@ -89,10 +180,11 @@ class EvalRules:
         evals = self.log.evals
         prev = evals[-1] if evals else None
         new_best = self.log.append(e, _SMOOTH)
-        self._overfitting(e, prev, new_best, ep)
+        patience = self._patience(e, m)
+        self._overfitting(e, prev, new_best, patience, ep)
         self._accuracy(e, ep)
         self._entropy_gap(e, ep, last_train_step)
-        self._speed(e, ep)
+        self._speed(e, ep, rt)
 
     # ---------------------------------------------------------------------------- overfitting
     def _noise(self) -> float:
@@ -101,6 +193,104 @@ class EvalRules:
         if len(ev) < 4:
             return 0.0
         return robust_noise([b.loss - a.loss for a, b in itertools.pairwise(ev)])
+
+    def _patience(self, e: Eval, m: dict[str, float]) -> str:
+        """The message when eval_loss has not reached a new low for ``overfit_patience`` evals
+        while the train loss fell clearly since that low ("" when not). Raw values and a
+        threshold of 0, as EarlyStoppingCallback compares, so sfttop never names it later."""
+        t = self.ctx.t
+        tasks = self._tasks(e, m)
+        loss = self.ctx.tl.loss
+        low = self.low
+        seen, self.seen = self.seen, loss.total
+        if low is None or e.loss < low.loss:
+            # the train level at this eval: the points since the previous eval (at least
+            # smooth_points, at most a window), not a window that reaches back to an older level
+            keep = min(t.window_points, max(t.smooth_points, loss.total - seen))
+            self.low, self.low_i, self.low_tasks = e, self.log.total - 1, tasks
+            self.low_tail, self.low_total = loss.tail(keep), loss.total
+            return ""
+        since = self.log.total - 1 - self.low_i
+        if since != t.overfit_patience:
+            # judged once per lowest eval, where the callback stops: judging every later eval
+            # again would give chance a new try each time (on a long flat run, hundreds)
+            return ""
+        fell = self._train_fell(loss)
+        if fell is None:
+            return ""
+        before, after = fell
+        rise = (e.loss - low.loss) / low.loss * 100 if low.loss > 0 else 0.0
+        msg = (
+            f"eval_loss has not improved for {since} evals: {fmt(e.loss)} at step {e.step}, {rise:+.2g}% from its "
+            f"lowest {fmt(low.loss)} at step {low.step}, while train loss fell {fmt(before)} -> {fmt(after)}; "
+            + self._keep(low.step)
+        )
+        msg += self._task_note(tasks, low, e)
+        return msg
+
+    def _tasks(self, e: Eval, m: dict[str, float]) -> dict[str, float]:
+        """This eval's task metrics (rouge, bleu, accuracy, ...), each one's best kept."""
+        names = tuple(m)
+        keys = self.task_keys.get(names)
+        if keys is None:  # (a run logs the same keys on every eval: matched once per key set)
+            if len(self.task_keys) >= _KEY_SETS:
+                self.task_keys.clear()
+            keys = self.task_keys[names] = tuple(k for k in names if _TASK.match(k))
+        tasks = {k: v for k in keys if math.isfinite(v := m[k])} if keys else {}
+        task_max = self.task_max
+        for k, v in tasks.items():
+            if v > task_max.get(k, (-math.inf, 0))[0]:
+                task_max[k] = (v, e.step)
+        return tasks
+
+    def _train_fell(self, loss: Hist) -> tuple[float, float] | None:
+        """(train level at the lowest eval, now) when it fell beyond its noise since (None: not)."""
+        t = self.ctx.t
+        # the train level now: the median of the points logged since the lowest eval (at most a
+        # window), none of them shared with the level then
+        n = min(t.window_points, loss.total - self.low_total)
+        nb = len(self.low_tail)
+        if min(n, nb) < t.smooth_points:
+            return None
+        before, after = median(self.low_tail), median(loss.tail(n))
+        fall = before - after
+        recent = loss.tail(4 * t.window_points)
+        sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
+        if (
+            fall <= _MIN_FALL * abs(before)
+            or fall <= _FALL_K * sigma
+            or fall <= _FALL_SE * _MEDIAN_SE * sigma * math.sqrt(1 / nb + 1 / n)
+            or fall <= self._noise()
+        ):
+            return None
+        return before, after
+
+    def _task_note(self, tasks: dict[str, float], low: Eval, e: Eval) -> str:
+        """A task metric higher now than at the lowest eval: the two disagree on what to keep."""
+        better = [(k, self.low_tasks[k], v) for k, v in tasks.items() if k in self.low_tasks and v > self.low_tasks[k]]
+        if better:
+            k, then, now = better[0]
+            top, top_step = self.task_max[k]
+            return (
+                f"; but {k} still improves ({fmt(then)} at step {low.step} -> {fmt(now)} at step {e.step}): "
+                f"if {k} is what counts, keep checkpoint-{top_step} (its highest, {fmt(top)})"
+            )
+        return ""
+
+    def _keep(self, step: int) -> str:
+        """Which checkpoint to keep for the lowest eval at ``step``."""
+        dirs = self.saved() if self.saved is not None else {}
+        if dirs:
+            # an eval's step in a stdout log is the last train step before it, and its
+            # checkpoint may be saved a few steps on: any before the next eval is its own
+            k = self.low_i + 1 - self.log.off
+            evals = self.log.evals
+            nxt = evals[k].step if 0 <= k < len(evals) else step + 1
+            own = [s for s in dirs if step <= s < nxt]
+            if own:
+                return f"keep {dirs[min(own)]} (the lowest eval_loss)"
+            return f"checkpoint-{step} (the lowest eval_loss) was not saved: see the best checkpoint among those saved"
+        return f"keep checkpoint-{step} (the lowest eval_loss) if it was saved"
 
     def _rising(self, e: Eval, prev: Eval | None, best: Eval, since: int, rise: float) -> bool:
         """The smoothed eval loss rose clearly above its best for ``overfit_patience`` evals while
@@ -131,10 +321,10 @@ class EvalRules:
             and prev.ratio > t.loss_gap_ratio
         )
 
-    def _overfitting(self, e: Eval, prev: Eval | None, new_best: bool, ep: Episodes) -> None:
+    def _overfitting(self, e: Eval, prev: Eval | None, new_best: bool, patience: str, ep: Episodes) -> None:
         t = self.ctx.t
         step = e.step
-        if new_best:
+        if new_best and not patience:
             ep.close(_OVER, step)
             ep.close(_SEVERE, step)
             self.onset = None
@@ -146,7 +336,27 @@ class EvalRules:
         rising = self._rising(e, prev, best, since, rise)
         ratio_hot = self._ratio_hot(e, prev)
         was_open = _OVER in ep.open
-        if rising:
+        self._over_episode(e, best, since, rise, patience, rising, ratio_hot, ep)
+        self._track_onset(_OVER in ep.open, was_open)
+        severe = self._severe(e, prev, ratio_hot, bool(patience) or rising or ratio_hot)
+        if severe:
+            ep.hot(_SEVERE, step, EVAL_LOSS, e.loss, severe)
+        else:
+            ep.cool(_SEVERE, step, t.clear_evals)
+
+    def _over_episode(
+        self, e: Eval, best: Eval, since: int, rise: float, patience: str, rising: bool, ratio_hot: bool, ep: Episodes
+    ) -> None:
+        """The overfitting episode at this eval, by the first of patience, a rise, the ratio."""
+        t = self.ctx.t
+        step = e.step
+        was_open = _OVER in ep.open
+        if patience:
+            if ep.hot(_OVER, step, EVAL_LOSS, e.loss, patience) is not None:
+                self.named = self.low_i
+        elif was_open and self.named == self.low_i and self.low is not e:
+            ep.hold(_OVER)  # (the callback, once stopped, stays stopped until a new lowest eval)
+        elif rising:
             ep.hot(
                 _OVER,
                 step,
@@ -166,19 +376,18 @@ class EvalRules:
                 f"eval_loss {fmt(e.loss)} is {e.ratio or 0:.2g}x the train loss {fmt(e.train_loss)} at step {step} "
                 f"(limit {fmt(t.loss_gap_ratio)}x)",
             )
+        elif self.low is e and self.named >= 0:
+            ep.close(_OVER, step)  # a new lowest eval_loss ends the patience episode
         else:
             ep.cool(_OVER, step, t.clear_evals)
-        if _OVER not in ep.open:
+
+    def _track_onset(self, is_open: bool, was_open: bool) -> None:
+        if not is_open:
             self.onset = None
             self.onset_evs = []
         elif not was_open:
             self.onset = self.log.total - 1
             self.onset_evs = self.log.evals[-3:]
-        severe = self._severe(e, prev, ratio_hot, rising or ratio_hot)
-        if severe:
-            ep.hot(_SEVERE, step, EVAL_LOSS, e.loss, severe)
-        else:
-            ep.cool(_SEVERE, step, t.clear_evals)
 
     def _severe(self, e: Eval, prev: Eval | None, ratio_hot: bool, over: bool) -> str:
         """The message when overfitting is severe ("" when not)."""
@@ -272,27 +481,32 @@ class EvalRules:
         else:
             ep.cool(Code.ENTROPY_GAP, e.step, t.clear_evals)
 
-    def _speed(self, e: Eval, ep: Episodes) -> None:
+    def _speed(self, e: Eval, ep: Episodes, runtime: float | None) -> None:
+        """eval_slowdown: ``_SLOW_EVALS`` evals in a row below ``eval_slowdown_ratio`` of the usual
+        throughput; the first eval back at it closes the episode. A leak or fragmentation slows
+        every eval from some point on; a busy machine slows one or two. An eval shorter than
+        ``_MIN_RUNTIME`` is not judged: its throughput is start-up and scheduling noise."""
         t = self.ctx.t
-        if e.speed is None:
+        if e.speed is None or (runtime is not None and runtime < _MIN_RUNTIME):
             return
         speeds = [x.speed for x in self.log.evals[-(t.window_points + 1) : -1] if x.speed is not None]
         if len(speeds) < 3:
             return
         med = median(speeds)
-        slow = e.speed < t.eval_slowdown_ratio * med
-        was_slow, self.slow = self.slow, slow
-        if slow and was_slow:
+        if e.speed >= t.eval_slowdown_ratio * med:
+            self.slow = 0
+            ep.close(Code.EVAL_SLOWDOWN, e.step)
+            return
+        self.slow += 1
+        if self.slow >= _SLOW_EVALS:
             ep.hot(
                 Code.EVAL_SLOWDOWN,
                 e.step,
                 EVAL_SAMPLES_PER_SECOND,
                 e.speed,
                 f"evaluation throughput {fmt(e.speed)} samples/s at step {e.step} is below "
-                f"{t.eval_slowdown_ratio:.0%} of its usual {fmt(med)} for 2 evals in a row",
+                f"{t.eval_slowdown_ratio:.0%} of its usual {fmt(med)} for {self.slow} evals in a row",
             )
-        elif not slow:
-            ep.cool(Code.EVAL_SLOWDOWN, e.step, t.clear_evals)
 
 
 def _gap(e: Eval) -> float | None:
