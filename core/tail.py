@@ -18,8 +18,6 @@ import os
 import stat
 from dataclasses import dataclass
 
-from sfttop.core.i18n import N_
-
 MAX_HELD = 256  # descriptors held open across polls, over all files
 _held = 0
 FINGERPRINT = 64  # bytes before the read offset that identify "the same file" across polls
@@ -133,13 +131,13 @@ class FileTail:
                 out.reset = "vanished"
                 self._reset()
             self.exists = False
-            self.error = N_("file not found")
+            self.error = "file not found"
             return out
         except OSError as e:
             self.error = os.strerror(e.errno) if e.errno else str(e)
             return out
         if not stat.S_ISREG(st.st_mode):
-            self.error = N_("not a regular file")
+            self.error = "not a regular file"
             return out
         ident = (st.st_dev, st.st_ino)
         if self.ident is not None and ident != self.ident:
@@ -169,7 +167,7 @@ class FileTail:
                 fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
             except OSError as e:
                 denied = e.errno in (errno.EACCES, errno.EPERM)
-                self.error = N_("permission denied") if denied else os.strerror(e.errno or 0)
+                self.error = "permission denied" if denied else os.strerror(e.errno or 0)
                 return out
         try:
             fst = os.fstat(fd)

@@ -42,8 +42,11 @@ def progress_only(run: Run) -> bool:
     return p.format in _PROGRESS_FORMATS and p.progress_step is not None and p.progress_total is not None
 
 
-# the readers' own word for a missing file, shown in the chosen language
+# The readers' own words for an unreadable file (core/tail.py, run.py, ...), kept English where
+# they are set (tail.py also runs on remote hosts, where there is no catalog) and translated
+# here, where they are shown.
 _NOT_FOUND = N_("file not found")
+READER_ERRORS = (_NOT_FOUND, N_("not a regular file"), N_("permission denied"))
 
 
 def unread_reason(run: Run, *, final: bool = True) -> str | None:
