@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     from .tui.app import SfttopApp
 
     app = SfttopApp(paths, config, interval=args.interval, alert_cmd=alert_cmd,
-                    alert_severity=args.alert_severity, title_suffix=" (demo)" if demo else "", fmt=log_format,
+                    alert_severity=args.alert_severity, title_suffix=_(" (demo)") if demo else "", fmt=log_format,
                     webhooks=webhooks)
     try:
         app.run()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from sfttop import __version__
-from sfttop.core.i18n import N_
+from sfttop.core.i18n import N_, _
 
 from . import pipe
 from .checklist import Checklist
@@ -404,10 +404,11 @@ class Run:
         if src.should_stop and not parser.finished:
             # Saved as training ended: at max_steps, or stopped early by a callback.
             parser.finished = True
-            where = "at max_steps" if src.max_steps and (src.global_step or 0) >= src.max_steps else "early"
-            up.events.append(
-                Event(EventKind.FINISHED, f"training stopped {where}", first + len(entries), src.global_step)
-            )
+            if src.max_steps and (src.global_step or 0) >= src.max_steps:
+                said = _("training stopped at max_steps")
+            else:
+                said = _("training stopped early")
+            up.events.append(Event(EventKind.FINISHED, said, first + len(entries), src.global_step))
 
     def read(self, src: FileTail, budget: int, up: RunUpdate) -> bool:
         """Read and parse up to ``budget`` more bytes into ``up``; True at the end of the file.
