@@ -157,3 +157,33 @@ def test_the_locale_alone_gives_the_chinese_report(fmt: str) -> None:
     # the two differ only in the "last write ... ago" durations, which move with the clock
     strip = re.compile(r"\d+[smhd](\d+[smhd])?")
     assert strip.sub("T", out["locale"]) == strip.sub("T", out["flag"])
+
+
+def test_follow_text_speaks_chinese(tmp_path: Path) -> None:
+    """--follow's text lines keep their greppable tags (FINDING, step=) and say the finding in Chinese."""
+    import io
+    import threading
+    import time
+
+    from sfttop.core.follow import follow
+
+    log = tmp_path / "train.log"
+    hf = "{{'loss': {loss}, 'grad_norm': 1.0, 'learning_rate': 1e-05, 'epoch': {epoch}}}\n"
+    log.write_text("".join(hf.format(loss=1.0 + i / 1000, epoch=i / 1000) for i in range(1, 21)))
+    out, stop = io.StringIO(), threading.Event()
+    t = threading.Thread(target=follow, args=([str(log)], Config(), "text", out), kwargs={"interval": 0.05, "stop": stop})
+    t.start()
+    try:
+        end = time.monotonic() + 20
+        while time.monotonic() < end and out.getvalue().count("\n") < 20:
+            time.sleep(0.05)
+        with open(log, "a") as fh:
+            fh.write(hf.format(loss="nan", epoch=0.021).replace("'grad_norm': 1.0", "'grad_norm': nan"))
+        while time.monotonic() < end and "loss_nonfinite" not in out.getvalue():
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(10)
+    findings = [line for line in out.getvalue().splitlines() if " FINDING " in line]
+    assert findings and all(re.search(r"[\u4e00-\u9fff]", line) for line in findings), findings
+    assert any("loss_nonfinite step=21: 第 21 步" in line and "为 nan" in line for line in findings), findings
