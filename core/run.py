@@ -198,6 +198,9 @@ class Attempt:
 # Why a source starts over that makes its content a new attempt ("vanished" is not one: the run
 # keeps what it showed, marked gone, until a file is there again).
 _RESTARTS = frozenset(("truncated", "replaced", "reappeared", "rewritten by another run"))
+# ... as shown (``_(run.restart_reason)``): tail.py, which sets most of them, also runs on remote
+# hosts without the catalog, so they are marked here.
+RESET_WORDS = (N_("truncated"), N_("replaced"), N_("reappeared"), N_("vanished"), N_("rewritten by another run"))
 
 
 class Run:
