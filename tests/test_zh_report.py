@@ -187,3 +187,20 @@ def test_follow_text_speaks_chinese(tmp_path: Path) -> None:
     findings = [line for line in out.getvalue().splitlines() if " FINDING " in line]
     assert findings and all(re.search(r"[\u4e00-\u9fff]", line) for line in findings), findings
     assert any("loss_nonfinite step=21: 第 21 步" in line and "为 nan" in line for line in findings), findings
+
+
+def test_a_chat_alert_speaks_chinese_with_its_code_unchanged() -> None:
+    from sfttop.core.webhook_payload import Alert, json_payload, plain_text
+
+    finding = {"code": "grad_explosion", "severity": "critical", "step": 120,
+               "message": "第 120 步 grad_norm 为 55.2，超过危险阈值 20", "advice": ["降低学习率"]}
+    one = plain_text([Alert("run-a", finding, "gpu-01")])
+    assert one.splitlines()[0] == "sfttop 严重：梯度爆炸 · run-a"
+    assert "建议：" in one and "grad_explosion" in one and "主机 gpu-01" in one
+    digest = plain_text([Alert("run-a", finding, "gpu-01"), Alert("run-b", finding, "gpu-01")])
+    assert digest.splitlines()[0] == "sfttop：gpu-01 上有 2 条新诊断（2 条严重）"
+    i18n.set_lang("en")
+    en = json_payload([Alert("run-a", finding, "gpu-01")])
+    i18n.set_lang("zh")
+    zh = json_payload([Alert("run-a", finding, "gpu-01")])
+    assert _shape(zh) == _shape(en)
