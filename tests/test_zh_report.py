@@ -22,6 +22,8 @@ import pytest
 from sfttop.cli import LANG_ENV
 from sfttop.core import i18n
 from sfttop.core.config import Config
+from sfttop.core.diagnose import CODES
+from sfttop.core.metrics import NORMAL_RANGES, label
 from sfttop.core.parse import INPUT_FORMATS
 from sfttop.core.report import build, render_md, render_text
 
@@ -40,7 +42,7 @@ ALLOWED = {
     "samples", "s", "nats",
     "sfttop", "tensorboard", "csv", "wandb", "mlflow", "trackio", "swanlab", "aim",
 }
-ALLOWED |= set(INPUT_FORMATS)
+ALLOWED |= set(INPUT_FORMATS) | set(CODES) | {label(m) for m in NORMAL_RANGES}  # codes, metric labels (lr)
 # the checklist's history columns; checkpoint directory names (checkpoint-500, checkpoint-N)
 _HISTORY = re.compile(r"^[x+~.?]+$")
 _NAMES = re.compile(r"^checkpoint-\w+$")
@@ -60,6 +62,8 @@ def _log_text(run: dict[str, Any]) -> list[str]:
     for key in ("crash", "error"):
         if run.get(key):
             quoted.append(str(run[key]))
+    # a crash finding quotes the log's error line after sfttop's own words
+    quoted += [f["message"] for f in run["findings"] if f["code"] == "run_crashed"]
     bc = run.get("best_checkpoint") or {}
     if bc.get("path"):
         quoted.append(str(bc["path"]))
@@ -83,6 +87,8 @@ def english_words(report: dict[str, Any], text: str) -> list[tuple[str, str]]:
                 continue
             if re.search(r"[\d_/\\]", token) or "." in token or _HISTORY.match(token) or _NAMES.match(token):
                 continue  # a number with its unit, an identifier, a path or module, a history
+            if re.search(r"[a-z][A-Z]", token):
+                continue  # a CamelCase class name (DataCollatorForCompletionOnlyLM)
             if token not in ALLOWED:
                 bad.append((token, line))
     return bad
