@@ -21,6 +21,7 @@ from .checkpoints import best_without_path
 from .config import Thresholds
 from .diagnose import Diagnoser, Finding, Severity, fmt, json_value, median, title
 from .diagnose.rules.impossible import NEGATIVE as NEGATIVE_LOSS
+from .i18n import N_, _
 from .metrics import (
     CROSS_ENTROPY_RANGES,
     ENTROPY,
@@ -41,6 +42,17 @@ from .series import RunData
 
 # statuses, best first
 GOOD, OK, WATCH, HIGH, LOW, CRITICAL, NA = "good", "ok", "watch", "high", "low", "critical", "n/a"
+# ... as a report shows them (the JSON keeps the words above)
+STATUS_WORDS = {
+    GOOD: N_("good"), OK: N_("ok"), WATCH: N_("watch"), HIGH: N_("high"), LOW: N_("low"),
+    CRITICAL: N_("critical"), NA: N_("n/a"),
+}
+# the compared items in a sentence
+_ITEM_WORDS = {"token_accuracy": N_("token accuracy"), "entropy": N_("entropy"), "loss": N_("loss")}
+
+
+def status_word(status: str) -> str:
+    return _(STATUS_WORDS[status]) if status in STATUS_WORDS else status
 
 
 @dataclass
@@ -67,8 +79,8 @@ class CompareRow:
     @property
     def diff_text(self) -> str:
         if self.diff is None:
-            return "n/a"
-        return f"{self.diff:+.1f}{'%' if self.unit == '%' else ' pts'}"
+            return _("n/a")
+        return f"{self.diff:+.1f}%" if self.unit == "%" else _("{diff:+.1f} pts").format(diff=self.diff)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -158,14 +170,14 @@ def _judge_loss(metric: str, v: float, env: _Env) -> _Judgement:
         if zero is not None:
             return zero
     if v < NEGATIVE_LOSS:
-        return CRITICAL, "negative: impossible for a cross-entropy loss (see impossible loss)"
+        return CRITICAL, _("negative: impossible for a cross-entropy loss (see impossible loss)")
     if v < lo:
-        return LOW, f"below {lo}: the model may be memorising the training set"
+        return LOW, _("below {lo}: the model may be memorising the training set").format(lo=lo)
     if v <= env.t.loss_good:
-        return GOOD, "a very good level for SFT"
+        return GOOD, _("a very good level for SFT")
     if v <= hi:
-        return OK, f"within the normal {lo}-{hi}"
-    return HIGH, f"above the usual {lo}-{hi} (normal early in training or on hard data)"
+        return OK, _("within the normal {lo}-{hi}").format(lo=lo, hi=hi)
+    return HIGH, _("above the usual {lo}-{hi} (normal early in training or on hard data)").format(lo=lo, hi=hi)
 
 
 def _zero_loss(env: _Env) -> _Judgement | None:
@@ -174,12 +186,12 @@ def _zero_loss(env: _Env) -> _Judgement | None:
     down to 0 at the printed precision, with a gradient still flowing (memorising)."""
     diag = env.diag
     if any(f.code == C.NOTHING_TRAINED for f in diag.findings):
-        return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
+        return CRITICAL, _("exactly 0: no token counts in the loss (labels all masked?), nothing is trained")
     if any(f.active and f.code == C.LOSS_NONFINITE and f.metric == LOSS for f in diag.findings):
-        return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
+        return CRITICAL, _("exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)")
     grad = _latest(env.data, GRAD_NORM)
     if grad is not None and grad[1] == 0.0:
-        return CRITICAL, "exactly 0 with grad_norm 0: no token counts in the loss (labels all masked?)"
+        return CRITICAL, _("exactly 0 with grad_norm 0: no token counts in the loss (labels all masked?)")
     return None
 
 
@@ -187,44 +199,48 @@ def _judge_eval_loss(metric: str, v: float, env: _Env) -> _Judgement:
     t, data = env.t, env.data
     tl = _smoothed(data, LOSS, t.smooth_points, _latest_step(data, EVAL_LOSS))
     if tl is None or tl <= 0:
-        return OK, "no train loss to compare with"
+        return OK, _("no train loss to compare with")
     r = v / tl
     if r > t.loss_gap_ratio:
-        return HIGH, f"{r:.2g}x the train loss: overfitting"
+        return HIGH, _("{r:.2g}x the train loss: overfitting").format(r=r)
     if r - 1 > t.loss_gap_warn:
-        return WATCH, f"{r:.2g}x the train loss: a large gap"
-    return GOOD, "close to the train loss (usually slightly above it)"
+        return WATCH, _("{r:.2g}x the train loss: a large gap").format(r=r)
+    return GOOD, _("close to the train loss (usually slightly above it)")
 
 
 def _judge_grad(metric: str, v: float, env: _Env) -> _Judgement:
     t = env.t
     if v > t.grad_norm_critical:
-        return CRITICAL, f"above {fmt(t.grad_norm_critical)}: gradient explosion"
+        return CRITICAL, _("above {grad_norm_critical}: gradient explosion").format(grad_norm_critical=fmt(t.grad_norm_critical))
     if v > t.grad_norm_warn:
-        return HIGH, f"above {fmt(t.grad_norm_warn)}: lower the learning rate?"
+        return HIGH, _("above {grad_norm_warn}: lower the learning rate?").format(grad_norm_warn=fmt(t.grad_norm_warn))
     if v >= t.grad_norm_watch * t.grad_norm_warn:
-        return WATCH, "slightly high: keep watching it; the learning rate may need lowering"
+        return WATCH, _("slightly high: keep watching it; the learning rate may need lowering")
     if v < t.grad_norm_vanishing:
-        return LOW, f"below {fmt(t.grad_norm_vanishing)}: vanishing gradients?"
+        return LOW, _("below {grad_norm_vanishing}: vanishing gradients?").format(grad_norm_vanishing=fmt(t.grad_norm_vanishing))
     if v < _range(GRAD_NORM)[0]:
-        return LOW, f"below the usual {_range_text(GRAD_NORM)} (common with LoRA; fine while the loss falls)"
-    return GOOD, f"stable, within {_range_text(GRAD_NORM)}"
+        return LOW, _("below the usual {grad_norm} (common with LoRA; fine while the loss falls)").format(
+            grad_norm=_range_text(GRAD_NORM)
+        )
+    return GOOD, _("stable, within {grad_norm}").format(grad_norm=_range_text(GRAD_NORM))
 
 
 def _judge_lr(metric: str, v: float, env: _Env) -> _Judgement:
     t, diag = env.t, env.diag
     shape = _lr_shape(env.data, diag)
     if v > t.lr_max:
-        return HIGH, f"above {fmt(t.lr_max)}: probably too large ({shape})"
+        return HIGH, _("above {lr_max}: probably too large ({shape})").format(lr_max=fmt(t.lr_max), shape=shape)
     if v >= t.lr_min:
         return OK, shape
     peak = diag.lr_peak() or 0.0
     if peak < t.lr_min:
-        return LOW, f"below {fmt(t.lr_min)} and never higher than {fmt(peak)}: far too small to learn"
+        return LOW, _("below {lr_min} and never higher than {peak}: far too small to learn").format(
+            lr_min=fmt(t.lr_min), peak=fmt(peak)
+        )
     ms = diag.max_steps
     if ms and (env.data.last_step or 0) >= t.lr_end_fraction * ms:
-        return OK, f"near zero at the end of the schedule ({shape})"
-    return LOW, f"below {fmt(t.lr_min)}: probably too small ({shape})"
+        return OK, _("near zero at the end of the schedule ({shape})").format(shape=shape)
+    return LOW, _("below {lr_min}: probably too small ({shape})").format(lr_min=fmt(t.lr_min), shape=shape)
 
 
 def _judge_entropy(metric: str, v: float, env: _Env) -> _Judgement:
@@ -233,11 +249,13 @@ def _judge_entropy(metric: str, v: float, env: _Env) -> _Judgement:
         loss = _loss_beside(metric, env)
         if loss is not None and loss > _range(LOSS)[1]:
             # certain of the wrong tokens: a model that collapsed, not one that learnt its data
-            return LOW, f"below {lo} with the loss at {fmt(loss)}: confidently wrong (collapsed predictions?)"
-        return LOW, f"below {lo}: very confident predictions (memorising?)"
+            return LOW, _("below {lo} with the loss at {loss}: confidently wrong (collapsed predictions?)").format(
+                lo=lo, loss=fmt(loss)
+            )
+        return LOW, _("below {lo}: very confident predictions (memorising?)").format(lo=lo)
     if v > hi:
-        return HIGH, f"above {hi}: very uncertain predictions (normal early in training)"
-    return GOOD, "moderate prediction uncertainty"
+        return HIGH, _("above {hi}: very uncertain predictions (normal early in training)").format(hi=hi)
+    return GOOD, _("moderate prediction uncertainty")
 
 
 def _loss_beside(metric: str, env: _Env) -> float | None:
@@ -252,14 +270,14 @@ def _judge_token_acc(metric: str, v: float, env: _Env) -> _Judgement:
     t = env.t
     lo, hi = _range(metric)
     if v > hi:
-        return WATCH, f"above {fmt(hi)}: near-perfect, check for memorisation"
+        return WATCH, _("above {hi}: near-perfect, check for memorisation").format(hi=fmt(hi))
     if v >= t.accuracy_excellent:
-        return GOOD, f"excellent ({t.accuracy_excellent:.0%}+)"
+        return GOOD, _("excellent ({accuracy_excellent:.0%}+)").format(accuracy_excellent=t.accuracy_excellent)
     if v >= t.accuracy_very_good:
-        return GOOD, f"very good ({t.accuracy_very_good:.0%}+)"
+        return GOOD, _("very good ({accuracy_very_good:.0%}+)").format(accuracy_very_good=t.accuracy_very_good)
     if v >= lo:
-        return OK, f"within the normal {_range_text(metric)}"
-    return LOW, f"below the usual {_range_text(metric)}"
+        return OK, _("within the normal {metric}").format(metric=_range_text(metric))
+    return LOW, _("below the usual {metric}").format(metric=_range_text(metric))
 
 
 _JUDGES: dict[str, Callable[[str, float, _Env], _Judgement]] = {
@@ -277,10 +295,10 @@ _JUDGES: dict[str, Callable[[str, float, _Env], _Judgement]] = {
 # say instead for the other objectives (the per-metric note where one says more).
 _RL_ONLY_ROWS = frozenset({EVAL_LOSS})  # (a preference eval loss compares with its train loss)
 _NOT_JUDGED: dict[tuple[Objective, str], str] = {
-    (Objective.PREFERENCE, LOSS): "a preference loss (ln 2 = 0.693 at the start): no cross-entropy range applies",
-    (Objective.RL, LOSS): "a policy loss: its level says little, and below 0 is normal",
+    (Objective.PREFERENCE, LOSS): N_("a preference loss (ln 2 = 0.693 at the start): no cross-entropy range applies"),
+    (Objective.RL, LOSS): N_("a policy loss: its level says little, and below 0 is normal"),
 }
-_NOT_JUDGED_OTHER = "not judged: the normal ranges are for SFT (cross-entropy) runs"
+_NOT_JUDGED_OTHER = N_("not judged: the normal ranges are for SFT (cross-entropy) runs")
 
 
 def _judge_metric(metric: str, v: float, env: _Env) -> _Judgement:
@@ -289,7 +307,7 @@ def _judge_metric(metric: str, v: float, env: _Env) -> _Judgement:
     if not objective.cross_entropy and (
         metric in CROSS_ENTROPY_RANGES or (objective is Objective.RL and metric in _RL_ONLY_ROWS)
     ):
-        return NA, _NOT_JUDGED.get((objective, metric), _NOT_JUDGED_OTHER)
+        return NA, _(_NOT_JUDGED.get((objective, metric), _NOT_JUDGED_OTHER))
     judge = _JUDGES.get(metric)
     return judge(metric, v, env) if judge is not None else (NA, "")
 
@@ -305,19 +323,19 @@ _LR_SHAPE_POINTS = 6  # what the schedule does now: the first against the last o
 def _lr_shape(data: RunData, diag: Diagnoser) -> str:
     s = data.get(LR)
     if s is None or len(s) < 2:
-        return "too few points to see the schedule"
+        return _("too few points to see the schedule")
     vals = [v for v in s.values[-_LR_SHAPE_POINTS:] if math.isfinite(v)]
     peak = diag.lr_peak()
     if len(vals) < 2:
-        return "schedule unknown"
+        return _("schedule unknown")
     direction = lr_direction(vals[0], vals[-1])
     if direction > 0:
-        return "warming up"
+        return _("warming up")
     if direction < 0:
         if peak and vals[-1] < peak:
-            return f"decaying as expected, now {vals[-1] / peak:.2%} of its peak {fmt(peak)}"
-        return "decaying"
-    return "constant"
+            return _("decaying as expected, now {value:.2%} of its peak {peak}").format(value=vals[-1] / peak, peak=fmt(peak))
+        return _("decaying")
+    return _("constant")
 
 
 
@@ -357,7 +375,7 @@ def assess(
         # rose from its best: the row must not read as the opposite of the finding
         for c in out.comparison:
             if c.status == GOOD and c.item in ("loss", "token_accuracy"):
-                c.status, c.judgement = OK, "a small gap now, but eval_loss rose from its best (overfitting)"
+                c.status, c.judgement = OK, _("a small gap now, but eval_loss rose from its best (overfitting)")
     _verdict(out, _View.of(out, env, statuses))
     out.best_checkpoint = best_checkpoint(data, log_path) if log_path else best_without_path(data)
     return out
@@ -366,14 +384,16 @@ def assess(
 def _row(m: str, step: int, v: float, broken: set[int], env: _Env) -> MetricRow:
     """The row of metric ``m``, whose latest value is ``v`` at ``step``."""
     if not math.isfinite(v):
-        return MetricRow(m, v, CRITICAL, f"{fmt(v)} at step {step}")
+        return MetricRow(m, v, CRITICAL, _("{v} at step {step}").format(v=fmt(v), step=step))
     if m != LR and step in broken:
-        return MetricRow(m, v, CRITICAL, f"meaningless: logged at step {step} while the loss is NaN/inf")
+        return MetricRow(
+            m, v, CRITICAL, _("meaningless: logged at step {step} while the loss is NaN/inf").format(step=step)
+        )
     judged = _smoothed(env.data, m, env.t.smooth_points) if m in _NOISY else v
     judged = v if judged is None else judged
     status, note = _judge_metric(m, judged, env)
     if m in _NOISY and status != NA and abs(judged - v) > _SHOW_MEDIAN * abs(v):
-        note += f" (recent median {fmt(judged)})"
+        note += _(" (recent median {judged})").format(judged=fmt(judged))
     return MetricRow(m, v, status, note)
 
 
@@ -414,7 +434,7 @@ def _compare(out: Assessment, data: RunData, t: Thresholds, broken: bool) -> Non
                 None,
                 "%",
                 CRITICAL,
-                "no comparison: training is NaN/inf",
+                _("no comparison: training is NaN/inf"),
             )
         )
         return
@@ -430,15 +450,15 @@ def _compare_loss(data: RunData, step: int, el: float, t: Thresholds) -> Compare
         return None
     d = (el - tl) / tl * 100
     if d > (t.loss_gap_ratio - 1) * 100:
-        st, j = HIGH, "overfitting"
+        st, j = HIGH, _("overfitting")
     elif d > t.loss_gap_warn * 100:
-        st, j = WATCH, "mild overfitting"
+        st, j = WATCH, _("mild overfitting")
     elif d > t.loss_gap_close * 100:
-        st, j = OK, "a normal gap"
+        st, j = OK, _("a normal gap")
     elif d >= -t.loss_gap_close * 100:
-        st, j = GOOD, "generalising well"
+        st, j = GOOD, _("generalising well")
     else:
-        st, j = OK, "eval below train (normal early on, or with dropout)"
+        st, j = OK, _("eval below train (normal early on, or with dropout)")
     return CompareRow("loss", tl, el, d, "%", st, j)
 
 
@@ -449,11 +469,11 @@ def _compare_accuracy(data: RunData, step: int, el: float, t: Thresholds) -> Com
         return None
     d = (ea - ta) * 100
     if d >= -t.accuracy_gap_warn * 100:
-        st, j = GOOD, "generalising well"
+        st, j = GOOD, _("generalising well")
     elif d >= -t.accuracy_drop * 100:
-        st, j = WATCH, "eval accuracy lags train: early sign of overfitting"
+        st, j = WATCH, _("eval accuracy lags train: early sign of overfitting")
     else:
-        st, j = HIGH, "a large accuracy gap: overfitting"
+        st, j = HIGH, _("a large accuracy gap: overfitting")
     return CompareRow("token_accuracy", ta, ea, d, "pts", st, j)
 
 
@@ -464,11 +484,11 @@ def _compare_entropy(data: RunData, step: int, el: float, t: Thresholds) -> Comp
         return None
     d = (ee - te) / te * 100
     if abs(d) <= t.entropy_gap_close * 100:
-        st, j = GOOD, "very consistent"
+        st, j = GOOD, _("very consistent")
     elif abs(d) <= t.entropy_gap * 100:
-        st, j = OK, "consistent"
+        st, j = OK, _("consistent")
     else:
-        st, j = WATCH, "eval entropy far from train: check the eval set's distribution"
+        st, j = WATCH, _("eval entropy far from train: check the eval set's distribution")
     return CompareRow("entropy", te, ee, d, "%", st, j)
 
 
@@ -537,10 +557,10 @@ def _pos_loss(v: _View) -> str | None:
         return None
     st = v.status(LOSS)
     if st == GOOD:
-        return "train loss is low and stable"
+        return _("train loss is low and stable")
     if st == OK:
-        return "train loss is in the normal range and stable"
-    return "train loss is still falling" if _loss_falling(v.env.data) else None
+        return _("train loss is in the normal range and stable")
+    return _("train loss is still falling") if _loss_falling(v.env.data) else None
 
 
 def _pos_accuracy(v: _View) -> str | None:
@@ -551,30 +571,38 @@ def _pos_accuracy(v: _View) -> str | None:
     # (not WATCH: near-perfect is a memorisation caution, not praise; n/a: not token accuracy)
     if acc[0] not in (GOOD, OK) or acc[1] < t.accuracy_very_good:
         return None
-    return f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}"
+    text = _("token accuracy {acc:.1f}%: excellent") if acc[1] >= t.accuracy_excellent else _(
+        "token accuracy {acc:.1f}%: very good"
+    )
+    return text.format(acc=acc[1] * 100)
 
 
 def _pos_eval_accuracy(v: _View) -> str | None:
     c = v.comp.get("token_accuracy")
     if c is None or c.status != GOOD or c.diff is None or v.overfit or C.ACCURACY_DROP in v.seen:
         return None
-    return f"eval accuracy only {abs(c.diff):.1f} points {'below' if c.diff < 0 else 'above'} train: generalising well"
+    text = (
+        _("eval accuracy only {diff:.1f} points below train: generalising well")
+        if c.diff < 0
+        else _("eval accuracy only {diff:.1f} points above train: generalising well")
+    )
+    return text.format(diff=abs(c.diff))
 
 
 def _pos_entropy(v: _View) -> str | None:
-    return "train and eval entropy agree" if v.good("entropy") and C.ENTROPY_GAP not in v.seen else None
+    return _("train and eval entropy agree") if v.good("entropy") and C.ENTROPY_GAP not in v.seen else None
 
 
 def _pos_eval_loss(v: _View) -> str | None:
-    return "eval loss close to train loss" if v.good("loss") and not v.overfit else None
+    return _("eval loss close to train loss") if v.good("loss") and not v.overfit else None
 
 
 def _pos_finite(v: _View) -> str | None:
-    return "no NaN/inf values" if C.LOSS_NONFINITE not in v.seen and v.env.data.get(LOSS) is not None else None
+    return _("no NaN/inf values") if C.LOSS_NONFINITE not in v.seen and v.env.data.get(LOSS) is not None else None
 
 
 def _pos_grad(v: _View) -> str | None:
-    return "grad_norm stable and in range" if v.status(GRAD_NORM) == GOOD and not v.seen & _GRAD_BAD else None
+    return _("grad_norm stable and in range") if v.status(GRAD_NORM) == GOOD and not v.seen & _GRAD_BAD else None
 
 
 def _pos_eval_improving(v: _View) -> str | None:
@@ -583,7 +611,7 @@ def _pos_eval_improving(v: _View) -> str | None:
     ev = _latest(data, EVAL_LOSS)
     if best is None or ev is None or best[0] != ev[0] or data.count(Kind.EVAL) <= 1:
         return None
-    return "eval_loss still improving (the latest eval is the best)"
+    return _("eval_loss still improving (the latest eval is the best)")
 
 
 _POSITIVES: tuple[Callable[[_View], str | None], ...] = (
@@ -606,14 +634,15 @@ _SAID_BY: dict[str, frozenset[str]] = {
 
 def _cautions(v: _View) -> list[str]:
     by_severity = sorted(v.active, key=lambda f: -f.severity.rank)  # (stable: log order within one)
-    out = [f"{f.title}: {f.message}" for f in by_severity if f.severity is not Severity.INFO]
-    out += [f"{f.title} (info): {f.message}" for f in by_severity if f.severity is Severity.INFO]
+    out = [_("{title}: {message}").format(title=f.title, message=f.message) for f in by_severity if f.severity is not Severity.INFO]
+    out += [_("{title} (info): {message}").format(title=f.title, message=f.message) for f in by_severity if f.severity is Severity.INFO]
     for c in v.comp.values():
         if c.status in (WATCH, HIGH, CRITICAL) and not (c.item == "loss" and v.codes & _OVERFIT):
-            out.append(f"train/eval {c.item.replace('_', ' ')} gap {c.diff_text}: {c.judgement}")
+            item = _(_ITEM_WORDS.get(c.item, c.item))
+            out.append(_("train/eval {item} gap {diff}: {judgement}").format(item=item, diff=c.diff_text, judgement=c.judgement))
     for m, (s, value) in v.statuses.items():
         if s in (WATCH, HIGH, LOW) and m != EVAL_LOSS and not v.codes & _SAID_BY.get(m, frozenset()):
-            out.append(f"{label(m)} {fmt(value)}: {v.rows[m].note}")
+            out.append(_("{metric} {value}: {note}").format(metric=label(m), value=fmt(value), note=v.rows[m].note))
     return out
 
 
@@ -623,19 +652,22 @@ def _headline(v: _View) -> tuple[str, str]:
     warn = [f for f in v.active if f.severity is Severity.WARNING]
     loss_c = v.comp.get("loss")
     if crit:
-        return CRITICAL, f"Critical: {', '.join(dict.fromkeys(f.title for f in crit))}. Act now."
+        return CRITICAL, _("Critical: {names}. Act now.").format(names=_(", ").join(dict.fromkeys(f.title for f in crit)))
     if C.OVERFITTING in v.codes:
-        return WATCH, "Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early."
+        return WATCH, _("Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early.")
     if warn:
-        names = ", ".join(dict.fromkeys(f.title for f in warn))
-        tail = "" if loss_c is None or loss_c.status != WATCH else " and a mild overfitting tendency"
-        return WATCH, f"Training runs, with warnings to watch: {names}{tail}."
+        names = _(", ").join(dict.fromkeys(f.title for f in warn))
+        if loss_c is None or loss_c.status != WATCH:
+            return WATCH, _("Training runs, with warnings to watch: {names}.").format(names=names)
+        return WATCH, _("Training runs, with warnings to watch: {names} and a mild overfitting tendency.").format(
+            names=names
+        )
     if loss_c is not None and loss_c.status in (WATCH, HIGH):
-        return WATCH, "Slight overfitting tendency, but healthy overall."
+        return WATCH, _("Slight overfitting tendency, but healthy overall.")
     data = v.env.data
     if data.get(LOSS) is None and data.get(EVAL_LOSS) is None:
-        return NA, "No metrics yet."
-    return GOOD, "Healthy: nothing to act on."
+        return NA, _("No metrics yet.")
+    return GOOD, _("Healthy: nothing to act on.")
 
 
 def _verdict(out: Assessment, v: _View) -> None:
@@ -649,19 +681,19 @@ def _verdict(out: Assessment, v: _View) -> None:
     if recovered and out.status != CRITICAL:
         if out.status in (GOOD, NA):
             out.status = WATCH
-            out.verdict = f"Recovered from {recovered}: check the run before trusting it."
+            out.verdict = _("Recovered from {recovered}: check the run before trusting it.").format(recovered=recovered)
         else:
-            out.verdict += f" Earlier it recovered from {recovered}."
+            out.verdict += _(" Earlier it recovered from {recovered}.").format(recovered=recovered)
     if diag.finished and out.status != CRITICAL:
-        out.verdict += " The run has finished."
+        out.verdict += _(" The run has finished.")
 
 
 # a closed critical episode in the verdict: (one, several) of them
 _RECOVERED_NOUN: dict[str, tuple[str, str]] = {
-    C.GRAD_EXPLOSION: ("a gradient spike", "gradient spikes"),
-    C.LOSS_NONFINITE: ("a NaN/inf value", "NaN/inf values"),
-    C.OVERFITTING_SEVERE: ("severe overfitting", "severe overfitting"),
-    C.RUN_CRASHED: ("a crash", "crashes"),
+    C.GRAD_EXPLOSION: (N_("a gradient spike of {listed}"), N_("gradient spikes of {listed}")),
+    C.LOSS_NONFINITE: (N_("a NaN/inf value {listed}"), N_("NaN/inf values {listed}")),
+    C.OVERFITTING_SEVERE: (N_("severe overfitting {listed}"), N_("severe overfitting {listed}")),
+    C.RUN_CRASHED: (N_("a crash {listed}"), N_("crashes {listed}")),
 }
 _RECOVERED_LISTED = 3  # episodes of one code named in the verdict; the rest are counted
 
@@ -672,18 +704,23 @@ def _recovered(diag: Diagnoser) -> str:
     by_code: dict[str, list[str]] = {}
     for f in diag.findings:
         if f.severity is Severity.CRITICAL and not f.active:
-            value = f"{fmt(f.value)} " if f.value is not None and f.code == C.GRAD_EXPLOSION else ""
-            by_code.setdefault(f.code, []).append(f"{value}at step {f.step}")
+            if f.value is not None and f.code == C.GRAD_EXPLOSION:
+                where = _("{value} at step {step}").format(value=fmt(f.value), step=f.step)
+            else:
+                where = _("at step {step}").format(step=f.step)
+            by_code.setdefault(f.code, []).append(where)
     parts = []
     for code, eps in by_code.items():
-        one, many = _RECOVERED_NOUN.get(code, (title(code), title(code)))
+        one, many = _RECOVERED_NOUN.get(code, (N_("{title} {listed}"), N_("{title} {listed}")))
         shown = eps[:_RECOVERED_LISTED]
         if len(eps) > len(shown):
-            shown.append(f"{len(eps) - len(shown)} more")
-        listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
-        of = "of " if code == C.GRAD_EXPLOSION else ""
-        parts.append(f"{one if len(eps) == 1 else many} {of}{listed}")
-    return "; ".join(parts)
+            shown.append(_("{count} more").format(count=len(eps) - len(shown)))
+        if len(shown) == 1:
+            listed = shown[0]
+        else:
+            listed = _("{items} and {last}").format(items=_(", ").join(shown[:-1]), last=shown[-1])
+        parts.append(_(one if len(eps) == 1 else many).format(title=title(code), listed=listed))
+    return _("; ").join(parts)
 
 
 _FALLING_POINTS = 20  # "still falling": the newer half of this many points has the lower median

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import orjson
 
 from .discover import CHECKPOINT_DIR, checkpoint_dirs
+from .i18n import _
 from .metrics import EVAL_LOSS, EVAL_TOKEN_ACC
 from .query import best_eval, best_key, logging_interval, value_at
 from .series import RunData, post_training
@@ -78,40 +79,47 @@ def best_checkpoint(
     notes: list[str] = []
     if not dirs:
         best = overall
-        notes.append(f"no checkpoint-N directories beside the log; the best eval is at step {best.step}")
+        notes.append(_("no checkpoint-N directories beside the log; the best eval is at step {step}").format(step=best.step))
     elif not saved:
         best = overall
-        notes.append(f"no checkpoint was saved at step {best.step}; present: {_listed(dirs)}")
+        notes.append(
+            _("no checkpoint was saved at step {step}; present: {listed}").format(step=best.step, listed=_listed(dirs))
+        )
     else:
         best = min(saved, key=_key)
         if best is not overall and overall.loss < best.loss:
             have = sorted(dirs)
             spacing = _gcd_all(have)
-            gone = (
-                "no longer exists (deleted by save_total_limit?)"
-                if spacing and overall.step % spacing == 0 and overall.step < have[-1]
-                else "was not saved"
-            )
-            notes.append(
-                f"the lowest eval_loss, {fmt(overall.loss)} at step {overall.step}: checkpoint-{overall.step} {gone}; "
-                f"present: {_listed(dirs)}"
-            )
+            if spacing and overall.step % spacing == 0 and overall.step < have[-1]:
+                gone = _(
+                    "the lowest eval_loss, {loss} at step {step}: checkpoint-{step} no longer exists (deleted by "
+                    "save_total_limit?); present: {listed}"
+                )
+            else:
+                gone = _("the lowest eval_loss, {loss} at step {step}: checkpoint-{step} was not saved; present: {listed}")
+            notes.append(gone.format(loss=fmt(overall.loss), step=overall.step, listed=_listed(dirs)))
     tie = [e for e in evals if e is not best and e.shown == best.shown]
     if tie:
         others = ", ".join(str(e.step) for e in tie[:4])
         if best.precise and any(e.loss != best.loss for e in tie):
             notes.append(
-                f"a tie at the log's printed precision with step {others}: the full-precision eval_loss in "
-                f"{STATE_FILE} is lower at step {best.step} ({best.loss!r})"
+                _(
+                    "a tie at the log's printed precision with step {others}: the full-precision eval_loss in "
+                    "{file} is lower at step {step} ({loss})"
+                ).format(others=others, file=STATE_FILE, step=best.step, loss=repr(best.loss))
             )
         else:
             if at[best.step] is not None and any(at[e.step] is None for e in tie):
-                why = "the one whose checkpoint exists"
+                why = _("the one whose checkpoint exists")
             elif best.acc is not None and any(e.acc is not None and e.acc != best.acc for e in tie):
-                why = "the one with the higher eval token accuracy"
+                why = _("the one with the higher eval token accuracy")
             else:
-                why = "the earliest"
-            notes.append(f"a tie on eval_loss {fmt(best.loss)} with step {others}: {why} is named")
+                why = _("the earliest")
+            notes.append(
+                _("a tie on eval_loss {loss} with step {others}: {why} is named").format(
+                    loss=fmt(best.loss), others=others, why=why
+                )
+            )
     return {
         "step": best.step,
         "eval_loss": best.loss,
@@ -267,7 +275,7 @@ def _merge(state: list[Ev], log: list[Ev], interval: int) -> list[Ev] | None:
 
 def _listed(dirs: dict[int, str]) -> str:
     have = sorted(dirs)
-    return ", ".join(f"checkpoint-{s}" for s in have[:8]) + (" ..." if len(have) > 8 else "")
+    return _(", ").join(f"checkpoint-{s}" for s in have[:8]) + (" ..." if len(have) > 8 else "")
 
 
 def _gcd_all(xs: list[int]) -> int:

@@ -6,6 +6,7 @@ import os
 
 import orjson
 
+from .i18n import N_
 from .parse import parse_object
 
 MAX_STATE_FILE = 512 << 20
@@ -40,7 +41,7 @@ class StateFile:
             st = os.stat(self.path)
         except OSError as e:
             self.exists = False
-            self.error = "file not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+            self.error = N_("file not found") if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
             return None
         self.exists = True
         sig = (st.st_mtime, st.st_size, st.st_ino)
@@ -75,16 +76,16 @@ class StateFile:
 
                 obj = json.loads(raw)
             except (ValueError, RecursionError):
-                self.error = "not valid JSON (being written?)"
+                self.error = N_("not valid JSON (being written?)")
                 self.sig = None
                 return None
         self.error = None
         if not isinstance(obj, dict):
-            self.error = "not a trainer_state.json object"
+            self.error = N_("not a trainer_state.json object")
             return None
         hist = obj.get("log_history")
         if not isinstance(hist, list):
-            self.error = "no log_history"
+            self.error = N_("no log_history")
             return None
         ms = obj.get("max_steps")
         self.max_steps = ms if isinstance(ms, int) and ms > 0 else None

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sfttop.core.i18n import _, ngettext
+
 from .alert import finding_dict, severity_name, severity_rank
 from .diagnose import Severity
 from .sanitize import clean_text
@@ -99,21 +101,20 @@ def make_target(
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"webhook URL must be http:// or https:// with a host, got {mask_url(url)}")
+        raise ValueError(_("webhook URL must be http:// or https:// with a host, got {url}").format(url=mask_url(url)))
     flavour = fmt or flavour_for(url)
     if flavour is None:
         raise ValueError(
-            f"cannot tell the webhook format of {mask_url(url)}: give --alert-webhook-format "
-            f"(or 'format' in the config), one of {', '.join(FLAVOURS)}"
+            _("cannot tell the webhook format of {url}: give --alert-webhook-format (or 'format' in the config), one of {choices}").format(url=mask_url(url), choices=', '.join(FLAVOURS))
         )
     if flavour not in FLAVOURS:
-        raise ValueError(f"unknown webhook format {flavour!r} (one of: {', '.join(FLAVOURS)})")
+        raise ValueError(_("unknown webhook format {flavour!r} (one of: {choices})").format(flavour=flavour, choices=', '.join(FLAVOURS)))
     if severity_name(min_severity) not in {s.value for s in Severity}:
-        raise ValueError(f"unknown severity {min_severity!r}")
+        raise ValueError(_("unknown severity {min_severity!r}").format(min_severity=min_severity))
     if secret_env:
         secret = env.get(secret_env)
         if not secret:
-            raise ValueError(f"environment variable {secret_env} (the webhook secret) is not set")
+            raise ValueError(_("environment variable {secret_env} (the webhook secret) is not set").format(secret_env=secret_env))
     return Target(url, flavour, severity_name(min_severity), secret or None)
 
 
@@ -261,12 +262,16 @@ class _Worker:
 
     def _failed(self, text: str, n: int) -> None:
         text = self._scrub(text)
-        line = f"sfttop: webhook {self.target.shown} ({self.target.flavour}) failed: {text}"
+        line = _("sfttop: webhook {target} ({format}) failed: {error}").format(
+            target=self.target.shown, format=self.target.flavour, error=text)
         with self.s.lock:
             self.s.stats.failed += 1
             self.s.stats.last_error = f"{self.target.shown}: {text}"
             if line != self.last_line:  # the same failure again: counted, not repeated
-                self.s.errors.append(f"{line} ({n} finding{'s' if n != 1 else ''} not delivered)")
+                self.s.errors.append(
+                    ngettext("{line} ({n} finding not delivered)", "{line} ({n} findings not delivered)", n).format(
+                        line=line, n=n)
+                )
         self.last_line = line
 
     def _scrub(self, text: str) -> str:
@@ -394,12 +399,12 @@ class WebhookSender:
         """One line for a status bar: ``webhooks 3 sent · 1 failed (hooks.slack.com/…: HTTP 400)``."""
         with self.lock:
             s = self.stats
-            parts = [f"{s.sent} sent"]
+            parts = [_("{count} sent").format(count=s.sent)]
             if s.dropped:
-                parts.append(f"{s.dropped} dropped")
+                parts.append(_("{count} dropped").format(count=s.dropped))
             if s.failed:
-                parts.append(f"{s.failed} failed ({s.last_error})")
-        return "webhooks " + " · ".join(parts)
+                parts.append(_("{count} failed ({error})").format(count=s.failed, error=s.last_error))
+        return _("webhooks {parts}").format(parts=" · ".join(parts))
 
     def close(self, wait: float = 3.0) -> None:
         """Send what is queued (no digest wait, no rate limit), giving up after ``wait`` seconds."""

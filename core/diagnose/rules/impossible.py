@@ -9,6 +9,7 @@ negative; the diagnoser mutes this code for them (``episodes.MUTED``).
 from __future__ import annotations
 
 from sfttop.core.diagnose.episodes import Code, Episodes
+from sfttop.core.i18n import _
 from sfttop.core.metrics import LOSS
 from sfttop.core.textfmt import fmt
 
@@ -39,7 +40,9 @@ class ImpossibleLoss(TrainRule):
                 p.step,
                 LOSS,
                 x,
-                f"loss {fmt(x)} at step {p.step} is negative: a cross-entropy loss is never below 0",
+                _("loss {loss} at step {step} is negative: a cross-entropy loss is never below 0").format(
+                    loss=fmt(x), step=p.step
+                ),
             )
         elif ep.open and _KEY in ep.open:
             ep.cool(_KEY, p.step, self.t.clear_points)
