@@ -1,0 +1,241 @@
+"""The TUI in Chinese: every string of tui/ in the catalog, and wide characters laid out right.
+
+A CJK character is two cells wide. These tests render the whole app in zh at 120x36, 80x24 and
+60x15 (replay mode, real logs) and read the screen back cell by cell: no line may be wider than
+the terminal, and every bordered box must have its corners and sides in the same columns on
+every line (a width counted in characters instead of cells shifts the right border).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import string
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.cells import cell_len
+from rich.console import Console
+from textual.widget import Widget
+
+from sfttop.core import i18n
+from sfttop.core.config import Config
+from sfttop.tui.app import SfttopApp
+from sfttop.tui.cells import crop, fit, ljust, rjust
+from sfttop.tui.palette import CHECK_STATUS, CRITICAL, DONE, ERROR, INFO, LOADING, MISSING, OK, WAITING, WARNING
+from sfttop.tui.widgets.alert_banner import BannerItem, banner_text
+from sfttop.tui.widgets.assessment import AssessmentView, assessment_text
+from sfttop.tui.widgets.checklist import ChecklistView, CheckRow, checklist_text
+from sfttop.tui.widgets.key_bar import KeyHint, key_bar_text
+from sfttop.tui.widgets.metric_card import CardData, card_text
+from sfttop.tui.widgets.run_list import RunRow, row_text
+from sfttop.tui.widgets.title_bar import TitleInfo, title_text
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = Path(__file__).parent / "fixtures" / "real" / "tf5"
+THREE = [str(REAL / n / "train.log") for n in ("healthy", "explode", "overfit")]
+ALL_TF5 = sorted(str(p) for p in REAL.glob("*/train.log"))
+SIZES = [(120, 36), (80, 24), (60, 15)]
+SIZE_IDS = ["120x36", "80x24", "60x15"]
+
+
+@pytest.fixture
+def zh() -> Iterator[None]:
+    i18n.set_lang("zh")
+    yield
+    i18n.set_lang("en")
+
+
+# ---------------------------------------------------------------------------------- catalog
+def _tui_messages() -> dict[str, str]:
+    """Every literal handed to _() or N_() in tui/, with the first file that uses it."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / "tui").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "N_"):
+                arg = node.args[0] if node.args else None
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    found.setdefault(arg.value, str(path.relative_to(ROOT)))
+                else:  # _(entry) shows a table's N_() literal; N_ itself marks literals only
+                    assert node.func.id == "_", f"{path.name}:{node.lineno}: N_() of a non-literal"
+    return found
+
+
+def _tui_po() -> dict[str, str]:
+    entries = i18n.read_po((i18n.LOCALE_DIR / "zh" / "tui.po").read_text(encoding="utf-8"), "tui.po")
+    return {e.msgid: e.msgstrs[0] for e in entries if e.msgid and not e.fuzzy}
+
+
+def test_every_tui_string_is_translated_and_the_catalog_has_no_stale_entry() -> None:
+    used = _tui_messages()
+    po = _tui_po()
+    assert len(used) > 150
+    missing = {m: where for m, where in used.items() if not po.get(m)}
+    assert not missing, f"not in core/locale/zh/tui.po: {missing}"
+    stale = sorted(set(po) - set(used))
+    assert not stale, f"in tui.po but no longer used in tui/: {stale}"
+
+
+def _fields(template: str) -> set[str]:
+    return {f for _t, f, _s, _c in string.Formatter().parse(template) if f is not None}
+
+
+def test_translations_keep_their_placeholders() -> None:
+    """A translation that drops or renames ``{step}`` would raise KeyError on screen."""
+    for msgid, msgstr in _tui_po().items():
+        assert _fields(msgid) == _fields(msgstr), msgid
+
+
+def test_status_words_fit_their_four_cell_column(zh: None) -> None:
+    for st_ in (CRITICAL, WARNING, INFO, OK, LOADING, MISSING, DONE, WAITING, ERROR, *CHECK_STATUS.values()):
+        assert st_.shown_word != st_.word and cell_len(st_.shown_word) <= 4, st_
+
+
+# ---------------------------------------------------------------------------------- cells
+@given(st.text(st.sampled_from("ab梯度爆炸、：…e✖")), st.integers(0, 30))
+def test_fit_never_cuts_a_wide_character(text: str, width: int) -> None:
+    out = fit(text, width)
+    assert cell_len(out) <= width
+    if cell_len(text) <= width:
+        assert out == text
+    elif width == 0:
+        assert out == ""
+    else:
+        assert out.endswith("…") and text.startswith(out[:-1])
+        assert cell_len(out) >= width - 1  # at most the one cell a wide character could not use
+    assert cell_len(crop(text, width)) <= width and text.startswith(crop(text, width))
+    assert cell_len(ljust(out, width)) == width == cell_len(rjust(out, width))
+
+
+# ---------------------------------------------------------------------------------- renderers
+CJK_RUN = "实验-学习率过大-梯度爆炸-第二次"
+
+
+@pytest.mark.parametrize("width", range(30, 70))  # the narrowest side panel holds 30 cells
+def test_renderers_measure_cells(zh: None, width: int) -> None:
+    row = row_text(RunRow(CJK_RUN, 0, CRITICAL, "第 900 步"), 0, True, width, {})
+    assert cell_len(row.plain) <= width
+    row = row_text(RunRow(CJK_RUN, 0, CRITICAL, "900/4000"), 0, False, width, {}, show_word=width >= 26)
+    assert cell_len(row.plain) == width or "900/4000" not in row.plain
+    card = card_text(CardData("loss", "损失值很长的标签", 1.5, 1.0, (1.0, 1.5), masked=width % 2 == 0), width, {})
+    assert cell_len(card.plain) <= width
+    hints = (KeyHint("q", "退出", 0), KeyHint("?", "按键", 1), KeyHint("tab", "下个运行", 2), KeyHint("o", "叠加", 5))
+    assert cell_len(key_bar_text(hints, width, {}).plain) <= width
+    item = BannerItem(("r", "c", 1), CRITICAL, "grad_explosion", "梯度爆炸：grad_norm 62.38 超过严重阈值 20", "降低学习率")
+    banner = banner_text((item, item), width, 1, {})
+    assert all(cell_len(line) <= width for line in banner.plain.split("\n"))
+
+
+def test_columns_line_up_in_chinese(zh: None) -> None:
+    """Where a column starts or ends does not depend on how many CJK characters precede it."""
+    statuses = (CRITICAL, WARNING, INFO, OK, LOADING, MISSING, DONE, WAITING, ERROR)
+    for st_ in statuses:
+        plain = row_text(RunRow("run-a", 0, st_, "1/2"), 0, False, 40, {}).plain
+        assert cell_len(plain[: plain.index("run-a")]) == 9, plain  # "  1 " glyph, a 4-cell word, " "
+    view = AssessmentView("健康", "ok", metrics=(
+        ("loss", "0.52", "ok", ""), ("token 准确率 差距", "-2.8%", "ok", "泛化良好"), ("eval_loss", "0.61", "warning", "")))
+    lines = assessment_text(view, 60, {}).plain.split("\n")[-3:]  # the metrics table
+    ends = {cell_len(line[: m.end()]) for line in lines if (m := re.search(r"-?[\d.]+%?(?=  |$)", line))}
+    assert len(ends) == 1, lines
+
+
+@pytest.mark.parametrize("width", range(40, 130, 7))
+def test_title_in_chinese_keeps_the_alarms(zh: None, width: int) -> None:
+    info = TitleInfo("sfttop (演示)", CJK_RUN, 0, 0, 4, "第 900/4000 步 22% · 轮次 0.83 · 剩余 9m40s", "已完成",
+                     "其他 ✖2 严重 ▲1 警告", "", "", "900/4000 轮次 0.83", "其他 ✖2 ▲1")
+    text = title_text(info, width, {}).plain
+    assert cell_len(text) <= width, text
+    assert "✖2" in text and "▲1" in text
+
+
+def test_checklist_columns_line_up_in_chinese(zh: None) -> None:
+    rows = tuple(
+        CheckRow(cad, label, state, "中位数 0.64，上一窗口为 0.66（-1.9%）", ("pass", "warn", state), window=win)
+        for cad, win in (("每 100 步", "1001-1100"), ("每轮", "whole run (no epoch info)"))
+        for label, state in (("loss 在下降", "pass"), ("学习率符合调度计划而且这个标签很长", "fail"), ("没有 NaN/inf", "warn"))
+    )
+    for width in (40, 59, 60, 70, 90, 120):
+        lines = checklist_text(ChecklistView(rows), width, {}).plain.split("\n")
+        # (a row's detail runs past the width: the widget ends it with … where the panel does)
+        # the column of past windows' glyphs ends at the same cell on every row
+        ends = {cell_len(line[: m.end()]) for line in lines if (m := re.search(r"[✔▲✖·]{3}", line))}
+        assert len(ends) == 1, (width, lines)
+
+
+# ---------------------------------------------------------------------------------- the screen
+def screen_lines(app: SfttopApp) -> list[str]:
+    """The screen as plain text, as Textual's own screenshot export composes it."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system=None,
+                      record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text().split("\n")[:height]
+
+
+def cells_of(line: str) -> list[str]:
+    """One entry per terminal cell; the second cell of a wide character is ''."""
+    out: list[str] = []
+    for ch in line:
+        out.append(ch)
+        out.extend([""] * (cell_len(ch) - 1))
+    return out
+
+
+def assert_laid_out(app: SfttopApp, where: str) -> None:
+    width, height = app.size
+    lines = screen_lines(app)
+    assert len(lines) == height, where
+    grid = [cells_of(line) for line in lines]
+    for y, row in enumerate(grid):
+        assert len(row) == width, f"{where}: line {y} is {len(row)} cells wide, not {width}: {lines[y]!r}"
+    boxes = [w for w in app.screen.query(Widget) if w.styles.border_top[0] == "round" and w.display and w.region.area]
+    assert boxes, where
+    for w in boxes:
+        r = w.region
+        if r.right > width or r.bottom > height or not w.visible:
+            continue
+        top, bottom = grid[r.y], grid[r.bottom - 1]
+        name = f"{where} {w.id or type(w).__name__}"
+        assert (top[r.x], top[r.right - 1]) == ("╭", "╮"), f"{name}: top {lines[r.y]!r}"
+        assert (bottom[r.x], bottom[r.right - 1]) == ("╰", "╯"), f"{name}: bottom {lines[r.bottom - 1]!r}"
+        for y in range(r.y + 1, r.bottom - 1):
+            assert (grid[y][r.x], grid[y][r.right - 1]) == ("│", "│"), f"{name}: line {y} {lines[y]!r}"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+async def test_every_box_is_aligned_in_chinese(zh: None, size: tuple[int, int]) -> None:
+    """Each view, the overlay of ten runs and the help screen: every line of every box the same
+    display width, no line wider than the terminal."""
+    app = SfttopApp(ALL_TF5, Config(), replay=True)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        explode = ALL_TF5.index(str(REAL / "explode" / "train.log")) + 1
+        await pilot.press(str(explode))
+        await pilot.pause()
+        assert_laid_out(app, f"{size} chart")
+        for view in range(3):
+            await pilot.press("v")
+            await pilot.pause()
+            assert_laid_out(app, f"{size} view {view + 1}")
+        await pilot.press("v", "o", "m")
+        await pilot.pause()
+        assert_laid_out(app, f"{size} overlay")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert_laid_out(app, f"{size} help")
+
+
+async def test_a_chinese_run_name_is_cut_at_a_cell_boundary(zh: None, tmp_path: Path) -> None:
+    run = tmp_path / "微调实验-学习率二乘十的负五次方-批大小六十四-第三次重跑" / "train.log"
+    run.parent.mkdir()
+    run.write_text((REAL / "overfit" / "train.log").read_text(encoding="utf-8"), encoding="utf-8")
+    for size in SIZES:
+        app = SfttopApp([str(run), THREE[1]], Config(), replay=True)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            assert_laid_out(app, f"{size} CJK run name")
+            assert "…" in screen_lines(app)[0] or cell_len(screen_lines(app)[0].rstrip()) < size[0]
