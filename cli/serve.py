@@ -21,13 +21,15 @@ import sys
 import threading
 from typing import TYPE_CHECKING, TextIO
 
+from .core import i18n
 from .core.config import Config
+from .core.i18n import N_, _
 
 if TYPE_CHECKING:
     from .core.alert import AlertDispatcher
     from .core.webhook import WebhookSender
 
-INSTALL_HINT = "sfttop: --serve needs the web extra: pip install 'sfttop[web]'"
+INSTALL_HINT = N_("sfttop: --serve needs the web extra: pip install 'sfttop[web]'")
 
 
 def is_loopback(host: str) -> bool:
@@ -56,25 +58,25 @@ def child_command(args: argparse.Namespace) -> str:
 def serve(args: argparse.Namespace, config: Config, out: TextIO | None = None) -> int:
     out = out or sys.stderr
     if not args.paths and not args.demo:
-        print("sfttop: --serve needs a log file, run directory or glob (or --demo)", file=out)
+        print(_("sfttop: --serve needs a log file, run directory or glob (or --demo)"), file=out)
         return 2
     host = args.serve_host or "127.0.0.1"
     port = int(args.serve_port)
     if not 0 < port < 65536:
-        print(f"sfttop: --serve-port must be 1 to 65535, got {port}", file=out)
+        print(_("sfttop: --serve-port must be 1 to 65535, got {port}").format(port=port), file=out)
         return 2
     try:
         from textual_serve.server import Server
     except ImportError:
-        print(INSTALL_HINT, file=out)
+        print(_(INSTALL_HINT), file=out)
         return 2
-    from .cli import SERVED_ENV, _webhooks
+    from .cli import LANG_ENV, SERVED_ENV, _webhooks
     from .core.alert import dispatcher_for
 
     try:
         dispatcher = dispatcher_for(args.alert_cmd, args.alert_severity, config)
     except ValueError as e:
-        print(f"sfttop: --alert-cmd: {e}", file=out)
+        print(_("sfttop: --alert-cmd: {error}").format(error=e), file=out)
         return 2
     webhooks, code = _webhooks(args, config)
     if code:
@@ -83,19 +85,19 @@ def serve(args: argparse.Namespace, config: Config, out: TextIO | None = None) -
     url = args.serve_url or f"http://{shown_host}:{port}"
     if is_loopback(host):
         me = socket.gethostname() or socket.getfqdn()
-        print(f"sfttop: serving on {url} (this machine only)", file=out)
-        print(f"sfttop: from your laptop: ssh -L {port}:127.0.0.1:{port} {me}  then open http://127.0.0.1:{port}",
+        print(_("sfttop: serving on {url} (this machine only)").format(url=url), file=out)
+        print(_("sfttop: from your laptop: ssh -L {port}:127.0.0.1:{port} {me}  then open http://127.0.0.1:{port}").format(port=port, me=me),
               file=out)
     else:
         if args.serve_url is None and host in ("0.0.0.0", "::"):
             url = f"http://{socket.getfqdn() or socket.gethostname()}:{port}"
-        print(f"sfttop: WARNING: serving on {host}:{port} with NO authentication: anyone who can reach "
-              f"this port sees the runs (and the paths of their logs)", file=out)
-        print(f"sfttop: serving on {url}", file=out)
+        print(_("sfttop: WARNING: serving on {host}:{port} with NO authentication: anyone who can reach this port sees the runs (and the paths of their logs)").format(host=host, port=port), file=out)
+        print(_("sfttop: serving on {url}").format(url=url), file=out)
     out.flush()
     # Read by every per-tab sfttop: draw to the web driver (not a tty) and leave alerts to us.
     os.environ["SFTTOP_FORCE_TUI"] = "1"
     os.environ[SERVED_ENV] = "1"
+    os.environ[LANG_ENV] = i18n.get_lang()
     stop = threading.Event()
     engine = None
     if (dispatcher is not None or webhooks is not None) and args.paths:
@@ -107,7 +109,7 @@ def serve(args: argparse.Namespace, config: Config, out: TextIO | None = None) -
     try:
         server.serve()
     except OSError as e:
-        print(f"sfttop: --serve cannot listen on {host}:{port}: {e.strerror or e}", file=out)
+        print(_("sfttop: --serve cannot listen on {host}:{port}: {reason}").format(host=host, port=port, reason=e.strerror or e), file=out)
         return 2
     except KeyboardInterrupt:
         pass

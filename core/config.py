@@ -24,6 +24,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from .i18n import LANGS, N_, _, normalise
+
 
 class ConfigError(Exception):
     """A configuration file is unreadable or holds a bad key or value; the message says which."""
@@ -179,6 +181,10 @@ class Config:
     keys: dict[str, str] = field(default_factory=dict)  # binding id -> key, e.g. {"next_run": "n"}
     alert: AlertConfig = field(default_factory=AlertConfig)
     path: str | None = None  # the file read, None when none was
+    lang: str | None = None  # "zh" or "en"; None: the locale environment decides (i18n.lang_from_env)
+
+
+LANG_DOC = "language of everything sfttop prints, zh or en (default: from LC_ALL, LC_MESSAGES, LANG)"
 
 
 SEVERITIES = ("info", "warning", "critical")
@@ -195,13 +201,13 @@ def default_config_path(env: Mapping[str, str] = os.environ) -> str:
 
 def _suggest(name: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return _(" (did you mean '{name}'?)").format(name=close[0]) if close else ""
 
 
 def _type_name(value: object) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(value), f"a {type(value).__name__}"
-    )
+    words = {bool: N_("a boolean"), int: N_("an integer"), float: N_("a number"), str: N_("a string")}
+    word = words.get(type(value))
+    return _(word) if word else _("a {type}").format(type=type(value).__name__)
 
 
 def _threshold_value(key: str, value: object, meta: Mapping[str, Any]) -> float | int:
@@ -209,21 +215,21 @@ def _threshold_value(key: str, value: object, meta: Mapping[str, Any]) -> float 
     if kind == "int":
         minimum = int(meta["min"])
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"'{key}' must be an integer >= {minimum}, got {_type_name(value)} {value!r}")
+            raise ConfigError(_("'{key}' must be an integer >= {minimum}, got {kind} {value!r}").format(key=key, minimum=minimum, kind=_type_name(value), value=value))
         if value < minimum:
-            raise ConfigError(f"'{key}' must be an integer >= {minimum}, got {value}")
+            raise ConfigError(_("'{key}' must be an integer >= {minimum}, got {value}").format(key=key, minimum=minimum, value=value))
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"'{key}' must be a number, got {_type_name(value)} {value!r}")
+        raise ConfigError(_("'{key}' must be a number, got {kind} {value!r}").format(key=key, kind=_type_name(value), value=value))
     x = float(value)
     if not math.isfinite(x):
-        raise ConfigError(f"'{key}' must be a finite number, got {value!r}")
+        raise ConfigError(_("'{key}' must be a finite number, got {value!r}").format(key=key, value=value))
     if kind == "pos" and x <= 0:
-        raise ConfigError(f"'{key}' must be a number > 0, got {value!r}")
+        raise ConfigError(_("'{key}' must be a number > 0, got {value!r}").format(key=key, value=value))
     if kind == "nonneg" and x < 0:
-        raise ConfigError(f"'{key}' must be a number >= 0, got {value!r}")
+        raise ConfigError(_("'{key}' must be a number >= 0, got {value!r}").format(key=key, value=value))
     if kind == "frac" and not 0 < x <= 1:
-        raise ConfigError(f"'{key}' must be a number in (0, 1], got {value!r}")
+        raise ConfigError(_("'{key}' must be a number in (0, 1], got {value!r}").format(key=key, value=value))
     return x
 
 
@@ -235,7 +241,7 @@ def thresholds_from_mapping(table: Mapping[str, object], prefix: str = "threshol
         key = f"{prefix}.{name}"
         f = known.get(name)
         if f is None:
-            raise ConfigError(f"unknown key '{key}'{_suggest(name, known)}")
+            raise ConfigError(_("unknown key '{key}'{hint}").format(key=key, hint=_suggest(name, known)))
         values[name] = _threshold_value(key, value, f.metadata)
     t = replace(Thresholds(), **values)
     _check_consistency(t, prefix)
@@ -258,7 +264,7 @@ def _check_consistency(t: Thresholds, prefix: str) -> None:
     for lo, hi in pairs:
         if getattr(t, lo) > getattr(t, hi):
             raise ConfigError(
-                f"'{prefix}.{lo}' ({getattr(t, lo)}) must not be larger than '{prefix}.{hi}' ({getattr(t, hi)})"
+                _("'{prefix}.{lo}' ({low}) must not be larger than '{prefix}.{hi}' ({high})").format(prefix=prefix, lo=lo, low=getattr(t, lo), hi=hi, high=getattr(t, hi))
             )
 
 
@@ -268,25 +274,25 @@ def _alert_from_mapping(table: Mapping[str, object]) -> AlertConfig:
     for name, value in table.items():
         key = f"alert.{name}"
         if name not in known:
-            raise ConfigError(f"unknown key '{key}'{_suggest(name, known)}")
+            raise ConfigError(_("unknown key '{key}'{hint}").format(key=key, hint=_suggest(name, known)))
         if name == "cmd":
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"'{key}' must be a non-empty string, got {_type_name(value)} {value!r}")
+                raise ConfigError(_("'{key}' must be a non-empty string, got {kind} {value!r}").format(key=key, kind=_type_name(value), value=value))
         elif name == "min_interval_seconds":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0):
-                raise ConfigError(f"'{key}' must be a number >= 0, got {_type_name(value)} {value!r}")
+                raise ConfigError(_("'{key}' must be a number >= 0, got {kind} {value!r}").format(key=key, kind=_type_name(value), value=value))
             value = float(value)
         elif name == "min_severity":
             if value not in SEVERITIES:
-                raise ConfigError(f"'{key}' must be one of {', '.join(SEVERITIES)}, got {value!r}")
+                raise ConfigError(_("'{key}' must be one of {choices}, got {value!r}").format(key=key, choices=', '.join(SEVERITIES), value=value))
         elif name == "bell" and not isinstance(value, bool):
-            raise ConfigError(f"'{key}' must be true or false, got {_type_name(value)} {value!r}")
+            raise ConfigError(_("'{key}' must be true or false, got {kind} {value!r}").format(key=key, kind=_type_name(value), value=value))
         elif name == "webhook_per_minute":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"'{key}' must be an integer >= 1, got {_type_name(value)} {value!r}")
+                raise ConfigError(_("'{key}' must be an integer >= 1, got {kind} {value!r}").format(key=key, kind=_type_name(value), value=value))
         elif name == "webhook":
             if not isinstance(value, list):
-                raise ConfigError(f"'{key}' must be an array of tables ([[alert.webhook]]), got {_type_name(value)}")
+                raise ConfigError(_("'{key}' must be an array of tables ([[alert.webhook]]), got {kind}").format(key=key, kind=_type_name(value)))
             value = tuple(_webhook_from_mapping(f"{key}[{i}]", t) for i, t in enumerate(value))
         out[name] = value
     return replace(AlertConfig(), **out)  # type: ignore[arg-type]
@@ -294,25 +300,25 @@ def _alert_from_mapping(table: Mapping[str, object]) -> AlertConfig:
 
 def _webhook_from_mapping(key: str, table: object) -> WebhookConfig:
     if not isinstance(table, dict):
-        raise ConfigError(f"'{key}' must be a table ([[alert.webhook]]), got {_type_name(table)}")
+        raise ConfigError(_("'{key}' must be a table ([[alert.webhook]]), got {kind}").format(key=key, kind=_type_name(table)))
     known = [f.name for f in fields(WebhookConfig)]
     for name, value in table.items():
         if name not in known:
-            raise ConfigError(f"unknown key '{key}.{name}'{_suggest(name, known)}")
+            raise ConfigError(_("unknown key '{key}.{name}'{hint}").format(key=key, name=name, hint=_suggest(name, known)))
         if not isinstance(value, str) or not value.strip():
             # the value itself is not echoed: it may be a secret
-            raise ConfigError(f"'{key}.{name}' must be a non-empty string, got {_type_name(value)}")
+            raise ConfigError(_("'{key}.{name}' must be a non-empty string, got {kind}").format(key=key, name=name, kind=_type_name(value)))
     url = table.get("url")
     if not isinstance(url, str) or not re.match(r"^https?://[^/?#\s]+", url):
-        raise ConfigError(f"'{key}.url' must be an http:// or https:// URL")
+        raise ConfigError(_("'{key}.url' must be an http:// or https:// URL").format(key=key))
     fmt = table.get("format")
     if fmt is not None and fmt not in WEBHOOK_FORMATS:
-        raise ConfigError(f"'{key}.format' must be one of {', '.join(WEBHOOK_FORMATS)}, got {fmt!r}")
+        raise ConfigError(_("'{key}.format' must be one of {choices}, got {fmt!r}").format(key=key, choices=', '.join(WEBHOOK_FORMATS), fmt=fmt))
     sev = table.get("min_severity")
     if sev is not None and sev not in SEVERITIES:
-        raise ConfigError(f"'{key}.min_severity' must be one of {', '.join(SEVERITIES)}, got {sev!r}")
+        raise ConfigError(_("'{key}.min_severity' must be one of {choices}, got {sev!r}").format(key=key, choices=', '.join(SEVERITIES), sev=sev))
     if "secret" in table and "secret_env" in table:
-        raise ConfigError(f"'{key}': give 'secret' or 'secret_env', not both")
+        raise ConfigError(_("'{key}': give 'secret' or 'secret_env', not both").format(key=key))
     return WebhookConfig(**table)
 
 
@@ -321,11 +327,11 @@ def _keys_from_mapping(table: Mapping[str, object], actions: Collection[str] | N
     for name, value in table.items():
         key = f"keys.{name}"
         if actions is not None and name not in actions:
-            raise ConfigError(f"unknown key '{key}'{_suggest(name, actions)}")
+            raise ConfigError(_("unknown key '{key}'{hint}").format(key=key, hint=_suggest(name, actions)))
         if actions is None and not _KEY_ID.match(name):
-            raise ConfigError(f"'{key}' is not a binding id (lower-case letters, digits and _)")
+            raise ConfigError(_("'{key}' is not a binding id (lower-case letters, digits and _)").format(key=key))
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f'\'{key}\' must be a key name string such as "n" or "ctrl+r", got {value!r}')
+            raise ConfigError(_("'{key}' must be a key name string such as \"n\" or \"ctrl+r\", got {value!r}").format(key=key, value=value))
         out[name] = value.strip()
     return out
 
@@ -335,17 +341,46 @@ def config_from_mapping(
 ) -> Config:
     """Validate an already-parsed TOML document."""
     sections = ("thresholds", "keys", "alert")
+    lang = _lang_value(doc.get("lang", None))
     for name, value in doc.items():
+        if name == "lang":
+            continue
         if name not in sections:
             raise ConfigError(
-                f"unknown key '{name}'{_suggest(name, sections)}; expected sections: {', '.join(sections)}"
+                _("unknown key '{key}'{hint}; expected sections: {sections}").format(
+                    key=name, hint=_suggest(name, (*sections, "lang")), sections=", ".join(sections)
+                )
             )
         if not isinstance(value, dict):
-            raise ConfigError(f"'{name}' must be a table ([{name}]), got {_type_name(value)}")
+            raise ConfigError(_("'{name}' must be a table ([{name}]), got {kind}").format(name=name, kind=_type_name(value)))
     thresholds = thresholds_from_mapping(_table(doc, "thresholds"))
     keys = _keys_from_mapping(_table(doc, "keys"), key_actions)
     alert = _alert_from_mapping(_table(doc, "alert"))
-    return Config(thresholds=thresholds, keys=keys, alert=alert, path=path)
+    return Config(thresholds=thresholds, keys=keys, alert=alert, path=path, lang=lang)
+
+
+def _lang_value(value: object) -> str | None:
+    if value is None:
+        return None
+    code = normalise(value) if isinstance(value, str) else None
+    if code is None:
+        raise ConfigError(
+            _("'lang' must be one of {choices}, got {value}").format(choices=", ".join(LANGS), value=repr(value))
+        )
+    return code
+
+
+def lang_in_file(path: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """The config file's ``lang``, read before anything is printed so that ``--help`` and the
+    config's own errors are already in that language; None when the file is missing, broken
+    or silent (its errors are reported by ``load_config`` afterwards)."""
+    target = path if path is not None else default_config_path(env)
+    try:
+        with open(target, "rb") as fh:
+            doc = _parse_toml(fh.read().decode("utf-8"), target)
+        return _lang_value(doc.get("lang"))
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return None
 
 
 def _table(doc: Mapping[str, object], name: str) -> dict[str, object]:
@@ -372,14 +407,14 @@ def load_config(
             raw = fh.read()
     except FileNotFoundError:
         if explicit:
-            raise ConfigError(f"config file not found: {target}") from None
+            raise ConfigError(_("config file not found: {target}").format(target=target)) from None
         return Config()
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {target}: {exc.strerror or exc}") from None
+        raise ConfigError(_("cannot read config file {target}: {reason}").format(target=target, reason=exc.strerror or exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{target}: not UTF-8 text") from None
+        raise ConfigError(_("{target}: not UTF-8 text").format(target=target)) from None
     doc = _parse_toml(text, target)
     try:
         return config_from_mapping(doc, key_actions=key_actions, path=target)
@@ -394,20 +429,20 @@ def _parse_toml(text: str, target: str) -> dict[str, Any]:
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{target}: invalid TOML: {exc}") from None
+            raise ConfigError(_("{target}: invalid TOML: {exc}").format(target=target, exc=exc)) from None
     try:  # pragma: no cover - Python 3.10
         import tomli
     except ImportError:  # pragma: no cover
-        raise ConfigError(f"reading {target} needs the 'tomli' package on Python 3.10 (pip install tomli)") from None
+        raise ConfigError(_("reading {target} needs the 'tomli' package on Python 3.10 (pip install tomli)").format(target=target)) from None
     try:  # pragma: no cover
         return tomli.loads(text)
     except tomli.TOMLDecodeError as exc:  # pragma: no cover
-        raise ConfigError(f"{target}: invalid TOML: {exc}") from None
+        raise ConfigError(_("{target}: invalid TOML: {exc}").format(target=target, exc=exc)) from None
 
 
 def config_reference() -> list[tuple[str, str, str]]:
     """(key, default as TOML, doc) for every setting, in file order; the README table is made from it."""
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, str, str]] = [("lang", "(unset)", LANG_DOC)]
     for section, cls in (("thresholds", Thresholds), ("alert", AlertConfig), ("alert.webhook[]", WebhookConfig)):
         for f in fields(cls):
             if f.name == "webhook":

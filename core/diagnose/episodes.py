@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import total_ordering
 
+from sfttop.core.i18n import N_, _
 from sfttop.core.textfmt import json_value
 
 
@@ -70,119 +71,119 @@ class Code(str, Enum):
         return format(self.value, spec)
 
 
-_LOWER_LR = "lower the learning rate"
-_CHECK_DATA = "check data preprocessing (empty or corrupt samples, fully masked labels)"
-_CLIP = "add or tighten gradient clipping (max_grad_norm)"
+_LOWER_LR = N_("lower the learning rate")
+_CHECK_DATA = N_("check data preprocessing (empty or corrupt samples, fully masked labels)")
+_CLIP = N_("add or tighten gradient clipping (max_grad_norm)")
 
 # code -> (severity, short title, advice). Advice is the seed FAQ's adjustment strategies.
 RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
     Code.LOSS_NONFINITE: (
         Severity.CRITICAL,
-        "NaN/inf in training",
-        (_LOWER_LR, _CHECK_DATA, _CLIP, "in fp16, try bf16 or a higher initial loss scale"),
+        N_("NaN/inf in training"),
+        (_LOWER_LR, _CHECK_DATA, _CLIP, N_("in fp16, try bf16 or a higher initial loss scale")),
     ),
     Code.NOTHING_TRAINED: (
         Severity.CRITICAL,
-        "nothing is trained",
+        N_("nothing is trained"),
         (
-            "check the labels: are all of them -100 (masked)? (completion-only collator, response template)",
-            "check the chat template matches the tokenizer, and that the samples are not truncated away",
+            N_("check the labels: are all of them -100 (masked)? (completion-only collator, response template)"),
+            N_("check the chat template matches the tokenizer, and that the samples are not truncated away"),
         ),
     ),
-    Code.GRAD_EXPLOSION: (Severity.CRITICAL, "gradient explosion", (_LOWER_LR, _CHECK_DATA, _CLIP)),
+    Code.GRAD_EXPLOSION: (Severity.CRITICAL, N_("gradient explosion"), (_LOWER_LR, _CHECK_DATA, _CLIP)),
     Code.GRAD_NORM_HIGH: (
         Severity.WARNING,
-        "grad_norm high",
-        ("keep watching grad_norm", "the learning rate may need lowering", _CLIP),
+        N_("grad_norm high"),
+        (N_("keep watching grad_norm"), N_("the learning rate may need lowering"), _CLIP),
     ),
     Code.GRAD_VANISHING: (
         Severity.WARNING,
-        "vanishing gradients",
-        ("check the model initialisation", "the learning rate may be too small", "check the data labels"),
+        N_("vanishing gradients"),
+        (N_("check the model initialisation"), N_("the learning rate may be too small"), N_("check the data labels")),
     ),
     Code.OVERFITTING: (
         Severity.WARNING,
-        "overfitting",
+        N_("overfitting"),
         (
-            "increase dropout (e.g. 0.1 -> 0.15)",
-            "increase weight decay (e.g. 0.01 -> 0.02)",
-            "use early stopping and keep the best checkpoint",
+            N_("increase dropout (e.g. 0.1 -> 0.15)"),
+            N_("increase weight decay (e.g. 0.01 -> 0.02)"),
+            N_("use early stopping and keep the best checkpoint"),
         ),
     ),
     Code.OVERFITTING_SEVERE: (
         Severity.CRITICAL,
-        "severe overfitting",
+        N_("severe overfitting"),
         (
-            "stop and take the best checkpoint (lowest eval_loss)",
-            "add training data",
-            "reduce model capacity (smaller model, lower LoRA rank)",
-            "increase dropout and weight decay",
+            N_("stop and take the best checkpoint (lowest eval_loss)"),
+            N_("add training data"),
+            N_("reduce model capacity (smaller model, lower LoRA rank)"),
+            N_("increase dropout and weight decay"),
         ),
     ),
     Code.ACCURACY_DROP: (
         Severity.WARNING,
-        "token accuracy dropping",
-        ("check the data and the learning rate", "consider early stopping"),
+        N_("token accuracy dropping"),
+        (N_("check the data and the learning rate"), N_("consider early stopping")),
     ),
     Code.LOSS_OSCILLATION: (
         Severity.WARNING,
-        "loss unstable",
-        (_LOWER_LR, "use more warmup steps", "check the data distribution (shuffling, mixed sources)"),
+        N_("loss unstable"),
+        (_LOWER_LR, N_("use more warmup steps"), N_("check the data distribution (shuffling, mixed sources)")),
     ),
     Code.LOSS_PLATEAU: (
         Severity.WARNING,
-        "loss plateau",
-        ("raise the learning rate (e.g. 3e-6 -> 5e-6)", "check data quality", "raise LoRA r or alpha"),
+        N_("loss plateau"),
+        (N_("raise the learning rate (e.g. 3e-6 -> 5e-6)"), N_("check data quality"), N_("raise LoRA r or alpha")),
     ),
     Code.ACCURACY_SLOW: (
         Severity.INFO,
-        "accuracy rising slowly",
-        ("train for more epochs", "adjust the batch size", "check label quality"),
+        N_("accuracy rising slowly"),
+        (N_("train for more epochs"), N_("adjust the batch size"), N_("check label quality")),
     ),
     Code.LR_TOO_SMALL: (
         Severity.WARNING,
-        "learning rate too small",
-        ("raise the learning rate (typical: 1e-5..5e-5 full fine-tune, 1e-4..3e-4 LoRA)", "fix the LR schedule"),
+        N_("learning rate too small"),
+        (N_("raise the learning rate (typical: 1e-5..5e-5 full fine-tune, 1e-4..3e-4 LoRA)"), N_("fix the LR schedule")),
     ),
     Code.LR_TOO_LARGE: (
         Severity.WARNING,
-        "learning rate too large",
-        (_LOWER_LR, "use warmup"),
+        N_("learning rate too large"),
+        (_LOWER_LR, N_("use warmup")),
     ),
     Code.LR_SCHEDULE: (
         Severity.WARNING,
-        "learning-rate schedule",
-        ("check the scheduler type and warmup settings", "check max_steps / num_train_epochs against the data size"),
+        N_("learning-rate schedule"),
+        (N_("check the scheduler type and warmup settings"), N_("check max_steps / num_train_epochs against the data size")),
     ),
     Code.ENTROPY_GAP: (
         Severity.WARNING,
-        "train/eval entropy gap",
-        ("check the eval set matches the training distribution",),
+        N_("train/eval entropy gap"),
+        (N_("check the eval set matches the training distribution"),),
     ),
     Code.EVAL_SLOWDOWN: (
         Severity.WARNING,
-        "evaluation slowing down",
+        N_("evaluation slowing down"),
         (
-            "look at memory use (a leak or fragmentation slows evaluation)",
-            "check the eval batch size",
-            "check data loading",
+            N_("look at memory use (a leak or fragmentation slows evaluation)"),
+            N_("check the eval batch size"),
+            N_("check data loading"),
         ),
     ),
     Code.RUN_CRASHED: (
         Severity.CRITICAL,
-        "run crashed",
+        N_("run crashed"),
         (
-            "read the error line and the traceback above it",
-            "out of memory: lower the batch size or max length, or enable gradient checkpointing",
-            "resume from the last checkpoint once fixed",
+            N_("read the error line and the traceback above it"),
+            N_("out of memory: lower the batch size or max length, or enable gradient checkpointing"),
+            N_("resume from the last checkpoint once fixed"),
         ),
     ),
     Code.RUN_STALLED: (
         Severity.WARNING,
-        "run stalled",
+        N_("run stalled"),
         (
-            "check the process is alive (ps, nvidia-smi)",
-            "a long eval, checkpoint save or data load can also pause logging",
+            N_("check the process is alive (ps, nvidia-smi)"),
+            N_("a long eval, checkpoint save or data load can also pause logging"),
         ),
     ),
 }
@@ -192,7 +193,7 @@ CODES: tuple[str, ...] = tuple(Code)
 
 
 def title(code: str) -> str:
-    return RULES[code][1] if code in RULES else code
+    return _(RULES[code][1]) if code in RULES else code
 
 
 @dataclass
@@ -204,7 +205,7 @@ class Finding:
     step: int  # where the episode began
     metric: str  # "" for run events
     value: float | None  # the value that opened it; None for run events
-    message: str  # one plain-English line with the numbers
+    message: str  # one line with the numbers, in the chosen language
     advice: list[str] = field(default_factory=list)
     active: bool = True  # still holding at the last record
     end_step: int | None = None  # where it closed (None while active)
@@ -268,7 +269,7 @@ class Episodes:
             op.cool = 0
             return None
         sev, _title, advice = RULES[code]
-        f = Finding(code, sev, step, metric, value, message, list(advice))
+        f = Finding(code, sev, step, metric, value, message, [_(a) for a in advice])
         self.open[key or code] = _Open(f)
         self.findings.append(f)
         self.opened.append(f)

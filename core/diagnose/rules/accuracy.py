@@ -12,6 +12,7 @@ from bisect import bisect_left, bisect_right, insort
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Mark, RuleState
 from sfttop.core.diagnose.stats import RollingMedian
+from sfttop.core.i18n import _
 from sfttop.core.metrics import TOKEN_ACC
 from sfttop.core.textfmt import fmt
 
@@ -65,7 +66,7 @@ class Accuracy(TrainRule):
             step,
             TOKEN_ACC,
             now,
-            f"token accuracy {fmt(now)} at step {step} is {fmt(best - now)} below its best {fmt(best)}",
+            _("token accuracy {now} at step {step} is {value} below its best {best}").format(now=fmt(now), step=step, value=fmt(best - now), best=fmt(best)),
             KEY,
         )
 

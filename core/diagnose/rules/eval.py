@@ -14,6 +14,7 @@ import math
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Eval, EvalLog, Hist
 from sfttop.core.diagnose.stats import median, robust_noise
+from sfttop.core.i18n import _
 from sfttop.core.metrics import (
     EVAL_ENTROPY,
     EVAL_LOSS,
@@ -72,7 +73,7 @@ class EvalRules:
         if el is None:
             return
         if not math.isfinite(el):
-            ep.hot(Code.LOSS_NONFINITE, step, EVAL_LOSS, el, f"eval_loss is {fmt(el)} at step {step}")
+            ep.hot(Code.LOSS_NONFINITE, step, EVAL_LOSS, el, _("eval_loss is {el} at step {step}").format(el=fmt(el), step=step))
             return
         sps = _finite(m.get(EVAL_SAMPLES_PER_SECOND))
         rt = _finite(m.get(EVAL_RUNTIME))
@@ -152,10 +153,11 @@ class EvalRules:
                 step,
                 EVAL_LOSS,
                 e.loss,
-                f"eval_loss rose for {since} evals: {fmt(e.loss)} at step {step}, {rise * 100:.2g}% above its best "
-                f"level {fmt(best.smooth)} (step {best.step}), while train loss "
-                f"{'fell' if (e.train_raw or 0.0) < (best.train_raw or 0.0) else 'held'} "
-                f"{fmt(best.train_raw)} -> {fmt(e.train_raw)}",
+                (
+                    _("eval_loss rose for {since} evals: {loss} at step {step}, {rise:.2g}% above its best level {best} (step {best_step}), while train loss fell {train_before} -> {train_now}")
+                    if (e.train_raw or 0.0) < (best.train_raw or 0.0)
+                    else _("eval_loss rose for {since} evals: {loss} at step {step}, {rise:.2g}% above its best level {best} (step {best_step}), while train loss held {train_before} -> {train_now}")
+                ).format(since=since, loss=fmt(e.loss), step=step, rise=rise * 100, best=fmt(best.smooth), best_step=best.step, train_before=fmt(best.train_raw), train_now=fmt(e.train_raw)),
             )
         elif ratio_hot:
             ep.hot(
@@ -163,8 +165,7 @@ class EvalRules:
                 step,
                 EVAL_LOSS,
                 e.loss,
-                f"eval_loss {fmt(e.loss)} is {e.ratio or 0:.2g}x the train loss {fmt(e.train_loss)} at step {step} "
-                f"(limit {fmt(t.loss_gap_ratio)}x)",
+                _("eval_loss {loss} is {ratio:.2g}x the train loss {train_loss} at step {step} (limit {loss_gap_ratio}x)").format(loss=fmt(e.loss), ratio=e.ratio or 0, train_loss=fmt(e.train_loss), step=step, loss_gap_ratio=fmt(t.loss_gap_ratio)),
             )
         else:
             ep.cool(_OVER, step, t.clear_evals)
@@ -186,8 +187,7 @@ class EvalRules:
         step = e.step
         if e.train_loss is not None and e.train_loss <= t.severe_train_loss and e.loss >= t.severe_eval_loss:
             return (
-                f"train loss {fmt(e.train_loss)} is tiny while eval_loss is {fmt(e.loss)} at step {step}: "
-                "the model memorises the training set"
+                _("train loss {train_loss} is tiny while eval_loss is {loss} at step {step}: the model memorises the training set").format(train_loss=fmt(e.train_loss), loss=fmt(e.loss), step=step)
             )
         if (
             ratio_hot
@@ -201,14 +201,12 @@ class EvalRules:
             # The seed's "gap is huge" (train 0.01 vs eval 1.5+ is 150x): eval many times the train
             # loss, on two evals in a row, whatever the train loss's own level.
             return (
-                f"eval_loss {fmt(e.loss)} is {e.ratio:.3g}x the train loss {fmt(e.train_loss)} at step {step} "
-                f"(limit {fmt(t.severe_gap_ratio)}x): the model memorises the training set"
+                _("eval_loss {loss} is {ratio:.3g}x the train loss {train_loss} at step {step} (limit {severe_gap_ratio}x): the model memorises the training set").format(loss=fmt(e.loss), ratio=e.ratio, train_loss=fmt(e.train_loss), step=step, severe_gap_ratio=fmt(t.severe_gap_ratio))
             )
         if over and (fall := self._gap_widening_acc_falling()) is not None:
             o = self.onset_evs[-1]
             return (
-                f"the train/eval loss gap keeps widening ({fmt(_gap(o))} at step {o.step} -> {fmt(_gap(e))} at "
-                f"step {step}) while eval accuracy falls ({fmt(fall[0])} -> {fmt(fall[1])})"
+                _("the train/eval loss gap keeps widening ({gap_before} at step {step_before} -> {gap_now} at step {step}) while eval accuracy falls ({acc_before} -> {acc_now})").format(gap_before=fmt(_gap(o)), step_before=o.step, gap_now=fmt(_gap(e)), step=step, acc_before=fmt(fall[0]), acc_now=fmt(fall[1]))
             )
         return ""
 
@@ -247,7 +245,7 @@ class EvalRules:
                 e.step,
                 EVAL_TOKEN_ACC,
                 e.acc,
-                f"eval token accuracy {fmt(e.acc)} at step {e.step} is {fmt(drop)} below its best {fmt(self.acc_best)}",
+                _("eval token accuracy {acc} at step {step} is {drop} below its best {acc_best}").format(acc=fmt(e.acc), step=e.step, drop=fmt(drop), acc_best=fmt(self.acc_best)),
                 _ACC_KEY,
             )
         else:
@@ -266,8 +264,7 @@ class EvalRules:
                 e.step,
                 EVAL_ENTROPY,
                 e.entropy,
-                f"eval entropy {fmt(e.entropy)} differs from train entropy {fmt(e.train_entropy)} by {gap * 100:+.0f}% "
-                f"at step {e.step} (limit {t.entropy_gap * 100:.0f}%)",
+                _("eval entropy {entropy} differs from train entropy {train_entropy} by {gap:+.0f}% at step {step} (limit {limit:.0f}%)").format(entropy=fmt(e.entropy), train_entropy=fmt(e.train_entropy), gap=gap * 100, step=e.step, limit=t.entropy_gap * 100),
             )
         else:
             ep.cool(Code.ENTROPY_GAP, e.step, t.clear_evals)
@@ -288,8 +285,7 @@ class EvalRules:
                 e.step,
                 EVAL_SAMPLES_PER_SECOND,
                 e.speed,
-                f"evaluation throughput {fmt(e.speed)} samples/s at step {e.step} is below "
-                f"{t.eval_slowdown_ratio:.0%} of its usual {fmt(med)} for 2 evals in a row",
+                _("evaluation throughput {speed} samples/s at step {step} is below {eval_slowdown_ratio:.0%} of its usual {med} for 2 evals in a row").format(speed=fmt(e.speed), step=e.step, eval_slowdown_ratio=t.eval_slowdown_ratio, med=fmt(med)),
             )
         elif not slow:
             ep.cool(Code.EVAL_SLOWDOWN, e.step, t.clear_evals)

@@ -14,6 +14,7 @@ import math
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import NEVER, Mark, RuleState
 from sfttop.core.diagnose.stats import RollingMedian, modified_z, tail_median
+from sfttop.core.i18n import _
 from sfttop.core.metrics import GRAD_NORM
 from sfttop.core.textfmt import fmt
 
@@ -109,13 +110,13 @@ class Gradients(TrainRule):
         self._streaks(g)
         explode, high, spike = self._early(g, ratio, nprev) if early else self._late(g, med, ratio, nprev)
         if explode:
-            why = f" ({ratio:.1f}x the recent median {fmt(med)})" if nprev and ratio >= t.grad_spike_ratio else ""
+            why = _(" ({ratio:.1f}x the recent median {med})").format(ratio=ratio, med=fmt(med)) if nprev and ratio >= t.grad_spike_ratio else ""
             ep.hot(
                 _EXPLOSION,
                 step,
                 GRAD_NORM,
                 g,
-                f"grad_norm {fmt(g)} at step {step} is above the critical threshold {fmt(t.grad_norm_critical)}{why}",
+                _("grad_norm {g} at step {step} is above the critical threshold {grad_norm_critical}{why}").format(g=fmt(g), step=step, grad_norm_critical=fmt(t.grad_norm_critical), why=why),
             )
             if _HIGH in ep.open:
                 ep.hold(_HIGH)
@@ -126,11 +127,10 @@ class Gradients(TrainRule):
         ep.cool(_EXPLOSION, step, t.clear_points)
         if high or spike:
             if high:
-                msg = f"grad_norm {fmt(g)} at step {step} is above the warning threshold {fmt(t.grad_norm_warn)}"
+                msg = _("grad_norm {g} at step {step} is above the warning threshold {grad_norm_warn}").format(g=fmt(g), step=step, grad_norm_warn=fmt(t.grad_norm_warn))
             else:
                 msg = (
-                    f"grad_norm spike at step {step}: {fmt(g)} is {ratio:.1f}x the median {fmt(med)} "
-                    f"of the last {nprev} points"
+                    _("grad_norm spike at step {step}: {g} is {ratio:.1f}x the median {med} of the last {nprev} points").format(step=step, g=fmt(g), ratio=ratio, med=fmt(med), nprev=nprev)
                 )
             ep.hot(_HIGH, step, GRAD_NORM, g, msg)
         else:
@@ -216,13 +216,13 @@ class Vanishing(TrainRule):
         imp = self.trend.improvement
         stuck = imp is not None and imp < t.plateau_min_improvement
         if med < t.grad_norm_vanishing and (stuck or not self.tl.loss.total):
-            tail = "" if imp is None else f" while the loss improved only {imp * 100:.2g}% over the last window"
+            tail = "" if imp is None else _(" while the loss improved only {improvement:.2g}% over the last window").format(improvement=imp * 100)
             ep.hot(
                 _VANISHING,
                 step,
                 GRAD_NORM,
                 med,
-                f"grad_norm median {fmt(med)} at step {step} is below {fmt(t.grad_norm_vanishing)}{tail}",
+                _("grad_norm median {med} at step {step} is below {grad_norm_vanishing}{tail}").format(med=fmt(med), step=step, grad_norm_vanishing=fmt(t.grad_norm_vanishing), tail=tail),
             )
         else:
             ep.cool(_VANISHING, step, t.clear_points)

@@ -37,6 +37,7 @@ from sfttop.core.diagnose.stats import (
     sorted_median,
     tail_median,
 )
+from sfttop.core.i18n import _
 from sfttop.core.metrics import LOSS
 from sfttop.core.textfmt import fmt
 
@@ -223,26 +224,22 @@ class LossRule(TrainRule):
         nreb = len(self.rebounds)
         if why.spike:
             return (
-                f"loss spike at step {step}: {fmt(x)} is {_times(x, why.med)} the median {fmt(why.med)} "
-                f"of the last {why.nprev} points"
+                _("loss spike at step {step}: {x} is {times} the median {med} of the last {nprev} points").format(step=step, x=fmt(x), times=_times(x, why.med), med=fmt(why.med), nprev=why.nprev)
             )
         if why.early_rise:
-            return f"loss climbed to {fmt(x)} at step {step} from {fmt(why.low)} instead of falling"
+            return _("loss climbed to {x} at step {step} from {low} instead of falling").format(x=fmt(x), step=step, low=fmt(why.low))
         if nreb >= t.oscillation_rebounds:
             n = len(self.h)
             return (
-                f"loss rebounded sharply {nreb} times in the last {min(n, t.window_points)} points "
-                f"(latest {fmt(why.low)} -> {fmt(x)} at step {step})"
+                _("loss rebounded sharply {nreb} times in the last {n} points (latest {low} -> {x} at step {step})").format(nreb=nreb, n=min(n, t.window_points), low=fmt(why.low), x=fmt(x), step=step)
             )
         if why.elevated:
             return (
-                f"loss {fmt(why.now)} (median of the last {t.smooth_points}) at step {step} is "
-                f"{_times(why.now, why.best)} its best {fmt(why.best)}: it rebounded instead of trending down"
+                _("loss {now} (median of the last {smooth_points}) at step {step} is {times} its best {best}: it rebounded instead of trending down").format(now=fmt(why.now), smooth_points=t.smooth_points, step=step, times=_times(why.now, why.best), best=fmt(why.best))
             )
         e = self.ema
         return (
-            f"loss is diverging: smoothed loss rose {fmt(e.rise_from)} -> {fmt(e.last)} "
-            f"over {e.rise} points to step {step}"
+            _("loss is diverging: smoothed loss rose {rise_from} -> {last} over {rise} points to step {step}").format(rise_from=fmt(e.rise_from), last=fmt(e.last), rise=e.rise, step=step)
         )
 
     # ---------------------------------------------------------------------------- bulk

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Mark, RuleState
+from sfttop.core.i18n import _
 from sfttop.core.metrics import LR, LR_TOLERANCE
 from sfttop.core.textfmt import fmt
 
@@ -73,8 +74,7 @@ class LearningRate(TrainRule):
         self._small(p.step, lr, prev is not None and not rising, peak, ep)
         if back_up:
             sched = (
-                f"learning_rate rose again at step {p.step} ({fmt(low_before)} -> {fmt(lr)}) after decaying "
-                f"from its peak {fmt(peak_before)}"
+                _("learning_rate rose again at step {step} ({low_before} -> {lr}) after decaying from its peak {peak_before}").format(step=p.step, low_before=fmt(low_before), lr=fmt(lr), peak_before=fmt(peak_before))
             )
         else:
             sched = self._ended_early(p.step, lr, rising, peak)
@@ -97,7 +97,7 @@ class LearningRate(TrainRule):
     def _large(self, step: int, lr: float, ep: Episodes) -> None:
         t = self.t
         if lr > t.lr_max:
-            ep.hot(_LARGE, step, LR, lr, f"learning_rate {fmt(lr)} at step {step} is above {fmt(t.lr_max)}")
+            ep.hot(_LARGE, step, LR, lr, _("learning_rate {lr} at step {step} is above {lr_max}").format(lr=fmt(lr), step=step, lr_max=fmt(t.lr_max)))
         else:
             ep.cool(_LARGE, step, t.clear_points)
 
@@ -111,12 +111,12 @@ class LearningRate(TrainRule):
             small = peak < t.lr_min or (self._before_end(step) if ms else self._sat_at_zero())
         if small and _SMALL not in ep.open:
             if peak < t.lr_min:
-                why = f" and never was higher than {fmt(peak)}: the model can barely learn"
+                why = _(" and never was higher than {peak}: the model can barely learn").format(peak=fmt(peak))
             elif ms:
-                why = f", long before the schedule's end (max_steps {ms})"
+                why = _(", long before the schedule's end (max_steps {ms})").format(ms=ms)
             else:
-                why = f" and has stayed there for {self.zero_run} points while training goes on"
-            ep.hot(_SMALL, step, LR, lr, f"learning_rate {fmt(lr)} at step {step} is below {fmt(t.lr_min)}{why}")
+                why = _(" and has stayed there for {zero_run} points while training goes on").format(zero_run=self.zero_run)
+            ep.hot(_SMALL, step, LR, lr, _("learning_rate {lr} at step {step} is below {lr_min}{why}").format(lr=fmt(lr), step=step, lr_min=fmt(t.lr_min), why=why))
         elif small:
             ep.hold(_SMALL)  # still holding: the same episode
         else:
@@ -132,8 +132,8 @@ class LearningRate(TrainRule):
             and not rising
             and (self._before_end(step) or (not ms and self._sat_at_zero()))
         ):
-            where = f"at step {step} of {ms}" if ms else f"for {self.zero_run} points up to step {step}"
-            return f"learning_rate reached ~0 ({fmt(lr)}, peak {fmt(peak)}) {where}: the schedule ended early"
+            where = _("at step {step} of {ms}").format(step=step, ms=ms) if ms else _("for {zero_run} points up to step {step}").format(zero_run=self.zero_run, step=step)
+            return _("learning_rate reached ~0 ({lr}, peak {peak}) {where}: the schedule ended early").format(lr=fmt(lr), peak=fmt(peak), where=where)
         return ""
 
     # ---------------------------------------------------------------------------- bulk

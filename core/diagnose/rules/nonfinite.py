@@ -8,6 +8,7 @@ import math
 
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.stats import tail_median
+from sfttop.core.i18n import _
 from sfttop.core.metrics import GRAD_NORM, LOSS
 from sfttop.core.textfmt import fmt
 
@@ -30,21 +31,19 @@ class NonFinite(TrainRule):
     def observe(self, p: Point, ep: Episodes) -> None:
         loss, grad = p.loss, p.grad
         if loss is not None and not isfinite(loss):
-            self._broken(p, ep, LOSS, loss, f"{LOSS} is {fmt(loss)} at step {p.step}")
+            self._broken(p, ep, LOSS, loss, _("loss is {value} at step {step}").format(value=fmt(loss), step=p.step))
         elif grad is not None and not isfinite(grad):
             if loss is not None and isfinite(loss):
                 hint = (
-                    f"grad_norm is {fmt(grad)} at step {p.step} while the logged loss is {fmt(loss)}: "
-                    "the loss is NaN/inf but hidden by the Trainer's logging_nan_inf_filter"
+                    _("grad_norm is {grad} at step {step} while the logged loss is {loss}: the loss is NaN/inf but hidden by the Trainer's logging_nan_inf_filter").format(grad=fmt(grad), step=p.step, loss=fmt(loss))
                 )
             else:
-                hint = f"{GRAD_NORM} is {fmt(grad)} at step {p.step}"
+                hint = _("grad_norm is {value} at step {step}").format(value=fmt(grad), step=p.step)
             self._broken(p, ep, GRAD_NORM, grad, hint)
         elif loss == 0.0 and grad is None and self.h.values and self._masked():
             prior = tail_median(self.h.values, self.t.smooth_points)
             hint = (
-                f"loss is exactly 0 at step {p.step} after {fmt(prior)}: "
-                "a NaN loss hidden by the Trainer's logging_nan_inf_filter"
+                _("loss is exactly 0 at step {step} after {prior}: a NaN loss hidden by the Trainer's logging_nan_inf_filter").format(step=p.step, prior=fmt(prior))
             )
             self._broken(p, ep, LOSS, 0.0, hint)
         elif ep.open and _KEY in ep.open and (loss is not None or grad is not None):

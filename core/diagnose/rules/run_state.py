@@ -7,6 +7,7 @@ from collections import deque
 
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.stats import median
+from sfttop.core.i18n import _
 from sfttop.core.records import Event, EventKind
 from sfttop.core.textfmt import duration
 
@@ -45,8 +46,8 @@ class RunState:
         """A tailer/parser event; ``step`` is where it happened."""
         if ev.kind is EventKind.CRASHED:
             self.crashed = True
-            msg = ev.message.strip() or "the run crashed"
-            ep.hot(_CRASHED, step, "", None, f"crashed after step {step}: {msg}"[:400])
+            msg = ev.message.strip() or _("the run crashed")
+            ep.hot(_CRASHED, step, "", None, _("crashed after step {step}: {msg}").format(step=step, msg=msg)[:400])
         elif ev.kind is EventKind.FINISHED:
             self.finished = True
             if _STALLED in ep.open:
@@ -74,11 +75,11 @@ class RunState:
         silent = now - self.last_arrival
         if silent > limit:
             usual = self.median_interval()
-            why = f"the usual interval is {duration(usual)}" if usual > 0 else "no usual interval seen yet"
+            why = _("the usual interval is {usual}").format(usual=duration(usual)) if usual > 0 else _("no usual interval seen yet")
             ep.hot(
                 _STALLED,
                 step,
                 "",
                 None,
-                f"no new metrics for {duration(silent)} after step {step} ({why}; limit {duration(limit)})",
+                _("no new metrics for {silent} after step {step} ({why}; limit {limit})").format(silent=duration(silent), step=step, why=why, limit=duration(limit)),
             )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import Hist, Mark, RuleState
 from sfttop.core.diagnose.stats import diffs, median, robust_noise, sample
+from sfttop.core.i18n import _
 from sfttop.core.metrics import LOSS, TOKEN_ACC
 from sfttop.core.textfmt import fmt
 
@@ -168,8 +169,7 @@ class Plateau(_Trend):
             step,
             last,
             lambda: (
-                f"loss barely moved over the last {w} points (steps {h.step(n - w)}-{step}): "
-                f"{fmt(first)} -> {fmt(last)} ({-imp * 100:+.2g}%)"
+                _("loss barely moved over the last {w} points (steps {first_step}-{step}): {first} -> {last} ({change:+.2g}%)").format(w=w, first_step=h.step(n - w), step=step, first=fmt(first), last=fmt(last), change=-imp * 100)
             ),
         )
 
@@ -225,7 +225,10 @@ class AccuracySlow(_Trend):
             step,
             last,
             lambda: (
-                f"token accuracy {'rose only' if last >= first else 'fell'} {fmt(first)} -> {fmt(last)} "
-                f"over the last {w} points (to step {step})"
+                (
+                    _("token accuracy rose only {first} -> {last} over the last {w} points (to step {step})")
+                    if last >= first
+                    else _("token accuracy fell {first} -> {last} over the last {w} points (to step {step})")
+                ).format(first=fmt(first), last=fmt(last), w=w, step=step)
             ),
         )

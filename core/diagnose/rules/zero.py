@@ -10,6 +10,7 @@ losses is the Trainer's masked NaN: ``nonfinite.py``).
 from __future__ import annotations
 
 from sfttop.core.diagnose.episodes import Code, Episodes
+from sfttop.core.i18n import _
 from sfttop.core.metrics import LOSS
 
 from .base import Cols, Context, Point, TrainRule
@@ -49,8 +50,11 @@ class NothingTrained(TrainRule):
                     p.step,
                     LOSS,
                     0.0,
-                    f"loss{' and grad_norm' if grad is not None else ''} exactly 0 from the first record "
-                    f"(steps {self.first}-{p.step}): no token counts in the loss, so nothing is trained",
+                    (
+                        _("loss and grad_norm exactly 0 from the first record (steps {first}-{step}): no token counts in the loss, so nothing is trained")
+                        if grad is not None
+                        else _("loss exactly 0 from the first record (steps {first}-{step}): no token counts in the loss, so nothing is trained")
+                    ).format(first=self.first, step=p.step),
                 )
             return
         self.decided = True
