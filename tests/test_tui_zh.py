@@ -1,4 +1,4 @@
-"""The TUI in Chinese: every string of tui/ in the catalog, and wide characters laid out right.
+"""The TUI in Chinese: wide characters laid out right, and no English left on the screen.
 
 A CJK character is two cells wide. These tests render the whole app in zh at 120x36, 80x24 and
 60x15 (replay mode, real logs) and read the screen back cell by cell: no line may be wider than
@@ -8,10 +8,8 @@ every line (a width counted in characters instead of cells shifts the right bord
 
 from __future__ import annotations
 
-import ast
 import io
 import re
-import string
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,12 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
+from rich.text import Text
 from textual.widget import Widget
 
 from sfttop.core import i18n
 from sfttop.core.config import Config
 from sfttop.tui.app import SfttopApp
-from sfttop.tui.cells import crop, fit, ljust, rjust
+from sfttop.tui.cells import crop, fit, fit_text, ljust, rjust, wrap_text
 from sfttop.tui.palette import CHECK_STATUS, CRITICAL, DONE, ERROR, INFO, LOADING, MISSING, OK, WAITING, WARNING
 from sfttop.tui.widgets.alert_banner import BannerItem, banner_text
 from sfttop.tui.widgets.assessment import AssessmentView, assessment_text
@@ -51,45 +50,7 @@ def zh() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------- catalog
-def _tui_messages() -> dict[str, str]:
-    """Every literal handed to _() or N_() in tui/, with the first file that uses it."""
-    found: dict[str, str] = {}
-    for path in sorted((ROOT / "tui").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "N_"):
-                arg = node.args[0] if node.args else None
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    found.setdefault(arg.value, str(path.relative_to(ROOT)))
-                else:  # _(entry) shows a table's N_() literal; N_ itself marks literals only
-                    assert node.func.id == "_", f"{path.name}:{node.lineno}: N_() of a non-literal"
-    return found
-
-
-def _tui_po() -> dict[str, str]:
-    entries = i18n.read_po((i18n.LOCALE_DIR / "zh" / "tui.po").read_text(encoding="utf-8"), "tui.po")
-    return {e.msgid: e.msgstrs[0] for e in entries if e.msgid and not e.fuzzy}
-
-
-def test_every_tui_string_is_translated_and_the_catalog_has_no_stale_entry() -> None:
-    used = _tui_messages()
-    po = _tui_po()
-    assert len(used) > 150
-    missing = {m: where for m, where in used.items() if not po.get(m)}
-    assert not missing, f"not in core/locale/zh/tui.po: {missing}"
-    stale = sorted(set(po) - set(used))
-    assert not stale, f"in tui.po but no longer used in tui/: {stale}"
-
-
-def _fields(template: str) -> set[str]:
-    return {f for _t, f, _s, _c in string.Formatter().parse(template) if f is not None}
-
-
-def test_translations_keep_their_placeholders() -> None:
-    """A translation that drops or renames ``{step}`` would raise KeyError on screen."""
-    for msgid, msgstr in _tui_po().items():
-        assert _fields(msgid) == _fields(msgstr), msgid
-
-
+# (every marked string of tui/ translated, placeholders kept, nothing stale: tests/test_i18n_catalog.py)
 def test_status_words_fit_their_four_cell_column(zh: None) -> None:
     for st_ in (CRITICAL, WARNING, INFO, OK, LOADING, MISSING, DONE, WAITING, ERROR, *CHECK_STATUS.values()):
         assert st_.shown_word != st_.word and cell_len(st_.shown_word) <= 4, st_
@@ -108,7 +69,28 @@ def test_fit_never_cuts_a_wide_character(text: str, width: int) -> None:
         assert out.endswith("…") and text.startswith(out[:-1])
         assert cell_len(out) >= width - 1  # at most the one cell a wide character could not use
     assert cell_len(crop(text, width)) <= width and text.startswith(crop(text, width))
+    styled = Text(text, style="bold")
+    fit_text(styled, width)
+    assert styled.plain == out
     assert cell_len(ljust(out, width)) == width == cell_len(rjust(out, width))
+
+
+@given(st.lists(st.sampled_from(["梯度", "爆炸", "，", "。", " TensorBoard ", " ", "（", "）", " loss", "学习率", "0.001 "]),
+                max_size=30), st.integers(12, 40))
+def test_wrap_breaks_between_chinese_characters_and_keeps_latin_words_whole(parts: list[str], width: int) -> None:
+    text = "".join(parts)
+    lines = wrap_text(Text(text), width).plain.split("\n")
+    if cell_len(text) > width and cell_len(text) != len(text):
+        assert all(cell_len(line) <= width for line in lines), lines
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert "\n".join(lines).count("TensorBoard") == text.count("TensorBoard")
+
+
+def test_punctuation_stays_with_its_word() -> None:
+    for width in range(8, 30):  # (narrower, "0.001）" alone is wider than a line)
+        lines = wrap_text(Text("梯度爆炸，学习率太大。请降低学习率（当前 0.001）或检查数据。"), width).plain.split("\n")
+        assert all(cell_len(line) <= width for line in lines)
+        assert not any(line.startswith(("，", "。", "）")) or line.endswith("（") for line in lines), lines
 
 
 # ---------------------------------------------------------------------------------- renderers
@@ -239,3 +221,4 @@ async def test_a_chinese_run_name_is_cut_at_a_cell_boundary(zh: None, tmp_path: 
             await pilot.pause()
             assert_laid_out(app, f"{size} CJK run name")
             assert "…" in screen_lines(app)[0] or cell_len(screen_lines(app)[0].rstrip()) < size[0]
+

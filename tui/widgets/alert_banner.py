@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
+from sfttop.tui.cells import fit_text
 from sfttop.tui.palette import Status
 
 
@@ -53,7 +54,7 @@ def banner_text(items: tuple[BannerItem, ...], width: int, max_lines: int, style
                 count = _("({hidden} dismissed)").format(hidden=hidden)
             tail = Text("  " + count, style=styles.get("muted", ""))
         if width > 0 and line.cell_len + (tail.cell_len if tail else 0) > width:
-            line.truncate(max(1, width - (tail.cell_len if tail else 0)), overflow="ellipsis")
+            fit_text(line, max(1, width - (tail.cell_len if tail else 0)))
         if tail is not None:
             line.append_text(tail)
         out.append_text(line)

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
-from sfttop.tui.cells import cell_len, ljust, rjust
+from sfttop.tui.cells import cell_len, ljust, rjust, wrap_text
 
 from .checklist import set_more_hint
 
@@ -60,7 +60,7 @@ def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) ->
             out.append(f"{ljust(name, lw)} {rjust(value, 9)}")
             if note:
                 out.append(f"  {note}", style=styles.get("muted", ""))
-    return out
+    return wrap_text(out, width)
 
 
 class AssessmentPanel(Widget):

@@ -70,7 +70,7 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
             hs = check_status(h)
             line.append(hs.glyph, style=styles.get(hs.css, ""))
         if row.detail and width - line.cell_len > 10:
-            line.append("  " + row.detail, style=styles.get("muted", ""))
+            line.append("  " + fit(row.detail, width - line.cell_len - 2), style=styles.get("muted", ""))
         lines.append(line)
     out = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
     if view.note:

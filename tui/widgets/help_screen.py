@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from sfttop.core.i18n import N_, _
+from sfttop.tui.cells import WrappedText
 
 # (mark, what it means): both shown through _(), the marks hold the status words
 LEGEND: tuple[tuple[str, str], ...] = (
@@ -65,12 +66,12 @@ class HelpScreen(ModalScreen[None]):
         keys.add_column(Text(_("does")), ratio=1)
         keys.add_column(Text(_("id")), style="dim", no_wrap=True)
         for shown, desc, bid in self.rows:
-            keys.add_row(Text(shown), Text(desc, overflow="fold"), Text(bid))
+            keys.add_row(Text(shown), WrappedText(Text(desc, overflow="fold")), Text(bid))
         legend = Table(box=None, expand=True, show_edge=False, pad_edge=False)
         legend.add_column(Text(_("mark")), style="bold", no_wrap=True)
         legend.add_column(Text(_("means")), ratio=1)
         for mark, means in LEGEND:
-            legend.add_row(Text(_(mark)), Text(_(means), overflow="fold"))
+            legend.add_row(Text(_(mark)), WrappedText(Text(_(means), overflow="fold")))
         with VerticalScroll():
             head = Text(_("Keys"), style="bold")
             head.append("  " + _("(q, ctrl+c quit sfttop; esc or ? closes this screen; remap a key by its id in the config "

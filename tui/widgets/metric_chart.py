@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
-from sfttop.tui.cells import cell_len
+from sfttop.tui.cells import cell_len, fit_text, wrap_text
 from sfttop.tui.chart_render import X_LABELS, ChartLine, ChartOptions, ChartResult, HLine, build_chart
 from sfttop.tui.palette import run_hex
 
@@ -54,7 +54,7 @@ def legend_lines(items: list[Text], width: int) -> list[Text]:
     if cur.cell_len:
         lines.append(cur)
     for line in lines:
-        line.truncate(max(1, width), overflow="ellipsis")
+        fit_text(line, max(1, width))
     return lines
 
 
@@ -173,7 +173,7 @@ class MetricChart(Widget):
             if res.plotted:
                 body = Text.from_ansi(res.text, no_wrap=True, end="")
             else:
-                body = Text(res.text, style="dim", justify="center")
+                body = wrap_text(Text(res.text, style="dim", justify="center"), size.width)
             if legend:
                 head = Text("\n", no_wrap=True).join(legend)
                 head.append("\n")
