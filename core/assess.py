@@ -20,6 +20,7 @@ from . import codes as C
 from .config import Thresholds
 from .diagnose import Diagnoser, Severity, fmt, json_value, median, title
 from .discover import CHECKPOINT_DIR, checkpoint_dirs
+from .i18n import N_, _
 from .metrics import (
     ENTROPY,
     EVAL_ENTROPY,
@@ -38,6 +39,17 @@ from .series import RunData
 
 # statuses, best first
 GOOD, OK, WATCH, HIGH, LOW, CRITICAL, NA = "good", "ok", "watch", "high", "low", "critical", "n/a"
+# ... as a report shows them (the JSON keeps the words above)
+STATUS_WORDS = {
+    GOOD: N_("good"), OK: N_("ok"), WATCH: N_("watch"), HIGH: N_("high"), LOW: N_("low"),
+    CRITICAL: N_("critical"), NA: N_("n/a"),
+}
+# the compared items in a sentence
+_ITEM_WORDS = {"token_accuracy": N_("token accuracy"), "entropy": N_("entropy"), "loss": N_("loss")}
+
+
+def status_word(status: str) -> str:
+    return _(STATUS_WORDS[status]) if status in STATUS_WORDS else status
 
 
 @dataclass
@@ -64,8 +76,8 @@ class CompareRow:
     @property
     def diff_text(self) -> str:
         if self.diff is None:
-            return "n/a"
-        return f"{self.diff:+.1f}{'%' if self.unit == '%' else ' pts'}"
+            return _("n/a")
+        return f"{self.diff:+.1f}%" if self.unit == "%" else _("{diff:+.1f} pts").format(diff=self.diff)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -139,69 +151,69 @@ def _judge_metric(metric: str, v: float, t: Thresholds, diag: Diagnoser, data: R
         if v == 0.0:
             # never memorising: a loss of exactly 0 is no token in the loss, or a NaN printed as 0
             if any(f.code == C.LOSS_NONFINITE for f in diag.findings):
-                return CRITICAL, "exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)"
-            return CRITICAL, "exactly 0: no token counts in the loss (labels all masked?), nothing is trained"
+                return CRITICAL, _("exactly 0: a NaN/inf loss printed as 0 by the Trainer (see NaN/inf in training)")
+            return CRITICAL, _("exactly 0: no token counts in the loss (labels all masked?), nothing is trained")
         if v < lo:
-            return LOW, f"below {lo}: the model may be memorising the training set"
+            return LOW, _("below {lo}: the model may be memorising the training set").format(lo=lo)
         if v <= t.loss_good:
-            return GOOD, "a very good level for SFT"
+            return GOOD, _("a very good level for SFT")
         if v <= hi:
-            return OK, f"within the normal {lo}-{hi}"
-        return HIGH, f"above the usual {lo}-{hi} (normal early in training or on hard data)"
+            return OK, _("within the normal {lo}-{hi}").format(lo=lo, hi=hi)
+        return HIGH, _("above the usual {lo}-{hi} (normal early in training or on hard data)").format(lo=lo, hi=hi)
     if metric == EVAL_LOSS:
         tl = _smoothed(data, LOSS, t.smooth_points, _latest_step(data, EVAL_LOSS))
         if tl is None or tl <= 0:
-            return OK, "no train loss to compare with"
+            return OK, _("no train loss to compare with")
         r = v / tl
         if r > t.loss_gap_ratio:
-            return HIGH, f"{r:.2g}x the train loss: overfitting"
+            return HIGH, _("{r:.2g}x the train loss: overfitting").format(r=r)
         if r - 1 > t.loss_gap_warn:
-            return WATCH, f"{r:.2g}x the train loss: a large gap"
-        return GOOD, "close to the train loss (usually slightly above it)"
+            return WATCH, _("{r:.2g}x the train loss: a large gap").format(r=r)
+        return GOOD, _("close to the train loss (usually slightly above it)")
     if metric == GRAD_NORM:
         if v > t.grad_norm_critical:
-            return CRITICAL, f"above {fmt(t.grad_norm_critical)}: gradient explosion"
+            return CRITICAL, _("above {grad_norm_critical}: gradient explosion").format(grad_norm_critical=fmt(t.grad_norm_critical))
         if v > t.grad_norm_warn:
-            return HIGH, f"above {fmt(t.grad_norm_warn)}: lower the learning rate?"
+            return HIGH, _("above {grad_norm_warn}: lower the learning rate?").format(grad_norm_warn=fmt(t.grad_norm_warn))
         if v >= t.grad_norm_watch * t.grad_norm_warn:
-            return WATCH, "slightly high: keep watching it; the learning rate may need lowering"
+            return WATCH, _("slightly high: keep watching it; the learning rate may need lowering")
         if v < t.grad_norm_vanishing:
-            return LOW, f"below {fmt(t.grad_norm_vanishing)}: vanishing gradients?"
+            return LOW, _("below {grad_norm_vanishing}: vanishing gradients?").format(grad_norm_vanishing=fmt(t.grad_norm_vanishing))
         if v < _range(GRAD_NORM)[0]:
-            return LOW, f"below the usual {_range_text(GRAD_NORM)} (common with LoRA; fine while the loss falls)"
-        return GOOD, f"stable, within {_range_text(GRAD_NORM)}"
+            return LOW, _("below the usual {grad_norm} (common with LoRA; fine while the loss falls)").format(grad_norm=_range_text(GRAD_NORM))
+        return GOOD, _("stable, within {grad_norm}").format(grad_norm=_range_text(GRAD_NORM))
     if metric == LR:
         shape = _lr_shape(data, diag)
         if v > t.lr_max:
-            return HIGH, f"above {fmt(t.lr_max)}: probably too large ({shape})"
+            return HIGH, _("above {lr_max}: probably too large ({shape})").format(lr_max=fmt(t.lr_max), shape=shape)
         if v < t.lr_min:
             ms = diag.max_steps
             last = data.last_step or 0
             peak = diag.lr_peak() or 0.0
             if peak < t.lr_min:
-                return LOW, f"below {fmt(t.lr_min)} and never higher than {fmt(peak)}: far too small to learn"
+                return LOW, _("below {lr_min} and never higher than {peak}: far too small to learn").format(lr_min=fmt(t.lr_min), peak=fmt(peak))
             if ms and last >= t.lr_end_fraction * ms:
-                return OK, f"near zero at the end of the schedule ({shape})"
-            return LOW, f"below {fmt(t.lr_min)}: probably too small ({shape})"
+                return OK, _("near zero at the end of the schedule ({shape})").format(shape=shape)
+            return LOW, _("below {lr_min}: probably too small ({shape})").format(lr_min=fmt(t.lr_min), shape=shape)
         return OK, shape
     if metric in (ENTROPY, EVAL_ENTROPY):
         lo, hi = _range(metric)
         if v < lo:
-            return LOW, f"below {lo}: very confident predictions (memorising?)"
+            return LOW, _("below {lo}: very confident predictions (memorising?)").format(lo=lo)
         if v > hi:
-            return HIGH, f"above {hi}: very uncertain predictions (normal early in training)"
-        return GOOD, "moderate prediction uncertainty"
+            return HIGH, _("above {hi}: very uncertain predictions (normal early in training)").format(hi=hi)
+        return GOOD, _("moderate prediction uncertainty")
     if metric in (TOKEN_ACC, EVAL_TOKEN_ACC):
         lo, hi = _range(metric)
         if v > hi:
-            return WATCH, f"above {fmt(hi)}: near-perfect, check for memorisation"
+            return WATCH, _("above {hi}: near-perfect, check for memorisation").format(hi=fmt(hi))
         if v >= t.accuracy_excellent:
-            return GOOD, f"excellent ({t.accuracy_excellent:.0%}+)"
+            return GOOD, _("excellent ({accuracy_excellent:.0%}+)").format(accuracy_excellent=t.accuracy_excellent)
         if v >= t.accuracy_very_good:
-            return GOOD, f"very good ({t.accuracy_very_good:.0%}+)"
+            return GOOD, _("very good ({accuracy_very_good:.0%}+)").format(accuracy_very_good=t.accuracy_very_good)
         if v >= lo:
-            return OK, f"within the normal {_range_text(metric)}"
-        return LOW, f"below the usual {_range_text(metric)}"
+            return OK, _("within the normal {metric}").format(metric=_range_text(metric))
+        return LOW, _("below the usual {metric}").format(metric=_range_text(metric))
     return NA, ""
 
 
@@ -216,19 +228,19 @@ _LR_SHAPE_POINTS = 6  # what the schedule does now: the first against the last o
 def _lr_shape(data: RunData, diag: Diagnoser) -> str:
     s = data.get(LR)
     if s is None or len(s) < 2:
-        return "too few points to see the schedule"
+        return _("too few points to see the schedule")
     vals = [v for v in s.values[-_LR_SHAPE_POINTS:] if math.isfinite(v)]
     peak = diag.lr_peak()
     if len(vals) < 2:
-        return "schedule unknown"
+        return _("schedule unknown")
     direction = lr_direction(vals[0], vals[-1])
     if direction > 0:
-        return "warming up"
+        return _("warming up")
     if direction < 0:
         if peak and vals[-1] < peak:
-            return f"decaying as expected, now {vals[-1] / peak:.2%} of its peak {fmt(peak)}"
-        return "decaying"
-    return "constant"
+            return _("decaying as expected, now {value:.2%} of its peak {peak}").format(value=vals[-1] / peak, peak=fmt(peak))
+        return _("decaying")
+    return _("constant")
 
 
 _ROWS = (LOSS, GRAD_NORM, LR, ENTROPY, TOKEN_ACC, EVAL_LOSS, EVAL_ENTROPY, EVAL_TOKEN_ACC)
@@ -258,15 +270,15 @@ def assess(
         step, v = last
         broken = broken_eval if m.startswith("eval_") else broken_train
         if not math.isfinite(v):
-            row = MetricRow(m, v, CRITICAL, f"{fmt(v)} at step {step}")
+            row = MetricRow(m, v, CRITICAL, _("{v} at step {step}").format(v=fmt(v), step=step))
         elif m != LR and step in broken:
-            row = MetricRow(m, v, CRITICAL, f"meaningless: logged at step {step} while the loss is NaN/inf")
+            row = MetricRow(m, v, CRITICAL, _("meaningless: logged at step {step} while the loss is NaN/inf").format(step=step))
         else:
             judged = _smoothed(data, m, t.smooth_points) if m in _NOISY else v
             judged = v if judged is None else judged
             status, note = _judge_metric(m, judged, t, diagnoser, data)
             if m in _NOISY and abs(judged - v) > _SHOW_MEDIAN * abs(v):
-                note += f" (recent median {fmt(judged)})"
+                note += _(" (recent median {judged})").format(judged=fmt(judged))
             row = MetricRow(m, v, status, note)
         out.metrics.append(row)
         statuses[m] = (row.status, row.value)
@@ -277,7 +289,7 @@ def assess(
         # rose from its best: the row must not read as the opposite of the finding
         for c in out.comparison:
             if c.status == GOOD and c.item in ("loss", "token_accuracy"):
-                c.status, c.judgement = OK, "a small gap now, but eval_loss rose from its best (overfitting)"
+                c.status, c.judgement = OK, _("a small gap now, but eval_loss rose from its best (overfitting)")
     _verdict(out, data, diagnoser, statuses, t)
     out.best_checkpoint = best_checkpoint(data, log_path) if log_path else _best_without_path(data)
     return out
@@ -314,7 +326,7 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
                 None,
                 "%",
                 CRITICAL,
-                "no comparison: training is NaN/inf",
+                _("no comparison: training is NaN/inf"),
             )
         )
         return
@@ -324,15 +336,15 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
     if tl is not None and tl > 0 and math.isfinite(el):
         d = (el - tl) / tl * 100
         if d > (t.loss_gap_ratio - 1) * 100:
-            st, j = HIGH, "overfitting"
+            st, j = HIGH, _("overfitting")
         elif d > t.loss_gap_warn * 100:
-            st, j = WATCH, "mild overfitting"
+            st, j = WATCH, _("mild overfitting")
         elif d > t.loss_gap_close * 100:
-            st, j = OK, "a normal gap"
+            st, j = OK, _("a normal gap")
         elif d >= -t.loss_gap_close * 100:
-            st, j = GOOD, "generalising well"
+            st, j = GOOD, _("generalising well")
         else:
-            st, j = OK, "eval below train (normal early on, or with dropout)"
+            st, j = OK, _("eval below train (normal early on, or with dropout)")
         out.comparison.append(CompareRow("loss", tl, el, d, "%", st, j))
     # token accuracy
     ea = _value_at_or_none(data, EVAL_TOKEN_ACC, step)
@@ -340,11 +352,11 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
     if ea is not None and ta is not None:
         d = (ea - ta) * 100
         if d >= -t.accuracy_gap_warn * 100:
-            st, j = GOOD, "generalising well"
+            st, j = GOOD, _("generalising well")
         elif d >= -t.accuracy_drop * 100:
-            st, j = WATCH, "eval accuracy lags train: early sign of overfitting"
+            st, j = WATCH, _("eval accuracy lags train: early sign of overfitting")
         else:
-            st, j = HIGH, "a large accuracy gap: overfitting"
+            st, j = HIGH, _("a large accuracy gap: overfitting")
         out.comparison.append(CompareRow("token_accuracy", ta, ea, d, "pts", st, j))
     # entropy
     ee = _value_at_or_none(data, EVAL_ENTROPY, step)
@@ -352,11 +364,11 @@ def _compare(out: Assessment, data: RunData, t: Thresholds) -> None:
     if ee is not None and te is not None and te > 0:
         d = (ee - te) / te * 100
         if abs(d) <= t.entropy_gap_close * 100:
-            st, j = GOOD, "very consistent"
+            st, j = GOOD, _("very consistent")
         elif abs(d) <= t.entropy_gap * 100:
-            st, j = OK, "consistent"
+            st, j = OK, _("consistent")
         else:
-            st, j = WATCH, "eval entropy far from train: check the eval set's distribution"
+            st, j = WATCH, _("eval entropy far from train: check the eval set's distribution")
         out.comparison.append(CompareRow("entropy", te, ee, d, "%", st, j))
 
 
@@ -386,9 +398,9 @@ def _verdict(
     seen = {f.code for f in diag.findings}
     overfit = bool(seen & {C.OVERFITTING, C.OVERFITTING_SEVERE})
     if st in (GOOD, OK) and not codes & {C.LOSS_OSCILLATION} and not seen & {C.LOSS_PLATEAU, C.LOSS_NONFINITE}:
-        pos.append("train loss is " + ("low and stable" if st == GOOD else "in the normal range and stable"))
+        pos.append(_("train loss is low and stable") if st == GOOD else _("train loss is in the normal range and stable"))
     elif not codes & {C.LOSS_OSCILLATION} and not seen & {C.LOSS_PLATEAU, C.LOSS_NONFINITE} and _loss_falling(data):
-        pos.append("train loss is still falling")
+        pos.append(_("train loss is still falling"))
     acc = statuses.get(TOKEN_ACC)
     if (
         acc is not None
@@ -399,40 +411,42 @@ def _verdict(
         and C.OVERFITTING_SEVERE not in seen
     ):
         pos.append(
-            f"token accuracy {acc[1] * 100:.1f}%: {'excellent' if acc[1] >= t.accuracy_excellent else 'very good'}"
+            (_("token accuracy {acc:.1f}%: excellent") if acc[1] >= t.accuracy_excellent
+             else _("token accuracy {acc:.1f}%: very good")).format(acc=acc[1] * 100)
         )
     c = comp.get("token_accuracy")
     if c is not None and c.status == GOOD and c.diff is not None and not overfit:
         pos.append(
-            f"eval accuracy only {abs(c.diff):.1f} points {'below' if c.diff < 0 else 'above'} train: generalising well"
+            (_("eval accuracy only {diff:.1f} points below train: generalising well") if c.diff < 0
+             else _("eval accuracy only {diff:.1f} points above train: generalising well")).format(diff=abs(c.diff))
         )
     c = comp.get("entropy")
     if c is not None and c.status == GOOD and C.ENTROPY_GAP not in seen:
-        pos.append("train and eval entropy agree")
+        pos.append(_("train and eval entropy agree"))
     c = comp.get("loss")
     if c is not None and c.status == GOOD and not overfit:
-        pos.append("eval loss close to train loss")
+        pos.append(_("eval loss close to train loss"))
     if C.LOSS_NONFINITE not in seen and data.get(LOSS) is not None:
-        pos.append("no NaN/inf values")
+        pos.append(_("no NaN/inf values"))
     gst = statuses.get(GRAD_NORM, (NA, None))[0]
     if gst == GOOD and not seen & {C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH, C.GRAD_VANISHING}:
-        pos.append("grad_norm stable and in range")
+        pos.append(_("grad_norm stable and in range"))
     best = best_eval(data)
     ev = _latest(data, EVAL_LOSS)
     if best is not None and ev is not None and best[0] == ev[0] and data.count(Kind.EVAL) > 1:
-        pos.append("eval_loss still improving (the latest eval is the best)")
+        pos.append(_("eval_loss still improving (the latest eval is the best)"))
 
     # cautions (the seed's "需要注意")
     cau = out.cautions
     for f in crit + warn:
-        cau.append(f"{f.title}: {f.message}")
+        cau.append(_("{title}: {message}").format(title=f.title, message=f.message))
     for f in info:
-        cau.append(f"{f.title} (info): {f.message}")
+        cau.append(_("{title} (info): {message}").format(title=f.title, message=f.message))
     for c in out.comparison:
         if c.status in (WATCH, HIGH, CRITICAL) and not (
             c.item == "loss" and codes & {C.OVERFITTING, C.OVERFITTING_SEVERE}
         ):
-            cau.append(f"train/eval {c.item.replace('_', ' ')} gap {c.diff_text}: {c.judgement}")
+            cau.append(_("train/eval {item} gap {diff}: {judgement}").format(item=_(_ITEM_WORDS.get(c.item, c.item)), diff=c.diff_text, judgement=c.judgement))
     for m, (s, v) in statuses.items():
         if s in (WATCH, HIGH, LOW) and m not in (EVAL_LOSS,):
             if m == GRAD_NORM and codes & {C.GRAD_NORM_HIGH, C.GRAD_EXPLOSION}:
@@ -440,50 +454,54 @@ def _verdict(
             if m == LR and codes & {C.LR_TOO_LARGE, C.LR_TOO_SMALL}:
                 continue
             row = next(r for r in out.metrics if r.metric == m)
-            cau.append(f"{label(m)} {fmt(v)}: {row.note}")
+            cau.append(_("{metric} {value}: {note}").format(metric=label(m), value=fmt(v), note=row.note))
 
     # verdict
     loss_c = comp.get("loss")
     if crit:
         out.status = CRITICAL
-        names = ", ".join(dict.fromkeys(f.title for f in crit))
-        out.verdict = f"Critical: {names}. Act now."
+        names = _(", ").join(dict.fromkeys(f.title for f in crit))
+        out.verdict = _("Critical: {names}. Act now.").format(names=names)
     elif codes & {C.OVERFITTING}:
         out.status = WATCH
-        out.verdict = "Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early."
+        out.verdict = _("Overfitting: eval loss is pulling away from train loss; take the best checkpoint or stop early.")
     elif warn:
         out.status = WATCH
-        names = ", ".join(dict.fromkeys(f.title for f in warn))
-        tail = "" if loss_c is None or loss_c.status != WATCH else " and a mild overfitting tendency"
-        out.verdict = f"Training runs, with warnings to watch: {names}{tail}."
+        names = _(", ").join(dict.fromkeys(f.title for f in warn))
+        if loss_c is None or loss_c.status != WATCH:
+            out.verdict = _("Training runs, with warnings to watch: {names}.").format(names=names)
+        else:
+            out.verdict = _("Training runs, with warnings to watch: {names} and a mild overfitting tendency.").format(
+                names=names
+            )
     elif loss_c is not None and loss_c.status in (WATCH, HIGH):
         out.status = WATCH
-        out.verdict = "Slight overfitting tendency, but healthy overall."
+        out.verdict = _("Slight overfitting tendency, but healthy overall.")
     elif data.get(LOSS) is None and data.get(EVAL_LOSS) is None:
         out.status = NA
-        out.verdict = "No metrics yet."
+        out.verdict = _("No metrics yet.")
     else:
         out.status = GOOD
-        out.verdict = "Healthy: nothing to act on."
+        out.verdict = _("Healthy: nothing to act on.")
     # A critical episode that closed still makes the report exit 1: the verdict says what the
     # run recovered from, and is never "Healthy".
     recovered = _recovered(diag)
     if recovered and out.status != CRITICAL:
         if out.status in (GOOD, NA):
             out.status = WATCH
-            out.verdict = f"Recovered from {recovered}: check the run before trusting it."
+            out.verdict = _("Recovered from {recovered}: check the run before trusting it.").format(recovered=recovered)
         else:
-            out.verdict += f" Earlier it recovered from {recovered}."
+            out.verdict += _(" Earlier it recovered from {recovered}.").format(recovered=recovered)
     if diag.finished and out.status != CRITICAL:
-        out.verdict += " The run has finished."
+        out.verdict += _(" The run has finished.")
 
 
 # a closed critical episode in the verdict: (one, several) of them
 _RECOVERED_NOUN: dict[str, tuple[str, str]] = {
-    C.GRAD_EXPLOSION: ("a gradient spike", "gradient spikes"),
-    C.LOSS_NONFINITE: ("a NaN/inf value", "NaN/inf values"),
-    C.OVERFITTING_SEVERE: ("severe overfitting", "severe overfitting"),
-    C.RUN_CRASHED: ("a crash", "crashes"),
+    C.GRAD_EXPLOSION: (N_("a gradient spike of {listed}"), N_("gradient spikes of {listed}")),
+    C.LOSS_NONFINITE: (N_("a NaN/inf value {listed}"), N_("NaN/inf values {listed}")),
+    C.OVERFITTING_SEVERE: (N_("severe overfitting {listed}"), N_("severe overfitting {listed}")),
+    C.RUN_CRASHED: (N_("a crash {listed}"), N_("crashes {listed}")),
 }
 _RECOVERED_LISTED = 3  # episodes of one code named in the verdict; the rest are counted
 
@@ -494,18 +512,23 @@ def _recovered(diag: Diagnoser) -> str:
     by_code: dict[str, list[str]] = {}
     for f in diag.findings:
         if f.severity is Severity.CRITICAL and not f.active:
-            value = f"{fmt(f.value)} " if f.value is not None and f.code == C.GRAD_EXPLOSION else ""
-            by_code.setdefault(f.code, []).append(f"{value}at step {f.step}")
+            if f.value is not None and f.code == C.GRAD_EXPLOSION:
+                where = _("{value} at step {step}").format(value=fmt(f.value), step=f.step)
+            else:
+                where = _("at step {step}").format(step=f.step)
+            by_code.setdefault(f.code, []).append(where)
     parts = []
     for code, eps in by_code.items():
-        one, many = _RECOVERED_NOUN.get(code, (title(code), title(code)))
+        one, many = _RECOVERED_NOUN.get(code, (N_("{title} {listed}"), N_("{title} {listed}")))
         shown = eps[:_RECOVERED_LISTED]
         if len(eps) > len(shown):
-            shown.append(f"{len(eps) - len(shown)} more")
-        listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
-        of = "of " if code == C.GRAD_EXPLOSION else ""
-        parts.append(f"{one if len(eps) == 1 else many} {of}{listed}")
-    return "; ".join(parts)
+            shown.append(_("{count} more").format(count=len(eps) - len(shown)))
+        if len(shown) == 1:
+            listed = shown[0]
+        else:
+            listed = _("{items} and {last}").format(items=_(", ").join(shown[:-1]), last=shown[-1])
+        parts.append(_(one if len(eps) == 1 else many).format(title=title(code), listed=listed))
+    return _("; ").join(parts)
 
 
 _FALLING_POINTS = 20  # "still falling": the newer half of this many points has the lower median
@@ -568,14 +591,14 @@ def best_checkpoint(
     if path is None:
         have = sorted(dirs)
         if not have:
-            note = f"no checkpoint-N directories beside the log; the best eval is at step {step}"
+            note = _("no checkpoint-N directories beside the log; the best eval is at step {step}").format(step=step)
         else:
             listed = ", ".join(f"checkpoint-{s}" for s in have[:8]) + (" ..." if len(have) > 8 else "")
             spacing = _gcd_all(have)
             if spacing and step % spacing == 0 and step < have[-1]:
-                note = f"checkpoint-{step} no longer exists (deleted by save_total_limit?); present: {listed}"
+                note = _("checkpoint-{step} no longer exists (deleted by save_total_limit?); present: {listed}").format(step=step, listed=listed)
             else:
-                note = f"no checkpoint was saved at step {step}; present: {listed}"
+                note = _("no checkpoint was saved at step {step}; present: {listed}").format(step=step, listed=listed)
     return {"step": step, "eval_loss": loss, "eval_token_accuracy": acc, "path": path, "note": note}
 
 

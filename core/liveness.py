@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from .i18n import N_, _
 from .numfmt import fmt_duration
 
 if TYPE_CHECKING:
@@ -26,6 +27,24 @@ class State(str, Enum):
     CRASHED = "crashed"
     STALLED = "stalled"  # no new record for well past the run's usual interval
     STOPPED = "stopped"  # the file not written at all for a long time: the process is gone
+
+
+# The state words as a person reads them (the JSON keeps State's values).
+STATE_WORDS: dict[str, str] = {
+    "waiting": N_("waiting"),
+    "running": N_("running"),
+    "finished": N_("finished"),
+    "crashed": N_("crashed"),
+    "stalled": N_("stalled"),
+    "stopped": N_("stopped"),
+    "missing": N_("missing"),
+    "unreadable": N_("unreadable"),
+}
+
+
+def state_word(state: str) -> str:
+    """``running`` -> the chosen language's word for a run's state (unknown states unchanged)."""
+    return _(STATE_WORDS[state]) if state in STATE_WORDS else state
 
 
 @dataclass(frozen=True)
@@ -42,12 +61,17 @@ class Liveness:
 
     def describe(self) -> str:
         """``stopped: last write 3h05m ago at step 202 of 5100``; just the state when running."""
+        word = state_word(self.state.value)
         if self.state in (State.RUNNING, State.WAITING, State.FINISHED, State.CRASHED):
-            return str(self.state.value)
-        where = ""
-        if self.step is not None:
-            where = f" at step {self.step}" + (f" of {self.total}" if self.total else "")
-        return f"{self.state.value}: last write {fmt_duration(self.silent)} ago{where}"
+            return word
+        ago = fmt_duration(self.silent)
+        if self.step is None:
+            return _("{state}: last write {ago} ago").format(state=word, ago=ago)
+        if self.total:
+            return _("{state}: last write {ago} ago at step {step} of {total}").format(
+                state=word, ago=ago, step=self.step, total=self.total
+            )
+        return _("{state}: last write {ago} ago at step {step}").format(state=word, ago=ago, step=self.step)
 
 
 def liveness(run: Run, now: float) -> Liveness:

@@ -17,12 +17,15 @@ from sfttop import __version__
 
 from . import memory
 from . import metrics as M
-from .assess import assess, best_checkpoint
+from .assess import assess, best_checkpoint, status_word
 from .config import Config
 from .diagnose import Severity, json_value
+from .i18n import N_, _
+from .liveness import state_word
 from .records import Kind
 from .run import Monitor, Run
 from .sanitize import clean_text
+from .textfmt import cells, ljust_cells
 from .unread import has_records, unread_reason
 
 # The train metrics shown first, in this order; other metrics follow alphabetically.
@@ -36,9 +39,9 @@ def report_status(run: Run, now: float) -> tuple[str, str]:
     """The run's status word in a report and its detail (``stopped: last write 3h05m ago ...``);
     the TUI's ``snapshot.run_status`` is its glyph-and-word twin."""
     if not run.exists:
-        return "missing", "missing"
+        return "missing", state_word("missing")
     if run.error is not None and run.data.count(Kind.TRAIN) == 0:
-        return "unreadable", "unreadable"
+        return "unreadable", state_word("unreadable")
     life = run.liveness(now)
     return life.state.value, life.describe()
 
@@ -123,7 +126,7 @@ def build(
         code = 2
     report = {"sfttop_version": __version__, "runs": runs}
     if not mon.runs:
-        report["error"] = "no log found in: " + ", ".join(clean_text(p) for p in paths)
+        report["error"] = _("no log found in: {paths}").format(paths=", ".join(clean_text(p) for p in paths))
     return report, code
 
 
@@ -143,7 +146,7 @@ def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO, log_
             out.write(render_text(report))
         out.flush()
     elif not errors:
-        errors.append(str(report.get("error") or "no log found"))
+        errors.append(str(report.get("error") or _("no log found")))
     if errors:
         import sys
 
@@ -163,7 +166,7 @@ def num(v: object) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, bool):
-        return str(v)
+        return _("yes") if v else _("no")
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
@@ -171,7 +174,20 @@ def num(v: object) -> str:
     return str(v)
 
 
-_BADGE = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "pending": "....", "critical": "CRIT", "warning": "WARN", "info": "INFO"}
+# Verdict and severity words, short, for the report's status columns.
+_BADGE = {
+    "pass": N_("PASS"),
+    "warn": N_("WARN"),
+    "fail": N_("FAIL"),
+    "pending": "....",
+    "critical": N_("CRIT"),
+    "warning": N_("WARN"),
+    "info": N_("INFO"),
+}
+
+
+def _badge(word: str) -> str:
+    return _(_BADGE[word]) if word in _BADGE else word
 
 
 def _table(rows: list[list[str]], header: list[str], md: bool) -> list[str]:
@@ -179,10 +195,11 @@ def _table(rows: list[list[str]], header: list[str], md: bool) -> list[str]:
         out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
         return out
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    # widths in terminal cells: a Chinese word is two cells per character
+    widths = [max(cells(h), *(cells(r[i]) for r in rows)) if rows else cells(h) for i, h in enumerate(header)]
+    line = "  ".join(ljust_cells(h, w) for h, w in zip(header, widths))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    out += ["  ".join(ljust_cells(c, w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return out
 
 
@@ -192,58 +209,59 @@ def _run_lines(r: dict[str, Any], md: bool) -> list[str]:
     L.append(f"{h}{r['name']}")
     L.append("")
     rec = r["records"]
+    step = num(r["last_step"]) + (f"/{r['max_steps']}" if r["max_steps"] else "")
     bits = [
-        f"status: {r['status_detail']}",
-        f"format: {r['format']}",
-        f"step {num(r['last_step'])}" + (f"/{r['max_steps']}" if r["max_steps"] else ""),
-        f"epoch {num(r['epoch'])}",
-        f"records: {rec['train']} train, {rec['eval']} eval",
+        _("status: {status}").format(status=r["status_detail"]),
+        _("format: {format}").format(format=r["format"]),
+        _("step {step}").format(step=step),
+        _("epoch {epoch}").format(epoch=num(r["epoch"])),
+        _("records: {train} train, {eval} eval").format(train=rec["train"], eval=rec["eval"]),
     ]
     if r["skipped_lines"]:
-        bits.append(f"{r['skipped_lines']} unreadable lines skipped")
+        bits.append(_("{count} unreadable lines skipped").format(count=r["skipped_lines"]))
     L.append(("`" + r["path"] + "`  \n" if md else r["path"] + "\n") + " · ".join(bits))
     if r["error"]:
-        L.append(f"error: {r['error']}")
+        L.append(_("error: {error}").format(error=r["error"]))
     if r["crash"]:
-        L.append(f"crashed: {r['crash']}")
+        L.append(_("crashed: {crash}").format(crash=r["crash"]))
     L.append("")
 
     findings = r["findings"]
-    L.append(("### " if md else "") + "Findings")
+    L.append(("### " if md else "") + _("Findings"))
     L.append("")
     if not findings:
-        L.append("none: nothing alarming in this run")
+        L.append(_("none: nothing alarming in this run"))
     else:
         rows = []
         for f in findings:
-            state = "active" if f["active"] else f"ended at step {f['end_step']}"
-            rows.append([_BADGE.get(f["severity"], f["severity"]), f["code"], str(f["step"]), state, f["message"]])
-        L += _table(rows, ["severity", "code", "step", "state", "message"], md)
+            state = _("active") if f["active"] else _("ended at step {step}").format(step=f["end_step"])
+            rows.append([_badge(f["severity"]), f["code"], str(f["step"]), state, f["message"]])
+        L += _table(rows, [_("severity"), _("code"), _("step"), _("state"), _("message")], md)
         advice = [(f["code"], a) for f in findings if f["active"] for a in f["advice"][:3]]
         if advice:
             L.append("")
-            L.append("Advice:")
+            L.append(_("Advice:"))
             seen = set()
             for code, a in advice:
                 if a not in seen:
                     seen.add(a)
-                    L.append(f"- {a} ({code})")
+                    L.append(_("- {advice} ({code})").format(advice=a, code=code))
     L.append("")
     L += _assessment_lines(r["assessment"], md)
     L += _checklist_lines(r["checklist"], md)
     bc = r["best_checkpoint"]
-    L.append(("### " if md else "") + "Best checkpoint")
+    L.append(("### " if md else "") + _("Best checkpoint"))
     L.append("")
     if bc is None:
-        L.append("none yet: the run has logged no eval_loss (best is chosen by eval loss, never train loss)")
+        L.append(_("none yet: the run has logged no eval_loss (best is chosen by eval loss, never train loss)"))
     else:
-        where = bc.get("path") or "no checkpoint directory found"
+        where = bc.get("path") or _("no checkpoint directory found")
         acc = bc.get("eval_token_accuracy")
-        L.append(
-            f"step {bc['step']}: eval_loss {num(bc['eval_loss'])}"
-            + (f", eval token accuracy {num(acc)}" if acc is not None else "")
-            + f" -> {where}"
-        )
+        if acc is None:
+            line = _("step {step}: eval_loss {loss} -> {where}")
+        else:
+            line = _("step {step}: eval_loss {loss}, eval token accuracy {acc} -> {where}")
+        L.append(line.format(step=bc["step"], loss=num(bc["eval_loss"]), acc=num(acc), where=where))
         if bc.get("note"):
             L.append(str(bc["note"]))
     L.append("")
@@ -252,27 +270,27 @@ def _run_lines(r: dict[str, Any], md: bool) -> list[str]:
 
 def _assessment_lines(a: dict[str, Any], md: bool) -> list[str]:
     L: list[str] = []
-    L.append(("### " if md else "") + "Assessment")
+    L.append(("### " if md else "") + _("Assessment"))
     L.append("")
-    rows = [[m["metric"], num(m["value"]), m["status"], m.get("note", "")] for m in a.get("metrics", [])]
+    rows = [[m["metric"], num(m["value"]), status_word(m["status"]), m.get("note", "")] for m in a.get("metrics", [])]
     if rows:
-        L += _table(rows, ["metric", "value", "status", "note"], md)
+        L += _table(rows, [_("metric"), _("value"), _("status"), _("note")], md)
         L.append("")
     comp = a.get("comparison", [])
     if comp:
         rows = [[c["item"], num(c["train"]), num(c["eval"]), c["diff"], c["judgement"]] for c in comp]
-        L += _table(rows, ["train vs eval", "train", "eval", "difference", "judgement"], md)
+        L += _table(rows, [_("train vs eval"), _("train"), _("eval"), _("difference"), _("judgement")], md)
         L.append("")
     if md:
         # Two real lists, each after a blank line: "  ! x" under "  + y" would be a lazy
         # continuation of the last "+" item in CommonMark, one run-on bullet.
-        L.append(f"**Overall:** {a.get('verdict', '')}")
-        for title, items in (("Going well", a.get("positives", [])), ("Cautions", a.get("cautions", []))):
+        L.append(_("**Overall:** {verdict}").format(verdict=a.get("verdict", "")))
+        for title, items in ((_("Going well:"), a.get("positives", [])), (_("Cautions:"), a.get("cautions", []))):
             if items:
-                L += ["", f"{title}:", ""]
+                L += ["", title, ""]
                 L += [f"- {x}" for x in items]
     else:
-        L.append(f"Overall: {a.get('verdict', '')}")
+        L.append(_("Overall: {verdict}").format(verdict=a.get("verdict", "")))
         for p in a.get("positives", []):
             L.append(f"  + {p}")
         for c in a.get("cautions", []):
@@ -282,21 +300,22 @@ def _assessment_lines(a: dict[str, Any], md: bool) -> list[str]:
 
 
 def _checklist_lines(c: dict[str, Any], md: bool) -> list[str]:
-    L: list[str] = [("### " if md else "") + "Checklist", ""]
+    L: list[str] = [("### " if md else "") + _("Checklist"), ""]
     for cad in c.values():
         latest = cad.get("latest")
         if latest is None:
-            L.append(f"{cad['label']}: pending (no data yet)")
+            L.append(_("{cadence}: pending (no data yet)").format(cadence=cad["label"]))
             continue
         hist = "".join(_HIST.get(w["status"], "?") for w in cad["windows"][-30:])
-        L.append(f"{cad['label']} — {latest['label']}  history (oldest→newest): {hist}")
+        L.append(_("{cadence} — {window}  history (oldest→newest): {history}").format(
+            cadence=cad["label"], window=latest["label"], history=hist))
         rows = []
         for it in latest["items"]:
             trail = "".join(
                 _HIST.get(_item_status(w, it["id"]), "?") for w in cad["windows"][-12:]
             )
-            rows.append([_BADGE.get(it["status"], it["status"]), it["label"], it["detail"], trail])
-        L += _table(rows, ["status", "check", "detail", "history"], md)
+            rows.append([_badge(it["status"]), it["label"], it["detail"], trail])
+        L += _table(rows, [_("status"), _("check"), _("detail"), _("history")], md)
         L.append("")
     return L
 
@@ -321,7 +340,7 @@ def render_text(report: dict[str, Any]) -> str:
 
 
 def render_md(report: dict[str, Any]) -> str:
-    L = ["# sfttop report", ""]
+    L = [_("# sfttop report"), ""]
     if "error" in report:
         L.append(f"**{report['error']}**")
     for r in report["runs"]:

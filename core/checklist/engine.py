@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import Diagnoser
+from sfttop.core.i18n import _
 from sfttop.core.metrics import EVAL_LOSS, EVAL_TOKEN_ACC
 from sfttop.core.query import logging_interval
 from sfttop.core.records import Kind
@@ -92,10 +93,10 @@ class Checklist:
         last = data.last_step
         cad = []
         for cid, size in (("100_steps", sizes[0]), ("1000_steps", sizes[1])):
-            label = CADENCES[cid] if size == (100 if cid == "100_steps" else 1000) else f"every {size} steps"
+            label = _(CADENCES[cid]) if size == (100 if cid == "100_steps" else 1000) else _("every {size} steps").format(size=size)
             windows = self._step_windows(cid, size, ctx, last)
             cad.append(Cadence(cid, label, size, windows))
-        cad.append(Cadence("epoch", CADENCES["epoch"], None, self._epoch_windows(ctx, last)))
+        cad.append(Cadence("epoch", _(CADENCES["epoch"]), None, self._epoch_windows(ctx, last)))
         return ChecklistState(cad)
 
     def advance(self, data: RunData, diag: Diagnoser) -> None:
@@ -117,7 +118,7 @@ class Checklist:
         cache = self._cache["epoch"]
         for i, (num, a, b) in enumerate(self._epochs[:-1]):
             if num not in cache:
-                cache[num] = _judge("epoch", ctx, num, f"epoch {num}", a, b, True, i == 0)
+                cache[num] = _judge("epoch", ctx, num, _("epoch {num}").format(num=num), a, b, True, i == 0)
 
     def _prepare(self, data: RunData, diag: Diagnoser) -> tuple[Context, tuple[int, int]]:
         horizon = max(data.last_step or 0, data.max_steps or 0, diag.max_steps or 0)
@@ -225,14 +226,14 @@ class Checklist:
             first = ctx.first_step()
             if first is None:
                 return []
-            return [_judge("epoch", ctx, 0, "whole run (no epoch info)", first, last, ctx.diag.finished, True).window]
+            return [_judge("epoch", ctx, 0, _("whole run (no epoch info)"), first, last, ctx.diag.finished, True).window]
         out = []
         for i, (num, a, b) in enumerate(self._epochs):
             closed = i < len(self._epochs) - 1 or ctx.diag.finished
             c = cache.get(num)
             if c is None or not closed:
                 end = b if closed else max(b, last)
-                c = _judge("epoch", ctx, num, f"epoch {num}", a, end, closed, i == 0)
+                c = _judge("epoch", ctx, num, _("epoch {num}").format(num=num), a, end, closed, i == 0)
                 if closed:
                     cache[num] = c
             out.append(c.window)
@@ -305,8 +306,8 @@ def _from_findings(item: CheckItem, w: WindowData) -> Verdict | None:
         return None
     worst = max(hits, key=lambda f: (f.code in item.fail, f.severity.rank))
     status = FAIL if worst.code in item.fail else WARN
-    more = f" (+{len(hits) - 1} more)" if len(hits) > 1 else ""
-    return status, f"{worst.code}: {worst.message}{more}"
+    more = _(" (+{count} more)").format(count=len(hits) - 1) if len(hits) > 1 else ""
+    return status, _("{code}: {message}{more}").format(code=worst.code, message=worst.message, more=more)
 
 
 def _findings_only(item: CheckItem, w: WindowData) -> Verdict:
@@ -314,10 +315,10 @@ def _findings_only(item: CheckItem, w: WindowData) -> Verdict:
     of its codes, with its first advice (what to change), else a pass."""
     hits = w.ctx.overlapping(w.a, w.b, item.codes)
     if not hits:
-        return PASS, "no finding calls for a change"
+        return PASS, _("no finding calls for a change")
     worst = max(hits, key=lambda f: f.severity.rank)
     status = FAIL if worst.code in item.fail else WARN
-    return status, f"{worst.code}: {worst.advice[0] if worst.advice else worst.message}"
+    return status, _("{code}: {message}").format(code=worst.code, message=worst.advice[0] if worst.advice else worst.message)
 
 
 def _merge(base: Verdict, found: Verdict | None) -> Verdict:
@@ -358,5 +359,5 @@ def _merged(cid: str, w: WindowData, base: list[Verdict | None]) -> list[CheckRe
         if verdict is None:
             verdict = _findings_only(item, w)
         status, detail = _merge(verdict, _from_findings(item, w))
-        out.append(CheckResult(item.id, item.label, status, detail))
+        out.append(CheckResult(item.id, _(item.label), status, detail))
     return out

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sfttop.core import codes as C
+from sfttop.core.i18n import N_
 
 from . import judges as J
 from .context import WindowData
@@ -19,9 +20,9 @@ Judge = Callable[[WindowData], Verdict]
 
 # cadence id -> its label, in display order
 CADENCES: dict[str, str] = {
-    "100_steps": "every 100 steps",
-    "1000_steps": "every 1000 steps",
-    "epoch": "every epoch",
+    "100_steps": N_("every 100 steps"),
+    "1000_steps": N_("every 1000 steps"),
+    "epoch": N_("every epoch"),
 }
 
 
@@ -37,8 +38,8 @@ class CheckItem:
 
     id: str
     cadence: str
-    label: str  # the seed's question, for reports
-    short: str  # a few words, for the TUI's narrow checklist panel
+    label: str  # the seed's question, for reports (English: show it as _(label))
+    short: str  # a few words, for the TUI's narrow checklist panel (_(short) too)
     judge: Judge | None
     warn: frozenset[str] = frozenset()
     fail: frozenset[str] = frozenset()
@@ -56,16 +57,16 @@ ITEMS: tuple[CheckItem, ...] = (
     CheckItem(
         "loss_falling",
         "100_steps",
-        "Is the loss falling normally?",
-        "loss falling",
+        N_("Is the loss falling normally?"),
+        N_("loss falling"),
         J.loss_falling,
         warn=_LOSS_SHAPE,
     ),
     CheckItem(
         "grad_norm_in_range",
         "100_steps",
-        "Is grad_norm in a reasonable range?",
-        "grad_norm in range",
+        N_("Is grad_norm in a reasonable range?"),
+        N_("grad_norm in range"),
         J.grad_in_range,
         warn=frozenset({C.GRAD_NORM_HIGH, C.GRAD_VANISHING}),
         fail=frozenset({C.GRAD_EXPLOSION}),
@@ -73,29 +74,29 @@ ITEMS: tuple[CheckItem, ...] = (
     CheckItem(
         "lr_decaying",
         "100_steps",
-        "Is the learning rate decaying as planned?",
-        "LR on schedule",
+        N_("Is the learning rate decaying as planned?"),
+        N_("LR on schedule"),
         J.lr_decaying,
         warn=_LR_CODES,
     ),
     CheckItem(
         "no_nonfinite",
         "100_steps",
-        "No NaN or inf values?",
-        "no NaN/inf",
+        N_("No NaN or inf values?"),
+        N_("no NaN/inf"),
         J.no_nonfinite,
         fail=frozenset({C.LOSS_NONFINITE}),
     ),
     # every 1000 steps
-    CheckItem("loss_gap", "1000_steps", "Is the train/eval loss gap reasonable?", "train/eval gap ok", J.loss_gap),
+    CheckItem("loss_gap", "1000_steps", N_("Is the train/eval loss gap reasonable?"), N_("train/eval gap ok"), J.loss_gap),
     CheckItem(
-        "eval_acc_rising", "1000_steps", "Is eval accuracy rising steadily?", "eval acc rising", J.eval_acc_rising
+        "eval_acc_rising", "1000_steps", N_("Is eval accuracy rising steadily?"), N_("eval acc rising"), J.eval_acc_rising
     ),
     CheckItem(
         "no_overfitting",
         "1000_steps",
-        "No signs of overfitting?",
-        "no overfitting",
+        N_("No signs of overfitting?"),
+        N_("no overfitting"),
         J.no_overfitting,
         warn=frozenset({C.OVERFITTING}),
         fail=frozenset({C.OVERFITTING_SEVERE}),
@@ -103,8 +104,8 @@ ITEMS: tuple[CheckItem, ...] = (
     CheckItem(
         "entropy_stable",
         "1000_steps",
-        "Is entropy stable?",
-        "entropy stable",
+        N_("Is entropy stable?"),
+        N_("entropy stable"),
         J.entropy_stable,
         warn=frozenset({C.ENTROPY_GAP}),
     ),
@@ -112,8 +113,8 @@ ITEMS: tuple[CheckItem, ...] = (
     CheckItem(
         "trend_healthy",
         "epoch",
-        "Is the overall training trend healthy?",
-        "trend healthy",
+        N_("Is the overall training trend healthy?"),
+        N_("trend healthy"),
         J.trend_healthy,
         warn=frozenset({C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.OVERFITTING, C.ACCURACY_DROP, C.GRAD_NORM_HIGH}),
         fail=frozenset({C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE, C.RUN_CRASHED}),
@@ -121,8 +122,8 @@ ITEMS: tuple[CheckItem, ...] = (
     CheckItem(
         "hparams_ok",
         "epoch",
-        "Can the hyperparameters stay as they are?",
-        "hyperparams ok",
+        N_("Can the hyperparameters stay as they are?"),
+        N_("hyperparams ok"),
         None,
         warn=frozenset(
             {C.GRAD_NORM_HIGH, C.GRAD_VANISHING, C.OVERFITTING, C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.ACCURACY_SLOW}
@@ -130,12 +131,12 @@ ITEMS: tuple[CheckItem, ...] = (
         | _LR_CODES,
         fail=frozenset({C.LOSS_NONFINITE, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE}),
     ),
-    CheckItem("best_checkpoint", "epoch", "Which checkpoint is currently best?", "best checkpoint", J.best_checkpoint),
+    CheckItem("best_checkpoint", "epoch", N_("Which checkpoint is currently best?"), N_("best checkpoint"), J.best_checkpoint),
     CheckItem(
         "early_stop",
         "epoch",
-        "Is early stopping needed?",
-        "no early stop due",
+        N_("Is early stopping needed?"),
+        N_("no early stop due"),
         J.early_stop,
         warn=frozenset({C.OVERFITTING, C.ACCURACY_DROP}),
         fail=frozenset({C.OVERFITTING_SEVERE, C.LOSS_NONFINITE}),

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from sfttop.core.i18n import _
+
 PASS, WARN, FAIL, PENDING = "pass", "warn", "fail", "pending"
 ORDER = {PENDING: 0, PASS: 1, WARN: 2, FAIL: 3}  # how bad a status is: the worst wins a merge
 
@@ -68,7 +70,7 @@ class Window:
 
     @property
     def label(self) -> str:
-        return self._label if self._label is not None else f"steps {self.start_step}-{self.end_step}"
+        return self._label if self._label is not None else _("steps {start_step}-{end_step}").format(start_step=self.start_step, end_step=self.end_step)
 
     @property
     def items(self) -> list[CheckResult]:
