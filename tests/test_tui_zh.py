@@ -22,6 +22,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from sfttop.core import i18n
+from sfttop.core import metrics as M
 from sfttop.core.config import Config
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.cells import crop, fit, fit_text, ljust, rjust, wrap_text
@@ -222,3 +223,88 @@ async def test_a_chinese_run_name_is_cut_at_a_cell_boundary(zh: None, tmp_path: 
             assert_laid_out(app, f"{size} CJK run name")
             assert "…" in screen_lines(app)[0] or cell_len(screen_lines(app)[0].rstrip()) < size[0]
 
+
+
+# ---------------------------------------------------------------------------------- no English
+# Words that stay as they are in Chinese: what the logs and the config spell (metric names,
+# finding codes, key binding ids, key names, Trainer arguments), names of programs, and the
+# terms docs/glossary.zh.md keeps in English as the FAQ does.
+ALLOWED = {
+    "sfttop", "NaN", "nan", "inf", "EMA", "id", "keys", "TensorBoard", "htop", "btop", "nvitop",
+    "tab", "shift", "ctrl", "esc", "down", "up", "logging_nan_inf_filter", "lr", "tokens", "eval_acc", "eval_ent",
+    "token_acc", "eval_token_acc", "epoch", "token", "dropout", "LoRA", "SFT", "batch", "size", "Trainer",
+    "gradient", "checkpointing", "traceback",
+}
+
+
+def allowed_words(app: SfttopApp) -> set[str]:
+    from sfttop.core.diagnose import CODES
+    from sfttop.tui.keys import BINDING_IDS
+
+    words = set(ALLOWED) | set(CODES) | set(BINDING_IDS) | set(M.LABELS.values())
+    with app.lock:
+        for run in app.monitor.runs:
+            words |= set(run.data.series)
+            words |= set(re.findall(r"[A-Za-z_]+", run.path))  # a run is named by its path
+            # the log's own words, quoted: the error line a run crashed with
+            words |= set(re.findall(r"[A-Za-z_]+", f"{run.crashed or ''} {run.error or ''}"))
+    return words
+
+
+def english_words(lines: list[str], allowed: set[str]) -> set[str]:
+    """Words of two letters or more (``9m40s``, ``1.0e-4``, ``6.4k`` are numbers); a word cut
+    short with … passes when it begins an allowed one (``gra…`` of ``grad_norm``)."""
+    text = "\n".join(lines)
+    text = re.sub(r"checkpoint-\d+", "", text)  # checkpoint directories are paths
+    out = set()
+    for m in re.finditer(r"(?<![A-Za-z0-9_.])[A-Za-z][A-Za-z0-9_]+(…)?", text):
+        word = m.group(0).rstrip("…")
+        if re.fullmatch(r"x\d+", word):  # a count, "loss x18"
+            continue
+        if word in allowed or (m.group(1) and any(a.startswith(word) for a in allowed)):
+            continue
+        out.add(word)
+    return out
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+async def test_no_english_word_on_the_chinese_screen(zh: None, size: tuple[int, int]) -> None:
+    """Every view of every real run, the overlay and the help screen, scrolled to the end of
+    each panel: nothing in English but what the allowed list names."""
+    app = SfttopApp(ALL_TF5, Config(), replay=True)
+    found: dict[str, str] = {}
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        allowed = allowed_words(app)
+
+        def look(where: str, widget: Widget | None = None) -> None:
+            lines = screen_lines(app)
+            if widget is not None:  # (a modal: the dimmed screen behind it was looked at already)
+                r = widget.region
+                lines = ["".join(cells_of(line)[r.x : r.right]) for line in lines[r.y : r.bottom]]
+            for w in english_words(lines, allowed):
+                found.setdefault(w, where)
+
+        for i in range(len(ALL_TF5)):
+            await pilot.press(str(i + 1) if i < 9 else "tab")
+            await pilot.pause()
+            for view in range(4):
+                for panel in app.screen.query("Checklist, AssessmentPanel"):
+                    panel.scroll_end(animate=False)
+                await pilot.pause()
+                look(f"run {i + 1} view {view}")
+                await pilot.press("v")
+                await pilot.pause()
+        for key in ("o", "m", "m", "x", "s", "l"):
+            await pilot.press(key)
+            await pilot.pause()
+            look(f"chart after {key}")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_box = app.screen.query_one("VerticalScroll")
+        look("help", help_box)
+        for _i in range(6):
+            await pilot.press("down", "down", "down", "down", "down")
+            await pilot.pause()
+            look("help, scrolled", help_box)
+    assert not found, "\n".join(f"{w!r} ({where})" for w, where in sorted(found.items()))

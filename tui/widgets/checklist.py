@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
-from sfttop.tui.cells import crop, fit, ljust
+from sfttop.tui.cells import cell_len, crop, fit, ljust
 from sfttop.tui.palette import check_status
 
 
@@ -37,7 +37,7 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
     if not view.rows:
         out.append(view.note or _("no checklist yet"), style=styles.get("muted", ""))
         return out
-    cad_w = 11 if width >= 60 else 0
+    cad_w = _cadence_width(view.rows) if width >= 60 else 0
     label_w = 18
     hist_w = max(4, min(20, (width - cad_w - 7 - label_w - 1) // (3 if width >= 70 else 1)))
     lines: list[Text] = []
@@ -76,6 +76,13 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
     if view.note:
         out.append("\n" + view.note, style=styles.get("muted", ""))
     return out
+
+
+def _cadence_width(rows: tuple[CheckRow, ...]) -> int:
+    """The cadence column: 11 cells, wider (up to 16) when a cadence or window label needs it
+    (Chinese "第 12 个 epoch" is 14 cells); a longer label is cut rather than widen it more."""
+    need = max((max(cell_len(r.cadence), 1 + cell_len(r.window)) + 1 for r in rows), default=0)
+    return need if 11 < need <= 16 else 11
 
 
 class Checklist(Widget):
