@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from sfttop.core.i18n import _
+
 from .diagnose import Severity
 from .sanitize import clean_text
 
@@ -206,7 +208,7 @@ class AlertDispatcher:
                     proc.wait(1)
                 except (OSError, subprocess.SubprocessError):
                     pass
-                self.last_error = f"{self.argv[0]}: killed after {self.timeout:g} s"
+                self.last_error = _("{command}: killed after {timeout:g} s").format(command=self.argv[0], timeout=self.timeout)
                 continue
             keep.append((started, proc))
         self._running = keep
@@ -228,12 +230,12 @@ class AlertDispatcher:
 
     def status(self) -> str:
         """One line for a status bar: ``alerts 3 sent · 2 rate-limited · 1 failed``."""
-        parts = [f"{self.sent} sent"]
+        parts = [_("{count} sent").format(count=self.sent)]
         if self.suppressed:
-            parts.append(f"{self.suppressed} rate-limited")
+            parts.append(_("{count} rate-limited").format(count=self.suppressed))
         if self.failed:
-            parts.append(f"{self.failed} failed")
-        return "alerts " + " · ".join(parts)
+            parts.append(_("{count} failed").format(count=self.failed))
+        return _("alerts {parts}").format(parts=" · ".join(parts))
 
 
 def news(runs: list[Run], ups: dict[str, RunUpdate], loaded_before: set[str]) -> list[tuple[str, Finding]]:

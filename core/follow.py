@@ -8,6 +8,8 @@ from typing import TextIO
 
 import orjson
 
+from sfttop.core.i18n import _
+
 from .alert import AlertDispatcher, news
 from .config import Config
 from .diagnose import Finding
@@ -138,9 +140,11 @@ def _alert(dispatcher: AlertDispatcher, found: list[tuple[str, Finding]], err: T
     for name, f in found:
         outcome = dispatcher.offer(name, f)
         if outcome.status == "failed":
-            err.write(f"sfttop: --alert-cmd failed for {outcome.run} {outcome.code}: {outcome.error}\n")
+            err.write(_("sfttop: --alert-cmd failed for {run} {code}: {error}").format(
+                run=outcome.run, code=outcome.code, error=outcome.error) + "\n")
         elif outcome.status == "suppressed":
-            err.write(f"sfttop: --alert-cmd rate-limited: {outcome.run} {outcome.code} not sent\n")
+            err.write(_("sfttop: --alert-cmd rate-limited: {run} {code} not sent").format(
+                run=outcome.run, code=outcome.code) + "\n")
     dispatcher.reap()
     err.flush()
 

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sfttop.core.i18n import _
+
 from . import agent as agent_mod
 from . import discover as discover_mod
 from . import tail as tail_mod
@@ -193,7 +195,7 @@ class Host:
             )
         except OSError as e:
             self.proc = None
-            self._down(now, f"cannot run {self.base[0]}: {e.strerror or e}")
+            self._down(now, _("cannot run {command}: {reason}").format(command=self.base[0], reason=e.strerror or e))
             return
         for p in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             assert p is not None
@@ -258,17 +260,21 @@ class Host:
         login = f"ssh -p {self.target.port} {self.target.dest}" if self.target.port else f"ssh {self.target.dest}"
         if any(s in err for s in ("Permission denied", "Host key verification failed", "IDENTIFICATION HAS CHANGED",
                                   "No more authentication methods", "passphrase")):
-            why = f"cannot log in to {self.label}: run `{login}` once"
+            why = _("cannot log in to {host}: run `{login}` once").format(host=self.label, login=login)
         elif code == 127 or "python3: not found" in err or "python3: command not found" in err:
-            why = f"{self.label} has no python3 (sfttop's remote agent needs it)"
+            why = _("{host} has no python3 (sfttop's remote agent needs it)").format(host=self.label)
         elif "Traceback" in err and "SyntaxError" in err and not self.ready:
-            why = f"{self.label}: its python3 is too old for sfttop's remote agent (3.7+ needed)"
+            why = _("{host}: its python3 is too old for sfttop's remote agent (3.7+ needed)").format(host=self.label)
         elif "Traceback" in err:
-            why = f"{self.label}: the remote agent failed: {_last_line(err)}"
+            why = _("{host}: the remote agent failed: {err}").format(host=self.label, err=_last_line(err))
         else:
             since = time.strftime("%H:%M", time.localtime(self.down_since or time.time()))
             detail = _last_line(err)
-            why = f"{self.label} unreachable since {since}, retrying" + (f" ({detail})" if detail else "")
+            if detail:
+                why = _("{host} unreachable since {since}, retrying ({detail})").format(
+                    host=self.label, since=since, detail=detail)
+            else:
+                why = _("{host} unreachable since {since}, retrying").format(host=self.label, since=since)
         self._down(now, clean_text(why))
 
     def pump(self, wait: float = 0.0) -> None:
@@ -295,7 +301,7 @@ class Host:
                 # A hung network hangs the shared master too: a new session through it would
                 # hang again, so it is told to go (it answers on its local socket).
                 self._stop_master()
-                self._down(now, f"{self.label} unreachable since {since}, retrying (no answer in {self.timeout:g} s)")
+                self._down(now, _("{host} unreachable since {since}, retrying (no answer in {timeout:g} s)").format(host=self.label, since=since, timeout=self.timeout))
                 return
             left = deadline - now
             if left <= 0:
@@ -375,14 +381,14 @@ class Host:
                 if not isinstance(head, dict):
                     raise ValueError("not an object")
             except ValueError:
-                self._down(now, f"{self.label}: the remote agent's answer was garbled; reconnecting")
+                self._down(now, _("{host}: the remote agent's answer was garbled; reconnecting").format(host=self.label))
                 return
             data = bytes(self.inbuf[HEADER.size + hlen : HEADER.size + hlen + dlen])
             del self.inbuf[: HEADER.size + hlen + dlen]
             try:
                 self._answer(head, data, now)
             except (KeyError, ValueError, TypeError, AttributeError):
-                self._down(now, f"{self.label}: the remote agent's answer was garbled; reconnecting")
+                self._down(now, _("{host}: the remote agent's answer was garbled; reconnecting").format(host=self.label))
             if self.proc is None:
                 return
 

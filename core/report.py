@@ -221,7 +221,7 @@ def _run_lines(r: dict[str, Any], md: bool) -> list[str]:
         bits.append(_("{count} unreadable lines skipped").format(count=r["skipped_lines"]))
     L.append(("`" + r["path"] + "`  \n" if md else r["path"] + "\n") + " · ".join(bits))
     if r["error"]:
-        L.append(_("error: {error}").format(error=r["error"]))
+        L.append(_("error: {error}").format(error=_(r["error"])))
     if r["crash"]:
         L.append(_("crashed: {crash}").format(crash=r["crash"]))
     L.append("")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from sfttop import __version__
+from sfttop.core.i18n import N_
 
 from . import pipe
 from .checklist import Checklist
@@ -83,7 +84,7 @@ class StateFile:
             st = os.stat(self.path)
         except OSError as e:
             self.exists = False
-            self.error = "file not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+            self.error = N_("file not found") if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
             return None
         self.exists = True
         sig = (st.st_mtime, st.st_size, st.st_ino)
@@ -118,16 +119,16 @@ class StateFile:
 
                 obj = json.loads(raw)
             except (ValueError, RecursionError):
-                self.error = "not valid JSON (being written?)"
+                self.error = N_("not valid JSON (being written?)")
                 self.sig = None
                 return None
         self.error = None
         if not isinstance(obj, dict):
-            self.error = "not a trainer_state.json object"
+            self.error = N_("not a trainer_state.json object")
             return None
         hist = obj.get("log_history")
         if not isinstance(hist, list):
-            self.error = "no log_history"
+            self.error = N_("no log_history")
             return None
         ms = obj.get("max_steps")
         self.max_steps = ms if isinstance(ms, int) and ms > 0 else None

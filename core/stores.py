@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from sfttop.core.i18n import N_
+
 from .discover import DVCLIVE, MLFLOW_DB, WANDB_SUMMARY
 from .formats.csvtable import metric_name
 from .parse import LogParser
@@ -103,7 +105,7 @@ class StoreSource:
     def poll(self, parser: LogParser, out_records: list[Item], out_events: list[Event], budget: int = 4 << 20) -> bool:
         if not os.path.exists(self.path):
             self.exists = False
-            self.error = "file not found"
+            self.error = N_("file not found")
             return False
         self.exists = True
         self.error = None

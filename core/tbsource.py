@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from sfttop.core.i18n import N_
+
 from .discover import event_files, is_events_file
 from .parse import LogParser
 from .records import Event, EventKind, Item, Kind, Record
@@ -92,7 +94,7 @@ class EventsSource:
         paths = self._paths()
         if paths is None:
             self.exists = False
-            self.error = "file not found"
+            self.error = N_("file not found")
             return False
         self.exists = True
         known = {f.path for f in self.files}
@@ -116,7 +118,7 @@ class EventsSource:
         if paths or not os.path.isdir(self.path):
             self.error = None
         else:
-            self.error = "no event files yet"
+            self.error = N_("no event files yet")
         return changed
 
     def _poll_file(

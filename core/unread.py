@@ -6,6 +6,8 @@ A log sfttop cannot read must never pass for a healthy one: ``--report`` turns i
 
 from __future__ import annotations
 
+from sfttop.core.i18n import N_, _, ngettext
+
 from .formats import FORMATS as LINE_FORMATS
 from .parse import LLAMA_FACTORY, MS_SWIFT
 from .records import Kind
@@ -40,6 +42,13 @@ def progress_only(run: Run) -> bool:
     return p.format in _PROGRESS_FORMATS and p.progress_step is not None and p.progress_total is not None
 
 
+# The readers' own words for an unreadable file (core/tail.py, run.py, ...), kept English where
+# they are set (tail.py also runs on remote hosts, where there is no catalog) and translated
+# here, where they are shown.
+_NOT_FOUND = N_("file not found")
+READER_ERRORS = (_NOT_FOUND, N_("not a regular file"), N_("permission denied"))
+
+
 def unread_reason(run: Run, *, final: bool = True) -> str | None:
     """None when the run holds records; else one line saying why it does not.
 
@@ -50,10 +59,20 @@ def unread_reason(run: Run, *, final: bool = True) -> str | None:
         return None
     path = clean_text(run.path)
     if not run.exists and not final and run.error in (None, "file not found"):
-        return f"waiting for {path}: the file does not exist yet"  # started before training
+        return _("waiting for {path}: the file does not exist yet").format(path=path)  # started before training
     if not run.exists or run.error:
-        return f"cannot read {path}: {clean_text(run.error or 'file not found')}"
+        return _("cannot read {path}: {reason}").format(path=path, reason=clean_text(_(run.error or _NOT_FOUND)))
     lines = run.parser.stats.lines
-    yet = "" if final else " yet"
-    noun = "line" if lines == 1 else "lines"
-    return f"no records recognised{yet} in {lines} {noun} of {path}; formats read: {', '.join(FORMATS_READ)}"
+    if final:
+        text = ngettext(
+            "no records recognised in {n} line of {path}; formats read: {formats}",
+            "no records recognised in {n} lines of {path}; formats read: {formats}",
+            lines,
+        )
+    else:
+        text = ngettext(
+            "no records recognised yet in {n} line of {path}; formats read: {formats}",
+            "no records recognised yet in {n} lines of {path}; formats read: {formats}",
+            lines,
+        )
+    return text.format(n=lines, path=path, formats=", ".join(FORMATS_READ))

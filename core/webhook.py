@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sfttop.core.i18n import _
+
 from .alert import finding_dict, severity_name, severity_rank
 from .diagnose import Severity
 from .sanitize import clean_text
@@ -99,21 +101,20 @@ def make_target(
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"webhook URL must be http:// or https:// with a host, got {mask_url(url)}")
+        raise ValueError(_("webhook URL must be http:// or https:// with a host, got {url}").format(url=mask_url(url)))
     flavour = fmt or flavour_for(url)
     if flavour is None:
         raise ValueError(
-            f"cannot tell the webhook format of {mask_url(url)}: give --alert-webhook-format "
-            f"(or 'format' in the config), one of {', '.join(FLAVOURS)}"
+            _("cannot tell the webhook format of {url}: give --alert-webhook-format (or 'format' in the config), one of {choices}").format(url=mask_url(url), choices=', '.join(FLAVOURS))
         )
     if flavour not in FLAVOURS:
-        raise ValueError(f"unknown webhook format {flavour!r} (one of: {', '.join(FLAVOURS)})")
+        raise ValueError(_("unknown webhook format {flavour!r} (one of: {choices})").format(flavour=flavour, choices=', '.join(FLAVOURS)))
     if severity_name(min_severity) not in {s.value for s in Severity}:
-        raise ValueError(f"unknown severity {min_severity!r}")
+        raise ValueError(_("unknown severity {min_severity!r}").format(min_severity=min_severity))
     if secret_env:
         secret = env.get(secret_env)
         if not secret:
-            raise ValueError(f"environment variable {secret_env} (the webhook secret) is not set")
+            raise ValueError(_("environment variable {secret_env} (the webhook secret) is not set").format(secret_env=secret_env))
     return Target(url, flavour, severity_name(min_severity), secret or None)
 
 

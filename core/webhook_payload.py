@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from sfttop.core.i18n import N_, _
+
 from .alert import severity_name
 from .config import WEBHOOK_FORMATS
 from .diagnose import title as finding_title
@@ -135,14 +137,25 @@ class HttpRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# Severity words in a chat message's headline.
+_SEVERITY = {"critical": N_("CRITICAL"), "warning": N_("WARNING"), "info": N_("INFO")}
+
+
+def _sev(severity: str) -> str:
+    return _(_SEVERITY[severity]) if severity in _SEVERITY else severity.upper()
+
+
 def headline(alerts: list[Alert]) -> str:
     """``sfttop CRITICAL: Loss is NaN · run-a`` for one alert, a count for a digest."""
     if len(alerts) == 1:
         a = alerts[0]
-        return f"sfttop {a.severity.upper()}: {a.title} · {a.run_name}"
+        return _("sfttop {severity}: {title} · {run}").format(severity=_sev(a.severity), title=a.title, run=a.run_name)
     crit = sum(a.severity == "critical" for a in alerts)
-    extra = f" ({crit} critical)" if crit else ""
-    return f"sfttop: {len(alerts)} new findings{extra} on {alerts[0].host_name}"
+    if crit:
+        return _("sfttop: {count} new findings ({critical} critical) on {host}").format(
+            count=len(alerts), critical=crit, host=alerts[0].host_name
+        )
+    return _("sfttop: {count} new findings on {host}").format(count=len(alerts), host=alerts[0].host_name)
 
 
 def body_lines(alerts: list[Alert], dropped: int = 0) -> list[str]:
@@ -151,17 +164,19 @@ def body_lines(alerts: list[Alert], dropped: int = 0) -> list[str]:
         a = alerts[0]
         lines = [a.message]
         if a.advice:
-            lines.append(f"Advice: {a.advice}")
-        lines.append(f"run {a.run_name} · step {a.step} · {a.code} · host {a.host_name}")
+            lines.append(_("Advice: {advice}").format(advice=a.advice))
+        lines.append(_("run {run} · step {step} · {code} · host {host}").format(
+            run=a.run_name, step=a.step, code=a.code, host=a.host_name))
     else:
         lines = [
-            f"• {a.severity.upper()} {a.run_name} step {a.step}: {a.title} ({a.code}) {a.message}"
+            _("• {severity} {run} step {step}: {title} ({code}) {message}").format(
+                severity=_sev(a.severity), run=a.run_name, step=a.step, title=a.title, code=a.code, message=a.message)
             for a in alerts[:MAX_DIGEST_ITEMS]
         ]
         if len(alerts) > MAX_DIGEST_ITEMS:
-            lines.append(f"… and {len(alerts) - MAX_DIGEST_ITEMS} more")
+            lines.append(_("… and {count} more").format(count=len(alerts) - MAX_DIGEST_ITEMS))
     if dropped:
-        lines.append(f"({dropped} earlier finding(s) not sent: the alert queue was full)")
+        lines.append(_("({count} earlier finding(s) not sent: the alert queue was full)").format(count=dropped))
     return lines
 
 
@@ -271,7 +286,7 @@ def _slack(alerts: list[Alert], head: str, lines: list[str]) -> dict[str, object
     ]
     if len(alerts) == 1:
         a = alerts[0]
-        ctx = f"run {a.run_name} · step {a.step} · host {a.host_name}"
+        ctx = _("run {run} · step {step} · host {host}").format(run=a.run_name, step=a.step, host=a.host_name)
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(ctx)}]})
     return {"text": _cap(_slack_escape("\n".join([head, *lines])), 3000), "blocks": blocks}
 

@@ -100,3 +100,16 @@ def test_the_extractor_adds_missing_entries_and_keeps_translations(tmp_path: Pat
     assert text.index('"new"') < text.index('"kept"') < text.index(i18n_extract.STALE)
     pruned, _added, _stale = i18n_extract.update(po, messages, prune=True)
     assert '"gone"' not in pruned
+
+
+def test_the_modules_sent_to_remote_hosts_import_no_catalog() -> None:
+    """core/remote.py ships tail.py, discover.py and agent.py's source to a bare python3 on the
+    host: an import of sfttop there (i18n included) breaks every remote run. Their words are
+    translated where they are shown, locally."""
+    import ast
+
+    for name in ("tail.py", "discover.py", "agent.py"):
+        tree = ast.parse((ROOT / "core" / name).read_text(encoding="utf-8"))
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in imported if m.startswith(("sfttop", "i18n")) or m == ""], (name, imported)

@@ -1,0 +1,159 @@
+"""``--report`` in Chinese on real runs: no English word escapes the catalog; JSON stays machine-stable.
+
+The text and Markdown reports of every real fixture (healthy and pathological: NaN, crash,
+explosion, overfitting, stall) are tokenised; what came from the log itself (run names, paths,
+the crash line) and what is not a word (numbers, identifiers with ``_``, paths, code spans) is
+set aside, and every ASCII word left must be on the allowed list: metric names, format names,
+units and the words the FAQ itself keeps in English.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sfttop.cli import LANG_ENV
+from sfttop.core import i18n
+from sfttop.core.config import Config
+from sfttop.core.parse import INPUT_FORMATS
+from sfttop.core.report import build, render_md, render_text
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT / "tests" / "fixtures" / "real"
+RUNS = sorted(p for p in REAL.glob("*/*") if p.is_dir())
+NOW = 1_800_000_000.0  # a fixed "now", long after every fixture was written (stalled runs read as such)
+
+# Words a Chinese reader meets in English in the FAQ itself, and names that are not words.
+ALLOWED = {
+    # metric names without an underscore, and the FAQ's own English
+    "loss", "entropy", "epoch", "token", "NaN", "nan", "inf", "dropout", "LoRA", "SFT", "Trainer", "vs",
+    # LoRA's r and alpha; commands named in advice
+    "r", "alpha", "ps", "nvidia-smi",
+    # units: samples/s is split at the slash; durations and factors are glued to numbers
+    "samples", "s", "nats",
+    "sfttop", "tensorboard", "csv", "wandb", "mlflow", "trackio", "swanlab", "aim",
+}
+ALLOWED |= set(INPUT_FORMATS)
+# the checklist's history columns; checkpoint directory names (checkpoint-500, checkpoint-N)
+_HISTORY = re.compile(r"^[x+~.?]+$")
+_NAMES = re.compile(r"^checkpoint-\w+$")
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f—→·…]")
+
+
+@pytest.fixture(autouse=True)
+def _zh() -> Iterator[None]:
+    i18n.set_lang("zh")
+    yield
+    i18n.set_lang("en")
+
+
+def _log_text(run: dict[str, Any]) -> list[str]:
+    """What a run's report quotes from the log or the file system, not from sfttop."""
+    quoted = [run["name"], run["path"]]
+    for key in ("crash", "error"):
+        if run.get(key):
+            quoted.append(str(run[key]))
+    bc = run.get("best_checkpoint") or {}
+    if bc.get("path"):
+        quoted.append(str(bc["path"]))
+    return [q for q in quoted if q]
+
+
+def english_words(report: dict[str, Any], text: str) -> list[tuple[str, str]]:
+    """(word, line) for every ASCII word of ``text`` that is not allowed."""
+    quoted = [q for run in report["runs"] for q in _log_text(run)]
+    bad = []
+    for line in text.splitlines():
+        rest = re.sub(r"`[^`]*`", " ", line)  # Markdown code spans: paths, codes
+        for q in quoted:
+            head = q[:30]
+            if head and head in rest:
+                rest = rest[: rest.index(head)]  # the quote runs to the end of the line (or is cut)
+        rest = _CJK.sub(" ", rest)
+        for token in re.split(r"[\s,;:()\[\]{}|*#=<>'\"!?]+", rest):
+            token = token.strip(".-")
+            if not token or not re.search(r"[A-Za-z]", token):
+                continue
+            if re.search(r"[\d_/\\]", token) or "." in token or _HISTORY.match(token) or _NAMES.match(token):
+                continue  # a number with its unit, an identifier, a path or module, a history
+            if token not in ALLOWED:
+                bad.append((token, line))
+    return bad
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_report_in_chinese_has_no_english_sentence(run: Path) -> None:
+    report, _code = build([str(run)], Config(), clock=lambda: NOW)
+    assert report["runs"], run
+    for render in (render_text, render_md):
+        text = render(report)
+        assert "评估" in text and "检查清单" in text
+        bad = english_words(report, text)
+        assert bad == [], f"{render.__name__}: untranslated {bad[0][0]!r} in line:\n{bad[0][1]}"
+
+
+def test_the_fixtures_cover_the_pathologies() -> None:
+    names = {p.name for p in RUNS}
+    assert {"healthy", "crash", "nan_filtered", "nan_unfiltered", "explode", "overfit", "stall"} <= names
+
+
+def test_the_checker_would_catch_an_untranslated_sentence() -> None:
+    report, _code = build([str(REAL / "tf5" / "healthy")], Config(), clock=lambda: NOW)
+    text = render_text(report) + "\nthe learning rate may be too small\n"
+    assert [w for w, _line in english_words(report, text)][:2] == ["the", "learning"]
+
+
+def _shape(value: Any) -> Any:
+    """The JSON's keys and machine values (codes, statuses, ids, metric names), not its texts."""
+    if isinstance(value, dict):
+        keep = ("code", "severity", "status", "metric", "id", "item", "unit", "format", "active", "step")
+        return {k: (_shape(v) if isinstance(v, (dict, list)) else (v if k in keep else type(v).__name__))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("name", ["tf5/healthy", "tf5/overfit", "tf4/crash", "tb5/nan_unfiltered"])
+def test_json_keys_and_codes_are_the_same_in_both_languages(name: str) -> None:
+    zh, zh_code = build([str(REAL / name)], Config(), clock=lambda: NOW)
+    i18n.set_lang("en")
+    en, en_code = build([str(REAL / name)], Config(), clock=lambda: NOW)
+    assert zh_code == en_code
+    assert _shape(zh) == _shape(en)
+    # and the texts for a person do follow the language
+    zh_texts = [f["message"] for r in zh["runs"] for f in r["findings"]] + [zh["runs"][0]["assessment"]["verdict"]]
+    en_texts = [f["message"] for r in en["runs"] for f in r["findings"]] + [en["runs"][0]["assessment"]["verdict"]]
+    assert all(re.search(r"[\u4e00-\u9fff]", t) for t in zh_texts)
+    assert zh_texts != en_texts
+
+
+def _env(**kw: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_MESSAGES", "LANG", LANG_ENV)}
+    return {**base, **kw}
+
+
+@pytest.mark.parametrize("fmt", ["text", "md"])
+def test_the_locale_alone_gives_the_chinese_report(fmt: str) -> None:
+    """LANG=zh_CN.UTF-8 sfttop --report: the same Chinese, without --lang."""
+    runs = [str(REAL / "tf5" / "healthy"), str(REAL / "tf5" / "nan_unfiltered")]
+    out = {}
+    for key, args, env in (
+        ("locale", [], _env(LANG="zh_CN.UTF-8")),
+        ("flag", ["--lang", "zh"], _env(LANG="en_US.UTF-8")),
+    ):
+        p = subprocess.run([sys.executable, "-m", "sfttop", "--report", "--format", fmt, *args, *runs],
+                           capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+        assert p.returncode == 1, p.stderr  # the NaN run is critical
+        out[key] = p.stdout
+    assert "评估" in out["locale"] and "Assessment" not in out["locale"]
+    # the two differ only in the "last write ... ago" durations, which move with the clock
+    strip = re.compile(r"\d+[smhd](\d+[smhd])?")
+    assert strip.sub("T", out["locale"]) == strip.sub("T", out["flag"])
