@@ -233,7 +233,7 @@ ALLOWED = {
     "sfttop", "NaN", "nan", "inf", "EMA", "id", "keys", "TensorBoard", "htop", "btop", "nvitop",
     "tab", "shift", "ctrl", "esc", "down", "up", "logging_nan_inf_filter", "lr", "tokens", "eval_acc", "eval_ent",
     "token_acc", "eval_token_acc", "epoch", "token", "dropout", "LoRA", "SFT", "batch", "size", "Trainer",
-    "gradient", "checkpointing", "traceback",
+    "gradient", "checkpointing", "traceback", "batch_size", "gradient_checkpointing",
 }
 
 
@@ -247,7 +247,7 @@ def allowed_words(app: SfttopApp) -> set[str]:
             words |= set(run.data.series)
             words |= set(re.findall(r"[A-Za-z_]+", run.path))  # a run is named by its path
             # the log's own words, quoted: the error line a run crashed with
-            words |= set(re.findall(r"[A-Za-z_]+", f"{run.crashed or ''} {run.error or ''}"))
+            words |= set(re.findall(r"[A-Za-z_]+", run.crashed or ""))
     return words
 
 

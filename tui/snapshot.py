@@ -181,7 +181,7 @@ def run_state(run: Run, now: float | None = None) -> str:
             return _("opening")
         return _("file gone") if _had_data(run) else _("waiting for the file")
     if run.error:
-        return fit(clean_text(run.error), 60)
+        return fit(clean_text(_(run.error)), 60)  # (the readers' words are in the catalog: core/unread.py)
     if not run.loaded:
         return _("loading {percent}%").format(percent=f"{run.load_fraction * 100:.0f}")
     restarted = ""
@@ -380,7 +380,7 @@ def run_header(run: Run) -> str:
     """A one-line description of a run for panels: name, format and file state."""
     bits = [run_name(run), run.format]
     if run.error:
-        bits.append(clean_text(run.error))
+        bits.append(clean_text(_(run.error)))
     if run.skipped:
         bits.append(_("{count} lines skipped").format(count=run.skipped))
     return " · ".join(bits)
