@@ -26,6 +26,7 @@ from sfttop.core import metrics as M
 from sfttop.core.config import Config
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.cells import crop, fit, fit_text, ljust, rjust, wrap_text
+from sfttop.tui.chart_render import ChartLine, ChartOptions, build_chart
 from sfttop.tui.palette import CHECK_STATUS, CRITICAL, DONE, ERROR, INFO, LOADING, MISSING, OK, WAITING, WARNING
 from sfttop.tui.widgets.alert_banner import BannerItem, banner_text
 from sfttop.tui.widgets.assessment import AssessmentView, assessment_text
@@ -35,7 +36,6 @@ from sfttop.tui.widgets.metric_card import CardData, card_text
 from sfttop.tui.widgets.run_list import RunRow, row_text
 from sfttop.tui.widgets.title_bar import TitleInfo, title_text
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL = Path(__file__).parent / "fixtures" / "real" / "tf5"
 THREE = [str(REAL / n / "train.log") for n in ("healthy", "explode", "overfit")]
 ALL_TF5 = sorted(str(p) for p in REAL.glob("*/train.log"))
@@ -124,6 +124,17 @@ def test_columns_line_up_in_chinese(zh: None) -> None:
     lines = assessment_text(view, 60, {}).plain.split("\n")[-3:]  # the metrics table
     ends = {cell_len(line[: m.end()]) for line in lines if (m := re.search(r"-?[\d.]+%?(?=  |$)", line))}
     assert len(ends) == 1, lines
+
+
+@pytest.mark.parametrize("x_label", ["step", "tokens"])
+def test_the_plot_itself_holds_no_wide_text(zh: None, x_label: str) -> None:
+    """plotext counts characters, not cells: nothing Chinese may reach it. Its ticks are numbers;
+    the legend and the axis title (x 轴：步数) are drawn by the widget, in the chart's border."""
+    line = ChartLine("运行 loss", [float(i) for i in range(50)], [1.0 / (i + 1) for i in range(50)], (80, 160, 255))
+    res = build_chart([line], ChartOptions(x_label=x_label, metric="loss"), 70, 16)
+    assert res.plotted
+    plain = Text.from_ansi(res.text).plain.rstrip("\n").split("\n")
+    assert all(cell_len(row) == len(row) == 70 for row in plain), plain
 
 
 @pytest.mark.parametrize("width", range(40, 130, 7))

@@ -358,7 +358,7 @@ class SfttopApp(App[int]):
                     news = alert_news(mon.runs, ups, before)
                     live = [(n, f) for n, up in ups.items() if n in before for f in up.opened]
             except Exception as e:  # keep watching the other runs; say so on screen and at exit
-                self._note_error("engine", e)
+                self._note_error(N_("engine"), e)
                 self.post_message(Polled(0, [], False))
                 stop.wait(max(1.0, self.interval))
                 continue
@@ -404,12 +404,12 @@ class SfttopApp(App[int]):
             try:
                 checklist = panels.checklist_view(run, run.checklist)
             except Exception as e:  # a bug in a judge must not take the monitor down with it
-                self._note_error("checklist", e)
+                self._note_error(N_("checklist"), e)
                 checklist = ChecklistView((), _("checklist unavailable: {error}").format(error=type(e).__name__))
             try:
                 assessment = panels.assessment_view(run, self.config.thresholds)
             except Exception as e:
-                self._note_error("assessment", e)
+                self._note_error(N_("assessment"), e)
                 assessment = AssessmentView(_("assessment unavailable: {error}").format(error=type(e).__name__), "muted")
             views = RunViews(run.generation, checklist, assessment, now)
         self._views[run.name] = views
@@ -452,7 +452,7 @@ class SfttopApp(App[int]):
         import traceback
 
         first = self.engine_error is None
-        self.engine_error = f"{where}: {type(e).__name__}: {e}"
+        self.engine_error = _("{part}: {error}").format(part=_(where), error=f"{type(e).__name__}: {e}")
         if first:
             tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
             self.exit_message = _("sfttop: internal error (please report it):\n{traceback}").format(traceback=tb)
