@@ -38,6 +38,7 @@ examples:
                                            tell a chat (Feishu/Lark, DingTalk, WeCom, Slack, Discord, ntfy)
   sfttop --serve 'runs/*/train.log'        the same screen in a browser (pip install 'sfttop[web]')
   sfttop 'gpu1:runs/*/train.log' runs/     runs on another host over ssh (host:path, ssh://[user@]host[:port]/path)
+  sfttop --lang zh --demo                  in Chinese (default: the config's lang, else LC_ALL/LC_MESSAGES/LANG)
 
 inputs: HF Trainer / TRL stdout captures (transformers 4.x and 5.x), trainer_state.json,
 LLaMA-Factory trainer_log.jsonl, ms-swift logging.jsonl, generic JSON lines; the stdout of
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     from .tui.app import SfttopApp
 
     app = SfttopApp(paths, config, interval=args.interval, alert_cmd=alert_cmd,
-                    alert_severity=args.alert_severity, title_suffix=" (demo)" if demo else "", fmt=log_format,
+                    alert_severity=args.alert_severity, title_suffix=_(" (demo)") if demo else "", fmt=log_format,
                     webhooks=webhooks)
     try:
         app.run()

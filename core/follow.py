@@ -106,7 +106,7 @@ def _follow(
                 if fmt == "jsonl":
                     line = orjson.dumps({"run": run.name, "kind": "status", "message": run.error}).decode()
                 else:
-                    line = f"{run.name} STATUS {run.error}: {clean_text(run.path)}"
+                    line = f"{run.name} STATUS {_(run.error)}: {clean_text(run.path)}"
                 out.write(line + "\n")
             elif run.exists:
                 announced.discard(run.name)

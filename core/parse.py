@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from . import formats
+from .i18n import _
 from .metrics import canonical
 from .records import Block, Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
@@ -413,7 +414,7 @@ class LogParser:
     def peek_partial(self, partial: bytes) -> None:
         """Progress from the newest training bar in ``partial`` (redraws, never a record)."""
         end = len(partial)
-        for _ in range(8):  # the newest few pieces: blanking strings, an eval bar, then ours
+        for _i in range(8):  # the newest few pieces: blanking strings, an eval bar, then ours
             i = partial.rfind(b"\r", 0, end)
             piece = partial[i + 1 : end]
             if _BAR_START.match(piece) and self._took_bar(piece):
@@ -609,7 +610,7 @@ class LogParser:
         on_object = self._on_object
         plans = self._plans
         stats = self.stats
-        for (off, _), obj in zip(batch, objs):
+        for (off, _line), obj in zip(batch, objs):
             if type(obj) is not dict:
                 stats.skip(b"[not a dict]")
                 continue
@@ -669,7 +670,7 @@ class LogParser:
         if "log_history" in obj and isinstance(obj.get("log_history"), list):
             # ms-swift's final object (and a trainer_state.json pasted as one line)
             self.finished = True
-            out_events.append(Event(EventKind.FINISHED, "final summary written", offset))
+            out_events.append(Event(EventKind.FINISHED, _("final summary written"), offset))
             return
         if self.format == UNKNOWN:
             self.format = self._detect(obj)
@@ -728,7 +729,7 @@ class LogParser:
             # (offset + 1: the event follows its own record, which would otherwise reopen the run)
             if (step is not None and step >= total) or (to_float(pct) or 0.0) >= 100.0:
                 self.finished = True
-                out_events.append(Event(EventKind.FINISHED, "progress at 100%", offset + 1, step))
+                out_events.append(Event(EventKind.FINISHED, _("progress at 100%"), offset + 1, step))
         kind = self._classify(metrics)
         if kind is None:
             if step is None and total is None and epoch is None:
@@ -740,7 +741,7 @@ class LogParser:
             self.flush(out_records)
             rec = Record(Kind.SUMMARY, self.last_train_step or 0, metrics, epoch, offset)
             out_records.append(rec)
-            out_events.append(Event(EventKind.FINISHED, "training finished", offset, rec.step))
+            out_events.append(Event(EventKind.FINISHED, _("training finished"), offset, rec.step))
             return
         if kind is Kind.TRAIN:
             self._on_train(metrics, step, epoch, offset, out_records, out_events)
@@ -829,7 +830,7 @@ class LogParser:
             k = (self._ordinals[i - 1] + 1) if i > 0 else 1
             del eps[i:]
             del self._ordinals[i:]
-            out_events.append(Event(EventKind.RESUMED, f"resumed at epoch {rec.epoch:g}", rec.offset))
+            out_events.append(Event(EventKind.RESUMED, _("resumed at epoch {epoch:g}").format(epoch=rec.epoch), rec.offset))
         self._place(rec, k, out_records)
 
     def _place(self, rec: Record, k: int, out_records: list[Item]) -> None:
@@ -958,7 +959,7 @@ class LogParser:
     def _note_resume(self, rec: Record, out_events: list[Event]) -> None:
         prev = self._prev_step
         if prev is not None and rec.step <= prev:
-            out_events.append(Event(EventKind.RESUMED, f"steps restart at {rec.step}", rec.offset, rec.step))
+            out_events.append(Event(EventKind.RESUMED, _("steps restart at {step}").format(step=rec.step), rec.offset, rec.step))
         self._prev_step = rec.step
 
     # -- text lines -------------------------------------------------------------------------
@@ -1003,7 +1004,7 @@ class LogParser:
             # The HF Trainer's last words after train() (and so LLaMA-Factory's running_log.txt).
             self.flush(out_records)
             self.finished = True
-            out_events.append(Event(EventKind.FINISHED, "training completed", offset, self.last_train_step))
+            out_events.append(Event(EventKind.FINISHED, _("training completed"), offset, self.last_train_step))
 
     def close_traceback(self, out_events: list[Event]) -> None:
         """The file ended inside a traceback and stayed that way (the process died while

@@ -166,7 +166,7 @@ def num(v: object) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, bool):
-        return _("yes") if v else _("no")
+        return str(v)
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from sfttop import __version__
-from sfttop.core.i18n import N_
+from sfttop.core.i18n import N_, _
 
 from . import pipe
 from .checklist import Checklist
@@ -198,6 +198,9 @@ class Attempt:
 # Why a source starts over that makes its content a new attempt ("vanished" is not one: the run
 # keeps what it showed, marked gone, until a file is there again).
 _RESTARTS = frozenset(("truncated", "replaced", "reappeared", "rewritten by another run"))
+# ... as shown (``_(run.restart_reason)``): tail.py, which sets most of them, also runs on remote
+# hosts without the catalog, so they are marked here.
+RESET_WORDS = (N_("truncated"), N_("replaced"), N_("reappeared"), N_("vanished"), N_("rewritten by another run"))
 
 
 class Run:
@@ -404,10 +407,11 @@ class Run:
         if src.should_stop and not parser.finished:
             # Saved as training ended: at max_steps, or stopped early by a callback.
             parser.finished = True
-            where = "at max_steps" if src.max_steps and (src.global_step or 0) >= src.max_steps else "early"
-            up.events.append(
-                Event(EventKind.FINISHED, f"training stopped {where}", first + len(entries), src.global_step)
-            )
+            if src.max_steps and (src.global_step or 0) >= src.max_steps:
+                said = _("training stopped at max_steps")
+            else:
+                said = _("training stopped early")
+            up.events.append(Event(EventKind.FINISHED, said, first + len(entries), src.global_step))
 
     def read(self, src: FileTail, budget: int, up: RunUpdate) -> bool:
         """Read and parse up to ``budget`` more bytes into ``up``; True at the end of the file.

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sfttop.core.i18n import _
+from sfttop.core.i18n import _, ngettext
 
 from .alert import finding_dict, severity_name, severity_rank
 from .diagnose import Severity
@@ -262,12 +262,16 @@ class _Worker:
 
     def _failed(self, text: str, n: int) -> None:
         text = self._scrub(text)
-        line = f"sfttop: webhook {self.target.shown} ({self.target.flavour}) failed: {text}"
+        line = _("sfttop: webhook {target} ({format}) failed: {error}").format(
+            target=self.target.shown, format=self.target.flavour, error=text)
         with self.s.lock:
             self.s.stats.failed += 1
             self.s.stats.last_error = f"{self.target.shown}: {text}"
             if line != self.last_line:  # the same failure again: counted, not repeated
-                self.s.errors.append(f"{line} ({n} finding{'s' if n != 1 else ''} not delivered)")
+                self.s.errors.append(
+                    ngettext("{line} ({n} finding not delivered)", "{line} ({n} findings not delivered)", n).format(
+                        line=line, n=n)
+                )
         self.last_line = line
 
     def _scrub(self, text: str) -> str:
@@ -395,12 +399,12 @@ class WebhookSender:
         """One line for a status bar: ``webhooks 3 sent · 1 failed (hooks.slack.com/…: HTTP 400)``."""
         with self.lock:
             s = self.stats
-            parts = [f"{s.sent} sent"]
+            parts = [_("{count} sent").format(count=s.sent)]
             if s.dropped:
-                parts.append(f"{s.dropped} dropped")
+                parts.append(_("{count} dropped").format(count=s.dropped))
             if s.failed:
-                parts.append(f"{s.failed} failed ({s.last_error})")
-        return "webhooks " + " · ".join(parts)
+                parts.append(_("{count} failed ({error})").format(count=s.failed, error=s.last_error))
+        return _("webhooks {parts}").format(parts=" · ".join(parts))
 
     def close(self, wait: float = 3.0) -> None:
         """Send what is queued (no digest wait, no rate limit), giving up after ``wait`` seconds."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ("cli", "core", "tui")
 LOCALE = ROOT / "core" / "locale"
 FUNCS = {"_": ("msgid",), "N_": ("msgid",), "ngettext": ("msgid", "plural"), "pgettext": ("msgctxt", "msgid")}
+_BRACE = re.compile(r"(?<!\{)\{[A-Za-z_]\w*(?:![rsa])?(?::[^{}]*)?\}")
+_PERCENT = re.compile(r"%(?:\(\w+\))?[sdr]")
 STALE = "# Stale: no longer in the source (delete, or re-use for a reworded string)."
 
 from sfttop.core.i18n import PoEntry, read_po  # noqa: E402  (the same reader sfttop uses)
@@ -101,8 +104,14 @@ def _quote(s: str) -> str:
 
 def _entry_text(msg: Message, old: PoEntry | None, nplurals: int) -> str:
     lines = [f"#: {ref}" for ref in msg.refs[:3]]
-    if old is not None and old.fuzzy:
-        lines.append("#, fuzzy")
+    flags = ["fuzzy"] if old is not None and old.fuzzy else []
+    # so that msgfmt --check (and Poedit) verify a translation keeps the template's fields
+    if _BRACE.search(msg.msgid):
+        flags.append("python-brace-format")
+    elif _PERCENT.search(msg.msgid):
+        flags.append("python-format")
+    if flags:
+        lines.append("#, " + ", ".join(flags))
     if msg.msgctxt is not None:
         lines.append(f"msgctxt {_quote(msg.msgctxt)}")
     lines.append(f"msgid {_quote(msg.msgid)}")

@@ -22,6 +22,8 @@ import pytest
 from sfttop.cli import LANG_ENV
 from sfttop.core import i18n
 from sfttop.core.config import Config
+from sfttop.core.diagnose import CODES
+from sfttop.core.metrics import NORMAL_RANGES, label
 from sfttop.core.parse import INPUT_FORMATS
 from sfttop.core.report import build, render_md, render_text
 
@@ -40,7 +42,7 @@ ALLOWED = {
     "samples", "s", "nats",
     "sfttop", "tensorboard", "csv", "wandb", "mlflow", "trackio", "swanlab", "aim",
 }
-ALLOWED |= set(INPUT_FORMATS)
+ALLOWED |= set(INPUT_FORMATS) | set(CODES) | {label(m) for m in NORMAL_RANGES}  # codes, metric labels (lr)
 # the checklist's history columns; checkpoint directory names (checkpoint-500, checkpoint-N)
 _HISTORY = re.compile(r"^[x+~.?]+$")
 _NAMES = re.compile(r"^checkpoint-\w+$")
@@ -60,6 +62,8 @@ def _log_text(run: dict[str, Any]) -> list[str]:
     for key in ("crash", "error"):
         if run.get(key):
             quoted.append(str(run[key]))
+    # a crash finding quotes the log's error line after sfttop's own words
+    quoted += [f["message"] for f in run["findings"] if f["code"] == "run_crashed"]
     bc = run.get("best_checkpoint") or {}
     if bc.get("path"):
         quoted.append(str(bc["path"]))
@@ -83,6 +87,8 @@ def english_words(report: dict[str, Any], text: str) -> list[tuple[str, str]]:
                 continue
             if re.search(r"[\d_/\\]", token) or "." in token or _HISTORY.match(token) or _NAMES.match(token):
                 continue  # a number with its unit, an identifier, a path or module, a history
+            if re.search(r"[a-z][A-Z]", token):
+                continue  # a CamelCase class name (DataCollatorForCompletionOnlyLM)
             if token not in ALLOWED:
                 bad.append((token, line))
     return bad
@@ -157,3 +163,50 @@ def test_the_locale_alone_gives_the_chinese_report(fmt: str) -> None:
     # the two differ only in the "last write ... ago" durations, which move with the clock
     strip = re.compile(r"\d+[smhd](\d+[smhd])?")
     assert strip.sub("T", out["locale"]) == strip.sub("T", out["flag"])
+
+
+def test_follow_text_speaks_chinese(tmp_path: Path) -> None:
+    """--follow's text lines keep their greppable tags (FINDING, step=) and say the finding in Chinese."""
+    import io
+    import threading
+    import time
+
+    from sfttop.core.follow import follow
+
+    log = tmp_path / "train.log"
+    hf = "{{'loss': {loss}, 'grad_norm': 1.0, 'learning_rate': 1e-05, 'epoch': {epoch}}}\n"
+    log.write_text("".join(hf.format(loss=1.0 + i / 1000, epoch=i / 1000) for i in range(1, 21)))
+    out, stop = io.StringIO(), threading.Event()
+    t = threading.Thread(target=follow, args=([str(log)], Config(), "text", out), kwargs={"interval": 0.05, "stop": stop})
+    t.start()
+    try:
+        end = time.monotonic() + 20
+        while time.monotonic() < end and out.getvalue().count("\n") < 20:
+            time.sleep(0.05)
+        with open(log, "a") as fh:
+            fh.write(hf.format(loss="nan", epoch=0.021).replace("'grad_norm': 1.0", "'grad_norm': nan"))
+        while time.monotonic() < end and "loss_nonfinite" not in out.getvalue():
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(10)
+    findings = [line for line in out.getvalue().splitlines() if " FINDING " in line]
+    assert findings and all(re.search(r"[\u4e00-\u9fff]", line) for line in findings), findings
+    assert any("loss_nonfinite step=21: 第 21 步" in line and "为 nan" in line for line in findings), findings
+
+
+def test_a_chat_alert_speaks_chinese_with_its_code_unchanged() -> None:
+    from sfttop.core.webhook_payload import Alert, json_payload, plain_text
+
+    finding = {"code": "grad_explosion", "severity": "critical", "step": 120,
+               "message": "第 120 步 grad_norm 为 55.2，超过危险阈值 20", "advice": ["降低学习率"]}
+    one = plain_text([Alert("run-a", finding, "gpu-01")])
+    assert one.splitlines()[0] == "sfttop 严重：梯度爆炸 · run-a"
+    assert "建议：" in one and "grad_explosion" in one and "主机 gpu-01" in one
+    digest = plain_text([Alert("run-a", finding, "gpu-01"), Alert("run-b", finding, "gpu-01")])
+    assert digest.splitlines()[0] == "sfttop：gpu-01 上有 2 条新诊断（2 条严重）"
+    i18n.set_lang("en")
+    en = json_payload([Alert("run-a", finding, "gpu-01")])
+    i18n.set_lang("zh")
+    zh = json_payload([Alert("run-a", finding, "gpu-01")])
+    assert _shape(zh) == _shape(en)

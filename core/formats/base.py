@@ -15,6 +15,7 @@ from typing import Protocol
 
 import orjson
 
+from sfttop.core.i18n import N_, _
 from sfttop.core.metrics import canonical
 from sfttop.core.records import Block, Event, EventKind, Item, Kind, Record
 
@@ -58,7 +59,7 @@ class Stats(Protocol):
 class LineReader:
     """One file's reader for one line format; ``feed`` is its per-line entry point."""
 
-    restart = "steps restart at {step}"  # the RESUMED message when the step counter goes back
+    restart = N_("steps restart at {step}")  # the RESUMED message when the step counter goes back
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
@@ -117,7 +118,7 @@ class LineReader:
         prev = self.prev_step
         if prev is not None and step <= prev:
             self.emit_pending(out_records)
-            out_events.append(Event(EventKind.RESUMED, self.restart.format(step=step), offset, step))
+            out_events.append(Event(EventKind.RESUMED, _(self.restart).format(step=step), offset, step))
         self.prev_step = step
         self.progress_step = step
         raw = type(values) is bytes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from sfttop.core.i18n import N_
 from sfttop.core.records import Event, EventKind, Item
 
 from .base import MAX_FIELDS, PREFIX, LineReader, number
@@ -62,7 +63,7 @@ def _fields(rest: bytes) -> tuple[tuple[bytes, ...], tuple[float, ...]] | None:
 
 
 class Reader(LineReader):
-    restart = "a new phase: steps restart at {step}"
+    restart = N_("a new phase: steps restart at {step}")
     drop = _SKIP
 
     def eta(self, line: bytes) -> float | None:
