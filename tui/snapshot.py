@@ -76,16 +76,6 @@ _IN_GROUPS = {m for _t, a, b in CHART_GROUPS for m in (a, b) if m}
 _NOT_CHARTED = {"eval_num_tokens", "eval_steps_per_second", "total_flos"}
 
 
-# Why a file started over (core/tail.py, core/run.py name it in English): the words shown.
-RESTART_REASONS: dict[str, str] = {
-    "vanished": N_("vanished"),
-    "replaced": N_("replaced"),
-    "truncated": N_("truncated"),
-    "reappeared": N_("reappeared"),
-    "rewritten by another run": N_("rewritten by another run"),
-}
-
-
 def run_name(run: Run) -> str:
     return clean_text(run.name)
 
@@ -187,8 +177,8 @@ def run_state(run: Run, now: float | None = None) -> str:
     restarted = ""
     if run.restarted_at is not None:
         when = time.strftime("%H:%M", time.localtime(run.restarted_at))
-        reason = run.restart_reason or ""
-        restarted = _("restarted {time} ({reason})").format(time=when, reason=_(RESTART_REASONS.get(reason, reason)))
+        # (core marks its reset words, core/run.py RESET_WORDS: shown translated)
+        restarted = _("restarted {time} ({reason})").format(time=when, reason=_(run.restart_reason or ""))
     if not has_records(run):
         waiting = _("no records recognised yet ({lines} lines read)").format(lines=run.parser.stats.lines)
         return " · ".join(p for p in (waiting, restarted) if p)
