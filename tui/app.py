@@ -41,6 +41,7 @@ from sfttop.core.wake import Waker, log_dirs
 from sfttop.core.webhook import WebhookSender
 
 from . import panels
+from .cells import fit
 from .keys import KEYS
 from .palette import use_dark_theme
 from .snapshot import (
@@ -90,8 +91,6 @@ CHART_GAP = 1.0
 ROWS_GAP = 1.0
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
 VIEWS = ("chart", "metrics", "checklist", "assessment")
-# The words cli/ passes as the title's suffix, marked for the catalog (the app shows them with _()).
-TITLE_SUFFIXES = (N_("(demo)"),)
 
 
 BINDINGS: list[Binding] = [
@@ -174,8 +173,7 @@ class SfttopApp(App[int]):
         self.config = config
         self.interval = max(0.05, float(interval))
         self.replay = replay
-        # (the suffix is words: " (demo)" is shown as the user's language has it)
-        self.app_title = "sfttop" + (" " + _(title_suffix.strip()) if title_suffix.strip() else "")
+        self.app_title = "sfttop" + title_suffix  # (cli/ translates its " (demo)")
         self.exit_message: str | None = None
         self.lock = threading.RLock()
         if clock is None:
@@ -547,7 +545,7 @@ class SfttopApp(App[int]):
             load_text = _("loading {count} more {percent}%").format(count=len(loading), percent=f"{frac * 100:.0f}")
         alerts = " │ ".join(x.status() for x in (self.dispatcher, self.webhooks) if x is not None)
         if self.engine_error:
-            alerts = f"⚠ {self.engine_error}"[:80] + (f" │ {alerts}" if alerts else "")
+            alerts = fit(f"⚠ {self.engine_error}", 80) + (f" │ {alerts}" if alerts else "")
         if run is None:
             return TitleInfo(self.app_title, "", 0, 0, 0, "", "", "", alerts, load_text)
         now = self.monitor.clock()

@@ -6,6 +6,7 @@ so it is built to shed parts from the right as the width shrinks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -50,7 +51,8 @@ def _title(
 ) -> tuple[Text, bool]:
     """The line, and whether the progress and the other runs' alarms both made it."""
     t = Text(no_wrap=True, overflow="ellipsis")
-    app = info.app.split(" ")[0] if compact else info.app
+    # compact: the app's name without its suffix ("sfttop (demo)", "sfttop（演示）")
+    app = re.split(r"[ (（]", info.app, maxsplit=1)[0] if compact else info.app
     others = info.others if words or not info.others_short else info.others_short
     # room kept at the end for the other runs' alarms, whatever else has to go
     reserve = cell_len(others) + 3 if others else 0
