@@ -74,8 +74,8 @@ _TEXT = re.compile(r'(<text [^>]*?x="[^"]*" y="[^"]*" textLength=")([^"]*)("[^>]
 def wide_text_lengths(svg: str) -> str:
     """Rich's SVG export places every run of text at its cell but sizes it by its characters
     (``textLength = char width x len(text)``), so a browser squeezes each CJK character into one
-    cell and leaves a gap after the run. Size the runs that hold wide characters by their cells;
-    the others are left byte for byte."""
+    cell and leaves a gap after the run (Rich issue #2742, open). Size the runs that hold wide
+    characters by their cells; the others are left byte for byte."""
     from rich.cells import cell_len
 
     def fix(m: re.Match[str]) -> str:
