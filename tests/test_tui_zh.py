@@ -19,11 +19,13 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
+from textual.pilot import Pilot
 from textual.widget import Widget
 
 from sfttop.core import i18n
 from sfttop.core import metrics as M
 from sfttop.core.config import Config
+from sfttop.core.demo import DemoWriter
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.cells import crop, fit, fit_text, ljust, rjust, wrap_text
 from sfttop.tui.chart_render import ChartLine, ChartOptions, build_chart
@@ -278,46 +280,68 @@ def english_words(lines: list[str], allowed: set[str]) -> set[str]:
     return out
 
 
+async def english_on_screen(app: SfttopApp, pilot: Pilot[int]) -> dict[str, str]:
+    """Every view of every run, the overlay, the chart keys and the help screen, each panel
+    scrolled to its end: the English words seen, and where."""
+    found: dict[str, str] = {}
+    allowed = allowed_words(app)
+
+    def look(where: str, widget: Widget | None = None) -> None:
+        lines = screen_lines(app)
+        if widget is not None:  # (a modal: the dimmed screen behind it was looked at already)
+            r = widget.region
+            lines = ["".join(cells_of(line)[r.x : r.right]) for line in lines[r.y : r.bottom]]
+        for w in english_words(lines, allowed):
+            found.setdefault(w, where)
+
+    for i in range(len(app.monitor.runs)):
+        await pilot.press(str(i + 1) if i < 9 else "tab")
+        await pilot.pause()
+        for view in range(4):
+            for panel in app.screen.query("Checklist, AssessmentPanel"):
+                panel.scroll_end(animate=False)
+            await pilot.pause()
+            look(f"run {i + 1} view {view}")
+            await pilot.press("v")
+            await pilot.pause()
+    for key in ("o", "m", "m", "x", "s", "l"):
+        await pilot.press(key)
+        await pilot.pause()
+        look(f"chart after {key}")
+    await pilot.press("question_mark")
+    await pilot.pause()
+    help_box = app.screen.query_one("VerticalScroll")
+    look("help", help_box)
+    step = max(1, help_box.size.height - 2)
+    for y in range(step, int(help_box.max_scroll_y) + step, step):  # every line of it, page by page
+        help_box.scroll_to(y=y, animate=False)
+        await pilot.pause()
+        look(f"help, scrolled to {y}", help_box)
+    assert help_box.scroll_y == help_box.max_scroll_y > 0
+    return found
+
+
+def _said(found: dict[str, str]) -> str:
+    return "\n".join(f"{w!r} ({where})" for w, where in sorted(found.items()))
+
+
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 async def test_no_english_word_on_the_chinese_screen(zh: None, size: tuple[int, int]) -> None:
-    """Every view of every real run, the overlay and the help screen, scrolled to the end of
-    each panel: nothing in English but what the allowed list names."""
+    """Ten real runs (healthy, exploding, NaN, overfitting, crashed, stalled, ...): nothing in
+    English but what the allowed list names."""
     app = SfttopApp(ALL_TF5, Config(), replay=True)
-    found: dict[str, str] = {}
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        allowed = allowed_words(app)
+        found = await english_on_screen(app, pilot)
+    assert not found, _said(found)
 
-        def look(where: str, widget: Widget | None = None) -> None:
-            lines = screen_lines(app)
-            if widget is not None:  # (a modal: the dimmed screen behind it was looked at already)
-                r = widget.region
-                lines = ["".join(cells_of(line)[r.x : r.right]) for line in lines[r.y : r.bottom]]
-            for w in english_words(lines, allowed):
-                found.setdefault(w, where)
 
-        for i in range(len(ALL_TF5)):
-            await pilot.press(str(i + 1) if i < 9 else "tab")
-            await pilot.pause()
-            for view in range(4):
-                for panel in app.screen.query("Checklist, AssessmentPanel"):
-                    panel.scroll_end(animate=False)
-                await pilot.pause()
-                look(f"run {i + 1} view {view}")
-                await pilot.press("v")
-                await pilot.pause()
-        for key in ("o", "m", "m", "x", "s", "l"):
-            await pilot.press(key)
-            await pilot.pause()
-            look(f"chart after {key}")
-        await pilot.press("question_mark")
+async def test_the_chinese_demo_has_no_english_word(zh: None, tmp_path: Path) -> None:
+    """sfttop --demo --lang zh: the simulated runs, as cli/ starts them."""
+    demo = DemoWriter(root=str(tmp_path), history=110)
+    demo.write_history()
+    app = SfttopApp([demo.glob], Config(), replay=True, title_suffix=i18n._(" (demo)"))
+    async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
-        help_box = app.screen.query_one("VerticalScroll")
-        look("help", help_box)
-        step = max(1, help_box.size.height - 2)
-        for y in range(step, int(help_box.max_scroll_y) + step, step):  # every line of it, page by page
-            help_box.scroll_to(y=y, animate=False)
-            await pilot.pause()
-            look(f"help, scrolled to {y}", help_box)
-        assert help_box.scroll_y == help_box.max_scroll_y > 0
-    assert not found, "\n".join(f"{w!r} ({where})" for w, where in sorted(found.items()))
+        found = await english_on_screen(app, pilot)
+    assert not found, _said(found)
