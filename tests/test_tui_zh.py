@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from sfttop.tui.widgets.assessment import AssessmentView, assessment_text
 from sfttop.tui.widgets.checklist import ChecklistView, CheckRow, checklist_text
 from sfttop.tui.widgets.key_bar import KeyHint, key_bar_text
 from sfttop.tui.widgets.metric_card import CardData, card_text
-from sfttop.tui.widgets.run_list import RunRow, row_text
+from sfttop.tui.widgets.run_list import RunList, RunRow, row_text
 from sfttop.tui.widgets.title_bar import TitleInfo, title_text
 
 REAL = Path(__file__).parent / "fixtures" / "real" / "tf5"
@@ -344,4 +345,32 @@ async def test_the_chinese_demo_has_no_english_word(zh: None, tmp_path: Path) ->
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         found = await english_on_screen(app, pilot)
+    assert not found, _said(found)
+
+
+async def test_loading_history_speaks_chinese(zh: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a long history streams in (the run list's ◌ 读取 45%, the panels' 正在读取历史…,
+    the title's count of runs still loading): laid out and in Chinese at every frame."""
+    from test_tui import write_log
+
+    import sfttop.tui.app as app_module
+
+    for name, n in (("big", 3000), ("other", 3000), ("small", 30)):
+        write_log(tmp_path / name / "train.log", n, epoch_scale=0.001, bars=True)
+    monkeypatch.setattr(app_module, "LOAD_BUDGET", 8 << 10)  # 8 KiB a poll: a slow disk
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), interval=0.05, rescan_seconds=0.1)
+    found: dict[str, str] = {}
+    frames = 0
+    async with app.run_test(size=(120, 36)) as pilot:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (frames == 0 or app.monitor.loading):
+            await pilot.pause(0.1)
+            rows = app.query_one("#runs", RunList).rows
+            if not rows or not any(r.status is LOADING for r in rows):
+                continue
+            frames += 1
+            assert_laid_out(app, f"loading frame {frames}")
+            for w in english_words(screen_lines(app), allowed_words(app)):
+                found.setdefault(w, f"frame {frames}")
+    assert frames >= 2, "never saw the history loading"
     assert not found, _said(found)
