@@ -374,3 +374,17 @@ async def test_loading_history_speaks_chinese(zh: None, tmp_path: Path, monkeypa
                 found.setdefault(w, f"frame {frames}")
     assert frames >= 2, "never saw the history loading"
     assert not found, _said(found)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+async def test_waiting_for_logs_in_chinese(zh: None, tmp_path: Path, size: tuple[int, int]) -> None:
+    """Nothing matches yet, and a run whose file is gone: what the screen says, in Chinese."""
+    pattern = str(tmp_path / "none-yet" / "*.log")
+    app = SfttopApp([pattern], Config(), replay=True)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert_laid_out(app, f"{size} waiting")
+        lines = screen_lines(app)
+        assert "等待日志" in "".join(lines)
+        # (the pattern is a path, folded over lines where it is longer than one)
+        assert not {w for w in english_words(lines, allowed_words(app)) if w not in pattern}
