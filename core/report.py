@@ -151,7 +151,7 @@ def run_report(paths: Sequence[str], config: Config, fmt: str, out: TextIO, log_
         import sys
 
         for e in errors:
-            print(f"sfttop: {e}", file=sys.stderr)
+            print(_("sfttop: {error}").format(error=e), file=sys.stderr)
         code = 2
     return code
 
@@ -333,7 +333,7 @@ def _item_status(window: dict[str, Any], item_id: str) -> str:
 def render_text(report: dict[str, Any]) -> str:
     L: list[str] = []
     if "error" in report:
-        L.append(f"sfttop: {report['error']}")
+        L.append(_("sfttop: {error}").format(error=report["error"]))
     for r in report["runs"]:
         L += _run_lines(r, md=False)
     return "\n".join(clean_text_keep_newlines(x) for x in L) + "\n"
