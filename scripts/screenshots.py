@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ class Shot:
     size: tuple[int, int]
     keys: tuple[str, ...] = ()
     demo: bool = False
+    lang: str = "en"  # --lang: the language the capture speaks
 
 
 SHOTS = (
@@ -41,13 +44,17 @@ SHOTS = (
     Shot("sfttop-80x24-checklist", (80, 24), ("4", "v")),
     Shot("sfttop-60x15", (60, 15), ("2",)),
     Shot("sfttop-demo-120x36", (120, 36), (), demo=True),
+    Shot("sfttop-zh-120x36", (120, 36), ("2",), lang="zh"),  # --lang zh: the explosion, in the FAQ's words
+    Shot("sfttop-zh-80x24-checklist", (80, 24), ("4", "v"), lang="zh"),
 )
 
 
 async def capture(paths: list[str], shot: Shot, out: Path, title_suffix: str = "") -> Path:
+    from sfttop.core import i18n
     from sfttop.core.config import Config
     from sfttop.tui.app import SfttopApp
 
+    i18n.set_lang(shot.lang)
     app = SfttopApp(paths, Config(), replay=True, title_suffix=title_suffix)
     async with app.run_test(size=shot.size) as pilot:
         await pilot.pause()
@@ -57,7 +64,30 @@ async def capture(paths: list[str], shot: Shot, out: Path, title_suffix: str = "
         await pilot.pause()
         target = out / f"{shot.name}.svg"
         app.save_screenshot(filename=target.name, path=str(out))
+    target.write_text(wide_text_lengths(target.read_text(encoding="utf-8")), encoding="utf-8")
     return target
+
+
+_TEXT = re.compile(r'(<text [^>]*?x="[^"]*" y="[^"]*" textLength=")([^"]*)("[^>]*>)([^<]*)(</text>)')
+
+
+def wide_text_lengths(svg: str) -> str:
+    """Rich's SVG export places every run of text at its cell but sizes it by its characters
+    (``textLength = char width x len(text)``), so a browser squeezes each CJK character into one
+    cell and leaves a gap after the run (Rich issue #2742, open). Size the runs that hold wide
+    characters by their cells; the others are left byte for byte."""
+    from rich.cells import cell_len
+
+    def fix(m: re.Match[str]) -> str:
+        text = html.unescape(m.group(4))
+        wide = sum(1 for ch in text if cell_len(ch) == 2)
+        if not wide:
+            return m.group(0)
+        char_width = float(m.group(2)) / len(text)
+        width = format(char_width * (len(text) + wide), "g")
+        return f"{m.group(1)}{width}{m.group(3)}{m.group(4)}{m.group(5)}"
+
+    return _TEXT.sub(fix, svg)
 
 
 async def main(argv: list[str] | None = None) -> int:

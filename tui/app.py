@@ -35,11 +35,13 @@ from sfttop.core.alert import AlertDispatcher, dispatcher_for
 from sfttop.core.alert import news as alert_news
 from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
+from sfttop.core.i18n import N_, _
 from sfttop.core.run import Monitor, Run
 from sfttop.core.wake import Waker, log_dirs
 from sfttop.core.webhook import WebhookSender
 
 from . import panels
+from .cells import fit
 from .keys import KEYS
 from .palette import use_dark_theme
 from .views import (
@@ -172,7 +174,7 @@ class SfttopApp(App[int]):
         self.config = config
         self.interval = max(0.05, float(interval))
         self.replay = replay
-        self.app_title = "sfttop" + title_suffix
+        self.app_title = "sfttop" + title_suffix  # (cli/ translates its " (demo)")
         self.exit_message: str | None = None
         self.lock = threading.RLock()
         if clock is None:
@@ -185,7 +187,7 @@ class SfttopApp(App[int]):
         try:
             self.dispatcher = dispatcher_for(alert_cmd, alert_severity, config)
         except ValueError as e:
-            self._alert_error = f"sfttop: --alert-cmd: {e}"
+            self._alert_error = _("sfttop: --alert-cmd: {error}").format(error=e)
         self.webhooks = webhooks  # --alert-webhook: queues only, its threads do the sending
         # UI state
         self.selected = 0
@@ -237,7 +239,7 @@ class SfttopApp(App[int]):
             self.set_keymap(dict(self.config.keys))
         self.query_one(KeyBar).set_hints(self._key_hints())
         use_dark_theme(self.current_theme.dark)
-        self.query_one("#cards", Vertical).border_title = "metrics"
+        self.query_one("#cards", Vertical).border_title = _("metrics")
         if not self.replay:
             self._poll_loop()  # first, so a long log's current values are read during the first paint
         else:
@@ -265,7 +267,11 @@ class SfttopApp(App[int]):
         self.query_one("#title").display = not too_small
         self.query_one(KeyBar).display = not too_small and height >= 12
         if too_small:
-            ts.update(f"sfttop needs at least {MIN_WIDTH}x{MIN_HEIGHT}\n(this pane is {width}x{height})")
+            ts.update(
+                _("sfttop needs at least {min_width}x{min_height}\n(this pane is {width}x{height})").format(
+                    min_width=MIN_WIDTH, min_height=MIN_HEIGHT, width=width, height=height
+                )
+            )
             return
         wide = width >= 100 and height >= 30
         medium = not wide and width >= 70 and height >= 20
@@ -351,7 +357,7 @@ class SfttopApp(App[int]):
                     news = alert_news(mon.runs, ups, before)
                     live = [(n, f) for n, up in ups.items() if n in before for f in up.opened]
             except Exception as e:  # keep watching the other runs; say so on screen and at exit
-                self._note_error("engine", e)
+                self._note_error(N_("engine"), e)
                 self.post_message(Polled(0, [], False))
                 stop.wait(max(1.0, self.interval))
                 continue
@@ -391,19 +397,19 @@ class SfttopApp(App[int]):
         self.view_builds += 1
         if not run.loaded:
             # Judging half a history would flash verdicts that the rest of the log overturns.
-            pct = f"reading history… {run.load_fraction * 100:.0f}%"
+            pct = _("reading history… {percent}%").format(percent=f"{run.load_fraction * 100:.0f}")
             views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"), now)
         else:
             try:
                 checklist = panels.checklist_view(run, run.checklist)
             except Exception as e:  # a bug in a judge must not take the monitor down with it
-                self._note_error("checklist", e)
-                checklist = ChecklistView((), f"checklist unavailable: {type(e).__name__}")
+                self._note_error(N_("checklist"), e)
+                checklist = ChecklistView((), _("checklist unavailable: {error}").format(error=type(e).__name__))
             try:
                 assessment = panels.assessment_view(run, self.config.thresholds)
             except Exception as e:
-                self._note_error("assessment", e)
-                assessment = AssessmentView(f"assessment unavailable: {type(e).__name__}", "muted")
+                self._note_error(N_("assessment"), e)
+                assessment = AssessmentView(_("assessment unavailable: {error}").format(error=type(e).__name__), "muted")
             views = RunViews(run.generation, checklist, assessment, now)
         self._views[run.name] = views
         return True
@@ -445,10 +451,10 @@ class SfttopApp(App[int]):
         import traceback
 
         first = self.engine_error is None
-        self.engine_error = f"{where}: {type(e).__name__}: {e}"
+        self.engine_error = _("{part}: {error}").format(part=_(where), error=f"{type(e).__name__}: {e}")
         if first:
             tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-            self.exit_message = f"sfttop: internal error (please report it):\n{tb}"
+            self.exit_message = _("sfttop: internal error (please report it):\n{traceback}").format(traceback=tb)
 
     def _deferred_refresh(self) -> None:
         self._flush_pending = False
@@ -537,10 +543,10 @@ class SfttopApp(App[int]):
         load_text = ""
         if loading and run is not None and run.loaded:
             frac = sum(r.load_fraction for r in loading) / len(loading)
-            load_text = f"loading {len(loading)} more {frac * 100:.0f}%"
+            load_text = _("loading {count} more {percent}%").format(count=len(loading), percent=f"{frac * 100:.0f}")
         alerts = " │ ".join(x.status() for x in (self.dispatcher, self.webhooks) if x is not None)
         if self.engine_error:
-            alerts = f"⚠ {self.engine_error}"[:80] + (f" │ {alerts}" if alerts else "")
+            alerts = fit(f"⚠ {self.engine_error}", 80) + (f" │ {alerts}" if alerts else "")
         if run is None:
             return TitleInfo(self.app_title, "", 0, 0, 0, "", "", "", alerts, load_text)
         now = self.monitor.clock()
@@ -557,6 +563,7 @@ class SfttopApp(App[int]):
             load_text,
             progress_short(run, now),
             objective_text(run),
+            others_text(runs, self.selected, words=False),
         )
 
     def _refresh_run(self, run: Run | None) -> None:
@@ -586,12 +593,14 @@ class SfttopApp(App[int]):
                 panel.set_view(AssessmentView("…", "muted"))
             return
         checklist.set_view(views.checklist)
-        if checklist.border_title != f"checklist · {name}":
-            checklist.border_title = f"checklist · {name}"
+        title = _("checklist · {run}").format(run=name)
+        if checklist.border_title != title:
+            checklist.border_title = title
+        title = _("assessment · {run}").format(run=name)
         for panel in (assessment, side_assessment):
             panel.set_view(views.assessment)
-            if panel.border_title != f"assessment · {name}":
-                panel.border_title = f"assessment · {name}"
+            if panel.border_title != title:
+                panel.border_title = title
 
     # ------------------------------------------------------------------------------ actions
     def _select(self, index: int) -> None:
@@ -690,12 +699,12 @@ class SfttopApp(App[int]):
             if b.id.startswith("run_") and b.id[4:].isdigit():
                 digits.append((shown, b.id))
                 continue
-            rows.append((shown, b.tooltip or b.description, b.id))
+            rows.append((shown, _(b.tooltip or b.description), b.id))
         if digits:
             if all(s == bid[4:] for s, bid in digits):
-                rows.append(("1 … 9", "select run N", "run_1 … run_9"))
+                rows.append(("1 … 9", _("select run N"), "run_1 … run_9"))
             else:
-                rows.extend((s, f"run {bid[4:]}", bid) for s, bid in digits)
+                rows.extend((s, _("run {number}").format(number=bid[4:]), bid) for s, bid in digits)
         self.push_screen(HelpScreen(rows))
 
     def _key_hints(self) -> tuple[KeyHint, ...]:
@@ -708,7 +717,7 @@ class SfttopApp(App[int]):
             if k.id == "quit":
                 keys += [x.strip() for x in self._keymap.get("interrupt", "ctrl+c").split(",") if x.strip()]
             shown = "/".join(self._key_display(x).replace("ctrl+", "^") for x in keys[:2])
-            hints.append(KeyHint(shown, k.description, k.rank))
+            hints.append(KeyHint(shown, _(k.description), k.rank))
         return tuple(hints)
 
     def _key_display(self, key: str) -> str:

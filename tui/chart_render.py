@@ -12,6 +12,7 @@ from typing import Literal
 
 from plotext._figure import _figure_class  # type: ignore[import-untyped]
 
+from sfttop.core.i18n import N_, _
 from sfttop.core.numfmt import is_count
 
 from .fmt import fmt_tick, fmt_value
@@ -44,7 +45,7 @@ class ChartOptions:
     smooth: bool = False
     log: bool = False
     clip: bool = True
-    x_label: str = "step"
+    x_label: str = "step"  # "step" or "tokens": a key, shown through X_LABELS
     metric: str = ""
     ema_weight: float = 0.6
     auto_log: bool = False  # overlay: switch to a log y axis when the lines are orders of magnitude apart
@@ -55,6 +56,9 @@ class ChartResult:
     text: str  # ANSI text from plotext, or a plain message when there is nothing to plot
     plotted: bool
     notes: list[str] = field(default_factory=list)  # "2 clipped ▲", "NaN ×3 at step 900", ...
+    # each note's rank, for a narrow border that cannot show them all: what the data says (NaN,
+    # clipped points) outlasts how it is drawn (log y); kept apart as the words are translated
+    note_ranks: list[int] = field(default_factory=list)
     clipped: int = 0
     nonfinite: int = 0
     first_nonfinite_x: float | None = None
@@ -127,6 +131,23 @@ def _clip_bounds(series: list[list[float]], all_y: list[float]) -> tuple[float |
     return lower, upper
 
 
+# What the x axis counts, as shown: "x step" under the chart, "from step 900" in its notes.
+X_LABELS = {"step": N_("x step"), "tokens": N_("x tokens")}
+_NONFINITE_NOTES = {
+    (None, False): N_("✕ NaN/inf ×{count}"),
+    (None, True): N_("✕ NaN/inf ×{count}, {masked} masked"),
+    ("step", False): N_("✕ NaN/inf ×{count} from step {x}"),
+    ("step", True): N_("✕ NaN/inf ×{count} from step {x}, {masked} masked"),
+    ("tokens", False): N_("✕ NaN/inf ×{count} from tokens {x}"),
+    ("tokens", True): N_("✕ NaN/inf ×{count} from tokens {x}, {masked} masked"),
+}
+
+
+def _note(result: ChartResult, text: str, rank: int) -> None:
+    result.notes.append(text)
+    result.note_ranks.append(rank)
+
+
 def _fmt_x(x: float, x_label: str) -> str:
     return fmt_tick(x, count=True) if x_label != "step" or abs(x) >= 1e5 else str(int(x))
 
@@ -163,16 +184,16 @@ def build_chart(
     result.nonfinite = len(nan_points)
     if nan_points:
         result.first_nonfinite_x = min(nan_points)
-    all_y = [y for _, _, fy in prepared for y in fy]
-    all_x = [x for _, fx, _ in prepared for x in fx] + [x for x in nan_points if math.isfinite(x)]
+    all_y = [y for _l, _x, fy in prepared for y in fy]
+    all_x = [x for _l, fx, _y in prepared for x in fx] + [x for x in nan_points if math.isfinite(x)]
     if not all_y:
-        what = opts.metric or "this metric"
+        what = opts.metric or _("this metric")
         if nan_points:
-            msg = f"every {what} value so far is NaN/inf ({len(nan_points)})"
+            msg = _("every {metric} value so far is NaN/inf ({count})").format(metric=what, count=len(nan_points))
         elif dropped_nonpos:
-            msg = f"no positive {what} values: log scale shows nothing (press the log key again)"
+            msg = _("no positive {metric} values: log scale shows nothing (press the log key again)").format(metric=what)
         else:
-            msg = f"no {what} values yet"
+            msg = _("no {metric} values yet").format(metric=what)
         result.text = msg
         return result
 
@@ -269,22 +290,25 @@ def build_chart(
     try:
         result.text = f.build()
     except (ValueError, ZeroDivisionError, OverflowError, IndexError) as e:  # plotext edge cases
-        result.text = f"chart unavailable: {e}"
+        result.text = _("chart unavailable: {error}").format(error=e)
         return result
     result.plotted = True
     if result.clipped:
-        direction = "above" if upper is not None else "below"
-        result.notes.append(f"{result.clipped} clipped {direction} {fmt_value(upper if upper is not None else lower, opts.metric)}")
+        template = _("{count} clipped above {value}") if upper is not None else _("{count} clipped below {value}")
+        value = fmt_value(upper if upper is not None else lower, opts.metric)
+        _note(result, template.format(count=result.clipped, value=value), 0)
     if result.nonfinite:
         first = result.first_nonfinite_x
-        where = f" from {opts.x_label} {_fmt_x(first, opts.x_label)}" if first is not None and math.isfinite(first) else ""
-        masked = sum(line.masked for line in lines)
-        hidden = f", {masked} masked" if masked else ""  # "NaN (masked)": the help screen says what it is
-        result.notes.append(f"✕ NaN/inf ×{result.nonfinite}{where}{hidden}")
+        where = opts.x_label if first is not None and math.isfinite(first) and opts.x_label in X_LABELS else None
+        masked = sum(line.masked for line in lines)  # "NaN (masked)": the help screen says what it is
+        text = _(_NONFINITE_NOTES[(where, masked > 0)]).format(
+            count=result.nonfinite, x=_fmt_x(first, opts.x_label) if where and first is not None else "", masked=masked
+        )
+        _note(result, text, 0)
     if auto_log:
-        result.notes.append("log y (auto)")
+        _note(result, _("log y (auto)"), 2)
     if dropped_nonpos:
-        result.notes.append(f"{dropped_nonpos} ≤0 hidden (log)")
+        _note(result, _("{count} ≤0 hidden (log)").format(count=dropped_nonpos), 0)
     for h in shown_h:
-        result.notes.append(h.label)
+        _note(result, h.label, 1)
     return result

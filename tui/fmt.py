@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from sfttop.core.i18n import _
 from sfttop.core.numfmt import fmt_count, fmt_duration, fmt_sci, fmt_tick, fmt_value
 
 __all__ = ["fmt_change", "fmt_count", "fmt_duration", "fmt_epoch", "fmt_sci", "fmt_step", "fmt_tick", "fmt_value"]
@@ -40,4 +41,4 @@ def fmt_step(step: int | None, total: int | None = None) -> str:
 def fmt_epoch(epoch: float | None) -> str:
     if epoch is None or not math.isfinite(epoch):
         return ""
-    return f"ep {epoch:.2f}"
+    return _("ep {epoch}").format(epoch=f"{epoch:.2f}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sfttop.core.i18n import N_, _
+
 RGB = tuple[int, int, int]
 
 RUN_COLORS: tuple[RGB, ...] = (
@@ -89,19 +91,24 @@ class Status:
     """How a state is shown: glyph, word, and the component class that colours it."""
 
     glyph: str
-    word: str
+    word: str  # English, marked for the catalog: shown through ``shown_word``
     css: str  # suffix of the widget's component class, e.g. "critical" → "run-list--critical"
 
+    @property
+    def shown_word(self) -> str:
+        """The word in the user's language (every status word is 4 cells in both)."""
+        return _(self.word)
 
-CRITICAL = Status("✖", "CRIT", "critical")
-WARNING = Status("▲", "WARN", "warning")
-INFO = Status("●", "info", "info")
-OK = Status("✔", "ok", "ok")
-LOADING = Status("◌", "load", "muted")
-MISSING = Status("?", "gone", "warning")
-DONE = Status("■", "done", "ok")
-WAITING = Status("…", "wait", "muted")  # no file yet, or no record in it yet
-ERROR = Status("!", "err", "warning")
+
+CRITICAL = Status("✖", N_("CRIT"), "critical")
+WARNING = Status("▲", N_("WARN"), "warning")
+INFO = Status("●", N_("info"), "info")
+OK = Status("✔", N_("ok"), "ok")
+LOADING = Status("◌", N_("load"), "muted")
+MISSING = Status("?", N_("gone"), "warning")
+DONE = Status("■", N_("done"), "ok")
+WAITING = Status("…", N_("wait"), "muted")  # no file yet, or no record in it yet
+ERROR = Status("!", N_("err"), "warning")
 
 SEVERITY_STATUS = {"critical": CRITICAL, "warning": WARNING, "info": INFO}
 
@@ -113,10 +120,10 @@ def severity_status(sev: object) -> Status:
 
 # Checklist states (core/checklist/windows.py): pass / warn / fail / pending.
 CHECK_STATUS = {
-    "pass": Status("✔", "pass", "ok"),
-    "warn": Status("▲", "warn", "warning"),
-    "fail": Status("✖", "FAIL", "critical"),
-    "pending": Status("·", "pend", "muted"),
+    "pass": Status("✔", N_("pass"), "ok"),
+    "warn": Status("▲", N_("warn"), "warning"),
+    "fail": Status("✖", N_("FAIL"), "critical"),
+    "pending": Status("·", N_("pend"), "muted"),
 }
 
 

@@ -7,6 +7,7 @@ import os
 from sfttop.core.assess import assess
 from sfttop.core.checklist import ITEM_BY_ID, Checklist
 from sfttop.core.config import Thresholds
+from sfttop.core.i18n import N_, _
 from sfttop.core.masking import shown_series
 from sfttop.core.metrics import label
 from sfttop.core.run import Run
@@ -23,26 +24,37 @@ from .widgets.metric_chart import ChartData
 def empty_chart(args: list[str], state: ChartState) -> ChartData:
     pattern = ", ".join(clean_text(a) for a in args)
     opts = ChartOptions(smooth=state.smooth, log=state.log, clip=state.clip)
-    msg = f"waiting for logs: nothing matches {pattern} yet"
-    return ChartData("waiting", [], [], [], opts, "", ("empty", pattern), message=msg)
+    msg = _("waiting for logs: nothing matches {pattern} yet").format(pattern=pattern)
+    return ChartData(_("waiting"), [], [], [], opts, "", ("empty", pattern), message=msg)
 
 
 def empty_checklist() -> ChecklistView:
-    return ChecklistView((), "no run yet")
+    return ChecklistView((), _("no run yet"))
 
 
 def empty_assessment(args: list[str]) -> AssessmentView:
     pattern = ", ".join(clean_text(a) for a in args)
-    return AssessmentView("waiting for logs", "muted", f"nothing matches {pattern} yet")
+    return AssessmentView(_("waiting for logs"), "muted", _("nothing matches {pattern} yet").format(pattern=pattern))
 
 
 HISTORY_WINDOWS = 24  # past windows shown per check (the widget shows as many as fit)
-CADENCE_SHORT = {"100_steps": "100 steps", "1000_steps": "1000 steps", "epoch": "epoch"}
+STEP_CADENCES = ("100_steps", "1000_steps")
 
 
-def window_label(label: str, start: int, end: int) -> str:
-    """``steps 1001-1100`` → ``1001-1100``; long step numbers → ``→2.0M``; ``epoch 2`` as is."""
-    if not label.startswith("steps"):
+def cadence_short(cadence_id: str, window_steps: int | None, label: str) -> str:
+    """The cadence in the checklist's narrow column: ``100 steps``, ``250 steps``, ``epoch``."""
+    if cadence_id == "epoch":
+        return _("epoch")
+    if cadence_id in STEP_CADENCES:
+        size = window_steps or (100 if cadence_id == "100_steps" else 1000)
+        return _("{count} steps").format(count=size)
+    return clean_text(label)
+
+
+def window_label(label: str, start: int, end: int, steps: bool = True) -> str:
+    """A step window ``steps 1001-1100`` → ``1001-1100``; long step numbers → ``→2.0M``; another
+    window (``epoch 2``) as core words it."""
+    if not steps:
         return clean_text(label)
     text = f"{start}-{end}"
     return text if len(text) <= 10 else f"→{fmt_count(end)}"
@@ -51,7 +63,7 @@ def window_label(label: str, start: int, end: int) -> str:
 def _short_label(item_id: str, label: str) -> str:
     """The item's few words from core's checklist table (its full question when it has none)."""
     item = ITEM_BY_ID.get(item_id)
-    return item.short if item is not None else clean_text(label)
+    return _(item.short) if item is not None else clean_text(label)
 
 
 def checklist_view(run: Run, engine: Checklist) -> ChecklistView:
@@ -61,9 +73,7 @@ def checklist_view(run: Run, engine: Checklist) -> ChecklistView:
         latest = cad.latest
         if latest is None:
             continue
-        short = CADENCE_SHORT.get(cad.id, cad.label)
-        if cad.window_steps and short.endswith("steps") and cad.window_steps not in (100, 1000):
-            short = f"{cad.window_steps} steps"
+        short = cadence_short(cad.id, cad.window_steps, cad.label)
         recent = cad.windows[-HISTORY_WINDOWS:]
         for item in latest.items:
             history = []
@@ -77,12 +87,15 @@ def checklist_view(run: Run, engine: Checklist) -> ChecklistView:
                     item.status,
                     clean_text(item.detail),
                     tuple(history),
-                    window=window_label(latest.label, latest.start_step, latest.end_step),
+                    window=window_label(latest.label, latest.start_step, latest.end_step, cad.id in STEP_CADENCES),
                 )
             )
-    return ChecklistView(tuple(rows), "" if rows else "no checklist yet: waiting for records")
+    return ChecklistView(tuple(rows), "" if rows else _("no checklist yet: waiting for records"))
 
 
+# The assessment's train/eval comparisons (core/assess.py names them by metric)
+# (a metric name stays as it is; words are translated)
+_GAP_ITEMS = {"token_accuracy": N_("token accuracy")}
 _VERDICT_STATE = {"good": "ok", "ok": "ok", "watch": "warning", "critical": "critical"}
 _METRIC_STATE = {"good": "ok", "ok": "ok", "watch": "warning", "high": "warning", "low": "warning", "critical": "critical"}
 
@@ -90,28 +103,33 @@ _METRIC_STATE = {"good": "ok", "ok": "ok", "watch": "warning", "high": "warning"
 def _best_text(best: dict[str, object] | None) -> str:
     if not best:
         return ""
-    parts = [f"step {best.get('step')}"]
+    parts = [_("step {step}").format(step=best.get("step"))]
     loss = best.get("eval_loss")
     if isinstance(loss, float):
         parts.append(f"eval_loss {fmt_value(loss)}")
     acc = best.get("eval_token_accuracy")
     if isinstance(acc, float):
-        parts.append(f"eval acc {fmt_value(acc)}")
+        parts.append(_("eval acc {value}").format(value=fmt_value(acc)))
     path = best.get("path")
     if isinstance(path, str) and path:
         parts.append(os.path.basename(path.rstrip(os.sep)))
     note = best.get("note")
     text = " · ".join(parts)
     if isinstance(note, str) and note and not path:
-        text += f" ({note})"
+        text = _("{best} ({note})").format(best=text, note=note)
     return clean_text(text)
 
 
 def _value_text(run: Run, metric: str, value: float | None) -> str:
     shown = shown_series(run.data, metric, last=1)
     if shown is not None and len(shown.values) - 1 in shown.masked:
-        return "NaN (masked)"
+        return _("NaN (masked)")
     return fmt_value(value, metric)
+
+
+def _gap_item(item: str) -> str:
+    words = _GAP_ITEMS.get(item)
+    return _(words) if words is not None else item.replace("_", " ")
 
 
 def assessment_view(run: Run, t: Thresholds) -> AssessmentView:
@@ -127,11 +145,12 @@ def assessment_view(run: Run, t: Thresholds) -> AssessmentView:
         for m in a.metrics
     )
     compare = tuple(
-        (f"gap {c.item.replace('_', ' ')}", c.diff_text, _METRIC_STATE.get(c.status, "muted"), clean_text(c.judgement))
+        (_("gap {item}").format(item=_gap_item(c.item)), c.diff_text, _METRIC_STATE.get(c.status, "muted"),
+         clean_text(c.judgement))
         for c in a.comparison
     )
     return AssessmentView(
-        verdict=clean_text(a.verdict) or "no verdict yet",
+        verdict=clean_text(a.verdict) or _("no verdict yet"),
         verdict_state=_VERDICT_STATE.get(a.status, "muted"),
         positives=tuple(clean_text(p) for p in a.positives),
         cautions=tuple(clean_text(c) for c in a.cautions),

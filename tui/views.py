@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sfttop.core import metrics as M
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import CODES, Finding, Severity
+from sfttop.core.i18n import N_, _
 from sfttop.core.liveness import State
 from sfttop.core.masking import shown_series
 from sfttop.core.objective import Objective
@@ -22,6 +23,7 @@ from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
 from sfttop.core.unread import has_records, unread_reason
 
+from .cells import fit
 from .chart_render import ChartLine, ChartOptions, HLine
 from .fmt import fmt_duration, fmt_epoch, fmt_step
 from .palette import (
@@ -61,16 +63,17 @@ CARD_METRICS: tuple[tuple[str, str, bool | None], ...] = (
 )
 SPARK_POINTS = 48
 
-# Chart groups: (title, train metric, eval twin or None)
+# Chart groups: (title, train metric, eval twin or None); a title is shown through _(): the
+# metric names stay as the log spells them, "token accuracy" is words
 CHART_GROUPS: tuple[tuple[str, str, str | None], ...] = (
     ("loss", M.LOSS, M.EVAL_LOSS),
     ("grad_norm", M.GRAD_NORM, None),
     ("learning_rate", M.LR, None),
     ("entropy", M.ENTROPY, M.EVAL_ENTROPY),
-    ("token accuracy", M.TOKEN_ACC, M.EVAL_TOKEN_ACC),
+    (N_("token accuracy"), M.TOKEN_ACC, M.EVAL_TOKEN_ACC),
     ("num_tokens", M.NUM_TOKENS, None),
 )
-_IN_GROUPS = {m for _, a, b in CHART_GROUPS for m in (a, b) if m}
+_IN_GROUPS = {m for _t, a, b in CHART_GROUPS for m in (a, b) if m}
 _NOT_CHARTED = {"eval_num_tokens", "eval_steps_per_second", "total_flos"}
 
 
@@ -116,17 +119,17 @@ def run_detail(run: Run) -> str:
     if not run.exists:
         if _unopened(run):
             return "…"
-        return "gone" if _had_data(run) else "no file"
+        return _("gone") if _had_data(run) else _("no file")
     if run.error and not run.loaded:
-        return "unreadable"
+        return _("unreadable")
     if not run.loaded:
         return f"{run.load_fraction * 100:.0f}%"
     step, total, _eta = run.progress()
     if step is None:
-        return "no data"
+        return _("no data")
     if total:
         return f"{step}/{total}"
-    return f"step {step}"
+    return _("step {step}").format(step=step)
 
 
 def run_row(run: Run) -> RunRow:
@@ -138,15 +141,16 @@ def progress_text(run: Run, now: float | None = None) -> str:
     step, total, eta = run.progress(now)
     parts = []
     if step is not None:
-        s = f"step {fmt_step(step, total)}"
         if total:
-            s += f" {min(100.0, 100 * step / total):.0f}%"
-        parts.append(s)
+            pct = f"{min(100.0, 100 * step / total):.0f}"
+            parts.append(_("step {step} {percent}%").format(step=fmt_step(step, total), percent=pct))
+        else:
+            parts.append(_("step {step}").format(step=fmt_step(step, total)))
     ep = fmt_epoch(run.data.epoch)
     if ep:
         parts.append(ep)
     if eta is not None:
-        parts.append(f"ETA {fmt_duration(eta)}")
+        parts.append(_("ETA {duration}").format(duration=fmt_duration(eta)))
     return " · ".join(parts)
 
 
@@ -156,42 +160,44 @@ def progress_short(run: Run, now: float | None = None) -> str:
     if step is not None:
         parts.append(fmt_step(step, total))
     if run.data.epoch is not None and math.isfinite(run.data.epoch):
-        parts.append(f"ep {run.data.epoch:.3g}")
+        parts.append(_("ep {epoch}").format(epoch=f"{run.data.epoch:.3g}"))
     if eta is not None:
-        parts.append(f"ETA {fmt_duration(eta)}")
+        parts.append(_("ETA {duration}").format(duration=fmt_duration(eta)))
     return " ".join(parts)
 
 
 def run_state(run: Run, now: float | None = None) -> str:
     if not run.exists:
         if _unopened(run):
-            return "opening"
-        return "file gone" if _had_data(run) else "waiting for the file"
+            return _("opening")
+        return _("file gone") if _had_data(run) else _("waiting for the file")
     if run.error:
-        return clean_text(run.error)[:60]
+        return fit(clean_text(_(run.error)), 60)  # (the readers' words are in the catalog: core/unread.py)
     if not run.loaded:
-        return f"loading {run.load_fraction * 100:.0f}%"
+        return _("loading {percent}%").format(percent=f"{run.load_fraction * 100:.0f}")
     restarted = ""
     if run.restarted_at is not None:
         when = time.strftime("%H:%M", time.localtime(run.restarted_at))
-        restarted = f"restarted {when} ({run.restart_reason})"
+        # (core marks its reset words, core/run.py RESET_WORDS: shown translated)
+        restarted = _("restarted {time} ({reason})").format(time=when, reason=_(run.restart_reason or ""))
     if not has_records(run):
-        waiting = f"no records recognised yet ({run.parser.stats.lines} lines read)"
+        waiting = _("no records recognised yet ({lines} lines read)").format(lines=run.parser.stats.lines)
         return " · ".join(p for p in (waiting, restarted) if p)
     life = run.liveness(now) if now is not None else None
     state = ""
     if run.crashed:
-        state = "crashed"
+        state = _("crashed")
     elif run.finished:
-        state = "finished"
+        state = _("finished")
     elif life is not None and life.state in (State.STALLED, State.STOPPED):
         state = life.describe()
     return " · ".join(p for p in (state, restarted) if p)
 
 
-def others_text(runs: list[Run], selected: int) -> str:
+def others_text(runs: list[Run], selected: int, words: bool = True) -> str:
     """The other runs' worst states, worst first (``others ✖2 CRIT ▲1 WARN ?1 gone``): in a
-    small pane, where the run list is folded away, this is how trouble elsewhere shows."""
+    small pane, where the run list is folded away, this is how trouble elsewhere shows.
+    ``words=False``: the glyphs and counts alone (``others ✖2 ▲1``), for the narrowest title."""
     counts: dict[Status, int] = {}
     for i, r in enumerate(runs):
         if i == selected:
@@ -200,8 +206,9 @@ def others_text(runs: list[Run], selected: int) -> str:
         if st.css in ("critical", "warning"):
             counts[st] = counts.get(st, 0) + 1
     order = (CRITICAL, WARNING, ERROR, MISSING)
-    parts = [f"{st.glyph}{counts[st]} {st.word}" for st in sorted(counts, key=lambda s: order.index(s) if s in order else 9)]
-    return ("others " + " ".join(parts)) if parts else ""
+    worst_first = sorted(counts, key=lambda s: order.index(s) if s in order else 9)
+    parts = [f"{st.glyph}{counts[st]} {st.shown_word}" if words else f"{st.glyph}{counts[st]}" for st in worst_first]
+    return _("others {states}").format(states=" ".join(parts)) if parts else ""
 
 
 # -------------------------------------------------------------------------------- cards
@@ -339,8 +346,8 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
     hlines: list[HLine] = []
     if metric == M.GRAD_NORM:
         hlines = [
-            HLine(t.grad_norm_warn, WARN_RGB, f"── warn {t.grad_norm_warn:g}"),
-            HLine(t.grad_norm_critical, CRIT_RGB, f"── critical {t.grad_norm_critical:g}"),
+            HLine(t.grad_norm_warn, WARN_RGB, _("── warn {value}").format(value=f"{t.grad_norm_warn:g}")),
+            HLine(t.grad_norm_critical, CRIT_RGB, _("── critical {value}").format(value=f"{t.grad_norm_critical:g}")),
         ]
     opts = ChartOptions(
         smooth=state.smooth,
@@ -350,7 +357,7 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
         metric=metric,
         auto_log=state.overlay and state.log_auto,
     )
-    note = "no num_tokens: x is step" if state.tokens and missing_tokens else ""
+    note = _("no num_tokens: x is step") if state.tokens and missing_tokens else ""
     prefix = ""
     if state.overlay:
         prefix = "━ " + M.label(metric) + (f" ·◆ {M.label(twin)}" if twin else "") + " │"
@@ -359,7 +366,7 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
     if run is not None and not lines and run.loaded and not state.overlay:
         # say why the chart is empty: a log sfttop cannot read must not look like a quiet one
         message = unread_reason(run, final=False) or ""
-    return ChartData(title, lines, legend, hlines, opts, note, version, message=message, legend_prefix=prefix)
+    return ChartData(_(title), lines, legend, hlines, opts, note, version, message=message, legend_prefix=prefix)
 
 
 # -------------------------------------------------------------------------------- misc
@@ -367,19 +374,20 @@ def run_header(run: Run) -> str:
     """A one-line description of a run for panels: name, format and file state."""
     bits = [run_name(run), run.format]
     if run.error:
-        bits.append(clean_text(run.error))
+        bits.append(clean_text(_(run.error)))
     if run.skipped:
-        bits.append(f"{run.skipped} lines skipped")
+        bits.append(_("{count} lines skipped").format(count=run.skipped))
     return " · ".join(bits)
 
 
 # what the title says of a run that is not SFT (the seed's ranges are off for it)
-_OBJECTIVE_TEXT = {Objective.PREFERENCE: "objective: preference", Objective.RL: "objective: RL"}
+_OBJECTIVE_TEXT = {Objective.PREFERENCE: N_("objective: preference"), Objective.RL: N_("objective: RL")}
 
 
 def objective_text(run: Run) -> str:
     """The run's objective for the title bar, when it is not SFT."""
-    return _OBJECTIVE_TEXT.get(run.diagnoser.objective, "")
+    text = _OBJECTIVE_TEXT.get(run.diagnoser.objective)
+    return _(text) if text else ""
 
 
 def is_critical(f: Finding) -> bool:

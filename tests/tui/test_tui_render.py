@@ -274,7 +274,7 @@ def test_title_keeps_the_other_runs_alarms_at_every_width() -> None:
     from sfttop.tui.widgets.title_bar import TitleInfo, title_text
 
     info = TitleInfo("sfttop (demo)", "a-rather-long-run-name", 0, 0, 4, "step 900/4000 22% · ep 0.83 · ETA 9m40s",
-                     "finished", "others ✖2 CRIT ▲1 WARN", "", "", "900/4000 ep 0.83")
+                     "finished", "others ✖2 CRIT ▲1 WARN", "", "", "900/4000 ep 0.83", "others ✖2 ▲1")
     for width in range(40, 130):
         text = title_text(info, width, {}).plain
         assert len(text) <= width, (width, text)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from helpers import REAL
+from sfttop.core import i18n
 from sfttop.core.config import Config
 from sfttop.core.demo import DemoWriter
 from sfttop.tui.app import SfttopApp
@@ -104,3 +105,34 @@ def test_a_log_sfttop_cannot_read(snap_compare: SnapCompare, tmp_path: Path, mon
     Path("nginx.log").write_text('127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 612\n' * 20)
     app = SfttopApp(["nginx.log", THREE[0]], Config(), replay=True)
     assert snap_compare(app, terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize(
+    "size,press",
+    [
+        ((120, 36), ("2",)),  # explode: banner, checklist and assessment in Chinese
+        ((80, 24), ("2",)),
+        ((60, 15), ("2",)),
+        ((80, 24), ("3", "v")),  # overfit: the checklist in place of the chart
+        ((60, 15), ("2", "v", "v", "v")),  # the assessment alone in a small pane
+        ((100, 30), ("question_mark",)),
+    ],
+    ids=["wide", "80x24", "60x15", "80x24-checklist", "60x15-assessment", "help"],
+)
+def test_chinese(snap_compare: SnapCompare, size: tuple[int, int], press: tuple[str, ...]) -> None:
+    """--lang zh: every word a person reads in Chinese, CJK text two cells wide in every box."""
+    i18n.set_lang("zh")  # (conftest puts English back after the test)
+    assert snap_compare(real_app(), terminal_size=size, press=press)
+
+
+def test_chinese_overlay_of_ten_real_runs(snap_compare: SnapCompare) -> None:
+    i18n.set_lang("zh")
+    app = SfttopApp(ALL_TF5, Config(), replay=True)
+    assert snap_compare(app, terminal_size=(120, 36), press=("o",))
+
+
+def test_chinese_demo(snap_compare: SnapCompare, demo_logs: str) -> None:
+    """sfttop --demo --lang zh, as it first shows."""
+    i18n.set_lang("zh")
+    app = SfttopApp([demo_logs], Config(), replay=True, title_suffix=i18n._(" (demo)"))  # as cli/ passes it
+    assert snap_compare(app, terminal_size=(120, 36))

@@ -13,6 +13,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from sfttop.core.i18n import _
+from sfttop.tui.cells import fit_text
 from sfttop.tui.palette import Status
 
 
@@ -36,7 +38,7 @@ def banner_text(items: tuple[BannerItem, ...], width: int, max_lines: int, style
             out.append("\n")
         st = styles.get(item.status.css, "")
         line = Text(no_wrap=True)
-        line.append(f" {item.status.glyph} {item.status.word} ", style=st + " reverse")
+        line.append(f" {item.status.glyph} {item.status.shown_word} ", style=st + " reverse")
         line.append(" ")
         line.append(item.message, style=st)
         if item.advice:
@@ -44,14 +46,15 @@ def banner_text(items: tuple[BannerItem, ...], width: int, max_lines: int, style
             line.append(item.advice)
         tail = None
         if i == len(shown) - 1 and (more or hidden):
-            bits = []
-            if more:
-                bits.append(f"+{more} more")
-            if hidden:
-                bits.append(f"{hidden} dismissed")
-            tail = Text("  (" + ", ".join(bits) + ")", style=styles.get("muted", ""))
+            if more and hidden:
+                count = _("(+{more} more, {hidden} dismissed)").format(more=more, hidden=hidden)
+            elif more:
+                count = _("(+{more} more)").format(more=more)
+            else:
+                count = _("({hidden} dismissed)").format(hidden=hidden)
+            tail = Text("  " + count, style=styles.get("muted", ""))
         if width > 0 and line.cell_len + (tail.cell_len if tail else 0) > width:
-            line.truncate(max(1, width - (tail.cell_len if tail else 0)), overflow="ellipsis")
+            fit_text(line, max(1, width - (tail.cell_len if tail else 0)))
         if tail is not None:
             line.append_text(tail)
         out.append_text(line)

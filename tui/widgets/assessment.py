@@ -9,6 +9,9 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+from sfttop.core.i18n import _
+from sfttop.tui.cells import cell_len, ljust, rjust, wrap_text
+
 from .checklist import set_more_hint
 
 
@@ -36,12 +39,12 @@ def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) ->
     if view.summary:
         out.append("  " + view.summary)
     if view.best:
-        out.append("\n★ best checkpoint: ", style=styles.get("heading", ""))
+        out.append("\n" + _("★ best checkpoint: "), style=styles.get("heading", ""))
         out.append(view.best)
     for items, head, mark, st in (
-        (view.cautions, "cautions", "▲", "warning"),
-        (view.advice, "advice", "→", "heading"),
-        (view.positives, "good signs", "✔", "ok"),
+        (view.cautions, _("cautions"), "▲", "warning"),
+        (view.advice, _("advice"), "→", "heading"),
+        (view.positives, _("good signs"), "✔", "ok"),
     ):
         if not items:
             continue
@@ -50,14 +53,14 @@ def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) ->
             out.append(f"\n {mark} ", style=styles.get(st, ""))
             out.append(item)
     if view.metrics:
-        out.append("\nmetrics", style=styles.get("heading", ""))
-        lw = max(len(m[0]) for m in view.metrics)
+        out.append("\n" + _("metrics"), style=styles.get("heading", ""))
+        lw = max(cell_len(m[0]) for m in view.metrics)
         for name, value, state, note in view.metrics:
             out.append(f"\n {_GLYPH.get(state, '·')} ", style=styles.get(state, ""))
-            out.append(f"{name:<{lw}} {value:>9}")
+            out.append(f"{ljust(name, lw)} {rjust(value, 9)}")
             if note:
                 out.append(f"  {note}", style=styles.get("muted", ""))
-    return out
+    return wrap_text(out, width)
 
 
 class AssessmentPanel(Widget):
@@ -86,8 +89,8 @@ class AssessmentPanel(Widget):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.view = AssessmentView("no data yet", "muted")
-        self.border_title = "assessment"
+        self.view = AssessmentView(_("no data yet"), "muted")
+        self.border_title = _("assessment")
 
     def set_view(self, view: AssessmentView) -> None:
         if view != self.view:

@@ -9,6 +9,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+from sfttop.core.i18n import _
+from sfttop.tui.cells import cell_len, crop, fit, ljust
 from sfttop.tui.palette import check_status
 
 
@@ -33,9 +35,9 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
     every past window (so the user sees when it turned), and what the latest window measured."""
     out = Text(no_wrap=True, overflow="ellipsis")
     if not view.rows:
-        out.append(view.note or "no checklist yet", style=styles.get("muted", ""))
+        out.append(view.note or _("no checklist yet"), style=styles.get("muted", ""))
         return out
-    cad_w = 11 if width >= 60 else 0
+    cad_w = _cadence_width(view.rows) if width >= 60 else 0
     label_w = 18
     hist_w = max(4, min(20, (width - cad_w - 7 - label_w - 1) // (3 if width >= 70 else 1)))
     lines: list[Text] = []
@@ -53,28 +55,34 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
         line = Text(no_wrap=True)
         if cad_w:
             if line_in_cadence == 0:
-                line.append(f"{row.cadence:<{cad_w}}", style=styles.get("heading", ""))
+                line.append(ljust(fit(row.cadence, cad_w), cad_w), style=styles.get("heading", ""))
             elif line_in_cadence == 1 and row.window:
-                line.append(f" {row.window:<{cad_w - 1}}"[:cad_w], style=styles.get("muted", ""))
+                line.append(ljust(crop(" " + row.window, cad_w), cad_w), style=styles.get("muted", ""))
             else:
                 line.append(" " * cad_w)
         st = check_status(row.state)
         style = styles.get(st.css, "")
-        line.append(f"{st.glyph} {st.word:<4} ", style=style)
-        label = row.label if len(row.label) <= label_w else row.label[: label_w - 1] + "…"
-        line.append(f"{label:<{label_w}} ")
+        line.append(f"{st.glyph} {ljust(st.shown_word, 4)} ", style=style)
+        line.append(ljust(fit(row.label, label_w), label_w) + " ")
         hist = row.history[-hist_w:]
         line.append(" " * (hist_w - len(hist)))
         for h in hist:
             hs = check_status(h)
             line.append(hs.glyph, style=styles.get(hs.css, ""))
         if row.detail and width - line.cell_len > 10:
-            line.append("  " + row.detail, style=styles.get("muted", ""))
+            line.append("  " + fit(row.detail, width - line.cell_len - 2), style=styles.get("muted", ""))
         lines.append(line)
     out = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
     if view.note:
         out.append("\n" + view.note, style=styles.get("muted", ""))
     return out
+
+
+def _cadence_width(rows: tuple[CheckRow, ...]) -> int:
+    """The cadence column: 11 cells, wider (up to 16) when a cadence or window label needs it
+    (Chinese "第 12 个 epoch" is 14 cells); a longer label is cut rather than widen it more."""
+    need = max((max(cell_len(r.cadence), 1 + cell_len(r.window)) + 1 for r in rows), default=0)
+    return need if 11 < need <= 16 else 11
 
 
 class ChecklistPanel(Widget):
@@ -100,7 +108,7 @@ class ChecklistPanel(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view = ChecklistView(())
-        self.border_title = "checklist"
+        self.border_title = _("checklist")
 
     def set_view(self, view: ChecklistView) -> None:
         if view != self.view:
@@ -131,7 +139,7 @@ def set_more_hint(widget: Widget, lines: int, height: int) -> None:
     """Say in the border how many lines a panel could not show, and where to see them all:
     nothing is cut without a hint."""
     hidden = lines - height if height > 0 else 0
-    sub = f"↓{hidden} more · v: full view" if hidden > 0 else ""
+    sub = _("↓{hidden} more · v: full view").format(hidden=hidden) if hidden > 0 else ""
     if str(widget.border_subtitle or "") != sub:
         # called from render(): a border changed while painting is not repainted, so after it
         widget.call_after_refresh(setattr, widget, "border_subtitle", sub or None)

@@ -13,23 +13,27 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from sfttop.core.i18n import N_, _
+from sfttop.tui.cells import WrappedText
+
+# (mark, what it means): both shown through _(), the marks hold the status words
 LEGEND: tuple[tuple[str, str], ...] = (
-    ("✖ CRIT", "a critical finding is active (NaN, explosion, crash, severe overfitting)"),
-    ("▲ WARN", "a warning is active"),
-    ("● info", "only informational findings"),
-    ("✔ ok / ■ done", "healthy / finished cleanly"),
-    ("◌ load", "history still being read (the percentage shows how far)"),
-    ("? gone", "the log file vanished"),
-    ("… wait", "nothing to show yet: no file, or no line in it that sfttop recognises (the chart says why)"),
-    ("! err", "the log cannot be read (the title bar says why)"),
-    ("↑ ↓ (cards)", "value above / below the metric's normal range (loss 0.01-1, grad_norm 0.1-10, ...)"),
-    ("NaN (masked)", "the Trainer logged a number (0) where the loss was NaN (logging_nan_inf_filter; "
-                     "grad_norm shows nan): drawn ✕, counted as 'masked' under the chart"),
-    ("Δ (cards)", "change over the last 5 logged points (last eval for eval metrics)"),
-    ("━ ·◆ (chart)", "train line / eval line, dotted with ◆ on evals and in another colour"),
-    ("● ■ ★ ... (overlay)", "each run's glyph along its line and in the legend (readable without colour)"),
-    ("▲ ✕ (chart)", "a clipped spike (press c to show it whole) / a NaN or inf value"),
-    ("checklist", "✔ pass ▲ warn ✖ FAIL · pend (not enough data yet); the row of glyphs is each past window"),
+    (N_("✖ CRIT"), N_("a critical finding is active (NaN, explosion, crash, severe overfitting)")),
+    (N_("▲ WARN"), N_("a warning is active")),
+    (N_("● info"), N_("only informational findings")),
+    (N_("✔ ok / ■ done"), N_("healthy / finished cleanly")),
+    (N_("◌ load"), N_("history still being read (the percentage shows how far)")),
+    (N_("? gone"), N_("the log file vanished")),
+    (N_("… wait"), N_("nothing to show yet: no file, or no line in it that sfttop recognises (the chart says why)")),
+    (N_("! err"), N_("the log cannot be read (the title bar says why)")),
+    (N_("↑ ↓ (cards)"), N_("value above / below the metric's normal range (loss 0.01-1, grad_norm 0.1-10, ...)")),
+    (N_("NaN (masked)"), N_("the Trainer logged a number (0) where the loss was NaN (logging_nan_inf_filter; "
+                           "grad_norm shows nan): drawn ✕, counted as 'masked' under the chart")),
+    (N_("Δ (cards)"), N_("change over the last 5 logged points (last eval for eval metrics)")),
+    (N_("━ ·◆ (chart)"), N_("train line / eval line, dotted with ◆ on evals and in another colour")),
+    (N_("● ■ ★ ... (overlay)"), N_("each run's glyph along its line and in the legend (readable without colour)")),
+    (N_("▲ ✕ (chart)"), N_("a clipped spike (press c to show it whole) / a NaN or inf value")),
+    (N_("checklist"), N_("✔ pass ▲ warn ✖ FAIL · pend (not enough data yet); the row of glyphs is each past window")),
 )
 
 
@@ -58,23 +62,23 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         keys = Table(box=None, expand=True, show_edge=False, pad_edge=False)
-        keys.add_column(Text("key"), style="bold", no_wrap=True)
-        keys.add_column(Text("does"), ratio=1)
-        keys.add_column(Text("id"), style="dim", no_wrap=True)
+        keys.add_column(Text(_("key")), style="bold", no_wrap=True)
+        keys.add_column(Text(_("does")), ratio=1)
+        keys.add_column(Text(_("id")), style="dim", no_wrap=True)
         for shown, desc, bid in self.rows:
-            keys.add_row(Text(shown), Text(desc), Text(bid))
+            keys.add_row(Text(shown), WrappedText(Text(desc, overflow="fold")), Text(bid))
         legend = Table(box=None, expand=True, show_edge=False, pad_edge=False)
-        legend.add_column(Text("mark"), style="bold", no_wrap=True)
-        legend.add_column(Text("means"), ratio=1)
+        legend.add_column(Text(_("mark")), style="bold", no_wrap=True)
+        legend.add_column(Text(_("means")), ratio=1)
         for mark, means in LEGEND:
-            legend.add_row(Text(mark), Text(means))
+            legend.add_row(Text(_(mark)), WrappedText(Text(_(means), overflow="fold")))
         with VerticalScroll():
-            head = Text("Keys", style="bold")
-            head.append("  (q, ctrl+c quit sfttop; esc or ? closes this screen; remap a key by its id in the config "
-                        "file's [keys] table)", style="dim")
+            head = Text(_("Keys"), style="bold")
+            head.append("  " + _("(q, ctrl+c quit sfttop; esc or ? closes this screen; remap a key by its id in the config "
+                                 "file's [keys] table)"), style="dim")
             yield Static(head)
             yield Static(keys)
-            yield Static(Text("\nWhat the marks mean", style="bold"))
+            yield Static(Text("\n" + _("What the marks mean"), style="bold"))
             yield Static(legend)
 
     def action_close(self) -> None:

@@ -13,11 +13,14 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+from sfttop.core.i18n import _
+from sfttop.tui.cells import cell_len
+
 
 @dataclass(frozen=True)
 class KeyHint:
     key: str  # as shown: "q", "?", "tab"
-    label: str  # "quit"
+    label: str  # "quit", in the user's language
     rank: int  # 0 is kept longest
 
 
@@ -25,8 +28,10 @@ def key_bar_text(hints: tuple[KeyHint, ...], width: int, styles: dict[str, str],
     """The hints that fit in ``width`` cells, in their given order. When any is left out, the
     hint of rank ``more_rank`` (the help key) is labelled "more"."""
 
+    more = _("more")
+
     def size(h: KeyHint, label: str) -> int:
-        return len(h.key) + 1 + len(label) + 2  # the 2 cells between hints
+        return cell_len(h.key) + 1 + cell_len(label) + 2  # the 2 cells between hints
 
     width += 2  # the first hint has none before it
 
@@ -38,7 +43,7 @@ def key_bar_text(hints: tuple[KeyHint, ...], width: int, styles: dict[str, str],
         used = 0
         for i in by_rank:
             h = hints[i]
-            label = "more" if h.rank == more_rank else h.label
+            label = more if h.rank == more_rank else h.label
             if used + size(h, label) > width:
                 break
             keep.add(i)
@@ -52,7 +57,7 @@ def key_bar_text(hints: tuple[KeyHint, ...], width: int, styles: dict[str, str],
             t.append("  ")
         t.append(h.key, style=styles.get("key", ""))
         t.append(" ")
-        t.append("more" if cut and h.rank == more_rank else h.label, style=styles.get("label", ""))
+        t.append(more if cut and h.rank == more_rank else h.label, style=styles.get("label", ""))
     return t
 
 

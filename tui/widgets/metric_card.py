@@ -14,6 +14,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+from sfttop.core.i18n import _
+from sfttop.tui.cells import crop, fit, ljust, rjust
 from sfttop.tui.fmt import fmt_change, fmt_value
 from sfttop.tui.plotdata import sparkline
 
@@ -66,15 +68,14 @@ def card_text(card: CardData, width: int, styles: dict[str, str]) -> Text:
     label_w, show_change, spark_w = card_columns(width)
     state, mark = judge(card)
     t = Text(no_wrap=True, overflow="crop")
-    label = card.label if len(card.label) <= label_w else card.label[: label_w - 1] + "…"
-    t.append(f"{label:<{label_w}}", style=styles.get("label", ""))
+    t.append(ljust(fit(card.label, label_w), label_w), style=styles.get("label", ""))
     value = fmt_value(card.value, card.metric)
     if card.masked:
         # wider than a number: it takes the change column (no change is measured on a NaN), or
         # a few cells of the sparkline when there is no change column
         width_v = 15 if show_change else 12
         spark_w = spark_w if show_change else max(0, spark_w - 4)
-        t.append(f"{'NaN (masked)':>{width_v}}", style=styles.get(state, ""))
+        t.append(rjust(fit(_("NaN (masked)"), width_v), width_v), style=styles.get(state, ""))
         t.append(mark or " ", style=styles.get(state, ""))
     else:
         t.append(f"{value:>8}", style=styles.get(state, ""))
@@ -145,4 +146,5 @@ class MetricCardHeader(Widget):
     def render(self) -> Text:
         lw, show_change, spark = card_columns(self.content_size.width)
         change = f" {'Δ':<6}" if show_change else ""
-        return Text(f"{'':{lw}}{'now':>8} {change}" + (" recent"[: spark + 1] if spark else ""))
+        recent = crop(" " + _("recent"), spark + 1) if spark else ""
+        return Text(" " * lw + rjust(_("now"), 8) + " " + change + recent)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
-from sfttop.tui.chart_render import ChartLine, ChartOptions, ChartResult, HLine, build_chart
+from sfttop.core.i18n import _
+from sfttop.tui.cells import cell_len, fit_text, wrap_text
+from sfttop.tui.chart_render import X_LABELS, ChartLine, ChartOptions, ChartResult, HLine, build_chart
 from sfttop.tui.palette import run_hex
 
 
@@ -52,7 +54,7 @@ def legend_lines(items: list[Text], width: int) -> list[Text]:
     if cur.cell_len:
         lines.append(cur)
     for line in lines:
-        line.truncate(max(1, width), overflow="ellipsis")
+        fit_text(line, max(1, width))
     return lines
 
 
@@ -102,7 +104,7 @@ class MetricChart(Widget):
         d = self.data
         if d is None or not d.legend:
             return True
-        prefix = len(d.legend_prefix) + 1 if d.legend_prefix else 0
+        prefix = cell_len(d.legend_prefix) + 1 if d.legend_prefix else 0
         need = prefix + sum(t.cell_len + 2 for t in legend_items(d))
         return need <= max(0, self.size.width - 6)
 
@@ -133,21 +135,21 @@ class MetricChart(Widget):
             return
         o = d.opts
         # (text, rank): what the data says (NaN, clipped points) outlasts how it is drawn
-        parts = [(f"x {o.x_label}", 5)]
+        parts = [(_(X_LABELS.get(o.x_label, o.x_label)), 5)]
         if o.smooth:
             parts.append((f"EMA {o.ema_weight:g}", 3))
         if o.log:
-            parts.append(("log y", 2))
+            parts.append((_("log y"), 2))
         if not o.clip:
-            parts.append(("no clip", 4))
+            parts.append((_("no clip"), 4))
         if d.note:
             parts.append((d.note, 1))
         if self.result is not None:
-            parts.extend((n, 2 if n.startswith("log y") else 1 if n.startswith("──") else 0) for n in self.result.notes)
+            parts.extend(zip(self.result.notes, self.result.note_ranks))
         room = self.size.width - 6
-        while len(parts) > 1 and len(" · ".join(p for p, _ in parts)) > room:
+        while len(parts) > 1 and cell_len(" · ".join(p for p, _r in parts)) > room:
             parts.remove(max(parts, key=lambda p: p[1]))
-        sub = " · ".join(p for p, _ in parts)
+        sub = " · ".join(p for p, _r in parts)
         if sub != getattr(self, "_last_sub", None):
             self._last_sub = sub
             self.border_subtitle = Text(sub)
@@ -156,7 +158,7 @@ class MetricChart(Widget):
         d = self.data
         size = self.content_size
         if d is None:
-            return Text("loading…", style="dim")
+            return Text(_("loading…"), style="dim")
         key = (d.version, d.opts, d.title, size.width, size.height)
         if key != self._cache_key:
             self._cache_key = key
@@ -171,7 +173,7 @@ class MetricChart(Widget):
             if res.plotted:
                 body = Text.from_ansi(res.text, no_wrap=True, end="")
             else:
-                body = Text(res.text, style="dim", justify="center")
+                body = wrap_text(Text(res.text, style="dim", justify="center"), size.width)
             if legend:
                 head = Text("\n", no_wrap=True).join(legend)
                 head.append("\n")

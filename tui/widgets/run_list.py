@@ -11,6 +11,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from sfttop.core.i18n import _
+from sfttop.tui.cells import cell_len, fit, ljust
 from sfttop.tui.palette import Status, run_hex
 
 
@@ -33,18 +35,16 @@ def row_text(
     st = styles.get(row.status.css, "")
     t.append(row.status.glyph, style=st)
     if show_word:
-        t.append(f"{row.status.word:<4}", style=st)
+        t.append(ljust(row.status.shown_word, 4), style=st)
     t.append(" ")
     detail = row.detail
-    room = width - t.cell_len - len(detail) - 1
-    name = row.name
+    room = width - t.cell_len - cell_len(detail) - 1
     if room < 4:
         detail = ""
         room = width - t.cell_len
-    if len(name) > room:
-        name = name[: max(1, room - 1)] + "…"
+    name = fit(row.name, max(2, room))
     t.append(name, style=f"bold {run_hex(row.color_index)}" if selected else run_hex(row.color_index))
-    pad = width - t.cell_len - len(detail)
+    pad = width - t.cell_len - cell_len(detail)
     if detail and pad >= 1:
         t.append(" " * pad)
         t.append(detail, style="dim" if not selected else "")
@@ -92,7 +92,7 @@ class RunList(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.rows: tuple[RunRow, ...] = ()
-        self.border_title = "runs"
+        self.border_title = _("runs")
         self._top = 0  # first row shown when the list is taller than the widget
         self._more = ""
 
@@ -100,7 +100,7 @@ class RunList(Widget):
         if rows != self.rows:
             grew = len(rows) != len(self.rows)
             self.rows = rows
-            title = f"runs ({len(rows)})" if len(rows) > 1 else "runs"
+            title = _("runs ({count})").format(count=len(rows)) if len(rows) > 1 else _("runs")
             if self.border_title != title:
                 self.border_title = title
             self.refresh(layout=grew)
@@ -116,7 +116,7 @@ class RunList(Widget):
 
     def render(self) -> Text:
         if not self.rows:
-            return Text("waiting for logs…", style="dim")
+            return Text(_("waiting for logs…"), style="dim")
         width = self.content_size.width
         height = max(1, self.content_size.height)
         styles = self._styles()
@@ -146,12 +146,14 @@ class RunList(Widget):
 
     def _set_more(self, top: int, height: int) -> None:
         below = len(self.rows) - top - height
-        parts = []
-        if top > 0:
-            parts.append(f"↑{top}")
-        if below > 0:
-            parts.append(f"↓{below}")
-        sub = " ".join(parts) + " more" if parts else ""
+        if top > 0 and below > 0:
+            sub = _("↑{above} ↓{below} more").format(above=top, below=below)
+        elif top > 0:
+            sub = _("↑{above} more").format(above=top)
+        elif below > 0:
+            sub = _("↓{below} more").format(below=below)
+        else:
+            sub = ""
         if sub != self._more:
             self._more = sub
             # called from render(): a border changed while painting is not repainted, so after it

@@ -13,6 +13,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+from sfttop.core.i18n import _
+from sfttop.tui.cells import cell_len, fit
 from sfttop.tui.palette import run_hex
 
 
@@ -30,6 +32,7 @@ class TitleInfo:
     loading: str = ""  # overall history loading, "loading 3 runs 45%"
     progress_short: str = ""  # "90/90 · ep 30" for narrow panes
     objective: str = ""  # "objective: preference"; "" for SFT (what every other run is)
+    others_short: str = ""  # "others ✖1": the alarms' glyphs and counts without their words
 
 
 def title_text(info: TitleInfo, width: int, styles: dict[str, str]) -> Text:
@@ -40,7 +43,7 @@ def title_text(info: TitleInfo, width: int, styles: dict[str, str]) -> Text:
     if not complete:
         t, complete = _title(info, width, styles, compact=True)
     if not complete:
-        t, _ = _title(info, width, styles, compact=True, words=False)
+        t, _done = _title(info, width, styles, compact=True, words=False)
     return t
 
 
@@ -49,22 +52,20 @@ def _title(
 ) -> tuple[Text, bool]:
     """The line, and whether the progress and the other runs' alarms both made it."""
     t = Text(no_wrap=True, overflow="ellipsis")
-    app = info.app.split(" ")[0] if compact else info.app
-    others = info.others if words else re.sub(r" (CRIT|WARN|err|gone)\b", "", info.others)
+    # compact: the app's name without its suffix ("sfttop (demo)", "sfttop（演示）")
+    app = re.split(r"[ (（]", info.app, maxsplit=1)[0] if compact else info.app
+    others = info.others if words or not info.others_short else info.others_short
     # room kept at the end for the other runs' alarms, whatever else has to go
-    reserve = len(others) + 3 if others else 0
+    reserve = cell_len(others) + 3 if others else 0
     t.append(f" {app} ", style=styles.get("app", ""))
     if info.run:
         t.append(" ▸ ")
-        name = info.run
-        room = width - t.cell_len - reserve
-        if len(name) > room:
-            name = name[: max(1, room - 1)] + "…"
+        name = fit(info.run, max(2, width - t.cell_len - reserve))
         t.append(name, style=f"bold {run_hex(info.color_index)}")
         if info.count > 1 and not compact:
             t.append(f" [{info.index + 1}/{info.count}]", style=styles.get("muted", ""))
     elif info.count == 0:
-        t.append("  waiting for logs…", style=styles.get("muted", ""))
+        t.append("  " + _("waiting for logs…"), style=styles.get("muted", ""))
     optional = [
         (info.state, styles.get("state", "")),
         (info.progress, ""),
@@ -76,9 +77,9 @@ def _title(
     for i, (text, style) in enumerate(optional):
         if not text:
             continue
-        if t.cell_len + 3 + len(text) + reserve > width and i == 1 and info.progress_short:
+        if t.cell_len + 3 + cell_len(text) + reserve > width and i == 1 and info.progress_short:
             text = info.progress_short
-        if t.cell_len + 3 + len(text) + reserve > width:
+        if t.cell_len + 3 + cell_len(text) + reserve > width:
             dropped = dropped or i <= 1
             continue  # drop what does not fit rather than cut it mid-word
         t.append(" │ ", style=styles.get("muted", ""))
