@@ -69,6 +69,9 @@ class Thresholds:
     oscillation_ratio: float = _f(1.5, "a loss rebound is a jump to at least this many times the recent low")
     oscillation_min_jump: float = _f(0.1, "... and at least this much in absolute loss (nats)", kind="nonneg")
     oscillation_rebounds: int = _i(3, "rebounds within one window that make the loss oscillating")
+    divergence_ratio: float = _f(
+        100.0, "a loss this many times the median of the window before it (2 orders of magnitude) is a critical divergence"
+    )
     divergence_points: int = _i(10, "smoothed loss rising on this many consecutive logged points is divergence")
     divergence_min_rise: float = _f(0.2, "... and rising by at least this fraction overall")
     plateau_points: int = _i(10, "smallest window (logged points) over which a plateau is judged", minimum=4)

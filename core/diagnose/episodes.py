@@ -44,6 +44,7 @@ class Code(str, Enum):
     codes is looked up at C speed, which the per-record rules rely on)."""
 
     LOSS_NONFINITE = "loss_nonfinite"
+    DIVERGENCE = "divergence"
     NOTHING_TRAINED = "nothing_trained"
     GRAD_EXPLOSION = "grad_explosion"
     GRAD_NORM_HIGH = "grad_norm_high"
@@ -80,6 +81,16 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
         Severity.CRITICAL,
         "NaN/inf in training",
         (_LOWER_LR, _CHECK_DATA, _CLIP, "in fp16, try bf16 or a higher initial loss scale"),
+    ),
+    Code.DIVERGENCE: (
+        Severity.CRITICAL,
+        "loss diverged",
+        (
+            "stop the run: it will not come back by itself",
+            "restart from the last checkpoint before the jump with a lower learning rate",
+            _CLIP,
+            _CHECK_DATA,
+        ),
     ),
     Code.NOTHING_TRAINED: (
         Severity.CRITICAL,
