@@ -377,7 +377,7 @@ def test_lr_reaching_zero_early(max_steps: int | None) -> None:
 def test_lr_too_large_and_rising_again() -> None:
     d = Diagnoser()
     feed(d, train_run(decaying(10), lrs=[5e-3] * 10))
-    assert codes(d) == ["lr_too_large"]
+    assert codes(d) == []  # above lr_max alone is no finding (tests/test_stability.py: with instability)
     d2 = Diagnoser()
     lrs = cosine(30)[:20] + [cosine(30)[19] * (1 + 0.2 * k) for k in range(1, 6)]
     feed(d2, train_run(decaying(25), lrs=lrs))

@@ -3,6 +3,8 @@ without false alarms, fp16 loss-scaler skips, and advice computed from the run."
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Iterable, Sequence
 
 from sfttop.core.diagnose import Diagnoser, Finding, Severity
@@ -81,3 +83,94 @@ def test_a_divergence_closes_once_the_loss_is_back() -> None:
     feed(d, run([2.0] * 25 + [5e4, 4e4] + [2.0] * 10))
     (f,) = of(d, "divergence")
     assert not f.active and f.end_step is not None
+
+
+# ------------------------------------------------------------------------------------------------
+# learning rate
+
+
+def warmup_cosine(n: int, peak: float, warm: int) -> list[float]:
+    return [
+        peak * (i + 1) / warm if i < warm else peak * 0.5 * (1 + math.cos(math.pi * (i + 1 - warm) / (n - warm)))
+        for i in range(n)
+    ]
+
+
+def falling(n: int, start: float = 3.8, floor: float = 1.2, seed: int = 0) -> list[float]:
+    r = random.Random(seed)
+    return [(floor + (start - floor) * math.exp(-5 * i / n)) * (1 + 0.02 * r.gauss(0, 1)) for i in range(n)]
+
+
+def test_a_well_behaved_run_at_a_high_peak_has_no_lr_finding() -> None:
+    # (the real healthy fixtures: a small model at peak 1.5e-3..3e-3, warmup and cosine)
+    for peak in (1.05e-3, 2e-3, 3e-3):
+        d = Diagnoser(max_steps=120)
+        feed(d, run(falling(60), lrs=warmup_cosine(60, peak, 6), every=2))
+        assert d.findings == [], [f.message for f in d.findings]
+
+
+def test_lr_too_large_needs_instability_and_says_which() -> None:
+    r = random.Random(1)
+    losses = [3.9, 3.8, 3.7] + [4.0 + 1.2 * r.random() for _ in range(40)]
+    losses[10] = 9.0  # a climb well above its best
+    d = Diagnoser()
+    feed(d, run(losses, lrs=[0.05] * len(losses)))
+    (f,) = of(d, "lr_too_large")
+    assert "unstable" in f.message and "loss_oscillation" in f.message
+    assert any("0.05 -> 0.005..0.017" in a for a in f.advice), f.advice
+    assert any(a.startswith("add a warmup") for a in f.advice)  # (no warmup: it started at its peak)
+
+
+def test_no_warmup_advice_during_warmup() -> None:
+    # (the real oscillate fixture: constant_with_warmup to 0.5, the loss climbs at step 5-7)
+    losses = [3.93, 3.95, 3.85, 3.61, 5.4, 7.02, 9.07, 7.36, 7.43, 5.78]
+    lrs = [0.05 * k for k in range(10)]
+    d = Diagnoser()
+    feed(d, run(losses, lrs=lrs))
+    assert {"loss_oscillation", "lr_too_large"} <= {f.code for f in d.findings}
+    for f in d.findings:
+        assert not any("warmup" in a for a in f.advice), (f.code, f.advice)
+        assert not any(a == "lower the learning rate" for a in f.advice)
+
+
+def test_lr_late_in_a_decaying_schedule_is_not_too_small() -> None:
+    # (a real DPO run: peak 5e-7, linear decay; at step 140 of 160 the LR is 8.1e-8)
+    n = 16
+    lrs = [5e-7 * (1 - (i + 1) / (n + 0.5)) for i in range(n)]
+    d = Diagnoser(max_steps=160)
+    feed(d, run(falling(n, 0.69, 0.4), lrs=lrs, every=10))
+    assert of(d, "lr_too_small") == []
+
+
+def test_lr_far_below_its_schedule_is_too_small() -> None:
+    lrs = [2e-5] * 10 + [5e-8] * 20
+    d = Diagnoser(max_steps=300)
+    feed(d, run(falling(30), lrs=lrs, every=10))
+    (f,) = of(d, "lr_too_small")
+    assert "of max_steps 300" in f.message
+
+
+def test_advice_has_no_seed_example_numbers() -> None:
+    from sfttop.core.diagnose import ADVICE
+
+    text = repr(ADVICE)
+    assert "3e-6" not in text and "5e-6" not in text
+
+
+def test_plateau_advice_is_computed_from_the_run() -> None:
+    d = Diagnoser()
+    feed(d, run([2.0 + 0.001 * (k % 3) for k in range(200)], lrs=[1e-4] * 200, every=10))
+    (f,) = of(d, "loss_plateau")
+    assert any("1e-04 -> 1.5e-04..2e-04" in a or "0.0001 -> 0.00015..0.0002" in a for a in f.advice), f.advice
+
+
+def test_one_lr_direction_per_run() -> None:
+    # unstable early (lower), then a long flat stretch (a plateau would say raise): one direction
+    r = random.Random(2)
+    losses = [3.0, 2.9, 2.8, 8.0, 7.5, 3.0] + [2.5 + 0.002 * r.random() for _ in range(300)]
+    d = Diagnoser()
+    feed(d, run(losses, lrs=[1e-4] * len(losses), every=10))
+    assert of(d, "loss_oscillation") and of(d, "loss_plateau")
+    advice = [a for f in d.findings for a in f.advice]
+    assert any(a.startswith("lower the learning rate") for a in advice)
+    assert not any(a.startswith("raise the learning rate") for a in advice)

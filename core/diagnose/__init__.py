@@ -99,8 +99,6 @@ class Diagnoser:
         eval_cap: int = EVAL_CAP,
     ) -> None:
         self.t = t = thresholds if thresholds is not None else Thresholds()
-        self._ep = Episodes()
-        self.findings: list[Finding] = self._ep.findings
         self.restarts = 0
         self.records = 0
         self.last_step: int | None = None
@@ -111,6 +109,8 @@ class Diagnoser:
         cap = max(history_cap, 4 * max(t.window_points, t.smooth_points) + 4) // 2 * 2
         self._tl = Timeline(cap, t.early_points, max(3, t.smooth_points - 1, t.window_points))
         self._ctx = ctx = Context(t, self._tl, max_steps)
+        self._ep = Episodes()  # (after the timeline: what reaches the rules through it comes second)
+        self.findings: list[Finding] = self._ep.findings
         self._rules = train_rules(ctx)
         self._rest = self._rules[1:]  # (the first, NonFinite, may stop a record: see _train)
         self._run = RunState(ctx)
@@ -118,6 +118,7 @@ class Diagnoser:
         self._point = Point()  # the record the train rules are looking at (one, reused)
         self._plateau = next(r for r in self._rules if isinstance(r, Plateau))
         self._lr = next(r for r in self._rules if isinstance(r, LearningRate))
+        self._ep.lr = self._lr  # (advice quotes the run's own learning rate)
         self._bulk_hooks = self._hooks()
         self._tl.start(self._states())
 

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import total_ordering
+from typing import Protocol
 
-from sfttop.core.textfmt import json_value
+from sfttop.core.textfmt import fmt, json_value
 
 
 @total_ordering
@@ -71,7 +72,13 @@ class Code(str, Enum):
         return format(self.value, spec)
 
 
-_LOWER_LR = "lower the learning rate"
+# Placeholders in the advice below, written out from the run when a finding opens (``Episodes``):
+# the learning rate's direction with numbers from the run's own peak, and warmup advice that knows
+# whether the schedule has a warmup and is still in it.
+LOWER_LR = "lower the learning rate"
+RAISE_LR = "raise the learning rate"
+WARMUP = "use warmup"
+_LOWER_LR = LOWER_LR
 _CHECK_DATA = "check data preprocessing (empty or corrupt samples, fully masked labels)"
 _CLIP = "add or tighten gradient clipping (max_grad_norm)"
 
@@ -104,12 +111,12 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
     Code.GRAD_NORM_HIGH: (
         Severity.WARNING,
         "grad_norm high",
-        ("keep watching grad_norm", "the learning rate may need lowering", _CLIP),
+        ("keep watching grad_norm", _LOWER_LR, _CLIP),
     ),
     Code.GRAD_VANISHING: (
         Severity.WARNING,
         "vanishing gradients",
-        ("check the model initialisation", "the learning rate may be too small", "check the data labels"),
+        ("check the model initialisation", RAISE_LR, "check the data labels"),
     ),
     Code.OVERFITTING: (
         Severity.WARNING,
@@ -138,12 +145,12 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
     Code.LOSS_OSCILLATION: (
         Severity.WARNING,
         "loss unstable",
-        (_LOWER_LR, "use more warmup steps", "check the data distribution (shuffling, mixed sources)"),
+        (_LOWER_LR, WARMUP, "check the data distribution (shuffling, mixed sources)"),
     ),
     Code.LOSS_PLATEAU: (
         Severity.WARNING,
         "loss plateau",
-        ("raise the learning rate (e.g. 3e-6 -> 5e-6)", "check data quality", "raise LoRA r or alpha"),
+        (RAISE_LR, "check data quality", "raise LoRA r or alpha"),
     ),
     Code.ACCURACY_SLOW: (
         Severity.INFO,
@@ -153,12 +160,12 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
     Code.LR_TOO_SMALL: (
         Severity.WARNING,
         "learning rate too small",
-        ("raise the learning rate (typical: 1e-5..5e-5 full fine-tune, 1e-4..3e-4 LoRA)", "fix the LR schedule"),
+        (RAISE_LR, "fix the LR schedule"),
     ),
     Code.LR_TOO_LARGE: (
         Severity.WARNING,
         "learning rate too large",
-        (_LOWER_LR, "use warmup"),
+        (_LOWER_LR, WARMUP),
     ),
     Code.LR_SCHEDULE: (
         Severity.WARNING,
@@ -240,6 +247,51 @@ class Finding:
         }
 
 
+class LrView(Protocol):
+    """What advice reads of the run's learning rate (the learning-rate rule)."""
+
+    @property
+    def peak(self) -> float: ...
+
+    @property
+    def peak_step(self) -> int: ...
+
+    @property
+    def rose(self) -> bool: ...
+
+    @property
+    def rising(self) -> bool: ...
+
+
+def _g(x: float) -> str:
+    """A learning rate to suggest: two significant digits (1.5e-05, 0.033)."""
+    return f"{x:.2g}"
+
+
+def lr_advice(text: str, lr: LrView | None) -> str:
+    """``text`` with the run's own numbers, for the LR placeholders ("" when it does not apply)."""
+    peak = lr.peak if lr is not None else 0.0
+    its = "its peak so far" if lr is not None and lr.rising else "its peak"
+    if text == LOWER_LR and peak > 0:
+        return f"lower the learning rate 3-10x: {its} {_g(peak)} -> {_g(peak / 10)}..{_g(peak / 3)}"
+    if text == RAISE_LR and peak > 0:
+        if peak < 1e-7:  # (far below any usual value: 2x would not help)
+            return (
+                f"raise the learning rate: it peaked at {fmt(peak)}; usual peaks are 1e-5..5e-5 for a full "
+                "fine-tune, 1e-4..3e-4 for LoRA"
+            )
+        return f"raise the learning rate 1.5-2x: {its} {_g(peak)} -> {_g(1.5 * peak)}..{_g(2 * peak)}"
+    if text == WARMUP:
+        if lr is None or peak <= 0:
+            return "use a warmup (3-10% of the steps)"
+        if lr.rising:
+            return ""  # still in its warmup: the advice would be what it is doing
+        if lr.rose:
+            return f"use a longer warmup (the learning rate peaked at step {lr.peak_step})"
+        return f"add a warmup (3-10% of the steps): the learning rate started at its peak {fmt(peak)}"
+    return text
+
+
 @dataclass
 class _Open:
     finding: Finding
@@ -255,13 +307,18 @@ class Episodes:
     ``take()`` is collected, so a caller gets back what its own call opened and nothing else.
     """
 
-    __slots__ = ("findings", "generation", "open", "opened")
+    __slots__ = ("closed", "findings", "generation", "lr", "lr_dir", "open", "opened")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
         self.open: dict[str, _Open] = {}  # key -> its open episode (rules test membership directly)
         self.opened: list[Finding] = []
         self.generation = 0  # bumped whenever a finding opens or closes
+        self.closed: dict[str, Finding] = {}  # key -> its latest closed episode (a reopen may continue it)
+        self.lr: LrView | None = None  # the run's learning rate, for advice with its numbers
+        # The run's learning-rate advice, decided by the first finding that gives one: -1 lower,
+        # +1 raise, 0 none yet. A later finding never advises the other way.
+        self.lr_dir = 0
 
     def take(self) -> list[Finding]:
         """The findings opened since the last call."""
@@ -270,21 +327,55 @@ class Episodes:
         return out
 
     def hot(
-        self, code: Code, step: int, metric: str, value: float | None, message: str, key: str = ""
+        self,
+        code: Code,
+        step: int,
+        metric: str,
+        value: float | None,
+        message: str,
+        key: str = "",
+        *,
+        merge: int = 0,
     ) -> Finding | None:
         """The condition behind ``key`` (default: ``code``) holds at ``step``; returns the
-        finding when this opened it."""
-        op = self.open.get(key or code)
+        finding when this opened it. ``merge``: an episode of the key that closed at most this
+        many steps ago continues instead (no new finding, no new alert: a debounce)."""
+        k = key or code
+        op = self.open.get(k)
         if op is not None:
             op.cool = 0
             return None
+        if merge > 0:
+            last = self.closed.get(k)
+            if last is not None and last.end_step is not None and step - last.end_step <= merge:
+                last.active = True
+                last.end_step = None
+                self.open[k] = _Open(last)
+                del self.closed[k]
+                self.generation += 1
+                return None
         sev, _title, advice = RULES[code]
-        f = Finding(code, sev, step, metric, value, message, list(advice))
-        self.open[key or code] = _Open(f)
+        f = Finding(code, sev, step, metric, value, message, self._advice(advice))
+        self.open[k] = _Open(f)
         self.findings.append(f)
         self.opened.append(f)
         self.generation += 1
         return f
+
+    def _advice(self, advice: tuple[str, ...]) -> list[str]:
+        """The code's advice with the run's numbers, and one learning-rate direction per run."""
+        out = []
+        for a in advice:
+            if a in (LOWER_LR, RAISE_LR):
+                d = -1 if a == LOWER_LR else 1
+                if self.lr_dir == 0:
+                    self.lr_dir = d
+                elif self.lr_dir != d:
+                    continue  # the run was told the other way: never both
+            text = lr_advice(a, self.lr)
+            if text:
+                out.append(text)
+        return out
 
     def hold(self, key: str) -> None:
         """An open episode still holds (nothing to open)."""
@@ -317,4 +408,5 @@ class Episodes:
         if op is not None:
             op.finding.active = False
             op.finding.end_step = step
+            self.closed[key] = op.finding
             self.generation += 1

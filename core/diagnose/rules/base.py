@@ -42,6 +42,13 @@ class Context:
         self.tl = tl
         self.max_steps = max_steps  # set when the caller learns it (banner, bar)
 
+    def recent(self, points: int) -> int:
+        """Steps spanned by the last ``points`` train records: an episode that closed within them
+        and comes back continues (``Episodes.hot(merge=...)``) rather than opening anew."""
+        s = self.tl.steps
+        n = len(s)
+        return s[-1] - s[max(0, n - 1 - points)] if n else 0
+
     def early(self, step: int) -> bool:
         """Early training: the first ``early_points`` records, or a share of ``max_steps``."""
         t, tl = self.t, self.tl
