@@ -52,6 +52,9 @@ class Thresholds:
     grad_norm_vanishing: float = _f(0.01, "median grad_norm below this while loss stalls is grad_vanishing")
     grad_spike_ratio: float = _f(3.0, "a grad_norm spike is at least this many times the rolling median")
     grad_spike_z: float = _f(6.0, "... and has a modified z-score above this (research B.3)")
+    grad_spike_min: float = _f(
+        1.0, "... and is at least this (HF's default max_grad_norm: a smaller norm makes no larger an update)"
+    )
     grad_norm_watch: float = _f(
         0.8, "grad_norm at or above this fraction of grad_norm_warn is judged 'watch' in reports", kind="frac"
     )

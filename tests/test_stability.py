@@ -174,3 +174,55 @@ def test_one_lr_direction_per_run() -> None:
     advice = [a for f in d.findings for a in f.advice]
     assert any(a.startswith("lower the learning rate") for a in advice)
     assert not any(a.startswith("raise the learning rate") for a in advice)
+
+
+# ------------------------------------------------------------------------------------------------
+# gradients
+
+
+def test_a_spike_of_a_small_norm_is_not_high() -> None:
+    # (a real converging LoRA run: grad_norm 0.045 then 0.17, 3.8x the median; 0.75 against 0.2)
+    r = random.Random(4)
+    grads = [0.045 * (1 + 0.1 * r.gauss(0, 1)) for _ in range(40)]
+    grads[30] = 0.17
+    d = Diagnoser()
+    feed(d, run(falling(40, 0.4, 0.02), grads=grads))
+    assert of(d, "grad_norm_high") == []
+    grads[30] = 0.75 * 0.045 / 0.2 * 20  # a spike well above the clipping norm still counts
+    d2 = Diagnoser()
+    feed(d2, run(falling(40, 0.4, 0.02), grads=grads))
+    assert len(of(d2, "grad_norm_high")) == 1
+
+
+def test_close_spikes_are_one_grad_norm_high_episode() -> None:
+    r = random.Random(5)
+    grads = [0.3 * (1 + 0.1 * r.gauss(0, 1)) for _ in range(120)]
+    for k in (40, 52, 61):  # three spikes within a window of each other
+        grads[k] = 2.5
+    d = Diagnoser()
+    feed(d, run(falling(120), grads=grads))
+    (f,) = of(d, "grad_norm_high")
+    assert f.step == 41 and not f.active
+
+
+def test_converged_run_has_no_vanishing_gradients() -> None:
+    # (a real Unsloth run: the loss falls to ~0.001 and the grad norm to ~0.002)
+    n = 60
+    losses = [0.37 * math.exp(-i / 6) + 0.0008 for i in range(n)]
+    grads = [2.0 * math.exp(-i / 6) + 0.0015 for i in range(n)]
+    d = Diagnoser()
+    feed(d, run(losses, grads=grads, lrs=warmup_cosine(n, 2e-4, 5)))
+    assert of(d, "grad_vanishing") == []
+
+
+def test_vanishing_gradients_on_a_stuck_loss_is_one_episode() -> None:
+    # (a real Megatron run: loss 10.4 and grad_norm 0 from the start; one that flickers around
+    # the floor opens one episode, not one per dip)
+    d = Diagnoser()
+    feed(d, run([10.4] * 15, grads=[0.0] * 15))
+    (f,) = of(d, "grad_vanishing")
+    assert "10.4" in f.message
+    grads = [0.002 if (k // 6) % 2 == 0 else 0.03 for k in range(80)]
+    d2 = Diagnoser()
+    feed(d2, run([3.0 + 0.001 * (k % 2) for k in range(80)], grads=grads))
+    assert len(of(d2, "grad_vanishing")) == 1

@@ -129,9 +129,7 @@ class LossRule(TrainRule):
             why = _Why(spike, early_rise, elevated, med, nprev, low, now, best)
             ep.hot(_KEY, p.step, LOSS, x, self._message(p.step, x, why))
 
-    def _diverged(
-        self, step: int, x: float, lv: array[float], i: int, nprev: int, med: float, ep: Episodes
-    ) -> bool:
+    def _diverged(self, step: int, x: float, lv: array[float], i: int, nprev: int, med: float, ep: Episodes) -> bool:
         """Whether ``x`` opens or holds a divergence: ``divergence_ratio`` x the median ``med`` of
         the ``nprev`` losses before it (nan: not computed yet) and ``oscillation_min_jump``
         above it. The median is only computed when the cheap lower bound says it may be."""
