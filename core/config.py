@@ -58,6 +58,9 @@ class Thresholds:
     grad_norm_watch: float = _f(
         0.8, "grad_norm at or above this fraction of grad_norm_warn is judged 'watch' in reports", kind="frac"
     )
+    fp16_skip_run: int = _i(
+        5, "records in a row skipped by the fp16 loss scaler (grad_norm NaN/inf, LR held) that are a critical loss_nonfinite"
+    )
     # --- loss ---
     loss_good: float = _f(0.5, "a train loss at or below this is judged 'good' in reports (the seed: 'very good for SFT')")
     loss_rise_warn: float = _f(

@@ -226,3 +226,51 @@ def test_vanishing_gradients_on_a_stuck_loss_is_one_episode() -> None:
     d2 = Diagnoser()
     feed(d2, run([3.0 + 0.001 * (k % 2) for k in range(80)], grads=grads))
     assert len(of(d2, "grad_vanishing")) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# fp16 loss-scaler skips
+
+
+def _fp16_run(skips: Sequence[int], n: int = 30) -> list[Record]:
+    """(a real Unsloth fp16 run: warmup to 2e-4 then linear decay; at a skipped step grad_norm is
+    nan or inf, the loss finite and the LR where it was, since the scheduler did not step)"""
+    out = []
+    lr = 0.0
+    k = 0  # optimizer steps taken
+    for i in range(n):
+        step = i + 1
+        skipped = step in skips
+        if not skipped:
+            k += 1
+            lr = 2e-4 * min(k / 5, max(0.0, (n + 5 - k) / n))
+        loss = 0.3 * math.exp(-i / 10) + 0.05
+        grad = math.inf if skipped else 1.5 * math.exp(-i / 10) + 0.1
+        out.append(tr(step, loss=loss if not skipped else 1.656, grad_norm=grad, learning_rate=lr))
+    return out
+
+
+def test_a_step_skipped_by_the_loss_scaler_is_counted_not_critical() -> None:
+    d = Diagnoser()
+    feed(d, _fp16_run([5, 18]))
+    (f,) = d.findings
+    assert f.code == "steps_skipped" and f.severity is Severity.INFO and f.step == 5
+    assert f.message.startswith("2 steps skipped by the fp16 loss scaler, latest at step 18")
+    assert d.worst() is Severity.INFO
+
+
+def test_many_skips_in_a_row_are_critical() -> None:
+    d = Diagnoser()
+    feed(d, _fp16_run(list(range(12, 20))))
+    crit = of(d, "loss_nonfinite")
+    assert [f.step for f in crit] == [16]  # the fifth skipped record in a row
+    assert "5 records in a row (steps 12-16)" in crit[0].message
+
+
+def test_a_nan_with_the_schedule_moving_on_is_still_critical_at_once() -> None:
+    recs = run([2.0 - 0.01 * k for k in range(20)], lrs=[2e-4 * (1 - k / 40) for k in range(20)])
+    recs[12].metrics["grad_norm"] = math.nan
+    d = Diagnoser()
+    feed(d, recs)
+    (f,) = d.findings
+    assert f.code == "loss_nonfinite" and f.step == 13

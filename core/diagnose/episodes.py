@@ -45,6 +45,7 @@ class Code(str, Enum):
     codes is looked up at C speed, which the per-record rules rely on)."""
 
     LOSS_NONFINITE = "loss_nonfinite"
+    STEPS_SKIPPED = "steps_skipped"
     DIVERGENCE = "divergence"
     NOTHING_TRAINED = "nothing_trained"
     GRAD_EXPLOSION = "grad_explosion"
@@ -88,6 +89,14 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
         Severity.CRITICAL,
         "NaN/inf in training",
         (_LOWER_LR, _CHECK_DATA, _CLIP, "in fp16, try bf16 or a higher initial loss scale"),
+    ),
+    Code.STEPS_SKIPPED: (
+        Severity.INFO,
+        "steps skipped by the loss scaler",
+        (
+            "a few skipped steps are normal in fp16: the loss scaler lowers its scale after an overflow",
+            "if they keep coming: train in bf16, or look for the batches that overflow",
+        ),
     ),
     Code.DIVERGENCE: (
         Severity.CRITICAL,
