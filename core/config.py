@@ -80,6 +80,12 @@ class Thresholds:
     )
     divergence_points: int = _i(10, "smoothed loss rising on this many consecutive logged points is divergence")
     divergence_min_rise: float = _f(0.2, "... and rising by at least this fraction overall")
+    unstable_min_progress: float = _f(
+        0.05, "the loss improving less than this fraction over a long window while it swings is training_unstable"
+    )
+    unstable_spread: float = _f(
+        0.2, "... swinging: its 10th-90th percentile spread at least this fraction of its median", kind="nonneg"
+    )
     plateau_points: int = _i(10, "smallest window (logged points) over which a plateau is judged", minimum=4)
     plateau_fraction: float = _f(0.2, "plateau window as a fraction of the points logged so far", kind="frac")
     plateau_min_improvement: float = _f(

@@ -91,7 +91,7 @@ def test_every_design_code_has_a_rule() -> None:
         "loss_nonfinite", "grad_explosion", "grad_norm_high", "grad_vanishing", "overfitting",
         "overfitting_severe", "accuracy_drop", "loss_oscillation", "loss_plateau", "accuracy_slow",
         "lr_too_small", "lr_too_large", "lr_schedule", "entropy_gap", "eval_slowdown", "run_crashed",
-        "run_stalled", "nothing_trained", "divergence", "steps_skipped",
+        "run_stalled", "nothing_trained", "divergence", "steps_skipped", "training_unstable",
     }  # fmt: skip
     assert set(CODES) == design
     assert RULES["loss_nonfinite"][0] is Severity.CRITICAL

@@ -274,3 +274,72 @@ def test_a_nan_with_the_schedule_moving_on_is_still_critical_at_once() -> None:
     feed(d, recs)
     (f,) = d.findings
     assert f.code == "loss_nonfinite" and f.step == 13
+
+
+# ------------------------------------------------------------------------------------------------
+# training_unstable
+
+
+def _unstable_run(n: int = 150, seed: int = 6) -> list[Record]:
+    """(the issue's run at a far too high constant LR: the loss swings 3.2-4.4 with no net
+    progress, grad_norm 0.7-9, eval accuracy 0.26 -> 0.10 -> 0.26 -> 0.12 every 30 steps)"""
+    r = random.Random(seed)
+    out: list[Record] = []
+    accs = [0.26, 0.10, 0.26, 0.12, 0.25, 0.11, 0.24]
+    for i in range(n):
+        step = i + 1
+        loss = 5.5 - 1.7 * i / 10 if i < 10 else 3.2 + 1.2 * r.random()
+        grad = 0.7 * math.exp(r.random() * math.log(9 / 0.7))
+        out.append(tr(step, loss=loss, grad_norm=grad, learning_rate=0.05))
+        if step % 30 == 0:
+            out.append(
+                Record(
+                    Kind.EVAL,
+                    step,
+                    {"eval_loss": 3.9 + 0.3 * r.random(), "eval_mean_token_accuracy": accs[step // 30 - 1]},
+                )
+            )
+    return out
+
+
+def test_training_unstable_is_named_once_with_its_evidence() -> None:
+    d = Diagnoser()
+    feed(d, _unstable_run())
+    (f,) = of(d, "training_unstable")
+    assert f.severity is Severity.WARNING and f.active
+    assert "no net progress" in f.message and "grad_norm" in f.message and "learning_rate 0.05" in f.message
+    lo, hi = (float(x) for x in f.message.split("swings ")[1].split(" ")[0].split("-"))
+    assert 3.2 <= lo < hi <= 4.4
+    assert of(d, "lr_too_large") == [] or of(d, "lr_too_large")[0].step < f.step
+    assert len(of(d, "accuracy_drop")) <= 1  # (the eval swings are in its message, not more findings)
+    assert any(a.startswith("lower the learning rate 3-10x: its peak 0.05") for a in f.advice)
+
+
+def test_the_eval_swings_alone_are_evidence() -> None:
+    recs = _unstable_run(180)
+    for rec in recs:
+        if rec.kind is Kind.TRAIN:
+            rec.metrics["grad_norm"] = 1.0
+    d = Diagnoser()
+    feed(d, recs)
+    (f,) = of(d, "training_unstable")
+    assert "eval accuracy" in f.message
+
+
+def test_a_noisy_but_progressing_run_is_not_unstable() -> None:
+    r = random.Random(8)
+    losses = [(1.0 + 2.5 * math.exp(-4 * i / 300)) * (1 + 0.1 * r.gauss(0, 1)) for i in range(300)]
+    grads = [0.7 * math.exp(r.random() * math.log(9 / 0.7)) for _ in range(300)]
+    d = Diagnoser()
+    feed(d, run(losses, grads=grads, lrs=[2e-5] * 300))
+    assert of(d, "training_unstable") == []
+
+
+def test_a_noisy_flat_run_with_steady_gradients_is_not_unstable() -> None:
+    # (a long pretraining-like plateau with 10% per-point noise: no swing evidence beyond the loss)
+    r = random.Random(9)
+    losses = [3.0 * (1 + 0.1 * r.gauss(0, 1)) for _ in range(400)]
+    grads = [0.3 * (1 + 0.1 * r.gauss(0, 1)) for _ in range(400)]
+    d = Diagnoser()
+    feed(d, run(losses, grads=grads, lrs=[2e-5] * 400))
+    assert of(d, "training_unstable") == []

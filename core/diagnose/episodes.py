@@ -55,6 +55,7 @@ class Code(str, Enum):
     OVERFITTING_SEVERE = "overfitting_severe"
     ACCURACY_DROP = "accuracy_drop"
     LOSS_OSCILLATION = "loss_oscillation"
+    TRAINING_UNSTABLE = "training_unstable"
     LOSS_PLATEAU = "loss_plateau"
     ACCURACY_SLOW = "accuracy_slow"
     LR_TOO_SMALL = "lr_too_small"
@@ -155,6 +156,16 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
         Severity.WARNING,
         "loss unstable",
         (_LOWER_LR, WARMUP, "check the data distribution (shuffling, mixed sources)"),
+    ),
+    Code.TRAINING_UNSTABLE: (
+        Severity.WARNING,
+        "training unstable",
+        (
+            _LOWER_LR,
+            WARMUP,
+            _CLIP,
+            "check the data distribution (shuffling, mixed sources)",
+        ),
     ),
     Code.LOSS_PLATEAU: (
         Severity.WARNING,

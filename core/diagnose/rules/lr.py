@@ -113,7 +113,8 @@ class LearningRate(TrainRule):
 
     def _large(self, step: int, lr: float, ep: Episodes) -> None:
         t = self.t
-        if lr > t.lr_max and ep.open:
+        # (training_unstable names the LR itself and advises lowering it: not said twice)
+        if lr > t.lr_max and ep.open and Code.TRAINING_UNSTABLE not in ep.open:
             for code in _EVIDENCE:
                 op = ep.open.get(code)
                 if op is not None:
