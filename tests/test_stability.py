@@ -4,8 +4,12 @@ without false alarms, fp16 loss-scaler skips, and advice computed from the run."
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pytest
 
 from sfttop.core.diagnose import Diagnoser, Finding, Severity
 from sfttop.core.records import Kind, Record
@@ -343,3 +347,28 @@ def test_a_noisy_flat_run_with_steady_gradients_is_not_unstable() -> None:
     d = Diagnoser()
     feed(d, run(losses, grads=grads, lrs=[2e-5] * 400))
     assert of(d, "training_unstable") == []
+
+
+# ------------------------------------------------------------------------------------------------
+# the real healthy runs (TRL SFTTrainer on transformers 4 and 5, as a log and as TensorBoard events)
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        str(REAL / ver / name / ("train.log" if ver.startswith("tf") else ""))
+        for ver in ("tf4", "tf5", "tb4", "tb5")
+        for name in ("healthy", "healthy_multi", "resumed")
+    ],
+    ids=lambda p: "/".join(Path(p).parts[-3:]),
+)
+def test_healthy_real_runs_end_with_no_warning_and_no_critical(path: str) -> None:
+    from sfttop.core.config import Config
+    from sfttop.core.report import build
+
+    report, code = build([path], Config(), clock=lambda: os.stat(path).st_mtime + 1)
+    (r,) = report["runs"]
+    assert code == 0
+    assert [f for f in r["findings"] if f["severity"] != "info"] == []

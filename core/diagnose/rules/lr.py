@@ -35,7 +35,8 @@ isfinite = math.isfinite
 
 
 class LearningRate(TrainRule):
-    __slots__ = ("low", "peak", "peak_step", "rising", "rose", "zero_run")
+    __slots__ = ("low", "peak", "peak_step", "pending", "rising", "rose", "zero_run")
+    links = ("pending",)  # pending: what quiet learnt of a stretch's rises, for absorb (not state)
     codes = (_LARGE, _SMALL, _SCHEDULE)
 
     def __init__(self, ctx: Context) -> None:
@@ -47,6 +48,7 @@ class LearningRate(TrainRule):
         self.zero_run = 0  # points at ~0 (a zero_fraction of the peak) in a row
         self.rose = False  # the LR rose at some point (a warmup)
         self.rising = False  # ... on the latest LR (still warming up)
+        self.pending: tuple[int, int, int, bool] | None = None
 
     def ok_for_plateau(self) -> bool:
         """The LR is not so far below its peak that a flat loss is the schedule's doing."""
@@ -203,12 +205,14 @@ class LearningRate(TrainRule):
         lrv = self.h.values
         prevs = lrv[-1:] + seg[:-1]
         first = seg if lrv else seg[1:]
-        if any(map(operator.gt, first, map(operator.mul, prevs, itertools.repeat(_RISE)))):
+        rises = any(map(operator.gt, first, map(operator.mul, prevs, itertools.repeat(_RISE))))
+        if rises:
             # rising (a warmup): fine only while the LR never decayed, so it stays at its peak
             if self.low != self.peak and self.peak > 0:
                 return 0
             if any(map(operator.lt, first, prevs)):
                 return 0
+        self.pending = (i, j, len(lrv), rises)
         return j - i
 
     def _quiet_low(self, c: Cols, i: int, j: int, hi: float) -> bool:
@@ -232,11 +236,17 @@ class LearningRate(TrainRule):
         m = j - i
         seg = c.lr[i:j]
         lrv = h.values
-        first = seg if lrv else seg[1:]
-        rises = bytes(map(operator.gt, first, map(operator.mul, lrv[-1:] + seg[:-1], itertools.repeat(_RISE))))
-        self.rising = rises[-1:] == b"\x01"
-        if not self.rose and 1 in rises:
-            self.rose = True
+        pend, self.pending = self.pending, None
+        if not self.rose:
+            if pend is not None and pend[:3] == (i, j, len(lrv)):
+                self.rose = pend[3]
+            else:
+                first = seg if lrv else seg[1:]
+                self.rose = any(
+                    map(operator.gt, first, map(operator.mul, lrv[-1:] + seg[:-1], itertools.repeat(_RISE)))
+                )
+        before = seg[-2] if m > 1 else (lrv[-1] if lrv else None)
+        self.rising = before is not None and seg[-1] > before * _RISE
         lrv.extend(seg)
         hi = max(seg)
         if hi > self.peak:

@@ -30,6 +30,9 @@ isfinite = math.isfinite
 class NonFinite(TrainRule):
     __slots__ = ("skip_from", "skip_run", "skipped")
     codes = (_KEY, _SKIP)
+    # (skip_run > 0 only while steps_skipped or loss_nonfinite is open: a skip holds one of them,
+    # and every record that cools them resets it first)
+    cools_only = True
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -78,7 +78,7 @@ class Unstable(_Trend):
         swings = spread >= t.unstable_spread and hi - lo >= t.oscillation_min_jump
         start = h.step(a)
         # (evals are sparse: they are looked at over twice the window)
-        why = ", ".join(filter(None, (self._grads(start), self._evals(h.step(max(0, n - 2 * w))))))
+        why = ", ".join(filter(None, (self._grads(w), self._evals(h.step(max(0, n - 2 * w))))))
         hot = flat and swings and bool(why) and not early
         clear = not flat or spread < 0.75 * t.unstable_spread
         lr = self.tl.lr.last()
@@ -96,19 +96,13 @@ class Unstable(_Trend):
             ),
         )
 
-    def _grads(self, start: int) -> str:
-        """The grad norms since ``start`` spanning an order of magnitude ("" when not)."""
-        g = self.tl.grad
+    def _grads(self, w: int) -> str:
+        """The last ``w`` grad norms (logged with the losses: the same window) spanning an order
+        of magnitude ("" when not)."""
+        g = self.tl.grad.values
         if len(g) < 10:
             return ""
-        j = len(g)
-        while j > 0 and g.step(j - 1) >= start:
-            j -= 1
-            if len(g) - j > _SAMPLE:
-                break
-        s = sorted(g.values[j:])
-        if len(s) < 10:
-            return ""
+        s = sorted(sample(g, max(0, len(g) - w), len(g), _SAMPLE))
         lo, hi = _quantile(s, 0.1), _quantile(s, 0.9)
         if lo > 0 and hi >= _GRAD_SPREAD * lo and hi >= self.t.grad_spike_min:
             return f"grad_norm {fmt(lo)}-{fmt(hi)}"
