@@ -372,3 +372,14 @@ def test_healthy_real_runs_end_with_no_warning_and_no_critical(path: str) -> Non
     (r,) = report["runs"]
     assert code == 0
     assert [f for f in r["findings"] if f["severity"] != "info"] == []
+
+
+def test_swinging_gradients_with_steady_evals_are_not_unstable() -> None:
+    # (a preference run on a plateau: noisy loss and gradients, frequent evals that hold)
+    recs = [r for r in _unstable_run(180) if r.kind is Kind.TRAIN]
+    for step in range(5, 181, 5):
+        recs.append(Record(Kind.EVAL, step, {"eval_loss": 3.9, "eval_mean_token_accuracy": 0.6}))
+    recs.sort(key=lambda r: (r.step, r.kind is Kind.EVAL))
+    d = Diagnoser()
+    feed(d, recs)
+    assert of(d, "training_unstable") == []

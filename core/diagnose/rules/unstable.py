@@ -5,7 +5,8 @@ A run at a far too high learning rate does not blow up: its loss bounces between
 to 4.4) for hundreds of steps, its grad_norm spans an order of magnitude (0.7 to 9) and its eval
 accuracy jumps up and down (0.26, 0.10, 0.26, 0.12). Each piece alone is weak evidence (a noisy
 healthy loss spreads 20% too, an eval can dip once); together, over a window where the loss made
-no progress, they are one finding, named once with its numbers.
+no progress, they are one finding, named once with its numbers. Where there are evals enough to
+judge, they must swing: gradients alone swing in healthy preference and RL runs.
 
 The check is a trend check (``trend._Trend``): on a stride, over a window twice the plateau's, it
 opens after two hot checks in a row once the window slid by half its length. Its medians and
@@ -77,8 +78,12 @@ class Unstable(_Trend):
         flat = progress < t.unstable_min_progress
         swings = spread >= t.unstable_spread and hi - lo >= t.oscillation_min_jump
         start = h.step(a)
-        # (evals are sparse: they are looked at over twice the window)
-        why = ", ".join(filter(None, (self._grads(w), self._evals(h.step(max(0, n - 2 * w))))))
+        # (evals are sparse: they are looked at over twice the window). With evals enough to
+        # judge, they must swing too: steady evals say the model is fine, and gradients alone
+        # swing in healthy preference and RL runs.
+        evals, judged = self._evals(h.step(max(0, n - 2 * w)))
+        grads = self._grads(w)
+        why = (", ".join(filter(None, (grads, evals))) if evals else "") if judged else grads
         hot = flat and swings and bool(why) and not early
         clear = not flat or spread < 0.75 * t.unstable_spread
         lr = self.tl.lr.last()
@@ -108,13 +113,14 @@ class Unstable(_Trend):
             return f"grad_norm {fmt(lo)}-{fmt(hi)}"
         return ""
 
-    def _evals(self, start: int) -> str:
+    def _evals(self, start: int) -> tuple[str, bool]:
         """Eval accuracy (or, without one, eval loss) going down and up again by more than
-        ``accuracy_drop`` (10% of the loss) at least twice since ``start`` ("" when not)."""
+        ``accuracy_drop`` (10% of the loss) at least twice since ``start`` ("" when not), and
+        whether there were evals enough (3) to tell."""
         t = self.t
         evs = [e for e in self.evals()[-_SAMPLE:] if e.step >= start]
         if len(evs) < 3:
-            return ""
+            return "", False
         accs = [e.acc for e in evs if e.acc is not None]
         if len(accs) >= 3:
             xs, name, tol = accs, "eval accuracy", t.accuracy_drop
@@ -131,5 +137,5 @@ class Unstable(_Trend):
                 turns += 1
             d_prev = d
         if turns >= 2:
-            return f"{name} " + " -> ".join(fmt(x) for x in xs[-6:])
-        return ""
+            return f"{name} " + " -> ".join(fmt(x) for x in xs[-6:]), True
+        return "", True
