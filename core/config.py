@@ -54,8 +54,14 @@ class Thresholds:
     grad_norm_vanishing: float = _f(0.01, "median grad_norm below this while loss stalls is grad_vanishing")
     grad_spike_ratio: float = _f(3.0, "a grad_norm spike is at least this many times the rolling median")
     grad_spike_z: float = _f(6.0, "... and has a modified z-score above this (research B.3)")
+    grad_spike_min: float = _f(
+        1.0, "... and is at least this (HF's default max_grad_norm: a smaller norm makes no larger an update)"
+    )
     grad_norm_watch: float = _f(
         0.8, "grad_norm at or above this fraction of grad_norm_warn is judged 'watch' in reports", kind="frac"
+    )
+    fp16_skip_run: int = _i(
+        5, "records in a row skipped by the fp16 loss scaler (grad_norm NaN/inf, LR held) that are a critical loss_nonfinite"
     )
     # --- loss ---
     loss_good: float = _f(0.5, "a train loss at or below this is judged 'good' in reports (the seed: 'very good for SFT')")
@@ -71,8 +77,17 @@ class Thresholds:
     oscillation_ratio: float = _f(1.5, "a loss rebound is a jump to at least this many times the recent low")
     oscillation_min_jump: float = _f(0.1, "... and at least this much in absolute loss (nats)", kind="nonneg")
     oscillation_rebounds: int = _i(3, "rebounds within one window that make the loss oscillating")
+    divergence_ratio: float = _f(
+        100.0, "a loss this many times the median of the window before it (2 orders of magnitude) is a critical divergence"
+    )
     divergence_points: int = _i(10, "smoothed loss rising on this many consecutive logged points is divergence")
     divergence_min_rise: float = _f(0.2, "... and rising by at least this fraction overall")
+    unstable_min_progress: float = _f(
+        0.05, "the loss improving less than this fraction over a long window while it swings is training_unstable"
+    )
+    unstable_spread: float = _f(
+        0.2, "... swinging: its 10th-90th percentile spread at least this fraction of its median", kind="nonneg"
+    )
     plateau_points: int = _i(10, "smallest window (logged points) over which a plateau is judged", minimum=4)
     plateau_fraction: float = _f(0.2, "plateau window as a fraction of the points logged so far", kind="frac")
     plateau_min_improvement: float = _f(

@@ -82,6 +82,8 @@ class Handoff:
 
 # Set by whoever made the run and the same in every process: never part of a Handoff.
 IDENTITY = frozenset(("name", "path", "config", "fmt", "remote", "_interval", "color_index"))
+# Memos of the process that holds the run, rebuilt from what it sees: never part of a Handoff.
+LOCAL = frozenset(("_partial_judged",))
 
 
 # Why a source starts over that makes its content a new attempt ("vanished" is not one: the run

@@ -50,7 +50,7 @@ class CheckItem:
 
 
 _LR_CODES = frozenset({C.LR_SCHEDULE, C.LR_TOO_SMALL, C.LR_TOO_LARGE})
-_LOSS_SHAPE = frozenset({C.LOSS_OSCILLATION, C.LOSS_PLATEAU})
+_LOSS_SHAPE = frozenset({C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.TRAINING_UNSTABLE})
 
 ITEMS: tuple[CheckItem, ...] = (
     # every 100 steps
@@ -61,7 +61,7 @@ ITEMS: tuple[CheckItem, ...] = (
         N_("loss falling"),
         J.loss_falling,
         warn=_LOSS_SHAPE,
-        fail=frozenset({C.IMPOSSIBLE_LOSS}),
+        fail=frozenset({C.IMPOSSIBLE_LOSS, C.DIVERGENCE}),
     ),
     CheckItem(
         "grad_norm_in_range",
@@ -117,9 +117,11 @@ ITEMS: tuple[CheckItem, ...] = (
         N_("Is the overall training trend healthy?"),
         N_("trend healthy"),
         J.trend_healthy,
-        warn=frozenset({C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.OVERFITTING, C.ACCURACY_DROP, C.GRAD_NORM_HIGH}),
+        warn=frozenset(
+            {C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.TRAINING_UNSTABLE, C.OVERFITTING, C.ACCURACY_DROP, C.GRAD_NORM_HIGH}
+        ),
         fail=frozenset(
-            {C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.IMPOSSIBLE_LOSS, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE, C.RUN_CRASHED}
+            {C.LOSS_NONFINITE, C.DIVERGENCE, C.NOTHING_TRAINED, C.IMPOSSIBLE_LOSS, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE, C.RUN_CRASHED}
         ),
     ),
     CheckItem(
@@ -131,8 +133,9 @@ ITEMS: tuple[CheckItem, ...] = (
         warn=frozenset(
             {C.GRAD_NORM_HIGH, C.GRAD_VANISHING, C.OVERFITTING, C.LOSS_OSCILLATION, C.LOSS_PLATEAU, C.ACCURACY_SLOW}
         )
+        | {C.TRAINING_UNSTABLE}
         | _LR_CODES,
-        fail=frozenset({C.LOSS_NONFINITE, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE}),
+        fail=frozenset({C.LOSS_NONFINITE, C.DIVERGENCE, C.GRAD_EXPLOSION, C.OVERFITTING_SEVERE}),
     ),
     CheckItem("best_checkpoint", "epoch", N_("Which checkpoint is currently best?"), N_("best checkpoint"), J.best_checkpoint),
     CheckItem(

@@ -45,6 +45,7 @@ from .history import RuleState, Timeline
 from .rules import Cols, Context, EvalRules, Point, RunState, TrainRule, train_rules
 from .rules.lr import LearningRate
 from .rules.trend import Plateau
+from .rules.unstable import Unstable
 from .stats import median, modified_z, sorted_median
 
 __all__ = [
@@ -103,8 +104,6 @@ class Diagnoser:
         eval_cap: int = EVAL_CAP,
     ) -> None:
         self.t = t = thresholds if thresholds is not None else Thresholds()
-        self._ep = Episodes()
-        self.findings: list[Finding] = self._ep.findings
         self.restarts = 0
         self.records = 0
         self.last_step: int | None = None
@@ -116,13 +115,20 @@ class Diagnoser:
         cap = max(history_cap, 4 * max(t.window_points, t.smooth_points) + 4) // 2 * 2
         self._tl = Timeline(cap, t.early_points, max(3, t.smooth_points - 1, t.window_points))
         self._ctx = ctx = Context(t, self._tl, max_steps)
+        self._ep = Episodes()  # (after the timeline: what reaches the rules through it comes second)
+        self.findings: list[Finding] = self._ep.findings
         self._rules = train_rules(ctx)
         self._rest = self._rules[1:]  # (the first, NonFinite, may stop a record: see _train)
         self._run = RunState(ctx)
         self._eval = EvalRules(ctx, eval_cap)
+        log = self._eval.log
+        for r in self._rules:
+            if isinstance(r, Unstable):
+                r.evals = lambda: log.evals  # (eval swings are evidence of instability)
         self._point = Point()  # the record the train rules are looking at (one, reused)
         self._plateau = next(r for r in self._rules if isinstance(r, Plateau))
         self._lr = next(r for r in self._rules if isinstance(r, LearningRate))
+        self._ep.lr = self._lr  # (advice quotes the run's own learning rate)
         self._bulk_hooks = self._hooks()
         self._tl.start(self._states())
 

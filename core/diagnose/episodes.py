@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import total_ordering
+from typing import Protocol
 
 from sfttop.core.i18n import N_, _
 from sfttop.core.objective import Objective
-from sfttop.core.textfmt import json_value
+from sfttop.core.textfmt import fmt, json_value
 
 
 @total_ordering
@@ -46,6 +47,8 @@ class Code(str, Enum):
     codes is looked up at C speed, which the per-record rules rely on)."""
 
     LOSS_NONFINITE = "loss_nonfinite"
+    STEPS_SKIPPED = "steps_skipped"
+    DIVERGENCE = "divergence"
     NOTHING_TRAINED = "nothing_trained"
     IMPOSSIBLE_LOSS = "impossible_loss"
     GRAD_EXPLOSION = "grad_explosion"
@@ -55,6 +58,7 @@ class Code(str, Enum):
     OVERFITTING_SEVERE = "overfitting_severe"
     ACCURACY_DROP = "accuracy_drop"
     LOSS_OSCILLATION = "loss_oscillation"
+    TRAINING_UNSTABLE = "training_unstable"
     LOSS_PLATEAU = "loss_plateau"
     ACCURACY_SLOW = "accuracy_slow"
     LR_TOO_SMALL = "lr_too_small"
@@ -73,7 +77,13 @@ class Code(str, Enum):
         return format(self.value, spec)
 
 
-_LOWER_LR = N_("lower the learning rate")
+# Placeholders in the advice below, written out from the run when a finding opens (``Episodes``):
+# the learning rate's direction with numbers from the run's own peak, and warmup advice that knows
+# whether the schedule has a warmup and is still in it.
+LOWER_LR = N_("lower the learning rate")
+RAISE_LR = N_("raise the learning rate")
+WARMUP = N_("use warmup")
+_LOWER_LR = LOWER_LR
 _CHECK_DATA = N_("check data preprocessing (empty or corrupt samples, fully masked labels)")
 _CLIP = N_("add or tighten gradient clipping (max_grad_norm)")
 
@@ -83,6 +93,24 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
         Severity.CRITICAL,
         N_("NaN/inf in training"),
         (_LOWER_LR, _CHECK_DATA, _CLIP, N_("in fp16, try bf16 or a higher initial loss scale")),
+    ),
+    Code.STEPS_SKIPPED: (
+        Severity.INFO,
+        N_("steps skipped by the loss scaler"),
+        (
+            N_("a few skipped steps are normal in fp16: the loss scaler lowers its scale after an overflow"),
+            N_("if they keep coming: train in bf16, or look for the batches that overflow"),
+        ),
+    ),
+    Code.DIVERGENCE: (
+        Severity.CRITICAL,
+        N_("loss diverged"),
+        (
+            N_("stop the run: it will not come back by itself"),
+            N_("restart from the last checkpoint before the jump with a lower learning rate"),
+            _CLIP,
+            _CHECK_DATA,
+        ),
     ),
     Code.NOTHING_TRAINED: (
         Severity.CRITICAL,
@@ -105,12 +133,12 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
     Code.GRAD_NORM_HIGH: (
         Severity.WARNING,
         N_("grad_norm high"),
-        (N_("keep watching grad_norm"), N_("the learning rate may need lowering"), _CLIP),
+        (N_("keep watching grad_norm"), _LOWER_LR, _CLIP),
     ),
     Code.GRAD_VANISHING: (
         Severity.WARNING,
         N_("vanishing gradients"),
-        (N_("check the model initialisation"), N_("the learning rate may be too small"), N_("check the data labels")),
+        (N_("check the model initialisation"), RAISE_LR, N_("check the data labels")),
     ),
     Code.OVERFITTING: (
         Severity.WARNING,
@@ -139,12 +167,22 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
     Code.LOSS_OSCILLATION: (
         Severity.WARNING,
         N_("loss unstable"),
-        (_LOWER_LR, N_("use more warmup steps"), N_("check the data distribution (shuffling, mixed sources)")),
+        (_LOWER_LR, WARMUP, N_("check the data distribution (shuffling, mixed sources)")),
+    ),
+    Code.TRAINING_UNSTABLE: (
+        Severity.WARNING,
+        N_("training unstable"),
+        (
+            _LOWER_LR,
+            WARMUP,
+            _CLIP,
+            N_("check the data distribution (shuffling, mixed sources)"),
+        ),
     ),
     Code.LOSS_PLATEAU: (
         Severity.WARNING,
         N_("loss plateau"),
-        (N_("raise the learning rate (e.g. 3e-6 -> 5e-6)"), N_("check data quality"), N_("raise LoRA r or alpha")),
+        (RAISE_LR, N_("check data quality"), N_("raise LoRA r or alpha")),
     ),
     Code.ACCURACY_SLOW: (
         Severity.INFO,
@@ -154,12 +192,12 @@ RULES: dict[str, tuple[Severity, str, tuple[str, ...]]] = {
     Code.LR_TOO_SMALL: (
         Severity.WARNING,
         N_("learning rate too small"),
-        (N_("raise the learning rate (typical: 1e-5..5e-5 full fine-tune, 1e-4..3e-4 LoRA)"), N_("fix the LR schedule")),
+        (RAISE_LR, N_("fix the LR schedule")),
     ),
     Code.LR_TOO_LARGE: (
         Severity.WARNING,
         N_("learning rate too large"),
-        (_LOWER_LR, N_("use warmup")),
+        (_LOWER_LR, WARMUP),
     ),
     Code.LR_SCHEDULE: (
         Severity.WARNING,
@@ -254,6 +292,64 @@ class Finding:
         }
 
 
+class LrView(Protocol):
+    """What advice reads of the run's learning rate (the learning-rate rule)."""
+
+    @property
+    def peak(self) -> float: ...
+
+    @property
+    def peak_step(self) -> int: ...
+
+    @property
+    def rose(self) -> bool: ...
+
+    @property
+    def rising(self) -> bool: ...
+
+
+def _g(x: float) -> str:
+    """A learning rate to suggest: two significant digits (1.5e-05, 0.033)."""
+    return f"{x:.2g}"
+
+
+def lr_advice(text: str, lr: LrView | None) -> str:
+    """``text`` with the run's own numbers, for the LR placeholders ("" when it does not apply),
+    in the reader's language."""
+    peak = lr.peak if lr is not None else 0.0
+    so_far = lr is not None and lr.rising
+    if text == LOWER_LR and peak > 0:
+        t = (
+            _("lower the learning rate 3-10x: its peak so far {peak} -> {low}..{high}")
+            if so_far
+            else _("lower the learning rate 3-10x: its peak {peak} -> {low}..{high}")
+        )
+        return t.format(peak=_g(peak), low=_g(peak / 10), high=_g(peak / 3))
+    if text == RAISE_LR and peak > 0:
+        if peak < 1e-7:  # (far below any usual value: 2x would not help)
+            return _(
+                "raise the learning rate: it peaked at {peak}; usual peaks are 1e-5..5e-5 for a full "
+                "fine-tune, 1e-4..3e-4 for LoRA"
+            ).format(peak=fmt(peak))
+        t = (
+            _("raise the learning rate 1.5-2x: its peak so far {peak} -> {low}..{high}")
+            if so_far
+            else _("raise the learning rate 1.5-2x: its peak {peak} -> {low}..{high}")
+        )
+        return t.format(peak=_g(peak), low=_g(1.5 * peak), high=_g(2 * peak))
+    if text == WARMUP:
+        if lr is None or peak <= 0:
+            return _("use a warmup (3-10% of the steps)")
+        if lr.rising:
+            return ""  # still in its warmup: the advice would be what it is doing
+        if lr.rose:
+            return _("use a longer warmup (the learning rate peaked at step {step})").format(step=lr.peak_step)
+        return _("add a warmup (3-10% of the steps): the learning rate started at its peak {peak}").format(
+            peak=fmt(peak)
+        )
+    return _(text)
+
+
 @dataclass
 class _Open:
     finding: Finding
@@ -269,7 +365,7 @@ class Episodes:
     ``take()`` is collected, so a caller gets back what its own call opened and nothing else.
     """
 
-    __slots__ = ("findings", "generation", "muted", "open", "opened")
+    __slots__ = ("closed", "findings", "generation", "lr", "lr_dir", "muted", "open", "opened")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
@@ -277,6 +373,11 @@ class Episodes:
         self.open: dict[str, _Open] = {}  # key -> its open episode (rules test membership directly)
         self.opened: list[Finding] = []
         self.generation = 0  # bumped whenever a finding opens or closes
+        self.closed: dict[str, Finding] = {}  # key -> its latest closed episode (a reopen may continue it)
+        self.lr: LrView | None = None  # the run's learning rate, for advice with its numbers
+        # The run's learning-rate advice, decided by the first finding that gives one: -1 lower,
+        # +1 raise, 0 none yet. A later finding never advises the other way.
+        self.lr_dir = 0
 
     def take(self) -> list[Finding]:
         """The findings opened since the last call."""
@@ -285,23 +386,57 @@ class Episodes:
         return out
 
     def hot(
-        self, code: Code, step: int, metric: str, value: float | None, message: str, key: str = ""
+        self,
+        code: Code,
+        step: int,
+        metric: str,
+        value: float | None,
+        message: str,
+        key: str = "",
+        *,
+        merge: int = 0,
     ) -> Finding | None:
         """The condition behind ``key`` (default: ``code``) holds at ``step``; returns the
-        finding when this opened it."""
-        op = self.open.get(key or code)
+        finding when this opened it. ``merge``: an episode of the key that closed at most this
+        many steps ago continues instead (no new finding, no new alert: a debounce)."""
+        k = key or code
+        op = self.open.get(k)
         if op is not None:
             op.cool = 0
             return None
         if code in self.muted:
             return None
+        if merge > 0:
+            last = self.closed.get(k)
+            if last is not None and last.end_step is not None and step - last.end_step <= merge:
+                last.active = True
+                last.end_step = None
+                self.open[k] = _Open(last)
+                del self.closed[k]
+                self.generation += 1
+                return None
         sev, _title, advice = RULES[code]
-        f = Finding(code, sev, step, metric, value, message, [_(a) for a in advice])
-        self.open[key or code] = _Open(f)
+        f = Finding(code, sev, step, metric, value, message, self._advice(advice))
+        self.open[k] = _Open(f)
         self.findings.append(f)
         self.opened.append(f)
         self.generation += 1
         return f
+
+    def _advice(self, advice: tuple[str, ...]) -> list[str]:
+        """The code's advice with the run's numbers, and one learning-rate direction per run."""
+        out = []
+        for a in advice:
+            if a in (LOWER_LR, RAISE_LR):
+                d = -1 if a == LOWER_LR else 1
+                if self.lr_dir == 0:
+                    self.lr_dir = d
+                elif self.lr_dir != d:
+                    continue  # the run was told the other way: never both
+            text = lr_advice(a, self.lr)
+            if text:
+                out.append(text)
+        return out
 
     def hold(self, key: str) -> None:
         """An open episode still holds (nothing to open)."""
@@ -342,4 +477,5 @@ class Episodes:
         if op is not None:
             op.finding.active = False
             op.finding.end_step = step
+            self.closed[key] = op.finding
             self.generation += 1

@@ -321,7 +321,7 @@ def test_the_codes_checklist_and_assessment_name_are_the_diagnosers() -> None:
     from sfttop.core.diagnose import CODES
 
     named = {v for k, v in vars(codes).items() if k.isupper()}
-    assert len(named) == 17 and named <= set(CODES), named - set(CODES)
+    assert len(named) == 19 and named <= set(CODES), named - set(CODES)
 
 
 def test_report_labels_and_tui_short_labels_come_from_the_table() -> None:

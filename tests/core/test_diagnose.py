@@ -93,7 +93,7 @@ def test_every_design_code_has_a_rule() -> None:
         "loss_nonfinite", "grad_explosion", "grad_norm_high", "grad_vanishing", "overfitting",
         "overfitting_severe", "accuracy_drop", "loss_oscillation", "loss_plateau", "accuracy_slow",
         "lr_too_small", "lr_too_large", "lr_schedule", "entropy_gap", "eval_slowdown", "run_crashed",
-        "run_stalled", "nothing_trained", "impossible_loss",
+        "run_stalled", "nothing_trained", "divergence", "steps_skipped", "training_unstable", "impossible_loss",
     }  # fmt: skip
     assert set(CODES) == design
     assert RULES["loss_nonfinite"][0] is Severity.CRITICAL
@@ -379,7 +379,7 @@ def test_lr_reaching_zero_early(max_steps: int | None) -> None:
 def test_lr_too_large_and_rising_again() -> None:
     d = Diagnoser()
     feed(d, train_run(decaying(10), lrs=[5e-3] * 10))
-    assert codes(d) == ["lr_too_large"]
+    assert codes(d) == []  # above lr_max alone is no finding (tests/test_stability.py: with instability)
     d2 = Diagnoser()
     lrs = cosine(30)[:20] + [cosine(30)[19] * (1 + 0.2 * k) for k in range(1, 6)]
     feed(d2, train_run(decaying(25), lrs=lrs))

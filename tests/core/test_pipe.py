@@ -192,11 +192,11 @@ def test_not_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_handoff_names_every_piece_of_a_runs_state(tmp_path: Path) -> None:
     """A helper sends a run back as a ``Handoff``, not as its ``vars()``: each attribute of a
-    loaded ``Run`` is either identity (the same in every process) or travels in the handoff, so
+    loaded ``Run`` is identity (the same in every process), a local memo, or travels in it, so
     an attribute added to ``Run`` fails here until it is put on one side."""
     import dataclasses
 
-    from sfttop.core.run import IDENTITY, Handoff, Run
+    from sfttop.core.run import IDENTITY, LOCAL, Handoff, Run
 
     log = tmp_path / "train.log"
     log.write_text("{'loss': 1.0, 'grad_norm': 1.0, 'learning_rate': 1e-05, 'epoch': 0.1}\n")
@@ -212,7 +212,7 @@ def test_the_handoff_names_every_piece_of_a_runs_state(tmp_path: Path) -> None:
         "source", "parser", "current", "previous", "loaded", "generation", "preview", "previewed", "attempt",
         "restarted_at", "restart_reason",
     }
-    assert set(vars(run)) == carried | IDENTITY
+    assert set(vars(run)) == carried | IDENTITY | LOCAL
 
     other = Run("r", str(log), Config())
     other.take_handoff(run.handoff())

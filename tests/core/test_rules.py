@@ -68,6 +68,17 @@ def _run(n: int, seed: int, noise: float, events: list[tuple[str, int]], acc: bo
         elif kind == "negative":  # (an impossible cross-entropy, that recovers)
             for m in out[at : at + 3]:
                 m["loss"] = -0.5
+        elif kind == "ramp":  # a warmup running through the stretch
+            for k, m in enumerate(out[at : at + 80]):
+                m["learning_rate"] = 1e-6 * (k + 1)
+        elif kind == "lr_high":  # above lr_max: a finding only with instability
+            for m in out[at:]:
+                m["learning_rate"] = 5e-3
+        elif kind == "skip" and at > 0:  # the fp16 loss scaler skipped the step: the LR held
+            out[at]["grad_norm"] = math.inf
+            out[at]["learning_rate"] = out[at - 1]["learning_rate"]
+        elif kind == "diverge":
+            out[at]["loss"] *= 300
         elif kind == "acc_drop" and acc:  # (one that ends there: the rolling median recovers)
             for m in out[max(0, at - 150) : at]:
                 m["mean_token_accuracy"] -= 0.2
@@ -78,7 +89,12 @@ def _run(n: int, seed: int, noise: float, events: list[tuple[str, int]], acc: bo
 # that fall due every few records still leave a stretch): close enough that the stretch sees the
 # episode it opened cool down, the LR sit at ~0, the accuracy stay down
 events = st.lists(
-    st.tuples(st.sampled_from(["spike", "grad", "tiny", "lr_up", "lr_zero", "acc_drop", "negative"]), st.integers(-6, 30)),
+    st.tuples(
+        st.sampled_from(
+            ["spike", "grad", "tiny", "lr_up", "lr_zero", "acc_drop", "negative", "ramp", "lr_high", "skip", "diverge"]
+        ),
+        st.integers(-6, 30),
+    ),
     min_size=1,
     max_size=3,
 )

@@ -17,6 +17,7 @@ from .lr import LearningRate
 from .nonfinite import NonFinite
 from .run_state import RunState
 from .trend import AccuracySlow, Plateau
+from .unstable import Unstable
 from .zero import NothingTrained
 
 __all__ = ["Cols", "Context", "EvalRules", "Point", "RunState", "TrainRule", "train_rules"]
@@ -36,6 +37,7 @@ def train_rules(ctx: Context) -> tuple[TrainRule, ...]:
         Gradients(ctx),
         loss,
         plateau,
+        Unstable(ctx),  # (before the LR: lr_too_large reads whether it is open)
         lr,
         Accuracy(ctx),
         AccuracySlow(ctx, lr),

@@ -454,7 +454,8 @@ class EvalRules:
         if e.acc > self.acc_best:
             self.acc_best = e.acc
         drop = self.acc_best - e.acc
-        if drop > t.accuracy_drop:
+        # (while training_unstable is open its message names the eval swings: not one more finding)
+        if drop > t.accuracy_drop and Code.TRAINING_UNSTABLE not in ep.open:
             ep.hot(
                 Code.ACCURACY_DROP,
                 e.step,

@@ -3,8 +3,14 @@ against the rolling median), and grad_vanishing (the smoothed grad_norm below a 
 loss is stuck).
 
 grad_norm is instantaneous and heavy-tailed, so a spike needs both a ratio to the rolling median
-and a modified z-score; in early training large norms are normal, and only a jump above the early
-level or a level that stays high without settling counts.
+and a modified z-score, and a norm of at least ``grad_spike_min`` (HF's default clipping norm, 1.0):
+a jump from 0.05 to 0.17 is many times the median yet makes an update no larger than any clipped
+step. In early training large norms are normal, and only a jump above the early level or a level
+that stays high without settling counts.
+
+Small gradients are expected once the loss has converged: grad_vanishing needs a loss above
+``plateau_min_loss`` (a flat loss below it is converged, not stuck). Episodes of both warnings that
+come back within a window of closing continue (debounced).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ class Gradients(TrainRule):
         if (
             grad > t.grad_norm_warn
             or grad > t.grad_norm_critical
-            or (ratio >= t.grad_spike_ratio and not p.early)
+            or (ratio >= t.grad_spike_ratio and grad >= t.grad_spike_min and not p.early)
             or _EXPLOSION in open_
             or _HIGH in open_
         ):
@@ -99,6 +105,7 @@ class Gradients(TrainRule):
         spike = (
             nprev >= t.min_window_points
             and ratio >= t.grad_spike_ratio
+            and g >= t.grad_spike_min
             and modified_z(g, self.win.win, med) > t.grad_spike_z
         )
         return g > t.grad_norm_critical, g > t.grad_norm_warn, spike
@@ -132,7 +139,7 @@ class Gradients(TrainRule):
                 msg = (
                     _("grad_norm spike at step {step}: {g} is {ratio:.1f}x the median {med} of the last {nprev} points").format(step=step, g=fmt(g), ratio=ratio, med=fmt(med), nprev=nprev)
                 )
-            ep.hot(_HIGH, step, GRAD_NORM, g, msg)
+            ep.hot(_HIGH, step, GRAD_NORM, g, msg, merge=self.ctx.recent(t.window_points))
         else:
             ep.cool(_HIGH, step, t.clear_points)
 
@@ -149,7 +156,7 @@ class Gradients(TrainRule):
         # a spike is >= grad_spike_ratio x its window's median, which is at least the (W/2)-th
         # smallest of the last W values before the stretch and the stretch together
         W = t.window_points
-        if hi >= t.grad_spike_ratio * sorted(self.h.values[-W:] + seg)[max(0, W // 2 - 1)]:
+        if hi >= t.grad_spike_min and hi >= t.grad_spike_ratio * sorted(self.h.values[-W:] + seg)[max(0, W // 2 - 1)]:
             return 0
         return j - i
 
@@ -177,8 +184,9 @@ class Gradients(TrainRule):
 
 class Vanishing(TrainRule):
     """grad_vanishing: the median of the last smooth_points grad norms below grad_norm_vanishing
-    while the loss is stuck (the plateau rule's latest improvement is small). It runs last among
-    the train rules: it reads this record's plateau check."""
+    while the loss is stuck (the plateau rule's latest improvement is small) above
+    ``plateau_min_loss`` (below it the run has converged). It runs last among the train rules: it
+    reads this record's plateau check."""
 
     __slots__ = ("below", "trend")
     links = ("trend",)
@@ -215,14 +223,28 @@ class Vanishing(TrainRule):
         med = tail_median(vals, t.smooth_points)
         imp = self.trend.improvement
         stuck = imp is not None and imp < t.plateau_min_improvement
+        lv = self.tl.loss.values
         if med < t.grad_norm_vanishing and (stuck or not self.tl.loss.total):
-            tail = "" if imp is None else _(" while the loss improved only {improvement:.2g}% over the last window").format(improvement=imp * 100)
+            level = tail_median(lv, t.smooth_points) if lv else math.inf
+            if level <= t.plateau_min_loss:  # converged: small gradients are what a low flat loss has
+                ep.cool(_VANISHING, step, t.clear_points)
+                return
+            tail = (
+                ""
+                if imp is None
+                else _(" while the loss stays at {level} ({change:+.2g}% over the last window)").format(
+                    level=fmt(level), change=imp * 100
+                )
+            )
             ep.hot(
                 _VANISHING,
                 step,
                 GRAD_NORM,
                 med,
-                _("grad_norm median {med} at step {step} is below {grad_norm_vanishing}{tail}").format(med=fmt(med), step=step, grad_norm_vanishing=fmt(t.grad_norm_vanishing), tail=tail),
+                _("grad_norm median {med} at step {step} is below {grad_norm_vanishing}{tail}").format(
+                    med=fmt(med), step=step, grad_norm_vanishing=fmt(t.grad_norm_vanishing), tail=tail
+                ),
+                merge=self.ctx.recent(t.window_points),
             )
         else:
             ep.cool(_VANISHING, step, t.clear_points)

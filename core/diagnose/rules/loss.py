@@ -1,5 +1,11 @@
 """loss_oscillation: a spike, a climb before the window fills, repeated rebounds, a loss stuck
-well above its best, or a diverging trend.
+well above its best, or a diverging trend; and divergence, a jump of orders of magnitude.
+
+A jump to ``divergence_ratio`` (100x: two orders of magnitude) the median of the window before it
+is no spike a run recovers from: a cross-entropy 100x its recent level is far beyond chance over
+any vocabulary (ln of 250k tokens is 12.4 nats), so the weights have left the region training was
+in. It is critical at the first such record, and the climb it starts is that one episode, not a
+loss_oscillation warning besides.
 
 A per-step loss is an interval mean and fairly smooth, so a spike is judged by a ratio to the
 rolling median plus the Iglewicz-Hoaglin modified z-score. The rolling median is computed only
@@ -44,6 +50,7 @@ from sfttop.core.textfmt import fmt
 from .base import Cols, Context, Point, TrainRule
 
 _KEY = Code.LOSS_OSCILLATION
+_DIV = Code.DIVERGENCE
 _INF = math.inf
 
 
@@ -63,6 +70,7 @@ class _Why(NamedTuple):
 class LossRule(TrainRule):
     __slots__ = (
         "block_best",
+        "div_ref",
         "ema",
         "l1",
         "l2",
@@ -75,7 +83,7 @@ class LossRule(TrainRule):
         "rebounds",
     )
     links = ("pending",)  # pending: quiet's EMA preview for absorb, not state
-    codes = (_KEY,)
+    codes = (_KEY, _DIV)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -85,6 +93,7 @@ class LossRule(TrainRule):
         self.ema = DebiasedEma()  # for the divergence trend
         self.loss_best = _INF  # lowest smoothed loss so far
         self.block_best = _INF  # lowest median of a whole block of window_points losses
+        self.div_ref = 0.0  # the median the open divergence jumped from
         self.pre: array[float] = array("d")  # losses before the kept ones (after a deep resume)
         self.rebound_prev = False
         self.rebounds: deque[int] = deque()  # indexes in the loss history of rebound onsets
@@ -104,6 +113,7 @@ class LossRule(TrainRule):
         nprev = i if i < W else W  # values in the window before this one
         p1, p2 = self.l1, self.l2
         spike, rebound, med, low = self._jump(x, lv, i, nprev)
+        diverged = nprev > 0 and self._diverged(p.step, x, lv, i, nprev, med, ep)
         lv.append(x)
         self.lb.push(x)
         self.l1, self.l2, self.l3 = x, p1, p2
@@ -116,9 +126,44 @@ class LossRule(TrainRule):
         hot = spike or early_rise or elevated or self._trending()
         if _KEY in ep.open:
             self._hold(p.step, hot, rebound, n >= t.smooth_points and self._held(now), ep)
-        elif hot:
+        elif hot and not diverged and _DIV not in ep.open:  # (a divergence is not also an oscillation)
             why = _Why(spike, early_rise, elevated, med, nprev, low, now, best)
             ep.hot(_KEY, p.step, LOSS, x, self._message(p.step, x, why))
+
+    def _diverged(self, step: int, x: float, lv: array[float], i: int, nprev: int, med: float, ep: Episodes) -> bool:
+        """Whether ``x`` opens or holds a divergence: ``divergence_ratio`` x the median ``med`` of
+        the ``nprev`` losses before it (nan: not computed yet) and ``oscillation_min_jump``
+        above it. The median is only computed when the cheap lower bound says it may be."""
+        t = self.t
+        if _DIV in ep.open:
+            # held while the loss stays an order of magnitude up (the square root of the ratio)
+            if x >= math.sqrt(t.divergence_ratio) * self.div_ref:
+                ep.hold(_DIV)
+                return True
+            ep.cool(_DIV, step, t.clear_points)
+            return False
+        lb = self.lb
+        bound = lb.prev if lb.prev < lb.cur else lb.cur
+        if x < t.divergence_ratio * bound:  # (the bound is at most the median; x <= 0 stops here too)
+            return False
+        if med != med:
+            med = median(lv[i - nprev : i])
+        if not (med > 0 and x >= t.divergence_ratio * med and x - med >= t.oscillation_min_jump):
+            return False
+        self.div_ref = med
+        ep.hot(
+            _DIV,
+            step,
+            LOSS,
+            x,
+            _(
+                "loss {loss} at step {step} is {times} the median {median} of the last {count} points "
+                "({orders:.1f} orders of magnitude): the loss diverged"
+            ).format(
+                loss=fmt(x), step=step, times=_times(x, med), median=fmt(med), count=nprev, orders=math.log10(x / med)
+            ),
+        )
+        return True
 
     def _level(self, x: float, p1: float, p2: float, n: int) -> tuple[float, float, bool]:
         """(the smoothed loss now, the best level, whether the loss climbed back well above it)
@@ -250,6 +295,8 @@ class LossRule(TrainRule):
         lv = self.h.values
         if self.rebounds or self.rebound_prev or self.ema.count < EMA_EXACT or len(lv) < t.window_points:
             return 0  # rebounds being counted, a debiased EMA or a window not yet full
+        if _DIV in ep.open:
+            return 0  # a divergence held or cooling: record by record
         seg = c.loss[i:j]
         W = t.window_points
         kth = W // 2 - 1 if W > 1 else 0
@@ -258,7 +305,9 @@ class LossRule(TrainRule):
         # lower than the set's).
         prev = lv[-W:]
         u = sorted(prev + seg)
-        # a spike or a counted rebound is >= its ratio x the window's median
+        # a spike or a counted rebound is >= its ratio x the window's median (and so is a
+        # divergence: divergence_ratio x its window's median, oscillation_min_jump above it, is
+        # both >= the spike ratio x that median and that far above the low of the windows)
         ratio = t.loss_spike_ratio if t.loss_spike_ratio < t.oscillation_ratio else t.oscillation_ratio
         if max(seg) >= ratio * u[kth] and self._spiky(seg, prev, ratio * u[kth], u[0], lv):
             return 0

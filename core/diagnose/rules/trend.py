@@ -12,101 +12,19 @@ since the first of them; ``clear_points`` clear checks in a row close it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from sfttop.core.diagnose.episodes import Code, Episodes
-from sfttop.core.diagnose.history import Hist, Mark, RuleState
 from sfttop.core.diagnose.stats import diffs, median, robust_noise, sample
 from sfttop.core.i18n import _
 from sfttop.core.metrics import LOSS, TOKEN_ACC
 from sfttop.core.textfmt import fmt
 
-from .base import Cols, Context, LossLevel, LrLevel, Point, TrainRule, acc_span
+from .base import _SAMPLE, Context, LossLevel, LrLevel, Point, Trend, acc_span
 
-_CONFIRM = 2  # consecutive hot checks before it opens
-# Values one trend median (or noise estimate) looks at. Up to this many points the statistics
-# are exact; past it they use an evenly strided sample, so a check costs O(1) and not O(run
-# length) (the medians of 500 noisy points are as good as of 50000).
-_SAMPLE = 500
 isfinite = math.isfinite
 
 
-class _Trend(TrainRule):
-    """A check on a stride over one metric's history, with the votes of the last checks."""
-
-    __slots__ = ("next", "since", "votes")
-    quiet_by_reach = True
-    still_in_bulk = True
-    code: Code
-    metric = ""
-    _which = 0  # the history this rule reads, in Timeline.hists order
-
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self.next = 0  # values of the metric at which the next check is due
-        self.votes = 0  # >0: consecutive hot checks; <0: consecutive clear checks
-        self.since = 0  # values logged when the current run of hot checks began
-
-    def _window(self, n: int) -> int:
-        t = self.t
-        return max(t.plateau_points, math.ceil(t.plateau_fraction * n))
-
-    def _span(self, h: Hist, mult: int) -> int:
-        """The window (points of ``h``) of a check: ``mult`` x ``_window`` of the points logged so
-        far, counted up to the cap only (past it the window stops growing), and never more than
-        the points kept. 0 while it does not fit."""
-        n = len(h.values)
-        total = h.off + n
-        cap = self.tl.cap
-        w = mult * self._window(total if total < cap else cap)
-        if w > n:
-            if not h.off or n < mult * self.t.plateau_points:
-                return 0
-            w = n  # a metric on only some records: fewer than a window of it kept
-        return w
-
-    def _verdict(
-        self, ep: Episodes, hot: bool, clear: bool, w: int, step: int, value: float, message: Callable[[], str]
-    ) -> None:
-        """The check's verdict on a window of ``w`` points; the finding opens at its start."""
-        h = self.h
-        n = len(h.values)
-        if hot:
-            self.votes = self.votes + 1 if self.votes > 0 else 1
-        elif clear:
-            self.votes = self.votes - 1 if self.votes < 0 else -1
-        else:
-            self.votes = 0
-        if self.votes == 1:
-            self.since = n
-        if self.votes >= _CONFIRM and n - self.since >= w // 2:
-            ep.hot(self.code, h.step(n - w), self.metric, value, message())
-        elif self.votes <= -self.t.clear_points:
-            ep.close(self.code, step)
-
-    # no check falls due inside a stretch: nothing in it can open or close this rule
-    def reach(self, c: Cols, i: int, j: int) -> int:
-        if c[self._which + 1] is None:  # (Cols lists the steps, then the histories' columns)
-            return j - i
-        k = self.next - len(self.h.values) - 1
-        return k if k < j - i else j - i
-
-    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
-        return j - i
-
-    def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
-        """(the stretch ends before the next check: the history moved, this rule did not)"""
-
-    def restore(self, state: RuleState, mark: Mark) -> None:
-        self.next = 0  # check again at once
-
-    def trimmed(self, dropped: tuple[int, ...]) -> None:
-        k = dropped[self._which]
-        self.next -= k
-        self.since -= k
-
-
-class Plateau(_Trend):
+class Plateau(Trend):
     """loss_plateau: flat (not rising: that is loss_oscillation's business), not just noise
     hiding a real improvement, near its best level, above ``plateau_min_loss``, with an LR not
     far below its peak."""
@@ -174,7 +92,7 @@ class Plateau(_Trend):
         )
 
 
-class AccuracySlow(_Trend):
+class AccuracySlow(Trend):
     """accuracy_slow: token accuracy gained less than ``accuracy_slow_gain`` over a window twice
     the plateau's (a fall is accuracy_drop's business), below ``accuracy_slow_ceiling``."""
 
