@@ -374,9 +374,42 @@ class Grouper:
         self._last = ""
         return out, self.offset
 
+    def reopen(self, step: int, keys: dict[str, float], family: str, last: str, offset: int) -> None:
+        """Be, from empty, where adding ``keys`` one by one at ``step`` would have left it
+        (``family`` and ``last`` as that would have set them)."""
+        self.step, self.keys, self.family, self._last, self.offset = step, keys, family, last, offset
+
     @property
     def pending(self) -> bool:
         return bool(self.keys)
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """How a ``Grouper`` starting empty splits records of one step with the given tags into
+    dicts: each piece's keys and the places of its records; the last piece is left open."""
+
+    pieces: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]
+    family: str  # the open piece's
+    last: str
+
+
+def plan_cycle(keys: list[tuple[str, str] | tuple[()]]) -> CyclePlan:
+    """The plan for records whose tags read as ``keys`` (``()``: a tag that is not read)."""
+    g = Grouper()
+    pieces: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+    idx: list[int] = []
+    for j, tk in enumerate(keys):
+        if not tk:
+            continue
+        before = tuple(g.keys)
+        if g.add(0, tk[0], tk[1], 0.0, j) is not None:
+            pieces.append((before, tuple(idx)))
+            idx = []
+        idx.append(j)
+    if idx:
+        pieces.append((tuple(g.keys), tuple(idx)))
+    return CyclePlan(tuple(pieces), g.family, g._last)
 
 
 @dataclass
