@@ -22,7 +22,7 @@ import struct
 from array import array
 from dataclasses import dataclass
 from itertools import chain, compress, count, repeat
-from operator import and_, ge, itemgetter, ne, sub
+from operator import and_, ge, itemgetter, lshift, ne, or_, sub
 
 from .tfrecord import _MASK_DELTA, _SPREAD, _advance_tables, _zeros_crc, crc32c, masked_crc32c, split_records
 
@@ -74,17 +74,20 @@ class _Layout:
 
     size: int  # bytes in a cycle
     cycles: re.Pattern[bytes]  # matches a run of cycles of this layout
-    unpack: struct.Struct  # a cycle's (step, value, stored data CRC) of each record
+    unpack: struct.Struct  # a cycle's step varint bytes, value and stored data CRC of each record
     tags: tuple[bytes, ...]
     starts: tuple[int, ...]  # each record's header in the cycle
     lengths: tuple[int, ...]  # each record's data length
-    varint: tuple[bool, ...]  # a step of more than one varint byte (unpacked as bytes)
+    width: int  # bytes of the step varint (one step: the same in every record of a cycle)
+    values: tuple[int, ...]  # where each record's value is in an unpacked cycle
+    crcs: tuple[int, ...]  # ... and its stored data CRC
 
 
 @dataclass(slots=True)
 class Stretch:
     """Consecutive cycles of one layout, every record of a cycle at one step, steps rising from
-    cycle to cycle, every CRC valid: ``rows[c]`` is cycle c's (step, value, CRC) per record."""
+    cycle to cycle, every CRC valid: ``rows[c]`` is cycle c unpacked (``layout.values`` says
+    where each record's value is)."""
 
     offset: int  # file offset of the first cycle
     layout: _Layout
@@ -189,15 +192,17 @@ def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
     starts = []
     lengths = []
     at = 0
+    width = key[0][2]
     for head, shape, s in key:
         parts.append(re.escape(head) + rb"\x09.{8}\x10")
         parts.append(rb"[\x00-\x7f]" if s == 1 else rb"[\x80-\xff]{%d}[\x00-\x7f]" % (s - 1))
         parts.append(re.escape(shape) + rb".{8}")
-        fmt += "22x" + ("B" if s == 1 else f"{s}s") + f"{len(shape)}xfI"
+        fmt += "22x" + "B" * s + f"{len(shape)}xfI"
         length = 10 + s + len(shape) + 4
         starts.append(at)
         lengths.append(length)
         at += 16 + length
+    per = width + 2
     return _Layout(
         at,
         re.compile(b"(?:" + b"".join(parts) + b"){1,65535}", re.S),
@@ -205,7 +210,9 @@ def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
         tuple(_SHAPES[shape] for _, shape, _ in key),
         tuple(starts),
         tuple(lengths),
-        tuple(s > 1 for _, _, s in key),
+        width,
+        tuple(j * per + width for j in range(len(key))),
+        tuple(j * per + width + 1 for j in range(len(key))),
     )
 
 
@@ -219,12 +226,19 @@ def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None
     n = (m.end() - pos) // size
     rows = list(layout.unpack.iter_unpack(memoryview(buf)[pos : pos + n * size]))
     cols = list(zip(*rows))
-    first = cols[0]
+    w, per = layout.width, layout.width + 2
     for j in range(1, len(layout.tags)):
-        other = cols[3 * j]
-        if other != first:
-            n = min(n, next(compress(count(), map(ne, first, other))))
-    steps = list(map(_Steps().__getitem__, first)) if layout.varint[0] else list(first)
+        for i in range(w):
+            first, other = cols[i], cols[j * per + i]
+            if other != first:
+                n = min(n, next(compress(count(), map(ne, first, other))))
+    # The step from its varint bytes, a column at a time (the last byte is under 0x80).
+    steps_it = iter(cols[0]) if w == 1 else map(and_, cols[0], repeat(0x7F))
+    for i in range(1, w):
+        steps_it = map(or_, steps_it, map(lshift, map(and_, cols[i], repeat(0x7F)), repeat(7 * i)))
+    steps = list(steps_it)
+    if w >= 10:
+        steps = [s - (1 << 64) if s >= 1 << 63 else s for s in steps]
     if n > 1:
         n = min(n, next(compress(count(1), map(ge, steps, steps[1:])), n))
     if n < len(rows):
@@ -274,9 +288,7 @@ class _Crcs:
         acc[0] ^= _fold(int.from_bytes(data, "big"), blocks, 8 * size * _SPREAD)
         p = len(lay.tags)
         stored = (
-            chain.from_iterable(map(itemgetter(*range(2, 3 * p, 3)), stretch.rows))
-            if p > 1
-            else map(itemgetter(2), stretch.rows)
+            chain.from_iterable(map(itemgetter(*lay.crcs), stretch.rows)) if p > 1 else map(itemgetter(lay.crcs[0]), stretch.rows)
         )
         subbed = array("I", map(and_, map(sub, stored, repeat(_MASK_DELTA)), repeat(0xFFFFFFFF)))
         raw = bytes(4 * p * k0) + subbed.tobytes() + bytes(4 * p * pad)

@@ -244,7 +244,7 @@ class EventsSource:
             row = rows[0]
             for j, tk in enumerate(tks):
                 if tk:
-                    self._emit(g.add(steps[0], tk[0], tk[1], row[3 * j + 1], at + lay.starts[j]))  # type: ignore[arg-type]
+                    self._emit(g.add(steps[0], tk[0], tk[1], row[lay.values[j]], at + lay.starts[j]))  # type: ignore[arg-type]
             lo = 1
             if n == 1:
                 return
@@ -252,7 +252,8 @@ class EventsSource:
         size = lay.size
         lists = []
         for keys, idx in plan.pieces:
-            get = itemgetter(*(3 * j + 1 for j in idx)) if len(idx) > 1 else itemgetter(3 * idx[0] + 1, 3 * idx[0] + 1)
+            vi = [lay.values[j] for j in idx]
+            get = itemgetter(*vi) if len(vi) > 1 else itemgetter(vi[0], vi[0])
             dicts = list(map(dict, map(zip, repeat(keys), map(get, rows[lo:]))))
             for d, step in zip(dicts, steps[lo:]):
                 d["step"] = step

@@ -86,7 +86,7 @@ def flat(sc: Scanned) -> list[tuple[int, object]]:
             lay = it.layout
             for c, row in enumerate(it.rows):
                 for j, tag in enumerate(lay.tags):
-                    out.append((it.offset + c * lay.size + lay.starts[j], (it.steps[c], tag, repr(row[3 * j + 1]))))
+                    out.append((it.offset + c * lay.size + lay.starts[j], (it.steps[c], tag, repr(row[lay.values[j]]))))
         else:
             got = simple_scalar(it[1])
             out.append((it[0], (got[0], got[1], repr(got[2])) if got is not None else it[1]))
