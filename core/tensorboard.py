@@ -92,6 +92,9 @@ def _fields(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]
     return out
 
 
+proto_fields = _fields  # the wire reader, for other protobuf records read by hand (W&B's datastore)
+
+
 # The event of one ``add_scalar`` with a simple_value (what torch, tensorboardX and TF1 write):
 # wall_time, step, then a Summary holding one Value of a tag (< 128 bytes) and a float. Read
 # with one C-level match instead of the general decoder: a run logs hundreds of thousands.
