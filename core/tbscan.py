@@ -126,10 +126,24 @@ def scan_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Scanned:
     n = len(buf)
     pos = 0
     crcs = _Crcs()
+    recent: list[_Layout] = []  # layouts met in this read, newest first: tried before _cycle
     while pos < n:
-        layout = _cycle(buf, pos)
+        stretch = None
+        for lay in recent:
+            if lay.cycles.match(buf, pos) is not None:
+                # A layout seen before (the train steps after an evaluation): any cycle of it
+                # is one step's records, so the stretch is read as one that _cycle found.
+                stretch = _stretch(buf, pos, lay, base)
+                if stretch is not None:
+                    break
+        layout = stretch.layout if stretch is not None else _cycle(buf, pos)
         if layout is not None:
-            stretch = _stretch(buf, pos, layout, base)
+            if stretch is None:
+                stretch = _stretch(buf, pos, layout, base)
+                if layout in recent:
+                    recent.remove(layout)
+                recent.insert(0, layout)
+                del recent[4:]
             if stretch is not None:
                 crcs.add(buf, pos, stretch)
                 out.items.append(stretch)
@@ -241,6 +255,8 @@ def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None
         steps = [s - (1 << 64) if s >= 1 << 63 else s for s in steps]
     if n > 1:
         n = min(n, next(compress(count(1), map(ge, steps, steps[1:])), n))
+    if n == 0:
+        return None  # the records of its first cycle are not at one step
     if n < len(rows):
         del rows[n:], steps[n:]
     return Stretch(base + pos, layout, steps, rows)
@@ -284,15 +300,16 @@ class _Crcs:
         pad = -(k0 + n) % _SPREAD
         blocks = (k0 + n + pad) // _SPREAD
         size = lay.size
-        data = bytes(k0 * size) + buf[pos : pos + n * size] + bytes(pad * size)
-        acc[0] ^= _fold(int.from_bytes(data, "big"), blocks, 8 * size * _SPREAD)
+        # The k0 cycles before it are leading zeros; the pad after it, a shift.
+        data = int.from_bytes(buf[pos : pos + n * size], "big") << (8 * size * pad)
+        acc[0] ^= data if blocks == 1 else _fold(data, blocks, 8 * size * _SPREAD)
         p = len(lay.tags)
         stored = (
             chain.from_iterable(map(itemgetter(*lay.crcs), stretch.rows)) if p > 1 else map(itemgetter(lay.crcs[0]), stretch.rows)
         )
         subbed = array("I", map(and_, map(sub, stored, repeat(_MASK_DELTA)), repeat(0xFFFFFFFF)))
-        raw = bytes(4 * p * k0) + subbed.tobytes() + bytes(4 * p * pad)
-        acc[1] ^= _fold(int.from_bytes(raw, "big"), blocks, 8 * 4 * p * _SPREAD)
+        raw = int.from_bytes(subbed.tobytes(), "big") << (32 * p * pad)
+        acc[1] ^= raw if blocks == 1 else _fold(raw, blocks, 8 * 4 * p * _SPREAD)
         acc[2] += n
 
     def ok(self) -> bool:

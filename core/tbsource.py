@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import add, itemgetter
 
 from .discover import event_files, is_events_file
 from .parse import LogParser
@@ -253,10 +253,10 @@ class EventsSource:
         lists = []
         for keys, idx in plan.pieces:
             vi = [lay.values[j] for j in idx]
-            get = itemgetter(*vi) if len(vi) > 1 else itemgetter(vi[0], vi[0])
-            dicts = list(map(dict, map(zip, repeat(keys), map(get, rows[lo:]))))
-            for d, step in zip(dicts, steps[lo:]):
-                d["step"] = step
+            # each cycle's values as a tuple (itemgetter of one index gives the value itself)
+            vals = map(itemgetter(*vi), rows[lo:]) if len(vi) > 1 else zip(map(itemgetter(vi[0]), rows[lo:]))
+            # (values..., step) of each cycle, zipped with the keys: the dicts Grouper.close makes
+            dicts = list(map(dict, map(zip, repeat((*keys, "step")), map(add, vals, zip(steps[lo:])))))
             first = at + lay.starts[idx[0]]
             lists.append(list(zip(dicts, range(first + lo * size, first + n * size, size))))
         *done, last = lists
