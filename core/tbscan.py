@@ -20,9 +20,11 @@ from __future__ import annotations
 import re
 import struct
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain, compress, count, repeat
-from operator import and_, ge, itemgetter, lshift, ne, or_, sub
+from itertools import compress, count, repeat
+from operator import and_, ge, lshift, ne, or_, sub
+from typing import Any
 
 from .tfrecord import _MASK_DELTA, _SPREAD, _advance_tables, _zeros_crc, crc32c, masked_crc32c, split_records
 
@@ -74,29 +76,33 @@ class _Layout:
 
     size: int  # bytes in a cycle
     cycles: re.Pattern[bytes]  # matches a run of cycles of this layout
-    unpack: struct.Struct  # a cycle's step varint bytes, value and stored data CRC of each record
     tags: tuple[bytes, ...]
     starts: tuple[int, ...]  # each record's header in the cycle
     lengths: tuple[int, ...]  # each record's data length
     width: int  # bytes of the step varint (one step: the same in every record of a cycle)
-    values: tuple[int, ...]  # where each record's value is in an unpacked cycle
-    crcs: tuple[int, ...]  # ... and its stored data CRC
+    step_at: tuple[int, ...]  # where each record's step varint is in the cycle
+    value_at: tuple[int, ...]  # ... its float value
+    crc_at: tuple[int, ...]  # ... its stored data CRC
 
 
 @dataclass(slots=True)
 class Stretch:
     """Consecutive cycles of one layout, every record of a cycle at one step, steps rising from
-    cycle to cycle, every CRC valid: ``rows[c]`` is cycle c unpacked (``layout.values`` says
-    where each record's value is)."""
+    cycle to cycle, every CRC valid; as columns: ``values[j][c]`` is record j of cycle c."""
 
     offset: int  # file offset of the first cycle
     layout: _Layout
     steps: list[int]  # each cycle's step
-    rows: list[tuple[int | bytes | float, ...]]
+    values: list[tuple[float, ...]]
+    crcs: list[tuple[int, ...]]  # stored, masked
+
+    @property
+    def cycles(self) -> int:
+        return len(self.steps)
 
     @property
     def count(self) -> int:
-        return len(self.rows) * len(self.layout.tags)
+        return len(self.steps) * len(self.layout.tags)
 
 
 @dataclass
@@ -147,7 +153,7 @@ def scan_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Scanned:
             if stretch is not None:
                 crcs.add(buf, pos, stretch)
                 out.items.append(stretch)
-                pos += len(stretch.rows) * layout.size
+                pos += stretch.cycles * layout.size
                 continue
             stop = pos + layout.size
         else:
@@ -202,54 +208,54 @@ def _cycle(buf: bytes, pos: int) -> _Layout | None:
 
 def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
     parts = []
-    fmt = "<"
-    starts = []
-    lengths = []
+    starts, lengths, step_at, value_at, crc_at = [], [], [], [], []
     at = 0
     width = key[0][2]
     for head, shape, s in key:
         parts.append(re.escape(head) + rb"\x09.{8}\x10")
         parts.append(rb"[\x00-\x7f]" if s == 1 else rb"[\x80-\xff]{%d}[\x00-\x7f]" % (s - 1))
         parts.append(re.escape(shape) + rb".{8}")
-        fmt += "22x" + "B" * s + f"{len(shape)}xfI"
         length = 10 + s + len(shape) + 4
         starts.append(at)
         lengths.append(length)
+        step_at.append(at + 22)
+        value_at.append(at + 22 + s + len(shape))
+        crc_at.append(at + 12 + length)
         at += 16 + length
-    per = width + 2
     return _Layout(
         at,
         re.compile(b"(?:" + b"".join(parts) + b"){1,65535}", re.S),
-        struct.Struct(fmt),
         tuple(_SHAPES[shape] for _, shape, _ in key),
         tuple(starts),
         tuple(lengths),
         width,
-        tuple(j * per + width for j in range(len(key))),
-        tuple(j * per + width + 1 for j in range(len(key))),
+        tuple(step_at),
+        tuple(value_at),
+        tuple(crc_at),
     )
 
 
 def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None:
     """The cycles of ``layout`` from ``pos`` whose records share a step, steps rising from
-    cycle to cycle (their CRCs are checked by ``_Crcs``)."""
+    cycle to cycle (their CRCs are checked by ``_Crcs``). Each field is read as a column: a
+    strided memoryview of the cycles (one byte of the field in every cycle)."""
     m = layout.cycles.match(buf, pos)
     if m is None:  # pragma: no cover - the cycle it was made from matches
         return None
     size = layout.size
     n = (m.end() - pos) // size
-    rows = list(layout.unpack.iter_unpack(memoryview(buf)[pos : pos + n * size]))
-    cols = list(zip(*rows))
-    w, per = layout.width, layout.width + 2
-    for j in range(1, len(layout.tags)):
+    mv = memoryview(buf)[pos : pos + n * size]
+    w = layout.width
+    first = [mv[layout.step_at[0] + i :: size] for i in range(w)]
+    for at in layout.step_at[1:]:
         for i in range(w):
-            first, other = cols[i], cols[j * per + i]
-            if other != first:
-                n = min(n, next(compress(count(), map(ne, first, other))))
+            other = mv[at + i :: size]
+            if other != first[i]:
+                n = min(n, next(compress(count(), map(ne, first[i], other))))
     # The step from its varint bytes, a column at a time (the last byte is under 0x80).
-    steps_it = iter(cols[0]) if w == 1 else map(and_, cols[0], repeat(0x7F))
+    steps_it: Iterator[int] = iter(first[0]) if w == 1 else map(and_, first[0], repeat(0x7F))
     for i in range(1, w):
-        steps_it = map(or_, steps_it, map(lshift, map(and_, cols[i], repeat(0x7F)), repeat(7 * i)))
+        steps_it = map(or_, steps_it, map(lshift, map(and_, first[i], repeat(0x7F)), repeat(7 * i)))
     steps = list(steps_it)
     if w >= 10:
         steps = [s - (1 << 64) if s >= 1 << 63 else s for s in steps]
@@ -257,9 +263,19 @@ def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None
         n = min(n, next(compress(count(1), map(ge, steps, steps[1:])), n))
     if n == 0:
         return None  # the records of its first cycle are not at one step
-    if n < len(rows):
-        del rows[n:], steps[n:]
-    return Stretch(base + pos, layout, steps, rows)
+    del steps[n:]
+    mv = mv[: n * size]
+    lanes = bytearray(4 * n)
+    floats, ints = struct.Struct(f"<{n}f"), struct.Struct(f"<{n}I")
+
+    def column(at: int, fmt: struct.Struct) -> tuple[Any, ...]:
+        for k in range(4):
+            lanes[k::4] = mv[at + k :: size]
+        return fmt.unpack(lanes)
+
+    values = [column(at, floats) for at in layout.value_at]
+    crcs = [column(at, ints) for at in layout.crc_at]
+    return Stretch(base + pos, layout, steps, values, crcs)
 
 
 def _fold(x: int, blocks: int, bits: int) -> int:
@@ -292,7 +308,7 @@ class _Crcs:
 
     def add(self, buf: bytes, pos: int, stretch: Stretch) -> None:
         lay = stretch.layout
-        n = len(stretch.rows)
+        n = stretch.cycles
         acc = self.acc.get(lay)
         if acc is None:
             acc = self.acc[lay] = [0, 0, 0]
@@ -304,10 +320,9 @@ class _Crcs:
         data = int.from_bytes(buf[pos : pos + n * size], "big") << (8 * size * pad)
         acc[0] ^= data if blocks == 1 else _fold(data, blocks, 8 * size * _SPREAD)
         p = len(lay.tags)
-        stored = (
-            chain.from_iterable(map(itemgetter(*lay.crcs), stretch.rows)) if p > 1 else map(itemgetter(lay.crcs[0]), stretch.rows)
-        )
-        subbed = array("I", map(and_, map(sub, stored, repeat(_MASK_DELTA)), repeat(0xFFFFFFFF)))
+        subbed = array("I", bytes(4 * p * n))
+        for j, col in enumerate(stretch.crcs):  # cycle by cycle, record by record
+            subbed[j::p] = array("I", map(and_, map(sub, col, repeat(_MASK_DELTA)), repeat(0xFFFFFFFF)))
         raw = int.from_bytes(subbed.tobytes(), "big") << (32 * p * pad)
         acc[1] ^= raw if blocks == 1 else _fold(raw, blocks, 8 * 4 * p * _SPREAD)
         acc[2] += n

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import add, itemgetter
+from operator import add
 
 from .discover import event_files, is_events_file
 from .parse import LogParser
@@ -235,16 +235,15 @@ class EventsSource:
         if not plan.pieces:
             return
         g = f.grouper
-        rows, steps = st.rows, st.steps
-        n = len(rows)
+        steps, values = st.steps, st.values
+        n = len(steps)
         at = base + st.offset
         lo = 0
         if g.pending and g.step == steps[0]:
             # Records before the stretch at its first step: its first cycle goes on from them.
-            row = rows[0]
             for j, tk in enumerate(tks):
                 if tk:
-                    self._emit(g.add(steps[0], tk[0], tk[1], row[lay.values[j]], at + lay.starts[j]))  # type: ignore[arg-type]
+                    self._emit(g.add(steps[0], tk[0], tk[1], values[j][0], at + lay.starts[j]))
             lo = 1
             if n == 1:
                 return
@@ -252,9 +251,7 @@ class EventsSource:
         size = lay.size
         lists = []
         for keys, idx in plan.pieces:
-            vi = [lay.values[j] for j in idx]
-            # each cycle's values as a tuple (itemgetter of one index gives the value itself)
-            vals = map(itemgetter(*vi), rows[lo:]) if len(vi) > 1 else zip(map(itemgetter(vi[0]), rows[lo:]))
+            vals = zip(*(values[j][lo:] for j in idx))  # each cycle's values of the piece
             # (values..., step) of each cycle, zipped with the keys: the dicts Grouper.close makes
             dicts = list(map(dict, map(zip, repeat((*keys, "step")), map(add, vals, zip(steps[lo:])))))
             first = at + lay.starts[idx[0]]

@@ -84,9 +84,9 @@ def flat(sc: Scanned) -> list[tuple[int, object]]:
     for it in sc.items:
         if isinstance(it, Stretch):
             lay = it.layout
-            for c, row in enumerate(it.rows):
+            for c in range(it.cycles):
                 for j, tag in enumerate(lay.tags):
-                    out.append((it.offset + c * lay.size + lay.starts[j], (it.steps[c], tag, repr(row[lay.values[j]]))))
+                    out.append((it.offset + c * lay.size + lay.starts[j], (it.steps[c], tag, repr(it.values[j][c]))))
         else:
             got = simple_scalar(it[1])
             out.append((it[0], (got[0], got[1], repr(got[2])) if got is not None else it[1]))
@@ -193,6 +193,6 @@ def test_hf_layout_is_read_in_stretches() -> None:
         if s % 100 == 0:
             recs += [frame(_scalar(s, tag, 1.0, t)) for tag in ("eval/loss", "eval/runtime", "train/epoch")]
     got = scan_records(b"".join(recs))
-    rows = sum(len(it.rows) * len(it.layout.tags) for it in got.items if isinstance(it, Stretch))
+    rows = sum(it.count for it in got.items if isinstance(it, Stretch))
     assert got.count == 4030 and rows == 4030
     assert sum(struct.unpack_from("<Q", r)[0] > 0 for r in recs) == 4030
