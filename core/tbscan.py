@@ -21,7 +21,7 @@ import re
 import struct
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from operator import and_, ge, lshift, ne, or_, sub
 from typing import Any
@@ -75,7 +75,8 @@ class _Layout:
     """The byte layout of one cycle: the records of one step, each a one-scalar record."""
 
     size: int  # bytes in a cycle
-    cycles: re.Pattern[bytes]  # matches a run of cycles of this layout
+    mask: bytes  # of a cycle's bytes, the bits that are the same in every cycle of this layout
+    template: bytes  # ... and what they are
     tags: tuple[bytes, ...]
     starts: tuple[int, ...]  # each record's header in the cycle
     lengths: tuple[int, ...]  # each record's data length
@@ -83,6 +84,7 @@ class _Layout:
     step_at: tuple[int, ...]  # where each record's step varint is in the cycle
     value_at: tuple[int, ...]  # ... its float value
     crc_at: tuple[int, ...]  # ... its stored data CRC
+    masks: dict[int, tuple[int, int]] = field(default_factory=dict)  # cycles -> (mask, template) as ints
 
 
 @dataclass(slots=True)
@@ -136,12 +138,11 @@ def scan_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Scanned:
     while pos < n:
         stretch = None
         for lay in recent:
-            if lay.cycles.match(buf, pos) is not None:
-                # A layout seen before (the train steps after an evaluation): any cycle of it
-                # is one step's records, so the stretch is read as one that _cycle found.
-                stretch = _stretch(buf, pos, lay, base)
-                if stretch is not None:
-                    break
+            # A layout seen before (the train steps after an evaluation): any cycle of it is
+            # one step's records, so the stretch is read as one that _cycle found.
+            stretch = _stretch(buf, pos, lay, base)
+            if stretch is not None:
+                break
         layout = stretch.layout if stretch is not None else _cycle(buf, pos)
         if layout is not None:
             if stretch is None:
@@ -207,14 +208,16 @@ def _cycle(buf: bytes, pos: int) -> _Layout | None:
 
 
 def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
-    parts = []
+    mask, template = bytearray(), bytearray()
     starts, lengths, step_at, value_at, crc_at = [], [], [], [], []
     at = 0
     width = key[0][2]
     for head, shape, s in key:
-        parts.append(re.escape(head) + rb"\x09.{8}\x10")
-        parts.append(rb"[\x00-\x7f]" if s == 1 else rb"[\x80-\xff]{%d}[\x00-\x7f]" % (s - 1))
-        parts.append(re.escape(shape) + rb".{8}")
+        # header, 0x09, wall_time, 0x10 | step varint (only its continuation bits are fixed) |
+        # the Summary/Value/tag bytes | value, data CRC
+        fixed = head + b"\x09"
+        mask += b"\xff" * len(fixed) + bytes(8) + b"\xff" + b"\x80" * s + b"\xff" * len(shape) + bytes(8)
+        template += fixed + bytes(8) + b"\x10" + b"\x80" * (s - 1) + b"\x00" + shape + bytes(8)
         length = 10 + s + len(shape) + 4
         starts.append(at)
         lengths.append(length)
@@ -224,7 +227,8 @@ def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
         at += 16 + length
     return _Layout(
         at,
-        re.compile(b"(?:" + b"".join(parts) + b"){1,65535}", re.S),
+        bytes(mask),
+        bytes(template),
         tuple(_SHAPES[shape] for _, shape, _ in key),
         tuple(starts),
         tuple(lengths),
@@ -235,15 +239,38 @@ def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
     )
 
 
+def _extent(buf: bytes, pos: int, layout: _Layout) -> int:
+    """How many cycles of ``layout`` follow from ``pos``: their fixed bits compared as one int
+    with those of as many template cycles (64, then twice as many each time, up to 4096)."""
+    size = layout.size
+    most = min((len(buf) - pos) // size, 1 << 16)
+    n = 0
+    k = 64
+    while n < most:
+        k = min(k, most - n)
+        got = layout.masks.get(k)
+        if got is None:
+            got = (int.from_bytes(layout.mask * k, "big"), int.from_bytes(layout.template * k, "big"))
+            if len(layout.masks) < 16:
+                layout.masks[k] = got
+        a = pos + n * size
+        diff = (int.from_bytes(buf[a : a + k * size], "big") & got[0]) ^ got[1]
+        if diff:
+            # the most significant differing bit is in the first cycle that is not one
+            return n + (k * size - 1 - (diff.bit_length() - 1) // 8) // size
+        n += k
+        k = min(2 * k, 4096)
+    return n
+
+
 def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None:
     """The cycles of ``layout`` from ``pos`` whose records share a step, steps rising from
     cycle to cycle (their CRCs are checked by ``_Crcs``). Each field is read as a column: a
     strided memoryview of the cycles (one byte of the field in every cycle)."""
-    m = layout.cycles.match(buf, pos)
-    if m is None:  # pragma: no cover - the cycle it was made from matches
-        return None
     size = layout.size
-    n = (m.end() - pos) // size
+    n = _extent(buf, pos, layout)
+    if n == 0:
+        return None
     mv = memoryview(buf)[pos : pos + n * size]
     w = layout.width
     first = [mv[layout.step_at[0] + i :: size] for i in range(w)]
