@@ -272,13 +272,21 @@ class StoreSource:
             return None
         finally:
             con.close()
-        for rowid, key, value, step, is_nan in rows:
-            self.last_rowid = rowid
-            parser.stats.lines += 1
-            if not isinstance(key, str) or not isinstance(value, (int, float)) or not isinstance(step, int):
+        if rows:
+            self.last_rowid = rows[-1][0]
+            parser.stats.lines += len(rows)
+        held = self.held
+        # (self._add inline: a database of a long run holds millions of rows)
+        for _rowid, key, value, step, is_nan in rows:
+            if type(key) is not str or type(step) is not int or type(value) not in (float, int):
                 parser.stats.skip(clean_text(repr((key, value, step))[:200]).encode())
                 continue
-            self._add(step, key, math.nan if is_nan else float(value))
+            row = held.get(step)
+            if row is None:
+                if len(held) >= _MAX_STEPS_HELD:
+                    continue
+                row = held[step] = {}
+            row[key] = math.nan if is_nan else float(value)
         if len(rows) < 200000:
             self.offset = self.size
         return bool(rows)
