@@ -67,7 +67,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+import gen_line_formats  # noqa: E402
 import genlogs  # noqa: E402
+import tbgen  # noqa: E402
 
 COLS, ROWS = 120, 36
 SENTINEL = "0.0424"  # genlogs.SENTINEL_LOSS as the loss card shows it
@@ -75,7 +77,7 @@ TL_SENTINEL = f"{{'loss': {genlogs.SENTINEL_LOSS},"  # ... and as the log's last
 LOSS_CARD = re.compile(r"│ loss +([^\s↑↓✖]+)")  # the value, without its out-of-range mark
 NUMBER = re.compile(r"[-+]?(\d|\.\d)")
 CLK = os.sysconf("SC_CLK_TCK")
-FIGURES = ("report", "first-screen", "toolong", "latency", "keys", "idle", "busy", "memory")
+FIGURES = ("report", "formats", "first-screen", "toolong", "latency", "keys", "idle", "busy", "memory")
 BUSY_LOADS = ((16, 2.0), (1, 100.0), (16, 20.0), (64, 1.0))  # (runs, records/s each)
 
 
@@ -702,6 +704,89 @@ class Bench:
                  "cpu": [r["cpu"] for r in many], "one_process_cpu": [r["cpu"] for r in many1]},
             )
         )
+
+    # -------------------------------------------------------------------------- formats
+    def format_logs(self, n: int) -> Path:
+        """Every format's log of n train records (an eval every 100 steps), and the same
+        records as JSON lines, generated once per size."""
+        d = self.logs / f"formats-n{n}-v1"
+        if not (d / "done").exists():
+            self.say(f"generating every format's log of {n:,} records into {d} ...")
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            for name, gen in gen_line_formats.SHAPES.items():
+                m = n // 10 if name in ("keras-csv", "jsonl-eval-every-step") else n
+                with open(d / f"{name}.log", "w") as f:
+                    for line in gen(m):
+                        f.write(line + "\n")
+            gen_line_formats.stores(d, n)
+            tbgen.write_events(str(d / "tb"), n)
+            genlogs.write_jsonl(str(d / "tb.jsonl"), n, 0)
+            (d / "done").write_text("")
+        return d
+
+    def fig_formats(self) -> None:
+        """``--report`` on each format against ``--report`` on the same records as JSON lines
+        (``as_jsonl.py``: what sfttop reads from the log, every metric, written back as JSON
+        lines): one process each (the helper of core/pipe.py reads only line logs),
+        interleaved, CPU seconds (user + system) as the figure and wall time beside it."""
+        z = self.sizes
+        n = z.report_n
+        d = self.format_logs(n)
+        cases = [
+            ("TensorBoard event file (HF `TensorBoardCallback` tags, 7 scalars a record)", d / "tb", n),
+            ("Megatron-LM stdout", d / "megatron.log", n),
+            ("nanoGPT stdout", d / "nanogpt.log", n),
+            ("nanochat stdout", d / "nanochat.log", n),
+            ("llm.c stdout", d / "llmc.log", n),
+            ("torchtune DiskLogger", d / "torchtune.log", n),
+            ("torchtune stdout (tqdm descriptions)", d / "torchtune-stdout.log", n),
+            ("Lightning `metrics.csv`", d / "lightning-csv.log", n),
+            ("W&B history CSV", d / "wandb-csv.log", n),
+            ("DVCLive directory", d / "dvclive", n),
+            ("MLflow file store run", d / "mlruns" / "0" / "bench", n),
+            ("MLflow `mlflow.db`", d / "mlflow.db", n),
+            (f"Keras `CSVLogger` ({fmt_n(n // 10)} epochs, an eval each)", d / "keras-csv.log", n // 10),
+        ]
+        for label, path, records in cases:
+            # The reference: what sfttop reads from this log, written back as its JSON lines.
+            reference = d / f"{path.name}.as.jsonl"
+            if not reference.exists():
+                conv = [self.python, str(HERE / "as_jsonl.py"), str(path), str(reference) + ".tmp"]
+                done = run_timed(conv, capture=True)
+                if done["rc"] != 0:
+                    raise RuntimeError(f"{shlex.join(conv)} exited {done['rc']}: {done['stderr']}")
+                os.replace(str(reference) + ".tmp", reference)
+            cmd = [*self.sfttop, "--report", "--format", "json", str(path)]
+            rcmd = [*self.sfttop, "--report", "--format", "json", str(reference)]
+            ours: list[dict[str, Any]] = []
+            refs: list[dict[str, Any]] = []
+            self.say(f"formats: {label}: {z.repeats} x (JSON lines, format) ...")
+            for _ in range(z.repeats):
+                refs.append(run_timed(rcmd, env=ONE_PROCESS))
+                ours.append(run_timed(cmd, env=ONE_PROCESS))
+            for r in ours + refs:
+                if r["rc"] not in (0, 1):
+                    raise RuntimeError(f"{shlex.join(cmd)} exited {r['rc']}: {r['stderr']}")
+            found = json.loads(run_timed(cmd, capture=True, env=ONE_PROCESS)["stdout"])["runs"][0]
+            train = found["records"]["train"]
+            c, rc = median([r["cpu"] for r in ours]), median([r["cpu"] for r in refs])
+            w, rw = median([r["wall"] for r in ours]), median([r["wall"] for r in refs])
+            ratio = c / rc
+            self.add(
+                Row(
+                    f"`--report`, {fmt_n(records)} records: {label}",
+                    f"{c:.2f} s CPU = **{ratio:.2f}x** JSON lines (wall {fmt_s(w)} vs {fmt_s(rw)})"
+                    + (f" ({records - train:,} of {records:,} train records missing)" if train != records else ""),
+                    f"JSON lines of the same records (every metric) {rc:.2f} s CPU; target ≤ 1.5x",
+                    "pass" if ratio <= 1.5 and train == records else "FAIL",
+                    f"{_env_str(ONE_PROCESS)} {self.cmd_str(cmd)} vs the same on {self.cmd_str([str(reference)])} "
+                    f"(median of {z.repeats}, interleaved; CPU = user + system of the process)",
+                    {"format": label, "records": records, "train_found": train, "cpu": [r["cpu"] for r in ours],
+                     "wall": [r["wall"] for r in ours], "ref_cpu": [r["cpu"] for r in refs],
+                     "ref_wall": [r["wall"] for r in refs], "ratio": ratio},
+                )
+            )
 
     def fig_stages(self, log: Path, label: str, floor_wall: float) -> None:
         """Where the report's CPU time goes (one process, by stage), against what 1.5x the floor
@@ -1381,6 +1466,7 @@ class Bench:
         git0 = self.git_state()
         fns = {
             "report": self.fig_report,
+            "formats": self.fig_formats,
             "first-screen": self.fig_first_screen,
             "toolong": self.fig_toolong,
             "latency": self.fig_latency,

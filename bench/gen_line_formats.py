@@ -3,7 +3,7 @@
 
     python bench/gen_line_formats.py OUTDIR [N]    # writes OUTDIR/<format>.log, N = 300000
 
-and the tracker stores: ``OUTDIR/dvclive/``, ``OUTDIR/mlruns/0/bench/``, ``OUTDIR/mlflow.db``.
+(``jsonl.log``: the same records as JSON lines, the reference), and the tracker stores: ``OUTDIR/dvclive/``, ``OUTDIR/mlruns/0/bench/``, ``OUTDIR/mlflow.db``.
 
 Line shapes are the real logs' (../shared/logs); values follow a smooth loss curve with noise.
 """
@@ -102,10 +102,24 @@ def wandb_csv(n: int) -> Iterator[str]:
         yield f"{s - 1},{s * 0.5!r},{loss:.4f},{gn!r},{lr!r},{s / 1000!r},{1745673728.19 + s!r},{s}"
 
 
+def jsonl(n: int, eval_every: int = 100) -> Iterator[str]:
+    """The same records as sfttop's own JSON lines: the reference each format is timed against."""
+    for s, loss, lr, gn in _curve(n):
+        yield f'{{"step": {s}, "loss": {loss!r}, "learning_rate": {lr!r}, "grad_norm": {gn!r}}}'
+        if s % eval_every == 0:
+            yield f'{{"step": {s}, "eval_loss": {loss + 0.1!r}}}'
+
+
+def jsonl_every_step(n: int) -> Iterator[str]:
+    """As ``jsonl`` with an eval every step: the reference for Keras (an eval every epoch)."""
+    return jsonl(n, 1)
+
+
 SHAPES: dict[str, Callable[[int], Iterator[str]]] = {
     "megatron": megatron, "nanogpt": nanogpt, "nanochat": nanochat, "llmc": llmc,
     "torchtune": torchtune, "torchtune-stdout": torchtune_stdout,
     "lightning-csv": lightning_csv, "keras-csv": keras_csv, "wandb-csv": wandb_csv,
+    "jsonl": jsonl, "jsonl-eval-every-step": jsonl_every_step,
 }
 
 

@@ -47,7 +47,8 @@ DVCLIVE = "dvclive"
 MLFLOW = "mlflow"
 MLFLOW_DB = "mlflow-db"
 WANDB_SUMMARY = "wandb-summary"
-STORE_FORMATS = (DVCLIVE, MLFLOW, MLFLOW_DB, WANDB_SUMMARY)
+WANDB = "wandb"  # a W&B run's own datastore, run-<id>.wandb
+STORE_FORMATS = (DVCLIVE, MLFLOW, MLFLOW_DB, WANDB_SUMMARY, WANDB)
 
 
 def store_kind(path: str) -> str | None:
@@ -55,6 +56,8 @@ def store_kind(path: str) -> str | None:
     base = os.path.basename(os.path.normpath(path))
     if base == "wandb-summary.json":
         return WANDB_SUMMARY
+    if base.startswith("run-") and base.endswith(".wandb") and os.path.isfile(path):
+        return WANDB
     if base.endswith(".db") and os.path.isfile(path):
         return MLFLOW_DB
     if os.path.isdir(os.path.join(path, "plots", "metrics")):
@@ -85,6 +88,9 @@ def find_log(directory: str) -> str | None:
         if want in present and os.path.isfile(os.path.join(directory, want)):
             return os.path.join(directory, want)
     logs = sorted(n for n in names if n.endswith(_LOG_SUFFIXES) and os.path.isfile(os.path.join(directory, n)))
+    if "latest-run" in present or os.path.basename(os.path.normpath(directory)) == "wandb":
+        # W&B's own folder: its debug logs are not a run's; its runs are the run-*/ folders.
+        logs = [n for n in logs if n not in ("debug.log", "debug-internal.log")]
     if logs:
         return os.path.join(directory, logs[0])
     store = _tracker_store(directory, present)
@@ -148,7 +154,8 @@ def _tracker_store(directory: str, present: set[str]) -> str | None:
     """A tracker's files in a run directory (core/stores.py reads them): a DVCLive directory
     (itself, or its ``dvclive/``/``live/``), an MLflow run (``metrics/`` beside ``meta.yaml``) or
     database, a W&B run folder (its captured stdout ``files/output.log`` first: it holds every
-    logged line, the summary only the last values)."""
+    logged line; else its datastore ``run-<id>.wandb``, every logged step; the summary, only the
+    last values, last)."""
     if store_kind(directory) is not None:
         return directory
     for sub in ("dvclive", "live"):
@@ -156,7 +163,13 @@ def _tracker_store(directory: str, present: set[str]) -> str | None:
             return os.path.join(directory, sub)
     if "mlflow.db" in present:
         return os.path.join(directory, "mlflow.db")
-    for rel in ("files/output.log", "files/wandb-summary.json", "wandb-summary.json"):
+    p = os.path.join(directory, "files", "output.log")
+    if "files" in present and os.path.isfile(p):
+        return p
+    for name in sorted(present):
+        if name.startswith("run-") and name.endswith(".wandb") and os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    for rel in ("files/wandb-summary.json", "wandb-summary.json"):
         p = os.path.join(directory, rel)
         if rel.split("/")[0] in present and os.path.isfile(p):
             return p
@@ -178,7 +191,7 @@ def _store_name(path: str, parts: list[str]) -> str | None:
                 return name  # (a tag anyone could set: cleaned wherever a run's name is shown)
         except OSError:
             pass
-    if kind in (WANDB_SUMMARY, MLFLOW_DB):
+    if kind in (WANDB_SUMMARY, MLFLOW_DB, WANDB):
         up = parts[:-1]
         if len(up) >= 2 and up[-1] == "files":
             up = up[:-1]

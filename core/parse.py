@@ -47,7 +47,7 @@ LLMC = formats.llmc.NAME
 TORCHTUNE = formats.torchtune.NAME
 # What --log-format accepts.
 # (the tracker stores of core/stores.py: named here, as importing that module here would be circular)
-STORES = ("dvclive", "mlflow", "mlflow-db", "wandb-summary")
+STORES = ("dvclive", "mlflow", "mlflow-db", "wandb-summary", "wandb")
 INPUT_FORMATS = (HF_STDOUT, JSONL, LLAMA_FACTORY, MS_SWIFT, TRAINER_STATE, TENSORBOARD, *formats.BY_NAME, *STORES)
 
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")

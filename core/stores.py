@@ -6,9 +6,10 @@
 - MLflow's database store (the default ``sqlite:///mlflow.db`` since MLflow 3): the ``metrics``
   table ``(key, value, timestamp, step, run_uuid)``, read through a read-only connection, the
   run with the newest metric when the database holds several.
-- W&B run folder without its stdout: ``wandb-summary.json``, the last value of every key,
-  rewritten on every log call (one record per new step it shows; the history itself is in the
-  binary ``.wandb`` file, which is not read).
+- W&B run folder without its stdout: its datastore ``run-<id>.wandb``, every ``wandb.log``
+  call's row (LevelDB log framing of protobuf ``Record``s: see ``_wandb_records``); or, without
+  that either, ``wandb-summary.json``, the last value of every key, rewritten on every log call
+  (one record per new step it shows).
 
 Every store comes down to (step, key, value) triples, collected per step into the dicts the HF
 Trainer would have logged (train, eval and end-of-run summary keys apart) and handed to the same
@@ -20,20 +21,24 @@ new. Nothing is ever written to a store.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sqlite3
+import struct
+import zlib
 from dataclasses import dataclass, field
 
 import orjson
 
 from sfttop.core.i18n import N_
 
-from .discover import DVCLIVE, MLFLOW_DB, WANDB_SUMMARY
+from .discover import DVCLIVE, MLFLOW_DB, WANDB, WANDB_SUMMARY
 from .formats.csvtable import metric_name
 from .parse import LogParser
 from .records import Event, EventKind, Item
 from .sanitize import clean_text
+from .tensorboard import Malformed, proto_fields
 
 _MAX_FILES = 1000  # metric files of one run read at most (a run logs tens of keys)
 _MAX_STEPS_HELD = 1 << 20
@@ -93,6 +98,9 @@ class StoreSource:
     run_uuid: str | None = None
     last_summary_step: int | None = None
     seq: int = 0  # offsets of the records handed on (there is no byte position across files)
+    ident: tuple[int, int] | None = None  # wandb: the datastore file read
+    last_step: int | None = None  # wandb: of the last history row
+    exit: Event | None = None  # wandb: the run's end, handed on after its last row
     malformed: int = 0
 
     @property
@@ -121,9 +129,15 @@ class StoreSource:
         newest = max(self.held) if self.held else None
         release = [
             s for s in sorted(self.held)
-            if (bound is None or s <= bound) and (grew is False or s != newest or bound is not None)
+            if (bound is None or s <= bound) and (grew is False or s != newest or bound is not None or self.exit)
         ]
         self._hand_on(release, parser, out_records, out_events)
+        if self.exit is not None and not self.held:
+            # After the last row (records and events are merged by offset).
+            self.exit.offset = self.seq + 1
+            parser.finished = parser.finished or self.exit.kind is EventKind.FINISHED
+            out_events.append(self.exit)
+            self.exit = None
         self.caught_up = not self.held and self.offset >= self.size
         return bool(release) or len(self.held) != before
 
@@ -142,6 +156,8 @@ class StoreSource:
             return self._read_db(parser)
         if self.kind == WANDB_SUMMARY:
             return self._read_summary(parser)
+        if self.kind == WANDB:
+            return self._read_wandb(parser, out_events, budget)
         root = os.path.join(self.path, "plots", "metrics") if self.kind == DVCLIVE else os.path.join(self.path, "metrics")
         for key, p in _metric_files(root, ".tsv" if self.kind == DVCLIVE else ""):
             if p not in self.files:
@@ -258,13 +274,21 @@ class StoreSource:
             return None
         finally:
             con.close()
-        for rowid, key, value, step, is_nan in rows:
-            self.last_rowid = rowid
-            parser.stats.lines += 1
-            if not isinstance(key, str) or not isinstance(value, (int, float)) or not isinstance(step, int):
+        if rows:
+            self.last_rowid = rows[-1][0]
+            parser.stats.lines += len(rows)
+        held = self.held
+        # (self._add inline: a database of a long run holds millions of rows)
+        for _rowid, key, value, step, is_nan in rows:
+            if type(key) is not str or type(step) is not int or type(value) not in (float, int):
                 parser.stats.skip(clean_text(repr((key, value, step))[:200]).encode())
                 continue
-            self._add(step, key, math.nan if is_nan else float(value))
+            row = held.get(step)
+            if row is None:
+                if len(held) >= _MAX_STEPS_HELD:
+                    continue
+                row = held[step] = {}
+            row[key] = math.nan if is_nan else float(value)
         if len(rows) < 200000:
             self.offset = self.size
         return bool(rows)
@@ -298,6 +322,77 @@ class StoreSource:
                     self._add(step, k, float(v))
         return True
 
+    def _read_wandb(self, parser: LogParser, out_events: list[Event], budget: int) -> bool | None:
+        """The history rows written since the last poll (a record cut at the end, being
+        written, is read once whole)."""
+        try:
+            st = os.stat(self.path)
+            self.mtime = st.st_mtime
+            ident = (st.st_dev, st.st_ino)
+            if self.ident is not None and (ident != self.ident or st.st_size < self.offset):
+                out_events.append(Event(EventKind.SOURCE, "W&B datastore rewritten: read again"))
+                self.offset = 0
+            self.ident, self.size = ident, st.st_size
+            if st.st_size <= self.offset:
+                return False
+            # Whole blocks from the last complete record's block on: chunks never cross one.
+            start = self.offset - self.offset % _WB_BLOCK
+            want = min(st.st_size - start, max(budget, 4 * _WB_BLOCK))
+            with open(self.path, "rb") as fh:
+                for _ in range(2):
+                    fh.seek(start)
+                    buf = fh.read(want)
+                    if start == 0 and len(buf) >= 7 and not buf.startswith(_WB_MAGIC):
+                        self.error = "not a W&B datastore (no :W&B header)"
+                        self.offset = self.size
+                        return None
+                    records, end, corrupt = _wandb_records(buf, start, self.offset)
+                    if end > self.offset or start + len(buf) >= st.st_size:
+                        break
+                    want = min(st.st_size - start, 64 << 20)  # one record longer than a budget
+        except OSError as e:
+            self.error = e.strerror or str(e)
+            return None
+        self.offset = end
+        if corrupt:
+            parser.stats.skipped += corrupt
+            if len(parser.stats.skipped_examples) < 3:
+                parser.stats.skipped_examples.append(f"{corrupt} corrupt chunk(s) in {clean_text(os.path.basename(self.path)[:80])}")
+        grew = False
+        for data in records:
+            try:
+                row = _history_row(data)
+            except (Malformed, ValueError, UnicodeDecodeError):
+                self.malformed += 1
+                parser.stats.skipped += 1
+                continue
+            if type(row) is int:  # the run's exit record: every row is in, and how it ended
+                self.exit = (
+                    Event(EventKind.FINISHED, "W&B run finished (exit code 0)", -1, self.last_step)
+                    if row == 0
+                    else Event(EventKind.CRASHED, f"W&B run exited with code {row}", -1, self.last_step)
+                )
+                grew = True
+                continue
+            if not isinstance(row, dict):
+                continue  # another kind of record: config, summary, stats, console output ...
+            parser.stats.lines += 1
+            step = None
+            for k in _WB_STEP_KEYS:
+                v = row.get(k)
+                if isinstance(v, int) and not isinstance(v, bool):
+                    step = v
+                    break
+            if step is None:
+                parser.stats.skip(b"[W&B history row without a step]")
+                continue
+            grew = True
+            self.last_step = step
+            for k, v in row.items():
+                if k[:1] != "_" and k not in _WB_STEP_KEYS and type(v) in (int, float):  # (not bool)
+                    self._add(step, k, float(v))  # type: ignore[arg-type]
+        return grew
+
     # -- handing on ----------------------------------------------------------------------------
     def _hand_on(self, steps: list[int], parser: LogParser, out_records: list[Item], out_events: list[Event]) -> None:
         objs: list[object] = []
@@ -321,6 +416,122 @@ class StoreSource:
         if objs:
             parser._feed_objects(offs, objs, out_records, out_events)
             parser.progress_step = steps[-1]
+
+
+_WB_MAGIC = b":W&B\xe1\xbe\x00"  # ident, magic 0xBEE1, version 0
+_WB_BLOCK = 32768
+_WB_CHUNK = struct.Struct("<IHB")  # CRC-32 (zlib's) of type and data, length, type
+_WB_STEP_KEYS = ("train/global_step", "global_step", "iter", "step", "_step")
+_F64 = struct.Struct("<d")
+
+
+def _wandb_records(buf: bytes, base: int, offset: int) -> tuple[list[bytes], int, int]:
+    """The complete records in ``buf`` (file bytes from ``base``, a block start) from file
+    offset ``offset`` on, where the next read starts, and how many chunks were corrupt.
+
+    LevelDB's log format, as W&B's datastore writes it: 32 KiB blocks of chunks, each a 7-byte
+    header (checksum, length, type: 1 whole record, 2 first, 3 middle, 4 last piece) and its
+    data; fewer than 7 bytes left in a block are zero padding. A chunk whose checksum fails is
+    skipped with the record it belongs to; one whose header cannot be (a length past its block,
+    an unknown type) with the rest of its block.
+    """
+    out: list[bytes] = []
+    corrupt = 0
+    pos = max(offset, 7) - base
+    n = len(buf)
+    record_start = pos  # where the record being put together began
+    parts: list[bytes] = []
+    while True:
+        left = _WB_BLOCK - (base + pos) % _WB_BLOCK
+        if left < 7:
+            pos += left
+            continue
+        if pos + 7 > n:
+            break
+        crc, length, kind = _WB_CHUNK.unpack_from(buf, pos)
+        if kind == 0 and length == 0 and crc == 0:
+            pos += left  # the writer padded the block out
+            continue
+        end = pos + 7 + length
+        if length + 7 > left or kind not in (1, 2, 3, 4):
+            corrupt += 1
+            parts = []
+            pos += left
+            record_start = pos
+            continue
+        if end > n:
+            break
+        if zlib.crc32(buf[pos + 6 : end]) != crc:
+            # Damaged data (or length: then the next chunk fails too, up to the block's end).
+            corrupt += 1
+            parts = []
+            pos = end
+            record_start = pos
+            continue
+        data = buf[pos + 7 : end]
+        if kind == 1 or kind == 2:
+            if parts:
+                corrupt += 1  # a record whose last piece never came
+            parts = [data]
+            record_start = pos
+        elif parts:
+            parts.append(data)
+        else:
+            corrupt += 1  # the middle or end of a record whose start was lost
+        pos = end
+        if kind in (1, 4) and parts:
+            out.append(b"".join(parts))
+            parts = []
+            record_start = pos
+    return out, base + min(record_start if parts else pos, n), corrupt
+
+
+def _history_row(data: bytes) -> dict[str, object] | int | None:
+    """The row of a ``Record`` whose ``history`` is set (field 2: ``HistoryRecord``, whose
+    ``item``s (field 1) each hold a ``key`` (1), a ``nested_key`` path (2) or a ``value_json``
+    (16)); the exit code of one whose ``exit`` is (field 18: ``RunExitRecord``, exit_code 1);
+    None for any other record."""
+    history = None
+    for num, wt, a, b in proto_fields(data, 0, len(data)):
+        if num == 2 and wt == 2:
+            history = (a, b)
+        elif num == 18 and wt == 2:
+            code = 0
+            for enum, ewt, ea, _eb in proto_fields(data, a, b):
+                if enum == 1 and ewt == 0:
+                    code = ea - (1 << 64) if ea >= 1 << 63 else ea
+            return code
+    if history is None:
+        return None
+    row: dict[str, object] = {}
+    for num, wt, a, b in proto_fields(data, *history):
+        if num != 1 or wt != 2:
+            continue
+        key = ""
+        nested: list[str] = []
+        value: object = None
+        for inum, iwt, ia, ib in proto_fields(data, a, b):
+            if inum == 1 and iwt == 2:
+                key = data[ia:ib].decode("utf-8")
+            elif inum == 2 and iwt == 2:
+                nested.append(data[ia:ib].decode("utf-8"))
+            elif (inum == 16 or inum == 8) and iwt == 2:  # value_json, json
+                raw = data[ia:ib]
+                try:
+                    value = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    value = json.loads(raw)  # NaN, Infinity: Python's json module writes them
+            elif inum == 6 and iwt == 1:  # number (double)
+                value = _F64.unpack_from(data, ia)[0]
+            elif inum == 5 and iwt == 0:  # integer (sint64: zigzag)
+                value = (ia >> 1) ^ -(ia & 1)
+            elif inum == 4 and iwt == 0:  # boolean
+                value = bool(ia)
+            elif inum == 7 and iwt == 2:  # text
+                value = data[ia:ib].decode("utf-8")
+        # A nested dict's leaf: its path, dot-joined as W&B's exports name it.
+        row[".".join(nested) if nested else key] = value
+    return row
 
 
 def _metric_files(root: str, suffix: str) -> list[tuple[str, str]]:

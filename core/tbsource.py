@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import add
 
 from sfttop.core.i18n import N_
 
@@ -24,16 +26,19 @@ from .discover import event_files, is_events_file
 from .parse import LogParser
 from .records import Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
+from .tbscan import Stretch, _Layout, scan_records
 from .tensorboard import (
+    CyclePlan,
     Grouper,
     Malformed,
     TrainArgs,
     decode_event,
+    plan_cycle,
     read_args,
     simple_scalar,
     tag_key,
 )
-from .tfrecord import FOOTER, HEADER, MAX_RECORD, split_records
+from .tfrecord import FOOTER, HEADER, MAX_RECORD
 
 FILE_SHIFT = 40  # a record's offset is (file number << FILE_SHIFT) + its offset in that file
 
@@ -73,6 +78,8 @@ class EventsSource:
         self.args = TrainArgs()
         self._closed: list[tuple[dict[str, object], int]] = []  # dicts to hand on at the poll's end
         self._tags: dict[bytes, tuple[str, str] | tuple[()]] = {}  # (): a tag that is not read
+        self._cycle_tags: dict[_Layout, list[tuple[str, str] | tuple[()]]] = {}
+        self._plans: dict[_Layout, CyclePlan] = {}
 
     @property
     def pending_bytes(self) -> int:
@@ -165,7 +172,7 @@ class EventsSource:
         except OSError as e:
             self.error = e.strerror or str(e)
             return False, True, budget
-        framed = split_records(buf, f.offset, at_eof=f.offset + len(buf) >= st.st_size)
+        framed = scan_records(buf, f.offset, at_eof=f.offset + len(buf) >= st.st_size)
         f.offset = framed.end
         f.need = framed.need
         if framed.corrupt:
@@ -175,34 +182,89 @@ class EventsSource:
                 name = clean_text(os.path.basename(f.path)[:80])
                 parser.stats.skipped_examples.append(f"{framed.corrupt} corrupt record(s) in {name}")
         parser.stats.oversized += framed.oversized
-        if framed.records:
+        if framed.items:
             for older in earlier:  # a later file was written to: what the earlier ones hold is complete
                 self._emit(older.grouper.close())
                 older.held = False
         base = f.number << FILE_SHIFT
-        parser.stats.lines += len(framed.records)
+        parser.stats.lines += framed.count
         # The common event (one simple_value) inline, names bound once: the hot loop of a load.
-        fast, tags, add, closed = simple_scalar, self._tags, f.grouper.add, self._closed
-        for off, data in framed.records:
+        fast, tags, closed = simple_scalar, self._tags, self._closed
+        for item in framed.items:
+            if isinstance(item, Stretch):
+                self._stretch(f, base, item)
+                continue
+            off, data = item
             got = fast(data)
             if got is None:
                 self._record(f, base + off, data, parser, out_events)
                 continue
             tk = tags.get(got[1])
             if tk is None:
-                tk = tag_key(got[1].decode("utf-8", "replace")) or ()
-                if len(tags) < 4096:
-                    tags[got[1]] = tk
+                tk = self._tag(got[1])
             if tk:
-                done = add(got[0], tk[0], tk[1], got[2], base + off)
+                done = f.grouper.add(got[0], tk[0], tk[1], got[2], base + off)
                 if done is not None:
                     closed.append(done)
-        if framed.records:
+        if framed.items:
             f.held = f.grouper.pending
         else:
             self._release(f, last_size)
         at_end = f.offset >= st.st_size or f.offset + framed.need > st.st_size
         return True, self._done(f, at_end), budget - len(buf)
+
+    def _tag(self, raw: bytes) -> tuple[str, str] | tuple[()]:
+        tk = tag_key(raw.decode("utf-8", "replace")) or ()
+        if len(self._tags) < 4096:
+            self._tags[raw] = tk
+        return tk
+
+    def _stretch(self, f: _File, base: int, st: Stretch) -> None:
+        """A stretch's records into dicts, as ``Grouper`` would make them one by one: a cycle
+        is one step's records and steps rise, so every cycle starts afresh and splits the same
+        way (``plan_cycle``); the last cycle's last dict stays open in the grouper."""
+        lay = st.layout
+        tks = self._cycle_tags.get(lay)
+        if tks is None:
+            tks = [self._tags[t] if t in self._tags else self._tag(t) for t in lay.tags]
+            if len(self._cycle_tags) < 256:
+                self._cycle_tags[lay] = tks
+        plan = self._plans.get(lay)
+        if plan is None:
+            plan = plan_cycle(tks)
+            if len(self._plans) < 256:
+                self._plans[lay] = plan
+        if not plan.pieces:
+            return
+        g = f.grouper
+        steps, values = st.steps, st.values
+        n = len(steps)
+        at = base + st.offset
+        lo = 0
+        if g.pending and g.step == steps[0]:
+            # Records before the stretch at its first step: its first cycle goes on from them.
+            for j, tk in enumerate(tks):
+                if tk:
+                    self._emit(g.add(steps[0], tk[0], tk[1], values[j][0], at + lay.starts[j]))
+            lo = 1
+            if n == 1:
+                return
+        self._emit(g.close())
+        size = lay.size
+        lists = []
+        for keys, idx in plan.pieces:
+            vals = zip(*(values[j][lo:] for j in idx))  # each cycle's values of the piece
+            # (values..., step) of each cycle, zipped with the keys: the dicts Grouper.close makes
+            dicts = list(map(dict, map(zip, repeat((*keys, "step")), map(add, vals, zip(steps[lo:])))))
+            first = at + lay.starts[idx[0]]
+            lists.append(list(zip(dicts, range(first + lo * size, first + n * size, size))))
+        *done, last = lists
+        closed = self._closed
+        closed.extend(chain.from_iterable(zip(*done, last[:-1])))  # every piece of cycles lo .. n - 2
+        closed.extend(piece[-1] for piece in done)  # the last cycle's, but its last
+        obj, off = last[-1]
+        del obj["step"]
+        g.reopen(steps[-1], obj, plan.family, plan.last, off)
 
     @staticmethod
     def _done(f: _File, at_end: bool) -> bool:

@@ -92,6 +92,9 @@ def _fields(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]
     return out
 
 
+proto_fields = _fields  # the wire reader, for other protobuf records read by hand (W&B's datastore)
+
+
 # The event of one ``add_scalar`` with a simple_value (what torch, tensorboardX and TF1 write):
 # wall_time, step, then a Summary holding one Value of a tag (< 128 bytes) and a float. Read
 # with one C-level match instead of the general decoder: a run logs hundreds of thousands.
@@ -374,9 +377,42 @@ class Grouper:
         self._last = ""
         return out, self.offset
 
+    def reopen(self, step: int, keys: dict[str, float], family: str, last: str, offset: int) -> None:
+        """Be, from empty, where adding ``keys`` one by one at ``step`` would have left it
+        (``family`` and ``last`` as that would have set them)."""
+        self.step, self.keys, self.family, self._last, self.offset = step, keys, family, last, offset
+
     @property
     def pending(self) -> bool:
         return bool(self.keys)
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """How a ``Grouper`` starting empty splits records of one step with the given tags into
+    dicts: each piece's keys and the places of its records; the last piece is left open."""
+
+    pieces: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]
+    family: str  # the open piece's
+    last: str
+
+
+def plan_cycle(keys: list[tuple[str, str] | tuple[()]]) -> CyclePlan:
+    """The plan for records whose tags read as ``keys`` (``()``: a tag that is not read)."""
+    g = Grouper()
+    pieces: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+    idx: list[int] = []
+    for j, tk in enumerate(keys):
+        if not tk:
+            continue
+        before = tuple(g.keys)
+        if g.add(0, tk[0], tk[1], 0.0, j) is not None:
+            pieces.append((before, tuple(idx)))
+            idx = []
+        idx.append(j)
+    if idx:
+        pieces.append((tuple(g.keys), tuple(idx)))
+    return CyclePlan(tuple(pieces), g.family, g._last)
 
 
 @dataclass

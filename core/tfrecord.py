@@ -126,8 +126,9 @@ def _header_ok(buf: bytes, pos: int) -> bool:
     return crc == masked_crc32c(buf[pos : pos + 8])
 
 
-def split_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Framed:
-    """The complete records in ``buf`` (which starts at file offset ``base``).
+def split_records(buf: bytes, base: int = 0, at_eof: bool = True, *, start: int = 0, stop: int | None = None) -> Framed:
+    """The complete records in ``buf`` (which starts at file offset ``base``), from ``start``
+    (a record's start) up to the first record that starts at or after ``stop``.
 
     ``at_eof``: ``buf`` ends where the file ends now, so a record running past it is being
     written (wait for it); otherwise the caller read only part of the file and a cut record is
@@ -138,14 +139,15 @@ def split_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Framed:
     """
     out: list[tuple[int, bytes]] = []
     n = len(buf)
-    pos = 0
+    pos = start
+    stop = n if stop is None else stop
     corrupt = oversized = 0
     need = 0
     unpack = _HEAD.unpack_from
     footer = _U32.unpack_from
     known = _HEADER_CRCS
     by_length: dict[int, tuple[list[bytes], list[int], list[int]]] = {}  # data, stored CRC, index
-    while pos + HEADER <= n:
+    while pos + HEADER <= n and pos < stop:
         length, lcrc = unpack(buf, pos)
         head = buf[pos : pos + 8]
         want = known.get(head)

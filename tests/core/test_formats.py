@@ -81,5 +81,6 @@ def test_directory_of_mixed_runs(tmp_path: Path) -> None:
     assert names == sorted(
         ["generic", "llamafactory", "llmc", "megatron", "ms-swift", "nanochat", "nanogpt", "torchtune", "trainer_state", *tb,
          # tracker files (the MLflow run, at mlflow/mlruns/1/<run>, is deeper than a scan goes)
-         "dvclive", "keras-csv", "lightning-csv", "wandb-csv", "run-20240214_195452-kt2awly2"]
+         "dvclive", "keras-csv", "lightning-csv", "wandb-csv", "run-20240214_195452-kt2awly2",
+         "offline-run-20261204_203122-w88zmd4s"]
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REAL
 from sfttop.core.diagnose import Diagnoser, Finding, Severity
 from sfttop.core.records import Kind, Record
 
@@ -352,7 +353,6 @@ def test_a_noisy_flat_run_with_steady_gradients_is_not_unstable() -> None:
 # ------------------------------------------------------------------------------------------------
 # the real healthy runs (TRL SFTTrainer on transformers 4 and 5, as a log and as TensorBoard events)
 
-REAL = Path(__file__).parent / "fixtures" / "real"
 
 
 @pytest.mark.parametrize(
