@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from .checklist import set_more_hint
+from .styles_memo import StylesMemo
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class AssessmentPanel(Widget):
         super().__init__(id=id)
         self.view = AssessmentView("no data yet", "muted")
         self.border_title = "assessment"
+        self._styles_memo = StylesMemo("assessment", ("ok", "warning", "critical", "muted", "heading"))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles_memo.clear()
 
     def set_view(self, view: AssessmentView) -> None:
         if view != self.view:
@@ -99,10 +105,7 @@ class AssessmentPanel(Widget):
             self.refresh(layout=bool(width) and self.get_content_height(None, None, width) != before)
 
     def _styles(self) -> dict[str, str]:
-        return {
-            n: str(self.get_component_rich_style(f"assessment--{n}", partial=True))
-            for n in ("ok", "warning", "critical", "muted", "heading")
-        }
+        return self._styles_memo.get(self)
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         text = assessment_text(self.view, width, {})
