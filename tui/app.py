@@ -74,20 +74,26 @@ MIN_HEIGHT = 10
 LOAD_BUDGET = 256 << 10
 TRIM_EVERY = 50  # polls between heap trims while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
-REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
+# At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
+# before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
+# ~0.6 s of its write. A change after a quiet spell goes up at once.
+REFRESH_GAP = 0.4
 # Polls at most this often while runs write: a poll reads every run, and the screen shows no more
 # than REFRESH_GAP allows anyway (inotify wakes the loop at every write of every run).
-BUSY_POLL_GAP = 0.1
+BUSY_POLL_GAP = 0.2
 # The selected run's checklist and assessment are rebuilt at most this often while it writes
 # (judging the open checklist windows and the assessment are the dearest views; their text moves
-# slowly, unlike the cards and the chart). A newly selected run's are built at once.
-VIEWS_GAP = 1.0
+# slowly, unlike the cards: a window's verdict takes 100 steps). A newly selected run's are built
+# at once.
+VIEWS_GAP = 2.0
 # ... and the chart and the run list's counters at most this often while runs write (redrawing
-# them is most of the cost of a busy screen: ~7 ms each); the cards and the title keep
-# REFRESH_GAP, and a run's status word in the list (an alarm) goes up at once.
-CHART_GAP = 1.0
-ROWS_GAP = 1.0
+# them is most of the cost of a busy screen: plotext takes 10-20 ms for a chart, the run list
+# ~4 ms); the cards and the title keep REFRESH_GAP (the newest value of every record is on the
+# cards), and a run's status word in the list (an alarm) goes up at once.
+CHART_GAP = 2.0
+ROWS_GAP = 2.0
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
+DIRS_GAP = 2.0  # the watched directories are worked out again at least this often
 VIEWS = ("chart", "metrics", "checklist", "assessment")
 
 
@@ -324,6 +330,7 @@ class SfttopApp(App[int]):
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         was_loading = False
         polled_at = -1.0
+        watched_key, watched_at = -1, 0.0
         while not stop.is_set():
             polled_at = time.monotonic()
             try:
@@ -372,7 +379,12 @@ class SfttopApp(App[int]):
                 continue
             # Sleep until the next poll, or until inotify says a log directory changed (then a
             # moment more, so a burst of writes is read in one go). Polling stays the truth.
-            waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
+            # (the directories looked up again when runs come or go, and at the rescan's pace: a
+            # stat per run per poll was a tenth of a busy poll's cost)
+            dirs_key = len(mon.runs)
+            if dirs_key != watched_key or polled_at - watched_at >= DIRS_GAP:
+                waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
+                watched_key, watched_at = dirs_key, polled_at
             if waker.wait(self.interval, stop):
                 stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
 
@@ -475,8 +487,9 @@ class SfttopApp(App[int]):
             self.webhooks.close(wait=2.0)
 
     # ------------------------------------------------------------------------------ refresh
-    def _refresh_all(self, force: bool = False) -> None:
-        """Read what changed into the widgets. Cheap when nothing did (each widget compares)."""
+    def _refresh_all(self, force: bool = False, draw_chart: bool = True) -> None:
+        """Read what changed into the widgets. Cheap when nothing did (each widget compares).
+        ``draw_chart=False``: leave the chart for the caller to draw in a next frame."""
         self._flush_at = time.monotonic()
         if not self.query("#runs"):
             return
@@ -503,6 +516,8 @@ class SfttopApp(App[int]):
             if force or self._shown.get("run") != key:
                 self._shown["run"] = key
                 self._refresh_run(run)
+            if not draw_chart:
+                return
             # (only the runs the chart draws: a background run's record changes its row alone)
             drawn = runs if self.chart_state.overlay else runs[self.selected : self.selected + 1]
             what = (self.selected, self.chart_state, buckets, len(runs))
@@ -605,7 +620,10 @@ class SfttopApp(App[int]):
             groups = self._groups()
             if self.chart_state.group >= len(groups):
                 self.chart_state = replace(self.chart_state, group=0)
-            self._refresh_all()
+            # The key's answer first: the title, the list and the cards in a frame of their own
+            # (a few ms); the new run's chart, plotext's 10-20 ms, in the frame after.
+            self._refresh_all(draw_chart=False)
+            self.call_after_refresh(self._refresh_all)
 
     def _groups(self) -> list[tuple[str, str, str | None]]:
         with self.lock:
