@@ -30,7 +30,7 @@ from textual.events import Resize
 from textual.message import Message
 from textual.widgets import Static
 
-from sfttop.core import memory
+from sfttop.core import memory, pipe
 from sfttop.core.alert import AlertDispatcher, dispatcher_for
 from sfttop.core.alert import news as alert_news
 from sfttop.core.config import Config
@@ -210,6 +210,9 @@ class SfttopApp(App[int]):
         self.view_builds = 0  # checklist/assessment builds (tests check background runs cost none)
         self._rows: dict[str, tuple[int, RunRow]] = {}  # each run's list row and its generation
         self._waker: Waker | None = None
+        self._feeds: dict[int, pipe.Feed] = {}  # helpers reading long histories, by id(run)
+        self._fed: set[int] = set()
+        self._polled: set[int] = set()  # runs polled at least once, by id
         if replay:
             self.monitor.load_all()
 
@@ -326,6 +329,8 @@ class SfttopApp(App[int]):
         finally:
             self._waker = None
             waker.close()
+            for feed in self._feeds.values():
+                feed.close()
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         was_loading = False
@@ -343,14 +348,26 @@ class SfttopApp(App[int]):
                 for run in runs:
                     # One run at a time under the lock: the UI thread (a key press, a repaint)
                     # never waits for a whole pass over every run.
+                    feed = self._feed(run)
+                    msg = None
+                    if feed is not None:
+                        if not feed.ready():
+                            continue  # its helper is still reading: the other runs go on
+                        msg = feed.receive()  # (unpickled with the lock free)
                     with self.lock:
-                        up = run.poll(LOAD_BUDGET, now)
+                        if feed is not None and msg is not None:
+                            up = feed.settle(run, msg, now)
+                        else:
+                            up = run.poll(LOAD_BUDGET, now)
+                            self._polled.add(id(run))
                         if up.changed or up.opened:
                             ups[run.name] = up
                         if self._build_views():
                             self.post_message(ViewsBuilt())
                     if stop.is_set():
                         return
+                for key in [k for k, f in self._feeds.items() if f.done]:
+                    del self._feeds[key]
                 with self.lock:
                     loading = mon.loading
                     self.polls += 1
@@ -387,6 +404,30 @@ class SfttopApp(App[int]):
                 watched_key, watched_at = dirs_key, polled_at
             if waker.wait(self.interval, stop):
                 stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
+
+    def _feed(self, run: Run) -> pipe.Feed | None:
+        """The helper process reading this run's long history, started when the run's end has
+        been shown (its first poll read the preview) and at least ``pipe.MIN_BYTES`` are left
+        to read: the parsing then runs on another core, as for ``--report``, and this process
+        only absorbs (the engine lock is free while a chunk is on its way)."""
+        feed = self._feeds.get(id(run))
+        if feed is not None:
+            return None if feed.done else feed
+        if (
+            run.loaded
+            or run.remote
+            or id(run) not in self._polled  # (its first poll shows the log's end first)
+            or id(run) in self._fed
+            or len([f for f in self._feeds.values() if not f.done]) >= max(1, pipe.jobs() - 1)
+            or not pipe.usable()
+            or not pipe.worth_it(run, self.monitor.helper_bytes)
+        ):
+            return None
+        self._fed.add(id(run))  # one helper per run: if it fails, this process reads on
+        feed = pipe.Feed.start(run, LOAD_BUDGET)  # (only this thread changes runs: no lock)
+        if feed is not None:
+            self._feeds[id(run)] = feed
+        return feed
 
     def _build_views(self) -> bool:
         """Build the selected run's heavy views if they are out of date (the engine lock held:
