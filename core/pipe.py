@@ -25,6 +25,7 @@ import select
 import signal
 import struct
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 MIN_BYTES = 32 << 20  # below this a helper costs more (fork, pickling) than it saves
 FIRST_BYTES = 512 << 10  # the helper's first read (see _helper)
 MAX_JOBS = 8  # processes at most: a report is one-off, the box is there to train
+PIPE_BYTES = 1 << 20  # a Feed's pipe: a whole chunk of parsed records fits
 _LEN = struct.Struct("<Q")  # each message of a helper: its length, then the pickle
 _NO_HELPER = "SFTTOP_NO_HELPER"  # set (to anything) to read everything in one process
 
@@ -174,6 +176,13 @@ class Feed:
         self.pid = pid
         self._fd = fd
         os.set_blocking(fd, False)
+        try:
+            import fcntl
+
+            # A chunk in one go rather than 64 KiB at a time (Linux's default pipe size).
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        except (ImportError, OSError):
+            pass
         self._buf = bytearray()
         self._eof = False
         self.done = False
@@ -203,12 +212,16 @@ class Feed:
         return n if len(self._buf) >= _LEN.size + n else -1
 
     def ready(self) -> bool:
-        """A chunk (or the helper's end) is there to receive."""
+        """A chunk has begun to arrive (the helper writes one whole: the rest follows at once),
+        or the helper's end."""
         if self.done:
             return True
         if self._frame() < 0:
             self._fill()
-        return self._frame() >= 0 or self._eof
+        return bool(self._buf) or self._eof
+
+    def fileno(self) -> int:
+        return self._fd
 
     def receive(self) -> tuple[Any, ...] | None:
         """The next chunk (waiting for the rest of one begun); None when the helper is gone
@@ -241,6 +254,18 @@ class Feed:
             os.close(self._fd)
             _stop(self.pid)
             _reap(self.pid)
+
+
+def wait_any(feeds: list[Feed], timeout: float) -> None:
+    """Sleep until one of ``feeds`` has something to receive, at most ``timeout`` seconds."""
+    live = [f for f in feeds if not f.done]
+    if not live:
+        time.sleep(timeout)
+        return
+    try:
+        select.select(live, [], [], timeout)
+    except (OSError, ValueError):
+        time.sleep(timeout)
 
 
 def _helper(run: Run, budget: int, fd: int) -> None:

@@ -17,6 +17,7 @@ never polled again, with a fixed clock: the same files give the same screen.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -72,7 +73,8 @@ MIN_HEIGHT = 10
 # Bytes per run per poll while history loads. The engine lock is held for one run's poll at a
 # time, and a key press waits for at most one (~20 ms for 256 KiB of HF stdout).
 LOAD_BUDGET = 256 << 10
-TRIM_EVERY = 50  # polls between heap trims while history loads
+TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks the heap: ~0.1 s)
+POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 # At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
 # before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
@@ -93,6 +95,10 @@ VIEWS_GAP = 2.0
 CHART_GAP = 2.0
 ROWS_GAP = 2.0
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
+# After a run change by key the poll thread pauses between two runs until the new run is on
+# screen, at most this long: with history loading, parsing would hold the interpreter (the GIL)
+# most of the time the UI thread needs to answer.
+KEY_HOLD = 0.15
 DIRS_GAP = 2.0  # the watched directories are worked out again at least this often
 VIEWS = ("chart", "metrics", "checklist", "assessment")
 
@@ -213,6 +219,8 @@ class SfttopApp(App[int]):
         self._feeds: dict[int, pipe.Feed] = {}  # helpers reading long histories, by id(run)
         self._fed: set[int] = set()
         self._polled: set[int] = set()  # runs polled at least once, by id
+        self._gc_off = False  # the poll thread turned the cyclic collector off while loading
+        self._key_until = 0.0  # time.monotonic() until which the poll thread waits for a key's frame
         if replay:
             self.monitor.load_all()
 
@@ -331,11 +339,15 @@ class SfttopApp(App[int]):
             waker.close()
             for feed in self._feeds.values():
                 feed.close()
+            if self._gc_off:
+                gc.enable()
+                self._gc_off = False
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         was_loading = False
         polled_at = -1.0
         watched_key, watched_at = -1, 0.0
+        held, held_new, held_live, posted_at, trimmed_at = False, 0, list[tuple[str, Finding]](), 0.0, 0.0
         while not stop.is_set():
             polled_at = time.monotonic()
             try:
@@ -346,6 +358,11 @@ class SfttopApp(App[int]):
                     now = mon.clock()
                 ups = {}
                 for run in runs:
+                    # A key was pressed: the UI thread has the engine and the interpreter to
+                    # itself until its answer is on screen (or KEY_HOLD passed).
+                    hold = self._key_until - time.monotonic()
+                    if hold > 0:
+                        stop.wait(hold)
                     # One run at a time under the lock: the UI thread (a key press, a repaint)
                     # never waits for a whole pass over every run.
                     feed = self._feed(run)
@@ -385,14 +402,35 @@ class SfttopApp(App[int]):
             if self.webhooks is not None:
                 for name, f in news:
                     self.webhooks.offer(name, f)
-            if new or ups:
-                self.post_message(Polled(len(new), live, loading))
-            if (was_loading and not loading) or (loading and self.polls % TRIM_EVERY == 0):
+            # While histories load a pass takes a chunk of each run (a helper's come many times a
+            # second): the UI hears of them at most every POST_GAP, when it would redraw no
+            # sooner anyway; a finding that opened on a live line, or the end of loading, at once.
+            held_new += len(new)
+            held_live.extend(live)
+            held = held or bool(new or ups)
+            if held and (held_live or not loading or polled_at - posted_at >= POST_GAP):
+                self.post_message(Polled(held_new, held_live, loading))
+                held, held_new, held_live, posted_at = False, 0, [], polled_at
+            if (was_loading and not loading) or (loading and polled_at - trimmed_at >= TRIM_GAP):
                 # history loading makes and drops many objects: give the freed heap back
                 memory.trim()
+                trimmed_at = polled_at
             was_loading = loading
+            # As load_all does for --report: what loading builds holds no reference cycles, and
+            # the cyclic collector would walk the growing heap again and again (a tenth of a
+            # long log's load). On again once every history is in.
+            if loading and not self._gc_off and gc.isenabled():
+                gc.disable()
+                self._gc_off = True
+            elif not loading and self._gc_off:
+                gc.enable()
+                self._gc_off = False
             if loading:
-                stop.wait(0.01)
+                feeds = list(self._feeds.values())
+                if feeds:
+                    pipe.wait_any(feeds, 0.01)  # (a helper's next chunk wakes the loop at once)
+                else:
+                    stop.wait(0.01)
                 continue
             # Sleep until the next poll, or until inotify says a log directory changed (then a
             # moment more, so a burst of writes is read in one go). Polling stays the truth.
@@ -663,8 +701,13 @@ class SfttopApp(App[int]):
                 self.chart_state = replace(self.chart_state, group=0)
             # The key's answer first: the title, the list and the cards in a frame of their own
             # (a few ms); the new run's chart, plotext's 10-20 ms, in the frame after.
+            self._key_until = time.monotonic() + KEY_HOLD
             self._refresh_all(draw_chart=False)
-            self.call_after_refresh(self._refresh_all)
+            self.call_after_refresh(self._after_key)
+
+    def _after_key(self) -> None:
+        self._refresh_all()
+        self._key_until = 0.0  # (the chart is drawn: the poll thread goes on)
 
     def _groups(self) -> list[tuple[str, str, str | None]]:
         with self.lock:
