@@ -36,7 +36,8 @@ from sfttop.core.alert import AlertDispatcher, dispatcher_for
 from sfttop.core.alert import news as alert_news
 from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
-from sfttop.core.run import Monitor, Run
+from sfttop.core.run import Monitor, Run, RunUpdate
+from sfttop.core.tail import FileTail
 from sfttop.core.wake import Waker, log_dirs
 from sfttop.core.webhook import WebhookSender
 
@@ -371,9 +372,19 @@ class SfttopApp(App[int]):
                         if not feed.ready():
                             continue  # its helper is still reading: the other runs go on
                         msg = feed.receive()  # (unpickled with the lock free)
+                    read: tuple[RunUpdate, bool] | None = None
+                    if msg is None and self._reads_unlocked(run):
+                        # History: parsed with the lock free (only this thread touches the parser
+                        # and the tail; the UI reads counters), settled under it.
+                        read_up = RunUpdate()
+                        assert isinstance(run.source, FileTail)
+                        read = (read_up, run.read(run.source, LOAD_BUDGET, read_up))
                     with self.lock:
                         if feed is not None and msg is not None:
                             up = feed.settle(run, msg, now)
+                        elif read is not None:
+                            up = read[0]
+                            run.settle(up, read[1], now)
                         else:
                             up = run.poll(LOAD_BUDGET, now)
                             self._polled.add(id(run))
@@ -442,6 +453,13 @@ class SfttopApp(App[int]):
                 watched_key, watched_at = dirs_key, polled_at
             if waker.wait(self.interval, stop):
                 stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
+
+    def _reads_unlocked(self, run: Run) -> bool:
+        """The run's history is still being read from a local log, past its first poll (which
+        may show the log's end first): a key press need not wait for the parser."""
+        return (
+            not run.loaded and not run.remote and isinstance(run.source, FileTail) and id(run) in self._polled
+        )
 
     def _feed(self, run: Run) -> pipe.Feed | None:
         """The helper process reading this run's long history, started when the run's end has
