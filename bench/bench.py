@@ -364,8 +364,18 @@ def contains(text: str) -> Callable[[str], bool]:
     return lambda screen: text in screen
 
 
+def same_value(shown: str | None, text: str) -> bool:
+    """The card shows the value ``text`` (as a number: the card prints 0.0424 as 0.04240)."""
+    if shown is None:
+        return False
+    try:
+        return shown == text or float(shown) == float(text)
+    except ValueError:
+        return False
+
+
 def shows_loss(text: str) -> Callable[[str], bool]:
-    return lambda screen: loss_card(screen) == text
+    return lambda screen: same_value(loss_card(screen), text)
 
 
 LOADING = re.compile(r"\bloading\b|◌load|reading history")
@@ -374,7 +384,7 @@ LOADING = re.compile(r"\bloading\b|◌load|reading history")
 def history_loaded(text: str) -> Callable[[str], bool]:
     """The loss card shows ``text`` and nothing on screen says history is still loading (the
     title's "loading N%", a run row's "◌load", a panel's "reading history")."""
-    return lambda screen: loss_card(screen) == text and LOADING.search(screen) is None
+    return lambda screen: same_value(loss_card(screen), text) and LOADING.search(screen) is None
 
 
 class PtyApp:
@@ -950,7 +960,7 @@ class Bench:
                     tw = time.perf_counter()
                     seen = None
                     while time.perf_counter() - tw < 5:
-                        if loss_card(self.tmux.capture(name)) == want:
+                        if same_value(loss_card(self.tmux.capture(name)), want):
                             seen = time.perf_counter() - tw
                             break
                         time.sleep(0.005)
