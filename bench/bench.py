@@ -1010,7 +1010,7 @@ class Bench:
         cmd = [*self.sfttop, str(d / "*" / "train.log")]
         self.say(f"keys: {z.keys_samples} presses while {z.keys_runs} runs load, then as many after ...")
         name, pid, t0 = self.tmux.start(cmd)
-        hits, screen = watch(self.tmux, name, t0, {"first": contains(f"▸ {names[0]} [")}, z.load_timeout, pid=pid)
+        hits, screen = watch(self.tmux, name, t0, {"first": contains(f"▸ {names[0]} ")}, z.load_timeout, pid=pid)
         if hits["first"] is None:
             (self.out / "keys-screen.txt").write_text(screen)
             self.tmux.kill(name, pid)
@@ -1065,7 +1065,7 @@ class Bench:
             if stop is not None and stop(self.tmux.capture(name)):
                 break
             sel = (sel + 1) % len(names)
-            want = f"▸ {names[sel]} ["
+            want = f"▸ {names[sel]} "  # (then "[i/n]", or "│" when the title is compact)
             tk = time.perf_counter()
             self.tmux.send(name, "Tab")
             seen = None
@@ -1079,7 +1079,7 @@ class Bench:
                 # (the app may still get there: resynchronise on what the title says)
                 time.sleep(2)
                 first = self.tmux.capture(name).splitlines()[0]
-                sel = next((i for i, n in enumerate(names) if f"▸ {n} [" in first), sel)
+                sel = next((i for i, n in enumerate(names) if f"▸ {n} " in first), sel)
             else:
                 lat.append(seen)
             time.sleep(rnd.uniform(0.2, 0.5))
