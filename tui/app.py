@@ -9,7 +9,8 @@ plain view data for the widgets. When nothing changes nothing is posted, nothing
 nothing is redrawn: an idle screen costs one ``stat`` per file per interval. A busy one costs
 frames, not records: while logs are written the poll runs at most every BUSY_POLL_GAP, and what is
 dear to redraw (the chart, the run list's counters, the selected run's checklist and assessment)
-at most about once a second; a run in the background only changes its row.
+at most every 2 s; a run in the background only changes its row. A long history is parsed by
+``--report``'s helper process (``core/pipe.py``), any other with the engine lock free.
 
 ``replay=True`` (tests, screenshots): every log is read to its end before the first paint and
 never polled again, with a fixed clock: the same files give the same screen.
