@@ -21,8 +21,12 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import select
 import signal
+import struct
 import sys
+import time
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 MIN_BYTES = 32 << 20  # below this a helper costs more (fork, pickling) than it saves
 FIRST_BYTES = 512 << 10  # the helper's first read (see _helper)
 MAX_JOBS = 8  # processes at most: a report is one-off, the box is there to train
+PIPE_BYTES = 1 << 20  # a Feed's pipe: a whole chunk of parsed records fits
+_LEN = struct.Struct("<Q")  # each message of a helper: its length, then the pickle
 _NO_HELPER = "SFTTOP_NO_HELPER"  # set (to anything) to read everything in one process
 
 
@@ -158,7 +164,8 @@ def load(run: Run, budget: int, clock: Callable[[], float]) -> int:
         with open(r, "rb", buffering=1 << 16) as f:
             while not run.loaded:
                 try:
-                    read: Read = pickle.load(f)
+                    (n,) = _LEN.unpack(f.read(_LEN.size))
+                    read: Read = pickle.loads(f.read(n))
                 except Exception:  # the pipe closed (helper gone) or garbled
                     break
                 _take(run, read, clock())
@@ -170,30 +177,137 @@ def load(run: Run, budget: int, clock: Callable[[], float]) -> int:
     return taken
 
 
+class Feed:
+    """A helper reading one long log, for a caller with other work between its chunks (the
+    TUI's poll thread: other runs, a key press waiting for the engine lock). The same helper
+    and messages as ``load``; the caller asks whether a chunk has arrived (``ready``, never
+    blocks), receives it (``receive``: unpickled with no lock held) and settles it into the run
+    (``settle``, under the engine lock). A helper that dies leaves the run where its last chunk
+    put it: the caller goes on polling the run itself."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self._fd = fd
+        os.set_blocking(fd, False)
+        try:
+            import fcntl
+
+            # A chunk in one go rather than 64 KiB at a time (Linux's default pipe size).
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        except (ImportError, OSError):
+            pass
+        self._buf = bytearray()
+        self._eof = False
+        self.done = False
+
+    @classmethod
+    def start(cls, run: Run, budget: int) -> Feed | None:
+        forked = _fork(lambda w: _helper(run, budget, w), [])
+        return None if forked is None else cls(*forked)
+
+    def _fill(self) -> None:
+        while not self._eof:
+            try:
+                data = os.read(self._fd, 1 << 20)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._eof = True
+            self._buf += data
+
+    def _frame(self) -> int:
+        """The length of the first whole message in the buffer, or -1."""
+        if len(self._buf) < _LEN.size:
+            return -1
+        (n,) = _LEN.unpack_from(self._buf)
+        return n if len(self._buf) >= _LEN.size + n else -1
+
+    def ready(self) -> bool:
+        """A chunk has begun to arrive (the helper writes one whole: the rest follows at once),
+        or the helper's end."""
+        if self.done:
+            return True
+        if self._frame() < 0:
+            self._fill()
+        return bool(self._buf) or self._eof
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def receive(self) -> Read | None:
+        """The next chunk (waiting for the rest of one begun); None when the helper is gone
+        (it ended, died, or sent something unreadable)."""
+        while not self.done and self._frame() < 0 and not self._eof:
+            select.select([self._fd], [], [], 1.0)
+            self._fill()
+        n = self._frame()
+        if self.done or n < 0:
+            self.close()
+            return None
+        body = bytes(self._buf[_LEN.size : _LEN.size + n])
+        del self._buf[: _LEN.size + n]
+        try:
+            msg: Read = pickle.loads(body)
+        except Exception:
+            self.close()
+            return None
+        return msg
+
+    def settle(self, run: Run, msg: Read, now: float) -> RunUpdate:
+        up = _take(run, msg, now)
+        if run.loaded:
+            self.close()
+        return up
+
+    def close(self) -> None:
+        if not self.done:
+            self.done = True
+            os.close(self._fd)
+            _stop(self.pid)
+            _reap(self.pid)
+
+
+def wait_any(feeds: list[Feed], timeout: float) -> None:
+    """Sleep until one of ``feeds`` has something to receive, at most ``timeout`` seconds."""
+    live = [f for f in feeds if not f.done]
+    if not live:
+        time.sleep(timeout)
+        return
+    try:
+        select.select(live, [], [], timeout)
+    except (OSError, ValueError):
+        time.sleep(timeout)
+
+
 def _helper(run: Run, budget: int, fd: int) -> None:
     src = run.source
     assert isinstance(src, FileTail)
     # A short first read: this process waits for it with nothing to do (4 MiB took ~45 ms to
     # arrive, 512 KiB ~11 ms, on a 300k-record HF log).
     size = min(budget, FIRST_BYTES)
-    with open(fd, "wb", buffering=1 << 16) as out:
+    with open(fd, "wb", buffering=0) as out:
         while True:
             up = RunUpdate()
             eof = run.read(src, size, up)
             size = budget
             read = Read(up.records, up.events, up.changed, up.reset, eof, run.parser, src.position())
-            pickle.dump(read, out, pickle.HIGHEST_PROTOCOL)
-            # Each chunk goes out whole at once: the parent works on it while this reads on.
-            out.flush()
+            body = pickle.dumps(read, pickle.HIGHEST_PROTOCOL)
+            # Each chunk goes out whole, its length first: the parent works on it while this
+            # reads on (and a parent with other work can tell a whole chunk from part of one).
+            out.write(_LEN.pack(len(body)) + body)
             if eof or src.error is not None:
                 return
 
 
-def _take(run: Run, read: Read, now: float) -> None:
+def _take(run: Run, read: Read, now: float) -> RunUpdate:
     assert isinstance(run.source, FileTail)
     run.parser = read.parser
     run.source.move_to(read.position)
-    run.settle(RunUpdate(read.records, read.events, [], read.changed, read.reset), read.eof, now)
+    up = RunUpdate(read.records, read.events, [], read.changed, read.reset)
+    run.settle(up, read.eof, now)
+    return up
 
 
 def _fork(work: Callable[[int], None], inherited: list[int]) -> tuple[int, int] | None:
@@ -202,7 +316,12 @@ def _fork(work: Callable[[int], None], inherited: list[int]) -> tuple[int, int] 
     (descriptors of this process it has no use for)."""
     r, w = os.pipe()
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # (3.12+ warns when a threaded process forks: the TUI's poll thread does, and the
+            # child runs only the helper, which takes no lock another thread could hold; a
+            # warning printed would land on the TUI's screen)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
     except OSError:
         os.close(r)
         os.close(w)
@@ -213,6 +332,7 @@ def _fork(work: Callable[[int], None], inherited: list[int]) -> tuple[int, int] 
             os.close(r)
             for fd in inherited:
                 os.close(fd)
+            _quiet_signals()
             work(w)
             code = 0
         except BaseException:  # whatever happened, the parent does the work itself
@@ -222,6 +342,20 @@ def _fork(work: Callable[[int], None], inherited: list[int]) -> tuple[int, int] 
             os._exit(code)
     os.close(w)
     return pid, r
+
+
+def _quiet_signals() -> None:
+    """In a child: no handler of the parent's (a TUI's resize, its event loop's wake-up pipe)
+    runs here, and the terminal's interrupt is the parent's to handle."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+    for name, action in (("SIGWINCH", signal.SIG_DFL), ("SIGINT", signal.SIG_IGN)):
+        try:
+            signal.signal(getattr(signal, name), action)
+        except (AttributeError, ValueError, OSError):
+            pass
 
 
 def _stop(pid: int) -> None:

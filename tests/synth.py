@@ -374,6 +374,33 @@ def gen_log(directory: Path, shape: str, n: int, seed: int) -> str:
     return path
 
 
+def write_log(path: Path, n: int = 30, seed: int = 0, epoch_scale: float = 0.01, bars: bool = False) -> None:
+    """A small HF-stdout-style log: one dict repr per logging step, an eval every 10; with
+    ``bars``, the tqdm training bar before each (logging every 10 steps)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        for i in range(1, n + 1):
+            if bars:
+                f.write(f"\r{100 * i // n:3d}%|#         | {i * 10}/{n * 10} [00:10<00:20,  5.00it/s]\n")
+            loss = 2.0 * math.exp(-i / 15) + 0.3 + 0.01 * ((i * 7 + seed) % 5)
+            rec = {
+                "loss": round(loss, 4),
+                "grad_norm": round(1.0 + 0.1 * ((i + seed) % 4), 3),
+                "learning_rate": 2e-5,
+                "entropy": 1.5,
+                "num_tokens": float(i * 2048),
+                "mean_token_accuracy": 0.8,
+                "epoch": round(i * epoch_scale, 3),
+            }
+            f.write(repr(rec) + "\n")
+            if i % 10 == 0:
+                f.write(repr({"eval_loss": round(loss * 1.1, 4), "eval_mean_token_accuracy": 0.78, "epoch": rec["epoch"]}) + "\n")
+
+
+def nan_line(epoch: float = 1.0) -> str:
+    return repr({"loss": math.nan, "grad_norm": math.nan, "learning_rate": 1e-05, "epoch": epoch}) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("path")

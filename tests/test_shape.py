@@ -215,3 +215,16 @@ def test_widgets_reach_core_only_through_the_view_model(widget: Path) -> None:
         elif isinstance(node, ast.Import):
             reached.update(a.name for a in node.names if a.name.startswith("sfttop.core"))
     assert reached <= WIDGET_MAY_IMPORT, f"{widget.name} imports {sorted(reached - WIDGET_MAY_IMPORT)}"
+
+
+def test_tests_share_code_only_through_the_shared_modules() -> None:
+    """Test modules import helpers, synth and the fake servers, never another test module or
+    bench/ (a test must not break because another one was renamed or a benchmark changed)."""
+    bad = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            )
+            bad += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0].startswith("test_") or n.startswith("bench")]
+    assert not bad, bad

@@ -9,7 +9,8 @@ plain view data for the widgets. When nothing changes nothing is posted, nothing
 nothing is redrawn: an idle screen costs one ``stat`` per file per interval. A busy one costs
 frames, not records: while logs are written the poll runs at most every BUSY_POLL_GAP, and what is
 dear to redraw (the chart, the run list's counters, the selected run's checklist and assessment)
-at most about once a second; a run in the background only changes its row.
+at most every 2 s; a run in the background only changes its row. A long history is parsed by
+``--report``'s helper process (``core/pipe.py``), any other with the engine lock free.
 
 ``replay=True`` (tests, screenshots): every log is read to its end before the first paint and
 never polled again, with a fixed clock: the same files give the same screen.
@@ -17,6 +18,7 @@ never polled again, with a fixed clock: the same files give the same screen.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -30,13 +32,15 @@ from textual.events import Resize
 from textual.message import Message
 from textual.widgets import Static
 
-from sfttop.core import memory
+from sfttop.core import memory, pipe
 from sfttop.core.alert import AlertDispatcher, dispatcher_for
 from sfttop.core.alert import news as alert_news
 from sfttop.core.config import Config
 from sfttop.core.diagnose import Finding, Severity
 from sfttop.core.i18n import N_, _
 from sfttop.core.run import Monitor, Run
+from sfttop.core.tail import FileTail
+from sfttop.core.update import RunUpdate
 from sfttop.core.wake import Waker, log_dirs
 from sfttop.core.webhook import WebhookSender
 
@@ -75,22 +79,33 @@ MIN_HEIGHT = 10
 # Bytes per run per poll while history loads. The engine lock is held for one run's poll at a
 # time, and a key press waits for at most one (~20 ms for 256 KiB of HF stdout).
 LOAD_BUDGET = 256 << 10
-TRIM_EVERY = 50  # polls between heap trims while history loads
+TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks the heap: ~0.1 s)
+POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
-REFRESH_GAP = 0.2  # at most ~5 screen refreshes a second when runs change
+# At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
+# before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
+# ~0.6 s of its write. A change after a quiet spell goes up at once.
+REFRESH_GAP = 0.4
 # Polls at most this often while runs write: a poll reads every run, and the screen shows no more
 # than REFRESH_GAP allows anyway (inotify wakes the loop at every write of every run).
-BUSY_POLL_GAP = 0.1
+BUSY_POLL_GAP = 0.2
 # The selected run's checklist and assessment are rebuilt at most this often while it writes
 # (judging the open checklist windows and the assessment are the dearest views; their text moves
-# slowly, unlike the cards and the chart). A newly selected run's are built at once.
-VIEWS_GAP = 1.0
+# slowly, unlike the cards: a window's verdict takes 100 steps). A newly selected run's are built
+# at once.
+VIEWS_GAP = 2.0
 # ... and the chart and the run list's counters at most this often while runs write (redrawing
-# them is most of the cost of a busy screen: ~7 ms each); the cards and the title keep
-# REFRESH_GAP, and a run's status word in the list (an alarm) goes up at once.
-CHART_GAP = 1.0
-ROWS_GAP = 1.0
+# them is most of the cost of a busy screen: plotext takes 10-20 ms for a chart, the run list
+# ~4 ms); the cards and the title keep REFRESH_GAP (the newest value of every record is on the
+# cards), and a run's status word in the list (an alarm) goes up at once.
+CHART_GAP = 2.0
+ROWS_GAP = 2.0
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
+# After a run change by key the poll thread pauses between two runs until the new run is on
+# screen, at most this long: with history loading, parsing would hold the interpreter (the GIL)
+# most of the time the UI thread needs to answer.
+KEY_HOLD = 0.15
+DIRS_GAP = 2.0  # the watched directories are worked out again at least this often
 VIEWS = ("chart", "metrics", "checklist", "assessment")
 
 
@@ -207,6 +222,11 @@ class SfttopApp(App[int]):
         self.view_builds = 0  # checklist/assessment builds (tests check background runs cost none)
         self._rows: dict[str, tuple[int, RunRow]] = {}  # each run's list row and its generation
         self._waker: Waker | None = None
+        self._feeds: dict[int, pipe.Feed] = {}  # helpers reading long histories, by id(run)
+        self._fed: set[int] = set()
+        self._polled: set[int] = set()  # runs polled at least once, by id
+        self._gc_off = False  # the poll thread turned the cyclic collector off while loading
+        self._key_until = 0.0  # time.monotonic() until which the poll thread waits for a key's frame
         if replay:
             self.monitor.load_all()
 
@@ -327,10 +347,17 @@ class SfttopApp(App[int]):
         finally:
             self._waker = None
             waker.close()
+            for feed in self._feeds.values():
+                feed.close()
+            if self._gc_off:
+                gc.enable()
+                self._gc_off = False
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         was_loading = False
         polled_at = -1.0
+        watched_key, watched_at = -1, 0.0
+        held, held_new, held_live, posted_at, trimmed_at = False, 0, list[tuple[str, Finding]](), 0.0, 0.0
         while not stop.is_set():
             polled_at = time.monotonic()
             try:
@@ -341,16 +368,43 @@ class SfttopApp(App[int]):
                     now = mon.clock()
                 ups = {}
                 for run in runs:
+                    # A key was pressed: the UI thread has the engine and the interpreter to
+                    # itself until its answer is on screen (or KEY_HOLD passed).
+                    hold = self._key_until - time.monotonic()
+                    if hold > 0:
+                        stop.wait(hold)
                     # One run at a time under the lock: the UI thread (a key press, a repaint)
                     # never waits for a whole pass over every run.
+                    feed = self._feed(run)
+                    msg = None
+                    if feed is not None:
+                        if not feed.ready():
+                            continue  # its helper is still reading: the other runs go on
+                        msg = feed.receive()  # (unpickled with the lock free)
+                    read: tuple[RunUpdate, bool] | None = None
+                    if msg is None and self._reads_unlocked(run):
+                        # History: parsed with the lock free (only this thread touches the parser
+                        # and the tail; the UI reads counters), settled under it.
+                        read_up = RunUpdate()
+                        assert isinstance(run.source, FileTail)
+                        read = (read_up, run.read(run.source, LOAD_BUDGET, read_up))
                     with self.lock:
-                        up = run.poll(LOAD_BUDGET, now)
+                        if feed is not None and msg is not None:
+                            up = feed.settle(run, msg, now)
+                        elif read is not None:
+                            up = read[0]
+                            run.settle(up, read[1], now)
+                        else:
+                            up = run.poll(LOAD_BUDGET, now)
+                            self._polled.add(id(run))
                         if up.changed or up.opened:
                             ups[run.name] = up
                         if self._build_views():
                             self.post_message(ViewsBuilt())
                     if stop.is_set():
                         return
+                for key in [k for k, f in self._feeds.items() if f.done]:
+                    del self._feeds[key]
                 with self.lock:
                     loading = mon.loading
                     self.polls += 1
@@ -368,20 +422,77 @@ class SfttopApp(App[int]):
             if self.webhooks is not None:
                 for name, f in news:
                     self.webhooks.offer(name, f)
-            if new or ups:
-                self.post_message(Polled(len(new), live, loading))
-            if (was_loading and not loading) or (loading and self.polls % TRIM_EVERY == 0):
+            # While histories load a pass takes a chunk of each run (a helper's come many times a
+            # second): the UI hears of them at most every POST_GAP, when it would redraw no
+            # sooner anyway; a finding that opened on a live line, or the end of loading, at once.
+            held_new += len(new)
+            held_live.extend(live)
+            held = held or bool(new or ups)
+            if held and (held_live or not loading or polled_at - posted_at >= POST_GAP):
+                self.post_message(Polled(held_new, held_live, loading))
+                held, held_new, held_live, posted_at = False, 0, [], polled_at
+            if (was_loading and not loading) or (loading and polled_at - trimmed_at >= TRIM_GAP):
                 # history loading makes and drops many objects: give the freed heap back
                 memory.trim()
+                trimmed_at = polled_at
             was_loading = loading
+            # As load_all does for --report: what loading builds holds no reference cycles, and
+            # the cyclic collector would walk the growing heap again and again (a tenth of a
+            # long log's load). On again once every history is in.
+            if loading and not self._gc_off and gc.isenabled():
+                gc.disable()
+                self._gc_off = True
+            elif not loading and self._gc_off:
+                gc.enable()
+                self._gc_off = False
             if loading:
-                stop.wait(0.01)
+                feeds = list(self._feeds.values())
+                if feeds:
+                    pipe.wait_any(feeds, 0.01)  # (a helper's next chunk wakes the loop at once)
+                else:
+                    stop.wait(0.01)
                 continue
             # Sleep until the next poll, or until inotify says a log directory changed (then a
             # moment more, so a burst of writes is read in one go). Polling stays the truth.
-            waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
+            # (the directories looked up again when runs come or go, and at the rescan's pace: a
+            # stat per run per poll was a tenth of a busy poll's cost)
+            dirs_key = len(mon.runs)
+            if dirs_key != watched_key or polled_at - watched_at >= DIRS_GAP:
+                waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
+                watched_key, watched_at = dirs_key, polled_at
             if waker.wait(self.interval, stop):
                 stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
+
+    def _reads_unlocked(self, run: Run) -> bool:
+        """The run's history is still being read from a local log, past its first poll (which
+        may show the log's end first): a key press need not wait for the parser."""
+        return (
+            not run.loaded and not run.remote and isinstance(run.source, FileTail) and id(run) in self._polled
+        )
+
+    def _feed(self, run: Run) -> pipe.Feed | None:
+        """The helper process reading this run's long history, started when the run's end has
+        been shown (its first poll read the preview) and at least ``pipe.MIN_BYTES`` are left
+        to read: the parsing then runs on another core, as for ``--report``, and this process
+        only absorbs (the engine lock is free while a chunk is on its way)."""
+        feed = self._feeds.get(id(run))
+        if feed is not None:
+            return None if feed.done else feed
+        if (
+            run.loaded
+            or run.remote
+            or id(run) not in self._polled  # (its first poll shows the log's end first)
+            or id(run) in self._fed
+            or len([f for f in self._feeds.values() if not f.done]) >= max(1, pipe.jobs() - 1)
+            or not pipe.usable()
+            or not pipe.worth_it(run, self.monitor.helper_bytes)
+        ):
+            return None
+        self._fed.add(id(run))  # one helper per run: if it fails, this process reads on
+        feed = pipe.Feed.start(run, LOAD_BUDGET)  # (only this thread changes runs: no lock)
+        if feed is not None:
+            self._feeds[id(run)] = feed
+        return feed
 
     def _build_views(self) -> bool:
         """Build the selected run's heavy views if they are out of date (the engine lock held:
@@ -482,8 +593,9 @@ class SfttopApp(App[int]):
             self.webhooks.close(wait=2.0)
 
     # ------------------------------------------------------------------------------ refresh
-    def _refresh_all(self, force: bool = False) -> None:
-        """Read what changed into the widgets. Cheap when nothing did (each widget compares)."""
+    def _refresh_all(self, force: bool = False, draw_chart: bool = True) -> None:
+        """Read what changed into the widgets. Cheap when nothing did (each widget compares).
+        ``draw_chart=False``: leave the chart for the caller to draw in a next frame."""
         self._flush_at = time.monotonic()
         if not self.query("#runs"):
             return
@@ -510,6 +622,8 @@ class SfttopApp(App[int]):
             if force or self._shown.get("run") != key:
                 self._shown["run"] = key
                 self._refresh_run(run)
+            if not draw_chart:
+                return
             # (only the runs the chart draws: a background run's record changes its row alone)
             drawn = runs if self.chart_state.overlay else runs[self.selected : self.selected + 1]
             what = (self.selected, self.chart_state, buckets, len(runs))
@@ -616,7 +730,15 @@ class SfttopApp(App[int]):
             groups = self._groups()
             if self.chart_state.group >= len(groups):
                 self.chart_state = replace(self.chart_state, group=0)
-            self._refresh_all()
+            # The key's answer first: the title, the list and the cards in a frame of their own
+            # (a few ms); the new run's chart, plotext's 10-20 ms, in the frame after.
+            self._key_until = time.monotonic() + KEY_HOLD
+            self._refresh_all(draw_chart=False)
+            self.call_after_refresh(self._after_key)
+
+    def _after_key(self) -> None:
+        self._refresh_all()
+        self._key_until = 0.0  # (the chart is drawn: the poll thread goes on)
 
     def _groups(self) -> list[tuple[str, str, str | None]]:
         with self.lock:

@@ -63,6 +63,7 @@ class ChartResult:
     nonfinite: int = 0
     first_nonfinite_x: float | None = None
     auto_log: bool = False  # the y axis went logarithmic by itself (ChartOptions.auto_log)
+    picture: tuple[object, ...] = ()  # what plotext was asked to draw, at sub-dot resolution
 
 
 # Overlay: when one line's median is this many times another's (an exploded run beside healthy
@@ -148,14 +149,85 @@ def _note(result: ChartResult, text: str, rank: int) -> None:
     result.note_ranks.append(rank)
 
 
+# One plotext call: (kind, xs, ys, marker, colour); kind is plot, scatter or hline (ys = [y]).
+_Op = tuple[str, list[float], list[float], str, RGB]
+# The picture is compared on a grid this many times finer than braille dots (2 x 4 per cell):
+# two charts equal on it draw the same dots, but for a point within a quarter of a dot of a dot's
+# edge, which the next change that moves anything draws where it belongs.
+SUBDOT = 4
+
+
+def _picture(
+    ops: list[_Op],
+    lims: tuple[float, float, float, float],
+    ticks: tuple[list[float], list[str], list[float], list[str]],
+    width: int,
+    height: int,
+) -> tuple[object, ...]:
+    """What a chart looks like, cheaply: every point and tick quantized to the plot's grid."""
+    xmin, xmax, ylo, yhi = lims
+    sx = width * 2 * SUBDOT / (xmax - xmin)
+    sy = height * 4 * SUBDOT / (yhi - ylo)
+    drawn = tuple(
+        (kind, marker, rgb, tuple(round((x - xmin) * sx) for x in xs), tuple(round((y - ylo) * sy) for y in ys))
+        for kind, xs, ys, marker, rgb in ops
+    )
+    xt, xlabels, yt, ylabels = ticks
+    return (
+        width,
+        height,
+        drawn,
+        tuple(round((x - xmin) * sx) for x in xt),
+        tuple(xlabels),
+        tuple(round((y - ylo) * sy) for y in yt),
+        tuple(ylabels),
+    )
+
+
+def _draw(
+    ops: list[_Op],
+    lims: tuple[float, float, float, float],
+    ticks: tuple[list[float], list[str], list[float], list[str]],
+    width: int,
+    height: int,
+) -> str:
+    f = _figure_class()
+    f.plot_size(max(10, width), max(4, height))
+    f.theme("clear")
+    f.frame(True)
+    for kind, xs, ys, marker, rgb in ops:
+        if kind == "plot":
+            f.plot(xs, ys, marker=marker, color=rgb)
+        elif kind == "scatter":
+            f.scatter(xs, ys, marker=marker, color=rgb)
+        else:
+            f.horizontal_line(ys[0], color=rgb)
+    xmin, xmax, ylo, yhi = lims
+    f.xlim(xmin, xmax)
+    f.ylim(ylo, yhi)
+    xt, xlabels, yt, ylabels = ticks
+    if yt:
+        f.yticks(yt, ylabels)
+    if xt:
+        f.xticks(xt, xlabels)
+    text: str = f.build()
+    return text
+
+
 def _fmt_x(x: float, x_label: str) -> str:
     return fmt_tick(x, count=True) if x_label != "step" or abs(x) >= 1e5 else str(int(x))
 
 
 def build_chart(
-    lines: list[ChartLine], opts: ChartOptions, width: int, height: int, hlines: list[HLine] | None = None
+    lines: list[ChartLine],
+    opts: ChartOptions,
+    width: int,
+    height: int,
+    hlines: list[HLine] | None = None,
+    reuse: ChartResult | None = None,
 ) -> ChartResult:
-    """Plot ``lines`` into a ``width`` x ``height`` block of text."""
+    """Plot ``lines`` into a ``width`` x ``height`` block of text. ``reuse``: an earlier result
+    whose text is taken as it is when the new chart would draw the same picture."""
     auto_log = not opts.log and opts.auto_log and _wants_log(lines)
     log = opts.log or auto_log
     hlines = [HLine(math.log10(h.y), h.rgb, h.label) if log else h for h in (hlines or []) if h.y > 0 or not log]
@@ -222,10 +294,9 @@ def build_chart(
     if xmax == xmin:
         xmin, xmax = xmin - 1, xmax + 1
 
-    f = _figure_class()
-    f.plot_size(max(10, width), max(4, height))
-    f.theme("clear")
-    f.frame(True)
+    # The drawing calls are recorded first: plotext is most of a chart's cost (10-20 ms), and a
+    # live run's new record seldom moves a single dot of a chart of thousands (see _picture).
+    ops: list[_Op] = []
     buckets = max(8, width - 8)
     clipped_x: list[float] = []
     clipped_y: list[float] = []
@@ -249,49 +320,48 @@ def build_chart(
             # another shape than the train line at any eval count: a dotted line, and ◆ on the
             # evals (spread out when there are more than fit)
             dx, dy = downsample_minmax(fx, ys, buckets)
-            f.plot(dx, dy, marker="·", color=line.rgb)
+            ops.append(("plot", dx, dy, "·", line.rgb))
             mx, my = _spread(fx, ys, max(2, width // 4))
-            f.scatter(mx, my, marker="◆", color=line.rgb)
+            ops.append(("scatter", mx, my, "◆", line.rgb))
             continue
         if opts.smooth:
             raw_x, raw_y = downsample_minmax(fx, ys, buckets)
-            f.plot(raw_x, raw_y, marker="braille", color=mix(line.rgb, GREY, 0.6))
+            ops.append(("plot", raw_x, raw_y, "braille", mix(line.rgb, GREY, 0.6)))
             sm = ema_debiased(ys, opts.ema_weight)
             sx, sy = downsample_minmax(fx, sm, buckets)
-            f.plot(sx, sy, marker="braille", color=line.rgb)
+            ops.append(("plot", sx, sy, "braille", line.rgb))
         else:
             dx, dy = downsample_minmax(fx, ys, buckets)
-            f.plot(dx, dy, marker="braille", color=line.rgb)
+            ops.append(("plot", dx, dy, "braille", line.rgb))
         if line.glyph:
             gx, gy = _spread(fx, ema_debiased(ys, opts.ema_weight) if opts.smooth else ys, GLYPH_MARKS)
-            f.scatter(gx, gy, marker=line.glyph, color=line.rgb)
+            ops.append(("scatter", gx, gy, line.glyph, line.rgb))
     for h in shown_h:
-        f.horizontal_line(h.y, color=h.rgb)
+        ops.append(("hline", [], [h.y], "", h.rgb))
     if clipped_x:
-        f.scatter(clipped_x, clipped_y, marker="▲" if upper is not None else "▼", color=WARN_RGB)
+        ops.append(("scatter", clipped_x, clipped_y, "▲" if upper is not None else "▼", WARN_RGB))
         result.clipped = len(clipped_x)
     if nan_points:
         finite_nan = [x for x in nan_points if math.isfinite(x)]
         if finite_nan:
-            f.scatter(finite_nan, [yhi] * len(finite_nan), marker="✕", color=NAN_RGB)
-    f.xlim(xmin, xmax)
-    f.ylim(ylo, yhi)
+            ops.append(("scatter", finite_nan, [yhi] * len(finite_nan), "✕", NAN_RGB))
     count = is_count(opts.metric)
     if log:
         ticks, labels = log_ticks(ylo, yhi, max(2, height // 3), count)
     else:
         ticks = nice_ticks(ylo, yhi, max(2, height // 3))
         labels = [fmt_tick(t, count) for t in ticks]
-    if ticks:
-        f.yticks(ticks, labels)
     xt = nice_ticks(xmin, xmax, max(2, width // 14))
-    if xt:
-        f.xticks(xt, [_fmt_x(t, opts.x_label) for t in xt])
-    try:
-        result.text = f.build()
-    except (ValueError, ZeroDivisionError, OverflowError, IndexError) as e:  # plotext edge cases
-        result.text = _("chart unavailable: {error}").format(error=e)
-        return result
+    xlabels = [_fmt_x(t, opts.x_label) for t in xt]
+    result.picture = _picture(ops, (xmin, xmax, ylo, yhi), (xt, xlabels, ticks, labels), width, height)
+    if reuse is not None and reuse.plotted and reuse.picture == result.picture:
+        result.text = reuse.text
+    else:
+        try:
+            result.text = _draw(ops, (xmin, xmax, ylo, yhi), (xt, xlabels, ticks, labels), width, height)
+        except (ValueError, ZeroDivisionError, OverflowError, IndexError) as e:  # plotext edge cases
+            result.text = _("chart unavailable: {error}").format(error=e)
+            return result
     result.plotted = True
     if result.clipped:
         template = _("{count} clipped above {value}") if upper is not None else _("{count} clipped below {value}")

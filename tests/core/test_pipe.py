@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,46 @@ def test_a_tail_position_is_all_of_a_tail_but_its_descriptor(tmp_path: Path) -> 
     assert [s for _, s in b.poll().segments] == [b"three", b"four"]
     a.close()
     b.close()
+
+
+async def test_the_tui_loads_a_long_history_with_a_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live screen reads a long log's history with the same helper as ``--report`` (its end
+    first, then the rest parsed in another process) and ends in the state one process reaches."""
+    import sfttop.tui.app as app_module
+    from sfttop.tui.app import SfttopApp
+    from synth import write_log
+
+    path = tmp_path / "big" / "train.log"
+    write_log(path, 3000, epoch_scale=0.001, bars=True)
+    monkeypatch.setattr(app_module, "LOAD_BUDGET", 8 << 10)  # a long log for this budget: a preview first
+    started: list[pipe.Feed | None] = []
+    real_start = pipe.Feed.start
+
+    def start(run: Any, budget: int) -> pipe.Feed | None:
+        started.append(real_start(run, budget))
+        return started[-1]
+
+    monkeypatch.setattr(pipe.Feed, "start", start)
+    settled: list[int] = []
+    real_settle = pipe.Feed.settle
+
+    def settle(self: pipe.Feed, run: Any, msg: Any, now: float) -> Any:
+        settled.append(1)
+        return real_settle(self, run, msg, now)
+
+    monkeypatch.setattr(pipe.Feed, "settle", settle)
+    app = SfttopApp([str(path)], Config(), interval=0.05, rescan_seconds=0.1, clock=lambda: 1e9)
+    app.monitor.helper_bytes = 1
+    async with app.run_test(size=(120, 36)) as pilot:
+        deadline = time.monotonic() + 30
+        # (the poll thread finds the run first: no run yet is not "loaded")
+        while (not app.monitor.runs or app.monitor.loading) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert app.monitor.runs and not app.monitor.loading
+        with app.lock:
+            helped = _state(app.monitor)
+    assert len(started) == 1 and started[0] is not None and started[0].done
+    assert len(settled) >= 10  # the history came from the helper, a chunk at a time
+    _, alone = _load([str(path)], helper=False, budget=8 << 10)
+    assert helped == _state(alone)
+    _no_child_left()

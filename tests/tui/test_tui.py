@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -22,37 +21,11 @@ from sfttop.tui.widgets.help_screen import HelpScreen
 from sfttop.tui.widgets.metric_chart import MetricChart
 from sfttop.tui.widgets.run_list import RunList
 from sfttop.tui.widgets.title_bar import TitleBar
+from synth import nan_line, write_log
 
 REAL = REAL / "tf5"
 THREE = [str(REAL / n / "train.log") for n in ("healthy", "explode", "overfit")]
 LIVE = {"interval": 0.05, "rescan_seconds": 0.1}
-
-
-def write_log(path: Path, n: int = 30, seed: int = 0, epoch_scale: float = 0.01, bars: bool = False) -> None:
-    """A small HF-stdout-style log: one dict repr per logging step, an eval every 10; with
-    ``bars``, the tqdm training bar before each (logging every 10 steps)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        for i in range(1, n + 1):
-            if bars:
-                f.write(f"\r{100 * i // n:3d}%|#         | {i * 10}/{n * 10} [00:10<00:20,  5.00it/s]\n")
-            loss = 2.0 * math.exp(-i / 15) + 0.3 + 0.01 * ((i * 7 + seed) % 5)
-            rec = {
-                "loss": round(loss, 4),
-                "grad_norm": round(1.0 + 0.1 * ((i + seed) % 4), 3),
-                "learning_rate": 2e-5,
-                "entropy": 1.5,
-                "num_tokens": float(i * 2048),
-                "mean_token_accuracy": 0.8,
-                "epoch": round(i * epoch_scale, 3),
-            }
-            f.write(repr(rec) + "\n")
-            if i % 10 == 0:
-                f.write(repr({"eval_loss": round(loss * 1.1, 4), "eval_mean_token_accuracy": 0.78, "epoch": rec["epoch"]}) + "\n")
-
-
-def nan_line(epoch: float = 1.0) -> str:
-    return repr({"loss": math.nan, "grad_norm": math.nan, "learning_rate": 1e-05, "epoch": epoch}) + "\n"
 
 
 async def wait_for(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 8.0) -> bool:
@@ -504,7 +477,7 @@ async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path
             await pilot.pause(0.05)
         elapsed = time.monotonic() - t0
         polled = app.polls - polls
-        assert polled > 10  # each write was read...
+        assert polled >= elapsed / app_module.BUSY_POLL_GAP / 2  # the writes were read at the busy cadence...
         built = app.view_builds - views
         assert 1 <= built <= elapsed / app_module.VIEWS_GAP + 1  # ...but the views were built at a cadence
         loss = lambda: app.monitor.runs[0].data.get("loss")  # noqa: E731

@@ -152,6 +152,26 @@ def test_chart_threshold_lines_and_smoothing() -> None:
     assert "─" in res.text
 
 
+def test_chart_reuses_its_text_only_for_the_same_picture() -> None:
+    ys = [2.0 * math.exp(-i / 50) + 0.1 for i in range(300)]
+    first = build_chart([_line(ys)], ChartOptions(metric="loss"), 80, 20)
+    # a change far below a braille dot: the same picture, plotext is not run again
+    nudged = [y + 1e-9 for y in ys]
+    again = build_chart([_line(nudged)], ChartOptions(metric="loss"), 80, 20, reuse=first)
+    assert again.picture == first.picture and again.text is first.text
+    assert build_chart([_line(nudged)], ChartOptions(metric="loss"), 80, 20).text == first.text
+    # a point that moves, another size, another colour, other options: drawn again
+    moved = list(ys)
+    moved[100] += 0.5
+    for other in (
+        build_chart([_line(moved)], ChartOptions(metric="loss"), 80, 20, reuse=first),
+        build_chart([_line(ys)], ChartOptions(metric="loss"), 81, 20, reuse=first),
+        build_chart([ChartLine("loss", _line(ys).xs, ys, RUN_COLORS[1])], ChartOptions(metric="loss"), 80, 20, reuse=first),
+        build_chart([_line(ys)], ChartOptions(metric="loss", log=True), 80, 20, reuse=first),
+    ):
+        assert other.picture != first.picture and other.text != first.text
+
+
 @pytest.mark.parametrize("w,h", [(10, 4), (20, 5), (200, 60)])
 def test_chart_any_size(w: int, h: int) -> None:
     res = build_chart([_line([1.0, 2.0, 3.0]), _line([2.0], "eval")], ChartOptions(), w, h)

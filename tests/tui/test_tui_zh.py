@@ -352,9 +352,8 @@ async def test_the_chinese_demo_has_no_english_word(zh: None, tmp_path: Path) ->
 async def test_loading_history_speaks_chinese(zh: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While a long history streams in (the run list's ◌ 读取 45%, the panels' 正在读取历史…,
     the title's count of runs still loading): laid out and in Chinese at every frame."""
-    from test_tui import write_log
-
     import sfttop.tui.app as app_module
+    from synth import write_log
 
     for name, n in (("big", 3000), ("other", 3000), ("small", 30)):
         write_log(tmp_path / name / "train.log", n, epoch_scale=0.001, bars=True)

@@ -13,6 +13,7 @@ from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, ljust, rjust, wrap_text
 
 from .checklist import set_more_hint
+from .styles_memo import StylesMemo
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,12 @@ class AssessmentPanel(Widget):
         super().__init__(id=id)
         self.view = AssessmentView(_("no data yet"), "muted")
         self.border_title = _("assessment")
+        self._wrapped: tuple[object, int] = (None, 0)  # ((view, width), lines)
+        self._styles_memo = StylesMemo("assessment", ("ok", "warning", "critical", "muted", "heading"))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles_memo.clear()
 
     def set_view(self, view: AssessmentView) -> None:
         if view != self.view:
@@ -102,20 +109,24 @@ class AssessmentPanel(Widget):
             self.refresh(layout=bool(width) and self.get_content_height(None, None, width) != before)
 
     def _styles(self) -> dict[str, str]:
-        return {
-            n: str(self.get_component_rich_style(f"assessment--{n}", partial=True))
-            for n in ("ok", "warning", "critical", "muted", "heading")
-        }
+        return self._styles_memo.get(self)
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
-        text = assessment_text(self.view, width, {})
-        return len(text.wrap(self.app.console, max(1, width)))
+        return self._lines(width)
+
+    def _lines(self, width: int) -> int:
+        """Lines the view takes at ``width``, wrapped (asked by layout, by set_view twice and by
+        render for its "more" hint: wrapping is most of this panel's cost, so once per view)."""
+        key = (self.view, width)
+        if self._wrapped[0] != key:
+            text = assessment_text(self.view, width, {})
+            self._wrapped = (key, len(text.wrap(self.app.console, max(1, width))))
+        return self._wrapped[1]
 
     def on_resize(self) -> None:
         self.refresh()  # the "more" hint in the border depends on the height: render again
 
     def render(self) -> Text:
         text = assessment_text(self.view, self.content_size.width, self._styles())
-        width = max(1, self.content_size.width)
-        set_more_hint(self, len(text.wrap(self.app.console, width)), self.content_size.height)
+        set_more_hint(self, self._lines(max(1, self.content_size.width)), self.content_size.height)
         return text

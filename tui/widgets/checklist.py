@@ -12,6 +12,7 @@ from textual.widget import Widget
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, crop, fit, ljust
 from sfttop.tui.palette import check_status
+from sfttop.tui.widgets.styles_memo import StylesMemo
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ class ChecklistPanel(Widget):
         super().__init__(id=id)
         self.view = ChecklistView(())
         self.border_title = _("checklist")
+        self._styles_memo = StylesMemo("checklist", ("ok", "warning", "critical", "muted", "heading"))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles_memo.clear()
 
     def set_view(self, view: ChecklistView) -> None:
         if view != self.view:
@@ -126,11 +132,7 @@ class ChecklistPanel(Widget):
         self.refresh()  # the "more" hint in the border depends on the height: render again
 
     def render(self) -> Text:
-        styles = {
-            n: str(self.get_component_rich_style(f"checklist--{n}", partial=True))
-            for n in ("ok", "warning", "critical", "muted", "heading")
-        }
-        text = checklist_text(self.view, self.content_size.width, styles)
+        text = checklist_text(self.view, self.content_size.width, self._styles_memo.get(self))
         set_more_hint(self, len(text.split("\n")), self.content_size.height)
         return text
 

@@ -18,6 +18,7 @@ from sfttop.core.i18n import _
 from sfttop.tui.cells import crop, fit, ljust, rjust
 from sfttop.tui.fmt import fmt_change, fmt_value
 from sfttop.tui.plotdata import sparkline
+from sfttop.tui.widgets.styles_memo import StylesMemo
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,11 @@ class MetricCard(Widget):
         super().__init__(id=id)
         self.metric = metric
         self.card = CardData(metric, label, None, None, ())
+        self._styles_memo = StylesMemo("metric-card", ("label", "ok", "neutral", "warning", "critical", "muted", "spark"))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles_memo.clear()
 
     def set_card(self, card: CardData) -> None:
         if card != self.card:
@@ -129,11 +135,7 @@ class MetricCard(Widget):
             self.refresh()
 
     def render(self) -> Text:
-        styles = {
-            name: str(self.get_component_rich_style(f"metric-card--{name}", partial=True))
-            for name in ("label", "ok", "neutral", "warning", "critical", "muted", "spark")
-        }
-        return card_text(self.card, self.content_size.width, styles)
+        return card_text(self.card, self.content_size.width, self._styles_memo.get(self))
 
 
 class MetricCardHeader(Widget):

@@ -88,6 +88,8 @@ class MetricChart(Widget):
         self._cache_key: tuple[object, ...] | None = None
         self._cache: Text = Text()
         self.result: ChartResult | None = None
+        self._shown: tuple[object, ...] = ()  # the text, and the legend lines, last drawn
+        self._title: Text | None = None
         self.builds = 0  # how many times plotext ran (tests check idle screens do not rebuild)
 
     def set_data(self, data: ChartData) -> None:
@@ -95,9 +97,15 @@ class MetricChart(Widget):
         self.data = data
         if old is not None and old.version == data.version and old.opts == data.opts and old.title == data.title:
             return
-        self.result = None
         self._update_titles()
-        self.refresh()
+        size = self.content_size
+        if not (size.width and size.height):
+            self.refresh()  # drawn when it has a size
+        elif self._draw():
+            self.refresh()
+            self._set_subtitle()
+        else:
+            self._set_subtitle()  # (what the data says, a NaN count, can change with the same dots)
 
     def _legend_in_border(self) -> bool:
         """The legend goes in the border when it fits there, else on lines above the plot."""
@@ -123,7 +131,9 @@ class MetricChart(Widget):
                 title.append_text(item)
         elif not d.legend_prefix:
             title.append(d.title)
-        self.border_title = title
+        if title != self._title:  # (setting a border title repaints the whole chart)
+            self._title = title
+            self.border_title = title
         self._set_subtitle()
 
     def on_resize(self) -> None:
@@ -154,31 +164,44 @@ class MetricChart(Widget):
             self._last_sub = sub
             self.border_subtitle = Text(sub)
 
-    def render(self) -> Text:
+    def _draw(self) -> bool:
+        """Build the chart for the current data and size if not done yet; True when what it
+        shows changed (a new record of a long run often moves no dot: nothing to repaint)."""
         d = self.data
         size = self.content_size
         if d is None:
-            return Text(_("loading…"), style="dim")
+            return False
         key = (d.version, d.opts, d.title, size.width, size.height)
-        if key != self._cache_key:
-            self._cache_key = key
-            legend = [] if self._legend_in_border() else legend_lines(legend_items(d), size.width)
-            legend = legend[: max(0, size.height - 6)]  # the plot keeps at least 6 rows
-            if d.message:
-                res = ChartResult(d.message, False)
-            else:
-                res = build_chart(d.lines, d.opts, size.width, size.height - len(legend), d.hlines)
-            self.builds += 1
-            self.result = res
-            if res.plotted:
-                body = Text.from_ansi(res.text, no_wrap=True, end="")
-            else:
-                body = wrap_text(Text(res.text, style="dim", justify="center"), size.width)
-            if legend:
-                head = Text("\n", no_wrap=True).join(legend)
-                head.append("\n")
-                head.append_text(body)
-                body = head
-            self._cache = body
+        if key == self._cache_key:
+            return False
+        self._cache_key = key
+        legend = [] if self._legend_in_border() else legend_lines(legend_items(d), size.width)
+        legend = legend[: max(0, size.height - 6)]  # the plot keeps at least 6 rows
+        if d.message:
+            res = ChartResult(d.message, False)
+        else:
+            res = build_chart(d.lines, d.opts, size.width, size.height - len(legend), d.hlines, reuse=self.result)
+        self.builds += 1
+        self.result = res
+        shown = (res.text, res.plotted, tuple(legend))
+        if shown == self._shown:
+            return False
+        self._shown = shown
+        if res.plotted:
+            body = Text.from_ansi(res.text, no_wrap=True, end="")
+        else:
+            body = wrap_text(Text(res.text, style="dim", justify="center"), size.width)
+        if legend:
+            head = Text("\n", no_wrap=True).join(legend)
+            head.append("\n")
+            head.append_text(body)
+            body = head
+        self._cache = body
+        return True
+
+    def render(self) -> Text:
+        if self.data is None:
+            return Text(_("loading…"), style="dim")
+        if self._draw():
             self.call_after_refresh(self._set_subtitle)
         return self._cache

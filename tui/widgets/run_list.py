@@ -14,6 +14,7 @@ from textual.widget import Widget
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit, ljust
 from sfttop.tui.palette import Status, run_hex
+from sfttop.tui.widgets.styles_memo import StylesMemo
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ class RunList(Widget):
         self.border_title = _("runs")
         self._top = 0  # first row shown when the list is taller than the widget
         self._more = ""
+        self._styles_memo = StylesMemo("run-list", ("critical", "warning", "info", "ok", "muted", "cursor"))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles_memo.clear()
 
     def set_rows(self, rows: tuple[RunRow, ...]) -> None:
         if rows != self.rows:
@@ -105,12 +111,6 @@ class RunList(Widget):
                 self.border_title = title
             self.refresh(layout=grew)
 
-    def _styles(self) -> dict[str, str]:
-        out = {}
-        for name in ("critical", "warning", "info", "ok", "muted"):
-            out[name] = str(self.get_component_rich_style(f"run-list--{name}", partial=True))
-        return out
-
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return max(1, len(self.rows))
 
@@ -119,8 +119,8 @@ class RunList(Widget):
             return Text(_("waiting for logs…"), style="dim")
         width = self.content_size.width
         height = max(1, self.content_size.height)
-        styles = self._styles()
-        cursor = str(self.get_component_rich_style("run-list--cursor", partial=True))
+        styles = self._styles_memo.get(self)
+        cursor = styles["cursor"]
         out = Text(no_wrap=True)
         show_word = width >= 26
         # More runs than lines: keep the selected one in view (no scrollbar, keys move it).

@@ -16,6 +16,7 @@ from textual.widget import Widget
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit
 from sfttop.tui.palette import run_hex
+from sfttop.tui.widgets.styles_memo import StylesMemo
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,11 @@ class TitleBar(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.info: TitleInfo | None = None
+        self._styles_memo = StylesMemo("title-bar", ("app", "muted", "state", "alert"))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles_memo.clear()
 
     def set_info(self, info: TitleInfo) -> None:
         if info != self.info:
@@ -119,8 +125,4 @@ class TitleBar(Widget):
     def render(self) -> Text:
         if self.info is None:
             return Text(" sfttop")
-        styles = {
-            n: str(self.get_component_rich_style(f"title-bar--{n}", partial=True))
-            for n in ("app", "muted", "state", "alert")
-        }
-        return title_text(self.info, self.content_size.width, styles)
+        return title_text(self.info, self.content_size.width, self._styles_memo.get(self))

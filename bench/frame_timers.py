@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""``sfttop`` with its frames timed: each ``Screen._compositor_refresh`` (a frame), each widget's
+``_render_content`` (its ``render()`` and the conversion to strips, by widget id) and each
+``SfttopApp._refresh_all``. Every 2 s the totals so far (calls, wall ms) go to the file named by
+``$FRAME_TIMERS``; the difference of two copies is what a stretch of time cost.
+
+    FRAME_TIMERS=/tmp/ft.txt python bench/frame_timers.py 'runs/*/train.log'
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from textual.screen import Screen
+from textual.widget import Widget
+
+from sfttop.tui import app as sfttop_app
+
+STATS: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+
+
+def _timed(name: Callable[[Any], str], fn: Callable[..., None]) -> Callable[..., None]:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            fn(self, *args, **kwargs)
+        finally:
+            s = STATS[name(self)]
+            s[0] += 1
+            s[1] += time.perf_counter() - t0
+
+    return wrapper
+
+
+def _dump(path: str) -> None:
+    while True:
+        time.sleep(2)
+        rows = sorted(STATS.items(), key=lambda kv: -kv[1][1])
+        with open(path + ".tmp", "w") as f:
+            for k, (n, t) in rows:
+                f.write(f"{k:40s} {int(n):6d} {t * 1000:9.1f} ms  {t * 1000 / max(n, 1):6.2f} ms/call\n")
+        os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    Widget._render_content = _timed(lambda w: f"{type(w).__name__}#{w.id}", Widget._render_content)  # type: ignore[method-assign]
+    Screen._compositor_refresh = _timed(lambda _s: "FRAME", Screen._compositor_refresh)  # type: ignore[method-assign]
+    sfttop_app.SfttopApp._refresh_all = _timed(lambda _a: "_refresh_all", sfttop_app.SfttopApp._refresh_all)  # type: ignore[method-assign]
+    threading.Thread(target=_dump, args=(os.environ.get("FRAME_TIMERS", "frame_timers.txt"),), daemon=True).start()
+    from sfttop.cli import main
+
+    sys.exit(main())
