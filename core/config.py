@@ -25,6 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from .i18n import LANGS, N_, _, normalise
+from .oserrors import os_reason
 
 
 class ConfigError(Exception):
@@ -433,7 +434,7 @@ def load_config(
             raise ConfigError(_("config file not found: {target}").format(target=target)) from None
         return Config()
     except OSError as exc:
-        raise ConfigError(_("cannot read config file {target}: {reason}").format(target=target, reason=exc.strerror or exc)) from None
+        raise ConfigError(_("cannot read config file {target}: {reason}").format(target=target, reason=os_reason(exc))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

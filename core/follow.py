@@ -13,6 +13,7 @@ from sfttop.core.i18n import _
 from .alert import AlertDispatcher, news
 from .config import Config
 from .diagnose import Finding
+from .oserrors import reason
 from .records import Event, EventKind, Record, expand
 from .run import Monitor, record_json
 from .sanitize import clean_text
@@ -106,7 +107,7 @@ def _follow(
                 if fmt == "jsonl":
                     line = orjson.dumps({"run": run.name, "kind": "status", "message": run.error}).decode()
                 else:
-                    line = f"{run.name} STATUS {_(run.error)}: {clean_text(run.path)}"
+                    line = f"{run.name} STATUS {reason(run.error)}: {clean_text(run.path)}"
                 out.write(line + "\n")
             elif run.exists:
                 announced.discard(run.name)
