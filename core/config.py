@@ -443,7 +443,7 @@ def load_config(
     try:
         return config_from_mapping(doc, key_actions=key_actions, path=target)
     except ConfigError as exc:
-        raise ConfigError(f"{target}: {exc}") from None
+        raise ConfigError(_("{target}: {error}").format(target=target, error=exc)) from None
 
 
 def _parse_toml(text: str, target: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ A log sfttop cannot read must never pass for a healthy one: ``--report`` turns i
 
 from __future__ import annotations
 
-from sfttop.core.i18n import _, ngettext
+from sfttop.core.i18n import N_, _, ngettext, pgettext
 
 from .formats import FORMATS as LINE_FORMATS
 from .oserrors import reason
@@ -18,14 +18,15 @@ from .sanitize import clean_text
 _PROGRESS_FORMATS = frozenset((LLAMA_FACTORY, MS_SWIFT))
 
 # What the parser recognises, as a user would name it: the HF family that core/parse.py reads
-# itself, then every line format of the registry.
+# itself, then every line format of the registry (names, shown through ``_()`` when a word in
+# them is not a name).
 FORMATS_READ = (
     "HF Trainer/TRL stdout",
-    "JSON lines",
+    N_("JSON lines"),
     "LLaMA-Factory trainer_log.jsonl",
     "ms-swift logging.jsonl",
     "trainer_state.json",
-    "TensorBoard event files",
+    N_("TensorBoard event files"),
     *(f.name for f in LINE_FORMATS),
 )
 
@@ -70,4 +71,4 @@ def unread_reason(run: Run, *, final: bool = True) -> str | None:
             "no records recognised yet in {n} lines of {path}; formats read: {formats}",
             lines,
         )
-    return text.format(n=lines, path=path, formats=", ".join(FORMATS_READ))
+    return text.format(n=lines, path=path, formats=pgettext("list separator", ", ").join(_(name) for name in FORMATS_READ))
