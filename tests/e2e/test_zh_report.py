@@ -42,8 +42,8 @@ ALLOWED = {
     # units: samples/s is split at the slash; durations and factors are glued to numbers
     "samples", "s", "nats",
     "sfttop", "tensorboard", "csv", "wandb", "mlflow", "trackio", "swanlab", "aim",
-    # the natural log of the DPO loss's start (ln 2); names of inputs (HF Trainer stdout, JSON)
-    "ln", "HF", "stdout", "JSON",
+    # the natural log of the DPO loss's start (ln 2); names of inputs and files (HF Trainer stdout, JSON, TOML)
+    "ln", "HF", "stdout", "JSON", "TOML",
     # programs sfttop talks to
     "ssh", "webhook",
 }
@@ -295,6 +295,9 @@ def test_config_errors_speak_chinese(tmp_path: Path) -> None:
         "unknown.toml": "bogus = 1\n",
         "type.toml": '[thresholds]\ngrad_norm_warn = "x"\n',
         "unreadable.toml": None,  # a directory
+        "unclosed.toml": "x = [\n",
+        "twice.toml": "x = 1\nx = 2\n",
+        "table.toml": "[thresholds\n",
     }
     for name, text in cases.items():
         if text is None:
