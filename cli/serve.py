@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 from .core import i18n
 from .core.config import Config
 from .core.i18n import N_, _
+from .core.oserrors import os_reason
 
 if TYPE_CHECKING:
     from .core.alert import AlertDispatcher
@@ -109,7 +110,7 @@ def serve(args: argparse.Namespace, config: Config, out: TextIO | None = None) -
     try:
         server.serve()
     except OSError as e:
-        print(_("sfttop: --serve cannot listen on {host}:{port}: {reason}").format(host=host, port=port, reason=e.strerror or e), file=out)
+        print(_("sfttop: --serve cannot listen on {host}:{port}: {reason}").format(host=host, port=port, reason=os_reason(e)), file=out)
         return 2
     except KeyboardInterrupt:
         pass

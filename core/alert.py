@@ -33,6 +33,7 @@ import orjson
 from sfttop.core.i18n import _
 
 from .diagnose import Severity
+from .oserrors import os_reason
 from .sanitize import clean_text
 
 if TYPE_CHECKING:
@@ -152,10 +153,10 @@ class AlertDispatcher:
     def __post_init__(self) -> None:
         argv = shlex.split(self.cmd)
         if not argv:
-            raise ValueError("--alert-cmd is empty")
+            raise ValueError(_("--alert-cmd is empty"))
         self.argv = argv
         if severity_name(self.min_severity) not in {s.value for s in Severity}:
-            raise ValueError(f"unknown severity {self.min_severity!r}")
+            raise ValueError(_("unknown severity {severity}").format(severity=repr(self.min_severity)))
         self.max_per_minute = max(1, int(self.max_per_minute))
 
     def wants(self, finding: object) -> bool:
@@ -186,7 +187,7 @@ class AlertDispatcher:
             proc = self.spawner(list(self.argv), payload, env)
         except (OSError, ValueError, subprocess.SubprocessError) as e:
             self.failed += 1
-            self.last_error = clean_text(f"{self.argv[0]}: {getattr(e, 'strerror', None) or e}")
+            self.last_error = clean_text(f"{self.argv[0]}: {os_reason(e) if isinstance(e, OSError) else e}")
             return AlertOutcome(run, code, sev, "failed", self.last_error)
         self.sent += 1
         self._since_last = 0

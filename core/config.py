@@ -25,6 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from .i18n import LANGS, N_, _, normalise
+from .oserrors import os_reason
 
 
 class ConfigError(Exception):
@@ -433,7 +434,7 @@ def load_config(
             raise ConfigError(_("config file not found: {target}").format(target=target)) from None
         return Config()
     except OSError as exc:
-        raise ConfigError(_("cannot read config file {target}: {reason}").format(target=target, reason=exc.strerror or exc)) from None
+        raise ConfigError(_("cannot read config file {target}: {reason}").format(target=target, reason=os_reason(exc))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -442,7 +443,7 @@ def load_config(
     try:
         return config_from_mapping(doc, key_actions=key_actions, path=target)
     except ConfigError as exc:
-        raise ConfigError(f"{target}: {exc}") from None
+        raise ConfigError(_("{target}: {error}").format(target=target, error=exc)) from None
 
 
 def _parse_toml(text: str, target: str) -> dict[str, Any]:
@@ -452,7 +453,7 @@ def _parse_toml(text: str, target: str) -> dict[str, Any]:
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(_("{target}: invalid TOML: {exc}").format(target=target, exc=exc)) from None
+            raise ConfigError(_toml_error(target, exc)) from None
     try:  # pragma: no cover - Python 3.10
         import tomli
     except ImportError:  # pragma: no cover
@@ -460,7 +461,38 @@ def _parse_toml(text: str, target: str) -> dict[str, Any]:
     try:  # pragma: no cover
         return tomli.loads(text)
     except tomli.TOMLDecodeError as exc:  # pragma: no cover
-        raise ConfigError(_("{target}: invalid TOML: {exc}").format(target=target, exc=exc)) from None
+        raise ConfigError(_toml_error(target, exc)) from None
+
+
+# tomllib's (and tomli's) words for the mistakes a hand-edited file has, said in the catalog;
+# a rarer one, which names a key or a character, is shown as the parser wrote it.
+_TOML_WORDS = (
+    N_("Invalid value"),
+    N_("Invalid statement"),
+    N_("Unclosed array"),
+    N_("Unclosed inline table"),
+    N_("Unterminated string"),
+    N_("Cannot overwrite a value"),
+    N_("Invalid initial character for a key part"),
+    N_("Expected '=' after a key in a key/value pair"),
+    N_("Expected ']' at the end of a table declaration"),
+    N_("Expected ']]' at the end of an array declaration"),
+    N_("Invalid date or datetime"),
+    N_("Invalid hex value"),
+)
+_TOML_WHERE = re.compile(r"^(?P<msg>.*?) \((?:at line (?P<line>\d+), column (?P<column>\d+)|at end of document)\)$", re.S)
+
+
+def _toml_error(target: str, exc: Exception) -> str:
+    m = _TOML_WHERE.match(str(exc))
+    if m is None:
+        return _("{target}: invalid TOML: {exc}").format(target=target, exc=exc)
+    msg = m.group("msg")
+    reason = _(msg) if msg in _TOML_WORDS else msg
+    if m.group("line") is None:
+        return _("{target}: invalid TOML at the end of the file: {reason}").format(target=target, reason=reason)
+    return _("{target}: invalid TOML at line {line}, column {column}: {reason}").format(
+        target=target, line=m.group("line"), column=m.group("column"), reason=reason)
 
 
 def config_reference() -> list[tuple[str, str, str]]:

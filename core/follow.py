@@ -13,6 +13,7 @@ from sfttop.core.i18n import _
 from .alert import AlertDispatcher, news
 from .config import Config
 from .diagnose import Finding
+from .oserrors import reason
 from .records import Event, EventKind, Record, expand
 from .run import Monitor, record_json
 from .sanitize import clean_text
@@ -34,9 +35,11 @@ def finding_text(run: str, f: Finding) -> str:
 def event_line(run: str, ev: Event, fmt: str) -> str | None:
     if ev.kind not in (EventKind.CRASHED, EventKind.FINISHED, EventKind.RESUMED, EventKind.SOURCE):
         return None
+    # A source event's message is a reader's word (core/tail.py keeps it English: RESET_WORDS).
+    message = _(ev.message) if ev.kind is EventKind.SOURCE else ev.message
     if fmt == "jsonl":
-        return orjson.dumps({"run": run, "kind": "event", "event": ev.kind.value, "message": ev.message}).decode()
-    return f"{run} EVENT {ev.kind.value}: {clean_text(ev.message)}"
+        return orjson.dumps({"run": run, "kind": "event", "event": ev.kind.value, "message": message}).decode()
+    return f"{run} EVENT {ev.kind.value}: {clean_text(message)}"
 
 
 def follow(
@@ -104,9 +107,9 @@ def _follow(
             if run.error and run.name not in announced and not run.exists:
                 announced.add(run.name)
                 if fmt == "jsonl":
-                    line = orjson.dumps({"run": run.name, "kind": "status", "message": run.error}).decode()
+                    line = orjson.dumps({"run": run.name, "kind": "status", "message": reason(run.error)}).decode()
                 else:
-                    line = f"{run.name} STATUS {_(run.error)}: {clean_text(run.path)}"
+                    line = f"{run.name} STATUS {reason(run.error)}: {clean_text(run.path)}"
                 out.write(line + "\n")
             elif run.exists:
                 announced.discard(run.name)

@@ -25,12 +25,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sfttop.core.i18n import _
+from sfttop.core.i18n import N_, _
 
 from . import agent as agent_mod
 from . import discover as discover_mod
 from . import tail as tail_mod
 from .agent import HEADER, MARKER, frame
+from .oserrors import os_reason, reason
 from .sanitize import clean_text
 from .statefile import MAX_STATE_FILE, StateFile
 from .tail import Chunk, FileTail
@@ -219,7 +220,7 @@ class Host:
             )
         except OSError as e:
             self.proc = None
-            self._down(now, _("cannot run {command}: {reason}").format(command=self.base[0], reason=e.strerror or e))
+            self._down(now, _("cannot run {command}: {reason}").format(command=self.base[0], reason=os_reason(e)))
             return
         for p in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             assert p is not None
@@ -291,7 +292,7 @@ class Host:
             why = _("{host}: the remote agent failed: {err}").format(host=self.label, err=_last_line(err))
         else:
             since = time.strftime("%H:%M", time.localtime(self.outage.since or time.time()))
-            detail = _last_line(err)
+            detail = _ssh_detail(err)
             if detail:
                 why = _("{host} unreachable since {since}, retrying ({detail})").format(
                     host=self.label, since=since, detail=detail)
@@ -562,6 +563,32 @@ def _meta(item: dict[str, Any]) -> dict[str, Any]:
         "size": int(item["size"]), "mtime": float(item["mtime"]), "mtime_ns": int(item["mtime_ns"]),
         "ident": (int(ident[0]), int(ident[1])) if ident else None,
     }
+
+
+# ssh's lines for why it could not connect, as OpenSSH words them, each with a template in the
+# catalog (the English template gives back ssh's line as it was): the reason at the end is the C
+# library's text (core/oserrors.py) or the resolver's.
+_SSH_LINES = (
+    (re.compile(r"^ssh: connect to host (?P<host>\S+) port (?P<port>\d+): (?P<reason>.+)$"),
+     N_("ssh: connect to host {host} port {port}: {reason}")),
+    (re.compile(r"^ssh: Could not resolve hostname (?P<host>\S+): (?P<reason>.+)$"),
+     N_("ssh: Could not resolve hostname {host}: {reason}")),
+    (re.compile(r"^Connection closed by (?P<host>\S+) port (?P<port>\d+)$"),
+     N_("Connection closed by {host} port {port}")),
+)
+
+
+def _ssh_detail(err: str) -> str:
+    """The last line ssh wrote, in the user's language when it is one of the common ones."""
+    line = _last_line(err)
+    for pattern, template in _SSH_LINES:
+        m = pattern.match(line)
+        if m:
+            values = m.groupdict()
+            if "reason" in values:
+                values["reason"] = reason(values["reason"])
+            return _(template).format(**values)
+    return line
 
 
 def _last_line(text: str) -> str:

@@ -20,8 +20,9 @@ from . import metrics as M
 from .assess import assess, best_checkpoint, status_word
 from .config import Config
 from .diagnose import Severity, json_value
-from .i18n import N_, _
+from .i18n import N_, _, pgettext
 from .liveness import state_word
+from .parse import UNKNOWN
 from .records import Kind
 from .run import Monitor, Run
 from .sanitize import clean_text
@@ -216,7 +217,7 @@ def _run_lines(r: dict[str, Any], md: bool) -> list[str]:
     step = num(r["last_step"]) + (f"/{r['max_steps']}" if r["max_steps"] else "")
     bits = [
         _("status: {status}").format(status=r["status_detail"]),
-        _("format: {format}").format(format=r["format"]),
+        _("format: {format}").format(format=pgettext("input format", "unknown") if r["format"] == UNKNOWN else r["format"]),
         _("objective: {objective}").format(objective=_(r["objective"])),
         _("step {step}").format(step=step),
         _("epoch {epoch}").format(epoch=num(r["epoch"])),

@@ -6,7 +6,7 @@ import os
 
 import orjson
 
-from .i18n import N_
+from .i18n import N_, _
 from .parse import parse_object
 
 MAX_STATE_FILE = 512 << 20
@@ -51,7 +51,7 @@ class StateFile:
         self.size = self.offset = st.st_size
         self.mtime = st.st_mtime
         if st.st_size > MAX_STATE_FILE:
-            self.error = f"trainer_state.json is {st.st_size >> 20} MiB; not read"
+            self.error = _("trainer_state.json is {size} MiB; not read").format(size=st.st_size >> 20)
             return None
         try:
             with open(self.path, "rb") as f:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from sfttop.core.i18n import N_
+from sfttop.core.i18n import N_, _
 
 from .discover import DVCLIVE, MLFLOW_DB, WANDB, WANDB_SUMMARY
 from .formats.csvtable import metric_name
@@ -173,7 +173,7 @@ class StoreSource:
             self.mtime = max(self.mtime, st.st_mtime)
             ident = (st.st_dev, st.st_ino)
             if f.ident is not None and (ident != f.ident or st.st_size < f.offset):
-                out_events.append(Event(EventKind.SOURCE, f"{clean_text(f.key[:80])} rewritten: read again"))
+                out_events.append(Event(EventKind.SOURCE, _("{name} rewritten: read again").format(name=clean_text(f.key[:80]))))
                 f.offset = 0
             f.ident, f.size = ident, st.st_size
             if st.st_size > f.offset and budget > 0:
@@ -330,7 +330,7 @@ class StoreSource:
             self.mtime = st.st_mtime
             ident = (st.st_dev, st.st_ino)
             if self.ident is not None and (ident != self.ident or st.st_size < self.offset):
-                out_events.append(Event(EventKind.SOURCE, "W&B datastore rewritten: read again"))
+                out_events.append(Event(EventKind.SOURCE, _("W&B datastore rewritten: read again")))
                 self.offset = 0
             self.ident, self.size = ident, st.st_size
             if st.st_size <= self.offset:
@@ -339,7 +339,7 @@ class StoreSource:
             start = self.offset - self.offset % _WB_BLOCK
             want = min(st.st_size - start, max(budget, 4 * _WB_BLOCK))
             with open(self.path, "rb") as fh:
-                for _ in range(2):
+                for _attempt in range(2):
                     fh.seek(start)
                     buf = fh.read(want)
                     if start == 0 and len(buf) >= 7 and not buf.startswith(_WB_MAGIC):

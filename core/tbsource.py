@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import add
 
-from sfttop.core.i18n import N_
+from sfttop.core.i18n import N_, _
 
 from .discover import event_files, is_events_file
 from .parse import LogParser
@@ -148,8 +148,9 @@ class EventsSource:
         ident = (st.st_dev, st.st_ino)
         if f.ident is not None and (ident != f.ident or st.st_size < f.offset):
             # Written again from its start: read it again (the store keeps one value a step).
-            why = "replaced" if ident != f.ident else "truncated"
-            out_events.append(Event(EventKind.SOURCE, f"{clean_text(os.path.basename(f.path)[:80])} {why}: read again"))
+            name = clean_text(os.path.basename(f.path)[:80])
+            why = _("{name} replaced: read again") if ident != f.ident else _("{name} truncated: read again")
+            out_events.append(Event(EventKind.SOURCE, why.format(name=name)))
             f.offset = f.need = 0
             f.grouper = Grouper()
             f.held = False

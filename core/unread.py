@@ -6,9 +6,10 @@ A log sfttop cannot read must never pass for a healthy one: ``--report`` turns i
 
 from __future__ import annotations
 
-from sfttop.core.i18n import N_, _, ngettext
+from sfttop.core.i18n import N_, _, ngettext, pgettext
 
 from .formats import FORMATS as LINE_FORMATS
+from .oserrors import reason
 from .parse import LLAMA_FACTORY, MS_SWIFT
 from .records import Kind
 from .run import Run
@@ -17,14 +18,15 @@ from .sanitize import clean_text
 _PROGRESS_FORMATS = frozenset((LLAMA_FACTORY, MS_SWIFT))
 
 # What the parser recognises, as a user would name it: the HF family that core/parse.py reads
-# itself, then every line format of the registry.
+# itself, then every line format of the registry (names, shown through ``_()`` when a word in
+# them is not a name).
 FORMATS_READ = (
     "HF Trainer/TRL stdout",
-    "JSON lines",
+    N_("JSON lines"),
     "LLaMA-Factory trainer_log.jsonl",
     "ms-swift logging.jsonl",
     "trainer_state.json",
-    "TensorBoard event files",
+    N_("TensorBoard event files"),
     *(f.name for f in LINE_FORMATS),
 )
 
@@ -42,12 +44,6 @@ def progress_only(run: Run) -> bool:
     return p.format in _PROGRESS_FORMATS and p.progress_step is not None and p.progress_total is not None
 
 
-# The readers' own words for an unreadable file (core/tail.py, run.py, ...), kept English where
-# they are set (tail.py also runs on remote hosts, where there is no catalog) and translated
-# here, where they are shown.
-_NOT_FOUND = N_("file not found")
-READER_ERRORS = (_NOT_FOUND, N_("not a regular file"), N_("permission denied"))
-
 
 def unread_reason(run: Run, *, final: bool = True) -> str | None:
     """None when the run holds records; else one line saying why it does not.
@@ -61,7 +57,7 @@ def unread_reason(run: Run, *, final: bool = True) -> str | None:
     if not run.exists and not final and run.error in (None, "file not found"):
         return _("waiting for {path}: the file does not exist yet").format(path=path)  # started before training
     if not run.exists or run.error:
-        return _("cannot read {path}: {reason}").format(path=path, reason=clean_text(_(run.error or _NOT_FOUND)))
+        return _("cannot read {path}: {reason}").format(path=path, reason=clean_text(reason(run.error)))
     lines = run.parser.stats.lines
     if final:
         text = ngettext(
@@ -75,4 +71,4 @@ def unread_reason(run: Run, *, final: bool = True) -> str | None:
             "no records recognised yet in {n} lines of {path}; formats read: {formats}",
             lines,
         )
-    return text.format(n=lines, path=path, formats=", ".join(FORMATS_READ))
+    return text.format(n=lines, path=path, formats=pgettext("list separator", ", ").join(_(name) for name in FORMATS_READ))

@@ -44,6 +44,7 @@ from sfttop.core.i18n import _, ngettext
 
 from .alert import finding_dict, severity_name, severity_rank
 from .diagnose import Severity
+from .oserrors import os_reason
 from .sanitize import clean_text
 from .webhook_payload import FLAVOURS, Alert, HttpRequest, build_request, flavour_for
 
@@ -252,7 +253,7 @@ class _Worker:
             self._failed(e.text, len(alerts))
             return
         except Exception as e:  # a bug here must not kill the thread: the next finding still goes out
-            self._failed(f"internal error: {type(e).__name__}", len(alerts))
+            self._failed(_("internal error: {name}").format(name=type(e).__name__), len(alerts))
             return
         self.times.append(self.s.clock())
         with self.s.lock:
@@ -290,11 +291,11 @@ class _Worker:
             except _Failure as e:
                 if not e.retry or attempt >= self.s.retries:
                     if e.retry and attempt:
-                        raise _Failure(f"{e.text} (after {attempt + 1} attempts)", False) from None
+                        raise _Failure(_("{error} (after {n} attempts)").format(error=e.text, n=attempt + 1), False) from None
                     raise
                 delay = e.after if e.after is not None else self.s.backoff * 2**attempt
                 if not self._sleep(min(delay, self.s.max_backoff)):
-                    raise _Failure(f"{e.text} (not retried: sfttop is exiting)", False) from None
+                    raise _Failure(_("{error} (not retried: sfttop is exiting)").format(error=e.text), False) from None
                 attempt += 1
 
     def _sleep(self, delay: float) -> bool:
@@ -325,13 +326,13 @@ class _Worker:
             after = retry_after(e.headers.get("Retry-After") if e.headers else None, self.s.wall())
             if code == 429 or code >= 500 or code == 408:
                 raise _Failure(f"HTTP {code}", True, after) from None
-            raise _Failure(f"HTTP {code} {clean_text(str(e.reason))[:60]} (not retried)", False) from None
+            raise _Failure(_("HTTP {code} {reason} (not retried)").format(code=code, reason=clean_text(str(e.reason))[:60]), False) from None
         except urllib.error.URLError as e:
-            raise _Failure(f"{getattr(e.reason, 'strerror', None) or e.reason}", True) from None
+            raise _Failure(os_reason(e.reason) if isinstance(e.reason, OSError) else clean_text(str(e.reason)), True) from None
         except TimeoutError:
-            raise _Failure(f"timed out after {timeout:g} s", True) from None
+            raise _Failure(_("timed out after {seconds} s").format(seconds=f"{timeout:g}"), True) from None
         except (OSError, http.client.HTTPException) as e:
-            raise _Failure(f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}", True) from None
+            raise _Failure(f"{type(e).__name__}: {os_reason(e) if isinstance(e, OSError) else e}", True) from None
         self._check_answer(body)
 
     def _check_answer(self, body: bytes) -> None:
@@ -347,7 +348,7 @@ class _Worker:
         code = d.get("code", d.get("errcode", d.get("StatusCode", 0)))
         if isinstance(code, int) and code != 0:
             msg = clean_text(str(d.get("msg", d.get("errmsg", d.get("StatusMessage", "")))))[:80]
-            raise _Failure(f"service error {code} {msg}".rstrip(), code in _RATE_CODES)
+            raise _Failure(_("service error {code} {message}").format(code=code, message=msg).rstrip(), code in _RATE_CODES)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from sfttop.core.i18n import N_, _
 from sfttop.core.liveness import State
 from sfttop.core.masking import shown_series
 from sfttop.core.objective import Objective
+from sfttop.core.oserrors import reason
 from sfttop.core.records import EventKind, Kind
 from sfttop.core.run import Run
 from sfttop.core.sanitize import clean_text
@@ -172,7 +173,7 @@ def run_state(run: Run, now: float | None = None) -> str:
             return _("opening")
         return _("file gone") if _had_data(run) else _("waiting for the file")
     if run.error:
-        return fit(clean_text(_(run.error)), 60)  # (the readers' words are in the catalog: core/unread.py)
+        return fit(clean_text(reason(run.error)), 60)  # (the readers' and the system's words: core/oserrors.py)
     if not run.loaded:
         return _("loading {percent}%").format(percent=f"{run.load_fraction * 100:.0f}")
     restarted = ""
@@ -374,7 +375,7 @@ def run_header(run: Run) -> str:
     """A one-line description of a run for panels: name, format and file state."""
     bits = [run_name(run), run.format]
     if run.error:
-        bits.append(clean_text(_(run.error)))
+        bits.append(clean_text(reason(run.error)))
     if run.skipped:
         bits.append(_("{count} lines skipped").format(count=run.skipped))
     return " · ".join(bits)

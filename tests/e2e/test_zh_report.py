@@ -9,6 +9,7 @@ units and the words the FAQ itself keeps in English.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
@@ -41,6 +42,10 @@ ALLOWED = {
     # units: samples/s is split at the slash; durations and factors are glued to numbers
     "samples", "s", "nats",
     "sfttop", "tensorboard", "csv", "wandb", "mlflow", "trackio", "swanlab", "aim",
+    # the natural log of the DPO loss's start (ln 2); names of inputs and files (HF Trainer stdout, JSON, TOML)
+    "ln", "HF", "stdout", "JSON", "TOML",
+    # programs sfttop talks to
+    "ssh", "webhook",
 }
 ALLOWED |= set(INPUT_FORMATS) | set(CODES) | {label(m) for m in NORMAL_RANGES}  # codes, metric labels (lr)
 # the checklist's history columns; checkpoint directory names (checkpoint-500, checkpoint-N)
@@ -213,3 +218,129 @@ def test_a_chat_alert_speaks_chinese_with_its_code_unchanged() -> None:
     i18n.set_lang("zh")
     zh = json_payload([Alert("run-a", finding, "gpu-01")])
     assert _shape(zh) == _shape(en)
+
+
+# ------------------------------------------------------------------ what is said when a log cannot be read
+SYSTEM_ERRORS = [errno.ENOENT, errno.EACCES, errno.EISDIR, errno.ENOTDIR, errno.ELOOP]
+
+
+def _no_english(text: str) -> None:
+    assert _CJK.search(text), text
+    bad = english_words({"runs": []}, text)
+    assert bad == [], f"untranslated {bad[0][0]!r} in line:\n{bad[0][1]}"
+
+
+@pytest.mark.parametrize("number", SYSTEM_ERRORS, ids=lambda n: errno.errorcode[n])
+def test_the_systems_reasons_are_said_in_chinese(number: int) -> None:
+    """os.strerror is the C library's English; the readers keep it (tail.py runs remote too)."""
+    from sfttop.core.oserrors import os_reason, reason
+
+    _no_english(reason(os.strerror(number)))
+    _no_english(os_reason(OSError(number, os.strerror(number))))
+    i18n.set_lang("en")
+    assert reason(os.strerror(number)) == os.strerror(number)  # English: the system's own words
+
+
+def _sfttop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sfttop", "--lang", "zh", *args], capture_output=True, text=True,
+                          timeout=120, env=_env(), cwd=cwd)
+
+
+def test_an_input_that_cannot_be_read_is_explained_in_chinese(tmp_path: Path) -> None:
+    from sfttop.core.statefile import MAX_STATE_FILE
+
+    (tmp_path / "file").write_text("x\n")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "big").mkdir()
+    with open(tmp_path / "big" / "trainer_state.json", "wb") as f:
+        f.truncate(MAX_STATE_FILE + 1)  # sparse: no disk used
+    (tmp_path / "garbage.log").write_text("hello world\nnothing to see here\n")
+    for target in ("missing/train.log", "file/train.log", "loop1", "empty", "big/trainer_state.json", "garbage.log"):
+        p = _sfttop("--report", target, cwd=tmp_path)
+        assert p.returncode == 2, (target, p.stdout, p.stderr)
+        said = (p.stdout + p.stderr).replace(target, " ")
+        for name in ("HF Trainer/TRL stdout", "LLaMA-Factory trainer_log.jsonl", "ms-swift logging.jsonl"):
+            said = said.replace(name, " ")  # the names of the inputs sfttop reads
+        _no_english(said)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "echo 'me@gpu1: Permission denied (publickey).' >&2; exit 255",
+        "echo 'sh: 1: exec: python3: not found' >&2; exit 127",
+        "printf 'Traceback (most recent call last):\\nSyntaxError: future feature annotations\\n' >&2; exit 1",
+        "echo 'ssh: connect to host gpu1 port 22: Connection refused' >&2; exit 255",
+        "echo 'ssh: connect to host gpu1 port 22: Connection timed out' >&2; exit 255",
+        "echo 'ssh: Could not resolve hostname gpu1: Name or service not known' >&2; exit 255",
+        "echo 'Connection closed by 10.0.0.1 port 22' >&2; exit 255",
+        "exit 255",
+    ],
+)
+def test_a_host_that_cannot_be_reached_is_explained_in_chinese(script: str, tmp_path: Path) -> None:
+    p = _sfttop("--ssh-command", f"sh -c {script!r} fake-ssh", "--report", "gpu1:runs/train.log", cwd=tmp_path)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    out = re.sub(r"`[^`]*`", " ", p.stderr).replace("gpu1:runs/train.log", " ")
+    _no_english(out)
+
+
+def test_config_errors_speak_chinese(tmp_path: Path) -> None:
+    from sfttop.core.config import config_reference
+
+    sections = sorted({key.split(".")[0] for key, _default, _doc in config_reference()})
+    (tmp_path / "g.log").write_text("{'loss': 1.0, 'grad_norm': 1.0, 'learning_rate': 1e-05, 'epoch': 0.1}\n")
+    cases = {
+        "unknown.toml": "bogus = 1\n",
+        "type.toml": '[thresholds]\ngrad_norm_warn = "x"\n',
+        "unreadable.toml": None,  # a directory
+        "unclosed.toml": "x = [\n",
+        "twice.toml": "x = 1\nx = 2\n",
+        "table.toml": "[thresholds\n",
+    }
+    for name, text in cases.items():
+        if text is None:
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_text(text)
+        p = _sfttop("--config", name, "--report", "g.log", cwd=tmp_path)
+        assert p.returncode == 2, (name, p.stderr)
+        said = p.stderr.replace(name, " ").replace("'bogus'", " ")  # (the user's own key)
+        _no_english(re.sub(rf"\b({'|'.join(sections)})\b", " ", said))  # config keys stay English
+
+
+def test_follow_says_a_rewritten_log_in_chinese() -> None:
+    from sfttop.core.follow import event_line
+    from sfttop.core.records import Event, EventKind
+    from sfttop.core.run import RESET_WORDS
+
+    for word in RESET_WORDS:
+        for fmt in ("text", "jsonl"):
+            line = event_line("run", Event(EventKind.SOURCE, word), fmt) or ""
+            assert word not in line and _CJK.search(line), line
+
+
+def test_webhook_failures_speak_chinese() -> None:
+    """What --alert-webhook prints when a chat service fails: HTTP's own status words aside."""
+    import math
+    import urllib.error
+    from email.message import Message
+
+    from sfttop.core.diagnose import Finding, Severity
+    from sfttop.core.webhook import Target, WebhookSender
+
+    def failing(exc: BaseException) -> Any:
+        def opener(*_a: Any, **_k: Any) -> Any:
+            raise exc
+        return opener
+
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+    for exc in (urllib.error.HTTPError("http://x", 400, "Bad Request", Message(), None),
+                urllib.error.URLError(refused), refused, TimeoutError()):
+        s = WebhookSender([Target("http://127.0.0.1:9/hook", "json", "info")], host="h", timeout=0.2, retries=1,
+                          backoff=0.01, digest_window=0.0, opener=failing(exc))
+        s.offer("r", Finding("loss_nonfinite", Severity.CRITICAL, 1, "loss", math.nan, "第 1 步 loss 为 nan", []))
+        s.close(wait=2.0)
+        (line,) = s.drain_errors()
+        _no_english(re.sub(r"HTTP \d+|Bad Request|ConnectionRefusedError|（json）|http://127\.0\.0\.1:9/…", " ", line))

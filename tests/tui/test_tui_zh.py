@@ -28,6 +28,7 @@ from sfttop.core import i18n
 from sfttop.core import metrics as M
 from sfttop.core.config import Config
 from sfttop.core.demo import DemoWriter
+from sfttop.core.unread import FORMATS_READ
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.cells import crop, fit, fit_text, ljust, rjust, wrap_text
 from sfttop.tui.chart_render import ChartLine, ChartOptions, build_chart
@@ -388,3 +389,38 @@ async def test_waiting_for_logs_in_chinese(zh: None, tmp_path: Path, size: tuple
         assert "等待日志" in "".join(lines)
         # (the pattern is a path, folded over lines where it is longer than one)
         assert not {w for w in english_words(lines, allowed_words(app)) if w not in pattern}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+async def test_logs_that_cannot_be_read_in_chinese(zh: None, tmp_path: Path, size: tuple[int, int]) -> None:
+    """A path through a file, a symlink loop, a missing log, a log of no known format, an
+    oversized trainer_state.json and a host that cannot be reached: each run's reason on screen
+    is said in Chinese (the system's and ssh's words too), and every box stays aligned."""
+    from sfttop.core import remote
+    from sfttop.core.statefile import MAX_STATE_FILE
+
+    (tmp_path / "file").write_text("x\n")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "garbage.log").write_text("hello world\nnothing to see here\n")
+    (tmp_path / "big").mkdir()
+    with open(tmp_path / "big" / "trainer_state.json", "wb") as f:
+        f.truncate(MAX_STATE_FILE + 1)  # sparse: no disk used
+    paths = [str(tmp_path / p) for p in ("file/train.log", "loop1", "missing.log", "garbage.log", "big/trainer_state.json")]
+    script = "echo 'ssh: Could not resolve hostname gpu1: Name or service not known' >&2; exit 255"
+    remote.set_ssh_command(f"sh -c {script!r} fake-ssh")
+    try:
+        paths.append("gpu1:runs/train.log")
+        app = SfttopApp(paths, Config(), replay=True)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(0.5)
+            assert_laid_out(app, f"{size} unreadable")
+            found = await english_on_screen(app, pilot)
+            assert_laid_out(app, f"{size} unreadable, after the views")
+    finally:
+        remote.set_ssh_command(None)
+    # the names of the inputs sfttop reads (listed where a log matched none of them), the paths
+    # (cut at either end in a narrow pane), a size's unit and the metric the help screen names
+    names = set(re.findall(r"[A-Za-z0-9_]+", " ".join([*FORMATS_READ, *paths]))) | {"MiB", M.NUM_TOKENS}
+    found = {w: where for w, where in found.items() if not any(n.startswith(w) or n.endswith(w) for n in names)}
+    assert not found, _said(found)
