@@ -113,3 +113,31 @@ def test_real_stdout_read_whole_as_piece_by_piece(monkeypatch: object) -> None:
     for path in (shared("torchtune-stdout-llama32-1b-lora-slurm/a100_g1b6-6076452.out"), T / "stdout-excerpt.out"):
         data = path.read_bytes()
         assert _read(data, True, monkeypatch) == _read(data, False, monkeypatch)
+
+
+def test_disk_logger_lines_of_numbers_read_as_any_line(monkeypatch: object) -> None:
+    """A DiskLogger line of the shape read last (one match of that shape's regex) gives what
+    splitting it into pairs gives."""
+    import pytest
+
+    from sfttop.core.formats import torchtune
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    lines = [b"Step %d | loss:%r lr:%r tokens_per_second_per_gpu:%r " % (s, 2 - s / 50, 1e-4 * s, 2100.5 + s)
+             for s in range(1, 30)]
+    lines[7] = b"Step 8 | loss:1.8 lr:1e-05 grad_norm:tensor(0.84, device='cuda:0') "
+    lines[9] = b"Step 10 | loss:nan lr:1e-05 "
+    lines[12] = b"Step 13 | loss:1.7 lr:abc "
+    lines[14] = b"Step 15 | " + b" ".join(b"k%d:1" % i for i in range(70))  # too many fields
+    lines[16] = b"[rank0]: Step 17 | loss:1.6\tlr:1e-05"
+    lines[20] = b"Step 5 | loss:1.9 lr:1E+2 train/x:-0.5 "  # steps go back
+    lines[22] = b"Step 7 | loss:1e400 "
+    lines[24] = b"Step 25 |  loss:1.5   lr:2e-05 tokens_per_second_per_gpu:3.5"
+    lines[25] = b"Step 26 | loss:1.5 lr:2e-05 tokens_per_second_per_gpu:3.5 extra:1"
+    lines[26] = b"Step 27 | loss:1.5 lr:2e-05 tokens_per_second_per_gpu:3.5,"
+    data = b"\n".join(lines) + b"\n" + (FORMATS / "torchtune" / "log_1733300000.txt").read_bytes()
+    fast = _read(data, True, monkeypatch)
+    with monkeypatch.context() as m:
+        m.setattr(torchtune.Reader, "_learn", lambda *a: None)
+        assert fast == _read(data, True, monkeypatch)
+    assert len(fast[0]) > 30
