@@ -457,6 +457,12 @@ class LogParser:
         if line[:1] == b"\r" and b"{" not in line and len(_BAR_OR_EMPTY.findall(line)) == line.count(b"\r"):
             self._newest_bar_of(line)
             return
+        reader = self.reader
+        if reader is not None and b"\x1b" not in line and b"{" not in line:
+            taken = reader.feed_redraws(line, pos, out_records, out_events)
+            if taken:
+                self.stats.lines += taken
+                return
         pieces = line.split(b"\r")
         bars: list[re.Match[bytes] | None] = list(map(_BAR_START.match, pieces))
         if b"{" in line:  # a bar glued to a dict is not a bar

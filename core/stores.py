@@ -28,6 +28,7 @@ import sqlite3
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 
@@ -102,6 +103,7 @@ class StoreSource:
     last_step: int | None = None  # wandb: of the last history row
     exit: Event | None = None  # wandb: the run's end, handed on after its last row
     malformed: int = 0
+    plain: dict[tuple[str, ...], bool] = field(default_factory=dict)  # row keys -> all train, named as shown
 
     @property
     def pending_bytes(self) -> int:
@@ -397,8 +399,24 @@ class StoreSource:
     def _hand_on(self, steps: list[int], parser: LogParser, out_records: list[Item], out_events: list[Event]) -> None:
         objs: list[object] = []
         offs: list[tuple[int, bytes]] = []
+        plain = self.plain
         for step in steps:
             row = self.held.pop(step)
+            # A row of train metrics already under their own names (the usual row) is the
+            # train object as it stands: the row is ours once popped.
+            keys = tuple(row)
+            is_plain = plain.get(keys)
+            if is_plain is None:
+                is_plain = "epoch" not in keys and all(_key(k) == (k, 0) for k in keys)
+                if len(plain) < 256:
+                    plain[keys] = is_plain
+            if is_plain:
+                obj = cast("dict[str, object]", row)
+                obj["step"] = step
+                objs.append(obj)
+                self.seq += 1
+                offs.append((self.seq, b""))
+                continue
             parts: tuple[dict[str, object], dict[str, object], dict[str, object]] = ({}, {}, {})
             epoch = row.get("epoch")
             for key, value in row.items():

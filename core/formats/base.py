@@ -10,6 +10,7 @@ as a RESUMED event.
 
 from __future__ import annotations
 
+import operator
 from array import array
 from typing import Protocol
 
@@ -87,6 +88,11 @@ class LineReader:
         """Read one text line; True when it was one of this format's lines (taken or skipped)."""
         raise NotImplementedError
 
+    def feed_redraws(self, line: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> int:
+        """Read a whole line of ``\\r``-joined redraws at once, when every piece is one of this
+        format's bar lines; the number of pieces read, or 0 to have them fed one by one."""
+        return 0
+
     drop: frozenset[bytes] = frozenset()  # keys of a line that are not metrics
 
     def names(self, keys: tuple[bytes, ...]) -> tuple[str, ...]:
@@ -130,6 +136,28 @@ class LineReader:
         self._rows.append(values)
         self._offsets.append(offset)
         self.stats.records += 1
+
+    def train_run(
+        self, names: tuple[str, ...], steps: list[int], values: list[bytes], offsets: list[int], out_records: list[Item]
+    ) -> bool:
+        """Train records of strictly increasing steps after the last one, each value still text
+        (as in ``train``), taken in one go; False (nothing taken) when a step does not go up,
+        so that the caller feeds them one by one and the restart is noticed where it is."""
+        prev = self.prev_step
+        if not steps or (prev is not None and steps[0] <= prev) or not all(map(operator.lt, steps, steps[1:])):
+            return False
+        if self._eval is not None:
+            self._release_eval(out_records)
+        if names != self._names or not self._raw:
+            self.emit_pending(out_records)
+            self._names = names
+            self._raw = True
+        self.prev_step = self.progress_step = steps[-1]
+        self._steps += steps
+        self._rows += values
+        self._offsets += offsets
+        self.stats.records += len(steps)
+        return True
 
     def eval(self, step: int, metrics: dict[str, float], offset: int, out_records: list[Item], merge: bool) -> None:
         """An eval record at ``step``; ``merge``: its metrics join an eval of the same step just
