@@ -495,7 +495,17 @@ def test_eval_accuracy_drop_and_entropy_gap() -> None:
     d2 = Diagnoser()
     feed(d2, recs[:20])
     d2.observe(ev(200, loss=1.0, entropy=2.5))
+    assert d2.findings == []  # one eval is one sample
+    feed(d2, recs[20:30])
+    d2.observe(ev(300, loss=1.0, entropy=2.4))
     assert codes(d2) == ["entropy_gap"]
+    # a gap that changes direction between evals is noise, not another distribution
+    d4 = Diagnoser()
+    feed(d4, recs[:20])
+    d4.observe(ev(200, loss=1.0, entropy=2.5))
+    feed(d4, recs[20:30])
+    d4.observe(ev(300, loss=1.0, entropy=0.5))
+    assert d4.findings == []
     d3 = Diagnoser()
     feed(d3, recs[:20])
     d3.observe(ev(200, loss=1.0, entropy=1.55))
