@@ -186,11 +186,25 @@ def test_grad_explosion_message_and_twin() -> None:
 def test_grad_explosion_stays_one_episode_while_elevated() -> None:
     d = Diagnoser()
     grads = [1.5] * 10 + [25, 15, 30, 12, 40, 18] + [1.2] * 10
-    feed(d, train_run(decaying(26), grads=grads))
+    feed(d, train_run(decaying(26, start=0.62), grads=grads))  # (a loss that no longer falls)
     assert count(d, "grad_explosion") == 1
     assert "grad_norm_high" not in codes(d)  # the warning-level values belong to the same episode
     (f,) = [f for f in d.findings if f.code == "grad_explosion"]
     assert not f.active and f.end_step == 210  # closed after clear_points healthy values
+
+
+def test_grad_norm_above_critical_while_the_loss_falls_is_a_warning() -> None:
+    # the same norms on a loss falling steadily (3.0 -> 1.75, as a from-scratch run in warmup):
+    # large steps that go where they should; on a flat loss they are an explosion
+    grads = [1.5] * 10 + [25, 15, 30, 12, 40, 18] + [1.2] * 10
+    d = Diagnoser()
+    feed(d, train_run([3.0 - 0.05 * i + 0.005 * (i % 3) for i in range(26)], grads=grads))
+    assert "grad_explosion" not in codes(d)
+    (f,) = [f for f in d.findings if f.code == "grad_norm_high"]
+    assert f.severity is Severity.WARNING and f.step == 110 and "while the loss still falls" in f.message
+    flat = Diagnoser()
+    feed(flat, train_run(decaying(26, start=0.62), grads=grads))
+    assert codes(flat) == ["grad_explosion"]
 
 
 def test_big_early_grad_norm_is_not_an_alarm() -> None:

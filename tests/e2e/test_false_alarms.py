@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REAL
+from helpers import REAL, shared
 from sfttop.core.config import Config
 from sfttop.core.report import build
 
@@ -36,3 +36,34 @@ def test_entropy_gap_not_named_beside_what_explains_it(ver: str, case: str) -> N
     assert "entropy_gap" not in codes, codes
     expected = {"overfit": "overfitting", "explode": "grad_explosion!", "oscillate": "lr_too_large"}[case]
     assert expected in codes, codes
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        # from scratch: grad norm ~20 from its first step and 44 in warmup while the loss falls 12.6 -> 6.2
+        "megatron-deepspeed-qwen7b-500it-validation/qwen7b_baseline_500.log",
+        # SFT adapting from a loss of 11: the norm peaks at 23.4 while the loss falls fastest
+        "mycguo-trl-sft-init-loss11-gradspike23/trainer_state.json",
+    ],
+)
+def test_no_explosion_while_the_loss_falls(log: str) -> None:
+    codes = _codes(shared(log))
+    assert not [c for c in codes if c.endswith("!")], codes
+
+
+def test_one_step_spike_in_an_unstable_run_is_a_warning() -> None:
+    # LR 0.5: a one-step norm of 31.6 (7x its median) with the loss below its level: named, not critical
+    codes = _codes(REAL / "tb5" / "oscillate")
+    assert "grad_explosion!" not in codes and "grad_norm_high" in codes, codes
+
+
+@pytest.mark.parametrize("ver", VERSIONS)
+def test_explosion_with_the_loss_rising_stays_critical(ver: str) -> None:
+    assert "grad_explosion!" in _codes(REAL / ver / "explode")
+
+
+def test_explosion_on_a_pretrain_stays_critical() -> None:
+    # 112.6 at iteration 3 while the loss falls (a warning), then norms above 20 with the loss up
+    codes = _codes(shared("megatron-slurm-loss-collapse-to-zero/2256081.out"))
+    assert codes.index("grad_norm_high") < codes.index("grad_explosion!"), codes
