@@ -222,13 +222,22 @@ def test_early_grad_jump_is_an_explosion() -> None:
 
 
 def test_grad_norm_high_threshold_and_spike() -> None:
+    # one point above the warning level and back: a batch, not a finding (the public runs'
+    # single-step spikes that recover the next step with no effect on the loss)
+    one = Diagnoser()
+    feed(one, train_run(decaying(21), grads=[2.0] * 19 + [12.0, 2.0]))
+    assert one.findings == []
     d = Diagnoser()
-    feed(d, train_run(decaying(20), grads=[2.0] * 19 + [12.0]))
-    assert codes(d) == ["grad_norm_high"]
+    feed(d, train_run(decaying(21), grads=[2.0] * 19 + [12.0, 11.0]))
+    assert codes(d) == ["grad_norm_high"] and d.findings[0].step == 210
     assert d.findings[0].severity is Severity.WARNING
-    # a spike well inside the range: 8x the rolling median of a LoRA-like run
+    # ... or at once when the loss rises with it
+    up = Diagnoser()
+    feed(up, train_run([*decaying(19, noise=0.002), 2.0], grads=[2.0] * 19 + [12.0]))
+    assert codes(up) == ["grad_norm_high"] and up.findings[0].step == 200
+    # a spike well inside the range: 8x the rolling median of a LoRA-like run, twice
     d2 = Diagnoser()
-    feed(d2, train_run(decaying(30), grads=[0.3 + 0.01 * (i % 5) for i in range(29)] + [2.5]))
+    feed(d2, train_run(decaying(31), grads=[0.3 + 0.01 * (i % 5) for i in range(29)] + [2.5, 2.4]))
     assert codes(d2) == ["grad_norm_high"] and "spike" in d2.findings[0].message
 
 
@@ -712,12 +721,12 @@ def test_real_fixture(path: str) -> None:
 
 
 def test_thresholds_are_configurable() -> None:
-    grads = [2.0] * 19 + [53.2]
+    grads = [2.0] * 19 + [53.2, 50.0]  # (two points: one alone is a batch)
     d = Diagnoser(Thresholds(grad_norm_warn=60.0, grad_norm_critical=100.0))
-    feed(d, train_run(decaying(20), grads=grads))
+    feed(d, train_run(decaying(21), grads=grads))
     assert codes(d) == ["grad_norm_high"] and "spike" in d.findings[0].message  # a spike, no longer critical
     d2 = Diagnoser(Thresholds(grad_norm_warn=60.0, grad_norm_critical=100.0, grad_spike_ratio=30.0))
-    feed(d2, train_run(decaying(20), grads=grads))
+    feed(d2, train_run(decaying(21), grads=grads))
     assert d2.findings == []
 
 

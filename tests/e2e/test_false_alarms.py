@@ -76,3 +76,22 @@ def test_eval_accuracy_swings_of_an_unstable_run_are_not_accuracy_drop(ver: str,
     # with the loss; the run is named for its learning rate, the swings are not one more finding
     codes = _codes(REAL / ver / case)
     assert "accuracy_drop" not in codes and "lr_too_large" in codes, codes
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        # GPT-2 124M to the end: single-step spikes (4.29 at 8715, 1.5 at 12008) back the next step
+        "llmc-gpt2-124m-10b/main.log",
+        # one point of 10.23 (warning level 10), back under it the next
+        "halil-custom-callback-string-metrics-ga-scaled-loss/trainer_state.json",
+    ],
+)
+def test_one_point_above_the_warning_level_is_not_grad_norm_high(log: str) -> None:
+    assert "grad_norm_high" not in _codes(shared(log))
+
+
+def test_grad_norm_that_stays_high_is_still_named() -> None:
+    # a megatron run whose norm stays elevated for a window before it explodes at 1597-1602
+    codes = _codes(shared("megatron-slurm-gradnorm-instability-window/2765350.out"))
+    assert "grad_norm_high" in codes and "grad_explosion!" in codes, codes

@@ -43,7 +43,7 @@ _FALL_K = 2.5  # the loss's per-point noise that a fall must exceed to excuse a 
 class Gradients(TrainRule):
     """grad_explosion and grad_norm_high."""
 
-    __slots__ = ("gw_first", "gw_streak", "gx_first", "gx_streak", "win")
+    __slots__ = ("gw_first", "gw_streak", "gx_first", "gx_streak", "spiked", "win")
     codes = (_EXPLOSION, _HIGH)
 
     def __init__(self, ctx: Context) -> None:
@@ -54,6 +54,7 @@ class Gradients(TrainRule):
         self.gx_first = 0.0  # ... and the first of them
         self.gw_streak = 0  # the same for grad_norm_warn
         self.gw_first = 0.0
+        self.spiked = False  # the previous point was above grad_norm_warn or a spike
 
     def observe(self, p: Point, ep: Episodes) -> None:
         grad = p.grad
@@ -81,6 +82,7 @@ class Gradients(TrainRule):
             self._judge(p.step, grad, p.early, med, ratio, ep, p.loss)
         else:
             self.gx_streak = self.gw_streak = 0  # nothing above a threshold, no spike
+            self.spiked = False
         h.values.append(grad)
         self.win.push(h.values)
 
@@ -138,6 +140,18 @@ class Gradients(TrainRule):
         sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
         return (level, loss) if level - loss > _FALL_K * sigma else None
 
+    def _loss_rising(self, loss: float | None) -> bool:
+        """The loss logged with this norm clearly above the median of the few before it."""
+        if loss is None:
+            return False
+        lv = self.tl.loss.values
+        n = min(self.t.smooth_points, len(lv))
+        if n == 0:
+            return False
+        recent = lv[-self.t.window_points :]
+        sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
+        return loss - tail_median(lv, n) > _FALL_K * sigma
+
     def _judge(
         self, step: int, g: float, early: bool, med: float, ratio: float, ep: Episodes, loss: float | None = None
     ) -> None:
@@ -150,36 +164,49 @@ class Gradients(TrainRule):
         if falling is not None:
             explode, high = False, True
         if explode:
-            why = _(" ({ratio:.1f}x the recent median {med})").format(ratio=ratio, med=fmt(med)) if nprev and ratio >= t.grad_spike_ratio else ""
-            ep.hot(
-                _EXPLOSION,
-                step,
-                GRAD_NORM,
-                g,
-                _("grad_norm {g} at step {step} is above the critical threshold {grad_norm_critical}{why}").format(g=fmt(g), step=step, grad_norm_critical=fmt(t.grad_norm_critical), why=why),
-            )
-            if _HIGH in ep.open:
-                ep.hold(_HIGH)
+            self._explode(step, g, med, ratio, nprev, ep)
             return
         if _EXPLOSION in ep.open and (high or spike or g > t.grad_norm_warn):
             ep.hold(_EXPLOSION)  # still elevated: the same episode
             return
         ep.cool(_EXPLOSION, step, t.clear_points)
+        spiked, self.spiked = self.spiked, high or spike
+        if (high or spike) and falling is None and not early and _HIGH not in ep.open:
+            # one point above the warning level, back the next: a batch, not a trend. It counts
+            # from its second point in a row, or at once when the loss rises with it
+            if not spiked and not self._loss_rising(loss):
+                return
         if high or spike:
-            if falling is not None:
-                msg = _(
-                    "grad_norm {g} at step {step} is above the critical threshold {grad_norm_critical} while the loss "
-                    "still falls ({before} -> {now}): a large step, not an explosion yet"
-                ).format(g=fmt(g), step=step, grad_norm_critical=fmt(t.grad_norm_critical), before=fmt(falling[0]), now=fmt(falling[1]))
-            elif high:
-                msg = _("grad_norm {g} at step {step} is above the warning threshold {grad_norm_warn}").format(g=fmt(g), step=step, grad_norm_warn=fmt(t.grad_norm_warn))
-            else:
-                msg = (
-                    _("grad_norm spike at step {step}: {g} is {ratio:.1f}x the median {med} of the last {nprev} points").format(step=step, g=fmt(g), ratio=ratio, med=fmt(med), nprev=nprev)
-                )
+            msg = self._high_message(step, g, med, ratio, nprev, high, falling)
             ep.hot(_HIGH, step, GRAD_NORM, g, msg, merge=self.ctx.recent(t.window_points))
         else:
             ep.cool(_HIGH, step, t.clear_points)
+
+    def _explode(self, step: int, g: float, med: float, ratio: float, nprev: int, ep: Episodes) -> None:
+        t = self.t
+        why = _(" ({ratio:.1f}x the recent median {med})").format(ratio=ratio, med=fmt(med)) if nprev and ratio >= t.grad_spike_ratio else ""
+        ep.hot(
+            _EXPLOSION,
+            step,
+            GRAD_NORM,
+            g,
+            _("grad_norm {g} at step {step} is above the critical threshold {grad_norm_critical}{why}").format(g=fmt(g), step=step, grad_norm_critical=fmt(t.grad_norm_critical), why=why),
+        )
+        if _HIGH in ep.open:
+            ep.hold(_HIGH)
+
+    def _high_message(
+        self, step: int, g: float, med: float, ratio: float, nprev: int, high: bool, falling: tuple[float, float] | None
+    ) -> str:
+        t = self.t
+        if falling is not None:
+            return _(
+                "grad_norm {g} at step {step} is above the critical threshold {grad_norm_critical} while the loss "
+                "still falls ({before} -> {now}): a large step, not an explosion yet"
+            ).format(g=fmt(g), step=step, grad_norm_critical=fmt(t.grad_norm_critical), before=fmt(falling[0]), now=fmt(falling[1]))
+        if high:
+            return _("grad_norm {g} at step {step} is above the warning threshold {grad_norm_warn}").format(g=fmt(g), step=step, grad_norm_warn=fmt(t.grad_norm_warn))
+        return _("grad_norm spike at step {step}: {g} is {ratio:.1f}x the median {med} of the last {nprev} points").format(step=step, g=fmt(g), ratio=ratio, med=fmt(med), nprev=nprev)
 
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         if c.grad is None:
@@ -214,6 +241,7 @@ class Gradients(TrainRule):
     def restore(self, state: RuleState, mark: Mark) -> None:
         self.win.extend(self.h.values)
         self.gx_streak = self.gw_streak = 0
+        self.spiked = False
 
     def trimmed(self, dropped: tuple[int, ...]) -> None:
         # (the same values, unless grad_norm is so sparse that fewer than a window are kept)
