@@ -249,6 +249,18 @@ def test_heavy_tailed_grad_noise_does_not_flap() -> None:
     assert "grad_norm_high" not in codes(d) and "grad_explosion" not in codes(d)
 
 
+def test_exact_zero_grad_norm_after_nonzero_values() -> None:
+    # converged (a loss below plateau_min_loss): small gradients are fine, exact zeros are not
+    losses = [0.3 * (1 + 0.01 * (i % 3)) for i in range(30)]
+    d = Diagnoser()
+    feed(d, train_run(losses, grads=[0.5] * 20 + [0.0] * 3 + [0.5] * 7))
+    (f,) = d.findings
+    assert f.code == "grad_vanishing" and f.step == 230 and "exactly 0" in f.message
+    two = Diagnoser()  # (two zeros in a row are not yet a finding)
+    feed(two, train_run(losses, grads=[0.5] * 20 + [0.0] * 2 + [0.5] * 8))
+    assert two.findings == []
+
+
 def test_grad_vanishing() -> None:
     d = Diagnoser()
     feed(d, train_run([1.5 * (1 + 0.001 * (i % 3)) for i in range(40)], grads=[1e-4] * 40))

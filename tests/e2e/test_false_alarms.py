@@ -95,3 +95,15 @@ def test_grad_norm_that_stays_high_is_still_named() -> None:
     # a megatron run whose norm stays elevated for a window before it explodes at 1597-1602
     codes = _codes(shared("megatron-slurm-gradnorm-instability-window/2765350.out"))
     assert "grad_norm_high" in codes and "grad_explosion!" in codes, codes
+
+
+def test_grad_norm_exactly_zero_after_nonzero_values_is_grad_vanishing() -> None:
+    # GRPO: grad_norm 1.6-0.8, then exactly 0 at steps 60-80 (groups with identical rewards)
+    codes = _codes(shared("srinath-trl-grpo-entropy-zero-gradnorm/trainer_state.json"))
+    assert "grad_vanishing" in codes, codes
+
+
+def test_grad_norm_zero_from_the_first_record_is_a_reporting_artefact() -> None:
+    # a tracker export whose grad_norm reads 0.0 on every record while the loss moves 1.15 -> 0.91
+    codes = _codes(shared("wandb-history-csv-export-mt5-gradnorm-zero/training_log.csv"))
+    assert "grad_vanishing" not in codes, codes

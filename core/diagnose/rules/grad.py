@@ -254,7 +254,7 @@ class Vanishing(TrainRule):
     ``plateau_min_loss`` (below it the run has converged). It runs last among the train rules: it
     reads this record's plateau check."""
 
-    __slots__ = ("below", "trend")
+    __slots__ = ("below", "flowed", "trend", "zeros")
     links = ("trend",)
     codes = (_VANISHING,)
     cools_only = True
@@ -264,6 +264,8 @@ class Vanishing(TrainRule):
         self.h = ctx.tl.grad
         self.trend = trend
         self.below = NEVER  # index in the grad history of the latest value below grad_norm_vanishing
+        self.zeros = 0  # grad norms of exactly 0 in a row ...
+        self.flowed = False  # ... after the run has logged a nonzero one (its reporting works)
 
     def observe(self, p: Point, ep: Episodes) -> None:
         grad = p.grad
@@ -271,6 +273,11 @@ class Vanishing(TrainRule):
             return
         t = self.t
         n = len(self.h.values)
+        if grad == 0.0:
+            self.zeros += 1
+        else:
+            self.zeros = 0
+            self.flowed = True
         if grad < t.grad_norm_vanishing:
             self.below = n - 1
         # (none of the last smooth_points values below the threshold: neither is their median)
@@ -287,6 +294,21 @@ class Vanishing(TrainRule):
             ep.cool(_VANISHING, step, t.clear_points)
             return
         med = tail_median(vals, t.smooth_points)
+        if self.flowed and self.zeros >= t.smooth_points:
+            # Exactly 0 is no small gradient of a converged run (a real one is never exactly 0):
+            # nothing flows back, as in a GRPO group whose completions all got the same reward.
+            # After nonzero values, so not a tracker that reports 0 for every step.
+            ep.hot(
+                _VANISHING,
+                step,
+                GRAD_NORM,
+                0.0,
+                _("grad_norm is exactly 0 for {count} points in a row at step {step}, after nonzero values: no gradient flows").format(
+                    count=self.zeros, step=step
+                ),
+                merge=self.ctx.recent(t.window_points),
+            )
+            return
         imp = self.trend.improvement
         stuck = imp is not None and imp < t.plateau_min_improvement
         lv = self.tl.loss.values
@@ -325,12 +347,22 @@ class Vanishing(TrainRule):
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
         # (cools an open episode even in early training, where observe does not look: kept as
         # the diagnoser has always done it, pending the diagnosis issue)
-        if c.grad is not None and _VANISHING in ep.open:
-            ep.cool_run(_VANISHING, c.steps[i:j], self.t.clear_points)
+        if c.grad is not None:
+            # (a quiet stretch has no value below grad_norm_vanishing: none is 0)
+            self.zeros = 0
+            self.flowed = True
+            if _VANISHING in ep.open:
+                ep.cool_run(_VANISHING, c.steps[i:j], self.t.clear_points)
 
     def restore(self, state: RuleState, mark: Mark) -> None:
         t = self.t
         g = self.h.values
+        self.zeros = 0
+        for v in reversed(g):
+            if v != 0.0:
+                break
+            self.zeros += 1
+        self.flowed = self.flowed or any(v != 0.0 for v in g)
         self.below = NEVER
         for j in range(len(g) - 1, max(-1, len(g) - 1 - t.smooth_points), -1):
             if g[j] < t.grad_norm_vanishing:
