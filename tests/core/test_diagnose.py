@@ -186,11 +186,25 @@ def test_grad_explosion_message_and_twin() -> None:
 def test_grad_explosion_stays_one_episode_while_elevated() -> None:
     d = Diagnoser()
     grads = [1.5] * 10 + [25, 15, 30, 12, 40, 18] + [1.2] * 10
-    feed(d, train_run(decaying(26), grads=grads))
+    feed(d, train_run(decaying(26, start=0.62), grads=grads))  # (a loss that no longer falls)
     assert count(d, "grad_explosion") == 1
     assert "grad_norm_high" not in codes(d)  # the warning-level values belong to the same episode
     (f,) = [f for f in d.findings if f.code == "grad_explosion"]
     assert not f.active and f.end_step == 210  # closed after clear_points healthy values
+
+
+def test_grad_norm_above_critical_while_the_loss_falls_is_a_warning() -> None:
+    # the same norms on a loss falling steadily (3.0 -> 1.75, as a from-scratch run in warmup):
+    # large steps that go where they should; on a flat loss they are an explosion
+    grads = [1.5] * 10 + [25, 15, 30, 12, 40, 18] + [1.2] * 10
+    d = Diagnoser()
+    feed(d, train_run([3.0 - 0.05 * i + 0.005 * (i % 3) for i in range(26)], grads=grads))
+    assert "grad_explosion" not in codes(d)
+    (f,) = [f for f in d.findings if f.code == "grad_norm_high"]
+    assert f.severity is Severity.WARNING and f.step == 110 and "while the loss still falls" in f.message
+    flat = Diagnoser()
+    feed(flat, train_run(decaying(26, start=0.62), grads=grads))
+    assert codes(flat) == ["grad_explosion"]
 
 
 def test_big_early_grad_norm_is_not_an_alarm() -> None:
@@ -208,13 +222,22 @@ def test_early_grad_jump_is_an_explosion() -> None:
 
 
 def test_grad_norm_high_threshold_and_spike() -> None:
+    # one point above the warning level and back: a batch, not a finding (the public runs'
+    # single-step spikes that recover the next step with no effect on the loss)
+    one = Diagnoser()
+    feed(one, train_run(decaying(21), grads=[2.0] * 19 + [12.0, 2.0]))
+    assert one.findings == []
     d = Diagnoser()
-    feed(d, train_run(decaying(20), grads=[2.0] * 19 + [12.0]))
-    assert codes(d) == ["grad_norm_high"]
+    feed(d, train_run(decaying(21), grads=[2.0] * 19 + [12.0, 11.0]))
+    assert codes(d) == ["grad_norm_high"] and d.findings[0].step == 210
     assert d.findings[0].severity is Severity.WARNING
-    # a spike well inside the range: 8x the rolling median of a LoRA-like run
+    # ... or at once when the loss rises with it
+    up = Diagnoser()
+    feed(up, train_run([*decaying(19, noise=0.002), 2.0], grads=[2.0] * 19 + [12.0]))
+    assert codes(up) == ["grad_norm_high"] and up.findings[0].step == 200
+    # a spike well inside the range: 8x the rolling median of a LoRA-like run, twice
     d2 = Diagnoser()
-    feed(d2, train_run(decaying(30), grads=[0.3 + 0.01 * (i % 5) for i in range(29)] + [2.5]))
+    feed(d2, train_run(decaying(31), grads=[0.3 + 0.01 * (i % 5) for i in range(29)] + [2.5, 2.4]))
     assert codes(d2) == ["grad_norm_high"] and "spike" in d2.findings[0].message
 
 
@@ -224,6 +247,18 @@ def test_heavy_tailed_grad_noise_does_not_flap() -> None:
     d = Diagnoser()
     feed(d, train_run(decaying(500, noise=0.03), grads=grads))
     assert "grad_norm_high" not in codes(d) and "grad_explosion" not in codes(d)
+
+
+def test_exact_zero_grad_norm_after_nonzero_values() -> None:
+    # converged (a loss below plateau_min_loss): small gradients are fine, exact zeros are not
+    losses = [0.3 * (1 + 0.01 * (i % 3)) for i in range(30)]
+    d = Diagnoser()
+    feed(d, train_run(losses, grads=[0.5] * 20 + [0.0] * 3 + [0.5] * 7))
+    (f,) = d.findings
+    assert f.code == "grad_vanishing" and f.step == 230 and "exactly 0" in f.message
+    two = Diagnoser()  # (two zeros in a row are not yet a finding)
+    feed(two, train_run(losses, grads=[0.5] * 20 + [0.0] * 2 + [0.5] * 8))
+    assert two.findings == []
 
 
 def test_grad_vanishing() -> None:
@@ -495,7 +530,17 @@ def test_eval_accuracy_drop_and_entropy_gap() -> None:
     d2 = Diagnoser()
     feed(d2, recs[:20])
     d2.observe(ev(200, loss=1.0, entropy=2.5))
+    assert d2.findings == []  # one eval is one sample
+    feed(d2, recs[20:30])
+    d2.observe(ev(300, loss=1.0, entropy=2.4))
     assert codes(d2) == ["entropy_gap"]
+    # a gap that changes direction between evals is noise, not another distribution
+    d4 = Diagnoser()
+    feed(d4, recs[:20])
+    d4.observe(ev(200, loss=1.0, entropy=2.5))
+    feed(d4, recs[20:30])
+    d4.observe(ev(300, loss=1.0, entropy=0.5))
+    assert d4.findings == []
     d3 = Diagnoser()
     feed(d3, recs[:20])
     d3.observe(ev(200, loss=1.0, entropy=1.55))
@@ -688,12 +733,12 @@ def test_real_fixture(path: str) -> None:
 
 
 def test_thresholds_are_configurable() -> None:
-    grads = [2.0] * 19 + [53.2]
+    grads = [2.0] * 19 + [53.2, 50.0]  # (two points: one alone is a batch)
     d = Diagnoser(Thresholds(grad_norm_warn=60.0, grad_norm_critical=100.0))
-    feed(d, train_run(decaying(20), grads=grads))
+    feed(d, train_run(decaying(21), grads=grads))
     assert codes(d) == ["grad_norm_high"] and "spike" in d.findings[0].message  # a spike, no longer critical
     d2 = Diagnoser(Thresholds(grad_norm_warn=60.0, grad_norm_critical=100.0, grad_spike_ratio=30.0))
-    feed(d2, train_run(decaying(20), grads=grads))
+    feed(d2, train_run(decaying(21), grads=grads))
     assert d2.findings == []
 
 

@@ -189,11 +189,11 @@ def test_a_spike_of_a_small_norm_is_not_high() -> None:
     # (a real converging LoRA run: grad_norm 0.045 then 0.17, 3.8x the median; 0.75 against 0.2)
     r = random.Random(4)
     grads = [0.045 * (1 + 0.1 * r.gauss(0, 1)) for _ in range(40)]
-    grads[30] = 0.17
+    grads[30] = grads[31] = 0.17  # (two points in a row: one alone is a batch, never a finding)
     d = Diagnoser()
     feed(d, run(falling(40, 0.4, 0.02), grads=grads))
     assert of(d, "grad_norm_high") == []
-    grads[30] = 0.75 * 0.045 / 0.2 * 20  # a spike well above the clipping norm still counts
+    grads[30] = grads[31] = 0.75 * 0.045 / 0.2 * 20  # a spike well above the clipping norm still counts
     d2 = Diagnoser()
     feed(d2, run(falling(40, 0.4, 0.02), grads=grads))
     assert len(of(d2, "grad_norm_high")) == 1
@@ -202,12 +202,12 @@ def test_a_spike_of_a_small_norm_is_not_high() -> None:
 def test_close_spikes_are_one_grad_norm_high_episode() -> None:
     r = random.Random(5)
     grads = [0.3 * (1 + 0.1 * r.gauss(0, 1)) for _ in range(120)]
-    for k in (40, 52, 61):  # three spikes within a window of each other
-        grads[k] = 2.5
+    for k in (40, 52, 61):  # three spikes of two points within a window of each other
+        grads[k] = grads[k + 1] = 2.5
     d = Diagnoser()
     feed(d, run(falling(120), grads=grads))
     (f,) = of(d, "grad_norm_high")
-    assert f.step == 41 and not f.active
+    assert f.step == 42 and not f.active
 
 
 def test_converged_run_has_no_vanishing_gradients() -> None:

@@ -57,6 +57,37 @@ _ACC_FALL = 0.01  # eval accuracy "falls" when it lost at least one point over t
 _SLOW_EVALS = 3  # slow evals in a row that are eval_slowdown (a busy machine slows one or two)
 _MIN_RUNTIME = 1.0  # seconds: a shorter eval's throughput is not judged
 _ACC_KEY = "accuracy_drop:eval"  # train and eval accuracy drops are separate episodes
+# Findings of a run that swings or blew up: an eval accuracy that falls meanwhile is one of its
+# swings (the LR-0.5 run: 0.26 -> 0.10 -> 0.26 -> 0.12 under lr_too_large), not a finding
+_UNSTABLE = (
+    Code.TRAINING_UNSTABLE,
+    Code.LOSS_OSCILLATION,
+    Code.LR_TOO_LARGE,
+    Code.GRAD_EXPLOSION,
+    Code.DIVERGENCE,
+)
+# ... and once the run has been named for one of these causes, which outlast their episode (the
+# learning rate that swung it is still the learning rate)
+_UNSTABLE_CAUSE = frozenset({Code.TRAINING_UNSTABLE, Code.LR_TOO_LARGE, Code.DIVERGENCE})
+_GAP_EVALS = 2  # evals in a row, the same way past the limit, that are an entropy_gap (one is one sample)
+# Findings that move the entropies themselves, so that a train/eval entropy gap after one of them
+# is its consequence, not a sign of an eval set from another distribution (what entropy_gap
+# advises checking). Memorising drives the train entropy down on the seen samples only; a
+# diverged or swinging model's entropies are whatever the broken weights give. Measured: on the
+# real TRL runs driven into overfitting, divergence and instability (tests/fixtures/real) every
+# entropy_gap came after one of these (12 of 12), on the public logs none came alone.
+_ENTROPY_EXPLAINED = frozenset(
+    {
+        Code.OVERFITTING,
+        Code.OVERFITTING_SEVERE,
+        Code.DIVERGENCE,
+        Code.GRAD_EXPLOSION,
+        Code.LOSS_NONFINITE,
+        Code.TRAINING_UNSTABLE,
+        Code.LOSS_OSCILLATION,
+        Code.LR_TOO_LARGE,
+    }
+)
 _OVER, _SEVERE = Code.OVERFITTING, Code.OVERFITTING_SEVERE
 # the patience rule's "the train loss fell clearly" (see the module's docstring)
 _FALL_K = 2.5  # the train loss's per-point noise (robust sigma over 4 windows of points)
@@ -81,6 +112,9 @@ class EvalRules:
     __slots__ = (
         "acc_best",
         "ctx",
+        "ent_over",
+        "found",
+        "found_n",
         "log",
         "low",
         "low_i",
@@ -103,6 +137,9 @@ class EvalRules:
         self.log = EvalLog(eval_cap(ctx, cap))
         self.acc_best = -math.inf
         self.slow = 0  # slow evals in a row
+        self.ent_over = 0  # evals in a row past the entropy limit, signed by the gap's direction
+        self.found: set[str] = set()  # the codes of every finding the run opened so far ...
+        self.found_n = 0  # ... read from this many of its findings
         self.onset: int | None = None  # index of the eval where the overfitting episode began ...
         self.onset_evs: list[Eval] = []  # ... and the evals up to it (at most 3: its accuracy)
         # the patience count: the lowest raw eval_loss (what EarlyStoppingCallback compares
@@ -178,6 +215,10 @@ class EvalRules:
         ratio = el / train if train is not None and train > 0 else None
         acc, ent = _finite(m.get(EVAL_TOKEN_ACC)), _finite(m.get(EVAL_ENTROPY))
         e = Eval(step, el, acc, ent, speed, train, raw, self._train_now(tl.ent), ratio)
+        found = ep.findings
+        if len(found) > self.found_n:
+            self.found.update(f.code for f in found[self.found_n :])
+            self.found_n = len(found)
         evals = self.log.evals
         prev = evals[-1] if evals else None
         new_best = self.log.append(e, _SMOOTH)
@@ -454,8 +495,9 @@ class EvalRules:
         if e.acc > self.acc_best:
             self.acc_best = e.acc
         drop = self.acc_best - e.acc
-        # (while training_unstable is open its message names the eval swings: not one more finding)
-        if drop > t.accuracy_drop and Code.TRAINING_UNSTABLE not in ep.open:
+        # (while the run is unstable, its finding explains the eval swings: not one more finding)
+        unstable = any(c in ep.open for c in _UNSTABLE) or not self.found.isdisjoint(_UNSTABLE_CAUSE)
+        if drop > t.accuracy_drop and not unstable:
             ep.hot(
                 Code.ACCURACY_DROP,
                 e.step,
@@ -474,7 +516,12 @@ class EvalRules:
         if self.ctx.early(last_train_step or 0):
             return
         gap = (e.entropy - e.train_entropy) / e.train_entropy
-        if abs(gap) > t.entropy_gap:
+        if abs(gap) > t.entropy_gap and self.found.isdisjoint(_ENTROPY_EXPLAINED):
+            way = 1 if gap > 0 else -1
+            self.ent_over = self.ent_over + way if self.ent_over * way > 0 else way
+        else:
+            self.ent_over = 0
+        if abs(self.ent_over) >= _GAP_EVALS:
             ep.hot(
                 Code.ENTROPY_GAP,
                 e.step,

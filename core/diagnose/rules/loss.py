@@ -415,4 +415,4 @@ class LossRule(TrainRule):
 
 def _times(a: float, b: float) -> str:
     """``a / b`` as "1.5x" (a loss of exactly 0 can be a median or a best: no ZeroDivisionError)."""
-    return f"{a / b:.2g}x" if b else "inf x"
+    return _("{ratio:.2g}x").format(ratio=a / b) if b else _("inf x")
