@@ -263,6 +263,18 @@ class Trend(TrainRule):
             w = n  # a metric on only some records: fewer than a window of it kept
         return w
 
+    def _due(self, mult: int) -> int:
+        """The window of the check due now (0: none is), the next one scheduled: checks run on a
+        stride of a tenth of the window the run's whole length would give (the same before the
+        cap; past it the window stops growing but the checks do not get denser)."""
+        h = self.h
+        n = len(h.values)
+        w = self._span(h, mult)
+        if not w or n < self.next:
+            return 0
+        self.next = n + max(1, mult * self._window(h.total) // 10)
+        return w
+
     def _verdict(
         self, ep: Episodes, hot: bool, clear: bool, w: int, step: int, value: float, message: Callable[[], str]
     ) -> None:

@@ -52,12 +52,9 @@ class Plateau(Trend):
         h = self.h
         vals = h.values
         n = len(vals)
-        w = self._span(h, 1)
-        if not w or n < self.next:
+        w = self._due(1)
+        if not w:
             return
-        # checks on a stride of a tenth of the window the run's whole length would give (the same
-        # before the cap; past it the window stops growing but the checks do not get denser)
-        self.next = n + max(1, self._window(h.total) // 10)
         k = max(3, w // 3)
         a = n - w
         head = sample(vals, a, a + k, _SAMPLE)
@@ -121,10 +118,9 @@ class AccuracySlow(Trend):
         h = self.h
         vals = h.values
         n = len(vals)
-        w = self._span(h, 2)
-        if not w or n < self.next:
+        w = self._due(2)
+        if not w:
             return
-        self.next = n + max(1, 2 * self._window(h.total) // 10)
         k = max(5, w // 4)
         first = median(sample(vals, n - w, n - w + k, _SAMPLE))
         last = median(sample(vals, n - k, n, _SAMPLE))

@@ -63,10 +63,9 @@ class Unstable(Trend):
         h = self.h
         vals = h.values
         n = len(vals)
-        w = self._span(h, 2)
-        if not w or n < self.next:
+        w = self._due(2)
+        if not w:
             return
-        self.next = n + max(1, 2 * self._window(h.total) // 10)
         a = n - w
         k = max(3, w // 3)
         first = median(sample(vals, a, a + k, _SAMPLE))
