@@ -269,10 +269,10 @@ async def test_the_tui_loads_a_long_history_with_a_helper(tmp_path: Path, monkey
     app.monitor.helper_bytes = 1
     async with app.run_test(size=(120, 36)) as pilot:
         deadline = time.monotonic() + 30
-        # (the poll thread finds the run first: no run yet is not "loaded")
-        while (not app.monitor.runs or app.monitor.loading) and time.monotonic() < deadline:
+        # (a run not polled yet is neither there nor loading: wait for the run itself to be loaded)
+        while not (app.monitor.runs and app.monitor.runs[0].loaded) and time.monotonic() < deadline:
             await pilot.pause(0.05)
-        assert app.monitor.runs and not app.monitor.loading
+        assert app.monitor.runs and app.monitor.runs[0].loaded and not app.monitor.loading
         with app.lock:
             helped = _state(app.monitor)
     assert len(started) == 1 and started[0] is not None and started[0].done
