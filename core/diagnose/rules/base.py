@@ -263,6 +263,14 @@ class Trend(TrainRule):
             w = n  # a metric on only some records: fewer than a window of it kept
         return w
 
+    def observe(self, p: Point, ep: Episodes) -> None:
+        """A loss trend's point: the check when one is due (rules on another metric override)."""
+        if p.loss is not None and len(self.h.values) >= self.next:
+            self._check(p.step, p.early, ep)
+
+    def _check(self, step: int, early: bool, ep: Episodes) -> None:
+        raise NotImplementedError
+
     def _due(self, mult: int) -> int:
         """The window of the check due now (0: none is), the next one scheduled: checks run on a
         stride of a tenth of the window the run's whole length would give (the same before the

@@ -43,10 +43,6 @@ class Plateau(Trend):
         self.lr = lr
         self.improvement: float | None = None  # relative, over the last window
 
-    def observe(self, p: Point, ep: Episodes) -> None:
-        if p.loss is not None and len(self.h.values) >= self.next:
-            self._check(p.step, p.early, ep)
-
     def _check(self, step: int, early: bool, ep: Episodes) -> None:
         t = self.t
         h = self.h

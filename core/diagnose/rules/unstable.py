@@ -25,7 +25,7 @@ from sfttop.core.i18n import _
 from sfttop.core.metrics import LOSS
 from sfttop.core.textfmt import fmt
 
-from .base import _SAMPLE, Context, Point, Trend
+from .base import _SAMPLE, Context, Trend
 
 _KEY = Code.TRAINING_UNSTABLE
 _GRAD_SPREAD = 4.0  # grad_norm's 90th percentile this many times its 10th: an order-of-magnitude span
@@ -53,10 +53,6 @@ class Unstable(Trend):
         self.h = ctx.tl.loss
         # the evals so far (the diagnoser sets it: the eval rules keep them)
         self.evals: Callable[[], list[Eval]] = _no_evals
-
-    def observe(self, p: Point, ep: Episodes) -> None:
-        if p.loss is not None and len(self.h.values) >= self.next:
-            self._check(p.step, p.early, ep)
 
     def _check(self, step: int, early: bool, ep: Episodes) -> None:
         t = self.t
