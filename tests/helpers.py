@@ -4,11 +4,13 @@ other or from ``bench/``)."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +108,15 @@ def report(path: Path, *extra: str) -> tuple[dict, int]:
 
 def critical(run: dict) -> set[str]:
     return {f["code"] for f in run["findings"] if f["severity"] == "critical"}
+
+
+def screen_lines(app: Any) -> list[str]:
+    """A running app's screen as plain text, as Textual's own screenshot export composes it."""
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system=None,
+                      record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    lines: list[str] = console.export_text().split("\n")[:height]
+    return lines

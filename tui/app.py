@@ -509,6 +509,8 @@ class SfttopApp(App[int]):
         if not run.loaded:
             # Judging half a history would flash verdicts that the rest of the log overturns.
             pct = _("reading history… {percent}%").format(percent=f"{run.load_fraction * 100:.0f}")
+            if run.remote and run.error:  # nothing is being read: say why (an unreachable host)
+                pct = run_state(run)
             views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"), now)
         else:
             try:

@@ -91,6 +91,8 @@ def run_status(run: Run) -> Status:
     if not run.exists:
         if _unopened(run):
             return LOADING
+        if run.remote and run.error:  # no file because its host cannot be reached: not a wait
+            return ERROR
         return MISSING if _had_data(run) else WAITING
     if run.error and not run.loaded:
         return ERROR
@@ -120,6 +122,8 @@ def run_detail(run: Run) -> str:
     if not run.exists:
         if _unopened(run):
             return "…"
+        if run.remote and run.error:
+            return _("unreachable")
         return _("gone") if _had_data(run) else _("no file")
     if run.error and not run.loaded:
         return _("unreadable")
@@ -168,12 +172,14 @@ def progress_short(run: Run, now: float | None = None) -> str:
 
 
 def run_state(run: Run, now: float | None = None) -> str:
+    if run.remote and run.error:  # before "waiting for the file": an unreachable host has no file either
+        return fit(clean_text(reason(run.error)), 60)  # (the readers' and the system's words: core/oserrors.py)
     if not run.exists:
         if _unopened(run):
             return _("opening")
         return _("file gone") if _had_data(run) else _("waiting for the file")
     if run.error:
-        return fit(clean_text(reason(run.error)), 60)  # (the readers' and the system's words: core/oserrors.py)
+        return fit(clean_text(reason(run.error)), 60)
     if not run.loaded:
         return _("loading {percent}%").format(percent=f"{run.load_fraction * 100:.0f}")
     restarted = ""

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import REAL
+from helpers import REAL, screen_lines
 from sfttop.core import remote
 from sfttop.core.config import load_config
 from sfttop.core.follow import follow
@@ -461,3 +461,28 @@ async def test_the_tui_shows_a_remote_run_beside_a_local_one(server: Server, tmp
             await pilot.pause(0.1)
         assert got == {"h1:far": 20, "near": 10}
     app.monitor.close()
+
+
+async def test_the_tui_says_a_host_alone_cannot_be_reached() -> None:
+    """The only argument a host that never answers: the title, the run's row and the panels say
+    it is unreachable, not "waiting for the file" (the report said so, the screen did not)."""
+    from sfttop.core.config import Config
+    from sfttop.tui.app import SfttopApp
+
+    remote.set_ssh_command("sh -c 'echo \"ssh: Could not resolve hostname gpu9: Name or service not known\" >&2; exit 255' fake-ssh")
+    try:
+        app = SfttopApp(["gpu9:/x/train.log"], Config(), interval=0.1, rescan_seconds=0.2)
+        async with app.run_test(size=(100, 30)) as pilot:
+            deadline = time.monotonic() + 10
+            screen = ""
+            while time.monotonic() < deadline:
+                await pilot.pause(0.2)
+                screen = "\n".join(screen_lines(app))
+                if "unreachable" in screen and screen.count("gpu9 unreachable since") >= 2:
+                    break
+            assert "waiting for the file" not in screen
+            assert "unreachable" in screen.split("\n")[2], screen  # the run's row
+            assert screen.count("gpu9 unreachable since") >= 2, screen  # title, and the panels
+    finally:
+        remote.set_ssh_command(None)
+        app.monitor.close()
