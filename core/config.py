@@ -104,6 +104,11 @@ class Thresholds:
         "a flat loss at or below this (the seed's normal range tops out at 1.0) is converged, not stuck",
         kind="nonneg",
     )
+    plateau_trend_windows: float = _f(
+        2.5,
+        "no plateau while the loss still falls, beyond its noise, by plateau_min_improvement per doubling of "
+        "the steps over this many plateau windows (2.5: the last half of the run)",
+    )
     plateau_lr_fraction: float = _f(
         0.1, "plateaus count only while the LR is at least this fraction of its peak", kind="nonneg"
     )

@@ -371,11 +371,35 @@ def bumpy_run(seed: int, n: int, max_back: int) -> list[Record]:
 # healthy shapes that look like pathologies to a naive rule (issue 14's false alarms)
 
 
+def power_law_loss(
+    n: int, seed: int, *, start: float = 11.0, floor: float = 3.0, alpha: float = 0.3, tau: float = 20.0,
+    noise: float = 0.01,
+) -> list[float]:
+    """A pretraining loss ``floor + (start - floor) * (1 + i / tau) ** -alpha`` with relative
+    Gaussian noise: it falls a few percent in every doubling of the steps, and over a window a
+    fifth of the run long less than its noise."""
+    r = random.Random(seed)
+    return [(floor + (start - floor) * (1 + i / tau) ** -alpha) * (1 + noise * r.gauss(0, 1)) for i in range(n)]
+
+
 def small_batch_loss(n: int, seed: int, *, level: float = 0.85, spread: float = 0.25, fall: float = 0.05) -> list[float]:
     """The per-step loss of an SFT on small batches of varied conversations: log-normal around a
     slowly falling level, 25% from one step to the next (nanochat's chat SFT)."""
     r = random.Random(seed)
     return [level * (1 - fall * i / n) * math.exp(r.gauss(0, spread) - spread**2 / 2) for i in range(n)]
+
+
+def epoch_loss(n: int, seed: int, *, epochs: int = 3, start: float = 1.9, drop: float = 0.12, noise: float = 0.03) -> list[float]:
+    """A multi-epoch fine-tune: the loss falls in the first epoch, then holds flat inside each
+    later one and steps down at each epoch boundary (the model has seen the data)."""
+    r = random.Random(seed)
+    per = n // epochs
+    out = []
+    for i in range(n):
+        e, j = divmod(i, per)
+        level = start - drop * j / per if e == 0 else start - drop * (min(e, epochs - 1) + 1)
+        out.append(level * (1 + noise * r.gauss(0, 1)))
+    return out
 
 
 def phase_start_loss(

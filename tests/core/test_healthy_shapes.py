@@ -4,6 +4,7 @@ only because it went blind would fail the twin."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import Diagnoser, Severity
 from sfttop.core.records import Kind, Record
-from synth import cosine_lr, phase_start_loss, small_batch_loss
+from synth import cosine_lr, epoch_loss, phase_start_loss, power_law_loss, small_batch_loss
 
 
 def run(
@@ -39,6 +40,53 @@ def alarms(d: Diagnoser) -> list[tuple[str, int]]:
 
 def named(d: Diagnoser, code: str) -> list[int]:
     return [f.step for f in d.findings if f.code == code and f.severity >= Severity.WARNING]
+
+
+# ------------------------------------------------------------------------------------------------
+# loss_plateau
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_pretraining_loss_falling_slowly_on_a_log_scale_is_no_plateau(seed: int) -> None:
+    # (llmc GPT-2 124M, nanochat d20/d24 base training) 3.5 -> 3.47 over a fifth of the run is
+    # -0.7%, under plateau_min_improvement; over the last half of the run it is -3%, far beyond
+    # the noise: the loss is still learning, at the pace of every pretraining
+    n = 8000
+    losses = power_law_loss(n, seed, start=11.0, floor=2.95, alpha=0.3, tau=1.0, noise=0.012)
+    assert alarms(run(losses, lrs=cosine_lr(n, 6e-4, 200))) == []
+
+
+def test_a_long_pretraining_past_the_history_cap_is_no_plateau() -> None:
+    # (nanochat d20, 21400 steps at a constant LR) past the cap the windows stop growing and span
+    # less and less of the run: the fall is judged per doubling of the steps
+    n = 12_000
+    losses = power_law_loss(n, 3, start=11.0, floor=2.6, alpha=0.3, noise=0.008)
+    assert alarms(run(losses, lrs=[2e-2] * n, cap=2000)) == []
+
+
+def test_a_noisy_sparsely_logged_pretraining_is_no_plateau() -> None:
+    # (Lightning SLM, a point every 50 steps, 2.4% noise per point) over a 100-point window the
+    # loss moves less than its noise; over the last half of the run it falls 2%
+    n = 2800
+    losses = power_law_loss(n, 4, start=7.6, floor=3.0, alpha=0.25, tau=5.0, noise=0.025)
+    assert alarms(run(losses, lrs=[1e-3] * n, every=50)) == []
+
+
+def test_a_flat_epoch_inside_a_multi_epoch_run_is_no_plateau() -> None:
+    # (LLaMA-Factory Qwen2.5-7B, 3 epochs) flat inside the second epoch, a step down at each
+    # boundary, LR at half its peak: the run still learns epoch over epoch
+    n = 675
+    losses = epoch_loss(n, 5, epochs=3, start=1.9, drop=0.1, noise=0.035)
+    assert named(run(losses, lrs=cosine_lr(n, 1e-4, 60), every=10), "loss_plateau") == []
+
+
+def test_a_run_that_stops_learning_at_a_high_lr_is_still_a_plateau() -> None:
+    falling = power_law_loss(3000, 6, start=11.0, floor=2.9, alpha=0.35, noise=0.012)
+    r = random.Random(6)
+    stuck = [falling[-1] * (1 + 0.012 * r.gauss(0, 1)) for _ in range(3000)]
+    d = run(falling + stuck, lrs=[6e-4] * 6000)
+    (step,) = named(d, "loss_plateau")
+    assert 3000 < step < 4500
 
 
 # ------------------------------------------------------------------------------------------------
