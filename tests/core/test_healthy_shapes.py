@@ -4,6 +4,7 @@ only because it went blind would fail the twin."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 
@@ -12,7 +13,7 @@ import pytest
 from sfttop.core.config import Thresholds
 from sfttop.core.diagnose import Diagnoser, Severity
 from sfttop.core.records import Kind, Record
-from synth import cosine_lr, epoch_loss, phase_start_loss, power_law_loss, small_batch_loss
+from synth import cosine_lr, epoch_loss, phase_start_loss, power_law_loss, records, small_batch_loss
 
 
 def run(
@@ -121,3 +122,79 @@ def test_a_loss_that_keeps_climbing_is_still_diverging() -> None:
     losses = start + [start[-1] * 1.04**k for k in range(1, 15)]
     (f,) = [f for f in run(losses).findings if f.code == "loss_oscillation"]
     assert "diverging" in f.message and f.step == 40
+
+
+# ------------------------------------------------------------------------------------------------
+# grad_norm_high
+
+
+def _from_scratch(n: int) -> tuple[list[float], list[float], list[float]]:
+    """(losses, grads, lrs) of a 7B pretraining from scratch: the norm ~20 from the first step,
+    44 for two steps of the warmup, settling to ~3 as the loss falls 12.6 -> 5."""
+    r = random.Random(8)
+    losses = [12.64 * (1 + 0.001 * r.gauss(0, 1)) for _ in range(8)]
+    losses += [4.0 + 8.6 * (1 + (i - 8) / 10) ** -0.5 + 0.05 * r.gauss(0, 1) for i in range(8, n)]
+    grads = [20.1 * (1 + 0.007 * r.gauss(0, 1)) for _ in range(17)] + [44.3, 43.3]
+    grads += [3.0 + 16 * math.exp(-(i - 19) / 8) + 0.5 * abs(r.gauss(0, 1)) for i in range(19, n)]
+    lrs = [3e-4 * min(1.0, (i + 1) / 150) for i in range(n)]
+    return losses, grads, lrs
+
+
+def test_a_norm_high_from_initialisation_is_no_warning() -> None:
+    losses, grads, lrs = _from_scratch(500)
+    assert alarms(run(losses, grads=grads, lrs=lrs, max_steps=500)) == []
+    assert alarms(run(losses, grads=grads, lrs=lrs)) == []  # (max_steps unknown: early is 5 points)
+
+
+def test_a_jump_above_the_starting_level_is_still_named() -> None:
+    losses, grads, lrs = _from_scratch(500)
+    # once the norm has settled, 30 is ten times its rolling median
+    grads[300:302] = [30.0, 31.0]
+    assert named(run(losses, grads=grads, lrs=lrs, max_steps=500), "grad_explosion") == [301]
+    # a norm that starts at 2 and climbs to 25 is no starting level either
+    climb = [2.0 + 0.5 * i for i in range(50)]
+    d = run(power_law_loss(50, 0, start=3.0, floor=2.0, noise=0.002), grads=climb)
+    assert named(d, "grad_norm_high") or named(d, "grad_explosion")
+
+
+def test_an_isolated_grad_spike_in_a_converged_run_is_no_warning() -> None:
+    # (Unsloth, 60 steps) loss 0.37 -> 0.001 and the norm with it; one step of 2.7 (clipped to
+    # 1.0 by default) with the loss 0.001 -> 0.005: five times up, 0.004 nats, no harm
+    losses = [max(0.001, 0.37 * math.exp(-i / 4)) for i in range(60)]
+    grads = [max(0.002, 2.0 * math.exp(-i / 3)) for i in range(60)]
+    losses[41], grads[41] = 0.005, 2.724
+    assert alarms(run(losses, grads=grads, lrs=cosine_lr(60, 2e-4, 5))) == []
+    # ...while the same spike with the loss jumping with it is named at once
+    losses[41] = 0.5
+    assert named(run(losses, grads=grads, lrs=cosine_lr(60, 2e-4, 5)), "grad_norm_high") == [42]
+
+
+# ------------------------------------------------------------------------------------------------
+# healthy runs of shapes no rule was tuned on
+
+
+def test_healthy_runs_of_new_shapes_raise_no_alarm() -> None:
+    # the benchmark's generated fine-tune (exponential fall, 3% noise, warmup + cosine) ...
+    steps, losses, grads, lrs = [], [], [], []
+    for kind, step, v in records(20_000, 11):
+        if kind == "train":
+            steps.append(step)
+            losses.append(v["loss"])
+            grads.append(v["grad_norm"])
+            lrs.append(v["learning_rate"])
+    d = Diagnoser()
+    for s, x, g, lr in zip(steps, losses, grads, lrs):
+        d.observe(Record(Kind.TRAIN, s, {"loss": x, "grad_norm": g, "learning_rate": lr}))
+    assert alarms(d) == []
+    # ... a warmup-stable-decay pretraining (flat-ish at a constant LR, a drop in the decay) ...
+    n = 10_000
+    base = power_law_loss(n, 12, start=10.5, floor=2.7, alpha=0.3, noise=0.015)
+    wsd = [x * (1 - 0.04 * max(0.0, (i - 0.8 * n) / (0.2 * n))) for i, x in enumerate(base)]
+    lrs = [6e-4 * min(1.0, (i + 1) / 300, max(0.0, (n - i) / (0.2 * n))) for i in range(n)]
+    r = random.Random(12)
+    g = [0.25 + 2.0 * math.exp(-i / 200) + 0.03 * abs(r.gauss(0, 1)) for i in range(n)]
+    assert alarms(run(wsd, grads=g, lrs=lrs, cap=4000)) == []
+    # ... and a noisy SFT logged every step with a cosine schedule, long after its fast fall
+    n = 3000
+    sft = [1.1 * math.exp(-i / 150) + 0.9 * x for i, x in enumerate(small_batch_loss(n, 13, spread=0.3))]
+    assert alarms(run(sft, lrs=cosine_lr(n, 2e-5, 90))) == []
