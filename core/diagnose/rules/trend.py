@@ -74,7 +74,9 @@ class Plateau(Trend):
         hot = flat and last > t.plateau_min_loss and lr_ok and near_best and not early
         clear = not near_best or not (lo < imp < 2 * t.plateau_min_improvement + 2 * se)
         clear = clear or last <= t.plateau_min_loss or not lr_ok
-        if (hot or not clear) and (self._still_falling(w) or self._warming_up(w)):
+        # (asked only when it can change what opens or closes: a vote between the two matters
+        # only to an open episode)
+        if (hot or (not clear and self.code in ep.open)) and (self._warming_up(w) or self._still_falling(w)):
             hot, clear = False, True
         self._verdict(
             ep,
