@@ -78,6 +78,11 @@ class Thresholds:
     oscillation_ratio: float = _f(1.5, "a loss rebound is a jump to at least this many times the recent low")
     oscillation_min_jump: float = _f(0.1, "... and at least this much in absolute loss (nats)", kind="nonneg")
     oscillation_rebounds: int = _i(3, "rebounds within one window that make the loss oscillating")
+    loss_noise_z: float = _f(
+        6.0,
+        "a spike or climb of the loss must also stand this many robust sigmas of its own per-point noise above "
+        "its level (log scale, last 5 windows; a rebound half as many): small-batch noise is no oscillation",
+    )
     divergence_ratio: float = _f(
         100.0, "a loss this many times the median of the window before it (2 orders of magnitude) is a critical divergence"
     )
@@ -98,6 +103,11 @@ class Thresholds:
         1.0,
         "a flat loss at or below this (the seed's normal range tops out at 1.0) is converged, not stuck",
         kind="nonneg",
+    )
+    plateau_trend_windows: float = _f(
+        2.5,
+        "no plateau while the loss still falls, beyond its noise, by plateau_min_improvement per doubling of "
+        "the steps over this many plateau windows (2.5: the last half of the run)",
     )
     plateau_lr_fraction: float = _f(
         0.1, "plateaus count only while the LR is at least this fraction of its peak", kind="nonneg"

@@ -367,6 +367,61 @@ def bumpy_run(seed: int, n: int, max_back: int) -> list[Record]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# healthy shapes that look like pathologies to a naive rule (issue 14's false alarms)
+
+
+def power_law_loss(
+    n: int, seed: int, *, start: float = 11.0, floor: float = 3.0, alpha: float = 0.3, tau: float = 20.0,
+    noise: float = 0.01,
+) -> list[float]:
+    """A pretraining loss ``floor + (start - floor) * (1 + i / tau) ** -alpha`` with relative
+    Gaussian noise: it falls a few percent in every doubling of the steps, and over a window a
+    fifth of the run long less than its noise."""
+    r = random.Random(seed)
+    return [(floor + (start - floor) * (1 + i / tau) ** -alpha) * (1 + noise * r.gauss(0, 1)) for i in range(n)]
+
+
+def small_batch_loss(n: int, seed: int, *, level: float = 0.85, spread: float = 0.25, fall: float = 0.05) -> list[float]:
+    """The per-step loss of an SFT on small batches of varied conversations: log-normal around a
+    slowly falling level, 25% from one step to the next (nanochat's chat SFT)."""
+    r = random.Random(seed)
+    return [level * (1 - fall * i / n) * math.exp(r.gauss(0, spread) - spread**2 / 2) for i in range(n)]
+
+
+def epoch_loss(n: int, seed: int, *, epochs: int = 3, start: float = 1.9, drop: float = 0.12, noise: float = 0.03) -> list[float]:
+    """A multi-epoch fine-tune: the loss falls in the first epoch, then holds flat inside each
+    later one and steps down at each epoch boundary (the model has seen the data)."""
+    r = random.Random(seed)
+    per = n // epochs
+    out = []
+    for i in range(n):
+        e, j = divmod(i, per)
+        level = start - drop * j / per if e == 0 else start - drop * (min(e, epochs - 1) + 1)
+        out.append(level * (1 + noise * r.gauss(0, 1)))
+    return out
+
+
+def phase_start_loss(
+    n: int, seed: int, *, first: float = 1.35, level: float = 1.93, fall: float = 0.3, noise: float = 0.003
+) -> list[float]:
+    """The smoothed loss a trainer prints (nanochat's debiased EMA) at the start of a phase whose
+    data is harder than its first batch: it climbs from ``first`` to ``level`` over five points,
+    holds for eight, then falls by ``fall`` of it; little noise (the printer smooths it)."""
+    r = random.Random(seed)
+    out = [first + (level - first) * math.sqrt(i / 4) for i in range(min(n, 5))]
+    out += [level * (1 - fall * (1 - math.exp(-max(0, i - 12) / 150))) * (1 + noise * r.gauss(0, 1)) for i in range(5, n)]
+    return out
+
+
+def cosine_lr(n: int, peak: float = 3e-4, warmup: int = 0) -> list[float]:
+    """Linear warmup over ``warmup`` points, then cosine decay to 0 at point ``n``."""
+    return [
+        peak * (i + 1) / warmup if i < warmup else peak * 0.5 * (1 + math.cos(math.pi * (i - warmup) / max(1, n - warmup)))
+        for i in range(n)
+    ]
+
+
 def gen_log(directory: Path, shape: str, n: int, seed: int) -> str:
     """A generated log of ``n`` records in ``directory`` (a test's tmp_path); its path."""
     path = str(directory / f"{shape}-{seed}.log")

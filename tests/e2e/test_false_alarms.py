@@ -107,3 +107,27 @@ def test_grad_norm_zero_from_the_first_record_is_a_reporting_artefact() -> None:
     # a tracker export whose grad_norm reads 0.0 on every record while the loss moves 1.15 -> 0.91
     codes = _codes(shared("wandb-history-csv-export-mt5-gradnorm-zero/training_log.csv"))
     assert "grad_vanishing" not in codes, codes
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        # pretraining losses falling a few percent per doubling of the steps, less than their noise
+        # over a fifth of the run: 3.50 -> 3.47, 4.18 -> 4.18, 3.10 -> 3.07 over the plateau window
+        "llmc-gpt2-124m-10b/main.log",
+        "lightning-csv-slm-10epoch-pretrain/metrics.csv",
+        "nanochat-d20-crash-disk-full-midtrain/speedrun.log",
+        # ... and nanochat's SFT phase: 25% step-to-step noise, 1.5x its median every few dozen steps
+        "nanochat-d20-full-sft-val-flat/speedrun.log",
+        "nanochat-d24-4x3090-73h/speedrun.log",
+        # flat inside its second epoch, a step down at each boundary (the overfitting is not ours)
+        "xueh-llamafactory-qwen25-7b-medical-overfit/trainer_log.jsonl",
+        # grad norm ~20 from initialisation and steady, the loss falling
+        "megatron-deepspeed-qwen7b-500it-validation/qwen7b_baseline_500.log",
+        # converged (loss 0.001): one step of norm 2.7 with the loss 0.001 -> 0.005
+        "rokkit-unsloth-60step-collapse/trainer_state.json",
+    ],
+)
+def test_healthy_runs_raise_no_plateau_oscillation_or_grad_warning(log: str) -> None:
+    codes = _codes(shared(log))
+    assert not {"loss_plateau", "loss_oscillation", "grad_norm_high", "grad_explosion!"} & set(codes), codes

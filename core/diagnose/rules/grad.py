@@ -17,6 +17,12 @@ its first step and 44 in warmup (loss 12.6 -> 6.2), an SFT adapting from a loss 
 norm of 23.4, one-step spikes of 22-112 while the loss and eval_loss improve throughout: all
 healthy or, by the numbers, warnings; every real explosion there came with the loss rising.
 
+Nor is a norm above either threshold at the level the run has had from its start (within
+``grad_spike_ratio`` of its lowest first values and of its rolling median, the loss not rising): a
+model trained from scratch logs ~20 from its first step, steadily, while the loss falls. A loss
+"rising with" a one-step spike must rise by ``oscillation_min_jump`` too: a converged loss going
+0.001 -> 0.005 is five times up and no harm.
+
 Small gradients are expected once the loss has converged: grad_vanishing needs a loss above
 ``plateau_min_loss`` (a flat loss below it is converged, not stuck). Episodes of both warnings that
 come back within a window of closing continue (debounced).
@@ -43,7 +49,7 @@ _FALL_K = 2.5  # the loss's per-point noise that a fall must exceed to excuse a 
 class Gradients(TrainRule):
     """grad_explosion and grad_norm_high."""
 
-    __slots__ = ("gw_first", "gw_streak", "gx_first", "gx_streak", "spiked", "win")
+    __slots__ = ("g0", "gw_first", "gw_streak", "gx_first", "gx_streak", "spiked", "win")
     codes = (_EXPLOSION, _HIGH)
 
     def __init__(self, ctx: Context) -> None:
@@ -55,6 +61,7 @@ class Gradients(TrainRule):
         self.gw_streak = 0  # the same for grad_norm_warn
         self.gw_first = 0.0
         self.spiked = False  # the previous point was above grad_norm_warn or a spike
+        self.g0 = math.inf  # the norm's level at the start: the lowest of its first smooth_points
 
     def observe(self, p: Point, ep: Episodes) -> None:
         grad = p.grad
@@ -63,6 +70,8 @@ class Gradients(TrainRule):
             h.gaps.append(p.row)
             return
         t = self.t
+        if h.total < t.smooth_points and grad < self.g0:
+            self.g0 = grad
         win = self.win.win  # the window before this value, sorted
         nprev = len(win)
         if nprev:
@@ -141,7 +150,9 @@ class Gradients(TrainRule):
         return (level, loss) if level - loss > _FALL_K * sigma else None
 
     def _loss_rising(self, loss: float | None) -> bool:
-        """The loss logged with this norm clearly above the median of the few before it."""
+        """The loss logged with this norm clearly above the median of the few before it: beyond
+        its noise and by ``oscillation_min_jump`` (a converged loss going 0.001 -> 0.005 with a
+        one-step spike of the norm is five times up and harmless)."""
         if loss is None:
             return False
         lv = self.tl.loss.values
@@ -150,7 +161,18 @@ class Gradients(TrainRule):
             return False
         recent = lv[-self.t.window_points :]
         sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
-        return loss - tail_median(lv, n) > _FALL_K * sigma
+        rise = loss - tail_median(lv, n)
+        return rise > _FALL_K * sigma and rise >= self.t.oscillation_min_jump
+
+    def _steady(self, g: float, ratio: float, nprev: int, loss: float | None) -> bool:
+        """A norm above a threshold at the level the run has had from its start: within
+        ``grad_spike_ratio`` of its starting level and of its rolling median, with the loss not
+        rising. A model trained from scratch starts far from any optimum with norms of 20 and
+        more, steady for the first hundred steps while the loss falls (and with clipping every
+        update has the clipped size): that is where it starts, not where it went wrong."""
+        t = self.t
+        r = t.grad_spike_ratio
+        return nprev > 0 and g < r * self.g0 and ratio < r and not self._loss_rising(loss)
 
     def _judge(
         self, step: int, g: float, early: bool, med: float, ratio: float, ep: Episodes, loss: float | None = None
@@ -160,9 +182,7 @@ class Gradients(TrainRule):
         nprev = len(self.win.win)
         self._streaks(g)
         explode, high, spike = self._early(g, ratio, nprev) if early else self._late(g, med, ratio, nprev)
-        falling = self._loss_falling(loss) if explode else None
-        if falling is not None:
-            explode, high = False, True
+        explode, high, falling = self._excused(g, ratio, nprev, loss, explode, high)
         if explode:
             self._explode(step, g, med, ratio, nprev, ep)
             return
@@ -181,6 +201,18 @@ class Gradients(TrainRule):
             ep.hot(_HIGH, step, GRAD_NORM, g, msg, merge=self.ctx.recent(t.window_points))
         else:
             ep.cool(_HIGH, step, t.clear_points)
+
+    def _excused(
+        self, g: float, ratio: float, nprev: int, loss: float | None, explode: bool, high: bool
+    ) -> tuple[bool, bool, tuple[float, float] | None]:
+        """(explode, high, the loss's fall) once a norm at the run's starting level is excused
+        (``_steady``) and an explosion with the loss falling is a warning (``_loss_falling``)."""
+        if (explode or high) and self._steady(g, ratio, nprev, loss):
+            return False, False, None
+        falling = self._loss_falling(loss) if explode else None
+        if falling is not None:
+            return False, True, falling
+        return explode, high, None
 
     def _explode(self, step: int, g: float, med: float, ratio: float, nprev: int, ep: Episodes) -> None:
         t = self.t
@@ -242,6 +274,9 @@ class Gradients(TrainRule):
         self.win.extend(self.h.values)
         self.gx_streak = self.gw_streak = 0
         self.spiked = False
+        h = self.h
+        if h.off == 0:  # (cut back into the first values: the starting level is theirs)
+            self.g0 = min(h.values[: self.t.smooth_points], default=math.inf)
 
     def trimmed(self, dropped: tuple[int, ...]) -> None:
         # (the same values, unless grad_norm is so sparse that fewer than a window are kept)

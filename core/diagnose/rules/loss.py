@@ -36,10 +36,12 @@ from sfttop.core.diagnose.stats import (
     EMA_EXACT,
     BlockMin,
     DebiasedEma,
+    diffs,
     lowest_block_median,
     lowest_median,
     median,
     modified_z,
+    robust_noise,
     sorted_median,
     tail_median,
 )
@@ -52,6 +54,9 @@ from .base import Cols, Context, Point, TrainRule
 _KEY = Code.LOSS_OSCILLATION
 _DIV = Code.DIVERGENCE
 _INF = math.inf
+# Windows of losses the noise level of a jump is measured over: long enough that one window's
+# luck (a 20-point MAD is +-30%) does not decide, short enough to follow a run whose noise changes.
+_NOISE_WINDOWS = 5
 
 
 class _Why(NamedTuple):
@@ -112,7 +117,7 @@ class LossRule(TrainRule):
         W = t.window_points
         nprev = i if i < W else W  # values in the window before this one
         p1, p2 = self.l1, self.l2
-        spike, rebound, med, low = self._jump(x, lv, i, nprev)
+        spike, rebound, strong, med, low = self._jump(x, lv, i, nprev)
         diverged = nprev > 0 and self._diverged(p.step, x, lv, i, nprev, med, ep)
         lv.append(x)
         self.lb.push(x)
@@ -121,7 +126,7 @@ class LossRule(TrainRule):
         early_rise = False
         if rebound or self.rebounds or self.rebound_prev:
             # (an early rise: too few points for a window, and a rebound that held two points)
-            early_rise = self._rebound(rebound, i, W) and nprev < t.min_window_points
+            early_rise = self._rebound(rebound, i, W) and strong and nprev < t.min_window_points
         now, best, elevated = self._level(x, p1, p2, n)
         hot = spike or early_rise or elevated or self._trending()
         if _KEY in ep.open:
@@ -185,11 +190,14 @@ class LossRule(TrainRule):
         # (before the first block: the best 3-point median, over a few points not yet an outlier)
         best = self.block_best if self.block_best < _INF else self.loss_best
         elevated = n >= S and now >= t.oscillation_ratio * best and now - best >= t.oscillation_min_jump
+        if elevated:  # (a climb, like a jump, must stand out of the loss's own noise)
+            elevated = self._beyond_noise(now, best, n - 1, 1.0)
         return now, best, elevated
 
-    def _jump(self, x: float, lv: array[float], i: int, nprev: int) -> tuple[bool, bool, float, float]:
-        """(a spike, a rebound, the window's median if it was needed (else nan), the low of the
-        three values before ``x``) for ``x``, the loss after ``lv[:i]``."""
+    def _jump(self, x: float, lv: array[float], i: int, nprev: int) -> tuple[bool, bool, bool, float, float]:
+        """(a spike, a rebound, a rebound beyond the whole noise cut-off, the window's median if
+        it was needed (else nan), the low of the three values before ``x``) for ``x``, the loss
+        after ``lv[:i]``."""
         t = self.t
         spike = False
         med = math.nan
@@ -215,7 +223,37 @@ class LossRule(TrainRule):
             if med != med:
                 med = median(lv[i - nprev :])
             rebound = x >= t.oscillation_ratio * med
-        return spike, rebound, med, low
+        # ...and far above the loss's own noise: a small-batch SFT loss swings 25% from step to
+        # step, so 1.5x its median is two of its sigmas and happens every few dozen steps. A
+        # rebound counts towards the repeated ones at half the cut-off (three in one window of
+        # noise beyond 3 sigmas: about one in 10^6 windows); alone, as a climb before the window
+        # fills, it needs the whole of it, as a spike does.
+        strong = False
+        if spike:
+            spike = self._beyond_noise(x, med, i, 1.0)
+        if rebound:
+            ref = med if full else low
+            rebound = self._beyond_noise(x, ref, i, 0.5)
+            strong = rebound and self._beyond_noise(x, ref, i, 1.0)
+        return spike, rebound, strong, med, low
+
+    def _beyond_noise(self, x: float, ref: float, i: int, share: float) -> bool:
+        """Whether ``x`` stands ``share`` x ``loss_noise_z`` robust sigmas of the loss's own
+        per-point noise above ``ref``, the noise measured on the successive differences (a trend adds none) of
+        the last ``_NOISE_WINDOWS`` windows before value ``i``. On a log scale when the losses are
+        positive: a batch's loss varies by a factor (a log-normal's right tail is long, and 2.5x
+        its median comes once in a few thousand steps of 25% noise), and a ratio is what the rules'
+        thresholds speak of. Fewer than four values before: no noise to tell a jump from (yes).
+        Only computed for a candidate jump."""
+        a = max(0, i - _NOISE_WINDOWS * self.t.window_points)
+        if i - a < 4:
+            return True
+        z = share * self.t.loss_noise_z
+        vals = self.h.values
+        if ref > 0 and min(vals[a:i]) > 0:
+            logs = list(map(math.log, vals[a:i]))
+            return math.log(x / ref) >= z * robust_noise(list(map(operator.sub, logs[1:], logs[:-1])))
+        return x - ref >= z * robust_noise(diffs(vals, a, i, i - a))
 
     def _trending(self) -> bool:
         """Repeated rebounds, or a smoothed loss rising for divergence_points in a row."""
@@ -223,7 +261,24 @@ class LossRule(TrainRule):
         e = self.ema
         if len(self.rebounds) >= t.oscillation_rebounds:
             return True
-        return e.rise >= t.divergence_points and e.last >= (1 + t.divergence_min_rise) * e.rise_from
+        return (
+            e.rise >= t.divergence_points
+            and e.last >= (1 + t.divergence_min_rise) * e.rise_from
+            and self._climbing(t.divergence_points // 2)
+        )
+
+    def _climbing(self, back: int) -> bool:
+        """The loss (its median of smooth_points) rose over the last ``back`` points at half the
+        pace, at least, its EMA rose at over its run of rises. The EMA lags: after a loss that
+        stepped up once and then held (the first points of a new phase or data mix), it keeps
+        rising for a dozen points while the loss does not; a diverging loss leads its EMA."""
+        lv = self.h.values
+        S = self.t.smooth_points
+        if len(lv) < back + S:
+            return True
+        e = self.ema
+        pace = (e.last - e.rise_from) / e.rise
+        return tail_median(lv, S) - median(lv[-back - S : -back]) >= 0.5 * back * pace
 
     def _spike(self, x: float, lv: array[float], a: int) -> tuple[bool, float]:
         """(whether ``x`` is a spike against the window ``lv[a:]``, the window's median)."""

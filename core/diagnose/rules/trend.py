@@ -22,12 +22,14 @@ from sfttop.core.textfmt import fmt
 from .base import _SAMPLE, Context, LossLevel, LrLevel, Point, Trend, acc_span
 
 isfinite = math.isfinite
+_LR_RISE = 1.01  # an LR this many times its value a window ago is rising (float noise aside)
 
 
 class Plateau(Trend):
     """loss_plateau: flat (not rising: that is loss_oscillation's business), not just noise
     hiding a real improvement, near its best level, above ``plateau_min_loss``, with an LR not
-    far below its peak."""
+    far below its peak and not rising (a warmup), and not still falling over
+    ``plateau_trend_windows`` windows (a pretraining loss, a flat epoch of a multi-epoch run)."""
 
     __slots__ = ("improvement", "level", "lr")
     links = ("level", "lr")
@@ -72,6 +74,10 @@ class Plateau(Trend):
         hot = flat and last > t.plateau_min_loss and lr_ok and near_best and not early
         clear = not near_best or not (lo < imp < 2 * t.plateau_min_improvement + 2 * se)
         clear = clear or last <= t.plateau_min_loss or not lr_ok
+        # (asked only when it can change what opens or closes: a vote between the two matters
+        # only to an open episode)
+        if (hot or (not clear and self.code in ep.open)) and (self._warming_up(w) or self._still_falling(w)):
+            hot, clear = False, True
         self._verdict(
             ep,
             hot,
@@ -83,6 +89,39 @@ class Plateau(Trend):
                 _("loss barely moved over the last {w} points (steps {first_step}-{step}): {first} -> {last} ({change:+.2g}%)").format(w=w, first_step=h.step(n - w), step=step, first=fmt(first), last=fmt(last), change=-imp * 100)
             ),
         )
+
+    def _warming_up(self, w: int) -> bool:
+        """The LR rose over the last ``w`` records: a warmup (or a cycle's restart) is raising it
+        anyway, and a loss that has not moved yet in it is no plateau to raise the LR for."""
+        lr = self.tl.lr.values
+        return len(lr) > w and lr[-1] > _LR_RISE * lr[-1 - w]
+
+    def _still_falling(self, w: int) -> bool:
+        """Whether the loss still trends down over ``plateau_trend_windows`` windows of ``w``
+        points: by ``plateau_min_improvement`` at least, and by three standard errors of its
+        noise there. A pretraining loss falls as a power of the step, a little in every
+        doubling of it: over a window a fifth of the run long it moves less than its noise, over
+        the last half it still falls 2-4%; a stalled one does not."""
+        vals = self.h.values
+        n = len(vals)
+        L = min(n, round(self.t.plateau_trend_windows * w))
+        if L <= w:
+            return False
+        k = max(3, L // 3)
+        head = sample(vals, n - L, n - L + k, _SAMPLE)
+        first = median(head)
+        if first <= 0:
+            return False
+        fall = (first - median(sample(vals, n - k, n, _SAMPLE))) / first
+        sigma = robust_noise(diffs(vals, n - L, n, 2 * _SAMPLE))
+        se = math.sqrt(2) * 1.2533 * sigma / math.sqrt(len(head)) / first
+        if not fall > 3 * se:
+            return False
+        # per doubling of the steps: past the history cap the window stops growing and spans
+        # less of the run (its last 30% at step 15000 of a 21000-step pretraining)
+        a, b = self.h.step(n - L), self.h.step(n - 1)
+        per_doubling = fall * math.log(2) / math.log(b / a) if 0 < a < b else fall
+        return per_doubling >= self.t.plateau_min_improvement
 
 
 class AccuracySlow(Trend):
