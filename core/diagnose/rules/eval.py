@@ -193,12 +193,29 @@ class EvalRules:
             self.low_tail, self.low_total, self.low_tasks, self.task_max = [], 0, {}, {}
         self.seen = min(self.seen, self.ctx.tl.loss.total)
 
-    def _train_now(self, h: Hist) -> float | None:
-        recent = h.tail(self.ctx.t.smooth_points)
-        return median(recent) if recent else None
+    def _eval(
+        self, step: int, el: float, m: dict[str, float], last_train_step: int | None
+    ) -> tuple[Eval, float | None, bool]:
+        """The eval as the rules judge it, its runtime, and whether training is still early."""
+        t = self.ctx.t
+        sps = _finite(m.get(EVAL_SAMPLES_PER_SECOND))
+        rt = _finite(m.get(EVAL_RUNTIME))
+        speed = sps if sps is not None and sps > 0 else (1.0 / rt if rt else None)
+        # train loss "now": only once it is past early training and has a few points
+        tl = self.ctx.tl
+        early = self.ctx.early(last_train_step or 0)
+        n = t.smooth_points
+        recent = tl.loss.tail(n)
+        raw = median(recent) if recent else None
+        train = raw if len(recent) >= n and not (early and last_train_step is not None) else None
+        ratio = el / train if train is not None and train > 0 else None
+        acc, ent = _finite(m.get(EVAL_TOKEN_ACC)), _finite(m.get(EVAL_ENTROPY))
+        train_ent = None  # (only the entropy gap reads it)
+        if ent is not None and (recent := tl.ent.tail(n)):
+            train_ent = median(recent)
+        return Eval(step, el, acc, ent, speed, train, raw, train_ent, ratio), rt, early
 
     def observe(self, rec: Record, ep: Episodes, last_train_step: int | None) -> None:
-        t = self.ctx.t
         step = rec.step
         m = rec.metrics
         el = m.get(EVAL_LOSS)
@@ -214,18 +231,7 @@ class EvalRules:
         if not math.isfinite(el):
             ep.hot(Code.LOSS_NONFINITE, step, EVAL_LOSS, el, _("eval_loss is {el} at step {step}").format(el=fmt(el), step=step))
             return
-        sps = _finite(m.get(EVAL_SAMPLES_PER_SECOND))
-        rt = _finite(m.get(EVAL_RUNTIME))
-        speed = sps if sps is not None and sps > 0 else (1.0 / rt if rt else None)
-        # train loss "now": only once it is past early training and has a few points
-        tl = self.ctx.tl
-        raw = self._train_now(tl.loss)
-        train = raw if len(tl.loss) >= t.smooth_points else None
-        if train is not None and last_train_step is not None and self.ctx.early(last_train_step):
-            train = None
-        ratio = el / train if train is not None and train > 0 else None
-        acc, ent = _finite(m.get(EVAL_TOKEN_ACC)), _finite(m.get(EVAL_ENTROPY))
-        e = Eval(step, el, acc, ent, speed, train, raw, self._train_now(tl.ent), ratio)
+        e, rt, early = self._eval(step, el, m, last_train_step)
         found = ep.findings
         if len(found) > self.found_n:
             self.found.update(f.code for f in found[self.found_n :])
@@ -236,7 +242,7 @@ class EvalRules:
         patience = self._patience(e, m)
         self._overfitting(e, prev, new_best, patience, ep)
         self._accuracy(e, ep)
-        self._entropy_gap(e, ep, last_train_step)
+        self._entropy_gap(e, ep, early)
         self._speed(e, ep, rt)
 
     # ---------------------------------------------------------------------------- overfitting
@@ -255,13 +261,14 @@ class EvalRules:
         tasks = self._tasks(e, m)
         loss = self.ctx.tl.loss
         low = self.low
-        seen, self.seen = self.seen, loss.total
+        total = loss.total
+        seen, self.seen = self.seen, total
         if low is None or e.loss < low.loss:
             # the train level at this eval: the points since the previous eval (at least
             # smooth_points, at most a window), not a window that reaches back to an older level
-            keep = min(t.window_points, max(t.smooth_points, loss.total - seen))
+            keep = min(t.window_points, max(t.smooth_points, total - seen))
             self.low, self.low_i, self.low_tasks = e, self.log.total - 1, tasks
-            self.low_tail, self.low_total = loss.tail(keep), loss.total
+            self.low_tail, self.low_total = loss.tail(keep), total
             return ""
         since = self.log.total - 1 - self.low_i
         if since != t.overfit_patience:
@@ -291,7 +298,9 @@ class EvalRules:
             if len(self.task_keys) >= _KEY_SETS:
                 self.task_keys.clear()
             keys = self.task_keys[names] = tuple(k for k in names if _TASK.match(k))
-        tasks = {k: v for k in keys if math.isfinite(v := m[k])} if keys else {}
+        if not keys:
+            return {}
+        tasks = {k: v for k in keys if math.isfinite(v := m[k])}
         task_max = self.task_max
         for k, v in tasks.items():
             if v > task_max.get(k, (-math.inf, 0))[0]:
@@ -421,7 +430,7 @@ class EvalRules:
     def _overfitting(self, e: Eval, prev: Eval | None, new_best: bool, patience: str, ep: Episodes) -> None:
         t = self.ctx.t
         step = e.step
-        if self._one_pair(e, ep):
+        if self.log.total == 1 and self._one_pair(e, ep):
             return
         if new_best and not patience:
             ep.close(_OVER, step)
@@ -547,8 +556,7 @@ class EvalRules:
             self.acc_best = e.acc
         drop = self.acc_best - e.acc
         # (while the run is unstable, its finding explains the eval swings: not one more finding)
-        unstable = any(c in ep.open for c in _UNSTABLE) or not self.found.isdisjoint(_UNSTABLE_CAUSE)
-        if drop > t.accuracy_drop and not unstable:
+        if drop > t.accuracy_drop and not self._unstable(ep):
             ep.hot(
                 Code.ACCURACY_DROP,
                 e.step,
@@ -560,11 +568,12 @@ class EvalRules:
         else:
             ep.cool(_ACC_KEY, e.step, t.clear_evals)
 
-    def _entropy_gap(self, e: Eval, ep: Episodes, last_train_step: int | None) -> None:
+    def _unstable(self, ep: Episodes) -> bool:
+        return any(c in ep.open for c in _UNSTABLE) or not self.found.isdisjoint(_UNSTABLE_CAUSE)
+
+    def _entropy_gap(self, e: Eval, ep: Episodes, early: bool) -> None:
         t = self.ctx.t
-        if e.entropy is None or e.train_entropy is None or e.train_entropy <= 0:
-            return
-        if self.ctx.early(last_train_step or 0):
+        if e.entropy is None or e.train_entropy is None or e.train_entropy <= 0 or early:
             return
         gap = (e.entropy - e.train_entropy) / e.train_entropy
         if abs(gap) > t.entropy_gap and self.found.isdisjoint(_ENTROPY_EXPLAINED):
