@@ -20,6 +20,7 @@ from .checkpoints import best_checkpoint as best_checkpoint  # (report.py takes 
 from .checkpoints import best_without_path
 from .config import Thresholds
 from .diagnose import Diagnoser, Finding, Severity, fmt, json_value, median, title
+from .diagnose.episodes import LOWER_LR, RAISE_LR, RULES
 from .diagnose.rules.impossible import NEGATIVE as NEGATIVE_LOSS
 from .i18n import N_, _
 from .metrics import (
@@ -210,11 +211,16 @@ def _judge_eval_loss(metric: str, v: float, env: _Env) -> _Judgement:
 
 def _judge_grad(metric: str, v: float, env: _Env) -> _Judgement:
     t = env.t
+    # (the learning rate is named only when the run's findings point that way: see _judge_lr)
+    lower = env.diag.lr_direction < 0
     if v > t.grad_norm_critical:
         return CRITICAL, _("above {grad_norm_critical}: gradient explosion").format(grad_norm_critical=fmt(t.grad_norm_critical))
     if v > t.grad_norm_warn:
-        return HIGH, _("above {grad_norm_warn}: lower the learning rate?").format(grad_norm_warn=fmt(t.grad_norm_warn))
+        text = _("above {grad_norm_warn}: lower the learning rate?") if lower else _("above {grad_norm_warn}: keep watching it")
+        return HIGH, text.format(grad_norm_warn=fmt(t.grad_norm_warn))
     if v >= t.grad_norm_watch * t.grad_norm_warn:
+        if not lower:
+            return WATCH, _("slightly high: keep watching it")
         return WATCH, _("slightly high: keep watching it; the learning rate may need lowering")
     if v < t.grad_norm_vanishing:
         return LOW, _("below {grad_norm_vanishing}: vanishing gradients?").format(grad_norm_vanishing=fmt(t.grad_norm_vanishing))
@@ -226,21 +232,39 @@ def _judge_grad(metric: str, v: float, env: _Env) -> _Judgement:
 
 
 def _judge_lr(metric: str, v: float, env: _Env) -> _Judgement:
+    """The learning rate's row says the run's one LR direction, which the findings set (the LR
+    rules need evidence of instability, know where the schedule is and stay quiet in warmup):
+    against a range of its own it told runs at 3e-3 "probably too large" that the rules had
+    found stable, and could say "too small" beside a finding's "lower the learning rate"."""
     t, diag = env.t, env.diag
     shape = _lr_shape(env.data, diag)
+    direction = diag.lr_direction
+    if direction:
+        names = _(", ").join(_lr_sayers(diag, direction))
+        # high or low when the LR rules found the LR itself wrong; "watch" when another finding's
+        # advice (a plateau, a gradient explosion) is what moves it
+        said = {f.code for f in diag.findings} & {C.LR_TOO_LARGE, C.LR_TOO_SMALL}
+        if direction < 0:
+            st = HIGH if said else WATCH
+            return st, _("the findings advise lowering it ({names}; {shape})").format(names=names, shape=shape)
+        st = LOW if said else WATCH
+        return st, _("the findings advise raising it ({names}; {shape})").format(names=names, shape=shape)
     if v > t.lr_max:
-        return HIGH, _("above {lr_max}: probably too large ({shape})").format(lr_max=fmt(t.lr_max), shape=shape)
+        return OK, _("above {lr_max}, but the run shows no instability ({shape})").format(
+            lr_max=fmt(t.lr_max), shape=shape
+        )
     if v >= t.lr_min:
         return OK, shape
-    peak = diag.lr_peak() or 0.0
-    if peak < t.lr_min:
-        return LOW, _("below {lr_min} and never higher than {peak}: far too small to learn").format(
-            lr_min=fmt(t.lr_min), peak=fmt(peak)
-        )
     ms = diag.max_steps
     if ms and (env.data.last_step or 0) >= t.lr_end_fraction * ms:
         return OK, _("near zero at the end of the schedule ({shape})").format(shape=shape)
-    return LOW, _("below {lr_min}: probably too small ({shape})").format(lr_min=fmt(t.lr_min), shape=shape)
+    return OK, _("below {lr_min}, with no finding that points to a change ({shape})").format(lr_min=fmt(t.lr_min), shape=shape)
+
+
+def _lr_sayers(diag: Diagnoser, direction: int) -> list[str]:
+    """The titles of the findings whose advice moves the learning rate in ``direction``."""
+    word = LOWER_LR if direction < 0 else RAISE_LR
+    return list(dict.fromkeys(title(f.code) for f in diag.findings if word in RULES[f.code][2]))
 
 
 def _judge_entropy(metric: str, v: float, env: _Env) -> _Judgement:
@@ -376,6 +400,10 @@ def assess(
         for c in out.comparison:
             if c.status == GOOD and c.item in ("loss", "token_accuracy"):
                 c.status, c.judgement = OK, _("a small gap now, but eval_loss rose from its best (overfitting)")
+        for row in out.metrics:
+            if row.status == GOOD and row.metric == EVAL_LOSS:
+                row.status, row.note = OK, _("a small gap now, but eval_loss rose from its best (overfitting)")
+                statuses[EVAL_LOSS] = (OK, row.value)
     _verdict(out, _View.of(out, env, statuses))
     out.best_checkpoint = best_checkpoint(data, log_path) if log_path else best_without_path(data)
     return out
@@ -434,7 +462,7 @@ def _compare(out: Assessment, data: RunData, t: Thresholds, broken: bool) -> Non
                 None,
                 "%",
                 CRITICAL,
-                _("no comparison: training is NaN/inf"),
+                _("no comparison: training is NaN/inf") if broken else _("no comparison: eval_loss is NaN/inf"),
             )
         )
         return
@@ -546,6 +574,8 @@ _OVERFIT = frozenset({C.OVERFITTING, C.OVERFITTING_SEVERE})
 # A positive is about the whole run as the report shows it, and the report lists closed findings
 # too: none may stand beside a finding, open or closed, on the same metric.
 _LOSS_BAD = frozenset({C.LOSS_PLATEAU, C.LOSS_NONFINITE, C.NOTHING_TRAINED, C.IMPOSSIBLE_LOSS})
+# a loss that swings or swung: no positive while an episode is open, and never "stable" after one
+_LOSS_SWINGS = frozenset({C.LOSS_OSCILLATION, C.TRAINING_UNSTABLE, C.DIVERGENCE})
 _GRAD_BAD = frozenset({C.GRAD_EXPLOSION, C.GRAD_NORM_HIGH, C.GRAD_VANISHING})
 _ACC_BAD = frozenset({C.OVERFITTING_SEVERE, C.ACCURACY_DROP})
 
@@ -553,9 +583,9 @@ _ACC_BAD = frozenset({C.OVERFITTING_SEVERE, C.ACCURACY_DROP})
 def _pos_loss(v: _View) -> str | None:
     if v.env.objective is Objective.RL:
         return None  # a policy loss neither falls nor settles when RL goes well
-    if C.LOSS_OSCILLATION in v.codes or v.seen & _LOSS_BAD:
+    if v.codes & _LOSS_SWINGS or v.seen & _LOSS_BAD:
         return None
-    st = v.status(LOSS)
+    st = "" if v.seen & _LOSS_SWINGS else v.status(LOSS)
     if st == GOOD:
         return _("train loss is low and stable")
     if st == OK:
@@ -628,7 +658,6 @@ _POSITIVES: tuple[Callable[[_View], str | None], ...] = (
 # a metric row whose caution a finding on the same metric already says
 _SAID_BY: dict[str, frozenset[str]] = {
     GRAD_NORM: frozenset({C.GRAD_NORM_HIGH, C.GRAD_EXPLOSION}),
-    LR: frozenset({C.LR_TOO_LARGE, C.LR_TOO_SMALL}),
 }
 
 
@@ -639,9 +668,13 @@ def _cautions(v: _View) -> list[str]:
     for c in v.comp.values():
         if c.status in (WATCH, HIGH, CRITICAL) and not (c.item == "loss" and v.codes & _OVERFIT):
             item = _(_ITEM_WORDS.get(c.item, c.item))
-            out.append(_("train/eval {item} gap {diff}: {judgement}").format(item=item, diff=c.diff_text, judgement=c.judgement))
+            if c.diff is None:  # (no gap to show: "gap n/a" read as a value of nothing)
+                out.append(_("train/eval {item}: {judgement}").format(item=item, judgement=c.judgement))
+            else:
+                out.append(_("train/eval {item} gap {diff}: {judgement}").format(item=item, diff=c.diff_text, judgement=c.judgement))
+    # (the learning rate's row is the findings' direction, which they say with their advice)
     for m, (s, value) in v.statuses.items():
-        if s in (WATCH, HIGH, LOW) and m != EVAL_LOSS and not v.codes & _SAID_BY.get(m, frozenset()):
+        if s in (WATCH, HIGH, LOW) and m not in (EVAL_LOSS, LR) and not v.codes & _SAID_BY.get(m, frozenset()):
             out.append(_("{metric} {value}: {note}").format(metric=label(m), value=fmt(value), note=v.rows[m].note))
     return out
 

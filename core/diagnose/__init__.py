@@ -443,3 +443,10 @@ class Diagnoser:
 
     def lr_peak(self) -> float | None:
         return self._lr.peak if self._lr.peak > 0 else None
+
+    @property
+    def lr_direction(self) -> int:
+        """The run's one learning-rate direction (-1 lower, +1 raise, 0 none yet), set by the
+        first finding whose advice has one (``Episodes._advice``): the assessment's LR line
+        reads it rather than judging the LR against a range of its own."""
+        return self._ep.lr_dir

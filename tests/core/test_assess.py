@@ -130,7 +130,8 @@ def test_lr_rows() -> None:
     stall = [Record(Kind.TRAIN, 2 * i, {"loss": 3.9, "learning_rate": 1e-9}) for i in range(1, 11)]
     data, diag = build(stall)
     row = next(m for m in assess(data, diag).metrics if m.metric == "learning_rate")
-    assert row.status == LOW and "never higher" in row.note
+    # the row says the findings' direction (lr_too_small found it), not a range of its own
+    assert row.status == LOW and "the findings advise raising it (learning rate too small; constant)" == row.note
     # cosine at its end with max_steps known: expected
     data2, diag2 = RunData(), Diagnoser(max_steps=100)
     for i in range(1, 101):
@@ -139,6 +140,38 @@ def test_lr_rows() -> None:
         diag2.observe(r)
     row2 = next(m for m in assess(data2, diag2).metrics if m.metric == "learning_rate")
     assert row2.status == OK and "end of the schedule" in row2.note
+
+
+def _lr_row(recs: list[Record]) -> tuple[str, str, list[str]]:
+    data, diag = build(recs)
+    a = assess(data, diag)
+    row = next(m for m in a.metrics if m.metric == "learning_rate")
+    return row.status, row.note, a.cautions
+
+
+def test_a_large_lr_without_instability_is_no_advice() -> None:
+    # 3e-3 (above lr_max) on a loss that falls smoothly: the LR rules see no instability, so the
+    # row names no direction (it said "probably too large" on its own before)
+    recs = [Record(Kind.TRAIN, i, {"loss": 2.0 - 0.01 * i, "grad_norm": 1.0, "learning_rate": 3e-3}) for i in range(1, 60)]
+    status, note, cautions = _lr_row(recs)
+    assert status == OK and "shows no instability" in note and "too large" not in note, note
+    assert not [c for c in cautions if "learning" in c], cautions
+
+
+def test_the_lr_row_follows_another_findings_direction() -> None:
+    # a flat loss at an in-range LR: loss_plateau advises raising it, and the row says so, as
+    # "watch" (the LR rules did not find the LR itself wrong); the grad_norm row, slightly high,
+    # no longer adds "the learning rate may need lowering" against it
+    flat = [
+        Record(Kind.TRAIN, 10 * i, {"loss": 2.5 + 0.001 * (i % 3), "grad_norm": 8.5, "learning_rate": 2e-5})
+        for i in range(1, 400)
+    ]
+    data, diag = build(flat)
+    assert diag.lr_direction > 0 and any(f.code == "loss_plateau" for f in diag.findings)
+    a = assess(data, diag)
+    rows = {m.metric: m for m in a.metrics}
+    assert rows["learning_rate"].status == WATCH and "advise raising it (loss plateau" in rows["learning_rate"].note
+    assert rows["grad_norm"].status == WATCH and rows["grad_norm"].note == "slightly high: keep watching it", rows["grad_norm"]
 
 
 def test_finished_and_empty() -> None:

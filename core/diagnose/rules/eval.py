@@ -19,12 +19,22 @@ Overfitting has three ways in, all one episode (one finding per event):
   does not explain the misses). Measured: on the real overfitting runs (tests/fixtures/real/
   */overfit) the fall is 3.8 and 4.7 times the per-point noise at the callback's eval; on the
   healthy 300k-record run it is at most 1.6 over its 626 such evals (2.5 when every later eval
-  was judged again, which is why only that one eval is). One episode per lowest eval: it holds
-  until a new lowest eval_loss closes it.
+  was judged again, which is why only that one eval is). The per-point test gives way when the
+  evals since the lowest stand clearly above it (``_rose_clearly``): then the misses are no tie,
+  and a fall beyond the medians' standard errors is enough. Measured on the public LLaMA-Factory
+  run (xueh-llamafactory-qwen25-7b-medical-overfit): a small-batch train loss (per-point sigma
+  0.06) whose level fell 0.13 (2.1 sigmas) into the third epoch, beside an eval_loss that
+  stepped up 1.4% and stayed, 3.3 eval noises above the evals that ended at its lowest. The
+  per-point noise is the smaller of the first- and second-difference estimates
+  (``_point_noise``): an epoch-mean train loss (Keras, one row per epoch) falls on a curve that
+  first differences alone read as noise. One episode per lowest eval: it holds until a new
+  lowest eval_loss closes it.
 - **a rise**: the median of the last three evals ``overfit_min_rise`` above its best such
   median, beyond the eval noise, for ``overfit_patience`` evals (a slow drift that a lucky low
   eval would hide from the count);
-- **a ratio**: eval_loss more than ``loss_gap_ratio`` times the train loss on two evals.
+- **a ratio**: eval_loss more than ``loss_gap_ratio`` times the train loss on two evals; or on the
+  one train/eval pair of a run's first eval before the train loss has a trend (all a tracker's
+  summary file holds), worded as what one pair can say.
 """
 
 from __future__ import annotations
@@ -94,6 +104,7 @@ _FALL_K = 2.5  # the train loss's per-point noise (robust sigma over 4 windows o
 _FALL_SE = 3.0  # standard errors of the difference of its two medians (more when they are short)
 _MEDIAN_SE = 1.2533  # a median's standard error in sigma / sqrt(n), for normal noise
 _MIN_FALL = 0.01  # and at least this fraction of its level (noise-free data "falls" by any amount)
+_ROSE_K = 3.0  # eval noises that the evals since the lowest stand above it when the fall is judged by its SE alone
 # eval task metrics where higher is better: when one still improves while eval_loss stalls, the
 # overfitting message says both (the checkpoint to keep depends on which the user needs)
 _KEY_SETS = 64  # distinct eval key sets remembered
@@ -182,12 +193,29 @@ class EvalRules:
             self.low_tail, self.low_total, self.low_tasks, self.task_max = [], 0, {}, {}
         self.seen = min(self.seen, self.ctx.tl.loss.total)
 
-    def _train_now(self, h: Hist) -> float | None:
-        recent = h.tail(self.ctx.t.smooth_points)
-        return median(recent) if recent else None
+    def _eval(
+        self, step: int, el: float, m: dict[str, float], last_train_step: int | None
+    ) -> tuple[Eval, float | None, bool]:
+        """The eval as the rules judge it, its runtime, and whether training is still early."""
+        t = self.ctx.t
+        sps = _finite(m.get(EVAL_SAMPLES_PER_SECOND))
+        rt = _finite(m.get(EVAL_RUNTIME))
+        speed = sps if sps is not None and sps > 0 else (1.0 / rt if rt else None)
+        # train loss "now": only once it is past early training and has a few points
+        tl = self.ctx.tl
+        early = self.ctx.early(last_train_step or 0)
+        n = t.smooth_points
+        recent = tl.loss.tail(n)
+        raw = median(recent) if recent else None
+        train = raw if len(recent) >= n and not (early and last_train_step is not None) else None
+        ratio = el / train if train is not None and train > 0 else None
+        acc, ent = _finite(m.get(EVAL_TOKEN_ACC)), _finite(m.get(EVAL_ENTROPY))
+        train_ent = None  # (only the entropy gap reads it)
+        if ent is not None and (recent := tl.ent.tail(n)):
+            train_ent = median(recent)
+        return Eval(step, el, acc, ent, speed, train, raw, train_ent, ratio), rt, early
 
     def observe(self, rec: Record, ep: Episodes, last_train_step: int | None) -> None:
-        t = self.ctx.t
         step = rec.step
         m = rec.metrics
         el = m.get(EVAL_LOSS)
@@ -203,18 +231,7 @@ class EvalRules:
         if not math.isfinite(el):
             ep.hot(Code.LOSS_NONFINITE, step, EVAL_LOSS, el, _("eval_loss is {el} at step {step}").format(el=fmt(el), step=step))
             return
-        sps = _finite(m.get(EVAL_SAMPLES_PER_SECOND))
-        rt = _finite(m.get(EVAL_RUNTIME))
-        speed = sps if sps is not None and sps > 0 else (1.0 / rt if rt else None)
-        # train loss "now": only once it is past early training and has a few points
-        tl = self.ctx.tl
-        raw = self._train_now(tl.loss)
-        train = raw if len(tl.loss) >= t.smooth_points else None
-        if train is not None and last_train_step is not None and self.ctx.early(last_train_step):
-            train = None
-        ratio = el / train if train is not None and train > 0 else None
-        acc, ent = _finite(m.get(EVAL_TOKEN_ACC)), _finite(m.get(EVAL_ENTROPY))
-        e = Eval(step, el, acc, ent, speed, train, raw, self._train_now(tl.ent), ratio)
+        e, rt, early = self._eval(step, el, m, last_train_step)
         found = ep.findings
         if len(found) > self.found_n:
             self.found.update(f.code for f in found[self.found_n :])
@@ -225,7 +242,7 @@ class EvalRules:
         patience = self._patience(e, m)
         self._overfitting(e, prev, new_best, patience, ep)
         self._accuracy(e, ep)
-        self._entropy_gap(e, ep, last_train_step)
+        self._entropy_gap(e, ep, early)
         self._speed(e, ep, rt)
 
     # ---------------------------------------------------------------------------- overfitting
@@ -244,13 +261,14 @@ class EvalRules:
         tasks = self._tasks(e, m)
         loss = self.ctx.tl.loss
         low = self.low
-        seen, self.seen = self.seen, loss.total
+        total = loss.total
+        seen, self.seen = self.seen, total
         if low is None or e.loss < low.loss:
             # the train level at this eval: the points since the previous eval (at least
             # smooth_points, at most a window), not a window that reaches back to an older level
-            keep = min(t.window_points, max(t.smooth_points, loss.total - seen))
+            keep = min(t.window_points, max(t.smooth_points, total - seen))
             self.low, self.low_i, self.low_tasks = e, self.log.total - 1, tasks
-            self.low_tail, self.low_total = loss.tail(keep), loss.total
+            self.low_tail, self.low_total = loss.tail(keep), total
             return ""
         since = self.log.total - 1 - self.low_i
         if since != t.overfit_patience:
@@ -280,7 +298,9 @@ class EvalRules:
             if len(self.task_keys) >= _KEY_SETS:
                 self.task_keys.clear()
             keys = self.task_keys[names] = tuple(k for k in names if _TASK.match(k))
-        tasks = {k: v for k in keys if math.isfinite(v := m[k])} if keys else {}
+        if not keys:
+            return {}
+        tasks = {k: v for k in keys if math.isfinite(v := m[k])}
         task_max = self.task_max
         for k, v in tasks.items():
             if v > task_max.get(k, (-math.inf, 0))[0]:
@@ -298,16 +318,27 @@ class EvalRules:
             return None
         before, after = median(self.low_tail), median(loss.tail(n))
         fall = before - after
-        recent = loss.tail(4 * t.window_points)
-        sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
+        sigma = _point_noise(loss.tail(4 * t.window_points))
+        eval_noise = self._noise()
         if (
             fall <= _MIN_FALL * abs(before)
-            or fall <= _FALL_K * sigma
             or fall <= _FALL_SE * _MEDIAN_SE * sigma * math.sqrt(1 / nb + 1 / n)
-            or fall <= self._noise()
+            or fall <= eval_noise
+            or (fall <= _FALL_K * sigma and not self._rose_clearly(eval_noise))
         ):
             return None
         return before, after
+
+    def _rose_clearly(self, noise: float) -> bool:
+        """The evals since the lowest stand clearly above it: their median more than
+        ``_ROSE_K`` eval noises above the median of the evals that ended at it (``low.smooth``,
+        never the lucky low itself). A run whose eval_loss only ties its lowest eval stays
+        under this; one that stepped up and stayed there (the third epoch memorising) is over."""
+        low = self.low
+        since = self.log.evals[-self.ctx.t.overfit_patience :]
+        if low is None or not since or noise <= 0.0 or math.isnan(low.smooth):
+            return False
+        return median([x.loss for x in since]) - low.smooth > _ROSE_K * noise
 
     def _task_note(self, tasks: dict[str, float], low: Eval, e: Eval) -> str:
         """A task metric higher now than at the lowest eval: the two disagree on what to keep."""
@@ -339,6 +370,33 @@ class EvalRules:
                 "checkpoint-{step} (the lowest eval_loss) was not saved: see the best checkpoint among those saved"
             ).format(step=step)
         return _("keep checkpoint-{step} (the lowest eval_loss) if it was saved").format(step=step)
+
+    def _one_pair(self, e: Eval, ep: Episodes) -> bool:
+        """The run's first eval with fewer train losses than a trend needs: all a tracker's
+        summary holds (W&B's wandb-summary.json: the last value of every key). One pair says
+        nothing of a trend or of when it began, but a gap past ``loss_gap_ratio`` is a gap
+        whatever came before: said as such, from the one pair. Returns whether it was said."""
+        t = self.ctx.t
+        raw = e.train_raw
+        if self.log.total != 1 or raw is None or raw <= 0 or len(self.ctx.tl.loss) >= t.smooth_points:
+            return False
+        ratio = e.loss / raw
+        if ratio <= t.loss_gap_ratio or e.loss - raw < t.loss_gap_min:
+            return False
+        ep.hot(
+            _OVER,
+            e.step,
+            EVAL_LOSS,
+            e.loss,
+            _(
+                "eval_loss {loss} is {ratio:.2g}x the train loss {train_loss} at step {step} (limit "
+                "{loss_gap_ratio}x) in the only train/eval pair logged: the model fits its training data "
+                "far better than unseen data; one pair cannot tell when that began or which checkpoint to keep"
+            ).format(
+                loss=fmt(e.loss), ratio=ratio, train_loss=fmt(raw), step=e.step, loss_gap_ratio=fmt(t.loss_gap_ratio)
+            ),
+        )
+        return True
 
     def _rising(self, e: Eval, prev: Eval | None, best: Eval, since: int, rise: float) -> bool:
         """The smoothed eval loss rose clearly above its best for ``overfit_patience`` evals while
@@ -372,6 +430,8 @@ class EvalRules:
     def _overfitting(self, e: Eval, prev: Eval | None, new_best: bool, patience: str, ep: Episodes) -> None:
         t = self.ctx.t
         step = e.step
+        if self.log.total == 1 and self._one_pair(e, ep):
+            return
         if new_best and not patience:
             ep.close(_OVER, step)
             ep.close(_SEVERE, step)
@@ -496,8 +556,7 @@ class EvalRules:
             self.acc_best = e.acc
         drop = self.acc_best - e.acc
         # (while the run is unstable, its finding explains the eval swings: not one more finding)
-        unstable = any(c in ep.open for c in _UNSTABLE) or not self.found.isdisjoint(_UNSTABLE_CAUSE)
-        if drop > t.accuracy_drop and not unstable:
+        if drop > t.accuracy_drop and not self._unstable(ep):
             ep.hot(
                 Code.ACCURACY_DROP,
                 e.step,
@@ -509,11 +568,12 @@ class EvalRules:
         else:
             ep.cool(_ACC_KEY, e.step, t.clear_evals)
 
-    def _entropy_gap(self, e: Eval, ep: Episodes, last_train_step: int | None) -> None:
+    def _unstable(self, ep: Episodes) -> bool:
+        return any(c in ep.open for c in _UNSTABLE) or not self.found.isdisjoint(_UNSTABLE_CAUSE)
+
+    def _entropy_gap(self, e: Eval, ep: Episodes, early: bool) -> None:
         t = self.ctx.t
-        if e.entropy is None or e.train_entropy is None or e.train_entropy <= 0:
-            return
-        if self.ctx.early(last_train_step or 0):
+        if e.entropy is None or e.train_entropy is None or e.train_entropy <= 0 or early:
             return
         gap = (e.entropy - e.train_entropy) / e.train_entropy
         if abs(gap) > t.entropy_gap and self.found.isdisjoint(_ENTROPY_EXPLAINED):
@@ -567,6 +627,22 @@ class EvalRules:
 
 def _gap(e: Eval) -> float | None:
     return None if e.train_loss is None else e.loss - e.train_loss
+
+
+def _point_noise(xs: list[float]) -> float:
+    """Robust per-point sigma of a loss: the smaller of the estimates from its first and its
+    second differences. Each overstates the noise in one case and neither understates white
+    noise: a loss falling on a curve (an epoch-mean loss, nearly noise-free) has first
+    differences that change along the curve, which their spread counts as noise; on a short
+    stretch of a few points the second differences' spread is the wider of the two."""
+    if len(xs) < 4:
+        return 0.0
+    first = robust_noise([b - a for a, b in itertools.pairwise(xs)])
+    if len(xs) < 5:
+        return first
+    d2 = [c - 2.0 * b + a for a, b, c in zip(xs, xs[1:], xs[2:])]
+    md = median(d2)  # (a loss on a parabola has constant second differences: no noise)
+    return min(first, 1.4826 * median([abs(x - md) for x in d2]) / math.sqrt(6.0))
 
 
 def _finite(v: float | None) -> float | None:

@@ -48,9 +48,18 @@ class ImpossibleLoss(TrainRule):
             ep.cool(_KEY, p.step, self.t.clear_points)
 
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
-        if c.loss is None or _KEY in ep.muted or min(c.loss[i:j]) >= NEGATIVE:
+        lc = c.loss
+        if lc is None or _KEY in ep.muted:
             return j - i
-        return 0
+        memo = c.memo
+        if memo is not None:  # (the whole block looked at once, not a slice per stretch: most have no negative loss)
+            whole = memo.get("nonneg")
+            if whole is None:
+                # (min skips a NaN after the first value: a NaN first makes it NaN, "not proven")
+                whole = memo["nonneg"] = bool(lc) and min(lc) >= NEGATIVE
+            if whole:
+                return j - i
+        return j - i if min(lc[i:j]) >= NEGATIVE else 0
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
         if c.loss is not None and ep.open and _KEY in ep.open:
