@@ -89,6 +89,9 @@ _Hooks = tuple[
     tuple[Callable[[Cols, int, int, Episodes], int], ...],  # quiet
     tuple[_Absorb, ...],  # absorb
     tuple[tuple[tuple[Code, ...], _Absorb], ...],  # absorb while one of the codes is open (cools_only)
+    # (quiet_block, quiet) of the rules that can prove a whole block at once: their quiet joins
+    # the block's quiet hooks only where quiet_block did not
+    tuple[tuple[Callable[[Cols, Episodes], bool], Callable[[Cols, int, int, Episodes], int]], ...],
 ]
 
 
@@ -248,8 +251,8 @@ class Diagnoser:
             if key in ep.open:
                 ep.close(key, steps[0])
         self._run.crashed = self._run.finished = False
-        c = Cols(steps, cols.get(LOSS), cols.get(GRAD_NORM), cols.get(LR), cols.get(TOKEN_ACC), cols.get(ENTROPY), {})
-        hooks = self._bulk_hooks
+        c = Cols(steps, cols.get(LOSS), cols.get(GRAD_NORM), cols.get(LR), cols.get(TOKEN_ACC), cols.get(ENTROPY))
+        hooks = self._block_hooks(c)
         i = 0
         while i < n:
             span = self._stretch(c, i, n, hooks)
@@ -271,12 +274,22 @@ class Diagnoser:
     def _hooks(self) -> _Hooks:
         """The rules' bulk hooks, bound once, only those with something to say."""
         rules = self._rules
+        whole = [r for r in rules if not r.quiet_by_reach and type(r).quiet_block is not TrainRule.quiet_block]
         return (
             tuple(r.reach for r in rules if type(r).reach is not TrainRule.reach),
-            tuple(r.quiet for r in rules if not r.quiet_by_reach),
+            tuple(r.quiet for r in rules if not r.quiet_by_reach and r not in whole),
             tuple(r.absorb for r in rules if not r.still_in_bulk and not r.cools_only),
             tuple((r.codes, r.absorb) for r in rules if r.cools_only),
+            tuple((r.quiet_block, r.quiet) for r in whole),
         )
+
+    def _block_hooks(self, c: Cols) -> _Hooks:
+        """The bulk hooks for one block: a rule that proved the whole block quiet is not asked
+        again for each of its stretches."""
+        hooks = self._bulk_hooks
+        ep = self._ep
+        rest = tuple(q for whole, q in hooks[4] if not whole(c, ep))
+        return (hooks[0], hooks[1] + rest, hooks[2], hooks[3], hooks[4]) if rest else hooks
 
     def _stretch(self, c: Cols, i: int, n: int, hooks: _Hooks) -> int:
         """How many records from ``i`` on can be absorbed (> 0), or minus how many must go one by

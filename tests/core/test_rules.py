@@ -138,7 +138,7 @@ def test_absorb_equals_observe(
     steps = array("q", [10 * (before + 1 + k) for k in range(len(rest))])
     col = {c: array("d", [m[c] for m in rest]) if c in names else None for c in COLS}
     c = Cols(steps, *col.values())
-    hooks = bulk._hooks()
+    hooks = bulk._block_hooks(c)
     span = bulk._stretch(c, 0, len(rest), hooks)
     assume(span > 0)  # (a stretch every rule proved quiet: what absorb is for)
     bulk._absorb(c, 0, span, hooks)

@@ -94,8 +94,7 @@ class Point:
 
 class Cols(NamedTuple):
     """A block's steps and the columns the train rules read (None: not logged), in
-    ``Timeline.hists`` order. ``memo`` is the block's own scratch: what a rule learnt about the
-    whole block once (it goes with the block)."""
+    ``Timeline.hists`` order."""
 
     steps: array[int]
     loss: array[float] | None
@@ -103,7 +102,6 @@ class Cols(NamedTuple):
     lr: array[float] | None
     acc: array[float] | None
     ent: array[float] | None
-    memo: dict[str, bool] | None = None
 
 
 class TrainRule(ABC):
@@ -145,6 +143,12 @@ class TrainRule(ABC):
         change no state in a way ``absorb`` does not reproduce (0: none proven). ``ep`` tells
         whether the rule's episodes are open (an open one may be held by less)."""
         return 0
+
+    def quiet_block(self, c: Cols, ep: Episodes) -> bool:
+        """Whether ``quiet`` would pass every stretch of the whole block ``c``: asked once a
+        block, and when True ``quiet`` is not asked for its stretches (most blocks of a run hold
+        no NaN and no negative loss; proving it per stretch cost a call each)."""
+        return False
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
         """Take records ``i..j-1``, which ``quiet`` cleared (the timeline already holds their

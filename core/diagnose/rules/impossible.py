@@ -47,18 +47,15 @@ class ImpossibleLoss(TrainRule):
         elif ep.open and _KEY in ep.open:
             ep.cool(_KEY, p.step, self.t.clear_points)
 
+    def quiet_block(self, c: Cols, ep: Episodes) -> bool:
+        lc = c.loss
+        # (min skips a NaN after the first value: a NaN first makes it NaN, "not proven")
+        return lc is None or _KEY in ep.muted or (bool(lc) and min(lc) >= NEGATIVE)
+
     def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
         lc = c.loss
         if lc is None or _KEY in ep.muted:
             return j - i
-        memo = c.memo
-        if memo is not None:  # (the whole block looked at once, not a slice per stretch: most have no negative loss)
-            whole = memo.get("nonneg")
-            if whole is None:
-                # (min skips a NaN after the first value: a NaN first makes it NaN, "not proven")
-                whole = memo["nonneg"] = bool(lc) and min(lc) >= NEGATIVE
-            if whole:
-                return j - i
         return j - i if min(lc[i:j]) >= NEGATIVE else 0
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:

@@ -131,17 +131,12 @@ class NonFinite(TrainRule):
         p.broken = True
         self.tl.gap()
 
-    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
+    def quiet_block(self, c: Cols, ep: Episodes) -> bool:
         # (every record of a clean stretch goes to the cooling branch of observe)
-        memo = c.memo
-        zero = self.ctx.objective.cross_entropy  # (a 0 loss may be a masked NaN)
-        if memo is not None:  # (the whole block is looked at once: most are clean)
-            clean = memo.get("finite")
-            if clean is None:
-                clean = memo["finite"] = _clean(c, 0, len(c.steps), zero)
-            if clean:
-                return j - i
-        return j - i if _clean(c, i, j, zero) else 0
+        return _clean(c, 0, len(c.steps), self.ctx.objective.cross_entropy)  # (a 0 loss may be a masked NaN)
+
+    def quiet(self, c: Cols, i: int, j: int, ep: Episodes) -> int:
+        return j - i if _clean(c, i, j, self.ctx.objective.cross_entropy) else 0
 
     def absorb(self, c: Cols, i: int, j: int, ep: Episodes) -> None:
         self.skip_run = 0

@@ -73,13 +73,15 @@ class Unstable(Trend):
         flat = progress < t.unstable_min_progress
         swings = spread >= t.unstable_spread and hi - lo >= t.oscillation_min_jump
         start = h.step(a)
-        # (evals are sparse: they are looked at over twice the window). With evals enough to
-        # judge, they must swing too: steady evals say the model is fine, and gradients alone
-        # swing in healthy preference and RL runs.
-        evals, judged = self._evals(h.step(max(0, n - 2 * w)))
-        grads = self._grads(w)
-        why = (_(", ").join(filter(None, (grads, evals))) if evals else "") if judged else grads
-        hot = flat and swings and bool(why) and not early
+        why = ""
+        if flat and swings and not early:  # (the gradients and evals only matter then: most checks stop here)
+            # (evals are sparse: they are looked at over twice the window). With evals enough to
+            # judge, they must swing too: steady evals say the model is fine, and gradients alone
+            # swing in healthy preference and RL runs.
+            evals, judged = self._evals(h.step(max(0, n - 2 * w)))
+            grads = self._grads(w)
+            why = (_(", ").join(filter(None, (grads, evals))) if evals else "") if judged else grads
+        hot = bool(why)
         clear = not flat or spread < 0.75 * t.unstable_spread
         lr = self.tl.lr.last()
         self._verdict(
