@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import re
 import struct
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import reduce
 from itertools import compress, count, repeat
-from operator import and_, ge, lshift, ne, or_, sub
-from typing import Any
+from operator import add, and_, ge, lshift, ne, or_, xor
+from typing import Any, Literal
 
 from .tfrecord import _MASK_DELTA, _SPREAD, _advance_tables, _zeros_crc, crc32c, masked_crc32c, split_records
 
@@ -96,7 +96,6 @@ class Stretch:
     layout: _Layout
     steps: list[int]  # each cycle's step
     values: list[tuple[float, ...]]
-    crcs: list[tuple[int, ...]]  # stored, masked
 
     @property
     def cycles(self) -> int:
@@ -293,7 +292,7 @@ def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None
     del steps[n:]
     mv = mv[: n * size]
     lanes = bytearray(4 * n)
-    floats, ints = struct.Struct(f"<{n}f"), struct.Struct(f"<{n}I")
+    floats = struct.Struct(f"<{n}f")
 
     def column(at: int, fmt: struct.Struct) -> tuple[Any, ...]:
         for k in range(4):
@@ -301,21 +300,7 @@ def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None
         return fmt.unpack(lanes)
 
     values = [column(at, floats) for at in layout.value_at]
-    crcs = [column(at, ints) for at in layout.crc_at]
-    return Stretch(base + pos, layout, steps, values, crcs)
-
-
-def _fold(x: int, blocks: int, bits: int) -> int:
-    """The XOR of the ``blocks`` blocks of ``bits`` bits that ``x`` is made of."""
-    rest = 0
-    while blocks > 1:
-        if blocks & 1:
-            rest ^= x & ((1 << bits) - 1)
-            x >>= bits
-            blocks -= 1
-        blocks //= 2
-        x = (x >> (bits * blocks)) ^ (x & ((1 << (bits * blocks)) - 1))
-    return x ^ rest
+    return Stretch(base + pos, layout, steps, values)
 
 
 class _Crcs:
@@ -323,15 +308,18 @@ class _Crcs:
 
     As ``tfrecord._intact`` does for records of one length: a CRC is linear, so the XOR of the
     records at one place of a cycle must have the XOR of their registers, and a second check
-    shifts the record of cycle i by i mod ``_SPREAD`` bytes. Both XORs are taken over whole
-    stretches at once: the bytes of a stretch as one int, folded 64 cycles at a time (cycle i
-    lands in slot i mod 64), and likewise the stored CRCs, unmasked up to their rotation (a
-    subtraction, whose low 32 bits commute with XOR; the rotation is applied after folding).
-    What is left, per place and slot, is a few hundred small ints per layout and read.
+    shifts the record of cycle i by i mod ``_SPREAD`` bytes. The XORs are kept per slot (cycle
+    i of a layout lands in slot i mod 64): a stretch's bytes are read as ints a block of 64
+    cycles at a time (little-endian, so slot k is bytes k * size onwards and only the first,
+    partial block needs a shift) and XORed together, every operation over a whole block in C.
+    The stored CRCs are gathered into 64-bit lanes and unmasked up to their rotation there, a
+    block at a time: adding 2**32 - delta to every lane cannot carry into the next, and the low
+    32 bits of each lane are then (crc - delta) mod 2**32 (the rotation commutes with XOR and is
+    applied after folding). What is left per layout and read is a few hundred small ints.
     """
 
     def __init__(self) -> None:
-        self.acc: dict[_Layout, list[int]] = {}  # layout -> [folded data, folded stored CRCs, cycles]
+        self.acc: dict[_Layout, list[int]] = {}  # layout -> [folded data, folded unmasked CRCs, cycles]
 
     def add(self, buf: bytes, pos: int, stretch: Stretch) -> None:
         lay = stretch.layout
@@ -340,25 +328,49 @@ class _Crcs:
         if acc is None:
             acc = self.acc[lay] = [0, 0, 0]
         k0 = acc[2] % _SPREAD
-        pad = -(k0 + n) % _SPREAD
-        blocks = (k0 + n + pad) // _SPREAD
+        head = min(n, _SPREAD - k0)  # cycles before the slots wrap round
         size = lay.size
-        # The k0 cycles before it are leading zeros; the pad after it, a shift.
-        data = int.from_bytes(buf[pos : pos + n * size], "big") << (8 * size * pad)
-        acc[0] ^= data if blocks == 1 else _fold(data, blocks, 8 * size * _SPREAD)
         p = len(lay.tags)
-        subbed = array("I", bytes(4 * p * n))
-        for j, col in enumerate(stretch.crcs):  # cycle by cycle, record by record
-            subbed[j::p] = array("I", map(and_, map(sub, col, repeat(_MASK_DELTA)), repeat(0xFFFFFFFF)))
-        raw = int.from_bytes(subbed.tobytes(), "big") << (32 * p * pad)
-        acc[1] ^= raw if blocks == 1 else _fold(raw, blocks, 8 * 4 * p * _SPREAD)
+        end = pos + n * size
+        mv = memoryview(buf)[:end]
+        little: Literal["little"] = "little"
+        block = _SPREAD * size
+        cut = pos + head * size
+        acc[0] ^= reduce(
+            xor,
+            map(int.from_bytes, [mv[i : i + block] for i in range(cut, end, block)], repeat(little)),
+            int.from_bytes(mv[pos:cut], little) << (8 * size * k0),
+        )
+        # The stored CRCs, cycle by cycle and record by record, each in a 64-bit lane.
+        lanes = bytearray(8 * p * n)
+        for j, at in enumerate(lay.crc_at):
+            for k in range(4):
+                lanes[8 * j + k :: 8 * p] = mv[pos + at + k : end : size]
+        lane_block = 8 * p * _SPREAD
+        plus, low = _lane_constants(p * _SPREAD)
+        cut = 8 * p * head
+        first = int.from_bytes(lanes[:cut], little)
+        if head < _SPREAD:
+            part_plus, part_low = _lane_constants(p * head)
+            first = (first + part_plus) & part_low
+        else:
+            first = (first + plus) & low
+        folded = first << (64 * p * k0)
+        whole = len(lanes) - (len(lanes) - cut) % lane_block
+        if whole > cut:
+            blocks = map(int.from_bytes, [lanes[i : i + lane_block] for i in range(cut, whole, lane_block)], repeat(little))
+            folded ^= reduce(xor, map(and_, map(add, blocks, repeat(plus)), repeat(low)))
+        if whole < len(lanes):
+            part_plus, part_low = _lane_constants((len(lanes) - whole) // 8)
+            folded ^= (int.from_bytes(lanes[whole:], little) + part_plus) & part_low
+        acc[1] ^= folded
         acc[2] += n
 
     def ok(self) -> bool:
         for lay, (data, stored, cycles) in self.acc.items():
             p = len(lay.tags)
-            fb = data.to_bytes(_SPREAD * lay.size, "big")
-            us = array("I", stored.to_bytes(4 * p * _SPREAD, "big"))
+            fb = data.to_bytes(_SPREAD * lay.size, "little")
+            us = struct.unpack(f"<{2 * p * _SPREAD}I", stored.to_bytes(8 * p * _SPREAD, "little"))[::2]
             adv = _advance_tables()
             for j in range(p):
                 a, length = lay.starts[j] + 12, lay.lengths[j]
@@ -381,3 +393,19 @@ class _Crcs:
                 if crc32c(shifted.to_bytes(size, "big")) ^ _zeros_crc(size) != fed:
                     return False
         return True
+
+
+_LANES: dict[int, tuple[int, int]] = {}
+
+
+def _lane_constants(lanes: int) -> tuple[int, int]:
+    """For that many little-endian 64-bit lanes: 2**32 - delta in each, and 2**32 - 1 in each."""
+    got = _LANES.get(lanes)
+    if got is None:
+        got = (
+            int.from_bytes(((1 << 32) - _MASK_DELTA).to_bytes(8, "little") * lanes, "little"),
+            int.from_bytes(b"\xff\xff\xff\xff\x00\x00\x00\x00" * lanes, "little"),
+        )
+        if len(_LANES) < 1024:
+            _LANES[lanes] = got
+    return got
