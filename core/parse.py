@@ -18,8 +18,9 @@ import operator
 import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -255,7 +256,7 @@ class _ColumnPlan:
     step_idx: int  # -1: no step field (HF stdout)
 
 
-def _column(values: tuple[object, ...]) -> array[float] | None:
+def _column(values: Sequence[object]) -> array[float] | None:
     """One metric's values as doubles, converted as ``to_float`` would; None when any of them
     is not a plain number or a plain numeric string (then the records go one by one)."""
     types = set(map(type, values))
@@ -263,7 +264,7 @@ def _column(values: tuple[object, ...]) -> array[float] | None:
         if types <= _NUMBER_TYPES:
             return array("d", values)  # type: ignore[arg-type]
         if types == {str}:  # transformers 5.x: '%.4g' strings (to_float's rules, checked in C)
-            strs: tuple[str, ...] = values  # type: ignore[assignment]
+            strs: Sequence[str] = values  # type: ignore[assignment]
             if max(map(len, strs)) >= 40 or "_" in "".join(strs):
                 return None
             return array("d", map(float, strs))
@@ -559,6 +560,23 @@ class LogParser:
                 self._feed_plain(batch[a:b], objs[a:b], out_records, out_events)
             a = b
 
+    def feed_columns(
+        self,
+        kt: tuple[str, ...],
+        cols: Sequence[Sequence[Any]],
+        offsets: Sequence[int],
+        out_records: list[Item],
+        out_events: list[Event],
+    ) -> None:
+        """What ``_feed_objects`` does with a run of dicts that all have the keys ``kt``, for
+        that run laid out as columns (``cols[j]``: key j's values; ``offsets``: each record's),
+        so that a reader holding columns (an event file's stretches) builds no dicts for it."""
+        plan = self._column_plan(kt) if len(offsets) >= _MIN_BLOCK else None
+        if plan is not None and self._block_columns(plan, cols, offsets, out_records):
+            return
+        objs: list[object] = [dict(zip(kt, row)) for row in zip(*cols)]
+        self._feed_plain([(off, b"") for off in offsets], objs, out_records, out_events)
+
     def _column_plan(self, kt: tuple[str, ...]) -> _ColumnPlan | None:
         plan = self._cplans.get(kt)
         if plan is None and kt not in self._cplans:
@@ -587,6 +605,13 @@ class LogParser:
         if plan is None:
             return False
         cols = list(zip(*map(dict.values, objs)))  # type: ignore[arg-type]
+        return self._block_columns(plan, cols, [off for off, _ in lines], out_records)
+
+    def _block_columns(
+        self, plan: _ColumnPlan, cols: Sequence[Sequence[Any]], offsets: Iterable[int], out_records: list[Item]
+    ) -> bool:
+        """``_block`` for records already laid out as columns (``cols[j]``: the values of key j
+        of the plan's key set, one per record), as an event file's stretches are read."""
         columns = []
         for j in plan.metric_idx:
             c = _column(cols[j])
@@ -598,7 +623,7 @@ class LogParser:
             epochs = _column(cols[plan.epoch_idx])
             if epochs is None:
                 return False
-        n = len(objs)
+        n = len(cols[0])
         if plan.step_idx >= 0:
             try:
                 steps = array("q", cols[plan.step_idx])
@@ -631,8 +656,7 @@ class LogParser:
         if epochs is not None:
             self.last_epoch = epochs[-1]
         self.stats.records += n
-        offsets = array("q", [off for off, _ in lines])
-        out_records.append(Block(plan.names, steps, tuple(columns), epochs, offsets, inferred))
+        out_records.append(Block(plan.names, steps, tuple(columns), epochs, array("q", offsets), inferred))
         return True
 
     def _feed_plain(
