@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 from itertools import compress, count, repeat
 from operator import add, and_, ge, lshift, ne, or_, xor
-from typing import Any, Literal
+from typing import Literal
 
 from .tfrecord import _MASK_DELTA, _SPREAD, _advance_tables, _zeros_crc, crc32c, masked_crc32c, split_records
 
@@ -84,6 +84,8 @@ class _Layout:
     step_at: tuple[int, ...]  # where each record's step varint is in the cycle
     value_at: tuple[int, ...]  # ... its float value
     crc_at: tuple[int, ...]  # ... its stored data CRC
+    lead: bytes  # the first record's length field and its CRC
+    values: struct.Struct  # a cycle's float values, the rest of it skipped
     masks: dict[int, tuple[int, int]] = field(default_factory=dict)  # cycles -> (mask, template) as ints
 
 
@@ -138,7 +140,10 @@ def scan_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Scanned:
         stretch = None
         for lay in recent:
             # A layout seen before (the train steps after an evaluation): any cycle of it is
-            # one step's records, so the stretch is read as one that _cycle found.
+            # one step's records, so the stretch is read as one that _cycle found. (Its first
+            # record's length field first: an evaluation's records are not a train step's.)
+            if not buf.startswith(lay.lead, pos):
+                continue
             stretch = _stretch(buf, pos, lay, base)
             if stretch is not None:
                 break
@@ -235,16 +240,19 @@ def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
         tuple(step_at),
         tuple(value_at),
         tuple(crc_at),
+        key[0][0],
+        struct.Struct("<" + "".join(f"{a - b}xf" for a, b in zip(value_at, [0, *(v + 4 for v in value_at)])) + f"{at - value_at[-1] - 4}x"),
     )
 
 
 def _extent(buf: bytes, pos: int, layout: _Layout) -> int:
     """How many cycles of ``layout`` follow from ``pos``: their fixed bits compared as one int
-    with those of as many template cycles (64, then twice as many each time, up to 4096)."""
+    with those of as many template cycles (2, then twice as many each time, up to 4096: an
+    evaluation's layout is one cycle long, a train stretch some hundreds)."""
     size = layout.size
     most = min((len(buf) - pos) // size, 1 << 16)
     n = 0
-    k = 64
+    k = 2
     while n < most:
         k = min(k, most - n)
         got = layout.masks.get(k)
@@ -290,16 +298,8 @@ def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None
     if n == 0:
         return None  # the records of its first cycle are not at one step
     del steps[n:]
-    mv = mv[: n * size]
-    lanes = bytearray(4 * n)
-    floats = struct.Struct(f"<{n}f")
-
-    def column(at: int, fmt: struct.Struct) -> tuple[Any, ...]:
-        for k in range(4):
-            lanes[k::4] = mv[at + k :: size]
-        return fmt.unpack(lanes)
-
-    values = [column(at, floats) for at in layout.value_at]
+    # Each cycle's values by one struct (the bytes between them skipped), then as columns.
+    values = list(zip(*layout.values.iter_unpack(mv[: n * size])))
     return Stretch(base + pos, layout, steps, values)
 
 
