@@ -318,6 +318,30 @@ def test_three_train_calls_in_one_file_are_new_attempts() -> None:
     assert len(resumed) == 2 and all(e.step == 20 for e in resumed)
     train = [r for r in records if r.kind is Kind.TRAIN]
     assert [r.step for r in train] == [20, 40, 60, 80, 100, 120, 140, 160, 180, 20, 20]
+    assert [r.step for r in records if r.kind is Kind.EVAL] == [20, 40, 60, 80, 100, 120, 140, 160, 20, 20]
+
+
+def test_three_train_calls_report_each_step_once() -> None:
+    """SOURCES.md counts 11 train / 10 eval records in this file: every ``train/loss`` and
+    ``eval/loss`` event, as ``EventFileLoader`` reads them (the first call logged steps 20-180,
+    the second and third step 20 each), and sfttop reads all of them (the test above). The
+    report says 9 / 8: a run keeps one value per step and the newest wins, as for a run resumed
+    from a checkpoint in any format (``test_output_dir_runs_of_a_resumed_run_are_one_run``), so
+    steps 20-180 are counted once and step 20 holds the third call's values."""
+    path = _one_file(FIXTURES / "tb-qwen25vl-three-runs-one-file-step-reset")
+    events = list(EventFileLoader(str(path)).Load())
+    tags = [v.tag for ev in events for v in ev.summary.value]
+    assert (tags.count("train/loss"), tags.count("eval/loss")) == (11, 10)
+    last = {v.tag: float(tensor_util.make_ndarray(v.tensor).item()) for ev in events if ev.step == 20 for v in ev.summary.value}
+    mon = Monitor([str(path.parent)], Config())
+    mon.load_all()
+    (run,) = mon.runs
+    assert (run.data.count(Kind.TRAIN), run.data.count(Kind.EVAL)) == (9, 8)
+    loss, eval_loss = run.data.get("loss"), run.data.get("eval_loss")
+    assert loss is not None and eval_loss is not None
+    assert loss.at_or_before(20) == last["train/loss"] and eval_loss.at_or_before(20) == last["eval/loss"]
+    assert loss.at_or_before(180) == pytest.approx(1.05)  # the first call's last step stays
+    assert [e.step for e in run.events if e.kind is EventKind.RESUMED] == [20, 20]
 
 
 # -- files written by tensorboard's own writer -------------------------------------------------
