@@ -243,6 +243,19 @@ def parse_object(raw: bytes) -> dict[str, object] | None:
 
 
 _MIN_BLOCK = 4  # fewer plain train records in a row go out one by one
+
+
+@dataclass(slots=True)
+class Columns:
+    """Consecutive record dicts with the same keys, as columns (``cols[j]``: key j's values,
+    one per record; ``offsets``: each record's), for ``LogParser.feed_closed``."""
+
+    keys: tuple[str, ...]
+    cols: Sequence[Sequence[Any]]
+    offsets: Sequence[int]
+
+
+Closed = tuple[dict[str, object], int] | Columns  # a record dict and its offset, or a run of them
 _BLOCK_STEP_KEYS = frozenset(("step", "global_step"))  # a step field a block can take as a column
 
 
@@ -560,21 +573,65 @@ class LogParser:
                 self._feed_plain(batch[a:b], objs[a:b], out_records, out_events)
             a = b
 
-    def feed_columns(
-        self,
-        kt: tuple[str, ...],
-        cols: Sequence[Sequence[Any]],
-        offsets: Sequence[int],
-        out_records: list[Item],
-        out_events: list[Event],
-    ) -> None:
-        """What ``_feed_objects`` does with a run of dicts that all have the keys ``kt``, for
-        that run laid out as columns (``cols[j]``: key j's values; ``offsets``: each record's),
-        so that a reader holding columns (an event file's stretches) builds no dicts for it."""
-        plan = self._column_plan(kt) if len(offsets) >= _MIN_BLOCK else None
+    def feed_closed(self, entries: Sequence[Closed], out_records: list[Item], out_events: list[Event]) -> None:
+        """``_feed_objects`` for dicts some of which come as columns (a reader holding columns:
+        an event file's stretches, a metrics table): a run of same-key dicts that holds columns
+        (with the dicts of its keys just before and after them) goes to the block path as
+        columns, with no dict made for it; the rest as dicts. The records are those the same
+        dicts would give, in the same runs."""
+        dicts: list[tuple[dict[str, object], int]] = []
+        i = 0
+        n = len(entries)
+        while i < n:
+            e = entries[i]
+            if not isinstance(e, Columns):
+                dicts.append(e)
+                i += 1
+                continue
+            keys = e.keys
+            k = len(dicts)
+            while k > 0 and tuple(dicts[k - 1][0]) == keys:
+                k -= 1
+            run: list[Closed] = [*dicts[k:], e]
+            del dicts[k:]
+            self._feed_dicts(dicts, out_records, out_events)
+            dicts = []
+            i += 1
+            while i < n:
+                nxt = entries[i]
+                if (nxt.keys if isinstance(nxt, Columns) else tuple(nxt[0])) != keys:
+                    break
+                run.append(nxt)
+                i += 1
+            self._feed_run(keys, run, out_records, out_events)
+        self._feed_dicts(dicts, out_records, out_events)
+
+    def _feed_dicts(self, dicts: list[tuple[dict[str, object], int]], out_records: list[Item], out_events: list[Event]) -> None:
+        if dicts:
+            self._feed_objects([(off, b"") for _, off in dicts], [obj for obj, _ in dicts], out_records, out_events)
+
+    def _feed_run(self, keys: tuple[str, ...], run: list[Closed], out_records: list[Item], out_events: list[Event]) -> None:
+        """A run of same-key dicts, some as columns, as one run of columns."""
+        if len(run) == 1 and isinstance(run[0], Columns):
+            cols, offsets = run[0].cols, run[0].offsets
+        else:
+            parts: list[list[Sequence[object]]] = [[] for _ in keys]
+            flat: list[int] = []
+            for e in run:
+                if isinstance(e, Columns):
+                    for part, col in zip(parts, e.cols):
+                        part.append(col)
+                    flat.extend(e.offsets)
+                else:
+                    for part, v in zip(parts, e[0].values()):
+                        part.append((v,))
+                    flat.append(e[1])
+            cols = [list(itertools.chain.from_iterable(part)) for part in parts]
+            offsets = flat
+        plan = self._column_plan(keys) if len(offsets) >= _MIN_BLOCK else None
         if plan is not None and self._block_columns(plan, cols, offsets, out_records):
             return
-        objs: list[object] = [dict(zip(kt, row)) for row in zip(*cols)]
+        objs: list[object] = [dict(zip(keys, row)) for row in zip(*cols)]
         self._feed_plain([(off, b"") for off in offsets], objs, out_records, out_events)
 
     def _column_plan(self, kt: tuple[str, ...]) -> _ColumnPlan | None:

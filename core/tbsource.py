@@ -24,7 +24,7 @@ from operator import add
 from sfttop.core.i18n import N_, _
 
 from .discover import event_files, is_events_file
-from .parse import LogParser
+from .parse import Closed, Columns, LogParser
 from .records import Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
 from .tbscan import Stretch, _Layout, scan_records
@@ -62,19 +62,6 @@ class _File:
     reached: bool = False  # its end was reached once: from then on a held dict is live, not history
 
 
-@dataclass(slots=True)
-class _Columns:
-    """Closed dicts of one key set, consecutive, as columns (``cols[j]``: key j's values, the
-    step last): the cycles of a stretch, before they are handed to the parser."""
-
-    keys: tuple[str, ...]
-    cols: list[Sequence[object]]
-    offsets: range
-
-
-_Closed = tuple[dict[str, object], int] | _Columns
-
-
 class EventsSource:
     """The event files of one TensorBoard run (``path``: a file, or a directory of them)."""
 
@@ -90,7 +77,7 @@ class EventsSource:
         self.corrupt = 0  # records whose checksum did not match
         self.malformed = 0  # records that are not Event protos
         self.args = TrainArgs()
-        self._closed: list[_Closed] = []  # dicts (or runs of them, as columns) to hand on at the poll's end
+        self._closed: list[Closed] = []  # dicts (or runs of them, as columns) to hand on at the poll's end
         self._tags: dict[bytes, tuple[str, str] | tuple[()]] = {}  # (): a tag that is not read
         self._cycle_tags: dict[_Layout, list[tuple[str, str] | tuple[()]]] = {}
         self._plans: dict[_Layout, CyclePlan] = {}
@@ -273,7 +260,7 @@ class EventsSource:
             if n - 1 > lo:
                 cols: list[Sequence[object]] = [values[j][lo : n - 1] for j in idx]
                 cols.append(steps[lo : n - 1])
-                self._closed.append(_Columns((*keys, "step"), cols, range(first + lo * size, first + (n - 1) * size, size)))
+                self._closed.append(Columns((*keys, "step"), cols, range(first + lo * size, first + (n - 1) * size, size)))
             g.reopen(steps[-1], {k: values[j][n - 1] for k, j in zip(keys, idx)}, plan.family, plan.last, first + (n - 1) * size)
             return
         lists = []
@@ -323,8 +310,7 @@ class EventsSource:
 
     def _flush(self, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> None:
         """Hand the dicts closed in this poll to the parser, all at once: runs of train dicts
-        with the same keys become Blocks, as JSON lines do. A run that holds columns (with
-        the dicts of its keys just before and after it) goes as columns, the rest as dicts."""
+        with the same keys become Blocks, as JSON lines do (stretches' cycles as columns)."""
         closed, self._closed = self._closed, []
         if not closed:
             return
@@ -332,39 +318,15 @@ class EventsSource:
         # here the step is known: the final global step.
         summary_steps: list[object] = []
         for e in closed:
-            if isinstance(e, _Columns):
+            if isinstance(e, Columns):
                 if "train_runtime" in e.keys and "loss" not in e.keys:
                     summary_steps.extend(e.cols[-1])
             elif "train_runtime" in e[0] and "loss" not in e[0]:
                 summary_steps.append(e[0]["step"])
         tail = closed[-1]
-        last = tail.cols[-1][-1] if isinstance(tail, _Columns) else tail[0]["step"]
+        last = tail.cols[-1][-1] if isinstance(tail, Columns) else tail[0]["step"]
         n, m = len(out_records), len(out_events)
-        dicts: list[tuple[dict[str, object], int]] = []
-        i = 0
-        while i < len(closed):
-            e = closed[i]
-            if not isinstance(e, _Columns):
-                dicts.append(e)
-                i += 1
-                continue
-            keys = e.keys
-            k = len(dicts)
-            while k > 0 and tuple(dicts[k - 1][0]) == keys:
-                k -= 1
-            run: list[_Closed] = [*dicts[k:], e]
-            del dicts[k:]
-            self._feed_dicts(parser, dicts, out_records, out_events)
-            dicts = []
-            i += 1
-            while i < len(closed):
-                nxt = closed[i]
-                if (nxt.keys if isinstance(nxt, _Columns) else tuple(nxt[0])) != keys:
-                    break
-                run.append(nxt)
-                i += 1
-            self._feed_run(parser, keys, run, out_records, out_events)
-        self._feed_dicts(parser, dicts, out_records, out_events)
+        parser.feed_closed(closed, out_records, out_events)
         if isinstance(last, int):
             parser.progress_step = last
         if summary_steps:
@@ -376,37 +338,6 @@ class EventsSource:
             for ev, step in zip(evs, summary_steps):
                 if isinstance(step, int):
                     ev.step = step
-
-    @staticmethod
-    def _feed_dicts(
-        parser: LogParser, dicts: list[tuple[dict[str, object], int]], out_records: list[Item], out_events: list[Event]
-    ) -> None:
-        if dicts:
-            parser._feed_objects([(off, b"") for _, off in dicts], [obj for obj, _ in dicts], out_records, out_events)
-
-    @staticmethod
-    def _feed_run(
-        parser: LogParser, keys: tuple[str, ...], run: list[_Closed], out_records: list[Item], out_events: list[Event]
-    ) -> None:
-        """A run of closed dicts with the same keys, some of them as columns, as one run of
-        columns (what ``_feed_objects`` would make of the same dicts)."""
-        if len(run) == 1 and isinstance(run[0], _Columns):
-            only = run[0]
-            parser.feed_columns(keys, only.cols, only.offsets, out_records, out_events)
-            return
-        parts: list[list[Sequence[object]]] = [[] for _ in keys]
-        offsets: list[int] = []
-        for e in run:
-            if isinstance(e, _Columns):
-                for part, col in zip(parts, e.cols):
-                    part.append(col)
-                offsets.extend(e.offsets)
-            else:
-                for part, v in zip(parts, e[0].values()):
-                    part.append((v,))
-                offsets.append(e[1])
-        cols = [list(chain.from_iterable(part)) for part in parts]
-        parser.feed_columns(keys, cols, offsets, out_records, out_events)
 
     def _apply_args(self, parser: LogParser, out_events: list[Event], offset: int, announce: bool = True) -> None:
         a = self.args
