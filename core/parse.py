@@ -400,6 +400,31 @@ class LogParser:
         call for the whole run; of the tqdm redraws between them (``\r``-joined, often a
         hundred per line) only the last bar is looked at.
         """
+        reader = self.reader
+        if (
+            reader is not None
+            and b"{" not in data
+            and b"\r" not in data
+            and b"\x1b" not in data
+            and b"\n\n" not in data
+            and not data.startswith(b"\n")
+        ):
+            # Nothing but a line format's plain lines: its reader may take them all at once.
+            lines = data.split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()
+            if len(lines) > 2 and max(map(len, lines)) <= MAX_RECORD_LINE:
+                self._end_burst(out_records)
+                if reader.feed_rows(lines, base, out_records, out_events):
+                    self.stats.lines += len(lines)
+                    return
+                # The first line may be the header the rest is read by (a table's first chunk).
+                head = len(lines[0]) + 1
+                self.feed(lines[0], base, out_records, out_events)
+                if reader.feed_rows(lines[1:], base + head, out_records, out_events):
+                    self.stats.lines += len(lines) - 1
+                    return
+                data, base = data[head:], base + head
         batch: list[tuple[int, bytes]] = []
         bars = b""
         pos = base
