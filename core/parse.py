@@ -403,6 +403,7 @@ class LogParser:
         reader = self.reader
         if (
             reader is not None
+            and reader.rows_in_bulk()
             and b"{" not in data
             and b"\r" not in data
             and b"\x1b" not in data

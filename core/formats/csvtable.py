@@ -223,6 +223,12 @@ class CsvReader(LineReader):
         self._row_read(tuple(train_names), train_vals, evals, step, epoch, offset, out_records, out_events)
         return True
 
+    def rows_in_bulk(self) -> bool:
+        # (before the header too: a table's first chunk is its header, then rows)
+        plan = self._plan
+        ok = plan is None or (not plan.eval_names and plan.train > 0 and plan.step_i >= 0)
+        return ok and not self.epoch_indexed
+
     def feed_rows(self, lines: list[bytes], base: int, out_records: list[Item], out_events: list[Event]) -> bool:
         """Full rows of the header read last, train metrics only, steps rising: every cell by
         one orjson call and the columns taken out whole (no call per row). The last row stays
