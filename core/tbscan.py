@@ -3,16 +3,18 @@
 An HF (or torch ``SummaryWriter``, tensorboardX, Megatron) event file is almost only records of
 one shape: a TFRecord frame around an ``Event`` of wall_time, step and a ``Summary`` of one
 ``Value`` (a tag and a ``simple_value``). Framing and decoding them one at a time in Python costs
-a few microseconds each, and a run logs seven or more per step; here a run of consecutive such
-records is matched by one regex ``findall`` and its fields come out as columns (steps, tags,
-values) through ``map`` and ``struct``, with no Python frame per record.
+a few microseconds each, and a run logs seven or more per step. Here the records of one step (a
+"cycle") are matched once by regex, which gives the byte layout every later cycle of the same
+tags has; runs of such cycles ("stretches") are then checked against the layout as big ints and
+their fields come out as columns (steps, values) through ``map`` and ``struct``, with no Python
+frame per record.
 
-Nothing is taken on trust from the regex: a run is only the records whose whole frame (length,
-its CRC, data, data CRC) sits exactly where the previous one ends, starting where the caller
-says a record starts, and whose length field and inner lengths agree with what matched; the data
-CRCs of the run are checked together (``tfrecord.crcs_match``) and one by one only when that
-fails. Everything else (text summaries, tensor scalars, images, damage, a record cut at the end)
-goes through ``tfrecord.split_records`` and the general decoder, in file order.
+Nothing is taken on trust: a stretch is only cycles whose every fixed byte (length fields and
+their CRCs, field tags, inner lengths, the tags themselves) is the layout's, whose records share
+a step and whose steps rise; the data CRCs of a read's stretches are checked together per layout
+(``_Crcs``), and the read is done record by record when that fails. Everything else (text
+summaries, tensor scalars, images, damage, a record cut at the end) goes through
+``tfrecord.split_records`` and the general decoder, in file order.
 """
 
 from __future__ import annotations
