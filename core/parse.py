@@ -18,8 +18,9 @@ import operator
 import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -242,6 +243,19 @@ def parse_object(raw: bytes) -> dict[str, object] | None:
 
 
 _MIN_BLOCK = 4  # fewer plain train records in a row go out one by one
+
+
+@dataclass(slots=True)
+class Columns:
+    """Consecutive record dicts with the same keys, as columns (``cols[j]``: key j's values,
+    one per record; ``offsets``: each record's), for ``LogParser.feed_closed``."""
+
+    keys: tuple[str, ...]
+    cols: Sequence[Sequence[Any]]
+    offsets: Sequence[int]
+
+
+Closed = tuple[dict[str, object], int] | Columns  # a record dict and its offset, or a run of them
 _BLOCK_STEP_KEYS = frozenset(("step", "global_step"))  # a step field a block can take as a column
 
 
@@ -255,7 +269,7 @@ class _ColumnPlan:
     step_idx: int  # -1: no step field (HF stdout)
 
 
-def _column(values: tuple[object, ...]) -> array[float] | None:
+def _column(values: Sequence[object]) -> array[float] | None:
     """One metric's values as doubles, converted as ``to_float`` would; None when any of them
     is not a plain number or a plain numeric string (then the records go one by one)."""
     types = set(map(type, values))
@@ -263,7 +277,7 @@ def _column(values: tuple[object, ...]) -> array[float] | None:
         if types <= _NUMBER_TYPES:
             return array("d", values)  # type: ignore[arg-type]
         if types == {str}:  # transformers 5.x: '%.4g' strings (to_float's rules, checked in C)
-            strs: tuple[str, ...] = values  # type: ignore[assignment]
+            strs: Sequence[str] = values  # type: ignore[assignment]
             if max(map(len, strs)) >= 40 or "_" in "".join(strs):
                 return None
             return array("d", map(float, strs))
@@ -386,6 +400,32 @@ class LogParser:
         call for the whole run; of the tqdm redraws between them (``\r``-joined, often a
         hundred per line) only the last bar is looked at.
         """
+        reader = self.reader
+        if (
+            reader is not None
+            and reader.rows_in_bulk()
+            and b"{" not in data
+            and b"\r" not in data
+            and b"\x1b" not in data
+            and b"\n\n" not in data
+            and not data.startswith(b"\n")
+        ):
+            # Nothing but a line format's plain lines: its reader may take them all at once.
+            lines = data.split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()
+            if len(lines) > 2 and max(map(len, lines)) <= MAX_RECORD_LINE:
+                self._end_burst(out_records)
+                if reader.feed_rows(lines, base, out_records, out_events):
+                    self.stats.lines += len(lines)
+                    return
+                # The first line may be the header the rest is read by (a table's first chunk).
+                head = len(lines[0]) + 1
+                self.feed(lines[0], base, out_records, out_events)
+                if reader.feed_rows(lines[1:], base + head, out_records, out_events):
+                    self.stats.lines += len(lines) - 1
+                    return
+                data, base = data[head:], base + head
         batch: list[tuple[int, bytes]] = []
         bars = b""
         pos = base
@@ -559,6 +599,67 @@ class LogParser:
                 self._feed_plain(batch[a:b], objs[a:b], out_records, out_events)
             a = b
 
+    def feed_closed(self, entries: Sequence[Closed], out_records: list[Item], out_events: list[Event]) -> None:
+        """``_feed_objects`` for dicts some of which come as columns (a reader holding columns:
+        an event file's stretches, a metrics table): a run of same-key dicts that holds columns
+        (with the dicts of its keys just before and after them) goes to the block path as
+        columns, with no dict made for it; the rest as dicts. The records are those the same
+        dicts would give, in the same runs."""
+        dicts: list[tuple[dict[str, object], int]] = []
+        i = 0
+        n = len(entries)
+        while i < n:
+            e = entries[i]
+            if not isinstance(e, Columns):
+                dicts.append(e)
+                i += 1
+                continue
+            keys = e.keys
+            k = len(dicts)
+            while k > 0 and tuple(dicts[k - 1][0]) == keys:
+                k -= 1
+            run: list[Closed] = [*dicts[k:], e]
+            del dicts[k:]
+            self._feed_dicts(dicts, out_records, out_events)
+            dicts = []
+            i += 1
+            while i < n:
+                nxt = entries[i]
+                if (nxt.keys if isinstance(nxt, Columns) else tuple(nxt[0])) != keys:
+                    break
+                run.append(nxt)
+                i += 1
+            self._feed_run(keys, run, out_records, out_events)
+        self._feed_dicts(dicts, out_records, out_events)
+
+    def _feed_dicts(self, dicts: list[tuple[dict[str, object], int]], out_records: list[Item], out_events: list[Event]) -> None:
+        if dicts:
+            self._feed_objects([(off, b"") for _, off in dicts], [obj for obj, _ in dicts], out_records, out_events)
+
+    def _feed_run(self, keys: tuple[str, ...], run: list[Closed], out_records: list[Item], out_events: list[Event]) -> None:
+        """A run of same-key dicts, some as columns, as one run of columns."""
+        if len(run) == 1 and isinstance(run[0], Columns):
+            cols, offsets = run[0].cols, run[0].offsets
+        else:
+            parts: list[list[Sequence[object]]] = [[] for _ in keys]
+            flat: list[int] = []
+            for e in run:
+                if isinstance(e, Columns):
+                    for part, col in zip(parts, e.cols):
+                        part.append(col)
+                    flat.extend(e.offsets)
+                else:
+                    for part, v in zip(parts, e[0].values()):
+                        part.append((v,))
+                    flat.append(e[1])
+            cols = [list(itertools.chain.from_iterable(part)) for part in parts]
+            offsets = flat
+        plan = self._column_plan(keys) if len(offsets) >= _MIN_BLOCK else None
+        if plan is not None and self._block_columns(plan, cols, offsets, out_records):
+            return
+        objs: list[object] = [dict(zip(keys, row)) for row in zip(*cols)]
+        self._feed_plain([(off, b"") for off in offsets], objs, out_records, out_events)
+
     def _column_plan(self, kt: tuple[str, ...]) -> _ColumnPlan | None:
         plan = self._cplans.get(kt)
         if plan is None and kt not in self._cplans:
@@ -587,6 +688,13 @@ class LogParser:
         if plan is None:
             return False
         cols = list(zip(*map(dict.values, objs)))  # type: ignore[arg-type]
+        return self._block_columns(plan, cols, [off for off, _ in lines], out_records)
+
+    def _block_columns(
+        self, plan: _ColumnPlan, cols: Sequence[Sequence[Any]], offsets: Iterable[int], out_records: list[Item]
+    ) -> bool:
+        """``_block`` for records already laid out as columns (``cols[j]``: the values of key j
+        of the plan's key set, one per record), as an event file's stretches are read."""
         columns = []
         for j in plan.metric_idx:
             c = _column(cols[j])
@@ -598,7 +706,7 @@ class LogParser:
             epochs = _column(cols[plan.epoch_idx])
             if epochs is None:
                 return False
-        n = len(objs)
+        n = len(cols[0])
         if plan.step_idx >= 0:
             try:
                 steps = array("q", cols[plan.step_idx])
@@ -631,8 +739,7 @@ class LogParser:
         if epochs is not None:
             self.last_epoch = epochs[-1]
         self.stats.records += n
-        offsets = array("q", [off for off, _ in lines])
-        out_records.append(Block(plan.names, steps, tuple(columns), epochs, offsets, inferred))
+        out_records.append(Block(plan.names, steps, tuple(columns), epochs, array("q", offsets), inferred))
         return True
 
     def _feed_plain(

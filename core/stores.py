@@ -27,8 +27,9 @@ import os
 import sqlite3
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from operator import itemgetter
 
 import orjson
 
@@ -36,7 +37,7 @@ from sfttop.core.i18n import N_, _
 
 from .discover import DVCLIVE, MLFLOW_DB, WANDB, WANDB_SUMMARY
 from .formats.csvtable import metric_name
-from .parse import LogParser
+from .parse import Closed, Columns, LogParser
 from .records import Event, EventKind, Item
 from .sanitize import clean_text
 from .tensorboard import Malformed, proto_fields
@@ -397,13 +398,15 @@ class StoreSource:
 
     # -- handing on ----------------------------------------------------------------------------
     def _hand_on(self, steps: list[int], parser: LogParser, out_records: list[Item], out_events: list[Event]) -> None:
-        objs: list[object] = []
-        offs: list[tuple[int, bytes]] = []
+        entries: list[Closed] = []
         plain = self.plain
+        # Consecutive rows of train metrics already under their own names (the usual rows),
+        # with the same keys: handed on as columns, taken out of the rows by key in C.
+        run_keys: tuple[str, ...] = ()
+        run: list[dict[str, float]] = []
+        run_steps: list[int] = []
         for step in steps:
             row = self.held.pop(step)
-            # A row of train metrics already under their own names (the usual row) is the
-            # train object as it stands: the row is ours once popped.
             keys = tuple(row)
             is_plain = plain.get(keys)
             if is_plain is None:
@@ -411,12 +414,14 @@ class StoreSource:
                 if len(plain) < 256:
                     plain[keys] = is_plain
             if is_plain:
-                obj = cast("dict[str, object]", row)
-                obj["step"] = step
-                objs.append(obj)
-                self.seq += 1
-                offs.append((self.seq, b""))
+                if keys != run_keys:
+                    self._columns(run_keys, run, run_steps, entries)
+                    run_keys, run, run_steps = keys, [], []
+                run.append(row)
+                run_steps.append(step)
                 continue
+            self._columns(run_keys, run, run_steps, entries)
+            run_keys, run, run_steps = (), [], []
             parts: tuple[dict[str, object], dict[str, object], dict[str, object]] = ({}, {}, {})
             epoch = row.get("epoch")
             for key, value in row.items():
@@ -428,12 +433,19 @@ class StoreSource:
                     if epoch is not None:
                         obj["epoch"] = epoch
                     obj["step"] = step
-                    objs.append(obj)
                     self.seq += 1
-                    offs.append((self.seq, b""))
-        if objs:
-            parser._feed_objects(offs, objs, out_records, out_events)
+                    entries.append((obj, self.seq))
+        self._columns(run_keys, run, run_steps, entries)
+        if entries:
+            parser.feed_closed(entries, out_records, out_events)
             parser.progress_step = steps[-1]
+
+    def _columns(self, keys: tuple[str, ...], rows: list[dict[str, float]], steps: list[int], entries: list[Closed]) -> None:
+        if rows:
+            cols: list[Sequence[object]] = [list(map(itemgetter(k), rows)) for k in keys]
+            cols.append(steps)
+            entries.append(Columns((*keys, "step"), cols, range(self.seq + 1, self.seq + len(rows) + 1)))
+            self.seq += len(rows)
 
 
 _WB_MAGIC = b":W&B\xe1\xbe\x00"  # ident, magic 0xBEE1, version 0

@@ -3,28 +3,30 @@
 An HF (or torch ``SummaryWriter``, tensorboardX, Megatron) event file is almost only records of
 one shape: a TFRecord frame around an ``Event`` of wall_time, step and a ``Summary`` of one
 ``Value`` (a tag and a ``simple_value``). Framing and decoding them one at a time in Python costs
-a few microseconds each, and a run logs seven or more per step; here a run of consecutive such
-records is matched by one regex ``findall`` and its fields come out as columns (steps, tags,
-values) through ``map`` and ``struct``, with no Python frame per record.
+a few microseconds each, and a run logs seven or more per step. Here the records of one step (a
+"cycle") are matched once by regex, which gives the byte layout every later cycle of the same
+tags has; runs of such cycles ("stretches") are then checked against the layout as big ints and
+their fields come out as columns (steps, values) through ``map`` and ``struct``, with no Python
+frame per record.
 
-Nothing is taken on trust from the regex: a run is only the records whose whole frame (length,
-its CRC, data, data CRC) sits exactly where the previous one ends, starting where the caller
-says a record starts, and whose length field and inner lengths agree with what matched; the data
-CRCs of the run are checked together (``tfrecord.crcs_match``) and one by one only when that
-fails. Everything else (text summaries, tensor scalars, images, damage, a record cut at the end)
-goes through ``tfrecord.split_records`` and the general decoder, in file order.
+Nothing is taken on trust: a stretch is only cycles whose every fixed byte (length fields and
+their CRCs, field tags, inner lengths, the tags themselves) is the layout's, whose records share
+a step and whose steps rise; the data CRCs of a read's stretches are checked together per layout
+(``_Crcs``), and the read is done record by record when that fails. Everything else (text
+summaries, tensor scalars, images, damage, a record cut at the end) goes through
+``tfrecord.split_records`` and the general decoder, in file order.
 """
 
 from __future__ import annotations
 
 import re
 import struct
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import reduce
 from itertools import compress, count, repeat
-from operator import and_, ge, lshift, ne, or_, sub
-from typing import Any
+from operator import add, and_, ge, lshift, ne, or_, xor
+from typing import Literal
 
 from .tfrecord import _MASK_DELTA, _SPREAD, _advance_tables, _zeros_crc, crc32c, masked_crc32c, split_records
 
@@ -84,6 +86,8 @@ class _Layout:
     step_at: tuple[int, ...]  # where each record's step varint is in the cycle
     value_at: tuple[int, ...]  # ... its float value
     crc_at: tuple[int, ...]  # ... its stored data CRC
+    lead: bytes  # the first record's length field and its CRC
+    values: struct.Struct  # a cycle's float values, the rest of it skipped
     masks: dict[int, tuple[int, int]] = field(default_factory=dict)  # cycles -> (mask, template) as ints
 
 
@@ -96,7 +100,6 @@ class Stretch:
     layout: _Layout
     steps: list[int]  # each cycle's step
     values: list[tuple[float, ...]]
-    crcs: list[tuple[int, ...]]  # stored, masked
 
     @property
     def cycles(self) -> int:
@@ -139,7 +142,10 @@ def scan_records(buf: bytes, base: int = 0, at_eof: bool = True) -> Scanned:
         stretch = None
         for lay in recent:
             # A layout seen before (the train steps after an evaluation): any cycle of it is
-            # one step's records, so the stretch is read as one that _cycle found.
+            # one step's records, so the stretch is read as one that _cycle found. (Its first
+            # record's length field first: an evaluation's records are not a train step's.)
+            if not buf.startswith(lay.lead, pos):
+                continue
             stretch = _stretch(buf, pos, lay, base)
             if stretch is not None:
                 break
@@ -236,16 +242,19 @@ def _layout(key: tuple[tuple[bytes, bytes, int], ...]) -> _Layout:
         tuple(step_at),
         tuple(value_at),
         tuple(crc_at),
+        key[0][0],
+        struct.Struct("<" + "".join(f"{a - b}xf" for a, b in zip(value_at, [0, *(v + 4 for v in value_at)])) + f"{at - value_at[-1] - 4}x"),
     )
 
 
 def _extent(buf: bytes, pos: int, layout: _Layout) -> int:
     """How many cycles of ``layout`` follow from ``pos``: their fixed bits compared as one int
-    with those of as many template cycles (64, then twice as many each time, up to 4096)."""
+    with those of as many template cycles (2, then twice as many each time, up to 4096: an
+    evaluation's layout is one cycle long, a train stretch some hundreds)."""
     size = layout.size
     most = min((len(buf) - pos) // size, 1 << 16)
     n = 0
-    k = 64
+    k = 2
     while n < most:
         k = min(k, most - n)
         got = layout.masks.get(k)
@@ -291,31 +300,9 @@ def _stretch(buf: bytes, pos: int, layout: _Layout, base: int) -> Stretch | None
     if n == 0:
         return None  # the records of its first cycle are not at one step
     del steps[n:]
-    mv = mv[: n * size]
-    lanes = bytearray(4 * n)
-    floats, ints = struct.Struct(f"<{n}f"), struct.Struct(f"<{n}I")
-
-    def column(at: int, fmt: struct.Struct) -> tuple[Any, ...]:
-        for k in range(4):
-            lanes[k::4] = mv[at + k :: size]
-        return fmt.unpack(lanes)
-
-    values = [column(at, floats) for at in layout.value_at]
-    crcs = [column(at, ints) for at in layout.crc_at]
-    return Stretch(base + pos, layout, steps, values, crcs)
-
-
-def _fold(x: int, blocks: int, bits: int) -> int:
-    """The XOR of the ``blocks`` blocks of ``bits`` bits that ``x`` is made of."""
-    rest = 0
-    while blocks > 1:
-        if blocks & 1:
-            rest ^= x & ((1 << bits) - 1)
-            x >>= bits
-            blocks -= 1
-        blocks //= 2
-        x = (x >> (bits * blocks)) ^ (x & ((1 << (bits * blocks)) - 1))
-    return x ^ rest
+    # Each cycle's values by one struct (the bytes between them skipped), then as columns.
+    values = list(zip(*layout.values.iter_unpack(mv[: n * size])))
+    return Stretch(base + pos, layout, steps, values)
 
 
 class _Crcs:
@@ -323,15 +310,18 @@ class _Crcs:
 
     As ``tfrecord._intact`` does for records of one length: a CRC is linear, so the XOR of the
     records at one place of a cycle must have the XOR of their registers, and a second check
-    shifts the record of cycle i by i mod ``_SPREAD`` bytes. Both XORs are taken over whole
-    stretches at once: the bytes of a stretch as one int, folded 64 cycles at a time (cycle i
-    lands in slot i mod 64), and likewise the stored CRCs, unmasked up to their rotation (a
-    subtraction, whose low 32 bits commute with XOR; the rotation is applied after folding).
-    What is left, per place and slot, is a few hundred small ints per layout and read.
+    shifts the record of cycle i by i mod ``_SPREAD`` bytes. The XORs are kept per slot (cycle
+    i of a layout lands in slot i mod 64): a stretch's bytes are read as ints a block of 64
+    cycles at a time (little-endian, so slot k is bytes k * size onwards and only the first,
+    partial block needs a shift) and XORed together, every operation over a whole block in C.
+    The stored CRCs are gathered into 64-bit lanes and unmasked up to their rotation there, a
+    block at a time: adding 2**32 - delta to every lane cannot carry into the next, and the low
+    32 bits of each lane are then (crc - delta) mod 2**32 (the rotation commutes with XOR and is
+    applied after folding). What is left per layout and read is a few hundred small ints.
     """
 
     def __init__(self) -> None:
-        self.acc: dict[_Layout, list[int]] = {}  # layout -> [folded data, folded stored CRCs, cycles]
+        self.acc: dict[_Layout, list[int]] = {}  # layout -> [folded data, folded unmasked CRCs, cycles]
 
     def add(self, buf: bytes, pos: int, stretch: Stretch) -> None:
         lay = stretch.layout
@@ -340,25 +330,49 @@ class _Crcs:
         if acc is None:
             acc = self.acc[lay] = [0, 0, 0]
         k0 = acc[2] % _SPREAD
-        pad = -(k0 + n) % _SPREAD
-        blocks = (k0 + n + pad) // _SPREAD
+        head = min(n, _SPREAD - k0)  # cycles before the slots wrap round
         size = lay.size
-        # The k0 cycles before it are leading zeros; the pad after it, a shift.
-        data = int.from_bytes(buf[pos : pos + n * size], "big") << (8 * size * pad)
-        acc[0] ^= data if blocks == 1 else _fold(data, blocks, 8 * size * _SPREAD)
         p = len(lay.tags)
-        subbed = array("I", bytes(4 * p * n))
-        for j, col in enumerate(stretch.crcs):  # cycle by cycle, record by record
-            subbed[j::p] = array("I", map(and_, map(sub, col, repeat(_MASK_DELTA)), repeat(0xFFFFFFFF)))
-        raw = int.from_bytes(subbed.tobytes(), "big") << (32 * p * pad)
-        acc[1] ^= raw if blocks == 1 else _fold(raw, blocks, 8 * 4 * p * _SPREAD)
+        end = pos + n * size
+        mv = memoryview(buf)[:end]
+        little: Literal["little"] = "little"
+        block = _SPREAD * size
+        cut = pos + head * size
+        acc[0] ^= reduce(
+            xor,
+            map(int.from_bytes, [mv[i : i + block] for i in range(cut, end, block)], repeat(little)),
+            int.from_bytes(mv[pos:cut], little) << (8 * size * k0),
+        )
+        # The stored CRCs, cycle by cycle and record by record, each in a 64-bit lane.
+        lanes = bytearray(8 * p * n)
+        for j, at in enumerate(lay.crc_at):
+            for k in range(4):
+                lanes[8 * j + k :: 8 * p] = mv[pos + at + k : end : size]
+        lane_block = 8 * p * _SPREAD
+        plus, low = _lane_constants(p * _SPREAD)
+        cut = 8 * p * head
+        first = int.from_bytes(lanes[:cut], little)
+        if head < _SPREAD:
+            part_plus, part_low = _lane_constants(p * head)
+            first = (first + part_plus) & part_low
+        else:
+            first = (first + plus) & low
+        folded = first << (64 * p * k0)
+        whole = len(lanes) - (len(lanes) - cut) % lane_block
+        if whole > cut:
+            blocks = map(int.from_bytes, [lanes[i : i + lane_block] for i in range(cut, whole, lane_block)], repeat(little))
+            folded ^= reduce(xor, map(and_, map(add, blocks, repeat(plus)), repeat(low)))
+        if whole < len(lanes):
+            part_plus, part_low = _lane_constants((len(lanes) - whole) // 8)
+            folded ^= (int.from_bytes(lanes[whole:], little) + part_plus) & part_low
+        acc[1] ^= folded
         acc[2] += n
 
     def ok(self) -> bool:
         for lay, (data, stored, cycles) in self.acc.items():
             p = len(lay.tags)
-            fb = data.to_bytes(_SPREAD * lay.size, "big")
-            us = array("I", stored.to_bytes(4 * p * _SPREAD, "big"))
+            fb = data.to_bytes(_SPREAD * lay.size, "little")
+            us = struct.unpack(f"<{2 * p * _SPREAD}I", stored.to_bytes(8 * p * _SPREAD, "little"))[::2]
             adv = _advance_tables()
             for j in range(p):
                 a, length = lay.starts[j] + 12, lay.lengths[j]
@@ -381,3 +395,19 @@ class _Crcs:
                 if crc32c(shifted.to_bytes(size, "big")) ^ _zeros_crc(size) != fed:
                     return False
         return True
+
+
+_LANES: dict[int, tuple[int, int]] = {}
+
+
+def _lane_constants(lanes: int) -> tuple[int, int]:
+    """For that many little-endian 64-bit lanes: 2**32 - delta in each, and 2**32 - 1 in each."""
+    got = _LANES.get(lanes)
+    if got is None:
+        got = (
+            int.from_bytes(((1 << 32) - _MASK_DELTA).to_bytes(8, "little") * lanes, "little"),
+            int.from_bytes(b"\xff\xff\xff\xff\x00\x00\x00\x00" * lanes, "little"),
+        )
+        if len(_LANES) < 1024:
+            _LANES[lanes] = got
+    return got

@@ -16,6 +16,7 @@ is read again once it is whole.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import add
@@ -23,7 +24,7 @@ from operator import add
 from sfttop.core.i18n import N_, _
 
 from .discover import event_files, is_events_file
-from .parse import LogParser
+from .parse import Closed, Columns, LogParser
 from .records import Event, EventKind, Item, Kind, Record
 from .sanitize import clean_text
 from .tbscan import Stretch, _Layout, scan_records
@@ -76,7 +77,7 @@ class EventsSource:
         self.corrupt = 0  # records whose checksum did not match
         self.malformed = 0  # records that are not Event protos
         self.args = TrainArgs()
-        self._closed: list[tuple[dict[str, object], int]] = []  # dicts to hand on at the poll's end
+        self._closed: list[Closed] = []  # dicts (or runs of them, as columns) to hand on at the poll's end
         self._tags: dict[bytes, tuple[str, str] | tuple[()]] = {}  # (): a tag that is not read
         self._cycle_tags: dict[_Layout, list[tuple[str, str] | tuple[()]]] = {}
         self._plans: dict[_Layout, CyclePlan] = {}
@@ -252,6 +253,16 @@ class EventsSource:
                 return
         self._emit(g.close())
         size = lay.size
+        if len(plan.pieces) == 1:
+            # A dict a cycle (the common case): cycles lo .. n - 2 as columns, no dict each.
+            keys, idx = plan.pieces[0]
+            first = at + lay.starts[idx[0]]
+            if n - 1 > lo:
+                cols: list[Sequence[object]] = [values[j][lo : n - 1] for j in idx]
+                cols.append(steps[lo : n - 1])
+                self._closed.append(Columns((*keys, "step"), cols, range(first + lo * size, first + (n - 1) * size, size)))
+            g.reopen(steps[-1], {k: values[j][n - 1] for k, j in zip(keys, idx)}, plan.family, plan.last, first + (n - 1) * size)
+            return
         lists = []
         for keys, idx in plan.pieces:
             vals = zip(*(values[j][lo:] for j in idx))  # each cycle's values of the piece
@@ -299,17 +310,23 @@ class EventsSource:
 
     def _flush(self, parser: LogParser, out_records: list[Item], out_events: list[Event]) -> None:
         """Hand the dicts closed in this poll to the parser, all at once: runs of train dicts
-        with the same keys become Blocks, as JSON lines do."""
+        with the same keys become Blocks, as JSON lines do (stretches' cycles as columns)."""
         closed, self._closed = self._closed, []
         if not closed:
             return
-        objs = [obj for obj, _ in closed]
         # The parser places a summary at the last train step (a stdout summary has no step);
         # here the step is known: the final global step.
-        summary_steps = [obj["step"] for obj in objs if "train_runtime" in obj and "loss" not in obj]
-        last = objs[-1]["step"]
+        summary_steps: list[object] = []
+        for e in closed:
+            if isinstance(e, Columns):
+                if "train_runtime" in e.keys and "loss" not in e.keys:
+                    summary_steps.extend(e.cols[-1])
+            elif "train_runtime" in e[0] and "loss" not in e[0]:
+                summary_steps.append(e[0]["step"])
+        tail = closed[-1]
+        last = tail.cols[-1][-1] if isinstance(tail, Columns) else tail[0]["step"]
         n, m = len(out_records), len(out_events)
-        parser._feed_objects([(off, b"") for _, off in closed], list(objs), out_records, out_events)
+        parser.feed_closed(closed, out_records, out_events)
         if isinstance(last, int):
             parser.progress_step = last
         if summary_steps:

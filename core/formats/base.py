@@ -88,6 +88,16 @@ class LineReader:
         """Read one text line; True when it was one of this format's lines (taken or skipped)."""
         raise NotImplementedError
 
+    def rows_in_bulk(self) -> bool:
+        """Whether ``feed_rows`` may take the next chunk (the parser splits one for it only then)."""
+        return False
+
+    def feed_rows(self, lines: list[bytes], base: int, out_records: list[Item], out_events: list[Event]) -> bool:
+        """Read a chunk's lines (none empty, none holding a brace, a carriage return or an
+        escape: lines ``feed`` alone reads) in one go, when this format can; False: nothing
+        done, they are fed one by one."""
+        return False
+
     def feed_redraws(self, line: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> int:
         """Read a whole line of ``\\r``-joined redraws at once, when every piece is one of this
         format's bar lines; the number of pieces read, or 0 to have them fed one by one."""

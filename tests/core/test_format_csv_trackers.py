@@ -3,13 +3,16 @@ CSVLogger and W&B history exports, on the real logs and on the committed excerpt
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers import FORMATS, parse, report, shared
 from sfttop.core.config import Config
 from sfttop.core.formats import BY_NAME, detect
+from sfttop.core.formats.csvtable import CsvReader
 from sfttop.core.parse import LogParser
 from sfttop.core.records import Event, EventKind, Item, Kind, expand
 from sfttop.core.run import Run
@@ -188,3 +191,77 @@ def test_real_lightning_rewrite_with_a_new_key_is_read_once(tmp_path: Path) -> N
         run.poll()
     assert (run.data.count(Kind.TRAIN), run.data.count(Kind.EVAL)) == (12, 3)
     assert run.data.get("grad_norm") is not None and run.parser.stats.skipped == 0
+
+
+def _table(rnd: random.Random) -> bytes:
+    """A random W&B export: full rows mostly, and now and then what the bulk path must leave
+    to the row-by-row one (a step met again or going back, an empty cell, a nan, a quoted
+    cell with a comma, a word, a float step, a wider header, a short row)."""
+    header = b"_step,_runtime,train/loss,train/grad_norm,train/epoch,_timestamp,train/global_step"
+    out = [header]
+    step = rnd.choice((0, 5, 1000))
+    odd = rnd.choice((0.0, 0.1, 1.0))  # how often a row is one of the odd ones
+    for i in range(rnd.randrange(1, 300)):
+        r = rnd.random() / odd if odd else 1.0
+        step += 0 if r < 0.03 else -rnd.randrange(1, 20) if r < 0.05 else rnd.choice((1, 1, 1, 7))
+        cells = [str(i), repr(i * 0.5), repr(rnd.uniform(0, 3)), repr(rnd.uniform(0, 9)), repr(i / 100), "1745673728.19", str(max(step, 0))]
+        r = rnd.random() / odd if odd else 1.0
+        if r < 0.02:
+            cells[rnd.randrange(2, 7)] = ""
+        elif r < 0.03:
+            cells[2] = "nan"
+        elif r < 0.04:
+            cells[1] = '"a,b"'
+        elif r < 0.05:
+            cells[3] = "two"
+        elif r < 0.06:
+            cells[6] = f"{max(step, 0)}.0"
+        elif r < 0.065:
+            cells = cells[:-1]
+        elif r < 0.07:
+            out.append(header + b",eval/loss")
+            header = out[-1]
+        if header.endswith(b"eval/loss"):
+            cells.append(repr(rnd.uniform(0, 3)) if rnd.random() < 0.5 else "")
+        out.append(",".join(cells).encode())
+    return b"\n".join(out) + b"\n"
+
+
+def _read_chunks(data: bytes, cuts: list[int]) -> tuple[list[str], list[str], tuple[int, int, int]]:
+    parser = LogParser()
+    items: list[Item] = []
+    events: list[Event] = []
+    done = 0
+    for c in [*cuts, len(data)]:
+        end = data.rfind(b"\n", 0, c) + 1
+        if end > done:
+            parser.feed_chunk(data[done:end], done, items, events)
+            parser.flush(items, final=False)
+            done = end
+    parser.flush(items)
+    st = parser.stats
+    return [repr(r) for r in expand(items)], [repr(e) for e in events], (st.lines, st.skipped, st.records)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_read_in_bulk_are_the_rows_read_one_by_one(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    rnd = random.Random(seed)
+    calls: list[bool] = []
+    real = CsvReader.feed_rows
+
+    def spy(self: CsvReader, *a: Any) -> bool:
+        got = real(self, *a)
+        calls.append(got)
+        return got
+
+    for trial in range(60):
+        data = _table(rnd)
+        cuts = sorted(rnd.sample(range(len(data)), min(rnd.randrange(0, 4), len(data))))
+        with monkeypatch.context() as m:
+            m.setattr(CsvReader, "feed_rows", spy)
+            bulk = _read_chunks(data, cuts)
+        with monkeypatch.context() as m:
+            m.setattr(CsvReader, "feed_rows", lambda self, *a: False)
+            one_by_one = _read_chunks(data, cuts)
+        assert bulk == one_by_one, (seed, trial)
+    assert sum(calls) > 10  # the bulk path was taken

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 import struct
 import subprocess
@@ -318,6 +319,30 @@ def test_three_train_calls_in_one_file_are_new_attempts() -> None:
     assert len(resumed) == 2 and all(e.step == 20 for e in resumed)
     train = [r for r in records if r.kind is Kind.TRAIN]
     assert [r.step for r in train] == [20, 40, 60, 80, 100, 120, 140, 160, 180, 20, 20]
+    assert [r.step for r in records if r.kind is Kind.EVAL] == [20, 40, 60, 80, 100, 120, 140, 160, 20, 20]
+
+
+def test_three_train_calls_report_each_step_once() -> None:
+    """SOURCES.md counts 11 train / 10 eval records in this file: every ``train/loss`` and
+    ``eval/loss`` event, as ``EventFileLoader`` reads them (the first call logged steps 20-180,
+    the second and third step 20 each), and sfttop reads all of them (the test above). The
+    report says 9 / 8: a run keeps one value per step and the newest wins, as for a run resumed
+    from a checkpoint in any format (``test_output_dir_runs_of_a_resumed_run_are_one_run``), so
+    steps 20-180 are counted once and step 20 holds the third call's values."""
+    path = _one_file(FIXTURES / "tb-qwen25vl-three-runs-one-file-step-reset")
+    events = list(EventFileLoader(str(path)).Load())
+    tags = [v.tag for ev in events for v in ev.summary.value]
+    assert (tags.count("train/loss"), tags.count("eval/loss")) == (11, 10)
+    last = {v.tag: float(tensor_util.make_ndarray(v.tensor).item()) for ev in events if ev.step == 20 for v in ev.summary.value}
+    mon = Monitor([str(path.parent)], Config())
+    mon.load_all()
+    (run,) = mon.runs
+    assert (run.data.count(Kind.TRAIN), run.data.count(Kind.EVAL)) == (9, 8)
+    loss, eval_loss = run.data.get("loss"), run.data.get("eval_loss")
+    assert loss is not None and eval_loss is not None
+    assert loss.at_or_before(20) == last["train/loss"] and eval_loss.at_or_before(20) == last["eval/loss"]
+    assert loss.at_or_before(180) == pytest.approx(1.05)  # the first call's last step stays
+    assert [e.step for e in run.events if e.kind is EventKind.RESUMED] == [20, 20]
 
 
 # -- files written by tensorboard's own writer -------------------------------------------------
@@ -511,6 +536,51 @@ def test_growing_file_gives_each_scalar_once(tmp_path: Path, piece: str) -> None
     assert _multiset(flatten(records)) == _multiset(expected_from_oracle(oracle(path)))
     assert not [e for e in events if e.kind is EventKind.RESUMED]
     assert [r.kind for r in records].count(Kind.TRAIN) == 12
+
+
+def test_a_file_tensorboards_writer_is_writing_shows_each_scalar_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file grows as tensorboard's own ``EventFileWriter`` writes it (its queue and writer
+    thread append a record at a time, flushed), and sfttop reads it after every write, each
+    appended record first cut in two at a random byte: a reader meets records cut at the end of
+    the file. Every scalar comes out once, in order, and the end-of-run summary finishes it."""
+    from tensorboard.compat.tensorflow_stub.io.gfile import LocalFileSystem
+
+    rnd = random.Random(5)
+    src = EventsSource(str(tmp_path))
+    parser = LogParser(TENSORBOARD)
+    items: list[Item] = []
+    events: list[Event] = []
+    polls = cut = 0
+    real_write = LocalFileSystem._write
+
+    def write_in_two(self: LocalFileSystem, filename: str, content: bytes, mode: str) -> None:
+        # (called by the writer thread only, and the test reads nothing else meanwhile)
+        nonlocal polls, cut
+        if "a" in mode and len(content) > 1:
+            k = rnd.randrange(1, len(content))
+            real_write(self, filename, content[:k], mode)
+            src.poll(parser, items, events)
+            polls += 1
+            cut += src.files[0].need > 0  # a record cut at the end, waited for
+            content = content[k:]
+        real_write(self, filename, content, mode)
+        src.poll(parser, items, events)
+        polls += 1
+
+    monkeypatch.setattr(LocalFileSystem, "_write", write_in_two)
+    write_hf_run(tmp_path, list(range(1, 41)), eval_every=10, args={"logging_steps": 1, "max_steps": 40})
+    monkeypatch.undo()
+    for _ in range(3):
+        src.poll(parser, items, events)
+    assert src.caught_up and src.corrupt == 0 and parser.stats.skipped == 0
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    records = expand(items)
+    assert _multiset(flatten(records)) == _multiset(expected_from_oracle(oracle(path)))
+    assert [r.step for r in records if r.kind is Kind.TRAIN] == list(range(1, 41))
+    assert [r.step for r in records if r.kind is Kind.EVAL] == [10, 20, 30, 40]
+    assert records[-1].kind is Kind.SUMMARY and any(e.kind is EventKind.FINISHED for e in events)
+    n = len(split_records(path.read_bytes()).records)
+    assert polls >= 2 * (n - 1) and cut > n // 2  # read between writes, and often mid-record
 
 
 def test_step_going_back_in_one_file_is_a_new_attempt(tmp_path: Path) -> None:
