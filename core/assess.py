@@ -256,7 +256,9 @@ def _judge_lr(metric: str, v: float, env: _Env) -> _Judgement:
     if v >= t.lr_min:
         return OK, shape
     ms = diag.max_steps
-    if ms and (env.data.last_step or 0) >= t.lr_end_fraction * ms:
+    peak = diag.lr_peak() or 0.0
+    if (ms and (env.data.last_step or 0) >= t.lr_end_fraction * ms) or peak >= t.lr_min:
+        # (a peak that was a real LR: what is near zero now is the schedule's end, max_steps known or not)
         return OK, _("near zero at the end of the schedule ({shape})").format(shape=shape)
     return OK, _("below {lr_min}, with no finding that points to a change ({shape})").format(lr_min=fmt(t.lr_min), shape=shape)
 
@@ -341,6 +343,7 @@ def _latest_step(data: RunData, metric: str) -> int | None:
     return s.steps[-1] if s is not None and len(s) else None
 
 
+_LR_DECAYED = 0.5  # a flat LR below this share of its peak rests where a decay left it
 _LR_SHAPE_POINTS = 6  # what the schedule does now: the first against the last of this many newest LRs
 
 
@@ -359,6 +362,10 @@ def _lr_shape(data: RunData, diag: Diagnoser) -> str:
         if peak and vals[-1] < peak:
             return _("decaying as expected, now {value:.2%} of its peak {peak}").format(value=vals[-1] / peak, peak=fmt(peak))
         return _("decaying")
+    if peak and vals[-1] < _LR_DECAYED * peak:
+        # flat now, far below where it was: a schedule that decayed to its floor (llm.c and
+        # nanoGPT decay to 0 or a tenth and hold), not a constant LR
+        return _("decayed from its peak {peak} and holding at {value}").format(peak=fmt(peak), value=fmt(vals[-1]))
     return _("constant")
 
 

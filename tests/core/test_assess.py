@@ -297,3 +297,17 @@ def test_checkpoint_scan_is_cached_until_a_directory_changes(tmp_path, monkeypat
     os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # (a coarse clock)
     assert set(assess.checkpoint_dirs(str(tmp_path))) == {10, 20}
     assert scans["n"] == 2
+
+
+def test_an_lr_that_decayed_to_zero_and_holds_is_the_schedules_end() -> None:
+    # llm.c / nanoGPT: a linear decay from 6e-4 to 0, then the last steps at 0, max_steps not in
+    # the log; the row said "below 1e-07 ... (constant)" for it
+    recs = [
+        Record(Kind.TRAIN, i, {"loss": 3.0 + 8.0 * math.exp(-i / 40), "grad_norm": 0.3,
+                               "learning_rate": max(0.0, 6e-4 * (1 - i / 280))})
+        for i in range(1, 301)
+    ]
+    status, note, cautions = _lr_row(recs)
+    assert status == OK, note
+    assert note == "near zero at the end of the schedule (decayed from its peak 0.0005979 and holding at 0)"
+    assert not [c for c in cautions if "learning" in c or "lr" in c], cautions
