@@ -343,6 +343,7 @@ class LogParser:
         self._burst = _Burst()
         self._tentative: Record | None = None  # a record whose epoch went back, not yet placed
         self._bar_went_back = False  # the training bar restarted since the last train record
+        self._guessed = False  # the interval was measured from the bars here (not given)
         self._cleared = False  # the next dict came right after tqdm.write cleared the bar
         self._tb = _Traceback()
         self.finished = False
@@ -940,6 +941,23 @@ class LogParser:
         if held is not None:
             self._tentative = None
             self._settle(held, self._confirms(held, epoch), out_records, out_events)
+        if self.finished:
+            # A train record after the final summary: a finished run logs nothing more, so this
+            # is another train() writing into the same file (a notebook, a script re-run with
+            # >>), numbered from its start whatever its epoch says.
+            self.finished = False
+            self.flush(out_records)
+            self._epochs = array("d")
+            self._ordinals = array("q")
+            self.last_epoch = None
+            self.train_total = None
+            self.ordinal = 0
+            if self._guessed:  # measured on the old run's bars: the new run's are measured afresh
+                self.interval, self._guessed = None, False
+                self.bar_step = None
+                self._burst = _Burst()
+            again = self.interval or 1
+            out_events.append(Event(EventKind.RESUMED, _("steps restart at {step}").format(step=again), offset, again))
         last = self.last_epoch
         if epoch is not None and last is not None and epoch < last - 1e-6:
             # Epoch went backwards. A resumed run re-logs the epochs it logged before; a stray
@@ -966,10 +984,17 @@ class LogParser:
         if resumed and rec.epoch is not None:
             eps = self._epochs
             i = bisect_left(eps, rec.epoch - 1e-6)
+            if i < len(eps) and abs(eps[i] - rec.epoch) > 1e-6 + 1e-4 * abs(rec.epoch):
+                i = 0  # off the old epochs' grid: another run (other data or batch size) from its start
             k = (self._ordinals[i - 1] + 1) if i > 0 else 1
+            if k == 1:
+                self.train_total = None  # a new run's training bar may count fewer steps than the old one's
             del eps[i:]
             del self._ordinals[i:]
-            out_events.append(Event(EventKind.RESUMED, _("resumed at epoch {epoch:g}").format(epoch=rec.epoch), rec.offset))
+            # the step it goes back to, for the run to tell a resume from a new run (its first
+            # steps again); with the interval not measured yet, only "the first record" is sure
+            again = k * self.interval if self.interval else (1 if k == 1 else None)
+            out_events.append(Event(EventKind.RESUMED, _("resumed at epoch {epoch:g}").format(epoch=rec.epoch), rec.offset, again))
         self._place(rec, k, out_records)
 
     def _place(self, rec: Record, k: int, out_records: list[Item]) -> None:
@@ -1037,6 +1062,7 @@ class LogParser:
         # (No bar before the records: there will be none to measure by, so don't hold them.)
         if self.interval is None:
             self.interval = self._guess_interval()
+            self._guessed = True
         interval = self.interval
         last: int | None = self.last_train_step
         last_epoch = self.last_epoch

@@ -83,7 +83,7 @@ class Handoff:
 # Set by whoever made the run and the same in every process: never part of a Handoff.
 IDENTITY = frozenset(("name", "path", "config", "fmt", "remote", "_interval", "color_index"))
 # Memos of the process that holds the run, rebuilt from what it sees: never part of a Handoff.
-LOCAL = frozenset(("_partial_judged",))
+LOCAL = frozenset(("_partial_judged", "_total_at"))
 
 
 # Why a source starts over that makes its content a new attempt ("vanished" is not one: the run
@@ -92,6 +92,10 @@ _RESTARTS = frozenset(("truncated", "replaced", "reappeared", "rewritten by anot
 # ... as shown (``_(run.restart_reason)``): tail.py, which sets most of them, also runs on remote
 # hosts without the catalog, so they are marked here.
 RESET_WORDS = (N_("truncated"), N_("replaced"), N_("reappeared"), N_("vanished"), N_("rewritten by another run"))
+# Steps that go back to the run's first logged step, inside one file: a new run
+# written after the old one (a notebook calling train() again, nanochat's next phase), not a
+# resume from a checkpoint (which goes back to a saved step, after the first).
+STARTED_OVER = N_("a new run in the same file")
 
 
 class Run:
@@ -135,6 +139,7 @@ class Run:
         self.restart_reason: str | None = None
         self._previous: Attempt | None = None  # the last attempt, until the new one proves new
         self._partial_judged = 0.0  # the file time its unterminated last line was judged at
+        self._total_at: tuple[int, int] | None = None  # the last max_steps announced, at which train count
 
     def _new_parser(self) -> LogParser:
         if isinstance(self.source, StateFile):
@@ -436,7 +441,10 @@ class Run:
         if ev.kind is EventKind.MAX_STEPS:
             if ev.total:
                 self.data.max_steps = ev.total
+                self._total_at = (ev.total, self.data.count(Kind.TRAIN))
             return
+        if ev.kind is EventKind.RESUMED and ev.step is not None and self._starts_over(ev.step):
+            self._new_run_in_file(t)
         self.events.append(ev)
         if len(self.events) > 200:
             del self.events[:100]
@@ -446,6 +454,29 @@ class Run:
             self.finished = True
         up.opened.extend(self.diagnoser.observe_event(ev, t))
         up.changed = True
+
+    def _starts_over(self, step: int) -> bool:
+        """Back to the run's first logged step (or to 1 where the old counter began at 0): no
+        checkpoint lies before that, so no resume goes there."""
+        first = self.data.first_steps(Kind.TRAIN, 1)
+        return bool(first) and step <= max(first[0], 1)
+
+    def _new_run_in_file(self, t: float) -> None:
+        """The steps went back to the start: what the file says from here on is a run of its own,
+        shown and judged without the old one (whose steps past this one's would otherwise stay
+        in the charts and the counts as if this run had made them)."""
+        total = self._total_at
+        # (a max_steps announced after the old run's last record is the new run's: TensorBoard's
+        # args text comes before its first step)
+        carried = total[0] if total is not None and total[1] == self.data.count(Kind.TRAIN) else None
+        self._previous = None
+        self._begin(None)
+        self._total_at = None
+        if carried:
+            self.data.max_steps = self.diagnoser.max_steps = carried
+        self.attempt += 1
+        self.restarted_at = t
+        self.restart_reason = STARTED_OVER
 
     def _cut_traceback(self, up: RunUpdate, now: float) -> None:
         """A traceback with no error line after it, in a file quiet for TRACEBACK_GRACE seconds,

@@ -262,6 +262,10 @@ class RunData:
     def count(self, kind: Kind) -> int:
         return self.index[kind].count
 
+    def first_steps(self, kind: Kind, n: int) -> list[int]:
+        """The first ``n`` steps of ``kind`` (fewer when there are fewer)."""
+        return list(self.index[kind].steps[:n])
+
     @property
     def last_step(self) -> int | None:
         steps = [s for s in (self.index[Kind.TRAIN].last_step(), self.index[Kind.EVAL].last_step()) if s is not None]

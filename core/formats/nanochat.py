@@ -88,6 +88,8 @@ class Reader(LineReader):
             if total is not None and int(total) != self.total and int(total) > 0:
                 self.total = int(total)
                 self.event(Event(EventKind.MAX_STEPS, "", offset, None, self.total), out_records, out_events)
+            elif total is None and self.prev_step is not None and step <= self.prev_step:
+                self.total = None  # a phase that prints no total (midtraining): the last phase's is not its own
             self.last_line = seg
             values = b",".join(parts[1::2]).translate(None, b"ms%")
             self.train(step, self.names(tuple(parts[0::2])), values, offset, out_records, out_events)

@@ -322,13 +322,13 @@ def test_three_train_calls_in_one_file_are_new_attempts() -> None:
     assert [r.step for r in records if r.kind is Kind.EVAL] == [20, 40, 60, 80, 100, 120, 140, 160, 20, 20]
 
 
-def test_three_train_calls_report_each_step_once() -> None:
+def test_three_train_calls_in_one_file_are_three_runs_the_last_shown() -> None:
     """SOURCES.md counts 11 train / 10 eval records in this file: every ``train/loss`` and
-    ``eval/loss`` event, as ``EventFileLoader`` reads them (the first call logged steps 20-180,
-    the second and third step 20 each), and sfttop reads all of them (the test above). The
-    report says 9 / 8: a run keeps one value per step and the newest wins, as for a run resumed
-    from a checkpoint in any format (``test_output_dir_runs_of_a_resumed_run_are_one_run``), so
-    steps 20-180 are counted once and step 20 holds the third call's values."""
+    ``eval/loss`` event, as ``EventFileLoader`` reads them (the first ``train()`` call logged
+    steps 20-180, the second and third step 20 each), and sfttop reads all of them (the test
+    above). Each call's steps start over at the first logged step: a new run in the same file
+    (issue 16), so the run shows the third call alone, attempt 3, and none of the first call's
+    steps 40-180 (which stayed in the charts and counts when newest-per-step merged them)."""
     path = _one_file(FIXTURES / "tb-qwen25vl-three-runs-one-file-step-reset")
     events = list(EventFileLoader(str(path)).Load())
     tags = [v.tag for ev in events for v in ev.summary.value]
@@ -337,12 +337,13 @@ def test_three_train_calls_report_each_step_once() -> None:
     mon = Monitor([str(path.parent)], Config())
     mon.load_all()
     (run,) = mon.runs
-    assert (run.data.count(Kind.TRAIN), run.data.count(Kind.EVAL)) == (9, 8)
+    assert (run.data.count(Kind.TRAIN), run.data.count(Kind.EVAL)) == (1, 1)
+    assert run.attempt == 3 and run.restart_reason == "a new run in the same file"
     loss, eval_loss = run.data.get("loss"), run.data.get("eval_loss")
     assert loss is not None and eval_loss is not None
-    assert loss.at_or_before(20) == last["train/loss"] and eval_loss.at_or_before(20) == last["eval/loss"]
-    assert loss.at_or_before(180) == pytest.approx(1.05)  # the first call's last step stays
-    assert [e.step for e in run.events if e.kind is EventKind.RESUMED] == [20, 20]
+    assert list(loss.steps) == [20] and loss.values[-1] == last["train/loss"] and eval_loss.values[-1] == last["eval/loss"]
+    assert run.data.last_step == 20
+    assert [e.step for e in run.events if e.kind is EventKind.RESUMED] == [20]
 
 
 # -- files written by tensorboard's own writer -------------------------------------------------

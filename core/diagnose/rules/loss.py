@@ -243,11 +243,13 @@ class LossRule(TrainRule):
         the last ``_NOISE_WINDOWS`` windows before value ``i``. On a log scale when the losses are
         positive: a batch's loss varies by a factor (a log-normal's right tail is long, and 2.5x
         its median comes once in a few thousand steps of 25% noise), and a ratio is what the rules'
-        thresholds speak of. Fewer than four values before: no noise to tell a jump from (yes).
-        Only computed for a candidate jump."""
+        thresholds speak of. Fewer than four values before: no noise to tell a jump from, so only
+        a jump to twice ``oscillation_ratio`` times ``ref`` counts (a run that explodes at once
+        quadruples its loss; the first points of a new phase or data mix move it by less than
+        2x, on nanochat's midtraining from 1.08 to 2.01). Only computed for a candidate jump."""
         a = max(0, i - _NOISE_WINDOWS * self.t.window_points)
         if i - a < 4:
-            return True
+            return ref <= 0 or x >= 2 * self.t.oscillation_ratio * ref
         z = share * self.t.loss_noise_z
         vals = self.h.values
         if ref > 0 and min(vals[a:i]) > 0:
