@@ -639,7 +639,10 @@ class SfttopApp(App[int]):
                 self._shown["chart"] = ckey
                 self._chart_at = self._flush_at
                 if runs:
-                    chart.set_data(chart_data(runs, self.selected, self.chart_state, self.config.thresholds, buckets))
+                    # (a run that may still grow: its x axis ends at a round bound, see chart_render)
+                    growing = not self.replay and any(not (r.finished or r.crashed) for r in drawn)
+                    data = chart_data(runs, self.selected, self.chart_state, self.config.thresholds, buckets, growing)
+                    chart.set_data(data)
                 else:
                     chart.set_data(panels.empty_chart(self.monitor.args, self.chart_state))
 
