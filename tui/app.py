@@ -100,6 +100,9 @@ VIEWS_GAP = 2.0
 # cards), and a run's status word in the list (an alarm) goes up at once.
 CHART_GAP = 2.0
 ROWS_GAP = 2.0
+# What is held back by those gaps is drawn with the next refresh for records when one comes this
+# soon after it is due (the selected run writing every second or faster), else on its own.
+HELD_SLACK = 0.5
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
 # After a run change by key the poll thread pauses between two runs until the new run is on
 # screen, at most this long: with history loading, parsing would hold the interpreter (the GIL)
@@ -212,6 +215,7 @@ class SfttopApp(App[int]):
         self._shown: dict[str, object] = {}
         self._flush_at = 0.0
         self._flush_pending = False
+        self._later_pending = False
         self._chart_at = 0.0
         self._rows_at = 0.0
         self._selected_at = 0.0  # time.monotonic() of the last change of run by the user
@@ -572,11 +576,17 @@ class SfttopApp(App[int]):
         self._refresh_all()
 
     def _later(self, wait: float) -> None:
-        """Refresh again in ``wait`` seconds (for what was held back by CHART_GAP, ROWS_GAP)."""
-        # (one timer for every reason: each refresh is a frame, and a frame redraws much)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.set_timer(max(0.01, wait), self._deferred_refresh)
+        """Refresh again in ``wait`` seconds, or with the next records' refresh if it comes
+        within HELD_SLACK after that (for what was held back by CHART_GAP, ROWS_GAP, VIEWS_GAP:
+        a frame of its own costs Textual's fixed part of a frame again)."""
+        # (its own timer: the records' refresh must not wait for this one, nor this one for it)
+        if not self._later_pending:
+            self._later_pending = True
+            self.set_timer(max(0.01, wait) + HELD_SLACK, self._later_refresh)
+
+    def _later_refresh(self) -> None:
+        self._later_pending = False
+        self._refresh_all()
 
     def _stop_polling(self) -> None:
         self._stop.set()
@@ -597,7 +607,7 @@ class SfttopApp(App[int]):
         """Read what changed into the widgets. Cheap when nothing did (each widget compares).
         ``draw_chart=False``: leave the chart for the caller to draw in a next frame."""
         self._flush_at = time.monotonic()
-        if not self.query("#runs"):
+        if self.query_one_optional("#runs") is None:  # (by id: cached; a query walks every widget)
             return
         chart = self.query_one("#chart", MetricChart)
         buckets = max(60, chart.content_size.width or 100)
