@@ -636,14 +636,15 @@ class SfttopApp(App[int]):
                 return
             # (only the runs the chart draws: a background run's record changes its row alone)
             drawn = runs if self.chart_state.overlay else runs[self.selected : self.selected + 1]
-            what = (self.selected, self.chart_state, buckets, len(runs))
+            what = (self.selected, self.chart_state, buckets, len(runs), tuple(r.loaded for r in drawn))
             ckey = (*what, tuple((r.name, r.generation) for r in drawn))
             shown = self._shown.get("chart")
             wait = CHART_GAP - (self._flush_at - self._chart_at)
-            live = all(r.loaded for r in drawn)
-            if not force and live and shown != ckey and isinstance(shown, tuple) and shown[:4] == what and wait > 0:
-                # Only new records: drawn at the next chart refresh (the user's own changes, a
-                # key or a resize, are drawn at once, and so is history as it loads).
+            if not force and shown != ckey and isinstance(shown, tuple) and shown[:5] == what and wait > 0:
+                # Only new records, or more history: drawn at the next chart refresh (the user's
+                # own changes, a key or a resize, are drawn at once, and so is the end of a
+                # history's loading). While a long history streams in, plotext at every refresh
+                # was most of the screen's time, taken from the thread absorbing the history.
                 self._later(wait)
             elif force or shown != ckey:
                 self._shown["chart"] = ckey
