@@ -79,6 +79,10 @@ MIN_HEIGHT = 10
 # Bytes per run per poll while history loads. The engine lock is held for one run's poll at a
 # time, and a key press waits for at most one (~20 ms for 256 KiB of HF stdout).
 LOAD_BUDGET = 256 << 10
+# ... and per chunk of a helper reading a long history (``pipe.Feed``): settling one holds the
+# lock too (a key press may wait for one), and each chunk has a fixed cost in this process
+# (unpickling, settling): 256 KiB chunks cost ~18% more CPU than --report's 4 MiB, 512 KiB ~10%.
+FEED_BUDGET = 512 << 10
 TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks the heap: ~0.1 s)
 POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
@@ -493,7 +497,7 @@ class SfttopApp(App[int]):
         ):
             return None
         self._fed.add(id(run))  # one helper per run: if it fails, this process reads on
-        feed = pipe.Feed.start(run, LOAD_BUDGET)  # (only this thread changes runs: no lock)
+        feed = pipe.Feed.start(run, FEED_BUDGET)  # (only this thread changes runs: no lock)
         if feed is not None:
             self._feeds[id(run)] = feed
         return feed
