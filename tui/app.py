@@ -644,11 +644,13 @@ class SfttopApp(App[int]):
             ckey = (*what, tuple((r.name, r.generation) for r in drawn))
             shown = self._shown.get("chart")
             wait = CHART_GAP - (self._flush_at - self._chart_at)
-            if not force and shown != ckey and isinstance(shown, tuple) and shown[:5] == what and wait > 0:
+            plotted = chart.data is not None and any(line.xs for line in chart.data.lines)
+            if not force and plotted and shown != ckey and isinstance(shown, tuple) and shown[:5] == what and wait > 0:
                 # Only new records, or more history: drawn at the next chart refresh (the user's
-                # own changes, a key or a resize, are drawn at once, and so is the end of a
-                # history's loading). While a long history streams in, plotext at every refresh
-                # was most of the screen's time, taken from the thread absorbing the history.
+                # own changes, a key or a resize, are drawn at once, and so are the first points
+                # and the end of a history's loading). While a long history streams in, plotext
+                # at every refresh was most of the screen's time, taken from the thread
+                # absorbing the history.
                 self._later(wait)
             elif force or shown != ckey:
                 self._shown["chart"] = ckey
