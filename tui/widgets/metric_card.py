@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
@@ -19,6 +20,7 @@ from sfttop.tui.cells import crop, fit, ljust, rjust
 from sfttop.tui.fmt import fmt_change, fmt_value
 from sfttop.tui.plotdata import sparkline
 from sfttop.tui.widgets.styles_memo import StylesMemo
+from sfttop.tui.widgets.text_strips import TextStrips
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,13 @@ class MetricCard(Widget):
         self.card = CardData(metric, label, None, None, ())
         self._styles_memo = StylesMemo("metric-card", ("label", "ok", "neutral", "warning", "critical", "muted", "spark"))
         self._shown: tuple[int, Text] | None = None  # (width, line) last rendered
+        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
         self._shown = None
+        self._strips.clear()
 
     def set_card(self, card: CardData) -> None:
         if card == self.card:
@@ -151,6 +155,14 @@ class MetricCard(Widget):
         if self._shown is None or self._shown[0] != width:
             self._shown = (width, card_text(self.card, width, self._styles_memo.get(self)))
         return self._shown[1]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        if y == 0 and width:
+            strip = self._strips.strip(self, self.render(), width)
+            if strip is not None:
+                return strip
+        return super().render_line(y)
 
 
 class MetricCardHeader(Widget):
