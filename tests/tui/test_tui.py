@@ -486,9 +486,9 @@ async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path
 
 # ---------------------------------------------------------------------------------- lines
 @pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15)])
-async def test_card_and_title_lines_are_textuals_own(size: tuple[int, int]) -> None:
-    """The cards and the title make their line without Textual's Content pass (text_strips):
-    the same segments, styles and mouse offsets as Textual's own rendering of the same text."""
+async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, int]) -> None:
+    """The cards, the title and the run list make their lines without Textual's Content pass
+    (text_strips): the same segments, styles and mouse offsets as Textual's own rendering."""
     from textual.visual import Visual, visualize
 
     from sfttop.tui.widgets.metric_card import MetricCard
@@ -514,3 +514,13 @@ async def test_card_and_title_lines_are_textuals_own(size: tuple[int, int]) -> N
                 assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in theirs]
                 assert ours.cell_length == theirs.cell_length
             assert fast >= (4 if size[0] >= 70 else 1)  # (60x15: the cards are folded away)
+            runs = app.query_one("#runs", RunList)
+            if runs.display and runs.content_size.width:
+                width, height = runs.content_size
+                whole = Visual.to_strips(runs, visualize(runs, runs.render()), width, height, runs.visual_style)
+                lines = runs._lines()
+                assert len(lines) == len(whole)
+                for y, line in enumerate(lines):
+                    ours = runs._strips.strip(runs, line, width, y)
+                    assert ours is not None
+                    assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]
