@@ -85,6 +85,7 @@ LOAD_BUDGET = 256 << 10
 FEED_BUDGET = 512 << 10
 TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks the heap: ~0.1 s)
 POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
+BACKGROUND_POST_GAP = 1.0  # ... and of records of runs in the background (see _poll_forever)
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 # At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
 # before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
@@ -366,6 +367,7 @@ class SfttopApp(App[int]):
         polled_at = -1.0
         watched_key, watched_at = -1, 0.0
         held, held_new, held_live, posted_at, trimmed_at = False, 0, list[tuple[str, Finding]](), 0.0, 0.0
+        held_mine = False  # the selected run changed since the last post
         while not stop.is_set():
             polled_at = time.monotonic()
             try:
@@ -418,6 +420,7 @@ class SfttopApp(App[int]):
                     self.polls += 1
                     news = alert_news(mon.runs, ups, before)
                     live = [(n, f) for n, up in ups.items() if n in before for f in up.opened]
+                    shown = mon.runs[min(self.selected, len(mon.runs) - 1)].name if mon.runs else None
             except Exception as e:  # keep watching the other runs; say so on screen and at exit
                 self._note_error(N_("engine"), e)
                 self.post_message(Polled(0, [], False))
@@ -433,12 +436,19 @@ class SfttopApp(App[int]):
             # While histories load a pass takes a chunk of each run (a helper's come many times a
             # second): the UI hears of them at most every POST_GAP, when it would redraw no
             # sooner anyway; a finding that opened on a live line, or the end of loading, at once.
+            # Live, the selected run's records go at once (each is on screen within a second);
+            # a run in the background changes its row only, which the screen redraws every
+            # ROWS_GAP: its news waits up to BACKGROUND_POST_GAP (a message and a refresh less
+            # per poll while many runs write), unless it opened a finding (an alarm goes at once).
             held_new += len(new)
             held_live.extend(live)
             held = held or bool(new or ups)
-            if held and (held_live or not loading or polled_at - posted_at >= POST_GAP):
+            held_mine = held_mine or shown in ups
+            urgent = held_live or loading != was_loading or (not loading and (held_new or held_mine))
+            gap = POST_GAP if loading else BACKGROUND_POST_GAP
+            if held and (urgent or polled_at - posted_at >= gap):
                 self.post_message(Polled(held_new, held_live, loading))
-                held, held_new, held_live, posted_at = False, 0, [], polled_at
+                held, held_new, held_live, held_mine, posted_at = False, 0, [], False, polled_at
             if (was_loading and not loading) or (loading and polled_at - trimmed_at >= TRIM_GAP):
                 # history loading makes and drops many objects: give the freed heap back
                 memory.trim()
