@@ -193,7 +193,7 @@ def _picture(
     width, height = _plot_size(max(10, width), max(4, height), tuple(shutil.get_terminal_size()))
     cols = width - 2 - max(len(str(label)) for label in ylabels)
     rows = height - 3
-    drawn = []
+    drawn: list[tuple[object, ...]] = []
     for kind, xs, ys, marker, rgb in ops:
         fx, fy = (2, 4) if marker == "braille" else (1, 1)
         if kind == "hline":
