@@ -79,8 +79,13 @@ MIN_HEIGHT = 10
 # Bytes per run per poll while history loads. The engine lock is held for one run's poll at a
 # time, and a key press waits for at most one (~20 ms for 256 KiB of HF stdout).
 LOAD_BUDGET = 256 << 10
+# ... and per chunk of a helper reading a long history (``pipe.Feed``): settling one holds the
+# lock too (a key press may wait for one), and each chunk has a fixed cost in this process
+# (unpickling, settling): 256 KiB chunks cost ~18% more CPU than --report's 4 MiB, 512 KiB ~10%.
+FEED_BUDGET = 512 << 10
 TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks the heap: ~0.1 s)
 POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
+BACKGROUND_POST_GAP = 1.0  # ... and of records of runs in the background (see _poll_forever)
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 # At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
 # before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
@@ -100,6 +105,9 @@ VIEWS_GAP = 2.0
 # cards), and a run's status word in the list (an alarm) goes up at once.
 CHART_GAP = 2.0
 ROWS_GAP = 2.0
+# What is held back by those gaps is drawn with the next refresh for records when one comes this
+# soon after it is due (the selected run writing every second or faster), else on its own.
+HELD_SLACK = 0.5
 LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
 # After a run change by key the poll thread pauses between two runs until the new run is on
 # screen, at most this long: with history loading, parsing would hold the interpreter (the GIL)
@@ -212,6 +220,7 @@ class SfttopApp(App[int]):
         self._shown: dict[str, object] = {}
         self._flush_at = 0.0
         self._flush_pending = False
+        self._later_pending = False
         self._chart_at = 0.0
         self._rows_at = 0.0
         self._selected_at = 0.0  # time.monotonic() of the last change of run by the user
@@ -358,6 +367,7 @@ class SfttopApp(App[int]):
         polled_at = -1.0
         watched_key, watched_at = -1, 0.0
         held, held_new, held_live, posted_at, trimmed_at = False, 0, list[tuple[str, Finding]](), 0.0, 0.0
+        held_mine = False  # the selected run changed since the last post
         while not stop.is_set():
             polled_at = time.monotonic()
             try:
@@ -410,6 +420,7 @@ class SfttopApp(App[int]):
                     self.polls += 1
                     news = alert_news(mon.runs, ups, before)
                     live = [(n, f) for n, up in ups.items() if n in before for f in up.opened]
+                    shown = mon.runs[min(self.selected, len(mon.runs) - 1)].name if mon.runs else None
             except Exception as e:  # keep watching the other runs; say so on screen and at exit
                 self._note_error(N_("engine"), e)
                 self.post_message(Polled(0, [], False))
@@ -425,12 +436,19 @@ class SfttopApp(App[int]):
             # While histories load a pass takes a chunk of each run (a helper's come many times a
             # second): the UI hears of them at most every POST_GAP, when it would redraw no
             # sooner anyway; a finding that opened on a live line, or the end of loading, at once.
+            # Live, the selected run's records go at once (each is on screen within a second);
+            # a run in the background changes its row only, which the screen redraws every
+            # ROWS_GAP: its news waits up to BACKGROUND_POST_GAP (a message and a refresh less
+            # per poll while many runs write), unless it opened a finding (an alarm goes at once).
             held_new += len(new)
             held_live.extend(live)
             held = held or bool(new or ups)
-            if held and (held_live or not loading or polled_at - posted_at >= POST_GAP):
+            held_mine = held_mine or shown in ups
+            urgent = held_live or loading != was_loading or (not loading and (held_new or held_mine))
+            gap = POST_GAP if loading else BACKGROUND_POST_GAP
+            if held and (urgent or polled_at - posted_at >= gap):
                 self.post_message(Polled(held_new, held_live, loading))
-                held, held_new, held_live, posted_at = False, 0, [], polled_at
+                held, held_new, held_live, held_mine, posted_at = False, 0, [], False, polled_at
             if (was_loading and not loading) or (loading and polled_at - trimmed_at >= TRIM_GAP):
                 # history loading makes and drops many objects: give the freed heap back
                 memory.trim()
@@ -489,7 +507,7 @@ class SfttopApp(App[int]):
         ):
             return None
         self._fed.add(id(run))  # one helper per run: if it fails, this process reads on
-        feed = pipe.Feed.start(run, LOAD_BUDGET)  # (only this thread changes runs: no lock)
+        feed = pipe.Feed.start(run, FEED_BUDGET)  # (only this thread changes runs: no lock)
         if feed is not None:
             self._feeds[id(run)] = feed
         return feed
@@ -574,11 +592,17 @@ class SfttopApp(App[int]):
         self._refresh_all()
 
     def _later(self, wait: float) -> None:
-        """Refresh again in ``wait`` seconds (for what was held back by CHART_GAP, ROWS_GAP)."""
-        # (one timer for every reason: each refresh is a frame, and a frame redraws much)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.set_timer(max(0.01, wait), self._deferred_refresh)
+        """Refresh again in ``wait`` seconds, or with the next records' refresh if it comes
+        within HELD_SLACK after that (for what was held back by CHART_GAP, ROWS_GAP, VIEWS_GAP:
+        a frame of its own costs Textual's fixed part of a frame again)."""
+        # (its own timer: the records' refresh must not wait for this one, nor this one for it)
+        if not self._later_pending:
+            self._later_pending = True
+            self.set_timer(max(0.01, wait) + HELD_SLACK, self._later_refresh)
+
+    def _later_refresh(self) -> None:
+        self._later_pending = False
+        self._refresh_all()
 
     def _stop_polling(self) -> None:
         self._stop.set()
@@ -599,7 +623,7 @@ class SfttopApp(App[int]):
         """Read what changed into the widgets. Cheap when nothing did (each widget compares).
         ``draw_chart=False``: leave the chart for the caller to draw in a next frame."""
         self._flush_at = time.monotonic()
-        if not self.query("#runs"):
+        if self.query_one_optional("#runs") is None:  # (by id: cached; a query walks every widget)
             return
         chart = self.query_one("#chart", MetricChart)
         buckets = max(60, chart.content_size.width or 100)
@@ -628,20 +652,26 @@ class SfttopApp(App[int]):
                 return
             # (only the runs the chart draws: a background run's record changes its row alone)
             drawn = runs if self.chart_state.overlay else runs[self.selected : self.selected + 1]
-            what = (self.selected, self.chart_state, buckets, len(runs))
+            what = (self.selected, self.chart_state, buckets, len(runs), tuple(r.loaded for r in drawn))
             ckey = (*what, tuple((r.name, r.generation) for r in drawn))
             shown = self._shown.get("chart")
             wait = CHART_GAP - (self._flush_at - self._chart_at)
-            live = all(r.loaded for r in drawn)
-            if not force and live and shown != ckey and isinstance(shown, tuple) and shown[:4] == what and wait > 0:
-                # Only new records: drawn at the next chart refresh (the user's own changes, a
-                # key or a resize, are drawn at once, and so is history as it loads).
+            plotted = chart.data is not None and any(line.xs for line in chart.data.lines)
+            if not force and plotted and shown != ckey and isinstance(shown, tuple) and shown[:5] == what and wait > 0:
+                # Only new records, or more history: drawn at the next chart refresh (the user's
+                # own changes, a key or a resize, are drawn at once, and so are the first points
+                # and the end of a history's loading). While a long history streams in, plotext
+                # at every refresh was most of the screen's time, taken from the thread
+                # absorbing the history.
                 self._later(wait)
             elif force or shown != ckey:
                 self._shown["chart"] = ckey
                 self._chart_at = self._flush_at
                 if runs:
-                    chart.set_data(chart_data(runs, self.selected, self.chart_state, self.config.thresholds, buckets))
+                    # (a run that may still grow: its x axis ends at a round bound, see chart_render)
+                    growing = not self.replay and any(not (r.finished or r.crashed) for r in drawn)
+                    data = chart_data(runs, self.selected, self.chart_state, self.config.thresholds, buckets, growing)
+                    chart.set_data(data)
                 else:
                     chart.set_data(panels.empty_chart(self.monitor.args, self.chart_state))
 

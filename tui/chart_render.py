@@ -6,7 +6,9 @@ is one global figure, which two charts, or a chart and a test, would trample.
 
 from __future__ import annotations
 
+import functools
 import math
+import shutil
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,7 +19,7 @@ from sfttop.core.numfmt import is_count
 
 from .fmt import fmt_tick, fmt_value
 from .palette import GREY, NAN_RGB, RGB, WARN_RGB, mix
-from .plotdata import downsample_minmax, ema_debiased, nice_ticks, outlier_bounds, split_finite
+from .plotdata import downsample_minmax, ema_debiased, nice_step, nice_ticks, outlier_bounds, split_finite
 
 Style = Literal["line", "eval"]
 
@@ -49,6 +51,7 @@ class ChartOptions:
     metric: str = ""
     ema_weight: float = 0.6
     auto_log: bool = False  # overlay: switch to a log y axis when the lines are orders of magnitude apart
+    live: bool = False  # the runs drawn are being written: the x axis ends at a round bound ahead
 
 
 @dataclass
@@ -151,10 +154,23 @@ def _note(result: ChartResult, text: str, rank: int) -> None:
 
 # One plotext call: (kind, xs, ys, marker, colour); kind is plot, scatter or hline (ys = [y]).
 _Op = tuple[str, list[float], list[float], str, RGB]
-# The picture is compared on a grid this many times finer than braille dots (2 x 4 per cell):
-# two charts equal on it draw the same dots, but for a point within a quarter of a dot of a dot's
-# edge, which the next change that moves anything draws where it belongs.
-SUBDOT = 4
+
+
+def _cells(values: list[float], lo: float, hi: float, bins: int) -> tuple[int, ...]:
+    """Where plotext puts each value on an axis of ``bins`` dots from ``lo`` to ``hi``: its own
+    arithmetic (``plotext._utility.get_matrix_data``), to the last rounding."""
+    if hi == lo:
+        return tuple(0 for _v in values)
+    return tuple(math.floor(round(0.5 + (bins - 1) * (v - lo) / (hi - lo), 8)) for v in values)
+
+
+@functools.lru_cache(maxsize=64)
+def _plot_size(width: int, height: int, _terminal: tuple[int, ...]) -> tuple[int, int]:
+    """The size plotext draws a ``width`` x ``height`` plot at: no larger than the terminal it
+    sees (the terminal's size only keys the cache)."""
+    f = _figure_class()
+    f.plot_size(width, height)
+    return int(f._width), int(f._height)
 
 
 def _picture(
@@ -164,22 +180,35 @@ def _picture(
     width: int,
     height: int,
 ) -> tuple[object, ...]:
-    """What a chart looks like, cheaply: every point and tick quantized to the plot's grid."""
+    """What a chart looks like, cheaply: every point and tick on the dots plotext draws it on.
+    plotext draws from these integers alone (the lines between points, the braille cells, the
+    ticks), so two charts with the same picture are the same text; a live run's new record
+    mostly moves no dot of a long chart (its last bucket's point by a fraction of one)."""
     xmin, xmax, ylo, yhi = lims
-    sx = width * 2 * SUBDOT / (xmax - xmin)
-    sy = height * 4 * SUBDOT / (yhi - ylo)
-    drawn = tuple(
-        (kind, marker, rgb, tuple(round((x - xmin) * sx) for x in xs), tuple(round((y - ylo) * sy) for y in ys))
-        for kind, xs, ys, marker, rgb in ops
-    )
     xt, xlabels, yt, ylabels = ticks
+    if not xt or not yt:
+        return ()  # plotext picks the ticks itself: nothing to compare (drawn every time)
+    # plotext's canvas: the size it draws at less the frame (2 x 2) and the y labels' column on
+    # the left, less a row of x labels; braille packs 2 x 4 dots in a cell, any other marker 1
+    width, height = _plot_size(max(10, width), max(4, height), tuple(shutil.get_terminal_size()))
+    cols = width - 2 - max(len(str(label)) for label in ylabels)
+    rows = height - 3
+    drawn: list[tuple[object, ...]] = []
+    for kind, xs, ys, marker, rgb in ops:
+        fx, fy = (2, 4) if marker == "braille" else (1, 1)
+        if kind == "hline":
+            drawn.append((kind, rgb, _cells(ys, ylo, yhi, rows)))
+            continue
+        drawn.append(
+            (kind, marker, rgb, _cells(xs, xmin, xmax, cols * fx), _cells(ys, ylo, yhi, rows * fy))
+        )
     return (
         width,
         height,
-        drawn,
-        tuple(round((x - xmin) * sx) for x in xt),
+        tuple(drawn),
+        _cells(xt, xmin, xmax, cols),
         tuple(xlabels),
-        tuple(round((y - ylo) * sy) for y in yt),
+        _cells(yt, ylo, yhi, rows),
         tuple(ylabels),
     )
 
@@ -293,6 +322,11 @@ def build_chart(
     xmin, xmax = min(all_x), max(all_x)
     if xmax == xmin:
         xmin, xmax = xmin - 1, xmax + 1
+    elif opts.live:
+        # A live run's last step grows with each record, and with the axis every point would
+        # move: the axis ends at the next multiple of a 50th of its span, a cell or two ahead.
+        q = nice_step(xmax - xmin, 50)
+        xmax = xmin + math.ceil((xmax - xmin) / q - 1e-9) * q
 
     # The drawing calls are recorded first: plotext is most of a chart's cost (10-20 ms), and a
     # live run's new record seldom moves a single dot of a chart of thousands (see _picture).
@@ -354,7 +388,7 @@ def build_chart(
     xt = nice_ticks(xmin, xmax, max(2, width // 14))
     xlabels = [_fmt_x(t, opts.x_label) for t in xt]
     result.picture = _picture(ops, (xmin, xmax, ylo, yhi), (xt, xlabels, ticks, labels), width, height)
-    if reuse is not None and reuse.plotted and reuse.picture == result.picture:
+    if reuse is not None and reuse.plotted and result.picture and reuse.picture == result.picture:
         result.text = reuse.text
     else:
         try:

@@ -32,6 +32,20 @@ def split_finite(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float],
     return fx, fy, bad
 
 
+def bucket_size(n: int, buckets: int) -> int:
+    """Points per bucket when ``n`` points go into at most ``buckets``: the smallest size on a
+    fixed ladder (1, 2, ... 8, 10, 12, 15, 18, ...: each step at most a quarter up) that is at
+    least ``n / buckets``. Buckets start at multiples of it, so while a live series grows only
+    its last bucket changes (and the size itself after a quarter more points): a new record
+    leaves the rest of the chart's points where they were, and the chart need not be drawn again
+    (see chart_render._picture)."""
+    need = -(-n // max(1, buckets))
+    size = 1
+    while size < need:
+        size = max(size + 1, size * 5 // 4)
+    return size
+
+
 def downsample_minmax(xs: Sequence[float], ys: Sequence[float], buckets: int) -> tuple[list[float], list[float]]:
     """At most ``2 * buckets`` points: each bucket's min and max, in x order. Finite input only."""
     n = len(xs)
@@ -39,12 +53,9 @@ def downsample_minmax(xs: Sequence[float], ys: Sequence[float], buckets: int) ->
         return list(xs), list(ys)
     ox: list[float] = []
     oy: list[float] = []
-    size = n / buckets
-    for b in range(buckets):
-        lo = int(b * size)
-        hi = min(n, int((b + 1) * size)) if b < buckets - 1 else n
-        if hi <= lo:
-            continue
+    size = bucket_size(n, buckets)
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
         seg = ys[lo:hi]
         imin = lo + min(range(hi - lo), key=seg.__getitem__)
         imax = lo + max(range(hi - lo), key=seg.__getitem__)
@@ -226,13 +237,10 @@ def bucket_series(
     ox: list[float] = []
     oy: list[float] = []
     bad: list[float] = []
-    size = n / buckets
+    size = bucket_size(n, buckets)
     isfinite = math.isfinite
-    for b in range(buckets):
-        lo = int(b * size)
-        hi = n if b == buckets - 1 else int((b + 1) * size)
-        if hi <= lo:
-            continue
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
         seg = ys[lo:hi]
         if isfinite(sum(seg)):
             mn = min(seg)

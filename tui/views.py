@@ -313,7 +313,10 @@ def _xs_for(run: Run, steps: list[float], tokens: bool) -> tuple[list[float], bo
     return map_x(steps, ns.steps, ns.values), True
 
 
-def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds, buckets: int) -> ChartData:
+def chart_data(
+    runs: list[Run], selected: int, state: ChartState, t: Thresholds, buckets: int, live: bool = False
+) -> ChartData:
+    """The chart's data; ``live``: the runs are being written (ChartOptions.live)."""
     run = runs[selected] if runs else None
     groups = groups_for(run)
     title, metric, twin = groups[state.group % len(groups)]
@@ -363,6 +366,7 @@ def chart_data(runs: list[Run], selected: int, state: ChartState, t: Thresholds,
         x_label="tokens" if state.tokens and not missing_tokens else "step",
         metric=metric,
         auto_log=state.overlay and state.log_auto,
+        live=live,
     )
     note = _("no num_tokens: x is step") if state.tokens and missing_tokens else ""
     prefix = ""

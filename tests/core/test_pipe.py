@@ -249,6 +249,7 @@ async def test_the_tui_loads_a_long_history_with_a_helper(tmp_path: Path, monkey
     path = tmp_path / "big" / "train.log"
     write_log(path, 3000, epoch_scale=0.001, bars=True)
     monkeypatch.setattr(app_module, "LOAD_BUDGET", 8 << 10)  # a long log for this budget: a preview first
+    monkeypatch.setattr(app_module, "FEED_BUDGET", 8 << 10)  # (and the helper's chunks: many of them)
     started: list[pipe.Feed | None] = []
     real_start = pipe.Feed.start
 

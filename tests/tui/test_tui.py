@@ -482,3 +482,45 @@ async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path
         assert 1 <= built <= elapsed / app_module.VIEWS_GAP + 1  # ...but the views were built at a cadence
         loss = lambda: app.monitor.runs[0].data.get("loss")  # noqa: E731
         assert await wait_for(pilot, lambda: (s := loss()) is not None and s.count == 80, 3.0)  # every record kept
+
+
+# ---------------------------------------------------------------------------------- lines
+@pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15)])
+async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, int]) -> None:
+    """The cards, the title and the run list make their lines without Textual's Content pass
+    (text_strips): the same segments, styles and mouse offsets as Textual's own rendering."""
+    from textual.visual import Visual, visualize
+
+    from sfttop.tui.widgets.metric_card import MetricCard
+
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=size) as pilot:
+        for key in ("", "2", "3"):
+            if key:
+                await pilot.press(key)
+            await pilot.pause()
+            fast = 0
+            for w in [*app.query(MetricCard), app.query_one("#title", TitleBar)]:
+                width = w.content_size.width
+                if not width:
+                    continue
+                text = w.render()
+                ours = w._strips.strip(w, text, width)
+                theirs = Visual.to_strips(w, visualize(w, text), width, 1, w.visual_style)[0]
+                if ours is None:
+                    assert text.cell_len > width  # (only a line that does not fit goes Textual's way)
+                    continue
+                fast += 1
+                assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in theirs]
+                assert ours.cell_length == theirs.cell_length
+            assert fast >= (4 if size[0] >= 70 else 1)  # (60x15: the cards are folded away)
+            runs = app.query_one("#runs", RunList)
+            if runs.display and runs.content_size.width:
+                width, height = runs.content_size
+                whole = Visual.to_strips(runs, visualize(runs, runs.render()), width, height, runs.visual_style)
+                lines = runs._lines()
+                assert len(lines) == len(whole)
+                for y, line in enumerate(lines):
+                    ours = runs._strips.strip(runs, line, width, y)
+                    assert ours is not None
+                    assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from array import array
 
 import pytest
@@ -165,11 +166,65 @@ def test_chart_reuses_its_text_only_for_the_same_picture() -> None:
     moved[100] += 0.5
     for other in (
         build_chart([_line(moved)], ChartOptions(metric="loss"), 80, 20, reuse=first),
-        build_chart([_line(ys)], ChartOptions(metric="loss"), 81, 20, reuse=first),
+        build_chart([_line(ys)], ChartOptions(metric="loss"), 79, 20, reuse=first),  # (plotext: ≤ the terminal)
         build_chart([ChartLine("loss", _line(ys).xs, ys, RUN_COLORS[1])], ChartOptions(metric="loss"), 80, 20, reuse=first),
         build_chart([_line(ys)], ChartOptions(metric="loss", log=True), 80, 20, reuse=first),
     ):
         assert other.picture != first.picture and other.text != first.text
+
+
+def _walk(rng: random.Random, n: int) -> list[float]:
+    ys, y = [], 2.0
+    for _i in range(n):
+        y = max(0.01, y * 0.998 + rng.gauss(0, 0.02))
+        ys.append(y)
+    return ys
+
+
+def test_same_picture_means_the_same_text() -> None:
+    """The picture is what plotext draws from: whenever two charts have the same one, plotext
+    itself draws the same text (here for growing live series, where the reuse matters)."""
+    rng = random.Random(20)
+    same = 0
+    for _case in range(30):
+        ys = _walk(rng, rng.randrange(100, 3000))
+        w, h = rng.randrange(30, 80), rng.randrange(8, 22)
+        evals = [(float(i), y + 0.05) for i, y in enumerate(ys) if i % 97 == 0]
+        hl = [HLine(1.5, (230, 180, 40), "warn")] if rng.random() < 0.3 else []
+        opts = ChartOptions(metric="loss", live=True, smooth=rng.random() < 0.3)
+        prev = None
+        n = len(ys) - 40
+        for _k in range(8):
+            n += rng.randrange(1, 6)
+            lines = [_line(ys[:n])]
+            if rng.random() < 0.5:
+                lines.append(ChartLine("eval_loss", [e[0] for e in evals if e[0] < n], [e[1] for e in evals if e[0] < n],
+                                       RUN_COLORS[1], "eval"))
+            res = build_chart(lines, opts, w, h, hl)
+            if prev is not None and res.picture == prev.picture:
+                assert res.text == prev.text
+                same += 1
+            prev = res
+    assert same >= 30  # (the property was put to the test)
+
+
+def test_a_live_run_growing_seldom_needs_plotext() -> None:
+    """A new record of a long live run moves no dot of its chart, mostly: the buckets keep their
+    edges and the x axis its end, and the last text is taken again."""
+    reused = {}
+    for live in (True, False):
+        ys = _walk(random.Random(2), 2000)
+        opts = ChartOptions(metric="loss", live=live)
+        prev = build_chart([_line(ys)], opts, 78, 20)
+        reused[live] = 0
+        for _n in range(40):
+            ys.append(ys[-1] * 0.999)
+            res = build_chart([_line(ys)], opts, 78, 20, reuse=prev)
+            reused[live] += res.text is prev.text
+            prev = res
+    assert reused[True] >= 30
+    # not live (a finished run's chart ends at its last step): nearly every record moves the axis
+    assert reused[False] < 10
 
 
 @pytest.mark.parametrize("w,h", [(10, 4), (20, 5), (200, 60)])

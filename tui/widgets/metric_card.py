@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
@@ -19,6 +20,7 @@ from sfttop.tui.cells import crop, fit, ljust, rjust
 from sfttop.tui.fmt import fmt_change, fmt_value
 from sfttop.tui.plotdata import sparkline
 from sfttop.tui.widgets.styles_memo import StylesMemo
+from sfttop.tui.widgets.text_strips import TextStrips
 
 
 @dataclass(frozen=True)
@@ -124,18 +126,43 @@ class MetricCard(Widget):
         self.metric = metric
         self.card = CardData(metric, label, None, None, ())
         self._styles_memo = StylesMemo("metric-card", ("label", "ok", "neutral", "warning", "critical", "muted", "spark"))
+        self._shown: tuple[int, Text] | None = None  # (width, line) last rendered
+        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
+        self._shown = None
+        self._strips.clear()
 
     def set_card(self, card: CardData) -> None:
-        if card != self.card:
-            self.card = card
-            self.refresh()
+        if card == self.card:
+            return
+        self.card = card
+        # A new record changes a card's data but often not its line (a constant learning rate,
+        # a sparkline whose buckets keep their level): a repaint is a share of a frame, so only
+        # a line that reads differently is repainted.
+        width = self.content_size.width
+        if width and self._shown is not None and self._shown[0] == width:
+            text = card_text(card, width, self._styles_memo.get(self))
+            if text == self._shown[1]:
+                return
+            self._shown = (width, text)
+        self.refresh()
 
     def render(self) -> Text:
-        return card_text(self.card, self.content_size.width, self._styles_memo.get(self))
+        width = self.content_size.width
+        if self._shown is None or self._shown[0] != width:
+            self._shown = (width, card_text(self.card, width, self._styles_memo.get(self)))
+        return self._shown[1]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        if y == 0 and width:
+            strip = self._strips.strip(self, self.render(), width)
+            if strip is not None:
+                return strip
+        return super().render_line(y)
 
 
 class MetricCardHeader(Widget):

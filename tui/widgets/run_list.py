@@ -9,12 +9,14 @@ from rich.text import Text
 from textual.events import Click
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit, ljust
 from sfttop.tui.palette import Status, run_hex
 from sfttop.tui.widgets.styles_memo import StylesMemo
+from sfttop.tui.widgets.text_strips import TextStrips
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,14 @@ class RunList(Widget):
         self._top = 0  # first row shown when the list is taller than the widget
         self._more = ""
         self._styles_memo = StylesMemo("run-list", ("critical", "warning", "info", "ok", "muted", "cursor"))
+        self._shown: tuple[object, list[Text]] = (None, [])  # (rows, selection, size), the lines
+        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
+        self._shown = (None, [])
+        self._strips.clear()
 
     def set_rows(self, rows: tuple[RunRow, ...]) -> None:
         if rows != self.rows:
@@ -117,11 +123,32 @@ class RunList(Widget):
     def render(self) -> Text:
         if not self.rows:
             return Text(_("waiting for logs…"), style="dim")
+        out = Text(no_wrap=True)
+        for i, line in enumerate(self._lines()):
+            if i:
+                out.append("\n")
+            out.append_text(line)
+        return out
+
+    def render_line(self, y: int) -> Strip:
+        # (a line at a time, straight into a strip: see text_strips)
+        width = self.content_size.width
+        if self.rows and width:
+            lines = self._lines()
+            strip = self._strips.strip(self, lines[y], width, y) if y < len(lines) else None
+            if strip is not None:
+                return strip
+        return super().render_line(y)
+
+    def _lines(self) -> list[Text]:
+        """The rows on screen, one Text each, made once per change of rows, selection or size."""
         width = self.content_size.width
         height = max(1, self.content_size.height)
+        key = (self.rows, self.selected, width, height)
+        if self._shown[0] == key:
+            return self._shown[1]
         styles = self._styles_memo.get(self)
         cursor = styles["cursor"]
-        out = Text(no_wrap=True)
         show_word = width >= 26
         # More runs than lines: keep the selected one in view (no scrollbar, keys move it).
         top = self._top
@@ -132,6 +159,7 @@ class RunList(Widget):
         top = max(0, min(top, len(self.rows) - height))
         self._top = top
         self._set_more(top, height)
+        lines = []
         for i in range(top, min(len(self.rows), top + height)):
             row = self.rows[i]
             line = row_text(row, i, i == self.selected, width, styles, show_word)
@@ -139,10 +167,9 @@ class RunList(Widget):
                 line.stylize(cursor)
                 line.pad_right(max(0, width - line.cell_len))
                 line.stylize(cursor)
-            if i > top:
-                out.append("\n")
-            out.append_text(line)
-        return out
+            lines.append(line)
+        self._shown = (key, lines)
+        return lines
 
     def _set_more(self, top: int, height: int) -> None:
         below = len(self.rows) - top - height

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit
 from sfttop.tui.palette import run_hex
 from sfttop.tui.widgets.styles_memo import StylesMemo
+from sfttop.tui.widgets.text_strips import TextStrips
 
 
 @dataclass(frozen=True)
@@ -112,17 +114,32 @@ class TitleBar(Widget):
         super().__init__(id=id)
         self.info: TitleInfo | None = None
         self._styles_memo = StylesMemo("title-bar", ("app", "muted", "state", "alert"))
+        self._line: tuple[int, Text] | None = None  # (width, the line) for the info shown
+        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
+        self._line = None
+        self._strips.clear()
 
     def set_info(self, info: TitleInfo) -> None:
         if info != self.info:
             self.info = info
+            self._line = None
             self.refresh()
 
     def render(self) -> Text:
-        if self.info is None:
-            return Text(" sfttop")
-        return title_text(self.info, self.content_size.width, self._styles_memo.get(self))
+        width = self.content_size.width
+        if self._line is None or self._line[0] != width:
+            text = Text(" sfttop") if self.info is None else title_text(self.info, width, self._styles_memo.get(self))
+            self._line = (width, text)
+        return self._line[1]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        if y == 0 and width:
+            strip = self._strips.strip(self, self.render(), width)
+            if strip is not None:
+                return strip
+        return super().render_line(y)
