@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual.strip import Strip
 from textual.widget import Widget
 
 from sfttop.core.i18n import _
@@ -20,7 +19,7 @@ from sfttop.tui.cells import crop, fit, ljust, rjust
 from sfttop.tui.fmt import fmt_change, fmt_value
 from sfttop.tui.plotdata import sparkline
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import TextStrips
+from sfttop.tui.widgets.text_strips import OneLine, TextStrips
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def card_text(card: CardData, width: int, styles: dict[str, str]) -> Text:
     return t
 
 
-class MetricCard(Widget):
+class MetricCard(OneLine):
     DEFAULT_CSS = """
     MetricCard { height: 1; width: 1fr; text-wrap: nowrap; text-overflow: clip; }
     MetricCard > .metric-card--label { color: $text-muted; }
@@ -155,14 +154,6 @@ class MetricCard(Widget):
         if self._shown is None or self._shown[0] != width:
             self._shown = (width, card_text(self.card, width, self._styles_memo.get(self)))
         return self._shown[1]
-
-    def render_line(self, y: int) -> Strip:
-        width = self.content_size.width
-        if y == 0 and width:
-            strip = self._strips.strip(self, self.render(), width)
-            if strip is not None:
-                return strip
-        return super().render_line(y)
 
 
 class MetricCardHeader(Widget):

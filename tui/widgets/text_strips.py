@@ -92,3 +92,20 @@ class TextStrips:
             assert isinstance(rich, RichStyle)
             got = self._span_styles[style] = Style.from_rich_style(rich, app.ansi_theme)
         return got
+
+
+class OneLine(Widget):
+    """A widget whose ``render()`` is one line of Rich ``Text`` (a card, the title), drawn
+    through ``TextStrips`` (set ``_strips``; ``clear()`` it when the widget's style changes)."""
+
+    _strips: TextStrips
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        if y == 0 and width:
+            text = self.render()
+            if isinstance(text, Text):
+                strip = self._strips.strip(self, text, width)
+                if strip is not None:
+                    return strip
+        return super().render_line(y)

@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual.strip import Strip
-from textual.widget import Widget
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit
 from sfttop.tui.palette import run_hex
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import TextStrips
+from sfttop.tui.widgets.text_strips import OneLine, TextStrips
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ def _title(
     return t, not dropped
 
 
-class TitleBar(Widget):
+class TitleBar(OneLine):
     DEFAULT_CSS = """
     TitleBar {
         dock: top;
@@ -135,11 +133,3 @@ class TitleBar(Widget):
             text = Text(" sfttop") if self.info is None else title_text(self.info, width, self._styles_memo.get(self))
             self._line = (width, text)
         return self._line[1]
-
-    def render_line(self, y: int) -> Strip:
-        width = self.content_size.width
-        if y == 0 and width:
-            strip = self._strips.strip(self, self.render(), width)
-            if strip is not None:
-                return strip
-        return super().render_line(y)
