@@ -44,6 +44,7 @@ from .tensorboard import Malformed, proto_fields
 
 _MAX_FILES = 1000  # metric files of one run read at most (a run logs tens of keys)
 _MAX_STEPS_HELD = 1 << 20
+_DB_ROWS = 200000  # rowids of an MLflow database read at most a poll
 # The HF Trainer's end-of-run keys: a summary, not a train record.
 _SUMMARY = frozenset(("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"))
 _PLAIN = frozenset(("epoch", *_SUMMARY))
@@ -259,7 +260,12 @@ class StoreSource:
             return None
         try:
             if self.run_uuid is None:
-                row = con.execute("SELECT run_uuid FROM metrics ORDER BY timestamp DESC, rowid DESC LIMIT 1").fetchone()
+                # The newest timestamp, ties to the last row (ORDER BY timestamp DESC, rowid DESC
+                # LIMIT 1 sorts every row; this is a scan and a walk back from the end).
+                row = con.execute(
+                    "SELECT run_uuid FROM metrics WHERE timestamp IS (SELECT max(timestamp) FROM metrics) "
+                    "ORDER BY rowid DESC LIMIT 1"
+                ).fetchone()
                 if row is None:
                     self.offset = self.size
                     return False
@@ -267,34 +273,44 @@ class StoreSource:
             # MLflow stores a NaN as 0 with is_nan set (older schemas have no is_nan column).
             cols = {str(r[1]) for r in con.execute("PRAGMA table_info(metrics)")}
             nan = "is_nan" if "is_nan" in cols else "0"
+            top = con.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
+            top = top if type(top) is int else self.last_rowid
+            # Each row costs the sqlite3 module more than SQLite's scan does, so a row carries
+            # only what the fold needs: no rowid (the chunk is a rowid range instead of a LIMIT)
+            # and no is_nan column (a NaN comes as NULL; a NULL value, which MLflow's NOT NULL
+            # forbids, as x'' so that it is skipped like any other value that is not a number).
+            hi = min(top, self.last_rowid + _DB_ROWS)
             rows = con.execute(
-                f"SELECT rowid, key, value, step, {nan} FROM metrics WHERE run_uuid = ? AND rowid > ? "
-                "ORDER BY rowid LIMIT 200000",
-                (self.run_uuid, self.last_rowid),
+                f"SELECT key, CASE WHEN value IS NULL THEN x'' WHEN NOT {nan} THEN value "
+                "WHEN typeof(value) IN ('integer', 'real') THEN NULL ELSE value END, step "
+                "FROM metrics WHERE run_uuid = ? AND rowid > ? AND rowid <= ? ORDER BY rowid",
+                (self.run_uuid, self.last_rowid, hi),
             ).fetchall()
         except sqlite3.Error as e:
             self.error = f"not an MLflow database: {e}"
             return None
         finally:
             con.close()
-        if rows:
-            self.last_rowid = rows[-1][0]
-            parser.stats.lines += len(rows)
+        self.last_rowid = max(self.last_rowid, hi)
+        parser.stats.lines += len(rows)
         held = self.held
         # (self._add inline: a database of a long run holds millions of rows)
-        for _rowid, key, value, step, is_nan in rows:
-            if type(key) is not str or type(step) is not int or type(value) not in (float, int):
-                parser.stats.skip(clean_text(repr((key, value, step))[:200]).encode())
-                continue
+        for key, value, step in rows:
+            if type(value) is not float or type(step) is not int or type(key) is not str:
+                if type(key) is not str or type(step) is not int or (value is not None and type(value) not in (float, int)):
+                    parser.stats.skip(clean_text(repr((key, value, step))[:200]).encode())
+                    continue
+                value = math.nan if value is None else float(value)
             row = held.get(step)
             if row is None:
                 if len(held) >= _MAX_STEPS_HELD:
                     continue
                 row = held[step] = {}
-            row[key] = math.nan if is_nan else float(value)
-        if len(rows) < 200000:
+            row[key] = value
+        if hi >= top:
             self.offset = self.size
-        return bool(rows)
+        # Rows of other runs only in this range: not caught up, so the newest step stays held.
+        return bool(rows) or hi < top
 
     def _read_summary(self, parser: LogParser) -> bool | None:
         try:

@@ -4,6 +4,7 @@ run folder's summary) and the discovery of every tracker's files in a run direct
 from __future__ import annotations
 
 import math
+import random
 import shutil
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import FORMATS, report, shared
+from sfttop.core import stores
 from sfttop.core.config import Config
 from sfttop.core.discover import expand_arg
 from sfttop.core.parse import LogParser
@@ -115,6 +117,81 @@ def test_mlflow_database_newest_run_read_incrementally(tmp_path: Path) -> None:
         run.poll()
     assert counts(run) == (6, 1)  # each row once
     assert math.isnan(points(run, "loss")[-1][1])  # is_nan: MLflow stores a NaN as 0
+
+
+def _read_store(path: Path, kind: str) -> tuple[list[tuple[str, int, list[tuple[str, float]]]], int]:
+    src = StoreSource(str(path), kind)
+    parser = LogParser(kind)
+    items: list[Item] = []
+    for _ in range(10000):
+        src.poll(parser, items, [])
+        if src.caught_up:
+            break
+    assert src.caught_up
+    return [(r.kind.value, r.step, list(r.metrics.items())) for r in expand(items)], parser.stats.skipped
+
+
+def test_mlflow_database_read_in_chunks_folds_rows_as_one_pass_over_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A database as messy as MLflow allows and more: three runs' rows interleaved, keys logged at
+    # some steps only, a (key, step) logged again (the later row wins, a NaN over a value and a
+    # value over a NaN included), integers, and rows that are not metrics at all. Read a few
+    # rowids a poll, it must give the records of one straightforward pass over the run's rows
+    # in rowid order, written out clean as one row per (step, key).
+    rnd = random.Random(16)
+    messy = tmp_path / "messy.db"
+    con = sqlite3.connect(messy)
+    con.execute("CREATE TABLE metrics (key, value, timestamp, run_uuid, step, is_nan)")  # no affinity: ints stay ints
+    keys = ["loss", "learning_rate", "grad_norm", "eval_loss", "train_runtime"]
+    bad = [("loss", "x", 1, "new", 3, 0), ("loss", 1.0, 1, "new", 2.5, 0), (None, 1.0, 1, "new", 4, 0),
+           ("loss", None, 1, "new", 5, 0), ("loss", "x", 1, "new", 6, 1), ("loss", 1.0, 1, "new", "7", 0)]
+    rows: list[tuple[object, ...]] = []
+    for step in range(0, 400, 3):
+        logged = [k for k in keys[:3] if rnd.random() < 0.9] + [k for k in keys[3:] if rnd.random() < 0.1]
+        rnd.shuffle(logged)
+        logged += rnd.sample(logged, min(len(logged), rnd.choice((0, 0, 0, 1, 2))))  # logged again
+        for i, k in enumerate(logged):
+            value: object = rnd.choice((rnd.random() * 3, rnd.randint(0, 9), 0.0))
+            rows.append((k, value, 1000 + step, "new", step, int(rnd.random() < 0.05)))
+            if step == 201 and i == 0:  # a step's rows with another run's many rows between
+                rows.extend(("loss", 1.0, 1000, "old", s, 0) for s in range(100))
+            for other in ("old", "tie"):
+                if rnd.random() < 0.3:
+                    rows.append((k, rnd.random(), 1000 + step, other, step, 0))
+        if rnd.random() < 0.05:
+            rows.append(rnd.choice(bad))
+    rows.append(("loss", 1.0, 2000, "tie", 1, 0))  # the newest timestamp, but not the last row
+    rows.append(("loss", 1.5, 2000, "new", 400, 0))
+    con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", rows)
+    con.commit()
+    # One pass over the run's rows as they were written: what any chunking must come to.
+    held: dict[int, dict[str, float]] = {}
+    skipped = 0
+    for key, value, step, is_nan in con.execute(
+        "SELECT key, value, step, is_nan FROM metrics WHERE run_uuid = 'new' ORDER BY rowid"
+    ):
+        if type(key) is not str or type(step) is not int or type(value) not in (float, int):
+            skipped += 1
+            continue
+        held.setdefault(step, {})[key] = math.nan if is_nan else float(value)
+    con.close()
+    assert skipped and any(math.isnan(v) for r in held.values() for v in r.values())
+    clean = tmp_path / "clean.db"
+    con = _mlflow_db(clean)
+    con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", [
+        (k, 0.0 if math.isnan(v) else v, 1, "run", s, int(math.isnan(v))) for s in sorted(held) for k, v in held[s].items()
+    ])
+    con.commit()
+    con.close()
+    want, none_skipped = _read_store(clean, "mlflow-db")
+    assert none_skipped == 0 and len(want) > 130
+    merged: dict[int, list[tuple[str, float]]] = {}
+    for _kind, step, metrics in want:
+        merged.setdefault(step, []).extend(metrics)
+    assert {s: repr(sorted(m)) for s, m in merged.items()} == {s: repr(sorted(r.items())) for s, r in held.items() if r}
+    for chunk in (7, 64, 200000):
+        monkeypatch.setattr(stores, "_DB_ROWS", chunk)
+        got, got_skipped = _read_store(messy, "mlflow-db")
+        assert (repr(got), got_skipped) == (repr(want), skipped), chunk  # (repr: NaN equals NaN)
 
 
 def test_mlflow_database_not_mlflow_is_an_error_not_a_crash(tmp_path: Path) -> None:
