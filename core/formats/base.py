@@ -11,7 +11,10 @@ as a RESUMED event.
 from __future__ import annotations
 
 import operator
+import re
 from array import array
+from collections.abc import Callable
+from itertools import accumulate, compress, count
 from typing import Protocol
 
 import orjson
@@ -28,6 +31,14 @@ MAX_FIELDS = 64
 # Launcher prefixes in front of a line: srun's task label (``55: ``, `` 0: ``) and torchrun's
 # tee prefix (``[default0]:``), in that order when both are there.
 PREFIX = rb"^\s*(?:\d+:\s?)?\s*(?:\[(?:default|rank)\d+\]:)?\s*"
+
+# A value ``train`` may take as text: a JSON number that orjson reads as float() does (not
+# ``-0``, an int to orjson; a leading zero or an overflow fails the run's one orjson call, which
+# then converts row by row).
+JSON_NUM = rb"(?:-?[1-9]\d*|-?0(?=[.eE])|0)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+# ``PREFIX`` for a pattern matched over many lines at once (``re.M``): blanks only, never a
+# line break; a line with other white space in front is then read alone.
+ROWS_PREFIX = rb"^[ \t]*(?:\d+:[ \t]?)?[ \t]*(?:\[(?:default|rank)\d+\]:)?[ \t]*"
 
 _STACK_DUMP = b"Stack (most recent call first):"  # faulthandler: a watchdog timeout or a hang
 
@@ -102,6 +113,50 @@ class LineReader:
         """Read a whole line of ``\\r``-joined redraws at once, when every piece is one of this
         format's bar lines; the number of pieces read, or 0 to have them fed one by one."""
         return 0
+
+    def feed_shaped(
+        self,
+        shape: re.Pattern[bytes],
+        names: tuple[str, ...],
+        lines: list[bytes],
+        base: int,
+        out_records: list[Item],
+        out_events: list[Event],
+        own: Callable[[bytes], bool],
+    ) -> bool:
+        """``feed_rows`` for a format whose train lines share one shape: ``shape`` (``re.M``)
+        matches each line once, a train line of ``names`` as the step then its values (JSON
+        numbers, see ``JSON_NUM``) and any other line as its last group alone. One C-level
+        pass over the chunk and no Python per line: a run of train lines goes to
+        ``train_run``, the other lines (validations...) to ``feed``. False (nothing done) when
+        an other line is one ``feed`` would not take (``own``: the parser has to see it)."""
+        n = len(lines)
+        rows = shape.findall(b"\n".join(lines))
+        last = len(names) + 1
+        if len(rows) != n or (rows and len(rows[0]) != last + 1):
+            return False
+        odd = list(compress(count(), map(operator.itemgetter(last), rows)))
+        if not all(own(lines[i]) for i in odd):
+            return False
+        offsets = list(accumulate(map((1).__add__, map(len, lines[:-1])), initial=base))
+        step_of = operator.itemgetter(0)
+        values_of = operator.itemgetter(*range(1, last))
+        a = 0
+        for b in [*odd, n]:
+            if b > a:
+                run = rows[a:b]
+                steps = list(map(int, map(step_of, run)))
+                if len(names) == 1:
+                    values = list(map(values_of, run))
+                else:
+                    values = list(map(b",".join, map(values_of, run)))
+                if not self.train_run(names, steps, values, offsets[a:b], out_records):
+                    for i in range(a, b):  # a step that does not go up: line by line
+                        self.feed(lines[i], offsets[i], out_records, out_events)
+            if b < n:
+                self.feed(lines[b], offsets[b], out_records, out_events)
+            a = b + 1
+        return True
 
     drop: frozenset[bytes] = frozenset()  # keys of a line that are not metrics
 
