@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import FORMATS, parse, report, shared
-from sfttop.core.formats import llmc
+from sfttop.core.formats import base, llmc
 from sfttop.core.parse import LLMC, LogParser
 from sfttop.core.records import Event, Item, expand
 
@@ -50,9 +50,10 @@ def test_report() -> None:
     assert r["runs"][0]["format"] == LLMC and code == 0
 
 
-def _read_chunks(data: bytes, bulk: bool, monkeypatch: pytest.MonkeyPatch, per: int = 7) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], tuple[int, ...], int]:
+def _read_chunks(data: bytes, bulk: bool, monkeypatch: pytest.MonkeyPatch, per: int = 7, slice_: int = 0) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], tuple[int, ...], int]:
     """Records, events and counters of ``data`` read ``per`` lines a chunk, runs of train lines in
-    bulk (``Reader.feed_rows``) or (``bulk`` false) line by line; and the lines ``feed`` read."""
+    bulk (``Reader.feed_rows``, ``slice_`` lines matched at a time if given) or (``bulk`` false)
+    line by line; and the lines ``feed`` read."""
     fed = [0]
     feed = llmc.Reader.feed
 
@@ -63,6 +64,8 @@ def _read_chunks(data: bytes, bulk: bool, monkeypatch: pytest.MonkeyPatch, per: 
     lines = data.splitlines(keepends=True)
     with monkeypatch.context() as m:
         m.setattr(llmc.Reader, "feed", counted)
+        if slice_:
+            m.setattr(base, "ROWS_SLICE", slice_)
         if not bulk:
             m.setattr(llmc.Reader, "rows_in_bulk", lambda self: False)
         parser = LogParser()
@@ -104,6 +107,9 @@ def test_train_lines_read_in_bulk_as_line_by_line(monkeypatch: pytest.MonkeyPatc
     *one_by_one, fed_all = _read_chunks(data, False, monkeypatch)
     assert bulk == one_by_one
     assert fed_all == len(lines) and fed < fed_all / 2
+    # matched 3 lines at a time: runs cut at slices, an other line found after a first slice
+    *sliced, fed_sliced = _read_chunks(data, True, monkeypatch, per=13, slice_=3)
+    assert sliced == bulk and fed_sliced < fed_all / 2
     recs, evs, (_, _, skipped) = bulk
     assert (15, "{'loss': inf, 'learning_rate': 0.001, 'grad_norm': 1.5}") in [(s, m) for _, s, m, _ in recs]
     assert skipped == 2 and any(e[3] == 5 for e in evs)  # the word, the tab
