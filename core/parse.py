@@ -402,15 +402,23 @@ class LogParser:
         hundred per line) only the last bar is looked at.
         """
         reader = self.reader
-        if (
-            reader is not None
-            and reader.rows_in_bulk()
-            and b"{" not in data
+        plain = (
+            b"{" not in data
             and b"\r" not in data
             and b"\x1b" not in data
             and b"\n\n" not in data
             and not data.startswith(b"\n")
-        ):
+        )
+        if plain and reader is None and self.format == UNKNOWN:
+            # A file's first chunk: its first line may name the line format, and then the rest
+            # can go to that format's reader in bulk too (a third of a 12 MB log otherwise).
+            head = data.find(b"\n") + 1
+            if 0 < head < len(data):
+                self._end_burst(out_records)
+                self.feed(data[: head - 1], base, out_records, out_events)
+                data, base = data[head:], base + head
+                reader = self.reader
+        if plain and reader is not None and reader.rows_in_bulk():
             # Nothing but a line format's plain lines: its reader may take them all at once.
             lines = data.split(b"\n")
             if lines[-1] == b"":

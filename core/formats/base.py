@@ -11,7 +11,10 @@ as a RESUMED event.
 from __future__ import annotations
 
 import operator
+import re
 from array import array
+from collections.abc import Callable
+from itertools import accumulate, compress, count
 from typing import Protocol
 
 import orjson
@@ -20,7 +23,8 @@ from sfttop.core.i18n import N_, _
 from sfttop.core.metrics import canonical
 from sfttop.core.records import Block, Event, EventKind, Item, Kind, Record
 
-MIN_BLOCK = 4  # as in parse.py: shorter runs go out record by record
+MIN_BLOCK = 4  # as in parse.py
+ROWS_SLICE = 8192  # lines ``feed_shaped`` matches at a time: shorter runs go out record by record
 # Fields a record line may have (Megatron prints about 20): a line of thousands of made-up keys
 # would otherwise become thousands of series.
 MAX_FIELDS = 64
@@ -28,6 +32,14 @@ MAX_FIELDS = 64
 # Launcher prefixes in front of a line: srun's task label (``55: ``, `` 0: ``) and torchrun's
 # tee prefix (``[default0]:``), in that order when both are there.
 PREFIX = rb"^\s*(?:\d+:\s?)?\s*(?:\[(?:default|rank)\d+\]:)?\s*"
+
+# A value ``train`` may take as text: a JSON number that orjson reads as float() does (not
+# ``-0``, an int to orjson; a leading zero or an overflow fails the run's one orjson call, which
+# then converts row by row).
+JSON_NUM = rb"(?:-?[1-9]\d*|-?0(?=[.eE])|0)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+# ``PREFIX`` for a pattern matched over many lines at once (``re.M``): blanks only, never a
+# line break; a line with other white space in front is then read alone.
+ROWS_PREFIX = rb"^[ \t]*(?:\d+:[ \t]?)?[ \t]*(?:\[(?:default|rank)\d+\]:)?[ \t]*"
 
 _STACK_DUMP = b"Stack (most recent call first):"  # faulthandler: a watchdog timeout or a hang
 
@@ -102,6 +114,59 @@ class LineReader:
         """Read a whole line of ``\\r``-joined redraws at once, when every piece is one of this
         format's bar lines; the number of pieces read, or 0 to have them fed one by one."""
         return 0
+
+    def feed_shaped(
+        self,
+        shape: re.Pattern[bytes],
+        names: tuple[str, ...],
+        lines: list[bytes],
+        base: int,
+        out_records: list[Item],
+        out_events: list[Event],
+        own: Callable[[bytes], bool],
+    ) -> bool:
+        """``feed_rows`` for a format whose train lines share one shape: ``shape`` (``re.M``)
+        matches each line once, a train line of ``names`` as the step then its values (JSON
+        numbers, see ``JSON_NUM``) and any other line as its last group alone. One C-level
+        pass over the chunk and no Python per line: a run of train lines goes to
+        ``train_run``, the other lines (validations...) to ``feed``. False (nothing done) when
+        an other line is one ``feed`` would not take (``own``: the parser has to see it)."""
+        n = len(lines)
+        last = len(names) + 1
+        step_of = operator.itemgetter(0)
+        values_of = operator.itemgetter(*range(1, last))
+        # Matched a slice at a time and converted before the next: a match's tuple of bytes
+        # costs ~3x the text it holds (a 4 MiB chunk at once: +38 MiB of peak memory).
+        todo: list[tuple[int, int, list[int], list[bytes]]] = []  # runs, and other lines as (i, i, [], [])
+        for s in range(0, n, ROWS_SLICE):
+            part = lines[s : s + ROWS_SLICE]
+            rows = shape.findall(b"\n".join(part))
+            if len(rows) != len(part) or len(rows[0]) != last + 1:
+                return False
+            odd = list(compress(count(), map(operator.itemgetter(last), rows)))
+            if not all(own(part[i]) for i in odd):
+                return False
+            a = 0
+            for b in [*odd, len(part)]:
+                if b > a:
+                    run = rows[a:b]
+                    steps = list(map(int, map(step_of, run)))
+                    if last == 2:
+                        values = list(map(values_of, run))
+                    else:
+                        values = list(map(b",".join, map(values_of, run)))
+                    todo.append((s + a, s + b, steps, values))
+                if b < len(part):
+                    todo.append((s + b, s + b, [], []))
+                a = b + 1
+        offsets = list(accumulate(map((1).__add__, map(len, lines[:-1])), initial=base))
+        for a, b, steps, values in todo:
+            if a == b:
+                self.feed(lines[a], offsets[a], out_records, out_events)
+            elif not self.train_run(names, steps, values, offsets[a:b], out_records):
+                for i in range(a, b):  # a step that does not go up: line by line
+                    self.feed(lines[i], offsets[i], out_records, out_events)
+        return True
 
     drop: frozenset[bytes] = frozenset()  # keys of a line that are not metrics
 

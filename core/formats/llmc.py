@@ -11,7 +11,7 @@ import re
 
 from sfttop.core.records import Event, Item
 
-from .base import MAX_FIELDS, LineReader
+from .base import JSON_NUM, MAX_FIELDS, LineReader
 
 NAME = "llmc"
 DESCRIPTION = (
@@ -23,6 +23,16 @@ _LINE = re.compile(rb"^s:(\d+) ((?:[a-z]+:\S+ ?)+)\s*$")
 _DETECT = re.compile(rb"^s:\d+ (?:trl|tel|eval):")
 _KEYS = {b"trl": b"loss", b"lr": b"learning_rate", b"norm": b"grad_norm"}
 _EVAL_KEYS = {b"tel": b"eval_loss", b"eval": b"eval_hellaswag_acc"}
+# The train line as llm.c prints it, matched over a whole chunk (``feed_rows``); any other
+# line (a validation, a line of another shape) is the last group and read by ``feed``.
+_ROWS = re.compile(
+    rb"^(?:s:(\d+) trl:(" + JSON_NUM + rb") lr:(" + JSON_NUM + rb") norm:(" + JSON_NUM + rb")|(.+))$", re.M
+)
+_TRAIN = (b"loss", b"learning_rate", b"grad_norm")
+
+
+def _own(seg: bytes) -> bool:
+    return seg[:2] == b"s:"  # (``feed`` takes every such line, skipping those it cannot read)
 
 
 def detect(seg: bytes) -> bool:
@@ -30,6 +40,12 @@ def detect(seg: bytes) -> bool:
 
 
 class Reader(LineReader):
+    def rows_in_bulk(self) -> bool:
+        return True
+
+    def feed_rows(self, lines: list[bytes], base: int, out_records: list[Item], out_events: list[Event]) -> bool:
+        return self.feed_shaped(_ROWS, self.names(_TRAIN), lines, base, out_records, out_events, _own)
+
     def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
         if seg[:2] != b"s:":
             return self.text_event(seg, offset, out_records, out_events)

@@ -13,7 +13,7 @@ import re
 
 from sfttop.core.records import Event, EventKind, Item
 
-from .base import MAX_FIELDS, PREFIX, LineReader, Stats, clock_seconds, number
+from .base import JSON_NUM, MAX_FIELDS, PREFIX, ROWS_PREFIX, LineReader, Stats, clock_seconds, number
 
 NAME = "torchtune"
 DESCRIPTION = (
@@ -40,6 +40,11 @@ _STEP = re.compile(rb"\d+\|(\d+)\|Loss: (" + _NUM + rb"):[^\r]*(?:\r\d+\|\1\|[^\
 _JSON_NUM = re.compile(_NUM)
 _DETECT = re.compile(PREFIX + rb"(?:\d+\|\d+\|Loss: |Step \d+ \| \w+:\S)")
 _LOSS = (b"loss",)
+
+
+def _own(seg: bytes) -> bool:
+    """A line ``feed`` takes (and not a stack dump, which the parser may want to see first)."""
+    return _BAR.match(seg) is not None or _DISK.match(seg) is not None
 
 
 def detect(seg: bytes) -> bool:
@@ -83,6 +88,16 @@ class Reader(LineReader):
         super().__init__(stats)
         self._shape: re.Pattern[bytes] | None = None  # the last DiskLogger line's shape
         self._shape_names: tuple[str, ...] = ()
+        self._bulk: re.Pattern[bytes] | None = None  # that shape over a chunk (``feed_rows``)
+
+    def rows_in_bulk(self) -> bool:
+        return self._bulk is not None
+
+    def feed_rows(self, lines: list[bytes], base: int, out_records: list[Item], out_events: list[Event]) -> bool:
+        shape = self._bulk
+        if shape is None:
+            return False
+        return self.feed_shaped(shape, self._shape_names, lines, base, out_records, out_events, _own)
 
     def feed(self, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
         shape = self._shape
@@ -140,3 +155,7 @@ class Reader(LineReader):
         fields = rb" +".join(re.escape(k) + rb":(" + _NUM + rb")" for k in keys)
         self._shape = re.compile(PREFIX + rb"Step (\d+) \| " + fields + rb" *$")
         self._shape_names = names
+        # Over a chunk: JSON numbers only (orjson converts them, see ``JSON_NUM``), blanks
+        # only in front, any other line the last group.
+        fields = rb" +".join(re.escape(k) + rb":(" + JSON_NUM + rb")" for k in keys)
+        self._bulk = re.compile(ROWS_PREFIX + rb"(?:Step (\d+) \| " + fields + rb" *|(.+))$", re.M)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from helpers import FORMATS, max_steps, parse, report, shared
+from sfttop.core.formats import torchtune
 from sfttop.core.parse import TORCHTUNE, LogParser
 from sfttop.core.records import Event, Item, expand
 
@@ -141,3 +144,44 @@ def test_disk_logger_lines_of_numbers_read_as_any_line(monkeypatch: object) -> N
         m.setattr(torchtune.Reader, "_learn", lambda *a: None)
         assert fast == _read(data, True, monkeypatch)
     assert len(fast[0]) > 30
+
+
+def test_disk_logger_lines_read_in_bulk_as_line_by_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk of lines of the shape read last, matched in one pass (``Reader.feed_rows``),
+    gives what reading each line gives: values orjson would read otherwise than float()
+    (``-0``, ``01.5``, ``1e400``), other shapes and prefixes, a restart, a bar line."""
+    fed = [0]
+    feed = torchtune.Reader.feed
+
+    def counted(self: torchtune.Reader, seg: bytes, offset: int, out_records: list[Item], out_events: list[Event]) -> bool:
+        fed[0] += 1
+        return feed(self, seg, offset, out_records, out_events)
+
+    lines = [b"Step %d | loss:%r lr:%r tokens_per_second_per_gpu:%r " % (s, 2 - s / 50, 1e-4 * s, 2100.5 + s)
+             for s in range(1, 90)]
+    lines[8] = b"Step 9 | loss:-0 lr:-0.0 tokens_per_second_per_gpu:0 "
+    lines[36] = b"Step 37 | loss:01.5 lr:0.1 tokens_per_second_per_gpu:1.0 "
+    lines[24] = b"Step 25 | loss:1e400 lr:1E-3 tokens_per_second_per_gpu:1.5e+00 "  # (a chunk without -0)
+    lines[14] = b"Step 15 | loss:nan lr:0.1 tokens_per_second_per_gpu:1.0 "
+    lines[16] = b"0: [default0]: Step 17 | loss:1.0 lr:0.1 tokens_per_second_per_gpu:1.0 "
+    lines[18] = b"\x0cStep 19 | loss:1.0 lr:0.1 tokens_per_second_per_gpu:1.0 "
+    lines[20] = b"Step 21 | loss:1.0 lr:0.1 tokens_per_second_per_gpu:1.0 grad_norm:tensor(0.8, device='cuda:0') "
+    lines[30] = b"Step 31 | lr:0.1 loss:1.0 tokens_per_second_per_gpu:1.0 "  # another order: a new shape
+    lines[50] = b"Step 5 | loss:1.0 lr:0.1 tokens_per_second_per_gpu:1.0 "  # steps go back
+    lines[70] = b"1|71|Loss: 1.5:  1%|#   | 2/300 [00:28<4:02:59, 28.53s/it]"
+    lines[80] = b"not torchtune's line"
+    data = b"\n\n".join(b"\n".join(lines[i : i + 7]) for i in range(0, len(lines), 7))  # chunks of 7
+    runs = []
+    for bulk in (True, False):
+        fed[0] = 0
+        with monkeypatch.context() as m:
+            m.setattr(torchtune.Reader, "feed", counted)
+            if not bulk:
+                m.setattr(torchtune.Reader, "rows_in_bulk", lambda self: False)
+            runs.append((_read(data, True, monkeypatch), fed[0]))
+    (got, fed_bulk), (want, fed_all) = runs
+    assert got == want
+    assert fed_all == len(lines) and fed_bulk < fed_all / 2
+    recs, evs, _ = got
+    assert (25, "{'loss': inf, 'learning_rate': 0.001, 'tokens_per_second_per_gpu': 1.5}") in [(s, m) for _, s, m, _ in recs]
+    assert any(e[3] == 5 for e in evs)
