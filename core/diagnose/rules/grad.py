@@ -135,34 +135,36 @@ class Gradients(TrainRule):
     def _loss_falling(self, loss: float | None) -> tuple[float, float] | None:
         """(the loss's recent level, the loss now) when the loss logged with this norm is clearly
         below the median of the ``smooth_points`` before it (None: not falling, or no loss to tell)."""
-        if loss is None:
+        got = None if loss is None else self._loss_level()
+        if loss is None or got is None:
             return None
-        lv = self.tl.loss.values
-        n = min(self.t.smooth_points, len(lv))
-        if n == 0:
-            return None
-        level = tail_median(lv, n)
+        level, sigma = got
         # below the level by more than the loss's own per-point noise: on a flat noisy loss half
         # of all points are "below the median", and an explosion there must stay critical (at
         # _FALL_K sigmas about 2% of them pass; the public runs' falls are 2.7-12 sigmas)
-        recent = lv[-self.t.window_points :]
-        sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
         return (level, loss) if level - loss > _FALL_K * sigma else None
 
     def _loss_rising(self, loss: float | None) -> bool:
         """The loss logged with this norm clearly above the median of the few before it: beyond
         its noise and by ``oscillation_min_jump`` (a converged loss going 0.001 -> 0.005 with a
         one-step spike of the norm is five times up and harmless)."""
-        if loss is None:
+        got = None if loss is None else self._loss_level()
+        if loss is None or got is None:
             return False
+        level, sigma = got
+        rise = loss - level
+        return rise > _FALL_K * sigma and rise >= self.t.oscillation_min_jump
+
+    def _loss_level(self) -> tuple[float, float] | None:
+        """(the median of the last ``smooth_points`` losses, the loss's per-point noise over the
+        last window): what the loss logged with a norm is judged against; None without history."""
         lv = self.tl.loss.values
         n = min(self.t.smooth_points, len(lv))
         if n == 0:
-            return False
+            return None
         recent = lv[-self.t.window_points :]
         sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
-        rise = loss - tail_median(lv, n)
-        return rise > _FALL_K * sigma and rise >= self.t.oscillation_min_jump
+        return tail_median(lv, n), sigma
 
     def _steady(self, g: float, ratio: float, nprev: int, loss: float | None) -> bool:
         """A norm above a threshold at the level the run has had from its start: within
