@@ -31,5 +31,13 @@ def _english_again() -> Iterator[None]:
 
 
 @pytest.fixture
+def zh() -> None:
+    """The test speaks Chinese (``_english_again`` puts English back after it)."""
+    from sfttop.core import i18n
+
+    i18n.set_lang("zh")
+
+
+@pytest.fixture
 def fixtures() -> Path:
     return FIXTURES

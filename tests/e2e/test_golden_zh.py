@@ -16,7 +16,6 @@ import pytest
 from rich.cells import cell_len
 
 from helpers import GOLDEN, REAL, ROOT
-from sfttop.core import i18n
 from sfttop.core.config import Config
 from sfttop.core.report import build, render_md, render_text
 
@@ -25,11 +24,7 @@ RUNS = sorted(p for p in REAL.glob("*/*") if p.is_dir())
 _RULE = re.compile(r"^-+(  -+)+$")
 
 
-@pytest.fixture(autouse=True)
-def _zh() -> Iterator[None]:
-    i18n.set_lang("zh")
-    yield
-    i18n.set_lang("en")
+pytestmark = pytest.mark.usefixtures("zh")  # (conftest: Chinese for every test here)
 
 
 def _report(path: str) -> dict[str, object]:

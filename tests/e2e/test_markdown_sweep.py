@@ -5,7 +5,6 @@ golden has (a crash's quoted error line, a Megatron hang, findings with advice i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,9 @@ LOGS = sorted(p for p in REAL.glob("*/*") if p.is_dir()) + (
 
 
 @pytest.fixture(params=["en", "zh"])
-def lang(request: pytest.FixtureRequest) -> Iterator[str]:
-    i18n.set_lang(request.param)
-    yield request.param
-    i18n.set_lang("en")
+def lang(request: pytest.FixtureRequest) -> str:
+    i18n.set_lang(request.param)  # (conftest puts English back after the test)
+    return str(request.param)
 
 
 def structure_faults(text: str) -> list[str]:

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +53,7 @@ _NAMES = re.compile(r"^checkpoint-\w+$")
 _CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f—→·…]")
 
 
-@pytest.fixture(autouse=True)
-def _zh() -> Iterator[None]:
-    i18n.set_lang("zh")
-    yield
-    i18n.set_lang("en")
+pytestmark = pytest.mark.usefixtures("zh")  # (conftest: Chinese for every test here)
 
 
 def _log_text(run: dict[str, Any]) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,13 +44,6 @@ THREE = [str(REAL_TF5 / n / "train.log") for n in ("healthy", "explode", "overfi
 ALL_TF5 = sorted(str(p) for p in REAL_TF5.glob("*/train.log"))
 SIZES = [(120, 36), (80, 24), (60, 15)]
 SIZE_IDS = ["120x36", "80x24", "60x15"]
-
-
-@pytest.fixture
-def zh() -> Iterator[None]:
-    i18n.set_lang("zh")
-    yield
-    i18n.set_lang("en")
 
 
 # ---------------------------------------------------------------------------------- catalog
