@@ -458,8 +458,8 @@ class Run:
     def _starts_over(self, step: int) -> bool:
         """Back to the run's first logged step (or to 1 where the old counter began at 0): no
         checkpoint lies before that, so no resume goes there."""
-        first = self.data.first_steps(Kind.TRAIN, 1)
-        return bool(first) and step <= max(first[0], 1)
+        first = self.data.first_step(Kind.TRAIN)
+        return first is not None and step <= max(first, 1)
 
     def _new_run_in_file(self, t: float) -> None:
         """The steps went back to the start: what the file says from here on is a run of its own,

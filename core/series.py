@@ -262,9 +262,9 @@ class RunData:
     def count(self, kind: Kind) -> int:
         return self.index[kind].count
 
-    def first_steps(self, kind: Kind, n: int) -> list[int]:
-        """The first ``n`` steps of ``kind`` (fewer when there are fewer)."""
-        return list(self.index[kind].steps[:n])
+    def first_step(self, kind: Kind) -> int | None:
+        steps = self.index[kind].steps
+        return steps[0] if steps else None
 
     @property
     def last_step(self) -> int | None:
