@@ -28,12 +28,12 @@ from sfttop.tui import app as sfttop_app
 STATS: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
 
 
-def _timed(name: Callable[[Any], str], fn: Callable[..., None]) -> Callable[..., None]:
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+def _timed(name: Callable[[Any], str], fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         c0 = time.thread_time()
         try:
-            fn(self, *args, **kwargs)
+            return fn(self, *args, **kwargs)
         finally:
             s = STATS[name(self)]
             s[0] += 1
@@ -72,6 +72,18 @@ if __name__ == "__main__":
     Widget._render_content = _timed(lambda w: f"{type(w).__name__}#{w.id}", Widget._render_content)  # type: ignore[method-assign]
     Screen._compositor_refresh = _timed(lambda _s: "FRAME", Screen._compositor_refresh)  # type: ignore[method-assign]
     sfttop_app.SfttopApp._refresh_all = _timed(lambda _a: "_refresh_all", sfttop_app.SfttopApp._refresh_all)  # type: ignore[method-assign]
+    # the poll thread's parts (the thread's whole CPU is in /proc/PID/task/*/stat)
+    from sfttop.core import run as core_run
+    from sfttop.core import wake
+
+    core_run.Run.poll = _timed(lambda _r: "poll: Run.poll", core_run.Run.poll)  # type: ignore[method-assign]
+    core_run.Monitor.rescan = _timed(lambda _m: "poll: Monitor.rescan", core_run.Monitor.rescan)  # type: ignore[method-assign]
+    wake.Waker.wait = _timed(lambda _w: "poll: Waker.wait", wake.Waker.wait)  # type: ignore[method-assign]
+    wake.Waker.watch = _timed(lambda _w: "poll: Waker.watch", wake.Waker.watch)  # type: ignore[method-assign]
+    sfttop_app.SfttopApp._build_views = _timed(lambda _a: "poll: _build_views", sfttop_app.SfttopApp._build_views)  # type: ignore[method-assign]
+    sfttop_app.SfttopApp.post_message = _timed(  # type: ignore[method-assign]
+        lambda _a: f"post_message ({threading.current_thread().name})", sfttop_app.SfttopApp.post_message
+    )
     threading.Thread(target=_dump, args=(os.environ.get("FRAME_TIMERS", "frame_timers.txt"),), daemon=True).start()
     from sfttop.cli import main
 
