@@ -86,13 +86,19 @@ FEED_BUDGET = 512 << 10
 TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks the heap: ~0.1 s)
 POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
 BACKGROUND_POST_GAP = 1.0  # ... and of records of runs in the background (see _poll_forever)
+# A loaded run in the background is read at most this often: the screen shows its records only
+# in its row (redrawn every ROWS_GAP), and an alarm waits at most this long. Reading it at each
+# wake-up, for each other run's write, cost a poll of every run per pass: cold code and data each
+# time (a poll of an unchanged log ~20 us after a sleep, 5 us in a loop), and its records one or
+# two at a time instead of a batch.
+BACKGROUND_POLL_GAP = 1.0
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 # At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
 # before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
 # ~0.6 s of its write. A change after a quiet spell goes up at once.
 REFRESH_GAP = 0.4
-# Polls at most this often while runs write: a poll reads every run, and the screen shows no more
-# than REFRESH_GAP allows anyway (inotify wakes the loop at every write of every run).
+# Polls at most this often while runs write: the screen shows no more than REFRESH_GAP allows
+# anyway (inotify wakes the loop at every write of every run).
 BUSY_POLL_GAP = 0.2
 # The selected run's checklist and assessment are rebuilt at most this often while it writes
 # (judging the open checklist windows and the assessment are the dearest views; their text moves
@@ -234,6 +240,7 @@ class SfttopApp(App[int]):
         self._feeds: dict[int, pipe.Feed] = {}  # helpers reading long histories, by id(run)
         self._fed: set[int] = set()
         self._polled: set[int] = set()  # runs polled at least once, by id
+        self._polled_at: dict[int, float] = {}  # when each run was last polled, by id (monotonic)
         self._gc_off = False  # the poll thread turned the cyclic collector off while loading
         self._key_until = 0.0  # time.monotonic() until which the poll thread waits for a key's frame
         if replay:
@@ -377,7 +384,9 @@ class SfttopApp(App[int]):
                     runs = list(mon.runs)
                     now = mon.clock()
                 ups = {}
-                for run in runs:
+                for i, run in enumerate(runs):
+                    if not self._due(run, i == self.selected, polled_at):
+                        continue
                     # A key was pressed: the UI thread has the engine and the interpreter to
                     # itself until its answer is on screen (or KEY_HOLD passed).
                     hold = self._key_until - time.monotonic()
@@ -407,6 +416,7 @@ class SfttopApp(App[int]):
                         else:
                             up = run.poll(LOAD_BUDGET, now)
                             self._polled.add(id(run))
+                        self._polled_at[id(run)] = polled_at
                         if up.changed or up.opened:
                             ups[run.name] = up
                         if self._build_views():
@@ -480,6 +490,15 @@ class SfttopApp(App[int]):
                 watched_key, watched_at = dirs_key, polled_at
             if waker.wait(self.interval, stop):
                 stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
+
+    def _due(self, run: Run, selected: bool, now: float) -> bool:
+        """Whether this pass polls the run: always the selected one, one still loading or
+        another host's (its agent paces itself); a loaded run in the background every
+        BACKGROUND_POLL_GAP."""
+        if selected or not run.loaded or run.remote:
+            return True
+        last = self._polled_at.get(id(run))
+        return last is None or now - last >= BACKGROUND_POLL_GAP
 
     def _reads_unlocked(self, run: Run) -> bool:
         """The run's history is still being read from a local log, past its first poll (which

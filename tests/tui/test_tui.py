@@ -441,6 +441,8 @@ async def test_a_light_theme_gets_the_darker_run_colours() -> None:
 
 # ---------------------------------------------------------------------------------- busy
 async def test_a_background_run_writing_rebuilds_only_its_row(tmp_path: Path) -> None:
+    import sfttop.tui.app as app_module
+
     write_log(tmp_path / "alpha" / "train.log", 40)
     write_log(tmp_path / "beta" / "train.log", 40)
     app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
@@ -450,13 +452,21 @@ async def test_a_background_run_writing_rebuilds_only_its_row(tmp_path: Path) ->
         assert await wait_for(pilot, lambda: app.query_one("#checklist").border_title == "checklist · alpha")
         await pilot.pause(0.3)
         builds, views, polls = chart.builds, app.view_builds, app.polls
+        beta = app.monitor.runs[1]
+        reads = []
+        poll = beta.poll
+        beta.poll = lambda *a, **k: reads.append(1) or poll(*a, **k)  # type: ignore[method-assign]
         row = app.query_one("#runs", RunList).rows[1]
+        t0 = time.monotonic()
         for i in range(41, 61):  # beta (not selected) writes for a second
             with open(tmp_path / "beta" / "train.log", "a") as f:
                 f.write(repr({"loss": 0.5, "grad_norm": 1.0, "learning_rate": 2e-5, "epoch": i * 0.01}) + "\n")
             await pilot.pause(0.05)
         assert await wait_for(pilot, lambda: app.query_one("#runs", RunList).rows[1] != row, 3.0)
-        assert app.polls > polls + 5
+        assert app.polls > polls + 5  # each write woke the poll thread...
+        # ...which read beta in batches, at the background's cadence (not at each of its writes)
+        assert len(reads) <= (time.monotonic() - t0) / app_module.BACKGROUND_POLL_GAP + 2
+        assert await wait_for(pilot, lambda: (s := beta.data.get("loss")) is not None and s.count == 60, 3.0)
         assert chart.builds == builds  # alpha's chart did not change...
         assert app.view_builds == views  # ...nor its checklist and assessment
 
