@@ -534,3 +534,43 @@ async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, i
                     ours = runs._strips.strip(runs, line, width, y)
                     assert ours is not None
                     assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15)])
+async def test_checklist_and_assessment_lines_are_textuals_own(size: tuple[int, int]) -> None:
+    """The checklist and assessment panels draw a repainted line straight into a strip
+    (text_strips.ManyLines): the segments Textual makes of the whole panel's text, the
+    assessment wrapped where Textual's own wrap breaks it."""
+    from textual.visual import Visual, visualize
+
+    from sfttop.tui.widgets.assessment import AssessmentPanel, assessment_text
+    from sfttop.tui.widgets.checklist import ChecklistPanel
+
+    app = SfttopApp(THREE, Config(), replay=True)
+    checked = 0
+    async with app.run_test(size=size) as pilot:
+        for key in ("", "2", "v", "v", "3", "v", "v"):  # (v: the chart, metrics, checklist, assessment views)
+            if key:
+                await pilot.press(key)
+            await pilot.pause()
+            for w in [*app.query(ChecklistPanel), *app.query(AssessmentPanel)]:
+                width, height = w.content_size
+                if not (w.display and width and height):
+                    continue
+                whole = Visual.to_strips(w, visualize(w, w.render()), width, None, w.visual_style)
+                # the assessment as it was drawn before: its text wrapped by Textual (the mouse
+                # offsets differ: a wrapped line's count from the start of its logical line)
+                text = assessment_text(w.view, width, w._styles()) if isinstance(w, AssessmentPanel) else w.render()
+                textual = Visual.to_strips(w, visualize(w, text), width, None, w.visual_style)
+                lines = w.lines()
+                assert len(lines) == len(whole) == len(textual)
+                for y, line in enumerate(lines[:height]):
+                    ours = w._strips.strip(w, line, width, y)
+                    if ours is None:
+                        assert line.cell_len > width  # (only a line that does not fit goes Textual's way)
+                        continue
+                    checked += 1
+                    assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]
+                    seen = [(s.text, s.style and s.style.clear_meta_and_links()) for s in ours]
+                    assert seen == [(s.text, s.style and s.style.clear_meta_and_links()) for s in textual[y]]
+    assert checked >= 20

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual.widget import Widget
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, ljust, rjust, wrap_text
 
 from .checklist import set_more_hint
 from .styles_memo import StylesMemo
+from .text_strips import ManyLines, TextStrips
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) ->
     return wrap_text(out, width)
 
 
-class AssessmentPanel(Widget):
+class AssessmentPanel(ManyLines):
     DEFAULT_CSS = """
     AssessmentPanel {
         height: 1fr;
@@ -92,12 +92,16 @@ class AssessmentPanel(Widget):
         super().__init__(id=id)
         self.view = AssessmentView(_("no data yet"), "muted")
         self.border_title = _("assessment")
-        self._wrapped: tuple[object, int] = (None, 0)  # ((view, width), lines)
+        self._wrapped: tuple[object, list[Text]] = (None, [])  # ((view, width), lines)
+        self._hint: tuple[int, int] = (-1, -1)  # (lines, height) the "more" hint was set for
         self._styles_memo = StylesMemo("assessment", ("ok", "warning", "critical", "muted", "heading"))
+        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
+        self._wrapped = (None, [])
+        self._strips.clear()
 
     def set_view(self, view: AssessmentView) -> None:
         if view != self.view:
@@ -112,21 +116,27 @@ class AssessmentPanel(Widget):
         return self._styles_memo.get(self)
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
-        return self._lines(width)
+        return len(self._wrap(width))
 
-    def _lines(self, width: int) -> int:
-        """Lines the view takes at ``width``, wrapped (asked by layout, by set_view twice and by
-        render for its "more" hint: wrapping is most of this panel's cost, so once per view)."""
+    def _wrap(self, width: int) -> list[Text]:
+        """The view's lines at ``width``, wrapped (asked by layout, by set_view twice and by each
+        repainted line: wrapping is most of this panel's cost, so once per view and width)."""
         key = (self.view, width)
         if self._wrapped[0] != key:
-            text = assessment_text(self.view, width, {})
-            self._wrapped = (key, len(text.wrap(self.app.console, max(1, width))))
+            text = assessment_text(self.view, width, self._styles())
+            lines = list(text.wrap(self.app.console, max(1, width)))
+            for line in lines:
+                line.rstrip()  # (the space a line was broken at: Textual's own wrap drops it)
+            self._wrapped = (key, lines)
         return self._wrapped[1]
 
     def on_resize(self) -> None:
         self.refresh()  # the "more" hint in the border depends on the height: render again
 
-    def render(self) -> Text:
-        text = assessment_text(self.view, self.content_size.width, self._styles())
-        set_more_hint(self, self._lines(max(1, self.content_size.width)), self.content_size.height)
-        return text
+    def lines(self) -> list[Text]:
+        lines = self._wrap(max(1, self.content_size.width))
+        hint = (len(lines), self.content_size.height)
+        if hint != self._hint:
+            self._hint = hint
+            set_more_hint(self, *hint)
+        return lines

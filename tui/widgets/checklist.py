@@ -13,6 +13,7 @@ from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, crop, fit, ljust
 from sfttop.tui.palette import check_status
 from sfttop.tui.widgets.styles_memo import StylesMemo
+from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,15 @@ class ChecklistView:
 
 
 def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> Text:
+    """The checklist as one Text, its lines joined (what ``checklist_lines`` makes)."""
+    return Text("\n", no_wrap=True, overflow="ellipsis").join(checklist_lines(view, width, styles))
+
+
+def checklist_lines(view: ChecklistView, width: int, styles: dict[str, str]) -> list[Text]:
     """One line per check: cadence (and its current window below), state, label, the state in
     every past window (so the user sees when it turned), and what the latest window measured."""
-    out = Text(no_wrap=True, overflow="ellipsis")
     if not view.rows:
-        out.append(view.note or _("no checklist yet"), style=styles.get("muted", ""))
-        return out
+        return [_styled(view.note or _("no checklist yet"), styles.get("muted", ""))]
     cad_w = _cadence_width(view.rows) if width >= 60 else 0
     label_w = 18
     hist_w = max(4, min(20, (width - cad_w - 7 - label_w - 1) // (3 if width >= 70 else 1)))
@@ -50,7 +54,7 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
             line_in_cadence = 0
             if not cad_w:  # narrow: a heading line per cadence instead of a column
                 head = f"{row.cadence} · {row.window}" if row.window else row.cadence
-                lines.append(Text(head, style=styles.get("heading", "")))
+                lines.append(_styled(head, styles.get("heading", "")))
         else:
             line_in_cadence += 1
         line = Text(no_wrap=True)
@@ -73,10 +77,15 @@ def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> T
         if row.detail and width - line.cell_len > 10:
             line.append("  " + fit(row.detail, width - line.cell_len - 2), style=styles.get("muted", ""))
         lines.append(line)
-    out = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
     if view.note:
-        out.append("\n" + view.note, style=styles.get("muted", ""))
-    return out
+        lines.append(_styled(view.note, styles.get("muted", "")))
+    return lines
+
+
+def _styled(text: str, style: str) -> Text:
+    """A line in one style, as a span (a line with a style of its own takes Textual's slower
+    path, see text_strips)."""
+    return Text(no_wrap=True).append(text, style=style)
 
 
 def _cadence_width(rows: tuple[CheckRow, ...]) -> int:
@@ -86,7 +95,7 @@ def _cadence_width(rows: tuple[CheckRow, ...]) -> int:
     return need if 11 < need <= 16 else 11
 
 
-class ChecklistPanel(Widget):
+class ChecklistPanel(ManyLines):
     DEFAULT_CSS = """
     ChecklistPanel {
         height: 1fr;
@@ -111,10 +120,14 @@ class ChecklistPanel(Widget):
         self.view = ChecklistView(())
         self.border_title = _("checklist")
         self._styles_memo = StylesMemo("checklist", ("ok", "warning", "critical", "muted", "heading"))
+        self._shown: tuple[object, list[Text]] = (None, [])  # ((view, width, height), lines)
+        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
+        self._shown = (None, [])
+        self._strips.clear()
 
     def set_view(self, view: ChecklistView) -> None:
         if view != self.view:
@@ -132,9 +145,17 @@ class ChecklistPanel(Widget):
         self.refresh()  # the "more" hint in the border depends on the height: render again
 
     def render(self) -> Text:
-        text = checklist_text(self.view, self.content_size.width, self._styles_memo.get(self))
-        set_more_hint(self, len(text.split("\n")), self.content_size.height)
-        return text
+        return Text("\n", no_wrap=True, overflow="ellipsis").join(self.lines())
+
+    def lines(self) -> list[Text]:
+        """The lines, made once per view and size (a repaint asks for each line)."""
+        width, height = self.content_size
+        key = (self.view, width, height)
+        if self._shown[0] != key:
+            lines = checklist_lines(self.view, width, self._styles_memo.get(self))
+            set_more_hint(self, len(lines), height)
+            self._shown = (key, lines)
+        return self._shown[1]
 
 
 def set_more_hint(widget: Widget, lines: int, height: int) -> None:

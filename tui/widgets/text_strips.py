@@ -94,6 +94,30 @@ class TextStrips:
         return got
 
 
+class ManyLines(Widget):
+    """A widget whose content is a list of one-line Rich ``Text`` (``lines()``, made once per
+    change by the subclass), each drawn through ``TextStrips`` when a line is repainted. Its
+    ``render()``, Textual's own path, is those lines joined, for what ``TextStrips`` leaves."""
+
+    _strips: TextStrips
+
+    def lines(self) -> list[Text]:
+        raise NotImplementedError
+
+    def render(self) -> Text:
+        return Text("\n", no_wrap=True).join(self.lines())
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        if width:
+            lines = self.lines()
+            if y < len(lines):
+                strip = self._strips.strip(self, lines[y], width, y)
+                if strip is not None:
+                    return strip
+        return super().render_line(y)
+
+
 class OneLine(Widget):
     """A widget whose ``render()`` is one line of Rich ``Text`` (a card, the title), drawn
     through ``TextStrips`` (set ``_strips``; ``clear()`` it when the widget's style changes)."""
