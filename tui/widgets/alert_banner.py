@@ -16,6 +16,7 @@ from textual.widget import Widget
 from sfttop.core.i18n import _
 from sfttop.tui.cells import fit_text
 from sfttop.tui.palette import Status
+from sfttop.tui.widgets.styles_memo import component_style
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class AlertBanner(Widget):
 
     def render(self) -> Text:
         styles = {
-            n: str(self.get_component_rich_style(f"alert-banner--{n}", partial=True))
+            n: component_style(self, f"alert-banner--{n}")
             for n in ("critical", "warning", "info", "muted")
         }
         return banner_text(self.items, self.content_size.width, self.max_lines, styles, self.hidden)

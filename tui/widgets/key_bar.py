@@ -15,6 +15,7 @@ from textual.widget import Widget
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len
+from sfttop.tui.widgets.styles_memo import component_style
 
 
 @dataclass(frozen=True)
@@ -79,5 +80,5 @@ class KeyBar(Widget):
             self.refresh()
 
     def render(self) -> Text:
-        styles = {n: str(self.get_component_rich_style(f"key-bar--{n}", partial=True)) for n in ("key", "label")}
+        styles = {n: component_style(self, f"key-bar--{n}") for n in ("key", "label")}
         return key_bar_text(self.hints, self.content_size.width, styles)

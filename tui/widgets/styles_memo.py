@@ -11,7 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.style import Style
 from textual.widget import Widget
+
+
+def component_style(widget: Widget, name: str) -> str:
+    """The component class ``name``'s style as a Rich style string, to put on a span of the
+    widget's text: its attributes and its colour, without a background of its own (the span
+    keeps whatever is under it, a selected row's highlight). The colour is blended against the
+    widget's background: a partial style alone gives ``$text-muted`` (``auto 60%``) as the
+    opaque colour, white on a dark theme, brighter than the text it is meant to mute."""
+    partial = widget.get_component_rich_style(name, partial=True)
+    if partial.color is None:
+        return str(partial)
+    full = widget.get_component_rich_style(name, partial=False)
+    return str(partial + Style(color=full.color))
 
 
 class StylesMemo:
@@ -26,7 +40,7 @@ class StylesMemo:
     def get(self, widget: Widget) -> dict[str, str]:
         if self._styles is None:
             self._styles = {
-                n: str(widget.get_component_rich_style(f"{self.prefix}--{n}", partial=True)) for n in self.names
+                n: component_style(widget, f"{self.prefix}--{n}") for n in self.names
             }
         return self._styles
 
