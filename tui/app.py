@@ -69,7 +69,7 @@ from .widgets.assessment import AssessmentPanel, AssessmentView
 from .widgets.checklist import ChecklistPanel, ChecklistView
 from .widgets.help_screen import HelpScreen
 from .widgets.key_bar import KeyBar, KeyHint
-from .widgets.metric_card import MetricCard, MetricCardHeader
+from .widgets.metric_card import MetricCards
 from .widgets.metric_chart import MetricChart
 from .widgets.run_list import RunList, RunRow
 from .widgets.title_bar import TitleBar, TitleInfo
@@ -252,10 +252,7 @@ class SfttopApp(App[int]):
         with Horizontal(id="body"):
             with Vertical(id="side"):
                 yield RunList(id="runs")
-                with Vertical(id="cards"):
-                    yield MetricCardHeader(id="cards-head")
-                    for metric, label, _better in CARD_METRICS:
-                        yield MetricCard(metric, label, id=f"card-{metric}")
+                yield MetricCards(((metric, label) for metric, label, _better in CARD_METRICS), id="cards")
                 yield AssessmentPanel(id="assessment-side")
             with Vertical(id="main"):
                 yield AlertBanner(id="banner")
@@ -275,7 +272,7 @@ class SfttopApp(App[int]):
             self.set_keymap(dict(self.config.keys))
         self.query_one(KeyBar).set_hints(self._key_hints())
         use_dark_theme(self.current_theme.dark)
-        self.query_one("#cards", Vertical).border_title = _("metrics")
+        self.query_one("#cards", MetricCards).border_title = _("metrics")
         if not self.replay:
             self._poll_loop()  # first, so a long log's current values are read during the first paint
         else:
@@ -739,16 +736,15 @@ class SfttopApp(App[int]):
         side_assessment = self.query_one("#assessment-side", AssessmentPanel)
         if run is None:
             banner.set_items(())
-            for card in self.query(MetricCard):
-                card.set_card(replace(card.card, value=None, before=None, recent=()))
+            board = self.query_one("#cards", MetricCards)
+            board.set_cards([replace(card, value=None, before=None, recent=()) for card in board.cards])
             checklist.set_view(panels.empty_checklist())
             assessment.set_view(panels.empty_assessment(self.monitor.args))
             side_assessment.set_view(assessment.view)
             return
         items, hidden = banner_items(run, self.dismissed)
         banner.set_items(items, hidden)
-        for data in cards(run, t):
-            self.query_one(f"#card-{data.metric}", MetricCard).set_card(data)
+        self.query_one("#cards", MetricCards).set_cards(cards(run, t))
         name = run_name(run)
         views = self._views.get(run.name)
         if views is None:

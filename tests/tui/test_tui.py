@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -501,7 +502,7 @@ async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, i
     (text_strips): the same segments, styles and mouse offsets as Textual's own rendering."""
     from textual.visual import Visual, visualize
 
-    from sfttop.tui.widgets.metric_card import MetricCard
+    from sfttop.tui.widgets.metric_card import MetricCards
 
     app = SfttopApp(THREE, Config(), replay=True)
     async with app.run_test(size=size) as pilot:
@@ -510,30 +511,57 @@ async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, i
                 await pilot.press(key)
             await pilot.pause()
             fast = 0
-            for w in [*app.query(MetricCard), app.query_one("#title", TitleBar)]:
-                width = w.content_size.width
-                if not width:
+            title = app.query_one("#title", TitleBar)
+            text = title.render()
+            ours = title._strips.strip(title, text, title.content_size.width)
+            theirs = Visual.to_strips(title, visualize(title, text), title.content_size.width, 1, title.visual_style)[0]
+            assert ours is not None
+            assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in theirs]
+            assert ours.cell_length == theirs.cell_length
+            fast += 1
+            for w in (app.query_one("#cards", MetricCards), app.query_one("#runs", RunList)):
+                if not (w.display and w.content_size.width):
                     continue
-                text = w.render()
-                ours = w._strips.strip(w, text, width)
-                theirs = Visual.to_strips(w, visualize(w, text), width, 1, w.visual_style)[0]
-                if ours is None:
-                    assert text.cell_len > width  # (only a line that does not fit goes Textual's way)
-                    continue
-                fast += 1
-                assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in theirs]
-                assert ours.cell_length == theirs.cell_length
-            assert fast >= (4 if size[0] >= 70 else 1)  # (60x15: the cards are folded away)
-            runs = app.query_one("#runs", RunList)
-            if runs.display and runs.content_size.width:
-                width, height = runs.content_size
-                whole = Visual.to_strips(runs, visualize(runs, runs.render()), width, height, runs.visual_style)
-                lines = runs._lines()
+                width, height = w.content_size
+                whole = Visual.to_strips(w, visualize(w, w.render()), width, height, w.visual_style)
+                lines = w.lines() if isinstance(w, MetricCards) else w._lines()
                 assert len(lines) == len(whole)
                 for y, line in enumerate(lines):
-                    ours = runs._strips.strip(runs, line, width, y)
-                    assert ours is not None
+                    ours = w._strips.strip(w, line, width, y)
+                    if ours is None:
+                        assert line.cell_len > width  # (only a line that does not fit goes Textual's way)
+                        continue
+                    fast += 1
                     assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]
+                    assert ours.cell_length == whole[y].cell_length
+            assert fast >= (4 if size[0] >= 70 else 1)  # (60x15: the cards are folded away)
+
+
+async def test_a_new_value_repaints_its_card_alone() -> None:
+    """The cards are one widget: a record that changes one card's line repaints that line, and a
+    line that reads the same is not repainted."""
+    from sfttop.tui.widgets.metric_card import MetricCards
+
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        board = app.query_one("#cards", MetricCards)
+        painted: list[int] = []
+        render_line = board.render_line
+        board.render_line = lambda y: painted.append(y) or render_line(y)  # type: ignore[method-assign]
+        loss = board.card("loss")
+        assert loss.value is not None
+        cards = [replace(c, value=loss.value * 2) if c.metric == "loss" else c for c in board.cards]
+        board.set_cards(cards)
+        await pilot.pause()
+        assert painted == [1 + [c.metric for c in board.cards].index("loss")]
+        assert "2.446" in board.lines()[painted[0]].plain
+        painted.clear()
+        board.set_cards([replace(c, recent=c.recent) for c in cards])  # (equal data: nothing to do)
+        lr = board.card("learning_rate")
+        board.set_cards([replace(c, value=c.value * 1.0001) if c is lr else c for c in board.cards])  # (same line)
+        await pilot.pause()
+        assert painted == []
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15)])

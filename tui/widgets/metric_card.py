@@ -1,4 +1,4 @@
-"""``MetricCard``: one metric on one line: name, current value, recent change, sparkline.
+"""``MetricCards``: one metric on one line: name, current value, recent change, sparkline.
 
 The value is coloured by the metric's normal range (core.metrics.NORMAL_RANGES) and carries an arrow when outside
 it, so the meaning survives ``NO_COLOR``: ``↑`` above range, ``↓`` below, ``✖`` NaN/inf or past
@@ -8,18 +8,19 @@ the critical threshold.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual.widget import Widget
+from textual.geometry import Region
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import crop, fit, ljust, rjust
 from sfttop.tui.fmt import fmt_change, fmt_value
 from sfttop.tui.plotdata import sparkline
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import OneLine, TextStrips
+from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
 
 
 @dataclass(frozen=True)
@@ -99,16 +100,22 @@ def card_text(card: CardData, width: int, styles: dict[str, str]) -> Text:
     return t
 
 
-class MetricCard(OneLine):
+class MetricCards(ManyLines):
+    """The cards, one line each, under a line of column heads (now, Δ: the change over the last
+    points, recent). One widget, not one per card: a frame costs Textual a pass over every
+    widget in the repainted area (its background, its styles, each line's filters) and a message
+    per repainted widget, and a record of the selected run changes several cards at once. A card
+    whose line reads differently is repainted alone."""
+
     DEFAULT_CSS = """
-    MetricCard { height: 1; width: 1fr; text-wrap: nowrap; text-overflow: clip; }
-    MetricCard > .metric-card--label { color: $text-muted; }
-    MetricCard > .metric-card--ok { color: $success; }
-    MetricCard > .metric-card--neutral { color: $text; }
-    MetricCard > .metric-card--warning { color: $warning; text-style: bold; }
-    MetricCard > .metric-card--critical { color: $error; text-style: bold; }
-    MetricCard > .metric-card--muted { color: $text-muted; }
-    MetricCard > .metric-card--spark { color: $accent; }
+    MetricCards { height: auto; width: 1fr; text-wrap: nowrap; text-overflow: clip; }
+    MetricCards > .metric-card--label { color: $text-muted; }
+    MetricCards > .metric-card--ok { color: $success; }
+    MetricCards > .metric-card--neutral { color: $text; }
+    MetricCards > .metric-card--warning { color: $warning; text-style: bold; }
+    MetricCards > .metric-card--critical { color: $error; text-style: bold; }
+    MetricCards > .metric-card--muted { color: $text-muted; }
+    MetricCards > .metric-card--spark { color: $accent; }
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "metric-card--label",
@@ -120,51 +127,58 @@ class MetricCard(OneLine):
         "metric-card--spark",
     }
 
-    def __init__(self, metric: str, label: str, *, id: str | None = None) -> None:
+    def __init__(self, metrics: Iterable[tuple[str, str]], *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.metric = metric
-        self.card = CardData(metric, label, None, None, ())
+        self.cards = tuple(CardData(metric, label, None, None, ()) for metric, label in metrics)
         self._styles_memo = StylesMemo("metric-card", ("label", "ok", "neutral", "warning", "critical", "muted", "spark"))
-        self._shown: tuple[int, Text] | None = None  # (width, line) last rendered
+        self._shown: tuple[int, list[Text]] = (-1, [])  # (width, lines) last made
         self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
-        self._shown = None
+        self._shown = (-1, [])
         self._strips.clear()
 
-    def set_card(self, card: CardData) -> None:
-        if card == self.card:
-            return
-        self.card = card
-        # A new record changes a card's data but often not its line (a constant learning rate,
-        # a sparkline whose buckets keep their level): a repaint is a share of a frame, so only
-        # a line that reads differently is repainted.
-        width = self.content_size.width
-        if width and self._shown is not None and self._shown[0] == width:
-            text = card_text(card, width, self._styles_memo.get(self))
-            if text == self._shown[1]:
-                return
-            self._shown = (width, text)
-        self.refresh()
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        return 1 + len(self.cards)
 
-    def render(self) -> Text:
+    def card(self, metric: str) -> CardData:
+        return next(c for c in self.cards if c.metric == metric)
+
+    def set_cards(self, cards: Sequence[CardData]) -> None:
+        """New data for the cards (in the order they were made): repaint the lines that changed
+        (a new record often leaves a line as it was: a constant learning rate, a sparkline whose
+        buckets keep their level)."""
+        cards = tuple(cards)
+        if cards == self.cards:
+            return
+        old, self.cards = self.cards, cards
+        width, lines = self._shown
+        if width != self.content_size.width or len(lines) != 1 + len(cards) or len(old) != len(cards):
+            self._shown = (-1, [])
+            self.refresh()
+            return
+        styles = self._styles_memo.get(self)
+        for i, (was, card) in enumerate(zip(old, cards, strict=True)):
+            if was == card:
+                continue
+            text = card_text(card, width, styles)
+            if text != lines[1 + i]:
+                lines[1 + i] = text
+                self.refresh(Region(0, 1 + i, width, 1))
+
+    def lines(self) -> list[Text]:
         width = self.content_size.width
-        if self._shown is None or self._shown[0] != width:
-            self._shown = (width, card_text(self.card, width, self._styles_memo.get(self)))
+        if self._shown[0] != width:
+            styles = self._styles_memo.get(self)
+            self._shown = (width, [header_text(width, styles), *(card_text(c, width, styles) for c in self.cards)])
         return self._shown[1]
 
 
-class MetricCardHeader(Widget):
-    """Column heads over the cards: now, Δ (change over the last points), recent."""
-
-    DEFAULT_CSS = """
-    MetricCardHeader { height: 1; width: 1fr; color: $text-muted; text-wrap: nowrap; }
-    """
-
-    def render(self) -> Text:
-        lw, show_change, spark = card_columns(self.content_size.width)
-        change = f" {'Δ':<6}" if show_change else ""
-        recent = crop(" " + _("recent"), spark + 1) if spark else ""
-        return Text(" " * lw + rjust(_("now"), 8) + " " + change + recent)
+def header_text(width: int, styles: dict[str, str]) -> Text:
+    """The column heads over the cards."""
+    lw, show_change, spark = card_columns(width)
+    change = f" {'Δ':<6}" if show_change else ""
+    recent = crop(" " + _("recent"), spark + 1) if spark else ""
+    return Text(no_wrap=True, overflow="crop").append(" " * lw + rjust(_("now"), 8) + " " + change + recent, style=styles.get("muted", ""))
