@@ -337,6 +337,11 @@ def _judge(cid: str, ctx: Context, index: int, label: str | None, a: int, b: int
 def _merge_windows(cid: str, k: int, a: int, b: int, parts: list[_Cached]) -> _Cached:
     """One window made of closed ones: each item the worst of theirs (the latest of equals; a
     pending part counts least), and the same for the verdicts from the data."""
+    window = Window.worst_of(k, a, b, [c.window for c in parts])
+    if all(c.base is None for c in parts):
+        # (the usual case: each part's verdicts from the data are its items, so the merged
+        # window's items are the merged verdicts too, the very same detail strings)
+        return _Cached(window, None)
     base: list[Verdict | None] = []
     verdicts = [c.verdicts(cid) for c in parts]
     for j in range(len(BY_CADENCE[cid])):
@@ -345,7 +350,7 @@ def _merge_windows(cid: str, k: int, a: int, b: int, parts: list[_Cached]) -> _C
             base.append(None)
         else:
             base.append(max((v for v in reversed(vs) if v is not None), key=lambda v: ORDER[v[0]]))
-    return _cached(Window.worst_of(k, a, b, [c.window for c in parts]), base)
+    return _cached(window, base)
 
 
 def _cached(w: Window, base: list[Verdict | None]) -> _Cached:

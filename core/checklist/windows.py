@@ -22,6 +22,7 @@ Verdict = tuple[str, str]  # (status, detail)
 _CODE = {PASS: "p", WARN: "w", FAIL: "f", PENDING: "."}
 _STATUS = {c: s for s, c in _CODE.items()}
 _RANK = {c: ORDER[s] for s, c in _CODE.items()}
+_WORST_FIRST = sorted(_RANK, key=_RANK.__getitem__, reverse=True)
 _SHARED_KEYS: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}  # windows share these tuples
 
 
@@ -82,13 +83,26 @@ class Window:
     @classmethod
     def worst_of(cls, index: int, start_step: int, end_step: int, parts: Sequence[Window]) -> Window:
         """One closed step window made of ``parts`` (closed windows of the same cadence): each
-        item the worst of theirs, the latest of equals, a pending part counting least."""
-        keys = parts[0]._keys
-        items = []
-        for j, (iid, label) in enumerate(keys):
-            st, det = max(((p._st[j], p._det[j]) for p in reversed(parts)), key=lambda sd: _RANK[sd[0]])
-            items.append(CheckResult(iid, label, _STATUS[st], det))
-        return cls(index, None, start_step, end_step, True, items)
+        item the worst of theirs, the latest of equals, a pending part counting least.
+
+        On the compact form, in C-level string calls: a long run's windows grow all at once
+        (thousands of merges), and that is a live record's poll."""
+        st: list[str] = []
+        det: list[str] = []
+        for j, codes in enumerate(zip(*(p._st for p in parts), strict=True)):
+            joined = "".join(codes)
+            for code in _WORST_FIRST:
+                i = joined.rfind(code)  # (the latest part with the worst status)
+                if i >= 0:
+                    st.append(code)
+                    det.append(parts[i]._det[j])
+                    break
+        w = cls.__new__(cls)
+        w.index, w._label, w.start_step, w.end_step, w.closed = index, None, start_step, end_step, True
+        w._keys = parts[0]._keys
+        w._st = sys.intern("".join(st))
+        w._det = tuple(det)
+        return w
 
     def shows(self, verdicts: Sequence[Verdict | None]) -> bool:
         """Whether each of ``verdicts`` (None: any) is what this window holds for its item, the

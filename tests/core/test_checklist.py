@@ -415,3 +415,43 @@ def test_a_masked_nan_run_passes_no_check_on_its_nan_values() -> None:
     assert status["entropy_stable"] == "fail"
     assert status["eval_acc_rising"] == "fail"
     assert status["no_overfitting"] != "pass"
+
+
+def test_merging_windows_on_their_compact_form_is_the_item_by_item_merge() -> None:
+    """``Window.worst_of`` and the engine's merge work on the windows' status strings (a run
+    whose windows grow merges thousands at once, in a live poll): the same items, details and
+    verdicts as merging item by item, worst first and the latest of equals."""
+    import random
+
+    from sfttop.core.checklist import CheckResult, Window
+    from sfttop.core.checklist.engine import BY_CADENCE, ORDER, _Cached, _merge_windows
+
+    def reference(parts: list[_Cached], cid: str) -> tuple[list[tuple[str, str]], list[tuple[str, str] | None]]:
+        items = []
+        for j in range(len(parts[0].window.items)):
+            r = max((p.window.items[j] for p in reversed(parts)), key=lambda r: ORDER[r.status])
+            items.append((r.status, r.detail))
+        verdicts = [p.verdicts(cid) for p in parts]
+        base: list[tuple[str, str] | None] = []
+        for j in range(len(BY_CADENCE[cid])):
+            vs = [v[j] for v in verdicts]
+            base.append(None if any(v is None for v in vs) else max((v for v in reversed(vs) if v is not None), key=lambda v: ORDER[v[0]]))  # type: ignore[union-attr]
+        return items, base
+
+    rng = random.Random(7)
+    cid = "100_steps"
+    specs = BY_CADENCE[cid]
+    statuses = [PASS, WARN, FAIL, PENDING]
+    for _trial in range(300):
+        parts = []
+        for k in range(rng.randint(1, 6)):
+            results = [CheckResult(it.id, it.label, rng.choice(statuses), rng.choice(["a", "b", "c", ""])) for it in specs]
+            w = Window(k, None, k * 100 + 1, (k + 1) * 100, True, results)
+            base = None
+            if rng.random() < 0.3:  # a finding made some items worse than the data's verdicts
+                base = [None if it.judge is None else (rng.choice(statuses), rng.choice(["x", "y"])) for it in specs]
+            parts.append(_Cached(w, base))
+        got = _merge_windows(cid, 0, 1, 100 * len(parts), parts)
+        items, base = reference(parts, cid)
+        assert [(r.status, r.detail) for r in got.window.items] == items
+        assert got.verdicts(cid) == [None if it.judge is None else b for it, b in zip(specs, base)]
