@@ -435,10 +435,16 @@ class LogParser:
                     self.stats.lines += len(lines) - 1
                     return
                 data, base = data[head:], base + head
+        self._feed_lines(data, base, out_records, out_events)
+
+    def _feed_lines(self, data: bytes, base: int, out_records: list[Item], out_events: list[Event]) -> None:
+        """``feed_chunk``'s line by line part: runs of dict lines (alone, after tqdm.write's
+        cleared bar, or glued to a bar) are converted together; the rest one at a time."""
         batch: list[tuple[int, bytes]] = []
         bars = b""
         pos = base
         feed = self.feed
+        glued = self.bar_step or 0  # the newest training bar a dict was glued to in this chunk
         for line in data.split(b"\n"):
             n = len(line)
             if n:
@@ -465,25 +471,59 @@ class LogParser:
                             self._cleared = prev >= 0 and cut > prev + 1 and not line[prev + 1 : cut].strip()
                         batch.append((pos + cut + 1, tail))
                         bars = line  # only the newest bar of the chunk matters
+                    elif self.interval is not None and (j := self._glued_record(tail, glued)) > 0:
+                        # A dict printed right after a redraw, glued to the bar (print(), not
+                        # tqdm.write): with the logging interval known the bar does not place
+                        # the record, and only the chunk's newest bar matters, as above. (A bar
+                        # that went back, a resume, takes the record-by-record way.)
+                        glued = self._bar_step_of(tail[:j])
+                        batch.append((pos + cut + 1 + j, tail[j:]))
+                        bars = line[: cut + 1] + tail[:j] + b"\r"
                     else:
                         if batch:
                             self._feed_batch(batch, out_records, out_events)
                             batch = []
+                        if bars:  # (the batch's newest bar before this line's, in log order)
+                            self.peek_partial(bars[: bars.rfind(b"\r") + 1])
+                            bars = b""
                         self.see_bars_after(line)
                         self._end_burst(out_records)
                         self._feed_redraws(line, pos, out_records, out_events)
+                        glued = self.bar_step or 0
                 else:
                     if batch:
                         self._feed_batch(batch, out_records, out_events)
                         batch = []
+                    if bars:
+                        self.peek_partial(bars[: bars.rfind(b"\r") + 1])
+                        bars = b""
                     if line[:1] != b"{":
                         self._end_burst(out_records)
                     feed(line, pos, out_records, out_events)
+                    glued = self.bar_step or 0
             pos += n + 1
         if batch:
             self._feed_batch(batch, out_records, out_events)
         if bars:
             self.peek_partial(bars[: bars.rfind(b"\r") + 1])
+
+    def _glued_record(self, piece: bytes, newest: int) -> int:
+        """Where the dict starts in ``piece``, a training bar with a record glued to it whose
+        step is not behind ``newest``; 0 when ``piece`` is not that."""
+        if piece[-1:] != b"}" or len(piece) >= MAX_RECORD_LINE or not _BAR_START.match(piece):
+            return 0
+        j = piece.find(b"{")
+        if j <= 0 or piece[j : j + 2] not in (b"{'", b'{"'):
+            return 0
+        m = _TQDM.search(piece, 0, j)
+        if m is None or int(m.group(1)) < newest or (self.train_total is not None and int(m.group(2)) < self.train_total):
+            return 0
+        return j
+
+    @staticmethod
+    def _bar_step_of(bar: bytes) -> int:
+        m = _TQDM.search(bar)
+        return int(m.group(1)) if m is not None else 0
 
     def peek_partial(self, partial: bytes) -> None:
         """Progress from the newest training bar in ``partial`` (redraws, never a record)."""

@@ -348,3 +348,50 @@ def test_redraw_lines_read_the_same_on_the_fast_path(lines: list[str]) -> None:
     finally:
         parse_mod._BAR_OR_EMPTY = real
     assert fast == slow
+
+
+def _glued_log(resume: bool) -> list[bytes]:
+    """HF records printed right after a tqdm redraw (print(), no clearing): the dict glued to
+    the bar, as in many captured logs; steps every 5, an eval glued to its own shorter bar,
+    and optionally a resume whose new process's bar starts again at step 50."""
+    lines = []
+    total = 400
+    steps = list(range(5, 205, 5))
+    if resume:
+        steps += list(range(55, 105, 5))
+    for i, step in enumerate(steps):
+        bar = b"\r%3d%%|##        | %d/%d [00:%02d<01:00, 4.99it/s]" % (100 * step // total, step, total, i % 60)
+        rec = {"loss": round(2.0 - step / 300 + (i % 3) * 0.01, 4), "grad_norm": 1.0 + (i % 5) / 10, "learning_rate": 2e-05, "epoch": round(step / 100, 2)}
+        lines.append(bar + repr(rec).encode() + b"\n")
+        if step % 50 == 0:
+            lines.append(b"\r 50%|#####     | 4/8 [00:01<00:01, 3.1it/s]" + repr({"eval_loss": 1.5, "epoch": round(step / 100, 2)}).encode() + b"\n")
+    return lines
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_records_glued_to_bars_read_in_bulk_are_the_record_by_record_ones(resume: bool) -> None:
+    """A chunk of bar-glued records (the live path, a poll's worth) is converted in one batch
+    once the logging interval is known; a bar that went back (a resume) is read line by line.
+    Records, events and progress as reading each line on its own."""
+    lines = _glued_log(resume)
+
+    def read(bulk: bool) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], tuple[object, ...]]:
+        p = LogParser()
+        recs: list = []
+        evs: list = []
+        pos = 0
+        for k, line in enumerate(lines):
+            if k < 6 or not bulk:  # (the first records teach the parser its logging interval)
+                p.feed_chunk(line, pos, recs, evs)
+                pos += len(line)
+        if bulk:
+            p.feed_chunk(b"".join(lines[6:]), pos, recs, evs)
+        p.flush(recs, final=True)
+        out = [(r.kind, r.step, sorted(r.metrics.items()), r.epoch) for r in expand(recs)]
+        return out, [(e.kind, e.step) for e in evs], (p.progress_step, p.progress_total, p.interval)
+
+    one_by_one, events, progress = read(bulk=False)
+    assert read(bulk=True) == (one_by_one, events, progress)
+    assert progress[2] == 5 and progress[0] == (100 if resume else 200)
+    assert len([r for r in one_by_one if r[0] is Kind.TRAIN]) == (50 if resume else 40)
+    assert (EventKind.RESUMED in [e[0] for e in events]) == resume
