@@ -87,11 +87,11 @@ TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks t
 POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
 BACKGROUND_POST_GAP = 1.0  # ... and of records of runs in the background (see _poll_forever)
 # A loaded run in the background is read at most this often: the screen shows its records only
-# in its row (redrawn every ROWS_GAP), and an alarm waits at most this long. Reading it at each
+# in its row (its counters redrawn every ROWS_GAP), and an alarm waits at most this long. Reading it at each
 # wake-up, for each other run's write, cost a poll of every run per pass: cold code and data each
 # time (a poll of an unchanged log ~20 us after a sleep, 5 us in a loop), and its records one or
 # two at a time instead of a batch.
-BACKGROUND_POLL_GAP = 1.0
+BACKGROUND_POLL_GAP = 2.0
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 # At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
 # before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
@@ -104,7 +104,7 @@ BUSY_POLL_GAP = 0.2
 # (judging the open checklist windows and the assessment are the dearest views; their text moves
 # slowly, unlike the cards: a window's verdict takes 100 steps). A newly selected run's are built
 # at once.
-VIEWS_GAP = 2.0
+VIEWS_GAP = 3.0
 # ... and the chart and the run list's counters at most this often while runs write (redrawing
 # them is most of the cost of a busy screen: plotext takes 10-20 ms for a chart, the run list
 # ~4 ms); the cards and the title keep REFRESH_GAP (the newest value of every record is on the

@@ -482,7 +482,8 @@ async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path
         await pilot.pause(0.3)
         views, polls = app.view_builds, app.polls
         t0 = time.monotonic()
-        for i in range(41, 81):  # a record every ~50 ms for two seconds
+        last = 41 + int((app_module.VIEWS_GAP + 1) / 0.05)
+        for i in range(41, last):  # a record every ~50 ms for a second longer than VIEWS_GAP
             with open(tmp_path / "alpha" / "train.log", "a") as f:
                 f.write(repr({"loss": 0.5, "grad_norm": 1.0, "learning_rate": 2e-5, "epoch": i * 0.01}) + "\n")
             await pilot.pause(0.05)
@@ -492,7 +493,7 @@ async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path
         built = app.view_builds - views
         assert 1 <= built <= elapsed / app_module.VIEWS_GAP + 1  # ...but the views were built at a cadence
         loss = lambda: app.monitor.runs[0].data.get("loss")  # noqa: E731
-        assert await wait_for(pilot, lambda: (s := loss()) is not None and s.count == 80, 3.0)  # every record kept
+        assert await wait_for(pilot, lambda: (s := loss()) is not None and s.count == last - 1, 3.0)  # every record kept
 
 
 # ---------------------------------------------------------------------------------- lines
