@@ -157,6 +157,7 @@ class RunViews:
     checklist: ChecklistView
     assessment: AssessmentView
     built_at: float = 0.0  # time.monotonic() when built
+    loaded: bool = True  # False: built while the history was read ("reading history… N%")
 
 
 class TooSmall(Static):
@@ -537,7 +538,10 @@ class SfttopApp(App[int]):
         run = runs[min(self.selected, len(runs) - 1)]
         have = self._views.get(run.name)
         now = time.monotonic()
-        if have is not None and (have.generation == run.generation or now - have.built_at < VIEWS_GAP):
+        # (the first views after the history is in are built at once: the panels would say
+        # "reading history… 99%" for up to VIEWS_GAP after the rest of the screen says loaded)
+        fresh = have is not None and now - have.built_at < VIEWS_GAP and have.loaded == run.loaded
+        if have is not None and (have.generation == run.generation or fresh):
             return False
         self.view_builds += 1
         if not run.loaded:
@@ -545,7 +549,7 @@ class SfttopApp(App[int]):
             pct = _("reading history… {percent}%").format(percent=f"{run.load_fraction * 100:.0f}")
             if run.remote and run.error:  # nothing is being read: say why (an unreachable host)
                 pct = run_state(run)
-            views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"), now)
+            views = RunViews(run.generation, ChecklistView((), pct), AssessmentView(pct, "muted"), now, loaded=False)
         else:
             try:
                 checklist = panels.checklist_view(run, run.checklist)

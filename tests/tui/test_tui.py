@@ -472,6 +472,26 @@ async def test_a_background_run_writing_rebuilds_only_its_row(tmp_path: Path) ->
         assert app.view_builds == views  # ...nor its checklist and assessment
 
 
+async def test_the_panels_show_the_history_as_soon_as_it_is_loaded(tmp_path: Path) -> None:
+    """While a long history is read the checklist and assessment say "reading history… N%";
+    once it is in they show the run at once, not a VIEWS_GAP later (the title and the list
+    already say it is loaded)."""
+    import sfttop.tui.app as app_module
+    from sfttop.tui.widgets.checklist import ChecklistPanel
+
+    write_log(tmp_path / "alpha" / "train.log", 40000)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: bool(names(app)))
+        panel = app.query_one("#checklist", ChecklistPanel)
+        reading = lambda: "reading history" in panel.view.note  # noqa: E731
+        assert await wait_for(pilot, reading, 5.0)  # (the history is read in many polls)
+        assert await wait_for(pilot, lambda: app.monitor.runs[0].loaded, 20.0)
+        t0 = time.monotonic()
+        assert await wait_for(pilot, lambda: not reading() and bool(panel.view.rows), 5.0)
+        assert time.monotonic() - t0 < app_module.VIEWS_GAP / 2
+
+
 async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path: Path) -> None:
     import sfttop.tui.app as app_module
 
