@@ -114,7 +114,7 @@ ROWS_GAP = 2.0
 # What is held back by those gaps is drawn with the next refresh for records when one comes this
 # soon after it is due (the selected run writing every second or faster), else on its own.
 HELD_SLACK = 0.5
-LOADING_REFRESH_GAP = 0.6  # ... and fewer while history streams in (parsing needs the GIL)
+LOADING_REFRESH_GAP = 1.0  # ... and fewer while history streams in (absorbing it needs the GIL)
 # After a run change by key the poll thread pauses between two runs until the new run is on
 # screen, at most this long: with history loading, parsing would hold the interpreter (the GIL)
 # most of the time the UI thread needs to answer.
