@@ -476,7 +476,9 @@ class SfttopApp(App[int]):
                 if feeds:
                     pipe.wait_any(feeds, 0.01)  # (a helper's next chunk wakes the loop at once)
                 else:
-                    stop.wait(0.01)
+                    # (a moment for the UI thread; a key press pauses this thread by itself,
+                    # KEY_HOLD: a 10 ms sleep per 256 KiB chunk was a third of a local load)
+                    time.sleep(0)
                 continue
             # Sleep until the next poll, or until inotify says a log directory changed (then a
             # moment more, so a burst of writes is read in one go). Polling stays the truth.
