@@ -289,7 +289,11 @@ async def test_history_loads_in_batches_with_visible_progress(tmp_path: Path, mo
     import sfttop.tui.app as app_module
 
     write_log(tmp_path / "big" / "train.log", 3000, epoch_scale=0.001, bars=True)
-    monkeypatch.setattr(app_module, "LOAD_BUDGET", 8 << 10)  # 8 KiB a poll: a slow disk
+    from sfttop.core.run import Run
+
+    monkeypatch.setattr(app_module, "LOAD_BUDGET", 8 << 10)  # 8 KiB a poll, 20 ms each: a slow disk
+    read = Run.read
+    monkeypatch.setattr(Run, "read", lambda self, *a: time.sleep(0.02) or read(self, *a))
     app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
     seen_loading = seen_chart_while_loading = False
     async with app.run_test(size=(120, 36)) as pilot:
