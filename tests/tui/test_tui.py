@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -521,6 +522,22 @@ async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path
 
 
 # ---------------------------------------------------------------------------------- lines
+def _strips_as_textuals(w: Any, lines: list[Any], whole: list[Any]) -> dict[int, Any]:
+    """Each of ``w``'s lines as text_strips draws it, checked segment for segment against
+    Textual's rendering of the whole widget (``whole``); the lines drawn that way, by y."""
+    width = w.content_size.width
+    drawn = {}
+    for y, line in enumerate(lines):
+        ours = w._strips.strip(w, line, width, y)
+        if ours is None:
+            assert line.cell_len > width  # (only a line that does not fit goes Textual's way)
+            continue
+        assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]
+        assert ours.cell_length == whole[y].cell_length
+        drawn[y] = ours
+    return drawn
+
+
 @pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15)])
 async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, int]) -> None:
     """The cards, the title and the run list make their lines without Textual's Content pass
@@ -551,14 +568,7 @@ async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, i
                 whole = Visual.to_strips(w, visualize(w, w.render()), width, height, w.visual_style)
                 lines = w.lines() if isinstance(w, MetricCards) else w._lines()
                 assert len(lines) == len(whole)
-                for y, line in enumerate(lines):
-                    ours = w._strips.strip(w, line, width, y)
-                    if ours is None:
-                        assert line.cell_len > width  # (only a line that does not fit goes Textual's way)
-                        continue
-                    fast += 1
-                    assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]
-                    assert ours.cell_length == whole[y].cell_length
+                fast += len(_strips_as_textuals(w, lines, whole))
             assert fast >= (4 if size[0] >= 70 else 1)  # (60x15: the cards are folded away)
 
 
@@ -617,13 +627,8 @@ async def test_checklist_and_assessment_lines_are_textuals_own(size: tuple[int, 
                 textual = Visual.to_strips(w, visualize(w, text), width, None, w.visual_style)
                 lines = w.lines()
                 assert len(lines) == len(whole) == len(textual)
-                for y, line in enumerate(lines[:height]):
-                    ours = w._strips.strip(w, line, width, y)
-                    if ours is None:
-                        assert line.cell_len > width  # (only a line that does not fit goes Textual's way)
-                        continue
+                for y, ours in _strips_as_textuals(w, lines[:height], whole).items():
                     checked += 1
-                    assert [(s.text, s.style) for s in ours] == [(s.text, s.style) for s in whole[y]]
                     seen = [(s.text, s.style and s.style.clear_meta_and_links()) for s in ours]
                     assert seen == [(s.text, s.style and s.style.clear_meta_and_links()) for s in textual[y]]
     assert checked >= 20
