@@ -87,10 +87,10 @@ TRIM_GAP = 5.0  # seconds between heap trims while history loads (a trim walks t
 POST_GAP = 0.1  # at most this often the UI is told of new records while history loads
 BACKGROUND_POST_GAP = 1.0  # ... and of records of runs in the background (see _poll_forever)
 # A loaded run in the background is read at most this often: the screen shows its records only
-# in its row (its counters redrawn every ROWS_GAP), and an alarm waits at most this long. Reading it at each
-# wake-up, for each other run's write, cost a poll of every run per pass: cold code and data each
-# time (a poll of an unchanged log ~20 us after a sleep, 5 us in a loop), and its records one or
-# two at a time instead of a batch.
+# in its row (its counters redrawn every ROWS_GAP), and an alarm waits at most this long.
+# Reading it at each wake-up, for each other run's write, cost a poll of every run per pass:
+# cold code and data each time (a poll of an unchanged log ~20 us after a sleep, 5 us in a
+# loop), and its records one or two at a time instead of a batch.
 BACKGROUND_POLL_GAP = 2.0
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
 # At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
@@ -382,8 +382,9 @@ class SfttopApp(App[int]):
                     runs = list(mon.runs)
                     now = mon.clock()
                 ups = {}
+                selected = min(self.selected, len(runs) - 1)  # (as the screen clamps it)
                 for i, run in enumerate(runs):
-                    if not self._due(run, i == self.selected, polled_at):
+                    if not self._due(run, i == selected, polled_at):
                         continue
                     # A key was pressed: the UI thread has the engine and the interpreter to
                     # itself until its answer is on screen (or KEY_HOLD passed).
@@ -475,10 +476,13 @@ class SfttopApp(App[int]):
                 feeds = list(self._feeds.values())
                 if feeds:
                     pipe.wait_any(feeds, 0.01)  # (a helper's next chunk wakes the loop at once)
-                else:
-                    # (a moment for the UI thread; a key press pauses this thread by itself,
-                    # KEY_HOLD: a 10 ms sleep per 256 KiB chunk was a third of a local load)
+                elif ups:
+                    # A pass that read some history: a moment for the UI thread and on (a key
+                    # press pauses this thread by itself, KEY_HOLD; a 10 ms sleep per 256 KiB
+                    # chunk was a third of a local load).
                     time.sleep(0)
+                else:
+                    stop.wait(0.01)  # (nothing arrived: another host's history, a slow disk)
                 continue
             # Sleep until the next poll, or until inotify says a log directory changed (then a
             # moment more, so a burst of writes is read in one go). Polling stays the truth.
