@@ -30,12 +30,11 @@ come back within a window of closing continue (debounced).
 
 from __future__ import annotations
 
-import itertools
 import math
 
 from sfttop.core.diagnose.episodes import Code, Episodes
 from sfttop.core.diagnose.history import NEVER, Mark, RuleState
-from sfttop.core.diagnose.stats import RollingMedian, modified_z, robust_noise, tail_median
+from sfttop.core.diagnose.stats import RollingMedian, diffs, modified_z, robust_noise, tail_median
 from sfttop.core.i18n import _
 from sfttop.core.metrics import GRAD_NORM
 from sfttop.core.textfmt import fmt
@@ -162,8 +161,9 @@ class Gradients(TrainRule):
         n = min(self.t.smooth_points, len(lv))
         if n == 0:
             return None
-        recent = lv[-self.t.window_points :]
-        sigma = robust_noise([b - a for a, b in itertools.pairwise(recent)]) if len(recent) >= 4 else 0.0
+        m = len(lv)
+        a = max(0, m - self.t.window_points)
+        sigma = robust_noise(diffs(lv, a, m, m - a)) if m - a >= 4 else 0.0
         return tail_median(lv, n), sigma
 
     def _steady(self, g: float, ratio: float, nprev: int, loss: float | None) -> bool:
