@@ -566,7 +566,7 @@ async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, i
                     continue
                 width, height = w.content_size
                 whole = Visual.to_strips(w, visualize(w, w.render()), width, height, w.visual_style)
-                lines = w.lines() if isinstance(w, MetricCards) else w._lines()
+                lines = w.lines()
                 assert len(lines) == len(whole)
                 fast += len(_strips_as_textuals(w, lines, whole))
             assert fast >= (4 if size[0] >= 70 else 1)  # (60x15: the cards are folded away)

@@ -9,14 +9,12 @@ from rich.text import Text
 from textual.events import Click
 from textual.message import Message
 from textual.reactive import reactive
-from textual.strip import Strip
-from textual.widget import Widget
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit, ljust
 from sfttop.tui.palette import Status, run_hex
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import TextStrips
+from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def row_text(
     return t
 
 
-class RunList(Widget):
+class RunList(ManyLines):
     """The runs being watched. Selection is the app's state; this widget only shows it."""
 
     DEFAULT_CSS = """
@@ -123,25 +121,12 @@ class RunList(Widget):
     def render(self) -> Text:
         if not self.rows:
             return Text(_("waiting for logs…"), style="dim")
-        out = Text(no_wrap=True)
-        for i, line in enumerate(self._lines()):
-            if i:
-                out.append("\n")
-            out.append_text(line)
-        return out
+        return super().render()
 
-    def render_line(self, y: int) -> Strip:
-        # (a line at a time, straight into a strip: see text_strips)
-        width = self.content_size.width
-        if self.rows and width:
-            lines = self._lines()
-            strip = self._strips.strip(self, lines[y], width, y) if y < len(lines) else None
-            if strip is not None:
-                return strip
-        return super().render_line(y)
-
-    def _lines(self) -> list[Text]:
+    def lines(self) -> list[Text]:
         """The rows on screen, one Text each, made once per change of rows, selection or size."""
+        if not self.rows:
+            return []
         width = self.content_size.width
         height = max(1, self.content_size.height)
         key = (self.rows, self.selected, width, height)
