@@ -83,7 +83,7 @@ class Handoff:
 # Set by whoever made the run and the same in every process: never part of a Handoff.
 IDENTITY = frozenset(("name", "path", "config", "fmt", "remote", "_interval", "color_index"))
 # Memos of the process that holds the run, rebuilt from what it sees: never part of a Handoff.
-LOCAL = frozenset(("_partial_judged", "_total_at"))
+LOCAL = frozenset(("_partial_judged", "_total_at", "_error_at_last_poll"))
 
 
 # Why a source starts over that makes its content a new attempt ("vanished" is not one: the run
@@ -131,6 +131,7 @@ class Run:
         self._begin(None)
         self.loaded = False  # history read to the end once
         self.generation = 0  # bumped on every change, for renderers' caches
+        self._error_at_last_poll: str | None = None
         self.preview: RunData | None = None  # the end of a long log, while its history loads
         self._previewed = False
         self.color_index = 0
@@ -370,6 +371,11 @@ class Run:
         if self.loaded and eof:  # (not while bytes are still unread: they are not silence)
             self._cut_traceback(up, now)
             self._stall(up, now)
+        if self.error != self._error_at_last_poll:
+            # A host going down (or a file turning unreadable) changes what the run's row says
+            # with no byte read: renderers keyed on the generation must see it.
+            self._error_at_last_poll = self.error
+            up.changed = True
         if up.changed:
             self.generation += 1
 

@@ -397,3 +397,25 @@ def test_a_bar_left_without_a_line_break_is_no_crash(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
     log.write_bytes(text[: cut + 1] + b" 45%|####5     | 27/60 [00:01<00:01, 20.1it/s]")
     assert _status(log, os.stat(log).st_mtime + 60)["status"] != "crashed"
+
+
+def test_a_source_error_alone_is_a_change_for_the_renderers(tmp_path: Path) -> None:
+    """No byte read, yet the run's row must say why it is not read (a host down, the path now a
+    directory): the list caches rows on the generation, so a new error bumps it, the same one
+    again does not."""
+    path = tmp_path / "train.log"
+    path.write_text('{"loss": 1.0, "step": 1}\n')
+    run = Run("r", str(path), Config())
+    run.poll()
+    assert run.loaded and run.error is None
+    seen = run.generation
+    run.poll()
+    assert run.generation == seen
+    path.unlink()
+    path.mkdir()  # (a vanished file would say so with an event; this says nothing but the error)
+    run.poll()
+    assert run.error == "not a regular file"
+    assert run.generation > seen
+    seen = run.generation
+    run.poll()
+    assert run.generation == seen  # the same error again is not news

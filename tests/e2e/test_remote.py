@@ -478,7 +478,7 @@ async def test_the_tui_says_a_host_alone_cannot_be_reached() -> None:
             while time.monotonic() < deadline:
                 await pilot.pause(0.2)
                 screen = "\n".join(screen_lines(app))
-                if "unreachable" in screen and screen.count("gpu9 unreachable since") >= 2:
+                if "unreachable" in screen.split("\n")[2] and screen.count("gpu9 unreachable since") >= 2:
                     break
             assert "waiting for the file" not in screen
             assert "unreachable" in screen.split("\n")[2], screen  # the run's row
