@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from . import memory
 from .parse import LogParser
 from .records import Event, Item
 from .tail import FileTail, Position
@@ -282,6 +283,8 @@ def wait_any(feeds: list[Feed], timeout: float) -> None:
 
 
 def _helper(run: Run, budget: int, fd: int) -> None:
+    # A helper reads once and exits, as a report does (the TUI's own heap is not held).
+    memory.hold_freed()
     src = run.source
     assert isinstance(src, FileTail)
     # A short first read: this process waits for it with nothing to do (4 MiB took ~45 ms to
