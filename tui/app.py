@@ -212,6 +212,7 @@ class SfttopApp(App[int]):
         self.monitor = Monitor(list(paths), config, fmt=fmt, rescan_seconds=rescan_seconds, clock=clock)
         self._stop = threading.Event()
         self._shown_data = False
+        self._polled_loading = False  # the last Polled message said histories were loading
         self.dispatcher: AlertDispatcher | None = None
         self._alert_error: str | None = None
         try:
@@ -592,6 +593,11 @@ class SfttopApp(App[int]):
             self.bell()  # tmux flags the window
         now = time.monotonic()
         gap = LOADING_REFRESH_GAP if message.loading else REFRESH_GAP
+        if self._polled_loading and not message.loading:
+            # The last history is in: on screen now, not when the refresh held back at the
+            # loading pace comes due (up to LOADING_REFRESH_GAP later).
+            gap = 0.0
+        self._polled_loading = message.loading
         if not self._shown_data:
             # The first values to arrive go on screen at once; the rate limit is for what follows.
             with self.lock:

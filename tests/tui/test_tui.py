@@ -497,6 +497,34 @@ async def test_the_panels_show_the_history_as_soon_as_it_is_loaded(tmp_path: Pat
         assert time.monotonic() - t0 < app_module.VIEWS_GAP / 2
 
 
+async def test_the_end_of_loading_is_drawn_at_once_not_at_the_loading_pace(tmp_path: Path) -> None:
+    """While histories load the screen is redrawn at most every LOADING_REFRESH_GAP; the news
+    that the last one is in must not wait for the redraw held back at that pace (a 1M-record
+    load said "loading" for up to a second after it was done)."""
+    from sfttop.tui.app import Polled
+
+    write_log(tmp_path / "alpha" / "train.log", 40)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: bool(names(app)) and not app.monitor.loading)
+        await pilot.pause(0.3)
+        calls: list[float] = []
+        real = app._refresh_all
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            calls.append(time.monotonic())
+            real(*args, **kwargs)
+
+        app._refresh_all = counted  # type: ignore[method-assign]
+        app._refresh_all()  # a frame just drawn...
+        app.on_polled(Polled(0, [], True))  # ...so this one waits for the loading pace
+        assert len(calls) == 1
+        app.on_polled(Polled(0, [], False))  # loading is over: drawn now
+        assert len(calls) == 2
+        app.on_polled(Polled(0, [], False))  # (live records keep their own pace)
+        assert len(calls) == 2
+
+
 async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path: Path) -> None:
     import sfttop.tui.app as app_module
 
