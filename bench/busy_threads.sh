@@ -11,7 +11,9 @@
 # HISTORY_LOG defaults to bench/out/logs/hf4-n2000-s0-e100-l5-v4.log (made by bench.py --quick
 # --only busy); START is its record count (the writers go on from there). Prints milliseconds of
 # CPU and % of a core per thread (user, system); with FRAME_TIMERS set, copies of the timers file
-# at the window's start and end go to $FRAME_TIMERS.0 and $FRAME_TIMERS.1.
+# at the window's start and end go to $FRAME_TIMERS.0 and $FRAME_TIMERS.1. WRITER_ARGS go to the
+# writer (WRITER_ARGS="--plain --noisy": bare dict lines, a noisy loss). PYSPY=out.txt samples the
+# window with py-spy (collapsed stacks by thread; pip install py-spy).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 CMD=$1; N=$2; RATE=$3; SECS=$4
@@ -25,7 +27,7 @@ sleep 1
 PID=$(tmux -L sfttop-bench display -p -t busy '#{pane_pid}')
 C=$(pgrep -P "$PID" | head -1); [ -n "$C" ] && PID=$C
 sleep "${LOADWAIT:-6}"  # the history loaded (longer for long histories)
-"$PY" "$HERE/busywriter.py" --rate "$RATE" --start "$START" --seconds $((SECS + 8)) --times "$WORK/times.txt" "$WORK"/run*/train.log &
+"$PY" "$HERE/busywriter.py" ${WRITER_ARGS:-} --rate "$RATE" --start "$START" --seconds $((SECS + 8)) --times "$WORK/times.txt" "$WORK"/run*/train.log &
 W=$!
 sleep 4
 snap() {
@@ -33,7 +35,12 @@ snap() {
     echo "process $(awk '{print $14, $15}' /proc/$PID/stat)"
 }
 snap > "$WORK/s0"; [ -n "${FRAME_TIMERS:-}" ] && cp "$FRAME_TIMERS" "$FRAME_TIMERS.0" 2>/dev/null
-T0=$(date +%s.%N); sleep "$SECS"
+T0=$(date +%s.%N)
+if [ -n "${PYSPY:-}" ]; then  # where the window's CPU goes: py-spy samples (its own cost shows in the figures)
+    py-spy record -p "$PID" -d "$SECS" -r ${PYSPY_RATE:-200} --threads ${PYSPY_ARGS:-} -f raw -o "$PYSPY" >/dev/null 2>&1
+else
+    sleep "$SECS"
+fi
 snap > "$WORK/s1"; [ -n "${FRAME_TIMERS:-}" ] && cp "$FRAME_TIMERS" "$FRAME_TIMERS.1" 2>/dev/null
 T1=$(date +%s.%N)
 wait $W

@@ -72,6 +72,11 @@ if __name__ == "__main__":
     Widget._render_content = _timed(lambda w: f"{type(w).__name__}#{w.id}", Widget._render_content)  # type: ignore[method-assign]
     Screen._compositor_refresh = _timed(lambda _s: "FRAME", Screen._compositor_refresh)  # type: ignore[method-assign]
     sfttop_app.SfttopApp._refresh_all = _timed(lambda _a: "_refresh_all", sfttop_app.SfttopApp._refresh_all)  # type: ignore[method-assign]
+    # lines drawn again, by widget (a frame renders only its widgets' dirty lines)
+    from sfttop.tui.widgets import text_strips
+
+    for cls in (Widget, text_strips.ManyLines, text_strips.OneLine):
+        cls.render_line = _timed(lambda w: f"line: {type(w).__name__}#{w.id}", cls.render_line)  # type: ignore[method-assign]
     # the poll thread's parts (the thread's whole CPU is in /proc/PID/task/*/stat)
     from sfttop.core import run as core_run
     from sfttop.core import wake
