@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from helpers import REAL
+from helpers import REAL, screen_lines
 from sfttop.core.config import Config
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.keys import BINDING_IDS
@@ -625,6 +625,39 @@ async def test_a_new_value_repaints_its_card_alone() -> None:
         board.set_cards([replace(c, value=c.value * 1.0001) if c is lr else c for c in board.cards])  # (same line)
         await pilot.pause()
         assert painted == []
+
+
+async def test_a_changed_check_or_run_repaints_its_line_alone() -> None:
+    """The checklist and the run list repaint the lines that changed (a live run's checklist
+    changes a line or two at a time, the list a row per run that wrote), and draw the same
+    lines as a whole repaint would."""
+    from sfttop.tui.widgets.checklist import ChecklistPanel
+
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        panel = app.query_one("#checklist", ChecklistPanel)
+        runs = app.query_one("#runs", RunList)
+        assert len(panel.view.rows) > 3 and len(runs.rows) == 3
+        painted: list[tuple[str, int]] = []
+        for w in (panel, runs):
+            w.render_line = (  # type: ignore[method-assign]
+                lambda y, w=w, render_line=w.render_line: painted.append((w.id or "", y)) or render_line(y)
+            )
+        rows = list(panel.view.rows)
+        rows[2] = replace(rows[2], detail="a detail no check wrote")
+        panel.set_view(replace(panel.view, rows=tuple(rows)))
+        runs.set_rows((runs.rows[0], replace(runs.rows[1], detail="123/456"), runs.rows[2]))
+        await pilot.pause()
+        changed = [y for y, line in enumerate(panel.lines()) if "a detail no check wrote" in line.plain]
+        assert sorted(painted) == sorted([("checklist", changed[0]), ("runs", 1)])
+        assert "123/456" in runs.lines()[1].plain
+        seen = screen_lines(app)  # (the lines not repainted come from Textual's line cache)
+        assert any("a detail no check wrote" in line for line in seen)
+        panel.refresh()
+        runs.refresh()
+        await pilot.pause()
+        assert screen_lines(app) == seen
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15)])

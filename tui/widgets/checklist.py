@@ -133,9 +133,13 @@ class ChecklistPanel(ManyLines):
         if view != self.view:
             # A layout pass redraws the whole screen: only when the panel's height can change.
             width = max(1, self.content_size.width)
-            before = self.get_content_height(None, None, width)
+            height = self.get_content_height(None, None, width)
+            lines = self.lines()
             self.view = view
-            self.refresh(layout=self.get_content_height(None, None, width) != before)
+            if self.get_content_height(None, None, width) != height:
+                self.refresh(layout=True)
+            else:
+                self.repaint_lines(lines)
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         heads = len({r.cadence for r in self.view.rows}) if width < 60 else 0

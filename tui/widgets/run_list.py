@@ -109,11 +109,15 @@ class RunList(ManyLines):
     def set_rows(self, rows: tuple[RunRow, ...]) -> None:
         if rows != self.rows:
             grew = len(rows) != len(self.rows)
+            lines = self.lines()
             self.rows = rows
             title = _("runs ({count})").format(count=len(rows)) if len(rows) > 1 else _("runs")
             if self.border_title != title:
                 self.border_title = title
-            self.refresh(layout=grew)
+            if grew:
+                self.refresh(layout=True)
+            else:
+                self.repaint_lines(lines)
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return max(1, len(self.rows))

@@ -20,6 +20,7 @@ from itertools import pairwise
 from rich.segment import Segment
 from rich.style import Style as RichStyle
 from rich.text import Text
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.style import Style
 from textual.widget import Widget
@@ -106,6 +107,20 @@ class ManyLines(Widget):
 
     def render(self) -> Text:
         return Text("\n", no_wrap=True).join(self.lines())
+
+    def repaint_lines(self, before: list[Text]) -> None:
+        """Repaint the lines that differ from ``before``, what ``lines()`` gave before this
+        change (a live run's checklist changes a line or two at a time; the run list a row per
+        run that wrote): all of them when their number changed or the widget is scrolled. Lines
+        marked and not yet drawn stay marked, so a change undone by the next is still drawn."""
+        after = self.lines()
+        width, height = self.content_size
+        if not width or len(after) != len(before) or self.scroll_offset != (0, 0):
+            self.refresh()
+            return
+        for y, (old, new) in enumerate(zip(before[:height], after[:height])):
+            if old != new:
+                self.refresh(Region(0, y, width, 1))
 
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
