@@ -628,9 +628,10 @@ async def test_a_new_value_repaints_its_card_alone() -> None:
 
 
 async def test_a_changed_check_or_run_repaints_its_line_alone() -> None:
-    """The checklist and the run list repaint the lines that changed (a live run's checklist
-    changes a line or two at a time, the list a row per run that wrote), and draw the same
-    lines as a whole repaint would."""
+    """The checklist, the assessment and the run list repaint the lines that changed (a live
+    run's checklist changes a line or two at a time, the list a row per run that wrote), and
+    draw the same lines as a whole repaint would."""
+    from sfttop.tui.widgets.assessment import AssessmentPanel
     from sfttop.tui.widgets.checklist import ChecklistPanel
 
     app = SfttopApp(THREE, Config(), replay=True)
@@ -639,8 +640,12 @@ async def test_a_changed_check_or_run_repaints_its_line_alone() -> None:
         panel = app.query_one("#checklist", ChecklistPanel)
         runs = app.query_one("#runs", RunList)
         assert len(panel.view.rows) > 3 and len(runs.rows) == 3
+        side = app.query_one("#assessment-side", AssessmentPanel)
+        assert await wait_for(pilot, lambda: bool(side.view.best) and side.lines()[-1].plain != "")
+        await pilot.pause()
+        assert side.display and side.content_size.width
         painted: list[tuple[str, int]] = []
-        for w in (panel, runs):
+        for w in (panel, runs, side):
             w.render_line = (  # type: ignore[method-assign]
                 lambda y, w=w, render_line=w.render_line: painted.append((w.id or "", y)) or render_line(y)
             )
@@ -648,14 +653,17 @@ async def test_a_changed_check_or_run_repaints_its_line_alone() -> None:
         rows[2] = replace(rows[2], detail="a detail no check wrote")
         panel.set_view(replace(panel.view, rows=tuple(rows)))
         runs.set_rows((runs.rows[0], replace(runs.rows[1], detail="123/456"), runs.rows[2]))
+        best_text = side.view.best[:-1] + ("x" if side.view.best[-1] != "x" else "y")  # (as long: as many lines)
+        side.set_view(replace(side.view, best=best_text))
         await pilot.pause()
         changed = [y for y, line in enumerate(panel.lines()) if "a detail no check wrote" in line.plain]
-        assert sorted(painted) == sorted([("checklist", changed[0]), ("runs", 1)])
+        best = [y for y, line in enumerate(side.lines()) if best_text[-12:] in line.plain]
+        assert sorted(painted) == sorted([("checklist", changed[0]), ("runs", 1), ("assessment-side", best[0])])
         assert "123/456" in runs.lines()[1].plain
         seen = screen_lines(app)  # (the lines not repainted come from Textual's line cache)
         assert any("a detail no check wrote" in line for line in seen)
-        panel.refresh()
-        runs.refresh()
+        for w in (panel, runs, side):
+            w.refresh()
         await pilot.pause()
         assert screen_lines(app) == seen
 

@@ -108,9 +108,13 @@ class AssessmentPanel(ManyLines):
             # A layout pass redraws the whole screen: only when the panel's height can change.
             width = self.content_size.width
             before = self.get_content_height(None, None, width) if width else -1
+            lines = self.lines() if width else []
             self.view = view
             # (hidden, it has no width: showing it again lays the screen out anyway)
-            self.refresh(layout=bool(width) and self.get_content_height(None, None, width) != before)
+            if width and self.get_content_height(None, None, width) != before:
+                self.refresh(layout=True)
+            else:
+                self.repaint_lines(lines)
 
     def _styles(self) -> dict[str, str]:
         return self._styles_memo.get(self)
