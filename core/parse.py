@@ -471,12 +471,12 @@ class LogParser:
                             self._cleared = prev >= 0 and cut > prev + 1 and not line[prev + 1 : cut].strip()
                         batch.append((pos + cut + 1, tail))
                         bars = line  # only the newest bar of the chunk matters
-                    elif self.interval is not None and (j := self._glued_record(tail, glued)) > 0:
+                    elif self.interval is not None and (at := self._glued_record(tail, glued))[0] > 0:
                         # A dict printed right after a redraw, glued to the bar (print(), not
                         # tqdm.write): with the logging interval known the bar does not place
                         # the record, and only the chunk's newest bar matters, as above. (A bar
                         # that went back, a resume, takes the record-by-record way.)
-                        glued = self._bar_step_of(tail[:j])
+                        j, glued = at
                         batch.append((pos + cut + 1 + j, tail[j:]))
                         bars = line[: cut + 1] + tail[:j] + b"\r"
                     else:
@@ -507,23 +507,27 @@ class LogParser:
         if bars:
             self.peek_partial(bars[: bars.rfind(b"\r") + 1])
 
-    def _glued_record(self, piece: bytes, newest: int) -> int:
-        """Where the dict starts in ``piece``, a training bar with a record glued to it whose
-        step is not behind ``newest``; 0 when ``piece`` is not that."""
-        if piece[-1:] != b"}" or len(piece) >= MAX_RECORD_LINE or not _BAR_START.match(piece):
-            return 0
+    def _glued_record(self, piece: bytes, newest: int) -> tuple[int, int]:
+        """(where the dict starts in ``piece``, the bar's step) when ``piece`` is a training bar
+        with a record glued to it whose step is not behind ``newest``; (0, 0) when it is not."""
+        if piece[-1:] != b"}" or len(piece) >= MAX_RECORD_LINE:
+            return 0, 0
         j = piece.find(b"{")
         if j <= 0 or piece[j : j + 2] not in (b"{'", b'{"'):
-            return 0
-        m = _TQDM.search(piece, 0, j)
-        if m is None or int(m.group(1)) < newest or (self.train_total is not None and int(m.group(2)) < self.train_total):
-            return 0
-        return j
+            return 0, 0
+        step = self._training_bar(piece, j)
+        return (j, step) if step is not None and step >= newest else (0, 0)
 
-    @staticmethod
-    def _bar_step_of(bar: bytes) -> int:
-        m = _TQDM.search(bar)
-        return int(m.group(1)) if m is not None else 0
+    def _training_bar(self, piece: bytes, end: int) -> int | None:
+        """The step of the training bar ``piece`` starts with (its counter before ``end``): a bar
+        with no description whose total is not below the training total (an evaluation bar's
+        is smaller); None when it is not one."""
+        if not _BAR_START.match(piece):
+            return None
+        m = _TQDM.search(piece, 0, end)
+        if m is None or (self.train_total is not None and int(m.group(2)) < self.train_total):
+            return None
+        return int(m.group(1))
 
     def peek_partial(self, partial: bytes) -> None:
         """Progress from the newest training bar in ``partial`` (redraws, never a record)."""
@@ -1151,9 +1155,9 @@ class LogParser:
         for piece in text.split(b"\r", 8)[:8]:
             if not piece.strip():
                 continue
-            m = _TQDM.search(piece) if _BAR_START.match(piece) else None
-            if m is not None and (self.train_total is None or int(m.group(2)) >= self.train_total):
-                self._burst.after_bar = int(m.group(1))
+            step = self._training_bar(piece, len(piece))
+            if step is not None:
+                self._burst.after_bar = step
             return
 
     def _guess_interval(self) -> int:
