@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual.geometry import Region
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import crop, fit, ljust, rjust
@@ -160,13 +159,12 @@ class MetricCards(ManyLines):
             self.refresh()
             return
         styles = self._styles_memo.get(self)
+        new = list(lines)
         for i, (was, card) in enumerate(zip(old, cards, strict=True)):
-            if was == card:
-                continue
-            text = card_text(card, width, styles)
-            if text != lines[1 + i]:
-                lines[1 + i] = text
-                self.refresh(Region(0, 1 + i, width, 1))
+            if was != card:
+                new[1 + i] = card_text(card, width, styles)
+        self._shown = (width, new)
+        self.repaint_lines(lines)
 
     def lines(self) -> list[Text]:
         width = self.content_size.width
