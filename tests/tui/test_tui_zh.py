@@ -33,7 +33,7 @@ from sfttop.tui.chart_render import ChartLine, ChartOptions, build_chart
 from sfttop.tui.palette import CHECK_STATUS, CRITICAL, DONE, ERROR, INFO, LOADING, MISSING, OK, WAITING, WARNING
 from sfttop.tui.widgets.alert_banner import BannerItem, banner_text
 from sfttop.tui.widgets.assessment import AssessmentView, assessment_text
-from sfttop.tui.widgets.checklist import ChecklistView, CheckRow, checklist_text
+from sfttop.tui.widgets.checklist import ChecklistView, CheckRow, checklist_lines
 from sfttop.tui.widgets.key_bar import KeyHint, key_bar_text
 from sfttop.tui.widgets.metric_card import CardData, card_text
 from sfttop.tui.widgets.run_list import RunList, RunRow, row_text
@@ -149,7 +149,7 @@ def test_checklist_columns_line_up_in_chinese(zh: None) -> None:
         for label, state in (("loss 在下降", "pass"), ("学习率符合调度计划而且这个标签很长", "fail"), ("没有 NaN/inf", "warn"))
     )
     for width in (40, 59, 60, 70, 90, 120):
-        lines = checklist_text(ChecklistView(rows), width, {}).plain.split("\n")
+        lines = [line.plain for line in checklist_lines(ChecklistView(rows), width, {})]
         # (a row's detail runs past the width: the widget ends it with … where the panel does)
         # the column of past windows' glyphs ends at the same cell on every row
         ends = {cell_len(line[: m.end()]) for line in lines if (m := re.search(r"[✔▲✖·]{3}", line))}

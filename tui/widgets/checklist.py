@@ -32,11 +32,6 @@ class ChecklistView:
     note: str = ""
 
 
-def checklist_text(view: ChecklistView, width: int, styles: dict[str, str]) -> Text:
-    """The checklist as one Text, its lines joined (what ``checklist_lines`` makes)."""
-    return Text("\n", no_wrap=True, overflow="ellipsis").join(checklist_lines(view, width, styles))
-
-
 def checklist_lines(view: ChecklistView, width: int, styles: dict[str, str]) -> list[Text]:
     """One line per check: cadence (and its current window below), state, label, the state in
     every past window (so the user sees when it turned), and what the latest window measured."""
