@@ -72,6 +72,23 @@ if __name__ == "__main__":
     Widget._render_content = _timed(lambda w: f"{type(w).__name__}#{w.id}", Widget._render_content)  # type: ignore[method-assign]
     Screen._compositor_refresh = _timed(lambda _s: "FRAME", Screen._compositor_refresh)  # type: ignore[method-assign]
     sfttop_app.SfttopApp._refresh_all = _timed(lambda _a: "_refresh_all", sfttop_app.SfttopApp._refresh_all)  # type: ignore[method-assign]
+    # the refresh's parts: the selected run's panels, each widget's new state
+    from sfttop.tui import views
+    from sfttop.tui.widgets import assessment, checklist, metric_card, metric_chart, run_list, title_bar
+
+    sfttop_app.SfttopApp._refresh_run = _timed(lambda _a: "refresh: _refresh_run", sfttop_app.SfttopApp._refresh_run)  # type: ignore[method-assign]
+    sfttop_app.SfttopApp._title_info = _timed(lambda _a: "refresh: _title_info", sfttop_app.SfttopApp._title_info)  # type: ignore[method-assign]
+    timed_chart_data = _timed(lambda _n: "refresh: chart_data", lambda _n, *a, **k: views.chart_data(*a, **k))
+    sfttop_app.chart_data = lambda *a, **k: timed_chart_data(None, *a, **k)
+    for cls, name in (
+        (metric_chart.MetricChart, "set_data"),
+        (metric_card.MetricCards, "set_cards"),
+        (assessment.AssessmentPanel, "set_view"),
+        (checklist.ChecklistPanel, "set_view"),
+        (run_list.RunList, "set_rows"),
+        (title_bar.TitleBar, "set_info"),
+    ):
+        setattr(cls, name, _timed(lambda w, n=name: f"refresh: {type(w).__name__}.{n}", getattr(cls, name)))
     # lines drawn again, by widget (a frame renders only its widgets' dirty lines)
     from sfttop.tui.widgets import text_strips
 

@@ -31,37 +31,50 @@ class AssessmentView:
 _GLYPH = {"ok": "✔", "warning": "▲", "critical": "✖"}
 
 
-def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) -> Text:
+def assessment_lines(view: AssessmentView, styles: dict[str, str]) -> list[Text]:
     """Verdict first, then what to act on (best checkpoint, cautions, advice), then the good
-    signs and the per-metric table: the most useful lines survive a short panel."""
-    out = Text(overflow="fold")
-    out.append(f"{_GLYPH.get(view.verdict_state, '·')} ", style=styles.get(view.verdict_state, ""))
-    out.append(view.verdict, style=styles.get(view.verdict_state, "") + " bold")
+    signs and the per-metric table: the most useful lines survive a short panel. One Text per
+    logical line, not yet wrapped."""
+
+    def line(mark: str = "", style: str = "") -> Text:
+        t = Text(overflow="fold")
+        if mark:
+            t.append(mark, style=style)
+        out.append(t)
+        return t
+
+    out: list[Text] = []
+    head = line(f"{_GLYPH.get(view.verdict_state, '·')} ", styles.get(view.verdict_state, ""))
+    head.append(view.verdict, style=styles.get(view.verdict_state, "") + " bold")
     if view.summary:
-        out.append("  " + view.summary)
+        head.append("  " + view.summary)
     if view.best:
-        out.append("\n" + _("★ best checkpoint: "), style=styles.get("heading", ""))
-        out.append(view.best)
-    for items, head, mark, st in (
+        line(_("★ best checkpoint: "), styles.get("heading", "")).append(view.best)
+    for items, heading, mark, st in (
         (view.cautions, _("cautions"), "▲", "warning"),
         (view.advice, _("advice"), "→", "heading"),
         (view.positives, _("good signs"), "✔", "ok"),
     ):
         if not items:
             continue
-        out.append(f"\n{head}", style=styles.get("heading", ""))
+        line(heading, styles.get("heading", ""))
         for item in items:
-            out.append(f"\n {mark} ", style=styles.get(st, ""))
-            out.append(item)
+            line(f" {mark} ", styles.get(st, "")).append(item)
     if view.metrics:
-        out.append("\n" + _("metrics"), style=styles.get("heading", ""))
+        line(_("metrics"), styles.get("heading", ""))
         lw = max(cell_len(m[0]) for m in view.metrics)
         for name, value, state, note in view.metrics:
-            out.append(f"\n {_GLYPH.get(state, '·')} ", style=styles.get(state, ""))
-            out.append(f"{ljust(name, lw)} {rjust(value, 9)}")
+            row = line(f" {_GLYPH.get(state, '·')} ", styles.get(state, ""))
+            row.append(f"{ljust(name, lw)} {rjust(value, 9)}")
             if note:
-                out.append(f"  {note}", style=styles.get("muted", ""))
-    return wrap_text(out, width)
+                row.append(f"  {note}", style=styles.get("muted", ""))
+    return out
+
+
+def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) -> Text:
+    """The whole assessment as one text, its Chinese broken at ``width`` (what Textual's own
+    wrap is given: the panel wraps line by line to the same result)."""
+    return wrap_text(Text("\n", overflow="fold").join(assessment_lines(view, styles)), width)
 
 
 class AssessmentPanel(ManyLines):
@@ -93,6 +106,7 @@ class AssessmentPanel(ManyLines):
         self.view = AssessmentView(_("no data yet"), "muted")
         self.border_title = _("assessment")
         self._wrapped: tuple[object, list[Text]] = (None, [])  # ((view, width), lines)
+        self._wrapped_lines: dict[tuple[object, ...], list[Text]] = {}  # a logical line's, at a width
         self._hint: tuple[int, int] = (-1, -1)  # (lines, height) the "more" hint was set for
         self._styles_memo = StylesMemo("assessment", ("ok", "warning", "critical", "muted", "heading"))
         self._strips = TextStrips()
@@ -101,6 +115,7 @@ class AssessmentPanel(ManyLines):
         super().notify_style_update()
         self._styles_memo.clear()
         self._wrapped = (None, [])
+        self._wrapped_lines = {}
         self._strips.clear()
 
     def set_view(self, view: AssessmentView) -> None:
@@ -124,13 +139,27 @@ class AssessmentPanel(ManyLines):
 
     def _wrap(self, width: int) -> list[Text]:
         """The view's lines at ``width``, wrapped (asked by layout, by set_view twice and by each
-        repainted line: wrapping is most of this panel's cost, so once per view and width)."""
+        repainted line: wrapping is most of this panel's cost, so once per view and width, and a
+        logical line again only when it changed: a live run changes a metric row or two)."""
         key = (self.view, width)
         if self._wrapped[0] != key:
-            text = assessment_text(self.view, width, self._styles())
-            lines = list(text.wrap(self.app.console, max(1, width)))
-            for line in lines:
-                line.rstrip()  # (the space a line was broken at: Textual's own wrap drops it)
+            width = max(1, width)
+            known, self._wrapped_lines = self._wrapped_lines, {}
+            lines: list[Text] = []
+            for logical in assessment_lines(self.view, self._styles()):
+                plain = logical.plain
+                line_key = (plain, tuple(logical.spans), width)
+                wrapped = known.get(line_key)
+                if wrapped is None:
+                    if cell_len(plain) <= width:  # what Rich's wrap makes of a line that fits
+                        logical.rstrip()
+                        wrapped = [logical]
+                    else:
+                        wrapped = list(wrap_text(logical, width).wrap(self.app.console, width))
+                        for piece in wrapped:
+                            piece.rstrip()  # (the space a line was broken at: Textual's own wrap drops it)
+                self._wrapped_lines[line_key] = wrapped
+                lines.extend(wrapped)
             self._wrapped = (key, lines)
         return self._wrapped[1]
 
