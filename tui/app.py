@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -30,6 +31,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Static
 
 from sfttop.core import memory, pipe
@@ -44,7 +46,7 @@ from sfttop.core.update import RunUpdate
 from sfttop.core.wake import Waker, log_dirs
 from sfttop.core.webhook import WebhookSender
 
-from . import panels
+from . import compositor, panels
 from .cells import fit
 from .keys import KEYS
 from .palette import use_dark_theme
@@ -249,6 +251,11 @@ class SfttopApp(App[int]):
             self.monitor.load_all()
 
     # ------------------------------------------------------------------------------ layout
+    def get_default_screen(self) -> Screen[Any]:
+        screen = super().get_default_screen()
+        compositor.install(screen)  # (a live frame renders the changed lines alone: see compositor)
+        return screen
+
     def compose(self) -> ComposeResult:
         yield TitleBar(id="title")
         with Horizontal(id="body"):
