@@ -8,7 +8,8 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,20 @@ def report(path: Path, *extra: str) -> tuple[dict, int]:
 
 def critical(run: dict) -> set[str]:
     return {f["code"] for f in run["findings"] if f["severity"] == "critical"}
+
+
+# A live app's poll and rescan paces in the tests: fast, so appended lines show in a few frames.
+LIVE = {"interval": 0.05, "rescan_seconds": 0.1}
+
+
+async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float = 8.0) -> bool:
+    """Let a running app's frames go by until ``cond()`` holds (True) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await pilot.pause(0.05)
+        if cond():
+            return True
+    return False
 
 
 def screen_lines(app: Any) -> list[str]:

@@ -3,31 +3,18 @@ terminal exactly what Textual's own compositor writes for the same changes."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual._compositor import ChopsUpdate, Compositor
-from textual.pilot import Pilot
 
+from helpers import LIVE, wait_for
 from sfttop.core.config import Config
 from sfttop.tui import compositor
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.compositor import SpanCompositor
 from synth import write_log
-
-LIVE = {"interval": 0.05, "rescan_seconds": 0.1}
-
-
-async def _wait_for(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 8.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await pilot.pause(0.05)
-        if cond():
-            return True
-    return False
 
 
 def _append(path: Path, first: int, n: int) -> None:
@@ -86,7 +73,7 @@ async def test_a_partial_update_writes_what_textuals_own_compositor_writes(
     app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
     async with app.run_test(size=size) as pilot:
         assert isinstance(app.screen._compositor, SpanCompositor)
-        assert await _wait_for(pilot, lambda: len(app.monitor.runs) == 3 and not app.monitor.loading)
+        assert await wait_for(pilot, lambda: len(app.monitor.runs) == 3 and not app.monitor.loading)
         step = 31
         for key in ("", "tab", "v", "", "v", "tab", "v", "m", "o", "v"):
             if key:
@@ -95,7 +82,7 @@ async def test_a_partial_update_writes_what_textuals_own_compositor_writes(
                 _append(tmp_path / name / "train.log", step, 3 if name == "alpha" else 1)
             step += 3
             before = len(compared)
-            assert await _wait_for(pilot, lambda before=before: len(compared) > before, 5.0)  # type: ignore[misc]
+            assert await wait_for(pilot, lambda before=before: len(compared) > before, 5.0)  # type: ignore[misc]
     assert len(compared) >= 10
     for ours, textual in compared:
         assert ours == textual

@@ -6,15 +6,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
 
-from helpers import REAL, screen_lines
+from helpers import LIVE, REAL, screen_lines, wait_for
 from sfttop.core.config import Config
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.keys import BINDING_IDS
@@ -27,16 +25,6 @@ from synth import nan_line, write_log
 
 REAL = REAL / "tf5"
 THREE = [str(REAL / n / "train.log") for n in ("healthy", "explode", "overfit")]
-LIVE = {"interval": 0.05, "rescan_seconds": 0.1}
-
-
-async def wait_for(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 8.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await pilot.pause(0.05)
-        if cond():
-            return True
-    return False
 
 
 def names(app: SfttopApp) -> list[str]:
