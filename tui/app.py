@@ -377,7 +377,6 @@ class SfttopApp(App[int]):
 
     def _poll_forever(self, stop: threading.Event, mon: Monitor, waker: Waker) -> None:
         was_loading = False
-        frozen = False  # what the histories built is out of the collector's passes (gc.freeze)
         polled_at = -1.0
         watched_key, watched_at = -1, 0.0
         held, held_new, held_live, posted_at, trimmed_at = False, 0, list[tuple[str, Finding]](), 0.0, 0.0
@@ -469,19 +468,8 @@ class SfttopApp(App[int]):
                 held, held_new, held_live, held_mine, posted_at = False, 0, [], False, polled_at
             if (was_loading and not loading) or (loading and polled_at - trimmed_at >= TRIM_GAP):
                 # history loading makes and drops many objects: give the freed heap back
-                gc.unfreeze()  # (what an earlier load froze is looked at again, once)
                 memory.trim()
                 trimmed_at = polled_at
-                frozen = False
-            if not loading and not frozen:
-                # The loaded histories live as long as their runs: the collector's full passes
-                # while runs write (one about every 30 s, 30 ms over 16 runs of 10k records)
-                # need not walk them. A run's own objects hold no reference cycles (refcounts
-                # free them when a run goes); the next load unfreezes.
-                if trimmed_at != polled_at:
-                    gc.collect()
-                gc.freeze()
-                frozen = True
             was_loading = loading
             # As load_all does for --report: what loading builds holds no reference cycles, and
             # the cyclic collector would walk the growing heap again and again (a tenth of a
@@ -664,7 +652,6 @@ class SfttopApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop_polling()
-        gc.unfreeze()  # (the histories frozen after loading are the collector's again)
         if self.dispatcher is not None:
             self.dispatcher.close(wait=1.0)
         if self.webhooks is not None:

@@ -183,19 +183,6 @@ async def test_alert_command_receives_the_finding(tmp_path: Path) -> None:
         assert app.dispatcher is not None and app.dispatcher.sent == 1
 
 
-async def test_loaded_histories_are_left_out_of_the_collectors_passes(tmp_path: Path) -> None:
-    """Once every history is in, what it built is frozen (gc.freeze): the cyclic collector's
-    full passes while runs write walk only what came since; given back when the app ends."""
-    import gc
-
-    write_log(tmp_path / "alpha" / "train.log", 200)
-    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
-    async with app.run_test(size=(100, 30)) as pilot:
-        assert await wait_for(pilot, lambda: bool(names(app)) and not app.monitor.loading and gc.get_freeze_count() > 0)
-        assert gc.isenabled()
-    assert gc.get_freeze_count() == 0
-
-
 async def test_idle_screen_rebuilds_nothing(tmp_path: Path) -> None:
     write_log(tmp_path / "alpha" / "train.log", 200)
     app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
