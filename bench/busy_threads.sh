@@ -12,7 +12,8 @@
 # --only busy); START is its record count (the writers go on from there). Prints milliseconds of
 # CPU and % of a core per thread (user, system); with FRAME_TIMERS set, copies of the timers file
 # at the window's start and end go to $FRAME_TIMERS.0 and $FRAME_TIMERS.1. WRITER_ARGS go to the
-# writer (WRITER_ARGS="--plain --noisy": bare dict lines, a noisy loss). PYSPY=out.txt samples the
+# writer (WRITER_ARGS="--plain --noisy": bare dict lines, a noisy loss); WARM=S: the window opens S s
+# after the writers start (default 4). PYSPY=out.txt samples the
 # window with py-spy (collapsed stacks by thread; pip install py-spy).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,9 +28,9 @@ sleep 1
 PID=$(tmux -L sfttop-bench display -p -t busy '#{pane_pid}')
 C=$(pgrep -P "$PID" | head -1); [ -n "$C" ] && PID=$C
 sleep "${LOADWAIT:-6}"  # the history loaded (longer for long histories)
-"$PY" "$HERE/busywriter.py" ${WRITER_ARGS:-} --rate "$RATE" --start "$START" --seconds $((SECS + 8)) --times "$WORK/times.txt" "$WORK"/run*/train.log &
+"$PY" "$HERE/busywriter.py" ${WRITER_ARGS:-} --rate "$RATE" --start "$START" --seconds $((SECS + ${WARM:-4} + 4)) --times "$WORK/times.txt" "$WORK"/run*/train.log &
 W=$!
-sleep 4
+sleep "${WARM:-4}"  # the writers going before the window opens
 snap() {
     for t in /proc/$PID/task/*; do echo "$(basename "$t") $(awk '{print $14, $15}' "$t/stat")"; done
     echo "process $(awk '{print $14, $15}' /proc/$PID/stat)"
