@@ -34,6 +34,8 @@ class SpanCompositor(Compositor):
     _update_rows: _Rows | None = None
 
     def render_partial_update(self) -> ChopsUpdate | None:
+        # (Textual's method works the spans out again: a handful of regions a frame, cheaper
+        # than keeping a copy of its method here that could drift from the original)
         rows: _Rows = {}
         for y, x1, x2 in self._regions_to_spans(self._dirty_regions):
             rows.setdefault(y, []).append((x1, x2))
