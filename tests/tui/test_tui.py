@@ -588,6 +588,63 @@ async def test_card_title_and_run_list_lines_are_textuals_own(size: tuple[int, i
             assert fast >= (4 if size[0] >= 70 else 1)  # (60x15: the cards are folded away)
 
 
+@pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 15)])
+async def test_chart_rows_are_textuals_own(size: tuple[int, int]) -> None:
+    """A plotted chart is drawn a row at a time (text_strips.ManyLines): each row the segments,
+    styles and mouse offsets Textual makes of the whole chart's text, with the legend in the
+    border or on rows above the plot, smoothed, on a log scale, for other metrics."""
+    from textual.visual import Visual, visualize
+
+    app = SfttopApp(THREE, Config(), replay=True)
+    checked = 0
+    async with app.run_test(size=size) as pilot:
+        for key in ("", "m", "o", "s", "l", "2", "v"):
+            if key:
+                await pilot.press(key)
+            await pilot.pause()
+            chart = app.query_one("#chart", MetricChart)
+            width, height = chart.content_size
+            if not (chart.display and width and height):
+                continue
+            rows = chart.lines()
+            assert len(rows) == height  # (a plotted chart fills its widget)
+            whole = Visual.to_strips(chart, visualize(chart, chart.render()), width, height, chart.visual_style)
+            assert len(whole) == height
+            checked += len(_strips_as_textuals(chart, rows, whole))
+    assert checked >= 3 * size[1] // 2
+
+
+async def test_a_moved_dot_repaints_only_its_chart_rows() -> None:
+    """A new point that changes a row or two of the plot repaints those rows; the screen is
+    then what a whole repaint of the chart draws."""
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        chart = app.query_one("#chart", MetricChart)
+        assert chart.data is not None and chart.lines()
+        painted: list[int] = []
+        render_line = chart.render_line
+        chart.render_line = lambda y: painted.append(y) or render_line(y)  # type: ignore[method-assign]
+        d = chart.data
+        line = d.lines[0]
+        moved = replace(line, ys=[*line.ys[:-1], line.ys[-1] * 0.97])  # the newest point a little lower
+        before = [r.plain for r in chart.lines()]
+        chart.set_data(replace(d, lines=[moved, *d.lines[1:]], version=(*d.version, "moved")))
+        await pilot.pause()
+        after = [r.plain for r in chart.lines()]
+        changed = [y for y, (a, b) in enumerate(zip(before, after)) if a != b]
+        assert changed and len(changed) < len(after) - 4
+        assert sorted(set(painted)) == changed
+        seen = screen_lines(app)
+        chart.refresh()
+        await pilot.pause()
+        assert screen_lines(app) == seen
+        # a message instead of a plot (no rows of its own) is drawn whole
+        chart.set_data(replace(d, lines=[], message="no loss values yet", version=(*d.version, "none")))
+        await pilot.pause()
+        assert chart.lines() == [] and any("no loss values yet" in row for row in screen_lines(app))
+
+
 async def test_a_new_value_repaints_its_card_alone() -> None:
     """The cards are one widget: a record that changes one card's line repaints that line, and a
     line that reads the same is not repainted."""

@@ -2,7 +2,11 @@
 
 The widget is handed plain lists (already bucketed by the app under its lock) and rebuilds the
 plotext figure only when the data, the options or its own size changed; ``render`` returns the
-cached text otherwise, so a repaint costs nothing.
+cached text otherwise, so a repaint costs nothing. A plotted chart is drawn a row at a time
+(``ManyLines``), and a new drawing repaints only the rows that changed: a live run's record that
+moves a dot changes a row or two of the plot, and repainting the whole chart (Textual turning
+all of its text into strips again, every row through the compositor) was most of what a busy
+screen spent on it after plotext.
 """
 
 from __future__ import annotations
@@ -10,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.widget import Widget
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit_text, wrap_text
 from sfttop.tui.chart_render import X_LABELS, ChartLine, ChartOptions, ChartResult, HLine, build_chart
 from sfttop.tui.palette import run_hex
+from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class ChartData:
     legend_prefix: str = ""  # overlay: "loss ◆ eval_loss │" before the run names
 
 
-class MetricChart(Widget):
+class MetricChart(ManyLines):
     DEFAULT_CSS = """
     MetricChart {
         height: 1fr;
@@ -87,10 +91,16 @@ class MetricChart(Widget):
         self.data: ChartData | None = None
         self._cache_key: tuple[object, ...] | None = None
         self._cache: Text = Text()
+        self._rows: list[Text] = []  # the plotted chart's rows (none: only ``render`` draws it)
+        self._strips = TextStrips()
         self.result: ChartResult | None = None
         self._shown: tuple[object, ...] = ()  # the text, and the legend lines, last drawn
         self._title: Text | None = None
         self.builds = 0  # how many times plotext ran (tests check idle screens do not rebuild)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
 
     def set_data(self, data: ChartData) -> None:
         old = self.data
@@ -101,8 +111,13 @@ class MetricChart(Widget):
         size = self.content_size
         if not (size.width and size.height):
             self.refresh()  # drawn when it has a size
-        elif self._draw():
-            self.refresh()
+            return
+        before = self._rows
+        if self._draw():
+            if before and self._rows:
+                self.repaint_lines(before)
+            else:
+                self.refresh()
             self._set_subtitle()
         else:
             self._set_subtitle()  # (what the data says, a NaN count, can change with the same dots)
@@ -197,6 +212,12 @@ class MetricChart(Widget):
             head.append_text(body)
             body = head
         self._cache = body
+        rows: list[Text] = list(body.split("\n", allow_blank=True)) if res.plotted else []
+        if rows and not rows[-1].plain:
+            rows.pop()  # (plotext ends its last row with a newline: no row of its own on screen)
+        # (drawn a row at a time only when the rows fill the widget: a row past them would have
+        # Textual render the whole text again for it)
+        self._rows = rows if len(rows) == size.height else []
         return True
 
     def render(self) -> Text:
@@ -205,3 +226,10 @@ class MetricChart(Widget):
         if self._draw():
             self.call_after_refresh(self._set_subtitle)
         return self._cache
+
+    def lines(self) -> list[Text]:
+        if self.data is None:
+            return []
+        if self._draw():
+            self.call_after_refresh(self._set_subtitle)
+        return self._rows
