@@ -1,8 +1,9 @@
-"""tui/compositor.py: a partial update renders only the changed spans' lines, and writes to the
-terminal exactly what Textual's own compositor writes for the same changes."""
+"""tui/compositor.py: a partial update renders only the changed spans' lines, and leaves on the
+terminal exactly what Textual's own compositor leaves for the same changes."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ async def test_a_partial_update_writes_what_textuals_own_compositor_writes(
 ) -> None:
     """Live runs write while keys change the view: each partial update is made by
     ``SpanCompositor`` and again, from the same changed regions, by Textual's ``Compositor``;
-    the terminal output of the two is the same, and ours rendered fewer widget lines."""
+    the two write the same cells to the terminal (and ours no more bytes), and ours rendered
+    fewer widget lines."""
     for name in ("alpha", "beta", "gamma"):
         write_log(tmp_path / name / "train.log", 30)
     compared: list[tuple[str, str]] = []
@@ -85,8 +87,46 @@ async def test_a_partial_update_writes_what_textuals_own_compositor_writes(
             assert await wait_for(pilot, lambda before=before: len(compared) > before, 5.0)  # type: ignore[misc]
     assert len(compared) >= 10
     for ours, textual in compared:
-        assert ours == textual
+        assert _cells(ours) == _cells(textual)
+        assert len(ours) <= len(textual)
     assert rendered["ours"] < rendered["textual"]
+
+
+_CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
+
+
+def _cells(output: str) -> dict[tuple[int, int], tuple[str, str]]:
+    """What ``output`` writes on a terminal: each cell written, (row, column) -> (character, the
+    SGR codes in force). Two updates that write the same cells leave the same screen (Textual's
+    own writes an empty cursor move where a widget's strip is cut off at a span's edge)."""
+    cells: dict[tuple[int, int], tuple[str, str]] = {}
+    y = x = 0
+    sgr = ""
+    pos = 0
+    for m in _CSI.finditer(output):
+        for ch in output[pos : m.start()]:
+            cells[(y, x)] = (ch, sgr)
+            x += 1
+        pos = m.end()
+        args, final = m.groups()
+        if final == "H":
+            row, col = [*args.split(";"), "1", "1"][:2]
+            y, x = int(row or 1), int(col or 1)
+        elif final == "m":
+            sgr = "" if args in ("", "0") else sgr + ";" + args
+    for ch in output[pos:]:
+        cells[(y, x)] = (ch, sgr)
+        x += 1
+    return cells
+
+
+def test_covers() -> None:
+    assert compositor._covers([(0, 40), (40, 120)], 10, 100)
+    assert compositor._covers([(40, 120), (0, 41)], 0, 120)
+    assert not compositor._covers([(0, 40), (41, 120)], 10, 100)  # (a cell between them)
+    assert not compositor._covers([(0, 40)], 10, 41)
+    assert not compositor._covers([], 3, 4)
+    assert compositor._covers([(5, 6)], 5, 6)
 
 
 def test_install_leaves_a_screen_it_cannot_serve_alone() -> None:
