@@ -108,10 +108,13 @@ BUSY_POLL_GAP = 0.2
 # at once.
 VIEWS_GAP = 3.0
 # ... and the chart and the run list's counters at most this often while runs write (redrawing
-# them is most of the cost of a busy screen: plotext takes 10-20 ms for a chart, the run list
-# ~4 ms); the cards and the title keep REFRESH_GAP (the newest value of every record is on the
-# cards), and a run's status word in the list (an alarm) goes up at once.
-CHART_GAP = 2.0
+# them is most of the cost of a busy screen: plotext takes 4-6 ms for a chart and its picture is
+# worked out again for each look, the run list ~1 ms); the cards and the title keep REFRESH_GAP
+# (the newest value of every record is on the cards), and a run's status word in the list (an
+# alarm) goes up at once. The chart's axis spans the run's history: a record moves its line by a
+# fraction of a dot, and at 2 s the chart was a third of a busy screen's CPU (16 runs x 2
+# records/s: the main thread 100-130 ms in 30 s less with the chart held, bench/README.md).
+CHART_GAP = 3.0
 ROWS_GAP = 2.0
 # What is held back by those gaps is drawn with the next refresh for records when one comes this
 # soon after it is due (the selected run writing every second or faster), else on its own.
@@ -681,7 +684,7 @@ class SfttopApp(App[int]):
                 self._later(ROWS_GAP - (self._flush_at - self._rows_at))
             self.query_one("#runs", RunList).selected = self.selected
             run = runs[self.selected] if runs else None
-            self.query_one("#title", TitleBar).set_info(self._title_info(runs, run))
+            self.query_one("#title", TitleBar).set_info(self._title_info(runs, run, rows))
             views = self._views.get(run.name) if run is not None else None
             key = (run.name, run.generation, id(views)) if run is not None else None
             if force or self._shown.get("run") != key:
@@ -723,7 +726,8 @@ class SfttopApp(App[int]):
         self._rows[run.name] = (run.generation, row)
         return row
 
-    def _title_info(self, runs: list[Run], run: Run | None) -> TitleInfo:
+    def _title_info(self, runs: list[Run], run: Run | None, rows: tuple[RunRow, ...]) -> TitleInfo:
+        """The title's parts; ``rows``: the runs' list rows (the other runs' states, as listed)."""
         loading = [r for r in runs if not r.loaded and r.exists]
         load_text = ""
         if loading and run is not None and run.loaded:
@@ -735,6 +739,7 @@ class SfttopApp(App[int]):
         if run is None:
             return TitleInfo(self.app_title, "", 0, 0, 0, "", "", "", alerts, load_text)
         now = self.monitor.clock()
+        others = [row.status for i, row in enumerate(rows) if i != self.selected]
         return TitleInfo(
             self.app_title,
             run_name(run),
@@ -743,12 +748,12 @@ class SfttopApp(App[int]):
             len(runs),
             progress_text(run, now),
             run_state(run, now),
-            others_text(runs, self.selected),
+            others_text(others),
             alerts,
             load_text,
             progress_short(run, now),
             objective_text(run),
-            others_text(runs, self.selected, words=False),
+            others_text(others, words=False),
         )
 
     def _refresh_run(self, run: Run | None) -> None:

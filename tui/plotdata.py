@@ -194,6 +194,20 @@ def sparkline(values: Sequence[float], width: int) -> tuple[str, list[int]]:
     n = len(values)
     if width <= 0 or n == 0:
         return "", []
+    if n <= width and math.isfinite(sum(values)):
+        # (a card's: one value per character, none NaN/inf; each is its bucket's mean)
+        lo, hi = min(values), max(values)
+        span = hi - lo
+        if span <= 0:
+            return SPARK[3] * n, []
+        if math.isfinite(span):
+            return "".join([SPARK[max(0, min(7, int((v - lo) / span * 7.999)))] for v in values]), []
+    return _bucket_sparkline(values, width)
+
+
+def _bucket_sparkline(values: Sequence[float], width: int) -> tuple[str, list[int]]:
+    """``sparkline`` by buckets of values, NaN/inf among them."""
+    n = len(values)
     if n <= width:
         buckets = [[v] for v in values]
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sfttop.core import metrics as M
@@ -201,21 +202,21 @@ def run_state(run: Run, now: float | None = None) -> str:
     return " · ".join(p for p in (state, restarted) if p)
 
 
-def others_text(runs: list[Run], selected: int, words: bool = True) -> str:
-    """The other runs' worst states, worst first (``others ✖2 CRIT ▲1 WARN ?1 gone``): in a
-    small pane, where the run list is folded away, this is how trouble elsewhere shows.
-    ``words=False``: the glyphs and counts alone (``others ✖2 ▲1``), for the narrowest title."""
+def others_text(statuses: Iterable[Status], words: bool = True) -> str:
+    """The other runs' worst states (``statuses``: theirs, as their rows show them), worst first
+    (``others ✖2 CRIT ▲1 WARN ?1 gone``): in a small pane, where the run list is folded away, this
+    is how trouble elsewhere shows. ``words=False``: the glyphs and counts alone (``others ✖2
+    ▲1``), for the narrowest title."""
     counts: dict[Status, int] = {}
-    for i, r in enumerate(runs):
-        if i == selected:
-            continue
-        st = run_status(r)
+    for st in statuses:
         if st.css in ("critical", "warning"):
             counts[st] = counts.get(st, 0) + 1
+    if not counts:
+        return ""
     order = (CRITICAL, WARNING, ERROR, MISSING)
     worst_first = sorted(counts, key=lambda s: order.index(s) if s in order else 9)
     parts = [f"{st.glyph}{counts[st]} {st.shown_word}" if words else f"{st.glyph}{counts[st]}" for st in worst_first]
-    return _("others {states}").format(states=" ".join(parts)) if parts else ""
+    return _("others {states}").format(states=" ".join(parts))
 
 
 # -------------------------------------------------------------------------------- cards

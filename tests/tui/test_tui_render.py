@@ -113,6 +113,17 @@ def test_sparkline_and_split_are_total(values: list[float], width: int) -> None:
     assert len(fx) + len(nan_x) == len(values)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=60), st.integers(1, 60))
+def test_a_cards_sparkline_is_the_bucket_means_one(values: list[float], width: int) -> None:
+    """A card's sparkline (finite values, no more than it has characters) is drawn without
+    buckets: the same characters as bucket means of one value each."""
+    from sfttop.tui.plotdata import _bucket_sparkline
+
+    assert sparkline(values, width) == _bucket_sparkline(values, width)
+    assert sparkline([0.5, 1e308, -1e308], 3) == _bucket_sparkline([0.5, 1e308, -1e308], 3)  # (a span past float)
+
+
 def _line(ys: list[float], style: str = "line") -> ChartLine:
     return ChartLine("loss", [float(i) for i in range(len(ys))], ys, BLUE, style)  # type: ignore[arg-type]
 
