@@ -841,6 +841,9 @@ class SfttopApp(App[int]):
     def on_run_list_clicked(self, message: RunList.Clicked) -> None:
         self._select(message.index)
 
+    def on_metric_chart_resized(self, _message: MetricChart.Resized) -> None:
+        self._refresh_all(force=True)  # (the chart's data bucketed for its new width)
+
     def _set_chart(self, **changes: object) -> None:
         self.chart_state = replace(self.chart_state, **changes)  # type: ignore[arg-type]
         self._refresh_all()

@@ -645,6 +645,23 @@ async def test_a_moved_dot_repaints_only_its_chart_rows() -> None:
         assert chart.lines() == [] and any("no loss values yet" in row for row in screen_lines(app))
 
 
+async def test_the_chart_is_bucketed_for_its_width_after_a_resize() -> None:
+    """The chart's data is bucketed for the chart's width, which the layout after a resize sets:
+    at start, and after a resize to one column less and back, the chart is the same."""
+    app = SfttopApp(THREE, Config(), replay=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        chart = app.query_one("#chart", MetricChart)
+        assert await wait_for(pilot, lambda: chart.data is not None and chart.data.version[-1] == max(60, chart.content_size.width))
+        before = [row.plain for row in chart.lines()]
+        await pilot.resize_terminal(119, 36)
+        await pilot.pause()
+        assert await wait_for(pilot, lambda: chart.data is not None and chart.data.version[-1] == max(60, chart.content_size.width))
+        await pilot.resize_terminal(120, 36)
+        await pilot.pause()
+        assert await wait_for(pilot, lambda: [row.plain for row in chart.lines()] == before)
+
+
 async def test_a_new_value_repaints_its_card_alone() -> None:
     """The cards are one widget: a record that changes one card's line repaints that line, and a
     line that reads the same is not repainted."""

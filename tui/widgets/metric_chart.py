@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.message import Message
 
 from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit_text, wrap_text
@@ -151,8 +152,13 @@ class MetricChart(ManyLines):
             self.border_title = title
         self._set_subtitle()
 
+    class Resized(Message):
+        """The chart has a new size: its data, bucketed for its width, is to be made again (the
+        app's own resize event comes before the layout gives the chart its size)."""
+
     def on_resize(self) -> None:
         self._update_titles()  # the legend's place and the subtitle's parts depend on the width
+        self.post_message(self.Resized())
 
     def _set_subtitle(self) -> None:
         d = self.data
