@@ -15,9 +15,10 @@ children, and rendering their blank rows was most of a busy frame's widget lines
 alone 23 rows a frame at 16 runs x 2 records/s). The spans and the chops are Textual's own; only
 the widgets' renders are cut down (the output can lack an empty cursor move Textual writes where
 a cut-off strip ends at a span's edge). Its test compares the cells each update writes with
-those of Textual's own compositor on the same changes. It rests on the compositor's private parts (``_get_renders``,
-``_dirty_regions``, ``_regions_to_spans``), the same in Textual 8.0.0 and 8.2.8 (``textual<9`` is
-required); where they are missing, ``install`` leaves the screen's own compositor in place.
+those of Textual's own compositor on the same changes. It rests on the compositor's private
+parts (``_get_renders``, ``_dirty_regions``, ``_regions_to_spans``, ``visible_widgets`` in front to
+back order), the same in Textual 8.0.0 and 8.2.8 (``textual<9`` is required); where they are
+missing, ``install`` leaves the screen's own compositor in place.
 """
 
 from __future__ import annotations
