@@ -201,8 +201,13 @@ def sparkline(values: Sequence[float], width: int) -> tuple[str, list[int]]:
         if span <= 0:
             return SPARK[3] * n, []
         if math.isfinite(span):
-            return "".join([SPARK[max(0, min(7, int((v - lo) / span * 7.999)))] for v in values]), []
+            return "".join([_spark_char((v - lo) / span) for v in values]), []
     return _bucket_sparkline(values, width)
+
+
+def _spark_char(frac: float) -> str:
+    """The bar for a value ``frac`` of the way from the lowest to the highest."""
+    return SPARK[max(0, min(7, int(frac * 7.999)))]
 
 
 def _bucket_sparkline(values: Sequence[float], width: int) -> tuple[str, list[int]]:
@@ -235,7 +240,7 @@ def _bucket_sparkline(values: Sequence[float], width: int) -> tuple[str, list[in
             chars.append(SPARK[3])
         else:
             frac = (m - lo) / span if math.isfinite(span) else (m / 2 - lo / 2) / (hi / 2 - lo / 2)
-            chars.append(SPARK[max(0, min(7, int(frac * 7.999)))])
+            chars.append(_spark_char(frac))
     return "".join(chars), bad
 
 

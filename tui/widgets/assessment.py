@@ -13,7 +13,7 @@ from sfttop.tui.cells import cell_len, ljust, rjust, wrap_text
 
 from .checklist import set_more_hint
 from .styles_memo import StylesMemo
-from .text_strips import ManyLines, TextStrips
+from .text_strips import ManyLines
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,12 @@ class AssessmentPanel(ManyLines):
         self._wrapped_lines: dict[tuple[object, ...], list[Text]] = {}  # a logical line's, at a width
         self._hint: tuple[int, int] = (-1, -1)  # (lines, height) the "more" hint was set for
         self._styles_memo = StylesMemo("assessment", ("ok", "warning", "critical", "muted", "heading"))
-        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
         self._wrapped = (None, [])
         self._wrapped_lines = {}
-        self._strips.clear()
 
     def set_view(self, view: AssessmentView) -> None:
         if view != self.view:

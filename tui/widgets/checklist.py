@@ -13,7 +13,7 @@ from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, crop, fit, ljust
 from sfttop.tui.palette import check_status
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
+from sfttop.tui.widgets.text_strips import ManyLines
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,11 @@ class ChecklistPanel(ManyLines):
         self.border_title = _("checklist")
         self._styles_memo = StylesMemo("checklist", ("ok", "warning", "critical", "muted", "heading"))
         self._shown: tuple[object, list[Text]] = (None, [])  # ((view, width, height), lines)
-        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
         self._shown = (None, [])
-        self._strips.clear()
 
     def set_view(self, view: ChecklistView) -> None:
         if view != self.view:

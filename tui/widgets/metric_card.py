@@ -19,7 +19,7 @@ from sfttop.tui.cells import crop, fit, ljust, rjust
 from sfttop.tui.fmt import fmt_change, fmt_value
 from sfttop.tui.plotdata import sparkline
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
+from sfttop.tui.widgets.text_strips import ManyLines
 
 
 @dataclass(frozen=True)
@@ -131,13 +131,11 @@ class MetricCards(ManyLines):
         self.cards = tuple(CardData(metric, label, None, None, ()) for metric, label in metrics)
         self._styles_memo = StylesMemo("metric-card", ("label", "ok", "neutral", "warning", "critical", "muted", "spark"))
         self._shown: tuple[int, list[Text]] = (-1, [])  # (width, lines) last made
-        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
         self._shown = (-1, [])
-        self._strips.clear()
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return 1 + len(self.cards)

@@ -20,7 +20,7 @@ from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit_text, wrap_text
 from sfttop.tui.chart_render import X_LABELS, ChartLine, ChartOptions, ChartResult, HLine, build_chart
 from sfttop.tui.palette import run_hex
-from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
+from sfttop.tui.widgets.text_strips import ManyLines
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,10 @@ class MetricChart(ManyLines):
         self._cache_key: tuple[object, ...] | None = None
         self._cache: Text = Text()
         self._rows: list[Text] = []  # the plotted chart's rows (none: only ``render`` draws it)
-        self._strips = TextStrips()
         self.result: ChartResult | None = None
         self._shown: tuple[object, ...] = ()  # the text, and the legend lines, last drawn
         self._title: Text | None = None
         self.builds = 0  # how many times plotext ran (tests check idle screens do not rebuild)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._strips.clear()
 
     def set_data(self, data: ChartData) -> None:
         old = self.data
@@ -119,9 +114,7 @@ class MetricChart(ManyLines):
                 self.repaint_lines(before)
             else:
                 self.refresh()
-            self._set_subtitle()
-        else:
-            self._set_subtitle()  # (what the data says, a NaN count, can change with the same dots)
+        self._set_subtitle()  # (what the data says, a NaN count, can change with the same dots)
 
     def _legend_in_border(self) -> bool:
         """The legend goes in the border when it fits there, else on lines above the plot."""
@@ -226,16 +219,20 @@ class MetricChart(ManyLines):
         self._rows = rows if len(rows) == size.height else []
         return True
 
+    def _drawn(self) -> None:
+        """Drawn for the current data and size, when a repaint asks before ``set_data`` could
+        (a new size): its subtitle set after the frame."""
+        if self._draw():
+            self.call_after_refresh(self._set_subtitle)
+
     def render(self) -> Text:
         if self.data is None:
             return Text(_("loading…"), style="dim")
-        if self._draw():
-            self.call_after_refresh(self._set_subtitle)
+        self._drawn()
         return self._cache
 
     def lines(self) -> list[Text]:
         if self.data is None:
             return []
-        if self._draw():
-            self.call_after_refresh(self._set_subtitle)
+        self._drawn()
         return self._rows

@@ -14,7 +14,7 @@ from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit, ljust
 from sfttop.tui.palette import Status, run_hex
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import ManyLines, TextStrips
+from sfttop.tui.widgets.text_strips import ManyLines
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,11 @@ class RunList(ManyLines):
         self._more = ""
         self._styles_memo = StylesMemo("run-list", ("critical", "warning", "info", "ok", "muted", "cursor"))
         self._shown: tuple[object, list[Text]] = (None, [])  # (rows, selection, size), the lines
-        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
         self._shown = (None, [])
-        self._strips.clear()
 
     def set_rows(self, rows: tuple[RunRow, ...]) -> None:
         if rows != self.rows:

@@ -16,6 +16,7 @@ goes through Textual's own path: ``strip`` returns None.
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style as RichStyle
@@ -95,12 +96,23 @@ class TextStrips:
         return got
 
 
-class ManyLines(Widget):
+class StripsWidget(Widget):
+    """A widget that draws its lines through a ``TextStrips`` of its own, cleared when the
+    widget's style changes (the styles it resolved are the old ones)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._strips = TextStrips()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+
+class ManyLines(StripsWidget):
     """A widget whose content is a list of one-line Rich ``Text`` (``lines()``, made once per
     change by the subclass), each drawn through ``TextStrips`` when a line is repainted. Its
     ``render()``, Textual's own path, is those lines joined, for what ``TextStrips`` leaves."""
-
-    _strips: TextStrips
 
     def lines(self) -> list[Text]:
         raise NotImplementedError
@@ -133,11 +145,9 @@ class ManyLines(Widget):
         return super().render_line(y)
 
 
-class OneLine(Widget):
+class OneLine(StripsWidget):
     """A widget whose ``render()`` is one line of Rich ``Text`` (a card, the title), drawn
-    through ``TextStrips`` (set ``_strips``; ``clear()`` it when the widget's style changes)."""
-
-    _strips: TextStrips
+    through ``TextStrips``."""
 
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width

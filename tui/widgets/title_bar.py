@@ -16,7 +16,7 @@ from sfttop.core.i18n import _
 from sfttop.tui.cells import cell_len, fit
 from sfttop.tui.palette import run_hex
 from sfttop.tui.widgets.styles_memo import StylesMemo
-from sfttop.tui.widgets.text_strips import OneLine, TextStrips
+from sfttop.tui.widgets.text_strips import OneLine
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,11 @@ class TitleBar(OneLine):
         self.info: TitleInfo | None = None
         self._styles_memo = StylesMemo("title-bar", ("app", "muted", "state", "alert"))
         self._line: tuple[int, Text] | None = None  # (width, the line) for the info shown
-        self._strips = TextStrips()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles_memo.clear()
         self._line = None
-        self._strips.clear()
 
     def set_info(self, info: TitleInfo) -> None:
         if info != self.info:
