@@ -135,3 +135,15 @@ def screen_lines(app: Any) -> list[str]:
     console.print(app.screen._compositor.render_update(full=True))
     lines: list[str] = console.export_text().split("\n")[:height]
     return lines
+
+
+def assessment_text(view: Any, width: int, styles: dict[str, str]) -> Any:
+    """The whole assessment (``AssessmentView``) as one Rich text, its Chinese broken at ``width``:
+    what Textual's own wrap was given before the panel wrapped line by line (the tests hold the
+    panel's lines against Textual's wrap of this)."""
+    from rich.text import Text
+
+    from sfttop.tui.cells import wrap_text
+    from sfttop.tui.widgets.assessment import assessment_lines
+
+    return wrap_text(Text("\n", overflow="fold").join(assessment_lines(view, styles)), width)

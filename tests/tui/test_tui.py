@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import LIVE, REAL, screen_lines, wait_for
+from helpers import LIVE, REAL, assessment_text, screen_lines, wait_for
 from sfttop.core.config import Config
 from sfttop.tui.app import SfttopApp
 from sfttop.tui.keys import BINDING_IDS
@@ -737,7 +737,7 @@ async def test_checklist_and_assessment_lines_are_textuals_own(size: tuple[int, 
     assessment wrapped where Textual's own wrap breaks it."""
     from textual.visual import Visual, visualize
 
-    from sfttop.tui.widgets.assessment import AssessmentPanel, assessment_text
+    from sfttop.tui.widgets.assessment import AssessmentPanel
     from sfttop.tui.widgets.checklist import ChecklistPanel
 
     app = SfttopApp(THREE, Config(), replay=True)

@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 
 from helpers import REAL as _REAL
-from helpers import screen_lines
+from helpers import assessment_text, screen_lines
 from sfttop.core import i18n
 from sfttop.core import metrics as M
 from sfttop.core.config import Config
@@ -32,7 +32,7 @@ from sfttop.tui.cells import crop, fit, fit_text, ljust, rjust, wrap_text
 from sfttop.tui.chart_render import ChartLine, ChartOptions, build_chart
 from sfttop.tui.palette import CHECK_STATUS, CRITICAL, DONE, ERROR, INFO, LOADING, MISSING, OK, WAITING, WARNING
 from sfttop.tui.widgets.alert_banner import BannerItem, banner_text
-from sfttop.tui.widgets.assessment import AssessmentView, assessment_text
+from sfttop.tui.widgets.assessment import AssessmentView
 from sfttop.tui.widgets.checklist import ChecklistView, CheckRow, checklist_lines
 from sfttop.tui.widgets.key_bar import KeyHint, key_bar_text
 from sfttop.tui.widgets.metric_card import CardData, card_text

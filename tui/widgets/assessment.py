@@ -71,12 +71,6 @@ def assessment_lines(view: AssessmentView, styles: dict[str, str]) -> list[Text]
     return out
 
 
-def assessment_text(view: AssessmentView, width: int, styles: dict[str, str]) -> Text:
-    """The whole assessment as one text, its Chinese broken at ``width`` (what Textual's own
-    wrap is given: the panel wraps line by line to the same result)."""
-    return wrap_text(Text("\n", overflow="fold").join(assessment_lines(view, styles)), width)
-
-
 class AssessmentPanel(ManyLines):
     DEFAULT_CSS = """
     AssessmentPanel {
