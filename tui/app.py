@@ -19,16 +19,18 @@ never polled again, with a fixed clock: the same files give the same screen.
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from textual import work
+from textual import constants, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.driver import Driver
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
@@ -258,6 +260,16 @@ class SfttopApp(App[int]):
         screen = super().get_default_screen()
         compositor.install(screen)  # (a live frame renders the changed lines alone: see compositor)
         return screen
+
+    def get_driver_class(self) -> type[Driver]:
+        """On a Linux or macOS terminal, Textual's driver with an input thread that sleeps until
+        a key comes (``driver.py``); a driver named in ``TEXTUAL_DRIVER`` (``--serve``'s), or
+        Windows', as Textual chooses."""
+        if constants.DRIVER is not None or sys.platform == "win32":
+            return super().get_driver_class()
+        from .driver import QuietLinuxDriver  # (imports termios: not on Windows)
+
+        return QuietLinuxDriver
 
     def compose(self) -> ComposeResult:
         yield TitleBar(id="title")
@@ -518,9 +530,7 @@ class SfttopApp(App[int]):
     def _reads_unlocked(self, run: Run) -> bool:
         """The run's history is still being read from a local log, past its first poll (which
         may show the log's end first): a key press need not wait for the parser."""
-        return (
-            not run.loaded and not run.remote and isinstance(run.source, FileTail) and id(run) in self._polled
-        )
+        return not run.loaded and not run.remote and isinstance(run.source, FileTail) and id(run) in self._polled
 
     def _feed(self, run: Run) -> pipe.Feed | None:
         """The helper process reading this run's long history, started when the run's end has
@@ -577,7 +587,9 @@ class SfttopApp(App[int]):
                 assessment = panels.assessment_view(run, self.config.thresholds)
             except Exception as e:
                 self._note_error(N_("assessment"), e)
-                assessment = AssessmentView(_("assessment unavailable: {error}").format(error=type(e).__name__), "muted")
+                assessment = AssessmentView(
+                    _("assessment unavailable: {error}").format(error=type(e).__name__), "muted"
+                )
             views = RunViews(run.generation, checklist, assessment, now)
         self._views[run.name] = views
         return True
