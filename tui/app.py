@@ -97,10 +97,14 @@ BACKGROUND_POST_GAP = 1.0  # ... and of records of runs in the background (see _
 # loop), and its records one or two at a time instead of a batch.
 BACKGROUND_POLL_GAP = 2.0
 WAKE_COALESCE = 0.02  # after an inotify wake-up, let the writer finish its burst
-# At most this often a screen refresh while runs write: each is a frame (~5 ms of Textual's time
-# before any widget is drawn), and with a poll every BUSY_POLL_GAP a record is on screen within
-# ~0.6 s of its write. A change after a quiet spell goes up at once.
+# A screen refresh every this often, on average, while runs write: each is a frame (~4 ms with
+# the refresh, bench/README.md), and with a poll every BUSY_POLL_GAP a record is on screen within
+# ~0.6 s of its write. The budget is a bucket: up to REFRESH_BURST refreshes saved in a quieter
+# spell go at once, so a record that comes soon after another (a run logging every 0.3 s, or
+# at uneven times) is not held back for the rest of a gap (a fixed gap held such records up to
+# 0.4 s: the append -> screen p95 was 460 ms); at a steady pace the rate is the same.
 REFRESH_GAP = 0.4
+REFRESH_BURST = 2.0
 # Polls at most this often while runs write: the screen shows no more than REFRESH_GAP allows
 # anyway (inotify wakes the loop at every write of every run).
 BUSY_POLL_GAP = 0.2
@@ -234,6 +238,7 @@ class SfttopApp(App[int]):
         self.dismissed: set[tuple[str, str, object]] = set()
         self._shown: dict[str, object] = {}
         self._flush_at = 0.0
+        self._refresh_budget = (REFRESH_BURST, 0.0)  # (refreshes in hand, when counted)
         self._flush_pending = False
         self._later_pending = False
         self._chart_at = 0.0
@@ -396,8 +401,11 @@ class SfttopApp(App[int]):
         watched_key, watched_at = -1, 0.0
         held, held_new, held_live, posted_at, trimmed_at = False, 0, list[tuple[str, Finding]](), 0.0, 0.0
         held_mine = False  # the selected run changed since the last post
+        woke, woken_at = False, -1.0  # (whether a write woke this pass; when the last such began)
         while not stop.is_set():
             polled_at = time.monotonic()
+            if woke:
+                woken_at = polled_at
             try:
                 with self.lock:
                     new = mon.rescan()
@@ -515,8 +523,11 @@ class SfttopApp(App[int]):
             if dirs_key != watched_key or polled_at - watched_at >= DIRS_GAP:
                 waker.watch(log_dirs([*mon.args, *(r.path for r in mon.runs)]))
                 watched_key, watched_at = dirs_key, polled_at
-            if waker.wait(self.interval, stop):
-                stop.wait(max(WAKE_COALESCE, polled_at + BUSY_POLL_GAP - time.monotonic()))
+            # (BUSY_POLL_GAP paces passes that writes woke: a write after a quiet spell is read
+            # at once, not up to BUSY_POLL_GAP after the last timed poll)
+            woke = waker.wait(self.interval, stop)
+            if woke:
+                stop.wait(max(WAKE_COALESCE, woken_at + BUSY_POLL_GAP - time.monotonic()))
 
     def _due(self, run: Run, selected: bool, now: float) -> bool:
         """Whether this pass polls the run: always the selected one, one still loading or
@@ -614,23 +625,32 @@ class SfttopApp(App[int]):
             self._bells += 1
             self.bell()  # tmux flags the window
         now = time.monotonic()
-        gap = LOADING_REFRESH_GAP if message.loading else REFRESH_GAP
+        wait = LOADING_REFRESH_GAP - (now - self._flush_at) if message.loading else self._refresh_wait(now)
         if self._polled_loading and not message.loading:
             # The last history is in: on screen now, not when the refresh held back at the
             # loading pace comes due (up to LOADING_REFRESH_GAP later).
-            gap = 0.0
+            wait = 0.0
         self._polled_loading = message.loading
         if not self._shown_data:
             # The first values to arrive go on screen at once; the rate limit is for what follows.
             with self.lock:
                 self._shown_data = any(r.preview is not None or r.data.last_step is not None for r in self.monitor.runs)
             if self._shown_data:
-                gap = 0.0
-        if now - self._flush_at >= gap:
+                wait = 0.0
+        if wait <= 0:
             self._refresh_all()
         elif not self._flush_pending:
             self._flush_pending = True
-            self.set_timer(gap - (now - self._flush_at), self._deferred_refresh)
+            self.set_timer(wait, self._deferred_refresh)
+
+    def _budget(self, now: float) -> float:
+        """Refreshes in hand at ``now`` (REFRESH_GAP's bucket)."""
+        have, at = self._refresh_budget
+        return min(REFRESH_BURST, have + (now - at) / REFRESH_GAP)
+
+    def _refresh_wait(self, now: float) -> float:
+        """Seconds until records may go on screen (0: now)."""
+        return max(0.0, (1.0 - self._budget(now)) * REFRESH_GAP)
 
     def _note_error(self, where: str, e: BaseException) -> None:
         import traceback
@@ -676,7 +696,8 @@ class SfttopApp(App[int]):
     def _refresh_all(self, force: bool = False, draw_chart: bool = True) -> None:
         """Read what changed into the widgets. Cheap when nothing did (each widget compares).
         ``draw_chart=False``: leave the chart for the caller to draw in a next frame."""
-        self._flush_at = time.monotonic()
+        self._flush_at = now = time.monotonic()
+        self._refresh_budget = (max(0.0, self._budget(now) - 1.0), now)
         if self.query_one_optional("#runs") is None:  # (by id: cached; a query walks every widget)
             return
         chart = self.query_one("#chart", MetricChart)

@@ -513,6 +513,46 @@ async def test_the_end_of_loading_is_drawn_at_once_not_at_the_loading_pace(tmp_p
         assert len(calls) == 2
 
 
+async def test_a_record_soon_after_another_is_not_held_back_for_a_whole_gap(tmp_path: Path) -> None:
+    """Live records are drawn at most one per REFRESH_GAP on average, but two after a quieter
+    spell go at once: a run logging every 0.3 s had each second record held up to 0.4 s (the
+    append -> screen p95 was 460 ms, bench.py's latency figure)."""
+    import sfttop.tui.app as app_module
+    from sfttop.tui.app import Polled
+
+    write_log(tmp_path / "alpha" / "train.log", 40)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: bool(names(app)) and not app.monitor.loading)
+        calls: list[float] = [time.monotonic()]
+        real = app._refresh_all
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            calls.append(time.monotonic())
+            real(*args, **kwargs)
+
+        app._refresh_all = counted  # type: ignore[method-assign]
+        # a quiet spell: no refresh (the first frames' held chart and views) for long enough to
+        # save REFRESH_BURST of them
+        spell = app_module.REFRESH_GAP * app_module.REFRESH_BURST + 0.1
+        assert await wait_for(pilot, lambda: time.monotonic() - calls[-1] > spell, timeout=10)
+        n = len(calls)
+        app.on_polled(Polled(0, [], False))
+        await pilot.pause(0.1)
+        app.on_polled(Polled(0, [], False))  # 0.1 s later: drawn at once too
+        assert len(calls) == n + 2
+        app.on_polled(Polled(0, [], False))  # the saved refreshes spent: this one waits...
+        assert len(calls) == n + 2
+        assert await wait_for(pilot, lambda: len(calls) == n + 3)  # ...and is drawn when one is due
+        # at a steady pace, no more than a refresh a REFRESH_GAP (and the burst) over 2 s
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            app.on_polled(Polled(0, [], False))
+            await pilot.pause(0.05)
+        made = len([t for t in calls if t >= t0])
+        assert made <= 2.0 / app_module.REFRESH_GAP + app_module.REFRESH_BURST, made
+
+
 async def test_the_selected_run_writing_rebuilds_its_views_at_a_cadence(tmp_path: Path) -> None:
     import sfttop.tui.app as app_module
 
