@@ -224,7 +224,9 @@ def _bucket_sparkline(values: Sequence[float], width: int) -> tuple[str, list[in
         fin = [v for v in b if math.isfinite(v)]
         if len(fin) < len(b):
             bad.append(i)
-        means.append(sum(v / len(fin) for v in fin) if fin else None)  # no overflow near 1e308
+        # (each term divided first: no overflow near 1e308; the rounding of a sum of such terms
+        # can still pass the largest float, and a mean lies between its values)
+        means.append(min(max(fin), max(min(fin), sum(v / len(fin) for v in fin))) if fin else None)
     fin_means = [m for m in means if m is not None]
     if not fin_means:
         return "×" * len(means), list(range(len(means)))

@@ -7,7 +7,7 @@ import random
 from array import array
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import REAL
@@ -106,6 +106,7 @@ def test_sparkline_never_raises_on_nonfinite() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(NAN)), max_size=300), st.integers(0, 40))
+@example([1.7976931348623157e308] * 3, 1)
 def test_sparkline_and_split_are_total(values: list[float], width: int) -> None:
     s, _bad = sparkline(values, width)
     assert len(s) <= max(width, 0)
@@ -115,6 +116,7 @@ def test_sparkline_and_split_are_total(values: list[float], width: int) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=60), st.integers(1, 60))
+@example([1.7976931348623157e308] * 3, 1)  # (a bucket's mean, rounded past the largest float, crashed it)
 def test_a_cards_sparkline_is_the_bucket_means_one(values: list[float], width: int) -> None:
     """A card's sparkline (finite values, no more than it has characters) is drawn without
     buckets: the same characters as bucket means of one value each."""
