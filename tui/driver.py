@@ -14,6 +14,7 @@ import os
 import selectors
 import threading
 from codecs import getincrementaldecoder
+from collections.abc import Callable
 
 from textual import constants
 from textual._parser import ParseError
@@ -22,19 +23,16 @@ from textual.drivers.linux_driver import LinuxDriver
 
 
 class _WakingEvent(threading.Event):
-    """The driver's exit flag: setting it also writes to a pipe the input thread selects on
-    (Textual's thread saw the flag at its next 0.1 s time-out; ours would never)."""
+    """The driver's exit flag: setting it also wakes the input thread (Textual's thread saw the
+    flag at its next 0.1 s time-out; ours would never)."""
 
-    def __init__(self, wake_fd: int) -> None:
+    def __init__(self, wake: Callable[[], None]) -> None:
         super().__init__()
-        self._wake_fd = wake_fd
+        self._wake = wake
 
     def set(self) -> None:
         super().set()
-        try:
-            os.write(self._wake_fd, b"x")
-        except OSError:  # (closed: the driver is gone; a full pipe already wakes the thread)
-            pass
+        self._wake()
 
 
 class QuietLinuxDriver(LinuxDriver):
@@ -45,15 +43,22 @@ class QuietLinuxDriver(LinuxDriver):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self.exit_event = _WakingEvent(self._wake_w)
+        self.exit_event = _WakingEvent(self._wake)
+
+    def _wake(self) -> None:
+        if self._wake_w < 0:
+            return  # (closed: no thread to wake, and the number may belong to another file now)
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:  # (a full pipe: the thread has a wake-up waiting already)
+            pass
 
     def close(self) -> None:
         super().close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
+        fds, self._wake_r, self._wake_w = (self._wake_r, self._wake_w), -1, -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
 
     def run_input_thread(self) -> None:
         """Textual's ``run_input_thread`` with the wait changed: as long as input keeps coming,
@@ -104,5 +109,5 @@ class QuietLinuxDriver(LinuxDriver):
         try:
             while os.read(self._wake_r, 512):
                 pass
-        except OSError:  # (empty: BlockingIOError)
+        except OSError:  # (empty: BlockingIOError; closed under us: nothing left to drain)
             pass
