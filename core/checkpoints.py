@@ -16,6 +16,7 @@ import math
 import os
 from bisect import bisect_right
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import orjson
@@ -129,11 +130,22 @@ def best_checkpoint(
     }
 
 
+@dataclass(frozen=True)
+class CheckpointLister:
+    """Lists the checkpoint-N directories in ``base`` (cached by the directories' mtimes: cheap
+    to call again). A class, not a closure: the diagnoser that holds it goes to a helper process
+    and back by pickle (a lambda there failed every helper's hand-back of a multi-run
+    ``--report``, whose runs the parent then read again itself)."""
+
+    base: str
+
+    def __call__(self) -> dict[int, str]:
+        return checkpoint_dirs(self.base)
+
+
 def checkpoint_lister(log_path: str) -> Callable[[], dict[int, str]]:
-    """Lists the checkpoint-N directories of the run whose log is ``log_path`` (cached by the
-    directories' mtimes: cheap to call again)."""
-    base = checkpoint_base(log_path)
-    return lambda: checkpoint_dirs(base)
+    """The lister of the checkpoint-N directories of the run whose log is ``log_path``."""
+    return CheckpointLister(checkpoint_base(log_path))
 
 
 def _key(e: Ev) -> tuple[float, float, int]:

@@ -124,10 +124,9 @@ class Diagnoser:
         self._rest = self._rules[1:]  # (the first, NonFinite, may stop a record: see _train)
         self._run = RunState(ctx)
         self._eval = EvalRules(ctx, eval_cap)
-        log = self._eval.log
         for r in self._rules:
             if isinstance(r, Unstable):
-                r.evals = lambda: log.evals  # (eval swings are evidence of instability)
+                r.evals = self._eval.log.kept  # (eval swings are evidence of instability)
         self._point = Point()  # the record the train rules are looking at (one, reused)
         self._plateau = next(r for r in self._rules if isinstance(r, Plateau))
         self._lr = next(r for r in self._rules if isinstance(r, LearningRate))

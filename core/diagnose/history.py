@@ -275,6 +275,11 @@ class EvalLog:
     def total(self) -> int:
         return self.off + len(self.evals)
 
+    def kept(self) -> list[Eval]:
+        """The evals kept (a bound method, not a lambda, to hand to a rule: the diagnoser goes
+        to a helper process and back by pickle)."""
+        return self.evals
+
     def stale(self, step: int) -> bool:
         """An eval at ``step`` comes at or before one already taken (re-logged after a resume)."""
         evals = self.evals

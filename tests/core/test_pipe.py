@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -144,11 +145,22 @@ def test_runs_shared_out_to_processes_end_the_same(tmp_path: Path, monkeypatch: 
     assert pipe.share_out(Monitor(paths, Config()).runs, 1)
     monkeypatch.setattr(pipe, "jobs", lambda: 3)
     shared: list[int] = []
+    left: list[int] = []
     real = pipe.load_shared
-    monkeypatch.setattr(pipe, "load_shared", lambda runs, *a: shared.append(len(runs)) or real(runs, *a))
+
+    def counted(runs: list[Any], *a: Any) -> Any:
+        shared.append(len(runs))
+        rest = real(runs, *a)
+        left.append(len(rest))
+        return rest
+
+    monkeypatch.setattr(pipe, "load_shared", counted)
     monkeypatch.setattr(pipe, "load", lambda *a: pytest.fail("one log at a time with a helper"))
     helped, mb = _load(paths, helper=True)
     assert shared == [len(paths)]
+    # every helper's runs came back (one that cannot be sent is read again here: the same
+    # result, twice the work; a lambda in the diagnoser did that unseen)
+    assert left == [0]
     assert helped == alone
     assert _state(mb) == _state(ma)
     _no_child_left()
@@ -218,6 +230,11 @@ def test_the_handoff_names_every_piece_of_a_runs_state(tmp_path: Path) -> None:
     other = Run("r", str(log), Config())
     other.take_handoff(run.handoff())
     assert other.data is run.data and other.diagnoser is run.diagnoser and other.loaded == run.loaded
+    # ...and it crosses between processes (by pickle), the checkpoint lister of a local run too
+    assert run.diagnoser.checkpoints is not None
+    back = Run("r", str(log), Config())
+    back.take_handoff(pickle.loads(pickle.dumps(run.handoff(), pickle.HIGHEST_PROTOCOL)))
+    assert back.data.last_step == run.data.last_step and back.diagnoser.checkpoints == run.diagnoser.checkpoints
 
 
 def test_a_tail_position_is_all_of_a_tail_but_its_descriptor(tmp_path: Path) -> None:
