@@ -714,7 +714,13 @@ class SfttopApp(App[int]):
                 run_list.set_rows(rows)
                 self._rows_at = self._flush_at
             elif rows != run_list.rows:
-                self._later(ROWS_GAP - (self._flush_at - self._rows_at))
+                # The other runs' counters wait for ROWS_GAP; the selected run's row goes with
+                # its cards and title (one row: the list and the title must not disagree on it).
+                sel, shown = self.selected, run_list.rows
+                if sel < n and rows[sel] is not shown[sel]:
+                    run_list.set_rows((*shown[:sel], rows[sel], *shown[sel + 1 :]))
+                if rows != run_list.rows:
+                    self._later(ROWS_GAP - (self._flush_at - self._rows_at))
             self.query_one("#runs", RunList).selected = self.selected
             run = runs[self.selected] if runs else None
             self.query_one("#title", TitleBar).set_info(self._title_info(runs, run, rows))

@@ -465,6 +465,38 @@ async def test_a_background_run_writing_rebuilds_only_its_row(tmp_path: Path) ->
         assert app.view_builds == views  # ...nor its checklist and assessment
 
 
+async def test_the_selected_runs_row_keeps_up_with_the_title(tmp_path: Path) -> None:
+    """The other runs' counters in the list wait for ROWS_GAP; the selected run's row is drawn
+    with its cards and title (the demo showed "step 550/4000" above a list row of 510/4000)."""
+    import re
+
+    write_log(tmp_path / "alpha" / "train.log", 40)
+    write_log(tmp_path / "beta" / "train.log", 40)
+    app = SfttopApp([str(tmp_path / "*" / "train.log")], Config(), **LIVE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await wait_for(pilot, lambda: names(app) == ["alpha", "beta"] and not app.monitor.loading)
+        await pilot.pause(0.3)
+
+        def steps() -> tuple[str, str, str]:
+            lines = screen_lines(app)
+            title = re.search(r"step (\d+)", lines[0])
+            rows = {m[1]: m[2] for line in lines[1:6] if (m := re.search(r"(alpha|beta)\s+(?:step )?(\d+)", line))}
+            assert title is not None and set(rows) == {"alpha", "beta"}, lines[:6]
+            return title[1], rows["alpha"], rows["beta"]
+
+        first = steps()
+        seen = set()
+        for i in range(41, 61):  # both write, for a second (less than ROWS_GAP)
+            for run in ("alpha", "beta"):
+                with open(tmp_path / run / "train.log", "a") as f:
+                    f.write(repr({"loss": 0.5, "grad_norm": 1.0, "learning_rate": 2e-5, "epoch": i * 0.01}) + "\n")
+            await pilot.pause(0.05)
+            title, alpha, beta = steps()
+            assert title == alpha  # (drawn in the same frame)
+            seen.add(title)
+        assert len(seen) >= 2 and first[0] not in seen  # the title moved, and the row with it
+
+
 async def test_the_panels_show_the_history_as_soon_as_it_is_loaded(tmp_path: Path) -> None:
     """While a long history is read the checklist and assessment say "reading history… N%";
     once it is in they show the run at once, not a VIEWS_GAP later (the title and the list

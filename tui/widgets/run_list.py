@@ -98,6 +98,7 @@ class RunList(ManyLines):
         self._more = ""
         self._styles_memo = StylesMemo("run-list", ("critical", "warning", "info", "ok", "muted", "cursor"))
         self._shown: tuple[object, list[Text]] = (None, [])  # (rows, selection, size), the lines
+        self._top_shown = 0  # the first row those lines show
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -146,9 +147,17 @@ class RunList(ManyLines):
         top = max(0, min(top, len(self.rows) - height))
         self._top = top
         self._set_more(top, height)
+        # (a row that is the same object as in the lines shown, at the same place, keeps its line:
+        # between two redraws of the whole list only the selected run's row changes)
+        was_key, was_lines = self._shown
+        same = isinstance(was_key, tuple) and was_key[1:] == key[1:] and self._top_shown == top
+        was_rows = was_key[0] if same else ()
         lines = []
         for i in range(top, min(len(self.rows), top + height)):
             row = self.rows[i]
+            if i < len(was_rows) and was_rows[i] is row and i - top < len(was_lines):
+                lines.append(was_lines[i - top])
+                continue
             line = row_text(row, i, i == self.selected, width, styles, show_word)
             if i == self.selected:
                 line.stylize(cursor)
@@ -156,6 +165,7 @@ class RunList(ManyLines):
                 line.stylize(cursor)
             lines.append(line)
         self._shown = (key, lines)
+        self._top_shown = top
         return lines
 
     def _set_more(self, top: int, height: int) -> None:
