@@ -716,9 +716,9 @@ class SfttopApp(App[int]):
             elif rows != run_list.rows:
                 # The other runs' counters wait for ROWS_GAP; the selected run's row goes with
                 # its cards and title (one row: the list and the title must not disagree on it).
-                sel, shown = self.selected, run_list.rows
-                if sel < n and rows[sel] is not shown[sel]:
-                    run_list.set_rows((*shown[:sel], rows[sel], *shown[sel + 1 :]))
+                sel, listed = self.selected, run_list.rows
+                if sel < n and rows[sel] is not listed[sel]:
+                    run_list.set_rows((*listed[:sel], rows[sel], *listed[sel + 1 :]))
                 if rows != run_list.rows:
                     self._later(ROWS_GAP - (self._flush_at - self._rows_at))
             self.query_one("#runs", RunList).selected = self.selected

@@ -491,7 +491,7 @@ async def test_the_selected_runs_row_keeps_up_with_the_title(tmp_path: Path) -> 
                 with open(tmp_path / run / "train.log", "a") as f:
                     f.write(repr({"loss": 0.5, "grad_norm": 1.0, "learning_rate": 2e-5, "epoch": i * 0.01}) + "\n")
             await pilot.pause(0.05)
-            title, alpha, beta = steps()
+            title, alpha, _beta = steps()
             assert title == alpha  # (drawn in the same frame)
             seen.add(title)
         assert len(seen) >= 2 and first[0] not in seen  # the title moved, and the row with it

@@ -98,7 +98,8 @@ class RunList(ManyLines):
         self._more = ""
         self._styles_memo = StylesMemo("run-list", ("critical", "warning", "info", "ok", "muted", "cursor"))
         self._shown: tuple[object, list[Text]] = (None, [])  # (rows, selection, size), the lines
-        self._top_shown = 0  # the first row those lines show
+        self._rows_shown: tuple[RunRow, ...] = ()  # the rows those lines show...
+        self._top_shown = 0  # ...from this one
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -151,7 +152,7 @@ class RunList(ManyLines):
         # between two redraws of the whole list only the selected run's row changes)
         was_key, was_lines = self._shown
         same = isinstance(was_key, tuple) and was_key[1:] == key[1:] and self._top_shown == top
-        was_rows = was_key[0] if same else ()
+        was_rows = self._rows_shown if same else ()
         lines = []
         for i in range(top, min(len(self.rows), top + height)):
             row = self.rows[i]
@@ -165,7 +166,7 @@ class RunList(ManyLines):
                 line.stylize(cursor)
             lines.append(line)
         self._shown = (key, lines)
-        self._top_shown = top
+        self._rows_shown, self._top_shown = self.rows, top
         return lines
 
     def _set_more(self, top: int, height: int) -> None:
