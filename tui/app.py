@@ -541,7 +541,9 @@ class SfttopApp(App[int]):
     def _reads_unlocked(self, run: Run) -> bool:
         """The run's history is still being read from a local log, past its first poll (which
         may show the log's end first): a key press need not wait for the parser."""
-        return not run.loaded and not run.remote and isinstance(run.source, FileTail) and id(run) in self._polled
+        return (
+            not run.loaded and not run.remote and isinstance(run.source, FileTail) and id(run) in self._polled
+        )
 
     def _feed(self, run: Run) -> pipe.Feed | None:
         """The helper process reading this run's long history, started when the run's end has
@@ -598,9 +600,7 @@ class SfttopApp(App[int]):
                 assessment = panels.assessment_view(run, self.config.thresholds)
             except Exception as e:
                 self._note_error(N_("assessment"), e)
-                assessment = AssessmentView(
-                    _("assessment unavailable: {error}").format(error=type(e).__name__), "muted"
-                )
+                assessment = AssessmentView(_("assessment unavailable: {error}").format(error=type(e).__name__), "muted")
             views = RunViews(run.generation, checklist, assessment, now)
         self._views[run.name] = views
         return True
