@@ -74,9 +74,9 @@ class QuietLinuxDriver(LinuxDriver):
         delay = max(constants.ESCAPE_DELAY, 0.01) + 0.005
         quiet = 2  # time-outs since the last input (2: nothing can be pending)
 
-        def handle(ready: bool, final: bool = False) -> None:
+        def handle(ready: bool) -> None:
             if ready:
-                data = decode(os.read(fileno, 1024 * 4), final=final)
+                data = decode(os.read(fileno, 1024 * 4))
                 if data:
                     for event in parser.feed(data):
                         self.process_message(event)
@@ -90,13 +90,13 @@ class QuietLinuxDriver(LinuxDriver):
                 ready = selector.select(delay if quiet < 2 else None)
                 if any(key.fd == wake for key, _ in ready):
                     self._drain_wake()
-                tty = any(key.fd == fileno and mask & selectors.EVENT_READ for key, mask in ready)
+                tty = any(key.fd == fileno for key, _ in ready)
                 quiet = 0 if tty else quiet + (not ready)
                 handle(tty)
             if fileno in selector.get_map():
                 selector.unregister(fileno)
             self._drain_wake()
-            handle(False, final=True)
+            handle(False)  # (the parser's last time-out; Textual reads no more input here either)
         finally:
             selector.close()
             try:

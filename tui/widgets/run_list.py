@@ -97,9 +97,8 @@ class RunList(ManyLines):
         self._top = 0  # first row shown when the list is taller than the widget
         self._more = ""
         self._styles_memo = StylesMemo("run-list", ("critical", "warning", "info", "ok", "muted", "cursor"))
-        self._shown: tuple[object, list[Text]] = (None, [])  # (rows, selection, size), the lines
-        self._rows_shown: tuple[RunRow, ...] = ()  # the rows those lines show...
-        self._top_shown = 0  # ...from this one
+        # ((rows, selection, width, height), the lines shown from row _top)
+        self._shown: tuple[tuple[tuple[RunRow, ...], int, int, int] | None, list[Text]] = (None, [])
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -140,7 +139,7 @@ class RunList(ManyLines):
         cursor = styles["cursor"]
         show_word = width >= 26
         # More runs than lines: keep the selected one in view (no scrollbar, keys move it).
-        top = self._top
+        top = was_top = self._top
         if self.selected < top:
             top = self.selected
         elif self.selected >= top + height:
@@ -151,8 +150,7 @@ class RunList(ManyLines):
         # (a row that is the same object as in the lines shown, at the same place, keeps its line:
         # between two redraws of the whole list only the selected run's row changes)
         was_key, was_lines = self._shown
-        same = isinstance(was_key, tuple) and was_key[1:] == key[1:] and self._top_shown == top
-        was_rows = self._rows_shown if same else ()
+        was_rows = was_key[0] if was_key is not None and was_key[1:] == key[1:] and was_top == top else ()
         lines = []
         for i in range(top, min(len(self.rows), top + height)):
             row = self.rows[i]
@@ -166,7 +164,6 @@ class RunList(ManyLines):
                 line.stylize(cursor)
             lines.append(line)
         self._shown = (key, lines)
-        self._rows_shown, self._top_shown = self.rows, top
         return lines
 
     def _set_more(self, top: int, height: int) -> None:
